@@ -1,0 +1,17 @@
+# SPDX-License-Identifier: MIT
+# Compile-time probes -> atomio_config.h (private, never installed). Runtime decides the rest.
+include(CheckSymbolExists)
+include(CheckCSourceCompiles)
+set(CMAKE_REQUIRED_DEFINITIONS -D_GNU_SOURCE)
+check_symbol_exists(pwritev2 "sys/uio.h" HAVE_PWRITEV2)
+check_symbol_exists(statx "sys/stat.h" HAVE_STATX)
+check_symbol_exists(RWF_ATOMIC "linux/fs.h" HAVE_LINUX_RWF_ATOMIC)
+check_c_source_compiles("
+#include <nmmintrin.h>
+__attribute__((target(\"sse4.2\"))) unsigned f(unsigned c, unsigned long long v) { return (unsigned)_mm_crc32_u64(c, v); }
+int main(void) { return (int)f(0, 1); }" HAVE_SSE42_INTRIN)
+unset(CMAKE_REQUIRED_DEFINITIONS)
+set(HAVE_LIBURING ${ATOMIO_WITH_LIBURING_FOUND})
+set(HAVE_NUMA ${ATOMIO_WITH_NUMA_FOUND})
+set(HAVE_JEMALLOC ${ATOMIO_WITH_JEMALLOC_FOUND})
+configure_file(${CMAKE_CURRENT_LIST_DIR}/atomio_config.h.in ${PROJECT_BINARY_DIR}/atomio_config.h)

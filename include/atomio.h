@@ -1,0 +1,502 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * atomio.h -- untorn page writes for database storage engines.
+ *
+ * An engine hands libatomio whole pages. For every file libatomio picks the cheapest write
+ * path that leaves each page on disk either wholly old or wholly new after a crash: O_DIRECT
+ * RWF_ATOMIC, buffered RWF_ATOMIC (where the kernel proves it), or a doublewrite store with
+ * recovery. atomio_file_info_get() then tells the engine whether it may switch off its own
+ * torn-page protection (InnoDB doublewrite, PostgreSQL full_page_writes).
+ *
+ * Conventions: a result >= 0 is success, < 0 is either -errno from the kernel (passed through
+ * unchanged) or an ATOMIO_E_* code (-5000 and below). NULL options mean defaults. Structs that
+ * cross the API start with a uint32_t size set by the caller (ATOMIO_*_INIT or
+ * atomio_*_init()). The library never prints and never sets errno.
+ */
+#ifndef ATOMIO_H
+#define ATOMIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(ATOMIO_STATIC_NO_EXPORT)
+#define ATOMIO_API
+#elif defined(__GNUC__) || defined(__clang__)
+#define ATOMIO_API __attribute__((visibility("default")))
+#else
+#define ATOMIO_API
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define ATOMIO_NODISCARD __attribute__((warn_unused_result))
+#define ATOMIO_DEPRECATED(msg) __attribute__((deprecated(msg)))
+#else
+#define ATOMIO_NODISCARD
+#define ATOMIO_DEPRECATED(msg)
+#endif
+
+/* ------------------------------------------------------------------------------------------ */
+/* Version. This header is the only place the version is written; CMake reads it from here.   */
+
+#define ATOMIO_VERSION_MAJOR 0
+#define ATOMIO_VERSION_MINOR 1
+#define ATOMIO_VERSION_PATCH 0
+#define ATOMIO_VERSION_NUMBER                                                                    \
+    (ATOMIO_VERSION_MAJOR * 10000 + ATOMIO_VERSION_MINOR * 100 + ATOMIO_VERSION_PATCH)
+#define ATOMIO_VERSION_STRING "0.1.0"
+
+/** @return ATOMIO_VERSION_NUMBER of the library actually linked. Thread-safe. Since 0.1. */
+ATOMIO_API unsigned atomio_version_number(void);
+/** @return "major.minor.patch" of the library actually linked (static string). Since 0.1. */
+ATOMIO_API const char *atomio_version_string(void);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Errors. Released values never change; new codes are only added at the end.                 */
+
+enum atomio_error {
+    ATOMIO_OK = 0,
+    ATOMIO_E_INVAL = -5000,            /* invalid argument (NULL pointer, unknown flag or enum) */
+    ATOMIO_E_ABI = -5001,              /* options struct size unknown or non-zero unknown tail */
+    ATOMIO_E_PAGE_SIZE = -5002,        /* page size not a power of two in [512, 1 MiB], or not
+                                          the file's page size */
+    ATOMIO_E_UNALIGNED = -5003,        /* page buffer not aligned as the file's path requires */
+    ATOMIO_E_RANGE = -5004,            /* page number beyond what a 64-bit offset can address */
+    ATOMIO_E_PATH_UNSUPPORTED = -5005, /* forced path the file cannot do; see the reason */
+    ATOMIO_E_FOLIO_ORDER = -5006,      /* buffered atomic refused: page/folio orders disagree */
+    ATOMIO_E_SHORT_WRITE = -5007,      /* the kernel wrote part of a page; the file is failed */
+    ATOMIO_E_FAILED = -5008,           /* file failed earlier (short write, failed sync);
+                                          close it and run recovery */
+    ATOMIO_E_CLOSED = -5009,           /* handle already closed */
+    ATOMIO_E_READ_ONLY = -5010,        /* write to a file opened ATOMIO_FILE_RDONLY */
+    ATOMIO_E_NO_DOUBLEWRITE = -5011,   /* the path needs a doublewrite store and the ctx has none */
+    ATOMIO_E_STORE = -5012,            /* doublewrite store unusable (bad header, wrong size) */
+    ATOMIO_E_STORE_FULL = -5013,       /* batch larger than a doublewrite segment */
+    ATOMIO_E_UNRECOVERABLE = -5014,    /* recovery found pages neither copy can save */
+    ATOMIO_E_NEEDS_DOUBLEWRITE = -5015,/* bring-your-own-ring: rewrite via the doublewrite API */
+    ATOMIO_E_SEQUENCE = -5016,         /* staged call out of order */
+    ATOMIO_E_NO_COPY = -5017,          /* ATOMIO_FILE_NO_COPY and the buffer is not from
+                                          atomio_page_alloc() */
+    ATOMIO_E_GEOMETRY = -5018,         /* the kernel rejected our atomic geometry (EINVAL) even
+                                          after a re-probe: a library bug or a changed file */
+    ATOMIO_E_BUSY = -5019,             /* handles still open (ctx close with open files) */
+    ATOMIO_E__LAST = -5020             /* not a code: one past the last */
+};
+
+/**
+ * atomio_strerror() -- human-readable message for an atomio result.
+ * @param err a result (0, -errno or ATOMIO_E_*).
+ * @return a static string; never NULL ("unknown error" for unknown values). Thread-safe.
+ * Since 0.1.
+ */
+ATOMIO_API const char *atomio_strerror(int err);
+
+/**
+ * atomio_err_name() -- symbolic name of a result, for logs: "ATOMIO_E_FAILED", "EIO", "OK".
+ * @return a static string; never NULL ("UNKNOWN" for unknown values). Thread-safe. Since 0.1.
+ */
+ATOMIO_API const char *atomio_err_name(int err);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Handles and enumerations (enums are carried in uint32_t fields).                             */
+
+typedef struct atomio_ctx atomio_ctx;   /* engine-wide: doublewrite store, rings, counters */
+typedef struct atomio_file atomio_file; /* one data file with one page size */
+
+/** How a page is made untorn. */
+enum atomio_path {
+    ATOMIO_PATH_AUTO = 0,            /* let the library choose (DESIGN section 5) */
+    ATOMIO_PATH_DIRECT_ATOMIC = 1,   /* O_DIRECT + RWF_ATOMIC */
+    ATOMIO_PATH_BUFFERED_ATOMIC = 2, /* page cache + RWF_ATOMIC|RWF_DSYNC (probed) */
+    ATOMIO_PATH_DOUBLEWRITE = 3,     /* copy to the doublewrite store first, recover after */
+    ATOMIO_PATH_UNSAFE = 4,          /* plain writes, no protection: for measurement only */
+    ATOMIO_PATH__COUNT = 5
+};
+
+/** What kind of I/O the engine does on the file. */
+enum atomio_io_style {
+    ATOMIO_IO_ANY = 0,      /* either; the library may use O_DIRECT */
+    ATOMIO_IO_BUFFERED = 1, /* page cache (PostgreSQL-like); never silently O_DIRECT */
+    ATOMIO_IO_DIRECT = 2    /* O_DIRECT (InnoDB-like) */
+};
+
+/** What AUTO does when the only atomic option is slow software (XFS copy-on-write). */
+enum atomio_policy {
+    ATOMIO_POLICY_DEFAULT = 0,       /* in file opts: inherit the ctx's; in ctx opts: PREFER_FAST */
+    ATOMIO_POLICY_PREFER_FAST = 1,   /* software-only atomic -> DOUBLEWRITE */
+    ATOMIO_POLICY_PREFER_ATOMIC = 2, /* software-only atomic -> DIRECT_ATOMIC */
+    ATOMIO_POLICY_CALIBRATE = 3      /* time both at open on a scratch file, keep the faster */
+};
+
+/** Which submitter issues the writes. */
+enum atomio_submitter {
+    ATOMIO_SUBMIT_AUTO = 0,  /* io_uring when it can be set up, else pwritev2 */
+    ATOMIO_SUBMIT_URING = 1, /* io_uring; setup failure falls back to pwritev2, visibly */
+    ATOMIO_SUBMIT_SYNC = 2   /* pwritev2, one write at a time */
+};
+
+/** State of a file handle. */
+enum atomio_file_state {
+    ATOMIO_STATE_OK = 0,
+    ATOMIO_STATE_FAILED = 1, /* short write or failed sync: writes and syncs refused */
+    ATOMIO_STATE_CLOSED = 2
+};
+
+/* ------------------------------------------------------------------------------------------ */
+/* Context.                                                                                     */
+
+/**
+ * Engine callback for recovery: is this page (as read from the data file) intact?
+ * @return 1 intact (leave it), 0 damaged (restore it if a copy exists), < 0 error (treated as 0).
+ * Called from the thread running recovery.
+ */
+typedef int (*atomio_verify_fn)(void *arg, uint64_t file_id, uint64_t page_no, const void *page,
+                                uint32_t page_size);
+
+/* atomio_ctx_opts.flags */
+#define ATOMIO_CTX_NO_DOUBLEWRITE 0x1u /* no store: DOUBLEWRITE impossible, AUTO never picks it */
+#define ATOMIO_CTX_NO_RECOVER 0x2u     /* do not run recovery at open (the engine calls it) */
+#define ATOMIO_CTX_LOCK_PAGES 0x4u     /* mlock() buffers from atomio_page_alloc() */
+
+/** Options of atomio_ctx_open(). Set size with ATOMIO_CTX_OPTS_INIT or atomio_ctx_opts_init(). */
+typedef struct atomio_ctx_opts {
+    uint32_t size;              /* sizeof(atomio_ctx_opts) as the caller knows it */
+    uint32_t flags;             /* ATOMIO_CTX_* */
+    const char *dblwr_dir;      /* doublewrite store directory (created if missing); required
+                                   unless ATOMIO_CTX_NO_DOUBLEWRITE */
+    uint32_t policy;            /* enum atomio_policy; DEFAULT = PREFER_FAST */
+    uint32_t submitter;         /* enum atomio_submitter */
+    uint32_t queue_depth;       /* in-flight writes per ring; 0 = 32 */
+    uint32_t dblwr_segments;    /* independent store segments; 0 = max(4, 2 x CPUs) */
+    uint32_t dblwr_batch_pages; /* page slots per segment; 0 = 64 */
+    uint32_t dblwr_max_page_size; /* largest page size the store holds; 0 = 16384 */
+    int32_t numa_node;          /* page buffers: -1 = node of the calling thread */
+    uint32_t reserved0;         /* must be 0 */
+    atomio_verify_fn verify;    /* optional recovery callback */
+    void *verify_arg;           /* passed to verify */
+    uint64_t reserved[4];       /* must be 0 */
+} atomio_ctx_opts;
+
+#define ATOMIO_CTX_OPTS_INIT {sizeof(atomio_ctx_opts), 0, NULL, 0, 0, 0, 0, 0, 0, -1, 0, NULL, NULL, {0}}
+
+/** Fill *o with defaults and o->size. NULL is a no-op. Thread-safe. Since 0.1. */
+ATOMIO_API void atomio_ctx_opts_init(atomio_ctx_opts *o);
+
+/**
+ * atomio_ctx_open() -- create an engine-wide context.
+ * Creates (or opens) and preallocates the doublewrite store in opts->dblwr_dir, then runs
+ * recovery (unless ATOMIO_CTX_NO_RECOVER) so every page is old or new before the engine reads.
+ * @param opts NULL for defaults (then there is no store: as ATOMIO_CTX_NO_DOUBLEWRITE).
+ * @param out receives the context.
+ * @return 0; ATOMIO_E_INVAL, ATOMIO_E_ABI, ATOMIO_E_STORE, ATOMIO_E_UNRECOVERABLE, -ENOENT,
+ *         -EACCES, -ENOSPC, -ENOMEM, other -errno. Thread-safe. Since 0.1.
+ */
+ATOMIO_API ATOMIO_NODISCARD int atomio_ctx_open(const atomio_ctx_opts *opts, atomio_ctx **out);
+
+/**
+ * atomio_ctx_close() -- release a context. Files still open are closed first (their pending
+ * doublewrite batches finish). NULL is a no-op. Not to be called concurrently with other
+ * calls on the ctx or its files.
+ * @return 0, or the first error from closing files. Since 0.1.
+ */
+ATOMIO_API int atomio_ctx_close(atomio_ctx *ctx);
+
+/** Recovery counters. Set size with ATOMIO_RECOVERY_REPORT_INIT. */
+typedef struct atomio_recovery_report {
+    uint32_t size;
+    uint32_t reserved0;
+    uint64_t segments_scanned;    /* store segments read */
+    uint64_t batches_scanned;     /* batch headers found (valid or not) */
+    uint64_t batches_valid;       /* header and every slot CRC held */
+    uint64_t batches_torn;        /* ignored: their in-place writes never started */
+    uint64_t pages_checked;       /* (file, page) pairs compared against their newest copy */
+    uint64_t pages_restored;      /* in-place page differed and was rewritten from the copy */
+    uint64_t pages_verified_intact; /* the engine's verify() said intact; left alone */
+    uint64_t pages_unrecoverable; /* verify() rejected both the page and the copy */
+    uint64_t files_missing;       /* manifest names a path that no longer exists */
+    uint64_t unknown_file_ids;    /* slots naming a file id absent from the manifest */
+} atomio_recovery_report;
+
+#define ATOMIO_RECOVERY_REPORT_INIT {sizeof(atomio_recovery_report), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+
+/**
+ * atomio_ctx_recover() -- restore every torn page the doublewrite store can restore.
+ * Idempotent. Must not run while writes are in flight on the ctx.
+ * @param report NULL, or filled with the counts.
+ * @return 0; ATOMIO_E_UNRECOVERABLE when pages_unrecoverable > 0; ATOMIO_E_NO_DOUBLEWRITE;
+ *         ATOMIO_E_STORE; -errno. Since 0.1.
+ */
+ATOMIO_API ATOMIO_NODISCARD int atomio_ctx_recover(atomio_ctx *ctx,
+                                                   atomio_recovery_report *report);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Capabilities.                                                                                */
+
+#define ATOMIO_REASON_LEN 192
+
+/* atomio_caps.direct_atomic */
+#define ATOMIO_ATOMIC_NONE 0u     /* no O_DIRECT RWF_ATOMIC for this file and page size */
+#define ATOMIO_ATOMIC_HARDWARE 1u /* device-backed (fast) */
+#define ATOMIO_ATOMIC_SOFTWARE 2u /* filesystem copy-on-write (XFS), slow */
+
+/* atomio_caps.valid bits */
+#define ATOMIO_CAPS_STATX 0x1u    /* statx figures filled */
+#define ATOMIO_CAPS_SYSFS 0x2u    /* hw_unit_max from sysfs filled */
+#define ATOMIO_CAPS_BUFFERED 0x4u /* buffered probe write done */
+#define ATOMIO_CAPS_VERDICTS 0x8u /* verdicts and reasons filled */
+
+/**
+ * Everything the probe learned about one file at one page size: raw figures, the verdict per
+ * path with a one-line reason, and the path AUTO would pick (for the given io style / policy).
+ * The caller sets size (ATOMIO_CAPS_INIT); the library fills what fits and sets valid.
+ */
+typedef struct atomio_caps {
+    uint32_t size;
+    uint32_t valid;            /* ATOMIO_CAPS_* */
+    uint32_t page_size;        /* asked for */
+    uint32_t sys_page_size;    /* sysconf(_SC_PAGESIZE) */
+    uint32_t fs_block_size;    /* stx_blksize */
+    uint32_t statx_mask;       /* stx_mask as returned */
+    uint64_t statx_attributes; /* stx_attributes */
+    uint32_t dio_mem_align;    /* stx_dio_mem_align */
+    uint32_t dio_offset_align; /* stx_dio_offset_align */
+    uint32_t dio_read_offset_align; /* stx_dio_read_offset_align */
+    uint32_t unit_min;         /* stx_atomic_write_unit_min */
+    uint32_t unit_max;         /* stx_atomic_write_unit_max */
+    uint32_t segments_max;     /* stx_atomic_write_segments_max */
+    uint32_t unit_max_opt;     /* stx_atomic_write_unit_max_opt (6.16+) */
+    uint32_t dev_major;        /* st_dev of the file */
+    uint32_t dev_minor;
+    uint32_t hw_unit_max;      /* sysfs queue/atomic_write_unit_max_bytes of the backing disk */
+    int32_t hw_sysfs_err;      /* 0, or -errno reading sysfs (no block device: -ENODEV) */
+    uint32_t direct_atomic;    /* ATOMIO_ATOMIC_* for this page size */
+    uint32_t buffered_atomic;  /* 1 if the buffered probe write succeeded */
+    int32_t buffered_probe_err; /* result of the probe write: 0 or -errno (e.g. -EOPNOTSUPP) */
+    uint32_t page_order;       /* log2(page_size / sys_page_size), or UINT32_MAX if not whole */
+    uint32_t fs_min_order;     /* log2(max(fs_block, sys_page) / sys_page) */
+    uint64_t fs_type;          /* statfs f_type (XFS 0x58465342, ext4 0xef53, tmpfs 0x1021994) */
+    uint32_t auto_path;        /* enum atomio_path AUTO picks with the probe's io style/policy */
+    uint32_t reserved0;
+    char reason_direct[ATOMIO_REASON_LEN];     /* why DIRECT_ATOMIC is (not) possible */
+    char reason_buffered[ATOMIO_REASON_LEN];   /* why BUFFERED_ATOMIC is (not) possible */
+    char reason_doublewrite[ATOMIO_REASON_LEN];/* DOUBLEWRITE verdict */
+    char reason_auto[ATOMIO_REASON_LEN];       /* why AUTO picks auto_path */
+} atomio_caps;
+
+#define ATOMIO_CAPS_INIT {sizeof(atomio_caps)}
+
+/**
+ * atomio_probe() -- probe a file's atomic-write capabilities at a page size, without a ctx.
+ * Never writes the file itself (the buffered probe writes an O_TMPFILE in its directory, which
+ * vanishes on close). AUTO's choice is computed for io style ANY and policy PREFER_FAST, with a
+ * doublewrite store assumed available. Results are cached per (device, page size).
+ * @param path an existing regular file (or a directory: then it probes the directory's fs).
+ * @param page_size power of two in [512, 1 MiB].
+ * @param caps caller sets caps->size.
+ * @return 0; ATOMIO_E_INVAL, ATOMIO_E_ABI, ATOMIO_E_PAGE_SIZE, -ENOENT, -EACCES, -errno.
+ * Thread-safe. Since 0.1.
+ */
+ATOMIO_API ATOMIO_NODISCARD int atomio_probe(const char *path, uint32_t page_size,
+                                             atomio_caps *caps);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Files.                                                                                       */
+
+/* atomio_file_opts.flags */
+#define ATOMIO_FILE_CREATE 0x1u  /* create if missing (mode from opts->mode) */
+#define ATOMIO_FILE_RDONLY 0x2u  /* reads only; writes return ATOMIO_E_READ_ONLY */
+#define ATOMIO_FILE_NO_COPY 0x4u /* never bounce-copy: buffers must come from atomio_page_alloc */
+#define ATOMIO_FILE_DSYNC 0x8u   /* every write is durable when it returns */
+
+/** Options of atomio_file_open(). */
+typedef struct atomio_file_opts {
+    uint32_t size;
+    uint32_t flags;     /* ATOMIO_FILE_* */
+    uint32_t page_size; /* required: power of two in [512, 1 MiB] */
+    uint32_t io_style;  /* enum atomio_io_style */
+    uint32_t path;      /* enum atomio_path: AUTO, or a forced path */
+    uint32_t policy;    /* enum atomio_policy; DEFAULT = the ctx's */
+    uint64_t file_id;   /* engine's stable id (tablespace id) for the store; 0 = derive */
+    uint32_t mode;      /* creation mode; 0 = 0600 */
+    uint32_t reserved0; /* must be 0 */
+    uint64_t reserved[4];
+} atomio_file_opts;
+
+#define ATOMIO_FILE_OPTS_INIT {sizeof(atomio_file_opts), 0, 0, 0, 0, 0, 0, 0, 0, {0}}
+
+/** Fill *o with defaults and o->size. NULL is a no-op. Since 0.1. */
+ATOMIO_API void atomio_file_opts_init(atomio_file_opts *o);
+
+/**
+ * atomio_file_open() -- open a data file and choose its write path.
+ * The environment variable ATOMIO_PATH (direct|buffered|doublewrite|unsafe|auto) overrides
+ * opts->path, for tests and operations.
+ * @return 0; ATOMIO_E_INVAL, ATOMIO_E_ABI, ATOMIO_E_PAGE_SIZE, ATOMIO_E_PATH_UNSUPPORTED (forced
+ *         path impossible; atomio_file_info_get() is not available then, the reason is in
+ *         atomio_probe()), ATOMIO_E_FOLIO_ORDER, ATOMIO_E_NO_DOUBLEWRITE, -errno from open().
+ * Thread-safe. Since 0.1.
+ */
+ATOMIO_API ATOMIO_NODISCARD int atomio_file_open(atomio_ctx *ctx, const char *path,
+                                                 const atomio_file_opts *opts, atomio_file **out);
+
+/**
+ * atomio_file_close() -- fdatasync-free close. Unsynced writes are the engine's business (call
+ * atomio_sync() first). NULL is a no-op. The handle is dead afterwards; using it returns
+ * ATOMIO_E_CLOSED on a best-effort basis until the ctx is closed.
+ * @return 0 or -errno from close(). Since 0.1.
+ */
+ATOMIO_API int atomio_file_close(atomio_file *f);
+
+/** Per-file facts (atomio_file_info_get()): the chosen path and why, the state, the figures behind the choice. */
+typedef struct atomio_file_info {
+    uint32_t size;
+    uint32_t path;            /* enum atomio_path currently in force */
+    uint32_t torn_write_safe; /* 1 unless path is UNSAFE */
+    uint32_t state;           /* enum atomio_file_state */
+    uint32_t page_size;
+    uint32_t io_style;        /* as asked */
+    uint32_t policy;          /* as in force */
+    uint32_t submitter;       /* enum atomio_submitter actually used (URING or SYNC) */
+    uint32_t uring_fallback;  /* 1 if io_uring was wanted but could not be set up */
+    uint32_t downgrades;      /* runtime downgrades to DOUBLEWRITE so far */
+    uint32_t o_direct;        /* 1 if the data fd is O_DIRECT */
+    uint32_t direct_atomic;   /* ATOMIO_ATOMIC_* from the probe */
+    uint64_t file_id;         /* id in the doublewrite store */
+    uint64_t calib_atomic_ns; /* CALIBRATE: mean ns per page, DIRECT_ATOMIC (0 = not run) */
+    uint64_t calib_dblwr_ns;  /* CALIBRATE: mean ns per page, DOUBLEWRITE */
+    char reason[ATOMIO_REASON_LEN];        /* why the current path */
+    char reject_direct[ATOMIO_REASON_LEN]; /* why DIRECT_ATOMIC was not chosen ("" if chosen) */
+    char reject_buffered[ATOMIO_REASON_LEN];
+    char reject_doublewrite[ATOMIO_REASON_LEN];
+} atomio_file_info;
+
+#define ATOMIO_FILE_INFO_INIT {sizeof(atomio_file_info)}
+
+/** atomio_file_info_get() -- fill *info. @return 0, ATOMIO_E_INVAL, ATOMIO_E_ABI, ATOMIO_E_CLOSED.
+ * Thread-safe. Since 0.1. */
+ATOMIO_API ATOMIO_NODISCARD int atomio_file_info_get(const atomio_file *f,
+                                                     atomio_file_info *info);
+
+/** atomio_file_caps() -- the probe figures behind the file's choice. Same errors as
+ * atomio_file_info_get(). Thread-safe. Since 0.1. */
+ATOMIO_API ATOMIO_NODISCARD int atomio_file_caps(const atomio_file *f, atomio_caps *caps);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Page buffers.                                                                                */
+
+/**
+ * atomio_page_alloc() -- npages x page_size bytes, aligned to page_size (and at least 4096),
+ * placed on the calling thread's NUMA node (or the ctx's numa_node),
+ * pre-faulted (and mlocked with ATOMIO_CTX_LOCK_PAGES). Any such buffer may be passed to the
+ * write functions without a bounce copy.
+ * @return the buffer, or NULL (out of memory, or page_size invalid). Thread-safe. Since 0.1.
+ */
+ATOMIO_API void *atomio_page_alloc(atomio_ctx *ctx, uint32_t page_size, size_t npages);
+
+/** atomio_page_free() -- release a buffer from atomio_page_alloc() with the same page_size and
+ * npages. NULL is a no-op. Thread-safe. Since 0.1. */
+ATOMIO_API void atomio_page_free(atomio_ctx *ctx, void *buf, uint32_t page_size, size_t npages);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Writes, reads, durability.                                                                   */
+
+/* write flags */
+#define ATOMIO_WRITE_DSYNC 0x1u /* durable when the call returns */
+
+/**
+ * atomio_write() -- write one whole page untorn.
+ * @param page page_size bytes. DIRECT_ATOMIC and UNSAFE-direct files need it aligned to the
+ *        file's DIO memory alignment, else ATOMIO_E_UNALIGNED (atomio_page_alloc() buffers
+ *        always are); other paths copy as needed.
+ * @param flags ATOMIO_WRITE_*.
+ * @return 0; ATOMIO_E_INVAL, ATOMIO_E_RANGE, ATOMIO_E_UNALIGNED, ATOMIO_E_READ_ONLY,
+ *         ATOMIO_E_CLOSED, ATOMIO_E_FAILED, ATOMIO_E_SHORT_WRITE (file now failed),
+ *         ATOMIO_E_GEOMETRY, -errno (EIO, EFBIG, EFAULT...). On error nothing is acknowledged;
+ *         on success the page is untorn, and durable after atomio_sync() (or with DSYNC).
+ * Thread-safe; concurrent writes to the same page are the engine's to serialize. Since 0.1.
+ */
+ATOMIO_API ATOMIO_NODISCARD int atomio_write(atomio_file *f, uint64_t page_no, const void *page,
+                                             uint32_t flags);
+
+/** One entry of a batch. result is set by atomio_write_batch(). */
+typedef struct atomio_page_write {
+    atomio_file *file;
+    uint64_t page_no;
+    const void *page;
+    int32_t result; /* out: 0 or an error for this entry */
+    uint32_t reserved0;
+} atomio_page_write;
+
+/**
+ * atomio_write_batch() -- write many pages of many files, in flight together.
+ * Entries are validated first: an invalid entry gets its error and is not written; the others
+ * proceed. Doublewrite entries of all files share store batches.
+ * @return the number of entries written (n when all succeeded), or ATOMIO_E_INVAL for a NULL
+ *         array. Each entry's result holds its own code. Thread-safe. Since 0.1.
+ */
+ATOMIO_API ATOMIO_NODISCARD int atomio_write_batch(atomio_ctx *ctx, atomio_page_write *w,
+                                                   size_t n, uint32_t flags);
+
+/**
+ * atomio_read() -- read one page.
+ * @return 0; ATOMIO_E_INVAL, ATOMIO_E_RANGE, ATOMIO_E_UNALIGNED, ATOMIO_E_CLOSED, -errno; a page
+ *         beyond end of file reads as zeros. Thread-safe. Since 0.1.
+ */
+ATOMIO_API ATOMIO_NODISCARD int atomio_read(atomio_file *f, uint64_t page_no, void *page);
+
+/**
+ * atomio_sync() -- make every acknowledged write of the file durable (fdatasync).
+ * A failed fdatasync fails the file for good (sticky, like PostgreSQL's PANIC).
+ * @return 0; ATOMIO_E_FAILED, ATOMIO_E_CLOSED, -EIO and other -errno (file now failed).
+ * Thread-safe. Since 0.1.
+ */
+ATOMIO_API ATOMIO_NODISCARD int atomio_sync(atomio_file *f);
+
+/** atomio_ctx_sync() -- atomio_sync() every open file of the ctx. @return 0 or the first error.
+ * Since 0.1. */
+ATOMIO_API ATOMIO_NODISCARD int atomio_ctx_sync(atomio_ctx *ctx);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Observability.                                                                               */
+
+#define ATOMIO_LAT_BUCKETS 32 /* bucket i: write latencies in [2^i, 2^(i+1)) microseconds;
+                                 bucket 0 also holds < 1 us */
+
+/** Counters, per file or per ctx (the ctx sums its files, including closed ones). */
+typedef struct atomio_stats {
+    uint32_t size;
+    uint32_t reserved0;
+    uint64_t pages[ATOMIO_PATH__COUNT]; /* pages written, indexed by enum atomio_path */
+    uint64_t bytes_data;       /* bytes written in place to data files */
+    uint64_t bytes_dblwr;      /* bytes written to the doublewrite store */
+    uint64_t syncs;            /* fdatasync calls (data files and store) */
+    uint64_t batches;          /* doublewrite batches completed */
+    uint64_t downgrades;       /* atomic -> doublewrite runtime downgrades */
+    uint64_t short_writes;     /* short writes seen (each failed a file) */
+    uint64_t failed_syncs;     /* fdatasync failures (each failed a file) */
+    uint64_t recovered_pages;  /* pages restored by recovery */
+    uint64_t uring_fallbacks;  /* io_uring setups that failed and fell back to pwritev2 */
+    uint64_t lat_hist[ATOMIO_LAT_BUCKETS]; /* per-page write latency */
+} atomio_stats;
+
+#define ATOMIO_STATS_INIT {sizeof(atomio_stats)}
+
+/** atomio_ctx_stats() / atomio_file_stats() -- snapshot the counters (relaxed reads).
+ * @return 0, ATOMIO_E_INVAL, ATOMIO_E_ABI. Thread-safe. Since 0.1. */
+ATOMIO_API ATOMIO_NODISCARD int atomio_ctx_stats(const atomio_ctx *ctx, atomio_stats *st);
+ATOMIO_API ATOMIO_NODISCARD int atomio_file_stats(const atomio_file *f, atomio_stats *st);
+
+/** Static names for enum values ("DIRECT_ATOMIC", "BUFFERED", "URING"...); "?" if unknown. */
+ATOMIO_API const char *atomio_path_name(uint32_t path);
+ATOMIO_API const char *atomio_io_style_name(uint32_t io_style);
+ATOMIO_API const char *atomio_policy_name(uint32_t policy);
+ATOMIO_API const char *atomio_submitter_name(uint32_t submitter);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ATOMIO_H */

@@ -1,0 +1,280 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * atomio_internal.h -- private structs and the three seams of the library:
+ *   - atomio__sys: every syscall the library makes (swappable in test builds: fault injection,
+ *     the crash simulator and the simulated buffered-atomic kernel sit here);
+ *   - struct atomio_path_ops: how a page is made untorn ("decide the write");
+ *   - struct atomio_submit_ops: how prepared writes reach the kernel ("issue the write").
+ * Paths never make syscalls for data writes themselves; they prepare atomio_io records.
+ */
+#ifndef ATOMIO_INTERNAL_H
+#define ATOMIO_INTERNAL_H
+
+#include "atomio.h"
+#include "atomio_config.h"
+#include "compat.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#ifdef NDEBUG
+#define ATOMIO_ASSERT(x) ((void)0)
+#else
+#include <assert.h>
+#define ATOMIO_ASSERT(x) assert(x)
+#endif
+
+#define ATOMIO_MIN_PAGE 512u
+#define ATOMIO_MAX_PAGE (1u << 20)
+
+struct statfs;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Syscall seam (sys.c). Every entry returns >= 0 or -errno; none touches errno for callers. */
+
+struct atomio_sys {
+    int (*open)(const char *path, int flags, unsigned mode);
+    int (*close)(int fd);
+    ssize_t (*pwritev2)(int fd, const struct iovec *iov, int iovcnt, uint64_t off, int flags);
+    ssize_t (*pread)(int fd, void *buf, size_t len, uint64_t off);
+    int (*fdatasync)(int fd);
+    int (*statx)(int dirfd, const char *path, int flags, unsigned mask, struct atomio_statx *stx);
+    int (*fstatfs)(int fd, struct statfs *st);
+    int (*fallocate)(int fd, int mode, uint64_t off, uint64_t len);
+    int (*ftruncate)(int fd, uint64_t len);
+    /* read a small sysfs file into buf (NUL-terminated); returns length or -errno */
+    ssize_t (*read_text)(const char *path, char *buf, size_t len);
+};
+
+/* The live table. Test builds (ATOMIO_TESTING) replace entries; production never does. */
+extern struct atomio_sys atomio__sys;
+/* The real implementations, so a test can wrap them. */
+extern const struct atomio_sys atomio__sys_real;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Counters (one set per file, one per ctx; the ctx set includes closed files).              */
+
+struct atomio_counters {
+    _Atomic uint64_t pages[ATOMIO_PATH__COUNT];
+    _Atomic uint64_t bytes_data;
+    _Atomic uint64_t bytes_dblwr;
+    _Atomic uint64_t syncs;
+    _Atomic uint64_t batches;
+    _Atomic uint64_t downgrades;
+    _Atomic uint64_t short_writes;
+    _Atomic uint64_t failed_syncs;
+    _Atomic uint64_t recovered_pages;
+    _Atomic uint64_t uring_fallbacks;
+    _Atomic uint64_t lat_hist[ATOMIO_LAT_BUCKETS];
+};
+
+#define ATOMIO_COUNT(c, field, n) atomic_fetch_add_explicit(&(c)->field, (n), memory_order_relaxed)
+void atomio__count_lat(struct atomio_counters *c, uint64_t ns);
+void atomio__counters_read(const struct atomio_counters *c, atomio_stats *st);
+uint64_t atomio__now_ns(void);
+
+/* ---------------------------------------------------------------------------------------- */
+/* One prepared write (or read) handed to a submitter.                                       */
+
+struct atomio_io {
+    int fd;
+    int rwflags;          /* RWF_* for pwritev2 / sqe->rw_flags */
+    const void *buf;      /* aligned as the fd requires */
+    uint32_t len;
+    uint64_t off;
+    ssize_t res;          /* out: bytes written or -errno */
+    struct atomio_file *file;
+    uint32_t index;       /* caller's bookkeeping (batch entry index) */
+};
+
+struct atomio_submit_ops {
+    uint32_t id; /* enum atomio_submitter */
+    const char *name;
+    /* Issue every io, wait for all, set each res. Returns 0, or < 0 if the submitter itself
+     * failed before issuing anything (then no res is meaningful). -EAGAIN completions are
+     * resubmitted whole by the submitter; short completions are reported as they are. */
+    int (*submit)(atomio_ctx *ctx, struct atomio_io *ios, size_t n);
+};
+
+extern const struct atomio_submit_ops atomio__submit_sync;
+#ifdef HAVE_LIBURING
+extern const struct atomio_submit_ops atomio__submit_uring;
+/* Per-ctx ring management (submit_uring.c). init returns 0 or -errno (then fall back). */
+int atomio__uring_ctx_init(atomio_ctx *ctx);
+void atomio__uring_ctx_fini(atomio_ctx *ctx);
+#endif
+
+/* ---------------------------------------------------------------------------------------- */
+/* Paths.                                                                                    */
+
+struct atomio_path_ops {
+    uint32_t id; /* enum atomio_path */
+    const char *name;
+    /* open(2) flags this path needs on the data fd besides O_RDWR/O_RDONLY (e.g. O_DIRECT) */
+    int (*open_flags)(const struct atomio_file *f);
+    /* Decide one page write: checks plus fd/offset/flags/buffer. May return
+     * ATOMIO_E_UNALIGNED etc. A NULL prep means the path is batch-only (DOUBLEWRITE). */
+    int (*prep)(struct atomio_file *f, uint64_t page_no, const void *page, uint32_t wflags,
+                struct atomio_io *io);
+    /* Apply the failure model to a completed io: 0 ok, ATOMIO_E_SHORT_WRITE (file failed),
+     * ATOMIO__DOWNGRADE (nothing written; redo via doublewrite), or an error. */
+    int (*complete)(struct atomio_file *f, struct atomio_io *io);
+};
+
+/* Internal-only result: "nothing was written, send this page through doublewrite". */
+#define ATOMIO__DOWNGRADE (-6000)
+/* Internal-only result: EINVAL from an atomic write; the caller re-probes once. */
+#define ATOMIO__REPROBE (-6001)
+
+extern const struct atomio_path_ops atomio__path_direct;
+extern const struct atomio_path_ops atomio__path_buffered;
+extern const struct atomio_path_ops atomio__path_doublewrite;
+extern const struct atomio_path_ops atomio__path_unsafe;
+const struct atomio_path_ops *atomio__path_ops(uint32_t path);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Capability probe (caps.c) and selection (select.c).                                       */
+
+/* Probe an open fd (statx, statfs, sysfs, buffered probe write beside dir_path).
+ * dir_fd_path: directory in which the O_TMPFILE probe is created. */
+int atomio__probe_fd(int fd, const char *dir_path, uint32_t page_size, atomio_caps *caps);
+/* Derive the verdicts (direct_atomic, buffered folio rule, reasons) from the raw figures in
+ * caps. Pure: no syscalls. Used by the probe and by the probe-parsing tests. */
+void atomio__caps_derive(atomio_caps *caps);
+/* Forget cached buffered-probe verdicts (tests). */
+void atomio__caps_cache_clear(void);
+
+struct atomio_select_in {
+    const atomio_caps *caps;
+    uint32_t io_style;      /* enum atomio_io_style */
+    uint32_t policy;        /* resolved: PREFER_FAST, PREFER_ATOMIC or CALIBRATE */
+    uint32_t forced;        /* enum atomio_path; AUTO = choose */
+    bool have_store;        /* ctx has a doublewrite store */
+    uint64_t calib_atomic_ns; /* CALIBRATE figures; 0 = not measured yet */
+    uint64_t calib_dblwr_ns;
+};
+
+struct atomio_select_out {
+    uint32_t path;          /* chosen path (valid when err == 0) */
+    int err;                /* 0, ATOMIO_E_PATH_UNSUPPORTED, ATOMIO_E_FOLIO_ORDER,
+                               ATOMIO_E_NO_DOUBLEWRITE */
+    bool needs_calibration; /* CALIBRATE and no figures yet: measure, then select again */
+    char reason[ATOMIO_REASON_LEN];                       /* why path (or why err) */
+    char reject[ATOMIO_PATH__COUNT][ATOMIO_REASON_LEN];   /* per candidate, "" if chosen */
+};
+
+/* Pure selection: DESIGN section 5. */
+void atomio__select(const struct atomio_select_in *in, struct atomio_select_out *out);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Context and file.                                                                         */
+
+struct atomio_store; /* doublewrite store (dw_store.c) */
+struct atomio_alloc; /* page allocator state (buf.c) */
+
+#define ATOMIO_GRAVEYARD 256 /* closed file handles kept so stale use gives ATOMIO_E_CLOSED */
+
+struct atomio_ctx {
+    atomio_ctx_opts opts;           /* copied in, defaults resolved */
+    char *dblwr_dir;                /* owned copy of opts.dblwr_dir */
+    const struct atomio_submit_ops *submit; /* resolved submitter */
+    bool uring_fallback;            /* io_uring wanted but could not be set up */
+    int uring_err;                  /* why (-errno) */
+    void *uring;                    /* submit_uring.c state */
+    struct atomio_store *store;     /* NULL with ATOMIO_CTX_NO_DOUBLEWRITE */
+    struct atomio_alloc *alloc;     /* buf.c state */
+    struct atomio_counters stats;
+    pthread_mutex_t lock;           /* files list, graveyard */
+    struct atomio_file *files;      /* open files (doubly linked) */
+    struct atomio_file *graveyard[ATOMIO_GRAVEYARD];
+    unsigned grave_next;
+    _Atomic uint64_t next_file_id;
+};
+
+struct atomio_file {
+    atomio_ctx *ctx;
+    int fd;
+    int open_flags;                 /* flags the fd was opened with */
+    bool o_direct;
+    bool rdonly;
+    uint32_t fflags;                /* ATOMIO_FILE_* */
+    uint32_t page_size;
+    uint32_t page_shift;
+    uint32_t io_style;
+    uint32_t policy;
+    uint32_t mem_align;             /* buffer alignment the fd needs (1 if buffered) */
+    uint64_t file_id;
+    char *path;                     /* absolute path */
+    _Atomic uint32_t path_cur;      /* enum atomio_path in force */
+    _Atomic uint32_t state;         /* enum atomio_file_state */
+    _Atomic uint32_t downgrades;
+    bool reprobed;                  /* EINVAL re-probe already done */
+    atomio_caps caps;
+    uint64_t calib_atomic_ns, calib_dblwr_ns;
+    pthread_mutex_t lock;           /* reasons, path changes */
+    char reason[ATOMIO_REASON_LEN];
+    char reject[ATOMIO_PATH__COUNT][ATOMIO_REASON_LEN];
+    struct atomio_counters stats;
+    struct atomio_file *next, *prev;
+};
+
+/* Validate a file handle for use: ATOMIO_E_INVAL for NULL, ATOMIO_E_CLOSED, else 0. */
+int atomio__file_check(const atomio_file *f);
+/* Mark the file failed (sticky). */
+void atomio__file_fail(atomio_file *f);
+/* Switch a file to DOUBLEWRITE at runtime (EOPNOTSUPP/ENOSPC from an atomic write). */
+void atomio__file_downgrade(atomio_file *f, int err);
+/* Count one written page on the file and the ctx. */
+void atomio__count_page(atomio_file *f, uint32_t path, uint64_t lat_ns);
+/* fdatasync with the sticky failure rule; counts the sync. */
+int atomio__file_datasync(atomio_file *f);
+
+/* Copy a caller's size-versioned struct into a zeroed internal one (STYLE 2.4).
+ * Returns 0, ATOMIO_E_INVAL (NULL or size < 4... ) or ATOMIO_E_ABI. */
+int atomio__copy_in(void *dst, size_t dst_size, const void *src);
+/* Copy an internal output struct out to a caller struct of size *(uint32_t *)dst. */
+int atomio__copy_out(void *dst, const void *src, size_t src_size);
+
+void atomio__reason(char *dst, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---------------------------------------------------------------------------------------- */
+/* Doublewrite store (dw_store.c, dw_write.c, recover.c).                                    */
+
+struct atomio_dw_item {
+    atomio_file *file;
+    uint64_t page_no;
+    const void *page;
+    int result;   /* out */
+};
+
+/* Create or open the store in ctx->dblwr_dir; preallocate every segment. */
+int atomio__store_open(atomio_ctx *ctx);
+void atomio__store_close(atomio_ctx *ctx);
+/* Record file id -> path in the manifest (durably) the first time a file joins. */
+int atomio__store_register(atomio_ctx *ctx, atomio_file *f);
+/* The doublewrite protocol for n pages (any files, any page sizes). Sets each item's result.
+ * Returns the number of items written. */
+int atomio__dw_write(atomio_ctx *ctx, struct atomio_dw_item *items, size_t n, uint32_t wflags);
+/* Recovery over the whole store. */
+int atomio__recover(atomio_ctx *ctx, atomio_recovery_report *rep);
+/* CALIBRATE: time DIRECT_ATOMIC and DOUBLEWRITE on a scratch O_TMPFILE beside f. */
+int atomio__calibrate(atomio_ctx *ctx, atomio_file *f, uint64_t *atomic_ns, uint64_t *dblwr_ns);
+
+/* CRC32C (crc32c.c): SSE4.2 when the CPU has it, table otherwise. */
+uint32_t atomio__crc32c(uint32_t crc, const void *buf, size_t len);
+uint32_t atomio__crc32c_sw(uint32_t crc, const void *buf, size_t len);
+bool atomio__crc32c_hw_available(void);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Buffers (buf.c).                                                                          */
+
+int atomio__alloc_init(atomio_ctx *ctx);
+void atomio__alloc_fini(atomio_ctx *ctx);
+/* Aligned, pre-faulted memory; ctx may be NULL (libc, no NUMA). */
+void *atomio__buf_alloc(atomio_ctx *ctx, size_t size, size_t align);
+void atomio__buf_free(atomio_ctx *ctx, void *p, size_t size);
+
+#endif /* ATOMIO_INTERNAL_H */
