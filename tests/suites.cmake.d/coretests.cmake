@@ -6,6 +6,7 @@
 atomio_add_test(test_opts_abi SOURCES test_opts_abi.c LABELS unit TIMEOUT 30)
 atomio_add_test(test_caps SOURCES test_caps.c LABELS unit TIMEOUT 30)
 atomio_add_test(test_select SOURCES test_select.c LABELS unit TIMEOUT 30)
+atomio_add_test(test_badinput SOURCES test_badinput.c LABELS "unit;fs" TIMEOUT 60)
 
 # The shared library as users get it: its ELF dynamic symbols, SONAME and version nodes.
 if(TARGET atomio)
