@@ -7,6 +7,8 @@ atomio_add_test(test_opts_abi SOURCES test_opts_abi.c LABELS unit TIMEOUT 30)
 atomio_add_test(test_caps SOURCES test_caps.c LABELS unit TIMEOUT 30)
 atomio_add_test(test_select SOURCES test_select.c LABELS unit TIMEOUT 30)
 atomio_add_test(test_badinput SOURCES test_badinput.c LABELS "unit;fs" TIMEOUT 60)
+atomio_add_test(test_fs SOURCES test_fs.c LABELS fs TIMEOUT 120)
+atomio_add_test(test_faults SOURCES test_faults.c LABELS fs TIMEOUT 120)
 
 # The shared library as users get it: its ELF dynamic symbols, SONAME and version nodes.
 if(TARGET atomio)
