@@ -510,6 +510,33 @@ Test(caps, probe_hardware_device, .init = probe_setup, .fini = probe_teardown)
     assert_direct(c, ATOMIO_ATOMIC_SOFTWARE, "max_opt 16k, page 64k");
 }
 
+/* fake_read_text_partition() -- sysfs of an NVMe partition 259:1 on disk 259:0: the partition
+ * has no queue/ of its own; through its /sys/dev/block link, ".." is the disk. */
+static ssize_t
+fake_read_text_partition(const char *path, char *buf, size_t len)
+{
+    snprintf(sysfs_paths[n_sysfs++ % 8], sizeof(sysfs_paths[0]), "%s", path);
+    if (strstr(path, "/259:1/queue/"))
+        return -ENOENT;
+    if ((strstr(path, "/259:1/../queue/") || strstr(path, "/259:0/queue/")) &&
+        strstr(path, "atomic_write_unit_max_bytes"))
+        return snprintf(buf, len, "16384\n");
+    return -ENOENT;
+}
+
+Test(caps, probe_partition_uses_parent_disk, .init = probe_setup, .fini = probe_teardown)
+{
+    atomio__sys.read_text = fake_read_text_partition;
+    struct t_figures fg = t_fig_xfs_reflink;
+    fg.dev_major = 259;
+    fg.dev_minor = 1;
+    atomio_caps c = probe(&fg, 16384);
+    cr_assert_eq(c.hw_sysfs_err, 0, "parent disk's sysfs not found: %s",
+                 atomio_err_name(c.hw_sysfs_err));
+    cr_assert_eq(c.hw_unit_max, 16384);
+    assert_direct(c, ATOMIO_ATOMIC_HARDWARE, "partition of a 16 KiB-atomic disk");
+}
+
 Test(caps, probe_buffered_proven, .init = probe_setup, .fini = probe_teardown)
 {
     fake_buffered_res = 0; /* a future kernel with buffered RWF_ATOMIC */
