@@ -21,8 +21,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define T_XFS_MAGIC 0x58465342u
-#define T_EXT4_MAGIC 0xef53u
+#define T_XFS_MAGIC   0x58465342u
+#define T_EXT4_MAGIC  0xef53u
 #define T_TMPFS_MAGIC 0x01021994u
 
 /*
@@ -39,30 +39,71 @@ struct t_figures {
     uint32_t dio_mem, dio_off, dio_read;
     uint32_t unit_min, unit_max, segments, unit_max_opt;
     uint64_t fs_type;
-    int sysfs_err;     /* 0: sysfs readable, else -errno */
-    uint32_t hw_max;   /* sysfs atomic_write_unit_max_bytes when readable */
+    int sysfs_err;   /* 0: sysfs readable, else -errno */
+    uint32_t hw_max; /* sysfs atomic_write_unit_max_bytes when readable */
 };
 
 /* XFS, 4 KiB blocks, reflink=1, on /dev/loop0: software (CoW) atomic writes 4 KiB .. 1 MiB. */
 static const struct t_figures t_fig_xfs_reflink = {
-    .name = "xfs reflink=1", .mask = 0x3373f, .attributes = 0x400000, .blksize = 4096,
-    .dev_major = 7, .dev_minor = 0, .dio_mem = 512, .dio_off = 512, .dio_read = 512,
-    .unit_min = 4096, .unit_max = 1048576, .segments = 1, .unit_max_opt = 0,
-    .fs_type = T_XFS_MAGIC, .sysfs_err = 0, .hw_max = 0};
+    .name = "xfs reflink=1",
+    .mask = 0x3373f,
+    .attributes = 0x400000,
+    .blksize = 4096,
+    .dev_major = 7,
+    .dev_minor = 0,
+    .dio_mem = 512,
+    .dio_off = 512,
+    .dio_read = 512,
+    .unit_min = 4096,
+    .unit_max = 1048576,
+    .segments = 1,
+    .unit_max_opt = 0,
+    .fs_type = T_XFS_MAGIC,
+    .sysfs_err = 0,
+    .hw_max = 0,
+};
 /* XFS reflink=0: the mask bit is set, the attribute is not, every atomic field is 0. */
 static const struct t_figures t_fig_xfs_noreflink = {
-    .name = "xfs reflink=0", .mask = 0x3373f, .attributes = 0, .blksize = 4096,
-    .dev_major = 7, .dev_minor = 0, .dio_mem = 512, .dio_off = 512, .dio_read = 512,
-    .fs_type = T_XFS_MAGIC, .sysfs_err = 0, .hw_max = 0};
+    .name = "xfs reflink=0",
+    .mask = 0x3373f,
+    .attributes = 0,
+    .blksize = 4096,
+    .dev_major = 7,
+    .dev_minor = 0,
+    .dio_mem = 512,
+    .dio_off = 512,
+    .dio_read = 512,
+    .fs_type = T_XFS_MAGIC,
+    .sysfs_err = 0,
+    .hw_max = 0,
+};
 /* ext4 on a loop device: mask bit set, no attribute, zero fields, no DIO read alignment. */
 static const struct t_figures t_fig_ext4 = {
-    .name = "ext4", .mask = 0x1373f, .attributes = 0, .blksize = 4096, .dev_major = 7,
-    .dev_minor = 0, .dio_mem = 512, .dio_off = 512, .dio_read = 0, .fs_type = T_EXT4_MAGIC,
-    .sysfs_err = 0, .hw_max = 0};
+    .name = "ext4",
+    .mask = 0x1373f,
+    .attributes = 0,
+    .blksize = 4096,
+    .dev_major = 7,
+    .dev_minor = 0,
+    .dio_mem = 512,
+    .dio_off = 512,
+    .dio_read = 0,
+    .fs_type = T_EXT4_MAGIC,
+    .sysfs_err = 0,
+    .hw_max = 0,
+};
 /* tmpfs: no STATX_WRITE_ATOMIC and no STATX_DIOALIGN in the mask, anonymous device 0:39. */
 static const struct t_figures t_fig_tmpfs = {
-    .name = "tmpfs", .mask = 0x173f, .attributes = 0, .blksize = 4096, .dev_major = 0,
-    .dev_minor = 39, .fs_type = T_TMPFS_MAGIC, .sysfs_err = -ENOENT, .hw_max = 0};
+    .name = "tmpfs",
+    .mask = 0x173f,
+    .attributes = 0,
+    .blksize = 4096,
+    .dev_major = 0,
+    .dev_minor = 39,
+    .fs_type = T_TMPFS_MAGIC,
+    .sysfs_err = -ENOENT,
+    .hw_max = 0,
+};
 
 /*
  * t_caps_from() -- an atomio_caps holding the raw figures the probe would have collected for
@@ -179,16 +220,16 @@ t_snapshot(const char *path)
 }
 
 /* t_assert_unchanged() -- "nothing written": same existence, size, mtime and bytes. */
-#define t_assert_unchanged(path, before, what)                                                 \
-    do {                                                                                       \
-        struct t_snap after_ = t_snapshot(path);                                               \
-        cr_assert_eq(after_.exists, (before).exists, "%s: file appeared or vanished", what);   \
-        cr_assert_eq(after_.size, (before).size, "%s: size %lld -> %lld", what,                \
-                     (long long)(before).size, (long long)after_.size);                        \
-        cr_assert_eq(after_.hash, (before).hash, "%s: file content changed", what);            \
-        cr_assert(after_.mtime.tv_sec == (before).mtime.tv_sec &&                              \
-                      after_.mtime.tv_nsec == (before).mtime.tv_nsec,                          \
-                  "%s: mtime changed", what);                                                  \
+#define t_assert_unchanged(path, before, what)                                                     \
+    do {                                                                                           \
+        struct t_snap after_ = t_snapshot(path);                                                   \
+        cr_assert_eq(after_.exists, (before).exists, "%s: file appeared or vanished", what);       \
+        cr_assert_eq(after_.size, (before).size, "%s: size %lld -> %lld", what,                    \
+                     (long long)(before).size, (long long)after_.size);                            \
+        cr_assert_eq(after_.hash, (before).hash, "%s: file content changed", what);                \
+        cr_assert(after_.mtime.tv_sec == (before).mtime.tv_sec &&                                  \
+                      after_.mtime.tv_nsec == (before).mtime.tv_nsec,                              \
+                  "%s: mtime changed", what);                                                      \
     } while (0)
 
 /* Create path holding len bytes of t_fill(seed). */
@@ -213,8 +254,7 @@ t_pread_file(const char *path, void *buf, size_t len, off_t off)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     cr_assert(fd >= 0, "open %s: %s", path, strerror(errno));
-    cr_assert_eq(pread(fd, buf, len, off), (ssize_t)len, "pread %s at %lld", path,
-                 (long long)off);
+    cr_assert_eq(pread(fd, buf, len, off), (ssize_t)len, "pread %s at %lld", path, (long long)off);
     close(fd);
 }
 

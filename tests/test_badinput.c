@@ -103,10 +103,10 @@ open_data(uint32_t page, uint32_t which, uint32_t style, uint32_t flags)
     return f;
 }
 
-#define NOTHING_WRITTEN(what)                                                                  \
-    do {                                                                                       \
-        cr_assert_eq(n_writes, 0, "%s: %u writes issued", what, n_writes);                     \
-        t_assert_unchanged(data, snap, what);                                                  \
+#define NOTHING_WRITTEN(what)                                                                      \
+    do {                                                                                           \
+        cr_assert_eq(n_writes, 0, "%s: %u writes issued", what, n_writes);                         \
+        t_assert_unchanged(data, snap, what);                                                      \
     } while (0)
 
 /* ------------------------------------------------------------------------------------------ */
@@ -217,8 +217,7 @@ Test(badinput, page_alloc_refuses_bad_page_sizes, .init = setup, .fini = teardow
     atomio_page_free(ctx, p, 512, 3);
 }
 
-Test(badinput, page_size_outside_atomic_units_for_forced_direct, .init = setup,
-     .fini = teardown)
+Test(badinput, page_size_outside_atomic_units_for_forced_direct, .init = setup, .fini = teardown)
 {
     atomio__sys.statx = fake_statx_atomic; /* units 4 KiB .. 64 KiB */
     const uint32_t outside[] = {512, 2048, 131072, 1u << 20};
@@ -256,10 +255,10 @@ Test(badinput, null_handles_and_pointers, .init = setup, .fini = teardown)
     atomio_stats st = ATOMIO_STATS_INIT;
     atomio_recovery_report rep = ATOMIO_RECOVERY_REPORT_INIT;
 
-#define INVAL(call)                                                                            \
-    do {                                                                                       \
-        int r_ = (call);                                                                       \
-        cr_assert_eq(r_, ATOMIO_E_INVAL, "%s gave %s", #call, atomio_err_name(r_));            \
+#define INVAL(call)                                                                                \
+    do {                                                                                           \
+        int r_ = (call);                                                                           \
+        cr_assert_eq(r_, ATOMIO_E_INVAL, "%s gave %s", #call, atomio_err_name(r_));                \
     } while (0)
     INVAL(atomio_ctx_open(&co, NULL));
     INVAL(atomio_file_open(NULL, data, &o, &out));

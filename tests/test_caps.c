@@ -41,11 +41,11 @@ kind_name(uint32_t k)
                                          : "?";
 }
 
-#define assert_direct(c, want, what)                                                           \
-    do {                                                                                       \
-        cr_assert_eq((c).direct_atomic, (want), "%s: direct_atomic %s, expected %s (%s)",      \
-                     what, kind_name((c).direct_atomic), kind_name(want), (c).reason_direct);  \
-        cr_assert((c).reason_direct[0] != '\0', "%s: no reason_direct", what);                  \
+#define assert_direct(c, want, what)                                                               \
+    do {                                                                                           \
+        cr_assert_eq((c).direct_atomic, (want), "%s: direct_atomic %s, expected %s (%s)", what,    \
+                     kind_name((c).direct_atomic), kind_name(want), (c).reason_direct);            \
+        cr_assert((c).reason_direct[0] != '\0', "%s: no reason_direct", what);                     \
     } while (0)
 
 /* names_order() -- does the reason mention "order <n>" (also "order=<n>", "order: <n>")? */
@@ -100,8 +100,7 @@ Test(caps, every_statx_condition_is_required)
 
     fg = t_fig_xfs_reflink;
     fg.attributes = 0;
-    assert_direct(derive(&fg, 4096, -EOPNOTSUPP), ATOMIO_ATOMIC_NONE,
-                  "no STATX_ATTR_WRITE_ATOMIC");
+    assert_direct(derive(&fg, 4096, -EOPNOTSUPP), ATOMIO_ATOMIC_NONE, "no STATX_ATTR_WRITE_ATOMIC");
 
     fg = t_fig_xfs_reflink;
     fg.unit_min = 0;
@@ -185,13 +184,13 @@ Test(caps, folio_order_rule)
     const struct folio_case cases[] = {
         /* sys  block   page     umin   umax      ok   page_order min_order */
         {4096, 4096, 4096, 4096, 1048576, true, 0, 0},
-        {4096, 1024, 4096, 1024, 1048576, true, 0, 0},  /* 1 KiB blocks: min order still 0 */
+        {4096, 1024, 4096, 1024, 1048576, true, 0, 0},    /* 1 KiB blocks: min order still 0 */
         {4096, 16384, 16384, 16384, 1048576, true, 2, 2}, /* bs > ps: page must equal block */
         {4096, 16384, 4096, 4096, 1048576, false, 0, 2},
         {4096, 16384, 65536, 16384, 1048576, false, 4, 2},
-        {4096, 4096, 2048, 2048, 1048576, false, UINT32_MAX, 0}, /* below a system page */
-        {4096, 4096, 16384, 32768, 1048576, false, 2, 0},        /* below unit_min */
-        {4096, 4096, 131072, 4096, 65536, false, 5, 0},          /* above unit_max */
+        {4096, 4096, 2048, 2048, 1048576, false, UINT32_MAX, 0},  /* below a system page */
+        {4096, 4096, 16384, 32768, 1048576, false, 2, 0},         /* below unit_min */
+        {4096, 4096, 131072, 4096, 65536, false, 5, 0},           /* above unit_max */
         {16384, 4096, 4096, 4096, 1048576, false, UINT32_MAX, 0}, /* 16 KiB system pages */
         {16384, 4096, 16384, 4096, 1048576, true, 0, 0},
         {65536, 4096, 16384, 4096, 1048576, false, UINT32_MAX, 0},
@@ -248,8 +247,8 @@ check_folio_cases(const struct folio_case *cases, size_t n)
         if (k->page_order == UINT32_MAX) {
             char num[16];
             snprintf(num, sizeof(num), "%u", k->page);
-            cr_assert(strstr(c.reason_buffered, num), "%s: reason '%s' does not name page %u",
-                      what, c.reason_buffered, k->page);
+            cr_assert(strstr(c.reason_buffered, num), "%s: reason '%s' does not name page %u", what,
+                      c.reason_buffered, k->page);
         }
     }
 }
@@ -441,13 +440,12 @@ Test(caps, probe_xfs_reflink, .init = probe_setup, .fini = probe_teardown)
                   n_sysfs ? sysfs_paths[(n_sysfs - 1) % 8] : "none");
 
         /* the buffered probe write: one page, exactly the shape, on a scratch O_TMPFILE */
-        cr_assert_eq(n_probe_writes, 1, "page %u: %u buffered probe writes", page,
-                     n_probe_writes);
+        cr_assert_eq(n_probe_writes, 1, "page %u: %u buffered probe writes", page, n_probe_writes);
         cr_assert_neq(last_probe.fd, probed_fd, "the probe wrote to the file itself");
         cr_assert_eq(last_probe.nlink, 0, "the probe wrote to a linked file, not an O_TMPFILE");
         cr_assert_eq(last_probe.iovcnt, 1);
-        cr_assert_eq(last_probe.len, page, "probe write of %zu bytes for page %u",
-                     last_probe.len, page);
+        cr_assert_eq(last_probe.len, page, "probe write of %zu bytes for page %u", last_probe.len,
+                     page);
         cr_assert_eq(last_probe.off % page, 0);
         cr_assert_eq(last_probe.flags & (RWF_ATOMIC | RWF_DSYNC), RWF_ATOMIC | RWF_DSYNC,
                      "probe write flags %#x", last_probe.flags);

@@ -63,8 +63,7 @@ struct elf_view {
     char soname[256];
 };
 
-static const ElfW(Shdr) *
-shdr(const struct elf_view *e, size_t i)
+static const ElfW(Shdr) * shdr(const struct elf_view *e, size_t i)
 {
     const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *)e->base;
     cr_assert_lt(i, eh->e_shnum);
@@ -73,7 +72,7 @@ shdr(const struct elf_view *e, size_t i)
 }
 
 static const char *
-str_at(const struct elf_view *e, const ElfW(Shdr) *strtab, size_t off)
+str_at(const struct elf_view *e, const ElfW(Shdr) * strtab, size_t off)
 {
     cr_assert_lt(strtab->sh_offset + off, e->len);
     return (const char *)e->base + strtab->sh_offset + off;
@@ -93,8 +92,8 @@ read_elf(struct elf_view *e, const char *path)
     close(fd);
     cr_assert(e->base != MAP_FAILED, "mmap %s", path);
     const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *)e->base;
-    cr_assert(e->len >= sizeof(*eh) && memcmp(eh->e_ident, ELFMAG, SELFMAG) == 0,
-              "%s is not ELF", path);
+    cr_assert(e->len >= sizeof(*eh) && memcmp(eh->e_ident, ELFMAG, SELFMAG) == 0, "%s is not ELF",
+              path);
     cr_assert_eq(eh->e_type, ET_DYN, "%s is not a shared object", path);
 
     bool saw_dynsym = false;
@@ -272,8 +271,7 @@ Test(exports, only_atomio_symbols_exported, .init = load)
         const char *name = elf.defined.v[i];
         if (has(&map_nodes, name))
             continue; /* the version node's own absolute symbol (ATOMIO_0.1) */
-        cr_assert(strncmp(name, "atomio_", 7) == 0, "exported symbol '%s' is not atomio_*",
-                  name);
+        cr_assert(strncmp(name, "atomio_", 7) == 0, "exported symbol '%s' is not atomio_*", name);
         cr_assert(strncmp(name, "atomio__", 8) != 0, "internal symbol '%s' is exported", name);
         cr_assert(has(&map_syms, name), "'%s' is exported but not listed in atomio.map", name);
     }

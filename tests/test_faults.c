@@ -226,8 +226,7 @@ Test(faults, einval_from_atomic_write_reprobes_once_then_geometry, .fini = fini)
     int r = atomio_write(file, 0, pages, 0);
     cr_assert_eq(r, ATOMIO_E_GEOMETRY, "EINVAL from RWF_ATOMIC gave %s", atomio_err_name(r));
     cr_assert_geq(n_statx, 1, "no re-probe (statx) after EINVAL");
-    cr_assert_leq(n_atomic, 2, "EINVAL answered with %u atomic writes (re-probe once)",
-                  n_atomic);
+    cr_assert_leq(n_atomic, 2, "EINVAL answered with %u atomic writes (re-probe once)", n_atomic);
     t_assert_unchanged(path, before, "EINVAL write");
 
     /* once per file: a second EINVAL is an error straight away */

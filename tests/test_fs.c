@@ -128,8 +128,7 @@ Test(fs, xfs_reflink_probe_reports_software_atomic, .fini = fini)
         cr_assert_geq(c.unit_max, 65536, "unit_max %u", c.unit_max);
         cr_assert_eq(c.segments_max, 1);
         cr_assert_eq(c.fs_type, T_XFS_MAGIC);
-        cr_assert(c.valid & ATOMIO_CAPS_SYSFS, "loop device sysfs not read (%d)",
-                  c.hw_sysfs_err);
+        cr_assert(c.valid & ATOMIO_CAPS_SYSFS, "loop device sysfs not read (%d)", c.hw_sysfs_err);
         cr_assert_eq(c.hw_unit_max, 0, "a loop device has no hardware atomic writes");
         /* io ANY, PREFER_FAST, a store assumed: software atomic loses to doublewrite */
         if (!c.buffered_atomic)
@@ -166,8 +165,7 @@ check_direct_atomic_roundtrip(uint32_t page)
     cr_assert_eq(fi.o_direct, 1);
     cr_assert_eq(fi.direct_atomic, ATOMIO_ATOMIC_SOFTWARE);
     cr_assert(fi.reason[0], "no reason for the path");
-    cr_assert_str_empty(fi.reject_direct, "the chosen path has a rejection: %s",
-                        fi.reject_direct);
+    cr_assert_str_empty(fi.reject_direct, "the chosen path has a rejection: %s", fi.reject_direct);
 
     enum { N_ALLOC = 6, N_LIBC = 3 };
     unsigned char *lib = atomio_page_alloc(ctx, page, N_ALLOC);
@@ -366,8 +364,8 @@ Test(fs, unsafe_path_writes_and_reads_back, .fini = fini)
         cr_assert_eq(fi.path, ATOMIO_PATH_UNSAFE);
         cr_assert_eq(fi.torn_write_safe, 0, "UNSAFE claims to be torn-write safe");
         cr_assert(fi.reason[0]);
-        cr_assert_eq(fi.o_direct, styles[s] == ATOMIO_IO_DIRECT ? 1u : 0u,
-                     "io %s: o_direct %u", atomio_io_style_name(styles[s]), fi.o_direct);
+        cr_assert_eq(fi.o_direct, styles[s] == ATOMIO_IO_DIRECT ? 1u : 0u, "io %s: o_direct %u",
+                     atomio_io_style_name(styles[s]), fi.o_direct);
         unsigned char *pg = atomio_page_alloc(ctx, 8192, 4);
         cr_assert_not_null(pg);
         n_recs = 0;

@@ -18,7 +18,7 @@
 /* ------------------------------------------------------------------------------------------ */
 /* Layout pins. Changing any of these breaks every compiled caller: append fields instead.     */
 
-#define ASSERT_SIZE(T, n) _Static_assert(sizeof(T) == (n), "sizeof(" #T ") changed")
+#define ASSERT_SIZE(T, n)   _Static_assert(sizeof(T) == (n), "sizeof(" #T ") changed")
 #define ASSERT_OFF(T, f, n) _Static_assert(offsetof(T, f) == (n), "offsetof(" #T ", " #f ") moved")
 
 /* The uint32_t size field comes first in every size-versioned struct, on every ABI. */
@@ -386,8 +386,7 @@ Test(opts_abi, file_opts_older_caller_gets_defaults, .init = setup_dir, .fini = 
     cr_assert_eq(atomio_file_close(f), 0);
 }
 
-Test(opts_abi, file_opts_newer_caller_zero_tail_accepted, .init = setup_dir,
-     .fini = teardown_dir)
+Test(opts_abi, file_opts_newer_caller_zero_tail_accepted, .init = setup_dir, .fini = teardown_dir)
 {
     const char *p = t_join(dir, "newer");
     struct file_opts_newer n;
@@ -405,8 +404,7 @@ Test(opts_abi, file_opts_newer_caller_zero_tail_accepted, .init = setup_dir,
     cr_assert_eq(atomio_file_close(f), 0);
 }
 
-Test(opts_abi, file_opts_newer_caller_nonzero_tail_refused, .init = setup_dir,
-     .fini = teardown_dir)
+Test(opts_abi, file_opts_newer_caller_nonzero_tail_refused, .init = setup_dir, .fini = teardown_dir)
 {
     const char *p = t_join(dir, "never");
     for (size_t at = 0; at < sizeof(((struct file_opts_newer *)0)->tail); at += 7) {
@@ -514,8 +512,7 @@ Test(opts_abi, output_size_too_small_refused, .init = setup_dir, .fini = teardow
     t_make_file(p, 4096, 1);
     for (uint32_t size = 0; size < 8; size += 4) {
         unsigned char *b = guarded(size, sizeof(atomio_caps));
-        cr_assert_eq(atomio_probe(p, 4096, (atomio_caps *)b), ATOMIO_E_ABI, "caps size %u",
-                     size);
+        cr_assert_eq(atomio_probe(p, 4096, (atomio_caps *)b), ATOMIO_E_ABI, "caps size %u", size);
         assert_guard(b, 4, sizeof(atomio_caps), "refused caps");
         free(b);
     }
@@ -551,8 +548,8 @@ Test(opts_abi, file_info_and_stats_smaller, .init = setup_dir, .fini = teardown_
     t_fill(page, 4096, 7);
     cr_assert_eq(atomio_write(f, 0, page, 0), 0);
     free(page);
-    const uint32_t ssz[] = {8, offsetof(atomio_stats, bytes_data),
-                            offsetof(atomio_stats, lat_hist), offsetof(atomio_stats, lat_hist) + 12};
+    const uint32_t ssz[] = {8, offsetof(atomio_stats, bytes_data), offsetof(atomio_stats, lat_hist),
+                            offsetof(atomio_stats, lat_hist) + 12};
     for (size_t i = 0; i < sizeof(ssz) / sizeof(ssz[0]); i++) {
         unsigned char *b = guarded(ssz[i], sizeof(atomio_stats));
         r = atomio_file_stats(f, (atomio_stats *)b);

@@ -159,22 +159,21 @@ Test(select, every_auto_row)
                             continue;
                         for (int store = 0; store < 2; store++) {
                             char row[160];
-                            snprintf(row, sizeof(row),
-                                     "io %s, buffered %s, direct %s, %s%s, %s",
+                            snprintf(row, sizeof(row), "io %s, buffered %s, direct %s, %s%s, %s",
                                      atomio_io_style_name(styles[s]), b ? "proven" : "refused",
                                      direct_names[d], atomio_policy_name(policies[p]),
-                                     cal == CAL_NONE              ? ""
+                                     cal == CAL_NONE            ? ""
                                      : cal == CAL_ATOMIC_FASTER ? " (atomic faster)"
                                                                 : " (doublewrite faster)",
                                      store ? "store" : "no store");
-                            uint64_t ca = cal == CAL_NONE ? 0
+                            uint64_t ca = cal == CAL_NONE            ? 0
                                           : cal == CAL_ATOMIC_FASTER ? 20000
                                                                      : 90000;
                             uint64_t cd = cal == CAL_NONE ? 0 : 50000;
                             struct atomio_select_out o =
                                 sel(&c, styles[s], policies[p], ATOMIO_PATH_AUTO, store, ca, cd);
-                            struct expect e = expect(styles[s], b, (enum direct_kind)d,
-                                                     policies[p], (enum cal_case)cal, store);
+                            struct expect e = expect(styles[s], b, (enum direct_kind)d, policies[p],
+                                                     (enum cal_case)cal, store);
                             rows++;
                             cr_assert_eq(o.needs_calibration, e.calibrate,
                                          "%s: needs_calibration %d, expected %d", row,
@@ -184,9 +183,9 @@ Test(select, every_auto_row)
                             cr_assert_eq(o.err, e.err, "%s: err %s, expected %s", row,
                                          atomio_err_name(o.err), atomio_err_name(e.err));
                             if (e.err == 0)
-                                cr_assert_eq(o.path, e.path, "%s: picked %s, expected %s (%s)",
-                                             row, atomio_path_name(o.path),
-                                             atomio_path_name(e.path), o.reason);
+                                cr_assert_eq(o.path, e.path, "%s: picked %s, expected %s (%s)", row,
+                                             atomio_path_name(o.path), atomio_path_name(e.path),
+                                             o.reason);
                             if (o.err == 0) {
                                 cr_assert_neq(o.path, ATOMIO_PATH_UNSAFE, "%s: AUTO picked UNSAFE",
                                               row);
@@ -329,8 +328,8 @@ Test(select, forced_paths)
                         cr_assert_eq(o.path, ATOMIO_PATH_DIRECT_ATOMIC, "%s", row);
                     }
 
-                    o = sel(&c, ATOMIO_IO_BUFFERED, policies[p], ATOMIO_PATH_BUFFERED_ATOMIC,
-                            store, 0, 0);
+                    o = sel(&c, ATOMIO_IO_BUFFERED, policies[p], ATOMIO_PATH_BUFFERED_ATOMIC, store,
+                            0, 0);
                     if (b) {
                         cr_assert_eq(o.err, 0, "%s: forced BUFFERED_ATOMIC got %s", row,
                                      atomio_err_name(o.err));
@@ -373,9 +372,8 @@ Test(select, forced_direct_page_outside_units)
     atomio_caps c = t_caps_from(&t_fig_xfs_reflink, 2048, 4096, -EOPNOTSUPP);
     atomio__caps_derive(&c);
     cr_assert_eq(c.direct_atomic, ATOMIO_ATOMIC_NONE);
-    struct atomio_select_out o =
-        sel(&c, ATOMIO_IO_DIRECT, ATOMIO_POLICY_PREFER_ATOMIC, ATOMIO_PATH_DIRECT_ATOMIC, true, 0,
-            0);
+    struct atomio_select_out o = sel(&c, ATOMIO_IO_DIRECT, ATOMIO_POLICY_PREFER_ATOMIC,
+                                     ATOMIO_PATH_DIRECT_ATOMIC, true, 0, 0);
     cr_assert_eq(o.err, ATOMIO_E_PATH_UNSUPPORTED, "got %s", atomio_err_name(o.err));
     cr_assert(o.reason[0]);
 
@@ -399,17 +397,16 @@ Test(select, forced_buffered_failing_folio_rule)
     atomio_caps c = t_caps_from(&fg, 4096, 4096, 0);
     atomio__caps_derive(&c);
     cr_assert_eq(c.buffered_atomic, 0);
-    struct atomio_select_out o =
-        sel(&c, ATOMIO_IO_BUFFERED, ATOMIO_POLICY_PREFER_FAST, ATOMIO_PATH_BUFFERED_ATOMIC, true,
-            0, 0);
+    struct atomio_select_out o = sel(&c, ATOMIO_IO_BUFFERED, ATOMIO_POLICY_PREFER_FAST,
+                                     ATOMIO_PATH_BUFFERED_ATOMIC, true, 0, 0);
     cr_assert_eq(o.err, ATOMIO_E_FOLIO_ORDER, "got %s", atomio_err_name(o.err));
     cr_assert(o.reason[0]);
 
     /* a page smaller than the system page cannot be one folio at all */
     c = t_caps_from(&t_fig_xfs_reflink, 2048, 4096, 0);
     atomio__caps_derive(&c);
-    o = sel(&c, ATOMIO_IO_BUFFERED, ATOMIO_POLICY_PREFER_FAST, ATOMIO_PATH_BUFFERED_ATOMIC, true,
-            0, 0);
+    o = sel(&c, ATOMIO_IO_BUFFERED, ATOMIO_POLICY_PREFER_FAST, ATOMIO_PATH_BUFFERED_ATOMIC, true, 0,
+            0);
     cr_assert_eq(o.err, ATOMIO_E_FOLIO_ORDER, "got %s", atomio_err_name(o.err));
 
     /* and AUTO simply passes it over, with the reason */
