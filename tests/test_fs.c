@@ -166,6 +166,8 @@ check_direct_atomic_roundtrip(uint32_t page)
     cr_assert_eq(fi.direct_atomic, ATOMIO_ATOMIC_SOFTWARE);
     cr_assert(fi.reason[0], "no reason for the path");
     cr_assert_str_empty(fi.reject_direct, "the chosen path has a rejection: %s", fi.reject_direct);
+    cr_assert(fi.reject_buffered[0], "BUFFERED_ATOMIC not chosen, but no reason");
+    cr_assert(fi.reject_doublewrite[0], "DOUBLEWRITE not chosen, but no reason");
 
     enum { N_ALLOC = 6, N_LIBC = 3 };
     unsigned char *lib = atomio_page_alloc(ctx, page, N_ALLOC);
