@@ -82,7 +82,7 @@ enum atomio_error {
                                           atomio_page_alloc() */
     ATOMIO_E_GEOMETRY = -5018,         /* the kernel rejected our atomic geometry (EINVAL) even
                                           after a re-probe: a library bug or a changed file */
-    ATOMIO_E_BUSY = -5019,             /* handles still open (ctx close with open files) */
+    ATOMIO_E_BUSY = -5019,             /* resource busy (e.g. a staged batch still in flight) */
     ATOMIO_E__LAST = -5020             /* not a code: one past the last */
 };
 

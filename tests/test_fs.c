@@ -426,3 +426,18 @@ Test(fs, probe_never_writes_the_file, .fini = fini)
     cr_assert_eq(st1.st_blocks, st0.st_blocks, "the probe changed the file's allocation");
     cr_assert_eq(count_entries(fs.dir), entries, "the probe left a file behind");
 }
+
+Test(fs, failed_create_leaves_no_file, .fini = fini)
+{
+    t_fs_mount(&fs, "ext4", 64);
+    ctx = t_ctx_nostore();
+    const char *p = t_join(fs.dir, "never");
+    int err;
+    /* ext4 has no atomic writes: a forced DIRECT_ATOMIC open fails after creating the file */
+    atomio_file *f = open_file(p, 16384, ATOMIO_PATH_DIRECT_ATOMIC, ATOMIO_IO_ANY, &err);
+    cr_assert_eq(err, ATOMIO_E_PATH_UNSUPPORTED, "forced DIRECT_ATOMIC on ext4 gave %s",
+                 atomio_err_name(err));
+    cr_assert_null(f);
+    struct stat st;
+    cr_assert(stat(p, &st) != 0 && errno == ENOENT, "the failed open left %s behind", p);
+}
