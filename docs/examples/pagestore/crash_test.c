@@ -50,7 +50,8 @@ struct run_state {
     char err_file[PATH_MAX + 16];
     uint32_t *model; /* last acknowledged (or recovered) version per key */
     /* totals over the whole test, to show it exercised what it claims */
-    unsigned long acks, ckpts, kills, kills_in_ckpt, kills_before_ready;
+    unsigned long acks, ckpts, kills, kills_in_ckpt, kills_before_ready, restored;
+    uint64_t ready_ms; /* how long the last start took to get ready */
 };
 
 static uint64_t
@@ -184,6 +185,17 @@ is_ready(const struct lines *l)
     return l->len > 0 && l->buf[0] == 'R' && memchr(l->buf, '\n', l->len) != NULL;
 }
 
+/* count_restored() -- pages libatomio's recovery restored, as the engine reported them. */
+static void
+count_restored(struct run_state *st)
+{
+    const char *p = strstr(engine_stderr(st), "recovery: ");
+    unsigned long b, t, c, r;
+    if (p && sscanf(p, "recovery: %lu batches (%lu torn), %lu pages checked, %lu restored", &b,
+                    &t, &c, &r) == 4)
+        st->restored += r;
+}
+
 /*
  * run_and_kill() -- one engine lifetime: start, let it work until a random instant (sometimes
  * while it is still recovering), SIGKILL, and fold its acknowledgements into the model.
@@ -196,8 +208,9 @@ run_and_kill(struct run_state *st, const struct cfg *c, unsigned seed, int iter)
     pid_t pid = spawn(st, c, "run", seed, &fd);
     struct lines out = {0};
     if (rand() % 4 == 0) {
-        /* often during startup: recovery and redo get interrupted and must restart cleanly */
-        read_until(fd, &out, start + 1 + (uint64_t)(rand() % 40));
+        /* during startup, so that recovery and redo get interrupted and must restart cleanly:
+         * anywhere within the time the previous start took */
+        read_until(fd, &out, start + (uint64_t)rand() % (st->ready_ms + 1));
     } else {
         /* wait for "R" (at most 10 s), then let it work for a random stretch */
         while (!is_ready(&out) && now_ms() < start + 10000) {
@@ -213,6 +226,7 @@ run_and_kill(struct run_state *st, const struct cfg *c, unsigned seed, int iter)
         }
         cr_assert(is_ready(&out), "iteration %d: pagestore not ready after 10 s: %s", iter,
                   engine_stderr(st));
+        st->ready_ms = now_ms() - start;
         read_until(fd, &out, now_ms() + 5 + (uint64_t)(rand() % 150));
     }
     kill(pid, SIGKILL);
@@ -228,6 +242,7 @@ run_and_kill(struct run_state *st, const struct cfg *c, unsigned seed, int iter)
               "iteration %d: pagestore run stopped on its own (status 0x%x): %s", iter, status,
               engine_stderr(st));
     st->kills++;
+    count_restored(st);
 
     /* Fold acknowledgements into the model; note where the kill landed. */
     int in_ckpt = 0, saw_ready = 0;
@@ -279,6 +294,7 @@ check_store(struct run_state *st, const struct cfg *c, int iter, unsigned max_ah
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
               "iteration %d: pagestore check failed (status 0x%x): %s", iter, status,
               engine_stderr(st));
+    count_restored(st);
 
     static uint32_t seen[MAX_KEYS];
     memset(seen, 0, sizeof(seen));
@@ -332,6 +348,7 @@ crash_loop(const struct cfg *c)
     snprintf(st.err_file, sizeof(st.err_file), "%s/engine.err", st.fs.tmp);
     st.model = calloc(MAX_KEYS, sizeof(*st.model));
     cr_assert(st.model != NULL);
+    st.ready_ms = 20;
 
     unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
     const char *fixed = getenv("PAGESTORE_CRASH_SEED");
@@ -348,8 +365,10 @@ crash_loop(const struct cfg *c)
     }
     fprintf(stderr,
             "pagestore crash test on %s: %lu kills (%lu during startup/recovery, %lu inside a "
-            "checkpoint), %lu commits acknowledged, %lu checkpoints completed\n",
-            c->fs, st.kills, st.kills_before_ready, st.kills_in_ckpt, st.acks, st.ckpts);
+            "checkpoint), %lu commits acknowledged, %lu checkpoints completed, %lu pages "
+            "restored by libatomio recovery\n",
+            c->fs, st.kills, st.kills_before_ready, st.kills_in_ckpt, st.acks, st.ckpts,
+            st.restored);
     /* Not vacuous: the engine did commit and checkpoint between the kills. */
     cr_assert(st.acks > 0, "no commit was ever acknowledged");
     cr_assert(st.ckpts > 0, "no checkpoint ever completed");

@@ -857,6 +857,12 @@ main(int argc, char **argv)
     if (e.dir_fd < 0)
         die(EX_PANIC, "open %s: %s", e.dir, strerror(errno));
 
+    /* The store directory is made together with the database, never at a later start: an
+     * engine that recreated a missing store would hide the loss of the page copies in it. */
+    if (e.dblwr_dir && faccessat(e.dir_fd, "data.db", F_OK, 0) != 0 && errno == ENOENT &&
+        mkdir(e.dblwr_dir, 0700) != 0 && errno != EEXIST)
+        die(EX_PANIC, "mkdir %s: %s", e.dblwr_dir, strerror(errno));
+
     if (!strcmp(cmd, "run"))
         return cmd_run(&e, seed, ops);
     if (!strcmp(cmd, "check"))
