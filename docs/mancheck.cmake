@@ -116,6 +116,20 @@ foreach(_p IN LISTS _pages3)
   endif()
 endforeach()
 
+# Cross references: every "atomio_x (3)" a page mentions must have a page of its own.
+file(GLOB _pages_all "${MANDIR}/man3/*.3" "${MANDIR}/man7/*.7" "${MANDIR}/man1/*.1")
+foreach(_p IN LISTS _pages_all)
+  file(READ "${_p}" _src)
+  string(REGEX MATCHALL "(atomio_[a-z0-9_]+) \\(3\\)" _refs "${_src}")
+  foreach(_r IN LISTS _refs)
+    string(REGEX REPLACE " .*" "" _r "${_r}")
+    if(NOT EXISTS "${MANDIR}/man3/${_r}.3")
+      file(RELATIVE_PATH _rel "${MANDIR}" "${_p}")
+      fail("${_rel} refers to ${_r}(3), which has no page")
+    endif()
+  endforeach()
+endforeach()
+
 # --- roff lint ----------------------------------------------------------------------------
 if(NOT GROFF)
   find_program(GROFF groff)
