@@ -88,7 +88,7 @@ static const struct atomio_layout_field fields[] = {
     F(atomio_caps, fs_min_order),
     F(atomio_caps, fs_type),
     F(atomio_caps, auto_path),
-    F(atomio_caps, reserved0),
+    F(atomio_caps, folio_ok),
     F(atomio_caps, reason_direct),
     F(atomio_caps, reason_buffered),
     F(atomio_caps, reason_doublewrite),

@@ -211,6 +211,7 @@ class Caps:
     fs_min_order: int
     fs_type: int
     auto_path: Union[Path, int]
+    folio_ok: bool
     reason_direct: str
     reason_buffered: str
     reason_doublewrite: str
@@ -229,7 +230,8 @@ class Caps:
             direct_atomic=_enum(DirectAtomic, c.direct_atomic),
             buffered_atomic=bool(c.buffered_atomic), buffered_probe_err=c.buffered_probe_err,
             page_order=c.page_order, fs_min_order=c.fs_min_order, fs_type=c.fs_type,
-            auto_path=_enum(Path, c.auto_path), reason_direct=_s(c.reason_direct),
+            auto_path=_enum(Path, c.auto_path), folio_ok=bool(c.folio_ok),
+            reason_direct=_s(c.reason_direct),
             reason_buffered=_s(c.reason_buffered), reason_doublewrite=_s(c.reason_doublewrite),
             reason_auto=_s(c.reason_auto),
         )
@@ -529,9 +531,12 @@ class Ctx:
 
     def open_file(self, filename, page_size: int, *, path: Union[Path, int] = Path.AUTO,
                   io_style: IoStyle = IoStyle.ANY, policy: Policy = Policy.DEFAULT,
-                  create: bool = True, read_only: bool = False, dsync: bool = False,
+                  create: Optional[bool] = None, read_only: bool = False, dsync: bool = False,
                   no_copy: bool = False, file_id: int = 0, mode: int = 0) -> "File":
-        """atomio_file_open(). path forces a write path (AUTO lets the library choose)."""
+        """atomio_file_open(). path forces a write path (AUTO lets the library choose).
+
+        create defaults to True for read-write files and False for read_only ones (the
+        library refuses the combination)."""
         return File(self, filename, page_size, path=path, io_style=io_style, policy=policy,
                     create=create, read_only=read_only, dsync=dsync, no_copy=no_copy,
                     file_id=file_id, mode=mode)
@@ -654,8 +659,10 @@ class File:
     """atomio_file: one data file with one page size. Use Ctx.open_file()."""
 
     def __init__(self, ctx: Ctx, filename, page_size: int, *, path=Path.AUTO,
-                 io_style=IoStyle.ANY, policy=Policy.DEFAULT, create=True, read_only=False,
+                 io_style=IoStyle.ANY, policy=Policy.DEFAULT, create=None, read_only=False,
                  dsync=False, no_copy=False, file_id=0, mode=0):
+        if create is None:
+            create = not read_only
         lib = _lib.lib()
         self._h = None
         self._lock = threading.Lock()

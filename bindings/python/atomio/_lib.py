@@ -168,7 +168,7 @@ class Caps(Structure):
         ("fs_min_order", c_uint32),
         ("fs_type", c_uint64),
         ("auto_path", c_uint32),
-        ("reserved0", c_uint32),
+        ("folio_ok", c_uint32),
         ("reason_direct", c_char * REASON_LEN),
         ("reason_buffered", c_char * REASON_LEN),
         ("reason_doublewrite", c_char * REASON_LEN),

@@ -17,8 +17,10 @@ import pytest
 # Test the package next to these tests, not some installed copy.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-# ATOMIO_PATH forces every open onto one path; the tests choose paths themselves.
+# ATOMIO_PATH / ATOMIO_SUBMITTER force every open onto one path or submitter; the tests choose
+# those themselves and check what they get.
 os.environ.pop("ATOMIO_PATH", None)
+os.environ.pop("ATOMIO_SUBMITTER", None)
 
 import atomio  # noqa: E402
 

@@ -163,6 +163,7 @@ def test_page_buffer_is_aligned_memoryview():
 
 
 def test_batch_reports_per_entry_errors(scratch):
+    (scratch / "b").write_bytes(b"")
     with atomio.Ctx() as ctx, ctx.open_file(scratch / "a", PS, path=Path.UNSAFE) as a, \
             ctx.open_file(scratch / "b", PS, path=Path.UNSAFE, read_only=True) as b:
         assert ctx.write_batch([(a, 0, bytes(PS)), (a, 1, b"\1" * PS)]) == 2

@@ -63,11 +63,12 @@ def test_round_trip_xfs(xfs_dir, path, submitter):
 def test_prefer_atomic_picks_direct_on_xfs(xfs_dir):
     f = _file(xfs_dir, "prefer-atomic")
     caps = atomio.probe(f, 4096)
-    with _checks.open_ctx(str(xfs_dir), Path.AUTO) as ctx:
-        with ctx.open_file(f, 4096, io_style=atomio.IoStyle.DIRECT,
-                           policy=atomio.Policy.PREFER_ATOMIC) as fh:
+    # Software-only atomics: PREFER_ATOMIC takes them where PREFER_FAST would take DOUBLEWRITE.
+    with _checks.open_ctx(str(xfs_dir), Path.AUTO, policy=atomio.Policy.PREFER_ATOMIC) as ctx:
+        with ctx.open_file(f, 4096, io_style=atomio.IoStyle.DIRECT) as fh:
             info = fh.info()
             assert info.path == Path.DIRECT_ATOMIC, info.reason
+            assert info.policy == atomio.Policy.PREFER_ATOMIC
             assert info.o_direct and info.torn_write_safe
             assert info.direct_atomic == caps.direct_atomic
             fh.write(0, b"\xa5" * 4096)

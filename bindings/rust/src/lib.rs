@@ -334,6 +334,8 @@ pub struct Caps {
     pub fs_min_order: u32,
     pub fs_type: u64,
     pub auto_path: WritePath,
+    /// The page fits the folio-order rule of buffered atomic writes.
+    pub folio_ok: bool,
     pub reason_direct: String,
     pub reason_buffered: String,
     pub reason_doublewrite: String,
@@ -367,6 +369,7 @@ impl Caps {
             fs_min_order: c.fs_min_order,
             fs_type: c.fs_type,
             auto_path: WritePath(c.auto_path),
+            folio_ok: c.folio_ok != 0,
             reason_direct: reason(&c.reason_direct),
             reason_buffered: reason(&c.reason_buffered),
             reason_doublewrite: reason(&c.reason_doublewrite),
@@ -1007,8 +1010,15 @@ impl FileOptions {
     pub fn create(self, yes: bool) -> Self {
         self.flag(sys::ATOMIO_FILE_CREATE, yes)
     }
+    /// Reads only; also turns off `create` (the library refuses the pair), so call
+    /// `.create(true)` after it only to get that refusal.
     pub fn read_only(self, yes: bool) -> Self {
-        self.flag(sys::ATOMIO_FILE_RDONLY, yes)
+        let o = self.flag(sys::ATOMIO_FILE_RDONLY, yes);
+        if yes {
+            o.flag(sys::ATOMIO_FILE_CREATE, false)
+        } else {
+            o
+        }
     }
     /// Every write durable when it returns.
     pub fn dsync(self, yes: bool) -> Self {

@@ -175,7 +175,7 @@ pub struct atomio_caps {
     pub fs_min_order: u32,
     pub fs_type: u64,
     pub auto_path: u32,
-    pub reserved0: u32,
+    pub folio_ok: u32,
     pub reason_direct: [c_char; ATOMIO_REASON_LEN],
     pub reason_buffered: [c_char; ATOMIO_REASON_LEN],
     pub reason_doublewrite: [c_char; ATOMIO_REASON_LEN],

@@ -45,7 +45,7 @@ fn rust_layout() -> BTreeMap<(String, String), (usize, usize)> {
         statx_attributes, dio_mem_align, dio_offset_align, dio_read_offset_align, unit_min,
         unit_max, segments_max, unit_max_opt, dev_major, dev_minor, hw_unit_max, hw_sysfs_err,
         direct_atomic, buffered_atomic, buffered_probe_err, page_order, fs_min_order, fs_type,
-        auto_path, reserved0, reason_direct, reason_buffered, reason_doublewrite, reason_auto });
+        auto_path, folio_ok, reason_direct, reason_buffered, reason_doublewrite, reason_auto });
     layout!(m, atomio_file_opts { size, flags, page_size, io_style, path, policy, file_id, mode,
         reserved0, reserved });
     layout!(m, atomio_file_info { size, path, torn_write_safe, state, page_size, io_style,
