@@ -13,7 +13,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
-    for v in ["ATOMIO_LIB_DIR", "ATOMIO_INCLUDE_DIR", "PKG_CONFIG_PATH", "CC"] {
+    for v in [
+        "ATOMIO_LIB_DIR",
+        "ATOMIO_INCLUDE_DIR",
+        "PKG_CONFIG_PATH",
+        "CC",
+    ] {
         println!("cargo:rerun-if-env-changed={}", v);
     }
     println!("cargo:rerun-if-changed=build.rs");
@@ -29,7 +34,10 @@ fn link_library() -> Vec<PathBuf> {
     if let Some(dir) = env::var_os("ATOMIO_LIB_DIR").filter(|d| !d.is_empty()) {
         let dir = PathBuf::from(dir);
         if !dir.join("libatomio.so").exists() {
-            println!("cargo:warning=ATOMIO_LIB_DIR={} holds no libatomio.so", dir.display());
+            println!(
+                "cargo:warning=ATOMIO_LIB_DIR={} holds no libatomio.so",
+                dir.display()
+            );
         }
         link_dir(&dir);
         println!("cargo:rustc-link-lib=dylib=atomio");
@@ -140,6 +148,8 @@ fn build_layout_helper(manifest: &Path, out: &Path, pc_include: Vec<PathBuf>) {
 }
 
 fn run(cmd: &mut Command) {
-    let st = cmd.status().unwrap_or_else(|e| panic!("cannot run {:?}: {}", cmd, e));
+    let st = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {:?}: {}", cmd, e));
     assert!(st.success(), "{:?} failed: {}", cmd, st);
 }

@@ -6,7 +6,7 @@ ATOMIO_LIBRARY environment variable (path of libatomio.so), then the source tree
 build/libatomio/, then the system's library path.
 
     import atomio
-    caps = atomio.probe("/data/db", 16384)
+    caps = atomio.probe("/data/db/t1", 16384)
     with atomio.Ctx("/data/db/dblwr") as ctx, ctx.open_file("/data/db/t1", 16384) as f:
         f.write(0, b"x" * 16384)
         f.sync()

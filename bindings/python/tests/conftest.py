@@ -26,6 +26,7 @@ import atomio  # noqa: E402
 
 
 def pytest_configure(config):
+    # Also declared in pyproject.toml; repeated so a run from another rootdir knows it too.
     config.addinivalue_line("markers", "fs: mounts a real loop filesystem (root)")
 
 

@@ -10,7 +10,7 @@
 //! use atomio::{Ctx, CtxOptions, FileOptions};
 //!
 //! fn main() -> atomio::Result<()> {
-//!     let caps = atomio::probe("/data/db", 16384)?;
+//!     let caps = atomio::probe("/data/db/t1.ibd", 16384)?; // an existing file
 //!     println!("AUTO would pick {}: {}", caps.auto_path, caps.reason_auto);
 //!     let ctx = Ctx::open(&CtxOptions::new().dblwr_dir("/data/db/dblwr"))?;
 //!     let file = ctx.open_file("/data/db/t1.ibd", &FileOptions::new(16384))?;
@@ -82,11 +82,17 @@ fn static_str(p: *const c_char) -> &'static str {
 impl Error {
     /// The error for a negative result `code`.
     pub fn from_code(code: i32) -> Error {
-        Error { code, context: None }
+        Error {
+            code,
+            context: None,
+        }
     }
 
     fn with(code: i32, context: impl Into<String>) -> Error {
-        Error { code, context: Some(context.into()) }
+        Error {
+            code,
+            context: Some(context.into()),
+        }
     }
 
     /// The result code (< 0).
@@ -140,7 +146,9 @@ impl Error {
     pub fn is_path_unavailable(&self) -> bool {
         matches!(
             self.code,
-            sys::ATOMIO_E_PATH_UNSUPPORTED | sys::ATOMIO_E_NO_DOUBLEWRITE | sys::ATOMIO_E_FOLIO_ORDER
+            sys::ATOMIO_E_PATH_UNSUPPORTED
+                | sys::ATOMIO_E_NO_DOUBLEWRITE
+                | sys::ATOMIO_E_FOLIO_ORDER
         )
     }
 }
@@ -186,7 +194,11 @@ fn cpath(p: &std::path::Path) -> Result<CString> {
 }
 
 fn reason(raw: &[c_char]) -> String {
-    let bytes: Vec<u8> = raw.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+    let bytes: Vec<u8> = raw
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
@@ -197,7 +209,8 @@ fn valid_page_size(ps: u32) -> bool {
 // --- enum newtypes ------------------------------------------------------------------------
 
 macro_rules! c_enum {
-    ($(#[$m:meta])* $name:ident, $namefn:path, { $($(#[$cm:meta])* $c:ident = $v:path),* $(,)? }) => {
+    ($(#[$m:meta])* $name:ident, $namefn:path,
+     { $($(#[$cm:meta])* $c:ident = $v:path),* $(,)? }) => {
         $(#[$m])*
         #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $name(pub u32);
@@ -547,7 +560,9 @@ pub fn probe<P: AsRef<std::path::Path>>(path: P, page_size: u32) -> Result<Caps>
     let mut caps = sys::atomio_caps::new_sized();
     // SAFETY: valid C string and a sized output struct.
     let rc = unsafe { sys::atomio_probe(c.as_ptr(), page_size, &mut caps) };
-    check(rc, || format!("probe {} at page size {}", path.display(), page_size))?;
+    check(rc, || {
+        format!("probe {} at page size {}", path.display(), page_size)
+    })?;
     Ok(Caps::from_raw(&caps))
 }
 
@@ -724,7 +739,10 @@ impl Ctx {
             Some(d) => format!("ctx open, store {}", d.display()),
             None => "ctx open, no store".to_string(),
         })?;
-        Ok(Ctx { raw, _verify: verify })
+        Ok(Ctx {
+            raw,
+            _verify: verify,
+        })
     }
 
     /// The raw handle, for calls this crate does not wrap. Valid while `self` lives.
@@ -743,7 +761,10 @@ impl Ctx {
 
     /// `atomio_page_alloc()`: `npages` pages, aligned, pre-faulted, NUMA-local.
     pub fn page_alloc(&self, page_size: u32, npages: usize) -> Result<PageBuf<'_>> {
-        Ok(PageBuf { raw: RawBuf::alloc(self, page_size, npages)?, _ctx: self })
+        Ok(PageBuf {
+            raw: RawBuf::alloc(self, page_size, npages)?,
+            _ctx: self,
+        })
     }
 
     /// `atomio_write_batch()`: every entry in flight together.
@@ -759,7 +780,10 @@ impl Ctx {
         let mut copies: Vec<usize> = Vec::new();
         for (i, e) in entries.iter().enumerate() {
             if !ptr::eq(e.file.ctx, self) {
-                return Err(Error::with(sys::ATOMIO_E_INVAL, format!("entry {} from another ctx", i)));
+                return Err(Error::with(
+                    sys::ATOMIO_E_INVAL,
+                    format!("entry {} from another ctx", i),
+                ));
             }
             e.file.check_len(e.page.len())?;
             if !e.file.aligned(e.page.as_ptr()) {
@@ -778,7 +802,11 @@ impl Ctx {
         let bounce = if copies.is_empty() {
             None
         } else {
-            let slot = copies.iter().map(|&i| entries[i].file.page_size).max().unwrap();
+            let slot = copies
+                .iter()
+                .map(|&i| entries[i].file.page_size)
+                .max()
+                .unwrap();
             let mut b = RawBuf::alloc(self, slot, copies.len())?;
             for (k, &i) in copies.iter().enumerate() {
                 let start = k * slot as usize;
@@ -796,8 +824,14 @@ impl Ctx {
             e.result = r.result;
         }
         if (rc as usize) < n {
-            let first = raw.iter().find(|r| r.result < 0).map_or(sys::ATOMIO_E_INVAL, |r| r.result);
-            return Err(Error::with(first, format!("{} of {} batch entries failed", n - rc as usize, n)));
+            let first = raw
+                .iter()
+                .find(|r| r.result < 0)
+                .map_or(sys::ATOMIO_E_INVAL, |r| r.result);
+            return Err(Error::with(
+                first,
+                format!("{} of {} batch entries failed", n - rc as usize, n),
+            ));
         }
         Ok(())
     }
@@ -805,14 +839,19 @@ impl Ctx {
     /// `atomio_ctx_sync()`: sync every open file of the ctx.
     pub fn sync(&self) -> Result<()> {
         // SAFETY: live handle.
-        check(unsafe { sys::atomio_ctx_sync(self.raw) }, || "ctx sync".to_string()).map(|_| ())
+        check(unsafe { sys::atomio_ctx_sync(self.raw) }, || {
+            "ctx sync".to_string()
+        })
+        .map(|_| ())
     }
 
     /// `atomio_ctx_stats()`: counters over every file of the ctx, closed ones included.
     pub fn stats(&self) -> Result<Stats> {
         let mut s = sys::atomio_stats::new_sized();
         // SAFETY: live handle, sized output.
-        check(unsafe { sys::atomio_ctx_stats(self.raw, &mut s) }, || "ctx stats".to_string())?;
+        check(unsafe { sys::atomio_ctx_stats(self.raw, &mut s) }, || {
+            "ctx stats".to_string()
+        })?;
         Ok(Stats::from_raw(&s))
     }
 
@@ -828,14 +867,20 @@ impl Ctx {
         let mut r = sys::atomio_recovery_report::new_sized();
         // SAFETY: live handle, sized output.
         let rc = unsafe { sys::atomio_ctx_recover(self.raw, &mut r) };
-        (check(rc, || "recover".to_string()).map(|_| ()), RecoveryReport::from_raw(&r))
+        (
+            check(rc, || "recover".to_string()).map(|_| ()),
+            RecoveryReport::from_raw(&r),
+        )
     }
 
     /// `atomio_ctx_close()` with its result (drop closes too, ignoring it).
     pub fn close(mut self) -> Result<()> {
         let raw = std::mem::replace(&mut self.raw, ptr::null_mut());
         // SAFETY: no File borrows self (close takes it by value), so none is open.
-        check(unsafe { sys::atomio_ctx_close(raw) }, || "ctx close".to_string()).map(|_| ())
+        check(unsafe { sys::atomio_ctx_close(raw) }, || {
+            "ctx close".to_string()
+        })
+        .map(|_| ())
     }
 }
 
@@ -865,7 +910,10 @@ unsafe impl Sync for RawBuf {}
 impl RawBuf {
     fn alloc(ctx: &Ctx, page_size: u32, npages: usize) -> Result<RawBuf> {
         if !valid_page_size(page_size) {
-            return Err(Error::with(sys::ATOMIO_E_PAGE_SIZE, format!("page size {}", page_size)));
+            return Err(Error::with(
+                sys::ATOMIO_E_PAGE_SIZE,
+                format!("page size {}", page_size),
+            ));
         }
         if npages == 0 {
             return Err(Error::with(sys::ATOMIO_E_INVAL, "zero pages"));
@@ -875,7 +923,12 @@ impl RawBuf {
         let ptr = NonNull::new(p as *mut u8).ok_or_else(|| {
             Error::with(-12, format!("atomio_page_alloc({}, {})", page_size, npages))
         })?;
-        Ok(RawBuf { ctx: ctx.raw, ptr, page_size, npages })
+        Ok(RawBuf {
+            ctx: ctx.raw,
+            ptr,
+            page_size,
+            npages,
+        })
     }
 
     fn len(&self) -> usize {
@@ -898,7 +951,12 @@ impl Drop for RawBuf {
         // SAFETY: allocated by atomio_page_alloc with these figures; the ctx is alive (a
         // PageBuf borrows it, a File's bounce buffer is dropped before the File's borrow ends).
         unsafe {
-            sys::atomio_page_free(self.ctx, self.ptr.as_ptr() as *mut c_void, self.page_size, self.npages)
+            sys::atomio_page_free(
+                self.ctx,
+                self.ptr.as_ptr() as *mut c_void,
+                self.page_size,
+                self.npages,
+            )
         };
     }
 }
@@ -945,7 +1003,11 @@ impl std::ops::DerefMut for PageBuf<'_> {
 
 impl fmt::Debug for PageBuf<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PageBuf({} x {} at {:p})", self.raw.npages, self.raw.page_size, self.raw.ptr)
+        write!(
+            f,
+            "PageBuf({} x {} at {:p})",
+            self.raw.npages, self.raw.page_size, self.raw.ptr
+        )
     }
 }
 
@@ -1071,7 +1133,12 @@ impl<'c> File<'c> {
         // SAFETY: live ctx, C string, initialised options.
         let rc = unsafe { sys::atomio_file_open(ctx.raw, c.as_ptr(), &fo, &mut raw) };
         check(rc, || {
-            format!("open {} page size {} path {}", path.display(), o.page_size, o.path)
+            format!(
+                "open {} page size {} path {}",
+                path.display(),
+                o.page_size,
+                o.path
+            )
         })?;
         // In-place writes need the DIO memory alignment; atomio_page_alloc guarantees 4096.
         let mut caps = sys::atomio_caps::new_sized();
@@ -1081,7 +1148,13 @@ impl<'c> File<'c> {
         } else {
             4096
         };
-        Ok(File { raw, ctx, page_size: o.page_size, align, bounce: Mutex::new(None) })
+        Ok(File {
+            raw,
+            ctx,
+            page_size: o.page_size,
+            align,
+            bounce: Mutex::new(None),
+        })
     }
 
     /// The raw handle, for calls this crate does not wrap. Valid while `self` lives.
@@ -1103,7 +1176,10 @@ impl<'c> File<'c> {
         if len != self.page_size as usize {
             return Err(Error::with(
                 sys::ATOMIO_E_PAGE_SIZE,
-                format!("page is {} bytes, the file's page size is {}", len, self.page_size),
+                format!(
+                    "page is {} bytes, the file's page size is {}",
+                    len, self.page_size
+                ),
             ));
         }
         Ok(())
@@ -1132,21 +1208,27 @@ impl<'c> File<'c> {
         let ctx = || format!("write page {}", page_no);
         if self.aligned(page.as_ptr()) {
             // SAFETY: live handle, page_size readable bytes.
-            let rc = unsafe { sys::atomio_write(self.raw, page_no, page.as_ptr() as *const c_void, flags.0) };
+            let rc = unsafe {
+                sys::atomio_write(self.raw, page_no, page.as_ptr() as *const c_void, flags.0)
+            };
             return check(rc, ctx).map(|_| ());
         }
         let rc = self.with_bounce(|b| {
             b.as_mut_slice().copy_from_slice(page);
             // SAFETY: live handle, aligned page_size bytes.
-            unsafe { sys::atomio_write(self.raw, page_no, b.ptr.as_ptr() as *const c_void, flags.0) }
+            unsafe {
+                sys::atomio_write(self.raw, page_no, b.ptr.as_ptr() as *const c_void, flags.0)
+            }
         })?;
         check(rc, ctx).map(|_| ())
     }
 
     /// [`Ctx::write_batch`] for pages of this file.
     pub fn write_batch(&self, pages: &[(u64, &[u8])], flags: WriteFlags) -> Result<()> {
-        let mut entries: Vec<BatchWrite<'_>> =
-            pages.iter().map(|&(n, p)| BatchWrite::new(self, n, p)).collect();
+        let mut entries: Vec<BatchWrite<'_>> = pages
+            .iter()
+            .map(|&(n, p)| BatchWrite::new(self, n, p))
+            .collect();
         self.ctx.write_batch(&mut entries, flags)
     }
 
@@ -1156,7 +1238,8 @@ impl<'c> File<'c> {
         let ctx = || format!("read page {}", page_no);
         if self.aligned(buf.as_ptr()) {
             // SAFETY: live handle, page_size writable bytes.
-            let rc = unsafe { sys::atomio_read(self.raw, page_no, buf.as_mut_ptr() as *mut c_void) };
+            let rc =
+                unsafe { sys::atomio_read(self.raw, page_no, buf.as_mut_ptr() as *mut c_void) };
             return check(rc, ctx).map(|_| ());
         }
         let rc = self.with_bounce(|b| {
@@ -1187,7 +1270,10 @@ impl<'c> File<'c> {
     pub fn info(&self) -> Result<FileInfo> {
         let mut i = sys::atomio_file_info::new_sized();
         // SAFETY: live handle, sized output.
-        check(unsafe { sys::atomio_file_info_get(self.raw, &mut i) }, || "file info".to_string())?;
+        check(
+            unsafe { sys::atomio_file_info_get(self.raw, &mut i) },
+            || "file info".to_string(),
+        )?;
         Ok(FileInfo::from_raw(&i))
     }
 
@@ -1195,7 +1281,9 @@ impl<'c> File<'c> {
     pub fn caps(&self) -> Result<Caps> {
         let mut c = sys::atomio_caps::new_sized();
         // SAFETY: live handle, sized output.
-        check(unsafe { sys::atomio_file_caps(self.raw, &mut c) }, || "file caps".to_string())?;
+        check(unsafe { sys::atomio_file_caps(self.raw, &mut c) }, || {
+            "file caps".to_string()
+        })?;
         Ok(Caps::from_raw(&c))
     }
 
@@ -1203,7 +1291,9 @@ impl<'c> File<'c> {
     pub fn stats(&self) -> Result<Stats> {
         let mut s = sys::atomio_stats::new_sized();
         // SAFETY: live handle, sized output.
-        check(unsafe { sys::atomio_file_stats(self.raw, &mut s) }, || "file stats".to_string())?;
+        check(unsafe { sys::atomio_file_stats(self.raw, &mut s) }, || {
+            "file stats".to_string()
+        })?;
         Ok(Stats::from_raw(&s))
     }
 
@@ -1220,7 +1310,10 @@ impl<'c> File<'c> {
         // Free the bounce buffer while the ctx is certainly alive.
         self.bounce.lock().unwrap_or_else(|p| p.into_inner()).take();
         // SAFETY: the handle was live and is not used again.
-        check(unsafe { sys::atomio_file_close(raw) }, || "file close".to_string()).map(|_| ())
+        check(unsafe { sys::atomio_file_close(raw) }, || {
+            "file close".to_string()
+        })
+        .map(|_| ())
     }
 }
 
@@ -1247,12 +1340,20 @@ pub struct BatchWrite<'a> {
 
 impl<'a> BatchWrite<'a> {
     pub fn new(file: &'a File<'a>, page_no: u64, page: &'a [u8]) -> Self {
-        BatchWrite { file, page_no, page, result: 0 }
+        BatchWrite {
+            file,
+            page_no,
+            page,
+            result: 0,
+        }
     }
     /// This entry's result after the batch ran.
     pub fn result(&self) -> Result<()> {
         if self.result < 0 {
-            Err(Error::with(self.result, format!("batch entry page {}", self.page_no)))
+            Err(Error::with(
+                self.result,
+                format!("batch entry page {}", self.page_no),
+            ))
         } else {
             Ok(())
         }

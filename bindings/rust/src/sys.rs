@@ -283,8 +283,7 @@ extern "C" {
     pub fn atomio_ctx_opts_init(o: *mut atomio_ctx_opts);
     pub fn atomio_ctx_open(opts: *const atomio_ctx_opts, out: *mut *mut atomio_ctx) -> c_int;
     pub fn atomio_ctx_close(ctx: *mut atomio_ctx) -> c_int;
-    pub fn atomio_ctx_recover(ctx: *mut atomio_ctx, report: *mut atomio_recovery_report)
-        -> c_int;
+    pub fn atomio_ctx_recover(ctx: *mut atomio_ctx, report: *mut atomio_recovery_report) -> c_int;
 
     pub fn atomio_probe(path: *const c_char, page_size: u32, caps: *mut atomio_caps) -> c_int;
 
@@ -302,8 +301,12 @@ extern "C" {
     pub fn atomio_page_alloc(ctx: *mut atomio_ctx, page_size: u32, npages: usize) -> *mut c_void;
     pub fn atomio_page_free(ctx: *mut atomio_ctx, buf: *mut c_void, page_size: u32, npages: usize);
 
-    pub fn atomio_write(f: *mut atomio_file, page_no: u64, page: *const c_void, flags: u32)
-        -> c_int;
+    pub fn atomio_write(
+        f: *mut atomio_file,
+        page_no: u64,
+        page: *const c_void,
+        flags: u32,
+    ) -> c_int;
     pub fn atomio_write_batch(
         ctx: *mut atomio_ctx,
         w: *mut atomio_page_write,

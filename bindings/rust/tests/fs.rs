@@ -18,8 +18,17 @@ fn probe_xfs(dir: &Path, ps: u32) {
     assert_eq!(caps.fs_type, XFS_MAGIC);
     assert!(caps.valid & atomio::sys::ATOMIO_CAPS_STATX != 0);
     // reflink=1 XFS does atomic O_DIRECT writes through copy-on-write whatever the device.
-    assert_ne!(caps.direct_atomic, DirectAtomic::NONE, "{}", caps.reason_direct);
-    assert!(caps.unit_min > 0 && caps.unit_min <= ps && ps <= caps.unit_max, "{:?}", caps);
+    assert_ne!(
+        caps.direct_atomic,
+        DirectAtomic::NONE,
+        "{}",
+        caps.reason_direct
+    );
+    assert!(
+        caps.unit_min > 0 && caps.unit_min <= ps && ps <= caps.unit_max,
+        "{:?}",
+        caps
+    );
     assert!(caps.segments_max >= 1);
     // AUTO under the probe's assumptions (io ANY, PREFER_FAST, store available), DESIGN 5.
     let want = if caps.buffered_atomic {
@@ -31,13 +40,18 @@ fn probe_xfs(dir: &Path, ps: u32) {
     };
     assert_eq!(caps.auto_path, want, "{}", caps.reason_auto);
     assert_eq!(std::fs::metadata(&f).unwrap().len(), 0);
-    eprintln!("xfs probe {}: direct {} ({}), auto {}", ps, caps.direct_atomic, caps.reason_direct, caps.auto_path);
+    eprintln!(
+        "xfs probe {}: direct {} ({}), auto {}",
+        ps, caps.direct_atomic, caps.reason_direct, caps.auto_path
+    );
 }
 
 fn prefer_atomic_picks_direct(dir: &Path) {
     let f = dir.join("prefer-atomic");
     let ctx = Ctx::open(&CtxOptions::new().policy(Policy::PREFER_ATOMIC)).unwrap();
-    let fh = ctx.open_file(&f, &FileOptions::new(4096).io_style(IoStyle::DIRECT)).unwrap();
+    let fh = ctx
+        .open_file(&f, &FileOptions::new(4096).io_style(IoStyle::DIRECT))
+        .unwrap();
     let info = fh.info().unwrap();
     assert_eq!(info.path, WritePath::DIRECT_ATOMIC, "{}", info.reason);
     assert!(info.o_direct && info.torn_write_safe);

@@ -19,7 +19,10 @@ fn version_matches_header() {
         sys::ATOMIO_VERSION_PATCH
     );
     assert_eq!(atomio::version(), want);
-    assert_eq!(atomio::version_number() as i64 / 10000, sys::ATOMIO_VERSION_MAJOR);
+    assert_eq!(
+        atomio::version_number() as i64 / 10000,
+        sys::ATOMIO_VERSION_MAJOR
+    );
 }
 
 #[test]
@@ -38,7 +41,13 @@ fn error_carries_code_name_message() {
     let io: std::io::Error = eio.into();
     assert_eq!(io.raw_os_error(), Some(5));
     for code in (sys::ATOMIO_E__LAST + 1..=sys::ATOMIO_E_INVAL).rev() {
-        assert!(atomio::Error::from_code(code).name().starts_with("ATOMIO_E_"), "{}", code);
+        assert!(
+            atomio::Error::from_code(code)
+                .name()
+                .starts_with("ATOMIO_E_"),
+            "{}",
+            code
+        );
     }
 }
 
@@ -46,7 +55,16 @@ fn error_carries_code_name_message() {
 fn enum_names_come_from_the_library() {
     setup();
     let names: Vec<&str> = WritePath::ALL.iter().map(|p| p.name()).collect();
-    assert_eq!(names, ["AUTO", "DIRECT_ATOMIC", "BUFFERED_ATOMIC", "DOUBLEWRITE", "UNSAFE"]);
+    assert_eq!(
+        names,
+        [
+            "AUTO",
+            "DIRECT_ATOMIC",
+            "BUFFERED_ATOMIC",
+            "DOUBLEWRITE",
+            "UNSAFE"
+        ]
+    );
     assert_eq!(Submitter::URING.to_string(), "URING");
     // A value newer than this crate is carried, and named by the library ("?" if unknown).
     assert_eq!(WritePath(99).raw(), 99);
@@ -64,12 +82,20 @@ fn probe_temp_dir() {
     assert!(caps.valid & sys::ATOMIO_CAPS_VERDICTS != 0);
     assert!(!caps.reason_direct.is_empty() && !caps.reason_auto.is_empty());
     assert!(
-        [WritePath::DIRECT_ATOMIC, WritePath::BUFFERED_ATOMIC, WritePath::DOUBLEWRITE]
-            .contains(&caps.auto_path),
+        [
+            WritePath::DIRECT_ATOMIC,
+            WritePath::BUFFERED_ATOMIC,
+            WritePath::DOUBLEWRITE
+        ]
+        .contains(&caps.auto_path),
         "{:?}",
         caps
     );
-    assert_eq!(std::fs::metadata(&f).unwrap().len(), 0, "probe must never write the file");
+    assert_eq!(
+        std::fs::metadata(&f).unwrap().len(),
+        0,
+        "probe must never write the file"
+    );
     assert_eq!(atomio::probe(d.path(), PS).unwrap().fs_type, caps.fs_type);
     let e = expect_code(atomio::probe(d.path().join("nope"), PS), -2);
     assert_eq!(e.name(), "ENOENT");
@@ -98,7 +124,12 @@ fn page_length_is_checked() {
     setup();
     let d = TempDir::new("len");
     let ctx = Ctx::open(&CtxOptions::new()).unwrap();
-    let f = ctx.open_file(d.path().join("f"), &FileOptions::new(PS).path(WritePath::UNSAFE)).unwrap();
+    let f = ctx
+        .open_file(
+            d.path().join("f"),
+            &FileOptions::new(PS).path(WritePath::UNSAFE),
+        )
+        .unwrap();
     for n in [0usize, PS as usize - 1, PS as usize + 1, 2 * PS as usize] {
         expect_code(f.write(0, &vec![0u8; n]), sys::ATOMIO_E_PAGE_SIZE);
         expect_code(f.read(0, &mut vec![0u8; n]), sys::ATOMIO_E_PAGE_SIZE);
@@ -113,13 +144,22 @@ fn closed_handles() {
     // left to check at run time is that close reports its result and the ctx keeps counting.
     let d = TempDir::new("closed");
     let ctx = Ctx::open(&CtxOptions::new()).unwrap();
-    let f = ctx.open_file(d.path().join("f"), &FileOptions::new(PS).path(WritePath::UNSAFE)).unwrap();
+    let f = ctx
+        .open_file(
+            d.path().join("f"),
+            &FileOptions::new(PS).path(WritePath::UNSAFE),
+        )
+        .unwrap();
     f.write(0, &[7u8; PS as usize]).unwrap();
     f.close().unwrap();
     assert_eq!(ctx.stats().unwrap().pages_on(WritePath::UNSAFE), 1);
     {
-        let _dropped = ctx.open_file(d.path().join("g"), &FileOptions::new(PS)
-            .path(WritePath::UNSAFE)).unwrap();
+        let _dropped = ctx
+            .open_file(
+                d.path().join("g"),
+                &FileOptions::new(PS).path(WritePath::UNSAFE),
+            )
+            .unwrap();
     }
     ctx.close().unwrap();
 }
@@ -131,7 +171,12 @@ fn read_only_file() {
     let p = d.path().join("ro");
     std::fs::write(&p, vec![0u8; PS as usize]).unwrap();
     let ctx = Ctx::open(&CtxOptions::new()).unwrap();
-    let f = ctx.open_file(&p, &FileOptions::new(PS).path(WritePath::UNSAFE).read_only(true)).unwrap();
+    let f = ctx
+        .open_file(
+            &p,
+            &FileOptions::new(PS).path(WritePath::UNSAFE).read_only(true),
+        )
+        .unwrap();
     let e = expect_code(f.write(0, &[1u8; PS as usize]), sys::ATOMIO_E_READ_ONLY);
     assert_eq!(e.name(), "ATOMIO_E_READ_ONLY");
     assert!(f.read_vec(0).unwrap().iter().all(|&b| b == 0));
@@ -144,7 +189,10 @@ fn page_buf_is_aligned_and_owned() {
     let mut b = ctx.page_alloc(16384, 3).unwrap();
     assert_eq!(b.len(), 3 * 16384);
     assert_eq!(b.as_ptr() as usize % 16384, 0);
-    assert!(b.iter().all(|&x| x == 0) || true, "content is unspecified; only size matters");
+    assert!(
+        b.iter().all(|&x| x == 0) || true,
+        "content is unspecified; only size matters"
+    );
     b.page_mut(2)[..4].copy_from_slice(b"abcd");
     assert_eq!(&b[2 * 16384..2 * 16384 + 4], b"abcd");
     assert_eq!((b.page_size(), b.npages()), (16384, 3));
@@ -157,24 +205,45 @@ fn batch_reports_per_entry_results() {
     let d = TempDir::new("batch");
     std::fs::File::create(d.path().join("b")).unwrap();
     let ctx = Ctx::open(&CtxOptions::new()).unwrap();
-    let a = ctx.open_file(d.path().join("a"), &FileOptions::new(PS).path(WritePath::UNSAFE)).unwrap();
+    let a = ctx
+        .open_file(
+            d.path().join("a"),
+            &FileOptions::new(PS).path(WritePath::UNSAFE),
+        )
+        .unwrap();
     let b = ctx
-        .open_file(d.path().join("b"), &FileOptions::new(PS).path(WritePath::UNSAFE).read_only(true))
+        .open_file(
+            d.path().join("b"),
+            &FileOptions::new(PS).path(WritePath::UNSAFE).read_only(true),
+        )
         .unwrap();
     let (p1, p2, p3) = ([1u8; PS as usize], [2u8; PS as usize], [3u8; PS as usize]);
     let mut ok = [BatchWrite::new(&a, 0, &p1), BatchWrite::new(&a, 1, &p2)];
     ctx.write_batch(&mut ok, WriteFlags::NONE).unwrap();
-    let mut mixed = [BatchWrite::new(&a, 2, &p2), BatchWrite::new(&b, 0, &p1), BatchWrite::new(&a, 3, &p3)];
-    let e = expect_code(ctx.write_batch(&mut mixed, WriteFlags::NONE), sys::ATOMIO_E_READ_ONLY);
+    let mut mixed = [
+        BatchWrite::new(&a, 2, &p2),
+        BatchWrite::new(&b, 0, &p1),
+        BatchWrite::new(&a, 3, &p3),
+    ];
+    let e = expect_code(
+        ctx.write_batch(&mut mixed, WriteFlags::NONE),
+        sys::ATOMIO_E_READ_ONLY,
+    );
     assert!(e.context().unwrap().contains("1 of 3"), "{}", e);
     assert!(mixed[0].result().is_ok() && mixed[2].result().is_ok());
-    assert_eq!(mixed[1].result().unwrap_err().code(), sys::ATOMIO_E_READ_ONLY);
+    assert_eq!(
+        mixed[1].result().unwrap_err().code(),
+        sys::ATOMIO_E_READ_ONLY
+    );
     assert_eq!(a.read_vec(3).unwrap(), p3.to_vec());
     assert_eq!(a.stats().unwrap().pages_on(WritePath::UNSAFE), 4);
     // Entries of another ctx are refused before anything is written.
     let other = Ctx::open(&CtxOptions::new()).unwrap();
     let mut foreign = [BatchWrite::new(&a, 9, &p1)];
-    expect_code(other.write_batch(&mut foreign, WriteFlags::NONE), sys::ATOMIO_E_INVAL);
+    expect_code(
+        other.write_batch(&mut foreign, WriteFlags::NONE),
+        sys::ATOMIO_E_INVAL,
+    );
 }
 
 #[test]
@@ -183,21 +252,33 @@ fn stats_count_writes() {
     let d = TempDir::new("stats");
     let ctx = Ctx::open(&CtxOptions::new()).unwrap();
     let before = ctx.stats().unwrap();
-    let f = ctx.open_file(d.path().join("f"), &FileOptions::new(PS).path(WritePath::UNSAFE)).unwrap();
+    let f = ctx
+        .open_file(
+            d.path().join("f"),
+            &FileOptions::new(PS).path(WritePath::UNSAFE),
+        )
+        .unwrap();
     for n in 0..5u8 {
         f.write(n as u64, &[n; PS as usize]).unwrap();
     }
     let z = [0u8; PS as usize];
-    f.write_batch(&[(5, &z[..]), (6, &z[..])], WriteFlags::NONE).unwrap();
+    f.write_batch(&[(5, &z[..]), (6, &z[..])], WriteFlags::NONE)
+        .unwrap();
     f.sync().unwrap();
     let st = f.stats().unwrap();
     assert_eq!(st.pages_on(WritePath::UNSAFE), 7);
     assert_eq!(st.pages_total(), 7);
     assert_eq!(st.bytes_data, 7 * PS as u64);
-    assert_eq!((st.bytes_dblwr, st.short_writes, st.failed_syncs), (0, 0, 0));
+    assert_eq!(
+        (st.bytes_dblwr, st.short_writes, st.failed_syncs),
+        (0, 0, 0)
+    );
     assert!(st.syncs >= 1);
     let after = ctx.stats().unwrap();
-    assert_eq!(after.pages_on(WritePath::UNSAFE) - before.pages_on(WritePath::UNSAFE), 7);
+    assert_eq!(
+        after.pages_on(WritePath::UNSAFE) - before.pages_on(WritePath::UNSAFE),
+        7
+    );
 }
 
 #[test]
@@ -211,7 +292,10 @@ fn round_trip_every_path_temp_dir() {
         }
     }
     eprintln!("round trips on {}: {}", d.path().display(), ran.join(", "));
-    assert!(ran.iter().any(|s| s.starts_with("UNSAFE")), "UNSAFE must work anywhere");
+    assert!(
+        ran.iter().any(|s| s.starts_with("UNSAFE")),
+        "UNSAFE must work anywhere"
+    );
 }
 
 #[test]
@@ -230,12 +314,19 @@ fn recover_with_store() {
     let ctx = match Ctx::open(&CtxOptions::new().dblwr_dir(d.path().join("dblwr"))) {
         Ok(c) => c,
         Err(e) if e.is_path_unavailable() => {
-            common::skip(&format!("recover: no doublewrite store in this build: {}", e));
+            common::skip(&format!(
+                "recover: no doublewrite store in this build: {}",
+                e
+            ));
             return;
         }
         Err(e) => panic!("{}", e),
     };
     let r = ctx.recover().unwrap();
     assert_eq!((r.pages_unrecoverable, r.batches_torn), (0, 0));
-    assert_eq!(ctx.recover().unwrap().pages_restored, 0, "recovery is idempotent");
+    assert_eq!(
+        ctx.recover().unwrap().pages_restored,
+        0,
+        "recovery is idempotent"
+    );
 }

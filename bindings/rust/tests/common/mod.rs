@@ -103,7 +103,10 @@ impl Xfs {
         }
         for t in ["mkfs.xfs", "mount", "umount", "truncate"] {
             if !have(t) {
-                skip(&format!("XFS part: {} not installed (apt-get install xfsprogs)", t));
+                skip(&format!(
+                    "XFS part: {} not installed (apt-get install xfsprogs)",
+                    t
+                ));
                 return None;
             }
         }
@@ -115,7 +118,11 @@ impl Xfs {
         let img = tmp.path().join("xfs.img");
         let mnt = tmp.path().join("mnt");
         std::fs::create_dir(&mnt).unwrap();
-        let mut x = Xfs { tmp, mnt, mounted: false };
+        let mut x = Xfs {
+            tmp,
+            mnt,
+            mounted: false,
+        };
         let (img_s, mnt_s) = (img.to_str().unwrap(), x.mnt.to_str().unwrap().to_string());
         // 512 MiB sparse: above mkfs.xfs's 300 MiB floor, a few MiB of real space.
         run(&["truncate", "-s", "512M", img_s]).unwrap();
@@ -165,7 +172,10 @@ pub fn open_ctx(base: &Path, path: WritePath, sub: Submitter, policy: Policy) ->
             Ok(c) => return Some(c),
             Err(e) if e.is_path_unavailable() => {
                 if path == WritePath::DOUBLEWRITE {
-                    skip(&format!("DOUBLEWRITE: no doublewrite store in this build: {}", e));
+                    skip(&format!(
+                        "DOUBLEWRITE: no doublewrite store in this build: {}",
+                        e
+                    ));
                     return None;
                 }
                 eprintln!("AUTO without a store (this build has none: {})", e.name());
@@ -180,7 +190,12 @@ pub fn open_ctx(base: &Path, path: WritePath, sub: Submitter, policy: Policy) ->
 /// through the same and a fresh handle, check info and the stats counters. Returns the path
 /// in force, or None when the file cannot take `path` -- which the library must say at open
 /// with an "unavailable" code, consistent with the probe; the reason is printed.
-pub fn round_trip(base: &Path, path: WritePath, page_size: u32, sub: Submitter) -> Option<WritePath> {
+pub fn round_trip(
+    base: &Path,
+    path: WritePath,
+    page_size: u32,
+    sub: Submitter,
+) -> Option<WritePath> {
     setup();
     let ps = page_size as usize;
     let name = base.join(format!("rt-{}-{}-{}", path.name(), sub.raw(), page_size));
@@ -191,18 +206,40 @@ pub fn round_trip(base: &Path, path: WritePath, page_size: u32, sub: Submitter) 
     let f = match ctx.open_file(&name, &FileOptions::new(page_size).path(path)) {
         Ok(f) => f,
         Err(e) if e.is_path_unavailable() => {
-            assert_ne!(can, Some(true), "probe says {} works ({}) but open: {}", path, caps.reason(path), e);
-            skip(&format!("{} unavailable here: {}; probe: {}", path, e, caps.reason(path)));
+            assert_ne!(
+                can,
+                Some(true),
+                "probe says {} works ({}) but open: {}",
+                path,
+                caps.reason(path),
+                e
+            );
+            skip(&format!(
+                "{} unavailable here: {}; probe: {}",
+                path,
+                e,
+                caps.reason(path)
+            ));
             return None;
         }
         Err(e) => panic!("open {}: {}", path, e),
     };
     if path != WritePath::AUTO {
-        assert_ne!(can, Some(false), "probe says no to {} ({}) but open succeeded", path, caps.reason(path));
+        assert_ne!(
+            can,
+            Some(false),
+            "probe says no to {} ({}) but open succeeded",
+            path,
+            caps.reason(path)
+        );
     }
     let info = f.info().unwrap();
     if path == WritePath::AUTO {
-        assert!(info.path != WritePath::AUTO && info.path != WritePath::UNSAFE, "{:?}", info);
+        assert!(
+            info.path != WritePath::AUTO && info.path != WritePath::UNSAFE,
+            "{:?}",
+            info
+        );
     } else {
         assert_eq!(info.path, path, "{:?}", info);
     }
@@ -210,14 +247,20 @@ pub fn round_trip(base: &Path, path: WritePath, page_size: u32, sub: Submitter) 
     assert_eq!(info.state, atomio::FileState::OK);
     assert_eq!(info.page_size, page_size);
     if sub == Submitter::URING {
-        assert!(info.submitter == Submitter::URING || info.uring_fallback, "{:?}", info);
+        assert!(
+            info.submitter == Submitter::URING || info.uring_fallback,
+            "{:?}",
+            info
+        );
     } else if sub == Submitter::SYNC {
         assert_eq!(info.submitter, Submitter::SYNC);
     }
     let chosen = info.path;
 
     let npages = 6u64;
-    let mut want: Vec<Vec<u8>> = (0..npages).map(|n| pattern(1000 * path.raw() as u64 + n, ps)).collect();
+    let mut want: Vec<Vec<u8>> = (0..npages)
+        .map(|n| pattern(1000 * path.raw() as u64 + n, ps))
+        .collect();
     // A Vec (whatever its alignment), a deliberately unaligned slice, a library buffer.
     f.write(0, &want[0]).unwrap();
     let mut odd = vec![0u8; ps + 1];
@@ -226,7 +269,8 @@ pub fn round_trip(base: &Path, path: WritePath, page_size: u32, sub: Submitter) 
     let mut buf = ctx.page_alloc(page_size, 1).unwrap();
     buf.copy_from_slice(&want[2]);
     f.write(2, &buf).unwrap();
-    f.write_flags(3, &want[3], atomio::WriteFlags::DSYNC).unwrap();
+    f.write_flags(3, &want[3], atomio::WriteFlags::DSYNC)
+        .unwrap();
     let batch: Vec<(u64, &[u8])> = (4..npages).map(|n| (n, &want[n as usize][..])).collect();
     f.write_batch(&batch, atomio::WriteFlags::NONE).unwrap();
     // A page written twice reads back as its last content.
@@ -236,9 +280,17 @@ pub fn round_trip(base: &Path, path: WritePath, page_size: u32, sub: Submitter) 
     f.sync().unwrap();
 
     for n in 0..npages {
-        assert!(f.read_vec(n).unwrap() == want[n as usize], "page {} differs after {} write", n, chosen);
+        assert!(
+            f.read_vec(n).unwrap() == want[n as usize],
+            "page {} differs after {} write",
+            n,
+            chosen
+        );
     }
-    assert!(f.read_vec(npages + 10).unwrap().iter().all(|&b| b == 0), "beyond EOF must read zeros");
+    assert!(
+        f.read_vec(npages + 10).unwrap().iter().all(|&b| b == 0),
+        "beyond EOF must read zeros"
+    );
     f.read(1, &mut buf).unwrap();
     assert!(buf[..] == want[1][..]);
     f.read(2, &mut odd[1..]).unwrap();
@@ -255,9 +307,15 @@ pub fn round_trip(base: &Path, path: WritePath, page_size: u32, sub: Submitter) 
     f.close().unwrap();
 
     // A fresh handle sees the same bytes.
-    let g = ctx.open_file(&name, &FileOptions::new(page_size).path(path).create(false)).unwrap();
+    let g = ctx
+        .open_file(&name, &FileOptions::new(page_size).path(path).create(false))
+        .unwrap();
     for n in 0..npages {
-        assert!(g.read_vec(n).unwrap() == want[n as usize], "page {} differs on reopen", n);
+        assert!(
+            g.read_vec(n).unwrap() == want[n as usize],
+            "page {} differs on reopen",
+            n
+        );
     }
     drop(g);
     ctx.close().unwrap();
@@ -266,7 +324,11 @@ pub fn round_trip(base: &Path, path: WritePath, page_size: u32, sub: Submitter) 
 
 /// Every path, for round-trip loops. New paths are enum values: listed in WritePath::ALL.
 pub fn all_paths() -> Vec<WritePath> {
-    let mut v: Vec<WritePath> = WritePath::ALL.iter().copied().filter(|p| *p != WritePath::AUTO).collect();
+    let mut v: Vec<WritePath> = WritePath::ALL
+        .iter()
+        .copied()
+        .filter(|p| *p != WritePath::AUTO)
+        .collect();
     v.push(WritePath::AUTO);
     v
 }
