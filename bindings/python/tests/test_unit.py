@@ -218,3 +218,21 @@ def test_recover_with_store(scratch):
         assert r.pages_unrecoverable == 0 and r.batches_torn == 0
         r2 = ctx.recover()  # idempotent
         assert r2.pages_restored == 0
+
+
+def test_file_is_shared_across_threads(scratch):
+    import threading
+    with atomio.Ctx() as ctx, ctx.open_file(scratch / "f", PS, path=Path.UNSAFE) as f:
+        # bytes sources: they share the file's locked bounce buffer.
+        def worker(t):
+            for i in range(8):
+                n = t * 8 + i
+                f.write(n, _checks.page(n, PS))
+        ts = [threading.Thread(target=worker, args=(t,)) for t in range(4)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        for n in range(32):
+            assert f.read(n) == _checks.page(n, PS), n
+        assert f.stats().pages[Path.UNSAFE] == 32

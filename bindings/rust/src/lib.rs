@@ -923,6 +923,10 @@ impl RawBuf {
         let ptr = NonNull::new(p as *mut u8).ok_or_else(|| {
             Error::with(-12, format!("atomio_page_alloc({}, {})", page_size, npages))
         })?;
+        // The library pre-faults but does not promise contents; Rust hands the memory out as
+        // &[u8], which must never expose uninitialised bytes.
+        // SAFETY: page_size * npages writable bytes just allocated.
+        unsafe { ptr::write_bytes(ptr.as_ptr(), 0, page_size as usize * npages) };
         Ok(RawBuf {
             ctx: ctx.raw,
             ptr,
