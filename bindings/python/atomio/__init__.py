@@ -560,6 +560,8 @@ class Ctx:
         bounce: Optional[PageBuffer] = None
         copies = []
         for i, (f, page_no, data) in enumerate(entries):
+            if f.ctx is not self:
+                raise Error(_lib.E_INVAL, f"batch entry {i}: file of another ctx")
             got = _address(data, f.page_size, f._align)
             arr[i].file = f._handle()
             arr[i].page_no = page_no

@@ -175,6 +175,10 @@ def test_batch_reports_per_entry_errors(scratch):
         assert e.errors[1].name == "ATOMIO_E_READ_ONLY" and e.errors[0] is None
         assert a.read(3) == b"\3" * PS
         assert a.stats().pages[Path.UNSAFE] == 4
+        with atomio.Ctx() as other:
+            with pytest.raises(Error) as ei:
+                other.write_batch([(a, 9, bytes(PS))])
+            assert ei.value.code == atomio._lib.E_INVAL
 
 
 def test_stats_count_writes(scratch):
