@@ -30,8 +30,12 @@ def open_ctx(base, path, submitter=atomio.Submitter.AUTO, policy=atomio.Policy.D
     with the library's words and AUTO goes on without a store (then it never picks
     DOUBLEWRITE)."""
     if path in (Path.DOUBLEWRITE, Path.AUTO):
+        store = os.path.join(base, "dblwr")
+        # Created here: the library may insist the directory exists (a missing store
+        # directory can mean a deleted store, whose copies recovery would need).
+        os.makedirs(store, exist_ok=True)
         try:
-            return atomio.Ctx(os.path.join(base, "dblwr"), submitter=submitter, policy=policy)
+            return atomio.Ctx(store, submitter=submitter, policy=policy)
         except Error as e:
             if e.code not in UNAVAILABLE:
                 raise

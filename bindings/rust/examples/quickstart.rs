@@ -19,6 +19,7 @@ fn main() -> atomio::Result<()> {
         caps.direct_atomic, caps.reason_direct, caps.auto_path
     );
 
+    std::fs::create_dir_all(dir.join("dblwr")).expect("store directory");
     let ctx = match Ctx::open(&CtxOptions::new().dblwr_dir(dir.join("dblwr"))) {
         Err(e) if e.is_path_unavailable() => Ctx::open(&CtxOptions::new())?,
         r => r?,

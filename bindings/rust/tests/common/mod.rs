@@ -168,7 +168,11 @@ pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
 pub fn open_ctx(base: &Path, path: WritePath, sub: Submitter, policy: Policy) -> Option<Ctx> {
     let opts = CtxOptions::new().submitter(sub).policy(policy);
     if path == WritePath::DOUBLEWRITE || path == WritePath::AUTO {
-        match Ctx::open(&opts.clone().dblwr_dir(base.join("dblwr"))) {
+        // Created here: the library may insist the directory exists (a missing store
+        // directory can mean a deleted store, whose copies recovery would need).
+        let store = base.join("dblwr");
+        std::fs::create_dir_all(&store).unwrap();
+        match Ctx::open(&opts.clone().dblwr_dir(&store)) {
             Ok(c) => return Some(c),
             Err(e) if e.is_path_unavailable() => {
                 if path == WritePath::DOUBLEWRITE {
