@@ -270,3 +270,40 @@ def test_recover_after_clean_close(scratch):
         with ctx.open_file(fname, PS, create=False) as f:
             assert f.read(1) == _checks.page(6, PS)
     assert seen == []
+
+
+def _lookup(env_value):
+    """library_path() (or the LibraryNotFound text) in a fresh interpreter."""
+    import subprocess
+    import sys
+    env = dict(os.environ)
+    env.pop("ATOMIO_LIBRARY", None)
+    if env_value is not None:
+        env["ATOMIO_LIBRARY"] = env_value
+    code = ("import atomio\n"
+            "try:\n    print(atomio.library_path())\n"
+            "except atomio.LibraryNotFound as e:\n    print('NOTFOUND', e)\n")
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(atomio.__file__)))
+    r = subprocess.run([sys.executable, "-c", code], env=dict(env, PYTHONPATH=pkg),
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=True)
+    return r.stdout.strip()
+
+
+def test_library_lookup_order(tmp_path):
+    loaded = atomio._lib.lib().where
+    # ATOMIO_LIBRARY wins, as a file or as the directory holding libatomio.so.
+    assert _lookup(loaded) == f"{loaded} (ATOMIO_LIBRARY)"
+    d = os.path.dirname(loaded)
+    if os.path.exists(os.path.join(d, "libatomio.so")):
+        assert _lookup(d).endswith("(ATOMIO_LIBRARY)")
+    # An explicit choice that does not load is an error, never a silent fallback.
+    out = _lookup(str(tmp_path / "nope.so"))
+    assert out.startswith("NOTFOUND") and "nope.so" in out
+    # Unset: the source tree's build/ first, then the system path.
+    root = atomio._lib._source_root()
+    built = root / "build" / "libatomio" / "libatomio.so" if root else None
+    out = _lookup(None)
+    if built is not None and built.exists():
+        assert out == f"{built} (build tree)"
+    else:
+        assert out.startswith("NOTFOUND") or out.endswith("(system path)"), out
