@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #ifndef MADV_POPULATE_WRITE
@@ -160,7 +161,8 @@ atomio__buf_alloc(atomio_ctx *ctx, size_t size, size_t align)
     prefault(p, size, sys_page);
     if (a && a->lock_pages) {
         int saved = errno;
-        int r = mlock(p, size);
+        /* The raw call: sanitizer runtimes turn mlock() into a no-op. */
+        long r = syscall(SYS_mlock, p, size);
         errno = saved;
         if (r != 0) {
             atomio__backend_free(a, p, size);
@@ -184,7 +186,7 @@ atomio__buf_free(atomio_ctx *ctx, void *p, size_t size)
     }
     if (a->lock_pages) {
         int saved = errno;
-        munlock(p, size);
+        syscall(SYS_munlock, p, size);
         errno = saved;
     }
     atomio__backend_free(a, p, size);
