@@ -165,7 +165,7 @@ cleanup_at_exit(void)
     for (int i = 0; i < 4; i++) {
         if (atexit_tmp[i][0]) {
             char mnt[PATH_MAX + 8];
-            /* bounded precision: gcc -O1 (sanitizer builds) cannot see the entry's length */
+            /* bounded: at -O1 (Tsan build) GCC cannot see the string ends within its row */
             snprintf(mnt, sizeof(mnt), "%.*s/mnt", PATH_MAX - 1, atexit_tmp[i]);
             umount2(mnt, MNT_DETACH);
             t_rmtree(atexit_tmp[i]);
