@@ -13,6 +13,9 @@
  * dropped and the writes it never took are issued with pwritev2, so every io still gets a
  * result of its own.
  *
+ * fork(): rings are shared with the process that created them, so a forked child that uses an
+ * inherited ctx gets pwritev2 on it; a ctx the child opens itself uses rings of its own.
+ *
  * Threads: one ring per thread per ctx (docs/design.md, "Submission and threads", has the
  * measurements behind this). A thread leases a ring on first use and keeps it in a small
  * thread-local table; when the thread exits (or needs the slot for another ctx) the ring goes
@@ -50,6 +53,7 @@ struct ring {
 
 struct uring_state {
     uint64_t id;            /* never reused: stale thread-local leases cannot match */
+    unsigned fork_gen;      /* fork_gen when the rings were made */
     atomio_ctx *ctx;
     unsigned qd;
     unsigned setup_flags;
@@ -75,7 +79,13 @@ struct lease {
 static __thread struct lease leases[LEASES];
 static __thread unsigned lease_evict;
 static pthread_key_t exit_key;
+static bool exit_key_ok;
 static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
+
+/* Bumped in every forked child: a ctx's rings are mapped shared with the process that made
+ * them, so a child must never submit on them (it uses pwritev2 on that ctx instead). */
+static _Atomic unsigned fork_gen;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 /* ---- rings ------------------------------------------------------------------------------ */
 
@@ -168,8 +178,41 @@ static void
 make_exit_key(void)
 {
     /* Without the key a thread's rings would only come back at ctx close: still correct. */
-    if (pthread_key_create(&exit_key, thread_exit) != 0)
-        exit_key = (pthread_key_t)-1;
+    exit_key_ok = pthread_key_create(&exit_key, thread_exit) == 0;
+}
+
+/* unload() -- a dlclose()d library must not leave its destructor behind in the key. */
+__attribute__((destructor)) static void
+unload(void)
+{
+    if (exit_key_ok)
+        pthread_key_delete(exit_key);
+}
+
+/* The registry lock is held across fork(), so a child never inherits it locked. */
+static void
+fork_prepare(void)
+{
+    pthread_mutex_lock(&reg_lock);
+}
+
+static void
+fork_parent(void)
+{
+    pthread_mutex_unlock(&reg_lock);
+}
+
+static void
+fork_child(void)
+{
+    atomic_fetch_add_explicit(&fork_gen, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&reg_lock);
+}
+
+static void
+register_atfork(void)
+{
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
 /*
@@ -208,7 +251,7 @@ lease_get(struct uring_state *st)
     slot->id = st->id;
     slot->ring = r;
     pthread_once(&exit_key_once, make_exit_key);
-    if (exit_key != (pthread_key_t)-1)
+    if (exit_key_ok)
         pthread_setspecific(exit_key, leases); /* non-NULL, so thread_exit runs */
     return r;
 }
@@ -377,7 +420,9 @@ uring_submit(atomio_ctx *ctx, struct atomio_io *ios, size_t n)
     struct uring_state *st = ctx->uring;
     if (n == 0)
         return 0;
-    struct ring *r = st ? lease_get(st) : NULL;
+    struct ring *r = NULL;
+    if (st && st->fork_gen == atomic_load_explicit(&fork_gen, memory_order_relaxed))
+        r = lease_get(st);
     if (!r) {
         if (st)
             atomic_fetch_add_explicit(&st->sync_ios, n, memory_order_relaxed);
@@ -448,7 +493,9 @@ atomio__uring_ctx_init(atomio_ctx *ctx)
     struct uring_state *st = calloc(1, sizeof(*st));
     if (!st)
         return -ENOMEM;
+    pthread_once(&atfork_once, register_atfork);
     st->id = atomic_fetch_add(&next_id, 1);
+    st->fork_gen = atomic_load(&fork_gen);
     st->ctx = ctx;
     st->qd = ctx->opts.queue_depth ? ctx->opts.queue_depth : 32;
     pthread_mutex_init(&st->lock, NULL);

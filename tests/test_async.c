@@ -28,6 +28,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define PS 4096u
@@ -511,6 +512,52 @@ Test(uring, thread_without_a_ring_falls_back_alone)
     cr_assert_eq(st.uring_fallbacks, 1, "a thread's fallback is counted");
     assert_page(fd, 0, 0);
     assert_page(fd, PS, 1);
+    close(fd);
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+}
+
+Test(uring, forked_child_never_submits_on_inherited_rings)
+{
+    atomio_ctx *ctx = open_uring_ctx(8);
+    int fd = scratch_file("k", 0);
+    struct one_write a = {ctx, fd, 0, NULL, 0};
+    write_one(&a); /* the parent holds a ring now */
+    cr_assert_eq(a.res, (ssize_t)PS);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        /* The inherited ctx writes through pwritev2: its rings are the parent's. */
+        struct one_write c = {ctx, fd, 1, NULL, 0};
+        write_one(&c);
+        struct atomio_uring_diag d;
+        if (c.res != (ssize_t)PS || atomio__uring_diag(ctx, &d) != 0 || d.sync_ios != 1)
+            _exit(1);
+        /* A ctx the child opens itself has rings of its own. */
+        atomio_ctx_opts o = ATOMIO_CTX_OPTS_INIT;
+        o.flags = ATOMIO_CTX_NO_DOUBLEWRITE;
+        o.submitter = ATOMIO_SUBMIT_URING;
+        atomio_ctx *mine = NULL;
+        if (atomio_ctx_open(&o, &mine) != 0 || mine->submit != &atomio__submit_uring)
+            _exit(2);
+        struct one_write e = {mine, fd, 2, NULL, 0};
+        write_one(&e);
+        if (e.res != (ssize_t)PS || atomio__uring_diag(mine, &d) != 0 || d.sync_ios != 0 ||
+            d.batches != 1)
+            _exit(3);
+        _exit(atomio_ctx_close(mine) == 0 ? 0 : 4);
+    }
+    int st = 0;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child failed: status %#x", st);
+    /* The parent's ring is intact. */
+    struct one_write b = {ctx, fd, 3, NULL, 0};
+    write_one(&b);
+    cr_assert_eq(b.res, (ssize_t)PS);
+    struct atomio_uring_diag d = diag_of(ctx);
+    cr_assert_eq(d.sync_ios, 0);
+    cr_assert_eq(d.batches, 2);
+    for (uint64_t i = 0; i < 4; i++)
+        assert_page(fd, i * PS, i);
     close(fd);
     cr_assert_eq(atomio_ctx_close(ctx), 0);
 }
