@@ -20,7 +20,11 @@ if(_ps_lib)
     target_compile_definitions(test_pagestore_crash PRIVATE _GNU_SOURCE
                                PAGESTORE_BIN="$<TARGET_FILE:pagestore>")
     target_compile_options(test_pagestore_crash PRIVATE ${ATOMIO_WARNINGS} -Wno-missing-prototypes)
-    target_link_libraries(test_pagestore_crash PRIVATE PkgConfig::CRITERION)
+    if(COMMAND atomio_test_framework)
+      atomio_test_framework(test_pagestore_crash) # Criterion, or its stand-in under TSan
+    else()
+      target_link_libraries(test_pagestore_crash PRIVATE PkgConfig::CRITERION)
+    endif()
     add_dependencies(test_pagestore_crash pagestore)
     add_test(NAME test_pagestore_crash COMMAND test_pagestore_crash --jobs=2)
     set_tests_properties(test_pagestore_crash PROPERTIES LABELS "crash;fs" TIMEOUT 180)

@@ -377,28 +377,28 @@ crash_loop(const struct cfg *c)
 }
 
 /* XFS with reflink: O_DIRECT RWF_ATOMIC (the filesystem's software atomic writes), no store. */
-Test(pagestore, kill_loop_xfs_direct_atomic, .timeout = 100)
+Test(pagestore, kill_loop_xfs_direct_atomic)
 {
     crash_loop(&(struct cfg){.fs = "xfs", .store = 0, .io = "any",
                              .want_path = "DIRECT_ATOMIC"});
 }
 
 /* ext4, page-cache I/O like PostgreSQL: the doublewrite store. */
-Test(pagestore, kill_loop_ext4_doublewrite_buffered, .timeout = 100)
+Test(pagestore, kill_loop_ext4_doublewrite_buffered)
 {
     crash_loop(&(struct cfg){.fs = "ext4", .store = 1, .io = "buffered",
                              .want_path = "DOUBLEWRITE"});
 }
 
 /* tmpfs: no atomic writes at all, the doublewrite store again. */
-Test(pagestore, kill_loop_tmpfs_doublewrite, .timeout = 100)
+Test(pagestore, kill_loop_tmpfs_doublewrite)
 {
     crash_loop(&(struct cfg){.fs = "tmpfs", .store = 1, .io = "any",
                              .want_path = "DOUBLEWRITE"});
 }
 
 /* A run that ends on its own shuts down cleanly, and check then finds every commit. */
-Test(pagestore, clean_shutdown_xfs, .timeout = 60)
+Test(pagestore, clean_shutdown_xfs)
 {
     struct run_state st;
     memset(&st, 0, sizeof(st));
