@@ -67,6 +67,13 @@ enum atomio_dw_state {
 /* Geometry for the given options; returns 0 or ATOMIO_E_INVAL when they cannot make a store. */
 int atomio__dw_geom_make(struct atomio_dw_geom *g, uint32_t nseg, uint32_t batch_pages,
                          uint32_t max_page_size);
+/* Segment i's file offset. */
+static inline uint64_t
+atomio__dw_seg_off(const struct atomio_dw_geom *g, uint32_t i)
+{
+    return g->seg_offset + (uint64_t)i * g->seg_size;
+}
+
 /* Total store file size for g. */
 uint64_t atomio__dw_store_size(const struct atomio_dw_geom *g);
 

@@ -61,13 +61,6 @@ struct atomio_store {
     _Atomic uint32_t busy_max;
 };
 
-/* Segment i's file offset. */
-static inline uint64_t
-atomio__dw_seg_off(const struct atomio_dw_geom *g, uint32_t i)
-{
-    return g->seg_offset + (uint64_t)i * g->seg_size;
-}
-
 /* Path of file id in the manifest (NULL if unknown). Caller holds mlock. */
 const char *atomio__store_path_of(struct atomio_store *st, uint64_t file_id);
 /* Zero the header of segment seg (retire its batch); no sync. */
