@@ -35,3 +35,7 @@ if(ATOMIO_BUILD_FUZZ)
     set_tests_properties(fuzz_store_short PROPERTIES LABELS fuzz TIMEOUT 180)
   endif()
 endif()
+
+# atomio-bench inspect/recover (bench/cmd_store.c uses only atomio.h; linked here directly).
+atomio_add_test(test_bench_store SOURCES test_bench_store.c ${PROJECT_SOURCE_DIR}/bench/cmd_store.c
+                LABELS unit TIMEOUT 60)
