@@ -13,7 +13,7 @@
 #include <string.h>
 
 #define EXIT_RUNTIME 1
-#define EXIT_USAGE 2
+#define EXIT_USAGE   2
 
 int cmd_inspect(int argc, char **argv);
 int cmd_recover(int argc, char **argv);
@@ -151,8 +151,9 @@ insp_cb(void *arg, const atomio_inspect_record *r)
         in->valid += r->state == ATOMIO_BATCH_VALID;
         in->torn += r->state == ATOMIO_BATCH_TORN;
         if (in->a->json) {
-            fprintf(o, "%s%s{\"segment\":%" PRIu32 ",\"seq\":%" PRIu64 ",\"state\":\"%s\","
-                       "\"pages\":%" PRIu32 ",\"bytes\":%" PRIu64 ",\"why\":",
+            fprintf(o,
+                    "%s%s{\"segment\":%" PRIu32 ",\"seq\":%" PRIu64 ",\"state\":\"%s\","
+                    "\"pages\":%" PRIu32 ",\"bytes\":%" PRIu64 ",\"why\":",
                     in->first_batch ? "],\"batches\":[" : "]},", "", r->segment, r->seq,
                     r->state == ATOMIO_BATCH_VALID ? "valid" : "torn", r->pages, r->bytes);
             json_string(o, r->why);
@@ -161,10 +162,11 @@ insp_cb(void *arg, const atomio_inspect_record *r)
         } else {
             if (in->first_batch)
                 fprintf(o, "batches\n");
-            fprintf(o, "  segment %-4" PRIu32 " seq %-10" PRIu64 " %-5s %3" PRIu32
-                       " pages %9" PRIu64 " bytes%s%s\n",
-                    r->segment, r->seq, r->state == ATOMIO_BATCH_VALID ? "VALID" : "TORN",
-                    r->pages, r->bytes, r->state == ATOMIO_BATCH_VALID ? "" : "  ",
+            fprintf(o,
+                    "  segment %-4" PRIu32 " seq %-10" PRIu64 " %-5s %3" PRIu32 " pages %9" PRIu64
+                    " bytes%s%s\n",
+                    r->segment, r->seq, r->state == ATOMIO_BATCH_VALID ? "VALID" : "TORN", r->pages,
+                    r->bytes, r->state == ATOMIO_BATCH_VALID ? "" : "  ",
                     r->state == ATOMIO_BATCH_VALID ? "" : r->why);
         }
         in->first_batch = 0;
@@ -174,14 +176,16 @@ insp_cb(void *arg, const atomio_inspect_record *r)
         in->slots++;
         in->bad_slots += !r->crc_ok;
         if (in->a->json) {
-            fprintf(o, "%s{\"slot\":%" PRIu32 ",\"file_id\":%" PRIu64 ",\"page_no\":%" PRIu64
-                       ",\"page_size\":%" PRIu32 ",\"crc\":\"%08" PRIx32 "\",\"crc_ok\":%s}",
+            fprintf(o,
+                    "%s{\"slot\":%" PRIu32 ",\"file_id\":%" PRIu64 ",\"page_no\":%" PRIu64
+                    ",\"page_size\":%" PRIu32 ",\"crc\":\"%08" PRIx32 "\",\"crc_ok\":%s}",
                     in->first_slot ? "" : ",", r->slot, r->file_id, r->page_no, r->page_size,
                     r->crc, r->crc_ok ? "true" : "false");
             in->first_slot = 0;
         } else if (!in->a->brief) {
-            fprintf(o, "    slot %-4" PRIu32 " file %-20" PRIu64 " page %-12" PRIu64 " %7" PRIu32
-                       " B  crc %08" PRIx32 " %s\n",
+            fprintf(o,
+                    "    slot %-4" PRIu32 " file %-20" PRIu64 " page %-12" PRIu64 " %7" PRIu32
+                    " B  crc %08" PRIx32 " %s\n",
                     r->slot, r->file_id, r->page_no, r->page_size, r->crc,
                     r->crc_ok ? "ok" : "BAD");
         }
@@ -299,12 +303,11 @@ cmd_recover(int argc, char **argv)
                "  files missing      %" PRIu64 "\n"
                "  unknown file ids   %" PRIu64 "\n",
                rep.segments_scanned, rep.batches_scanned, rep.batches_valid, rep.batches_torn,
-               rep.pages_checked, rep.pages_restored, rep.pages_unrecoverable,
-               rep.files_missing, rep.unknown_file_ids);
+               rep.pages_checked, rep.pages_restored, rep.pages_unrecoverable, rep.files_missing,
+               rep.unknown_file_ids);
     }
     if (r < 0) {
-        fprintf(stderr, "atomio-bench recover: %s (%s)\n", atomio_strerror(r),
-                atomio_err_name(r));
+        fprintf(stderr, "atomio-bench recover: %s (%s)\n", atomio_strerror(r), atomio_err_name(r));
         return EXIT_RUNTIME;
     }
     return cr < 0 ? EXIT_RUNTIME : 0;

@@ -418,8 +418,8 @@ atomio__store_open(atomio_ctx *ctx)
     uint64_t size;
     if ((r = file_size(st->fd, &size)) < 0)
         goto fail;
-    r = atomio__dw_store_hdr_decode(hdr, size < sizeof(hdr) ? (size_t)size : sizeof(hdr),
-                                    &st->g, NULL);
+    r = atomio__dw_store_hdr_decode(hdr, size < sizeof(hdr) ? (size_t)size : sizeof(hdr), &st->g,
+                                    NULL);
     if (r < 0)
         goto fail; /* not ours, or damaged: never overwrite what may hold the only copies */
     if (r == 1) {

@@ -20,9 +20,9 @@
 
 struct atomio_dw_seg {
     uint32_t index;
-    uint64_t off;       /* file offset of the segment */
-    uint8_t *buf;       /* seg_size bytes aligned to ATOMIO_DW_ALIGN, allocated on first use */
-    bool held;          /* valid batch kept for recovery */
+    uint64_t off; /* file offset of the segment */
+    uint8_t *buf; /* seg_size bytes aligned to ATOMIO_DW_ALIGN, allocated on first use */
+    bool held;    /* valid batch kept for recovery */
     struct atomio_dw_seg *next_free;
 };
 
@@ -32,30 +32,30 @@ struct atomio_dw_manifest_ent {
 };
 
 struct atomio_store {
-    char *path;                 /* store file path (recovery reads it through the page cache) */
-    int fd;                     /* store file */
-    int mfd;                    /* manifest file */
-    bool o_direct;              /* store fd opened O_DIRECT */
+    char *path;    /* store file path (recovery reads it through the page cache) */
+    int fd;        /* store file */
+    int mfd;       /* manifest file */
+    bool o_direct; /* store fd opened O_DIRECT */
     struct atomio_dw_geom g;
     struct atomio_dw_seg *segs;
 
-    pthread_mutex_t lock;       /* free list, held state, held ids */
-    pthread_cond_t cond;        /* a segment was released */
+    pthread_mutex_t lock;           /* free list, held state, held ids */
+    pthread_cond_t cond;            /* a segment was released */
     struct atomio_dw_seg *free_top; /* LIFO: a single writer keeps reusing a warm buffer */
     uint32_t nbusy;
     uint32_t nheld;
-    uint64_t *held_ids;         /* file ids refused until recovery */
+    uint64_t *held_ids; /* file ids refused until recovery */
     size_t nheld_ids, cap_held_ids;
-    bool needs_recovery;        /* live batches found at open; writes refused until recovery */
+    bool needs_recovery; /* live batches found at open; writes refused until recovery */
 
     _Atomic uint64_t next_seq;
-    _Atomic bool failed;        /* a store write or fdatasync failed: the store is unusable */
-    _Atomic bool retire_pending;/* retire writes not yet made durable by an fdatasync */
+    _Atomic bool failed;         /* a store write or fdatasync failed: the store is unusable */
+    _Atomic bool retire_pending; /* retire writes not yet made durable by an fdatasync */
 
-    pthread_mutex_t mlock;      /* manifest */
+    pthread_mutex_t mlock; /* manifest */
     struct atomio_dw_manifest_ent *man;
     size_t nman, cap_man;
-    uint64_t man_len;           /* append offset (valid prefix) */
+    uint64_t man_len; /* append offset (valid prefix) */
 
     /* Test observability: most segments claimed at once. */
     _Atomic uint32_t busy_max;

@@ -16,12 +16,12 @@
 /* Per-batch bookkeeping. */
 struct run {
     struct atomio_dw_item *items;
-    size_t *idx;           /* items in this batch, in slot order (page size descending) */
+    size_t *idx; /* items in this batch, in slot order (page size descending) */
     uint32_t cnt;
-    uint32_t *slot_off;    /* page bytes of slot k in the segment buffer */
+    uint32_t *slot_off; /* page bytes of slot k in the segment buffer */
     struct atomio_io *ios;
-    const uint8_t **src;   /* where slot k's bytes come from */
-    atomio_file **files;   /* distinct files of the batch */
+    const uint8_t **src; /* where slot k's bytes come from */
+    atomio_file **files; /* distinct files of the batch */
     uint32_t nfiles;
 };
 
@@ -373,8 +373,12 @@ atomio__dw_write(atomio_ctx *ctx, struct atomio_dw_item *items, size_t n, uint32
 
     size_t done = 0;
     for (size_t i = 0; i < m;) {
-        struct run r = {.items = items, .idx = idx, .slot_off = slot_off, .ios = ios,
-                        .src = src, .files = files};
+        struct run r = {.items = items,
+                        .idx = idx,
+                        .slot_off = slot_off,
+                        .ios = ios,
+                        .src = src,
+                        .files = files};
         uint64_t bytes = 0;
         while (i < m && r.cnt < st->g.slots_max) {
             uint32_t ps = items[order[i]].file->page_size;

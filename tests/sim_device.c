@@ -31,8 +31,8 @@ struct sim_file {
 struct sim_log {
     struct sim_op *ops;
     size_t n, cap;
-    int nbase;                       /* files that existed when the log started */
-    uint8_t *base[SIM_MAX_FILES];    /* their (durable) bytes then */
+    int nbase;                    /* files that existed when the log started */
+    uint8_t *base[SIM_MAX_FILES]; /* their (durable) bytes then */
     size_t base_len[SIM_MAX_FILES];
 };
 
@@ -570,7 +570,8 @@ sim_log_op(const struct sim_log *log, size_t i)
     return &log->ops[i];
 }
 
-/* ---- replay ----------------------------------------------------------------------------------- */
+/* ---- replay -----------------------------------------------------------------------------------
+ */
 
 struct rfile {
     uint8_t *dur;
@@ -730,8 +731,8 @@ sim_replay_image(struct sim_replay *rp, size_t k, sim_keep_fn keep, void *arg,
     const struct sim_log *log = rp->log;
     cr_assert_leq(k, log->n);
     advance(rp, k);
-    const struct sim_op *inflight = k < log->n && log->ops[k].kind == SIM_WRITE ? &log->ops[k]
-                                                                               : NULL;
+    const struct sim_op *inflight =
+        k < log->n && log->ops[k].kind == SIM_WRITE ? &log->ops[k] : NULL;
     int nfiles = S.nfiles;
     memset(out, 0, sizeof(*out));
     out->nfiles = nfiles;

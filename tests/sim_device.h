@@ -19,18 +19,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SIM_SECTOR 512u
+#define SIM_SECTOR    512u
 #define SIM_MAX_FILES 64
 
 enum sim_op_kind { SIM_WRITE, SIM_SYNC, SIM_TRUNC };
 
 struct sim_op {
     int kind;
-    int file;        /* index in the sim's file table */
+    int file;          /* index in the sim's file table */
     uint64_t off, len; /* WRITE: range; TRUNC: new size in len */
-    uint8_t *data;   /* WRITE: copy of the bytes */
-    bool dsync;      /* WRITE with RWF_DSYNC: durable when it returned */
-    bool atomic;     /* WRITE with RWF_ATOMIC: reaches the media whole or not at all */
+    uint8_t *data;     /* WRITE: copy of the bytes */
+    bool dsync;        /* WRITE with RWF_DSYNC: durable when it returned */
+    bool atomic;       /* WRITE with RWF_ATOMIC: reaches the media whole or not at all */
 };
 
 struct sim_log; /* ops since the last install, with the durable state they started from */

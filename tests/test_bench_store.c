@@ -91,8 +91,12 @@ make_store(void)
 
     uint8_t *b = calloc(1, 8192);
     t_fill(b + 4096, 4096, 77);
-    struct atomio_dw_slot s = {.file_id = 5, .page_no = 1, .seq = 40, .offset = 4096,
-                               .page_size = 4096, .crc = atomio__crc32c(0, b + 4096, 4096),
+    struct atomio_dw_slot s = {.file_id = 5,
+                               .page_no = 1,
+                               .seq = 40,
+                               .offset = 4096,
+                               .page_size = 4096,
+                               .crc = atomio__crc32c(0, b + 4096, 4096),
                                .index = 0};
     atomio__dw_slot_encode(b, &s);
     struct atomio_dw_batch hb = {.seq = 40, .count = 1, .byte_len = 8192};
@@ -125,10 +129,9 @@ Test(bench_store, inspect_then_recover_then_inspect)
     char *aj[] = {"inspect", dwdir, "--json", NULL};
     cr_assert_eq(run(cmd_inspect, out, sizeof(out), 3, aj), 0);
     cr_assert_eq(out[0], '{');
-    cr_assert(strstr(out, "\"state\":\"valid\"") && strstr(out, "\"state\":\"torn\""), "%s",
+    cr_assert(strstr(out, "\"state\":\"valid\"") && strstr(out, "\"state\":\"torn\""), "%s", out);
+    cr_assert(strstr(out, "\"summary\":{\"files\":1,\"batches\":2,\"valid\":1,\"torn\":1"), "%s",
               out);
-    cr_assert(strstr(out, "\"summary\":{\"files\":1,\"batches\":2,\"valid\":1,\"torn\":1"),
-              "%s", out);
 
     char *ar[] = {"recover", dwdir, NULL};
     cr_assert_eq(run(cmd_recover, out, sizeof(out), 2, ar), 0);
@@ -145,8 +148,7 @@ Test(bench_store, inspect_then_recover_then_inspect)
     cr_assert(strstr(out, "0 of 3 segments hold a batch"), "%s", out);
     char *arj[] = {"recover", dwdir, "--json", NULL};
     cr_assert_eq(run(cmd_recover, out, sizeof(out), 3, arj), 0);
-    cr_assert(strstr(out, "\"result\":\"OK\"") && strstr(out, "\"pages_restored\":0"), "%s",
-              out);
+    cr_assert(strstr(out, "\"result\":\"OK\"") && strstr(out, "\"pages_restored\":0"), "%s", out);
 }
 
 Test(bench_store, exit_codes)

@@ -31,8 +31,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define MAXF 4
-#define MAXW 16
+#define MAXF     4
+#define MAXW     16
 #define MAXSTEPS 64
 
 struct wl_write {
@@ -54,7 +54,7 @@ struct wl {
     uint32_t ps[MAXF];
     uint64_t npages[MAXF];
     uint32_t segs, batch_pages, max_ps;
-    int policy; /* segment reuse order (atomio__test_dw_policy) */
+    int policy;          /* segment reuse order (atomio__test_dw_policy) */
     uint32_t path[MAXF]; /* forced path per file; 0 = DOUBLEWRITE */
     int atomic_ok;       /* atomic writes the device takes before failing with ENOSPC */
     int nsteps;
@@ -232,9 +232,7 @@ run_workload(const struct wl *wl, struct call *calls)
                         synced &= atomio_sync(files[f]) == 0; /* fails once the device died */
                         break;
                     }
-        calls[s].op_durable = !atomic ? calls[s].op_end
-                              : st->sync && synced ? sim_ops()
-                                                   : LONG_MAX;
+        calls[s].op_durable = !atomic ? calls[s].op_end : st->sync && synced ? sim_ops() : LONG_MAX;
     }
     for (int f = 0; f < wl->nfiles; f++) {
         atomio_file_info fi;
@@ -285,8 +283,7 @@ struct expect {
  * not such a copy are torn. pages_checked: distinct (file id, page) over the valid batches.
  */
 static void
-expect_store(const struct sim_log *log, size_t k, const struct sim_image *img,
-             struct expect *e)
+expect_store(const struct sim_log *log, size_t k, const struct sim_image *img, struct expect *e)
 {
     memset(e, 0, sizeof(*e));
     char spath[400];
@@ -390,8 +387,8 @@ check_pages(const struct wl *wl, const struct call *calls, long k, struct tally 
             else
                 t->torn++;
             if (bad++ < 3 && getenv("ATOMIO_CRASH_VERBOSE"))
-                fprintf(stderr, "%s: crash at op %ld: file %d page %llu %s (want v%u..)\n",
-                        what, k, f, (unsigned long long)p, older ? "lost" : "torn", allowed[0]);
+                fprintf(stderr, "%s: crash at op %ld: file %d page %llu %s (want v%u..)\n", what, k,
+                        f, (unsigned long long)p, older ? "lost" : "torn", allowed[0]);
         }
     }
     return bad;
@@ -401,8 +398,8 @@ check_pages(const struct wl *wl, const struct call *calls, long k, struct tally 
  * reboot_and_check() -- install the crash image, reopen (recovery), check pages and counts.
  */
 static void
-reboot_and_check(const struct wl *wl, const struct call *calls, const struct sim_log *log,
-                 size_t k, struct sim_image *img, bool check_counts, struct tally *t)
+reboot_and_check(const struct wl *wl, const struct call *calls, const struct sim_log *log, size_t k,
+                 struct sim_image *img, bool check_counts, struct tally *t)
 {
     struct expect e;
     if (check_counts)
@@ -417,8 +414,7 @@ reboot_and_check(const struct wl *wl, const struct call *calls, const struct sim
     memset(&rep, 0, sizeof(rep));
     rep.size = sizeof(rep);
     int r = atomio_ctx_recover(ctx, &rep);
-    cr_assert_eq(r, 0, "%s: recovery after crash at op %zu: %s", wl->name, k,
-                 atomio_strerror(r));
+    cr_assert_eq(r, 0, "%s: recovery after crash at op %zu: %s", wl->name, k, atomio_strerror(r));
     atomio_ctx_close(ctx);
 
     /* pages recovery changed, against the image it started from */
@@ -450,8 +446,8 @@ reboot_and_check(const struct wl *wl, const struct call *calls, const struct sim
                      rep.unknown_file_ids == 0 && rep.pages_unrecoverable == 0 &&
                      rep.batches_scanned == rep.batches_valid + rep.batches_torn;
     if (check_counts)
-        counts_ok = counts_ok && rep.batches_scanned == e.scanned &&
-                    rep.batches_valid == e.valid && rep.pages_checked == e.pages_checked;
+        counts_ok = counts_ok && rep.batches_scanned == e.scanned && rep.batches_valid == e.valid &&
+                    rep.pages_checked == e.pages_checked;
     if (!counts_ok) {
         t->count_mismatch++;
         if (getenv("ATOMIO_CRASH_VERBOSE"))
@@ -469,11 +465,12 @@ reboot_and_check(const struct wl *wl, const struct call *calls, const struct sim
     check_pages(wl, calls, (long)k, t, wl->name);
 }
 
-/* ---- choosers --------------------------------------------------------------------------------- */
+/* ---- choosers ---------------------------------------------------------------------------------
+ */
 
 struct pattern {
-    uint64_t bits;  /* bit i: keep effective piece i */
-    int next;       /* effective pieces seen */
+    uint64_t bits; /* bit i: keep effective piece i */
+    int next;      /* effective pieces seen */
 };
 
 static bool
@@ -508,7 +505,8 @@ keep_random(void *arg, bool effective)
     return (rnd_next(&r->x) & 255) < r->keep_per_256;
 }
 
-/* ---- drivers ---------------------------------------------------------------------------------- */
+/* ---- drivers ----------------------------------------------------------------------------------
+ */
 
 #define EXHAUSTIVE_MAX_BITS 14
 
@@ -858,7 +856,8 @@ Test(crash, randomized_large)
     cr_assert_gt(t.torn_batches_total, 0, "no crash ever tore a store batch");
 }
 
-/* ---- the simulator must catch a broken protocol ------------------------------------------------ */
+/* ---- the simulator must catch a broken protocol ------------------------------------------------
+ */
 
 Test(crash, sabotage_without_store_durability_is_caught)
 {

@@ -461,9 +461,13 @@ plant_batch(atomio_ctx *ctx, uint32_t seg, uint64_t seq, uint64_t file_id, uint6
     struct atomio_store *st = ctx->store;
     uint8_t *batch = calloc(1, 4096 + ps);
     memcpy(batch + 4096, page, ps);
-    struct atomio_dw_slot s = {.file_id = file_id, .page_no = page_no, .seq = seq,
-                               .offset = 4096, .page_size = ps,
-                               .crc = atomio__crc32c(0, page, ps), .index = 0};
+    struct atomio_dw_slot s = {.file_id = file_id,
+                               .page_no = page_no,
+                               .seq = seq,
+                               .offset = 4096,
+                               .page_size = ps,
+                               .crc = atomio__crc32c(0, page, ps),
+                               .index = 0};
     atomio__dw_slot_encode(batch, &s);
     struct atomio_dw_batch b = {.seq = seq, .count = 1, .byte_len = 4096 + ps};
     atomio__dw_batch_hdr_encode(batch, &b, st->g.uuid);
@@ -480,8 +484,8 @@ check_bytes(atomio_ctx *ctx, atomio_file *f, uint64_t page_no, const uint8_t *wa
     uint32_t ps = f->page_size;
     uint8_t *got = atomio_page_alloc(ctx, ps, 1);
     cr_assert_eq(atomio_read(f, page_no, got), 0);
-    cr_assert_eq(memcmp(want, got, ps), 0, "page %llu of %s differs",
-                 (unsigned long long)page_no, f->path);
+    cr_assert_eq(memcmp(want, got, ps), 0, "page %llu of %s differs", (unsigned long long)page_no,
+                 f->path);
     atomio_page_free(ctx, got, ps, 1);
 }
 

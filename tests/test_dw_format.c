@@ -82,9 +82,13 @@ make_batch(uint8_t *buf, size_t cap, const struct atomio_dw_geom *g, uint64_t se
     uint64_t off = atomio__dw_table_bytes(3);
     for (uint32_t k = 0; k < 3; k++) {
         t_fill(buf + off, sizes[k], seq * 10 + k);
-        struct atomio_dw_slot s = {.file_id = 100 + k, .page_no = 7 * k + 1, .seq = seq,
-                                   .offset = (uint32_t)off, .page_size = sizes[k],
-                                   .crc = atomio__crc32c(0, buf + off, sizes[k]), .index = k};
+        struct atomio_dw_slot s = {.file_id = 100 + k,
+                                   .page_no = 7 * k + 1,
+                                   .seq = seq,
+                                   .offset = (uint32_t)off,
+                                   .page_size = sizes[k],
+                                   .crc = atomio__crc32c(0, buf + off, sizes[k]),
+                                   .index = k};
         atomio__dw_slot_encode(buf, &s);
         off += sizes[k];
     }

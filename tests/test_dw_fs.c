@@ -99,8 +99,8 @@ expect_pages(atomio_ctx *ctx, atomio_file *f, uint64_t n, uint64_t seed)
     for (uint64_t i = 0; i < n; i++) {
         t_fill(want, ps, seed + i);
         cr_assert_eq(atomio_read(f, i, got), 0);
-        cr_assert_eq(memcmp(got, want, ps), 0, "page %llu lost (seed %llu)",
-                     (unsigned long long)i, (unsigned long long)seed);
+        cr_assert_eq(memcmp(got, want, ps), 0, "page %llu lost (seed %llu)", (unsigned long long)i,
+                     (unsigned long long)seed);
     }
     atomio_page_free(ctx, got, ps, 1);
     free(want);
@@ -146,8 +146,8 @@ Test(dw_fs, ext4_auto_picks_doublewrite_and_pages_round_trip)
                      atomio_io_style_name(styles[i]), atomio_path_name(fi.path), fi.reason);
         cr_assert_eq(fi.torn_write_safe, 1);
         cr_assert(fi.reason[0], "no reason given");
-        cr_assert_eq(fi.o_direct, styles[i] == ATOMIO_IO_DIRECT || (styles[i] == ATOMIO_IO_ANY &&
-                                                                    fi.o_direct),
+        cr_assert_eq(fi.o_direct,
+                     styles[i] == ATOMIO_IO_DIRECT || (styles[i] == ATOMIO_IO_ANY && fi.o_direct),
                      "a buffered engine must not get O_DIRECT");
         write_pages(ctx, f, 40, 1000 * (uint64_t)i, true);
         write_pages(ctx, f, 5, 5000 * (uint64_t)i, false);
@@ -187,8 +187,13 @@ plant(uint32_t seg, uint64_t seq, uint64_t page_no, const uint8_t *page, uint32_
     size_t len = 4096 + ps;
     uint8_t *b = calloc(1, len);
     memcpy(b + 4096, page, ps);
-    struct atomio_dw_slot s = {.file_id = 77, .page_no = page_no, .seq = seq, .offset = 4096,
-                               .page_size = ps, .crc = atomio__crc32c(0, page, ps), .index = 0};
+    struct atomio_dw_slot s = {.file_id = 77,
+                               .page_no = page_no,
+                               .seq = seq,
+                               .offset = 4096,
+                               .page_size = ps,
+                               .crc = atomio__crc32c(0, page, ps),
+                               .index = 0};
     atomio__dw_slot_encode(b, &s);
     struct atomio_dw_batch hb = {.seq = seq, .count = 1, .byte_len = len};
     atomio__dw_batch_hdr_encode(b, &hb, g.uuid);
@@ -272,7 +277,8 @@ Test(dw_fs, read_only_store_directory_is_erofs)
     cr_assert_eq(mount(NULL, fs.dir, NULL, MS_REMOUNT, NULL), 0);
 }
 
-/* ---- XFS reflink=1: runtime downgrade ---------------------------------------------------------- */
+/* ---- XFS reflink=1: runtime downgrade ----------------------------------------------------------
+ */
 
 #define XFS_MB 320 /* mkfs.xfs wants >= 300 MiB */
 
@@ -415,8 +421,9 @@ Test(dw_fs, xfs_calibrate_measures_both_paths)
     cr_assert_eq(fi.path, faster, "atomic %llu ns, doublewrite %llu ns, chose %s: %s",
                  (unsigned long long)fi.calib_atomic_ns, (unsigned long long)fi.calib_dblwr_ns,
                  atomio_path_name(fi.path), fi.reason);
-    fprintf(stderr, "calibrate on xfs reflink=1, 16 KiB: atomic %llu ns/page, doublewrite %llu "
-                    "ns/page -> %s\n",
+    fprintf(stderr,
+            "calibrate on xfs reflink=1, 16 KiB: atomic %llu ns/page, doublewrite %llu "
+            "ns/page -> %s\n",
             (unsigned long long)fi.calib_atomic_ns, (unsigned long long)fi.calib_dblwr_ns,
             atomio_path_name(fi.path));
     write_pages(ctx, f, 8, 7, true);

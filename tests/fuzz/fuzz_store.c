@@ -22,9 +22,9 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 
-#define DIR "/fuzz/dw"
+#define DIR      "/fuzz/dw"
 #define MAXFILES 32
-#define MAXFD 64
+#define MAXFD    64
 #define FILE_CAP (8u << 20) /* writes past this fail with EFBIG, like a small filesystem */
 
 struct mfile {
