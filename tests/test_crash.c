@@ -108,7 +108,7 @@ teardown(void)
     t_rmtree(root);
 }
 
-TestSuite(crash, .init = setup, .fini = teardown, .timeout = 600);
+TestSuite(crash, .init = setup, .fini = teardown);
 
 static void
 content(uint8_t *buf, uint32_t ps, int f, uint64_t p, uint32_t v)

@@ -422,9 +422,18 @@ writer(void *arg)
     return NULL;
 }
 
-Test(doublewrite, threads_write_through_segments_in_parallel)
+static void
+threads_case(uint32_t submitter)
 {
-    atomio_ctx *ctx = open_ctx(4, 16, 4096, 0);
+    atomio_ctx_opts o;
+    atomio_ctx_opts_init(&o);
+    o.dblwr_dir = dwdir;
+    o.dblwr_segments = 4;
+    o.dblwr_batch_pages = 16;
+    o.dblwr_max_page_size = 4096;
+    o.submitter = submitter;
+    atomio_ctx *ctx = NULL;
+    cr_assert_eq(atomio_ctx_open(&o, &ctx), 0);
     atomio_file *f = open_file(ctx, "a.db", 4096, 1, ATOMIO_IO_BUFFERED);
     atomio__sys.fdatasync = slow_fdatasync;
     enum { T = 4 };
@@ -449,6 +458,17 @@ Test(doublewrite, threads_write_through_segments_in_parallel)
     cr_assert_eq(s.batches, T * 6);
     cr_assert_eq(inspect().batches, 0);
     cr_assert_eq(atomio_ctx_close(ctx), 0);
+}
+
+Test(doublewrite, threads_write_through_segments_in_parallel)
+{
+    threads_case(ATOMIO_SUBMIT_SYNC);
+}
+
+Test(doublewrite, threads_with_the_default_submitter)
+{
+    /* io_uring when it can be set up: store and in-place writes go through the rings */
+    threads_case(ATOMIO_SUBMIT_AUTO);
 }
 
 /* ---- recovery gate and failure model ------------------------------------------------------ */

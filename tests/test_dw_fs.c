@@ -32,7 +32,7 @@ fini(void)
     t_fs_umount(&fs);
 }
 
-TestSuite(dw_fs, .fini = fini, .timeout = 120);
+TestSuite(dw_fs, .fini = fini);
 
 static void
 mount_with_store(const char *kind, unsigned mb)
