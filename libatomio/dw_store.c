@@ -489,14 +489,15 @@ atomio__store_close(atomio_ctx *ctx)
 /* ---- segments ------------------------------------------------------------------------------ */
 
 struct atomio_dw_seg *
-atomio__store_claim(atomio_ctx *ctx)
+atomio__store_claim(atomio_ctx *ctx, bool wait, int *err)
 {
     struct atomio_store *st = ctx->store;
     pthread_mutex_lock(&st->lock);
     while (!st->free_top) {
-        if (st->nbusy == 0) {
+        if (st->nbusy == 0 || !wait) {
             /* Every segment is held for recovery: nothing will ever be released. */
             pthread_mutex_unlock(&st->lock);
+            *err = ATOMIO_E_STORE_FULL;
             return NULL;
         }
         pthread_cond_wait(&st->cond, &st->lock);
@@ -526,6 +527,7 @@ atomio__store_claim(atomio_ctx *ctx)
         seg->buf = atomio__buf_alloc(ctx, (size_t)st->g.seg_size, ATOMIO_DW_ALIGN);
         if (!seg->buf) {
             atomio__store_release(ctx, seg, false);
+            *err = -ENOMEM;
             return NULL;
         }
     }

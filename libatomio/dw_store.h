@@ -67,8 +67,10 @@ const char *atomio__store_path_of(struct atomio_store *st, uint64_t file_id);
 int atomio__store_retire(struct atomio_store *st, struct atomio_dw_seg *seg);
 /* fdatasync the store file; a failure fails the store for good. */
 int atomio__store_sync(atomio_ctx *ctx);
-/* Segment claim/release (dw_store.c). claim returns NULL when every segment is held. */
-struct atomio_dw_seg *atomio__store_claim(atomio_ctx *ctx);
+/* Segment claim/release (dw_store.c). claim waits for a free segment if wait is set (a caller
+ * already holding one must not: it could wait for itself); it returns NULL with
+ * *err = ATOMIO_E_STORE_FULL when none is free (and, waiting, every one is held), or -ENOMEM. */
+struct atomio_dw_seg *atomio__store_claim(atomio_ctx *ctx, bool wait, int *err);
 void atomio__store_release(atomio_ctx *ctx, struct atomio_dw_seg *seg, bool held);
 /* Refuse writes to file_id until recovery. */
 int atomio__store_hold_id(struct atomio_store *st, uint64_t file_id);

@@ -158,7 +158,9 @@ rescue(atomio_ctx *ctx, struct atomio_dw_seg *seg, struct run *r)
     size_t *idx2 = malloc(r->cnt * sizeof(*idx2));
     const uint8_t **src2 = malloc(r->cnt * sizeof(*src2));
     uint32_t *off2 = malloc(r->cnt * sizeof(*off2));
-    struct atomio_dw_seg *seg2 = idx2 && src2 && off2 ? atomio__store_claim(ctx) : NULL;
+    int cerr;
+    struct atomio_dw_seg *seg2 =
+        idx2 && src2 && off2 ? atomio__store_claim(ctx, false, &cerr) : NULL;
     if (seg2) {
         struct run r2 = *r;
         r2.idx = idx2;
@@ -200,10 +202,11 @@ run_batch(atomio_ctx *ctx, struct run *r)
     uint64_t t0 = atomio__now_ns();
     size_t ok = 0;
 
-    struct atomio_dw_seg *seg = atomio__store_claim(ctx);
+    int cerr = 0;
+    struct atomio_dw_seg *seg = atomio__store_claim(ctx, true, &cerr);
     if (!seg) {
         for (uint32_t k = 0; k < r->cnt; k++)
-            r->items[r->idx[k]].result = ATOMIO_E_STORE_FULL;
+            r->items[r->idx[k]].result = cerr;
         return 0;
     }
     qsort_r(r->idx, r->cnt, sizeof(*r->idx), cmp_size_desc, r->items);

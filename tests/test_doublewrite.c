@@ -596,3 +596,52 @@ Test(doublewrite, short_in_place_write_fails_file_and_keeps_its_copy)
     free(p);
     cr_assert_eq(atomio_ctx_close(ctx), 0);
 }
+
+Test(doublewrite, single_segment_failure_holds_the_batch_until_recovery)
+{
+    /* No second segment for a rescue batch: the whole batch stays valid, all its files are
+     * refused, and with the only segment held the store takes nothing until recovery. */
+    atomio_ctx *ctx = open_ctx(1, 8, 4096, 0);
+    atomio_file *a = open_file(ctx, "a.db", 4096, 1, ATOMIO_IO_BUFFERED);
+    atomio_file *b = open_file(ctx, "b.db", 4096, 2, ATOMIO_IO_BUFFERED);
+    atomio_file *c = open_file(ctx, "c.db", 4096, 3, ATOMIO_IO_BUFFERED);
+    uint8_t *p = malloc(2 * 4096);
+    t_fill(p, 2 * 4096, 11);
+    atomio_page_write w[2] = {{.file = a, .page_no = 0, .page = p},
+                              {.file = b, .page_no = 0, .page = p + 4096}};
+    short_fd = a->fd;
+    short_off = 0;
+    atomio__sys.pwritev2 = short_pwritev2;
+    cr_assert_eq(atomio_write_batch(ctx, w, 2, 0), 1);
+    atomio__sys = atomio__sys_real;
+    cr_assert_eq(w[0].result, ATOMIO_E_SHORT_WRITE);
+    cr_assert_eq(w[1].result, 0);
+    cr_assert_eq(atomio_write(b, 1, p, 0), ATOMIO_E_FAILED, "held with the batch");
+    cr_assert_eq(atomio_write(c, 1, p, 0), ATOMIO_E_STORE_FULL, "no segment left");
+    struct insp_count ic = inspect();
+    cr_assert_eq(ic.valid, 1);
+    cr_assert_eq(ic.slots, 2);
+    atomio_recovery_report rep;
+    memset(&rep, 0, sizeof(rep));
+    rep.size = sizeof(rep);
+    cr_assert_eq(atomio_ctx_recover(ctx, &rep), 0);
+    cr_assert_eq(rep.pages_restored, 1);
+    check_bytes(ctx, a, 0, p);
+    check_bytes(ctx, b, 0, p + 4096);
+    cr_assert_eq(atomio_write(b, 1, p, 0), 0);
+    cr_assert_eq(atomio_write(c, 1, p, 0), 0);
+    free(p);
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+}
+
+Test(doublewrite, page_larger_than_a_segment)
+{
+    atomio_ctx *ctx = open_ctx(2, 1, 512, 0); /* segments of 4096 + 512 bytes */
+    atomio_file *f = open_file(ctx, "big.db", 16384, 1, ATOMIO_IO_BUFFERED);
+    uint8_t *p = calloc(1, 16384);
+    cr_assert_eq(atomio_write(f, 0, p, 0), ATOMIO_E_STORE_FULL);
+    atomio_file *g = open_file(ctx, "small.db", 512, 2, ATOMIO_IO_BUFFERED);
+    cr_assert_eq(atomio_write(g, 3, p, 0), 0);
+    free(p);
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+}
