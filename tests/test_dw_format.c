@@ -375,3 +375,27 @@ Test(dw_format, independent_encoder_seeds_decode)
     cr_assert_lt(valid, s.mlen);
     free(s.buf);
 }
+
+/* ---- the public inspection record's layout is ABI: freeze it -------------------------------- */
+
+#include <stddef.h>
+#if UINTPTR_MAX == UINT64_MAX
+_Static_assert(sizeof(atomio_inspect_record) == 128, "inspect record size");
+_Static_assert(offsetof(atomio_inspect_record, kind) == 4, "kind");
+_Static_assert(offsetof(atomio_inspect_record, segment_size) == 24, "segment_size");
+_Static_assert(offsetof(atomio_inspect_record, uuid) == 32, "uuid");
+_Static_assert(offsetof(atomio_inspect_record, file_id) == 48, "file_id");
+_Static_assert(offsetof(atomio_inspect_record, path) == 56, "path");
+_Static_assert(offsetof(atomio_inspect_record, segment) == 64, "segment");
+_Static_assert(offsetof(atomio_inspect_record, seq) == 72, "seq");
+_Static_assert(offsetof(atomio_inspect_record, bytes) == 88, "bytes");
+_Static_assert(offsetof(atomio_inspect_record, why) == 96, "why");
+_Static_assert(offsetof(atomio_inspect_record, page_no) == 104, "page_no");
+_Static_assert(offsetof(atomio_inspect_record, reserved0) == 124, "reserved0");
+#endif
+
+Test(dw_format, inspect_record_layout_is_frozen)
+{
+    cr_assert_eq(sizeof(atomio_inspect_record) % 8, 0);
+    cr_assert_eq(offsetof(atomio_inspect_record, size), 0);
+}
