@@ -51,6 +51,9 @@ void sim_set_atomic_errno(int e);
  * next ok_count atomic writes succeed (each all-or-nothing in crash images); later ones fail
  * with the atomic errno. Off by default; sim_init() resets it. */
 void sim_set_atomic_caps(bool on, int ok_count);
+/* Make write op k short: only its first keep bytes reach the file, and the call returns keep
+ * (the kernel's short write). -1: none. Survives sim_set_crash_at(); sim_init() resets it. */
+void sim_set_short_write(long k, uint64_t keep);
 
 /* Create (or replace) a file with durable content, outside the log (test setup). */
 void sim_file_put(const char *path, const void *data, size_t len);
