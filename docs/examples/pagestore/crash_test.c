@@ -34,7 +34,6 @@
 #endif
 
 #define MAX_KEYS 65536
-#define EX_NO_STORE 8
 
 struct cfg {
     const char *fs;        /* t_fs_mount kind */
@@ -218,9 +217,6 @@ run_and_kill(struct run_state *st, const struct cfg *c, unsigned seed, int iter)
             int status;
             if (is_ready(&out) || waitpid(pid, &status, WNOHANG) != pid)
                 continue;
-            if (WIFEXITED(status) && WEXITSTATUS(status) == EX_NO_STORE)
-                cr_skip_test("skipped: this libatomio build has no doublewrite store yet (%s)",
-                             engine_stderr(st));
             cr_assert_fail("iteration %d: pagestore run exited before ready (status 0x%x): "
                            "%s", iter, status, engine_stderr(st));
         }
@@ -235,9 +231,6 @@ run_and_kill(struct run_state *st, const struct cfg *c, unsigned seed, int iter)
     read_until(fd, &out, 0); /* what was already in the pipe */
     close(fd);
 
-    if (WIFEXITED(status) && WEXITSTATUS(status) == EX_NO_STORE)
-        cr_skip_test("skipped: this libatomio build has no doublewrite store yet (%s)",
-                     engine_stderr(st));
     cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
               "iteration %d: pagestore run stopped on its own (status 0x%x): %s", iter, status,
               engine_stderr(st));
@@ -288,9 +281,6 @@ check_store(struct run_state *st, const struct cfg *c, int iter, unsigned max_ah
     close(fd);
     int status;
     cr_assert(waitpid(pid, &status, 0) == pid);
-    if (WIFEXITED(status) && WEXITSTATUS(status) == EX_NO_STORE)
-        cr_skip_test("skipped: this libatomio build has no doublewrite store yet (%s)",
-                     engine_stderr(st));
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
               "iteration %d: pagestore check failed (status 0x%x): %s", iter, status,
               engine_stderr(st));

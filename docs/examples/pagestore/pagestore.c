@@ -52,7 +52,6 @@ enum {
     EX_LOG = 5,         /* the redo log is damaged somewhere other than its tail */
     EX_REPLAY = 6,      /* replaying the log a second time changed a page */
     EX_VALUE = 7,       /* a record does not hold the value its version implies */
-    EX_NO_STORE = 8,    /* a doublewrite store was asked for and this build has none */
 };
 
 #define MAGIC_PAGE 0x47505350u /* "PSPG" */
@@ -449,9 +448,6 @@ engine_open(struct engine *e)
     else
         co.flags |= ATOMIO_CTX_NO_DOUBLEWRITE;
     int r = atomio_ctx_open(&co, &e->ctx);
-    if (r == ATOMIO_E_NO_DOUBLEWRITE)
-        die(EX_NO_STORE, "this libatomio has no doublewrite store (--dblwr-dir %s)",
-            e->dblwr_dir);
     if (r < 0)
         panic("atomio_ctx_open: %s", atomio_strerror(r));
 
