@@ -150,6 +150,9 @@ int atomio__probe_fd(int fd, const char *dir_path, uint32_t page_size, atomio_ca
 void atomio__caps_derive(atomio_caps *caps);
 /* Forget cached buffered-probe verdicts (tests). */
 void atomio__caps_cache_clear(void);
+/* Forget the cached buffered-probe verdict of one (device, page size), so the EINVAL re-probe
+ * (DESIGN 6) asks the kernel again instead of reading back the verdict it is doubting. */
+void atomio__caps_cache_forget(uint32_t dev_major, uint32_t dev_minor, uint32_t page_size);
 
 struct atomio_select_in {
     const atomio_caps *caps;
