@@ -58,6 +58,10 @@ reprobe_and_retry(atomio_file *f, struct atomio_io *io, uint64_t page_no, const 
             *(slash == dir ? slash + 1 : slash) = '\0';
         atomio_caps caps;
         caps.size = sizeof(caps);
+        /* The buffered verdict is cached per device: drop it, or the re-probe reads back the
+         * very verdict the EINVAL contradicts. */
+        if (cur == ATOMIO_PATH_BUFFERED_ATOMIC)
+            atomio__caps_cache_forget(f->caps.dev_major, f->caps.dev_minor, f->page_size);
         if (atomio__probe_fd(f->fd, dir, f->page_size, &caps) == 0) {
             f->caps = caps;
             bool still = cur == ATOMIO_PATH_DIRECT_ATOMIC ? caps.direct_atomic != ATOMIO_ATOMIC_NONE
@@ -75,7 +79,7 @@ reprobe_and_retry(atomio_file *f, struct atomio_io *io, uint64_t page_no, const 
         return ATOMIO_E_GEOMETRY;
 
     const struct atomio_path_ops *ops = atomio__path_ops(cur);
-    free(io->bounce);
+    atomio__buf_free(f->ctx, io->bounce, io->len);
     memset(io, 0, sizeof(*io));
     int r = ops->prep(f, page_no, page, wflags, io);
     if (r < 0)
@@ -164,7 +168,8 @@ write_entries(atomio_ctx *ctx, atomio_page_write *w, size_t n, uint32_t flags)
                 if (c == 0)
                     atomio__count_page(f, path, lat);
             }
-            free(io->bounce);
+            /* Bounces come from atomio__buf_alloc() (mmap/jemalloc in buf.c): not free(). */
+            atomio__buf_free(f->ctx, io->bounce, io->len);
             io->bounce = NULL;
         }
     }
