@@ -283,5 +283,10 @@ void atomio__alloc_fini(atomio_ctx *ctx);
 /* Aligned, pre-faulted memory; ctx may be NULL (libc, no NUMA). */
 void *atomio__buf_alloc(atomio_ctx *ctx, size_t size, size_t align);
 void atomio__buf_free(atomio_ctx *ctx, void *p, size_t size);
+/* true if [p, p + len) lies inside one live atomio_page_alloc() buffer of this ctx: memory
+ * the library pre-faulted (and mlocked with ATOMIO_CTX_LOCK_PAGES), so the kernel's copy out
+ * of it cannot fault half-way. The buffered-atomic path writes such pages without a bounce
+ * copy. Thread-safe; must be cheap (called once per page write). */
+bool atomio__buf_is_prefaulted(atomio_ctx *ctx, const void *p, size_t len);
 
 #endif /* ATOMIO_INTERNAL_H */
