@@ -7,3 +7,4 @@
 #                          kernel that accepts buffered RWF_ATOMIC (skips with a reason without)
 atomio_add_test(test_buffered_sim
   SOURCES test_buffered_sim.c sim_kernel.c buffered_cases.c LABELS unit TIMEOUT 60)
+atomio_add_test(test_buffered_rules SOURCES test_buffered_rules.c LABELS unit TIMEOUT 30)
