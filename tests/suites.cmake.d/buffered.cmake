@@ -9,3 +9,4 @@ atomio_add_test(test_buffered_sim
   SOURCES test_buffered_sim.c sim_kernel.c buffered_cases.c LABELS unit TIMEOUT 60)
 atomio_add_test(test_buffered_rules SOURCES test_buffered_rules.c LABELS unit TIMEOUT 30)
 atomio_add_test(test_buffered_fs SOURCES test_buffered_fs.c LABELS fs TIMEOUT 120)
+atomio_add_test(test_buffered_real SOURCES test_buffered_real.c buffered_cases.c LABELS fs TIMEOUT 120)
