@@ -17,13 +17,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+uint32_t bc_submitter = ATOMIO_SUBMIT_AUTO;
+
 atomio_ctx *
 bc_ctx(void)
 {
     atomio_ctx_opts o;
     atomio_ctx_opts_init(&o);
     o.flags = ATOMIO_CTX_NO_DOUBLEWRITE;
-    o.submitter = ATOMIO_SUBMIT_SYNC;
+    o.submitter = bc_submitter;
     atomio_ctx *ctx = NULL;
     int r = atomio_ctx_open(&o, &ctx);
     cr_assert_eq(r, 0, "atomio_ctx_open: %s", atomio_err_name(r));

@@ -12,8 +12,10 @@
 #include <atomio.h>
 #include <stdint.h>
 
-/* A ctx without a doublewrite store, using the pwritev2 submitter (the seam the simulated
- * kernel sits on). */
+/* Submitter of the ctx the bodies use: AUTO (io_uring where it works) by default; the
+ * simulated-kernel suite sets ATOMIO_SUBMIT_SYNC, the pwritev2 seam it sits on. */
+extern uint32_t bc_submitter;
+/* A ctx without a doublewrite store, with bc_submitter. */
 atomio_ctx *bc_ctx(void);
 /* The page size the buffered path should accept in dir: max(system page, fs block). */
 uint32_t bc_page_for(const char *dir);
