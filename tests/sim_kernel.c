@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #define MAX_INODES 256
+#define MAX_FDS 4096
 
 static pthread_mutex_t sim_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct atomio_sys lower;
@@ -33,6 +34,10 @@ static struct {
     ino_t ino;
 } atomic_inodes[MAX_INODES];
 static unsigned n_atomic_inodes;
+/* open(2) flags + 1 of every fd opened through the simulated kernel (0: not ours). Kept here
+ * rather than asked of fcntl(), because a seam below (the crash simulator) may hand out
+ * placeholder fds whose own flags are not the ones the library asked for. */
+static int fd_flags[MAX_FDS];
 
 static uint32_t
 sys_page(void)
@@ -99,8 +104,18 @@ is_pow2(uint64_t v)
  * O_TMPFILE, a named file is created and unlinked at once: same observable result, an
  * anonymous inode in that directory.
  */
+static void
+remember_fd(int fd, int flags)
+{
+    if (fd >= 0 && fd < MAX_FDS) {
+        pthread_mutex_lock(&sim_lock);
+        fd_flags[fd] = flags + 1;
+        pthread_mutex_unlock(&sim_lock);
+    }
+}
+
 static int
-sim_open(const char *path, int flags, unsigned mode)
+open_file(const char *path, int flags, unsigned mode)
 {
     if ((flags & O_TMPFILE) != O_TMPFILE)
         return lower.open(path, flags, mode);
@@ -132,9 +147,40 @@ sim_open(const char *path, int flags, unsigned mode)
 }
 
 static int
+sim_open(const char *path, int flags, unsigned mode)
+{
+    int fd = open_file(path, flags, mode);
+    remember_fd(fd, flags);
+    return fd;
+}
+
+static int
 sim_close(int fd)
 {
+    if (fd >= 0 && fd < MAX_FDS) {
+        pthread_mutex_lock(&sim_lock);
+        fd_flags[fd] = 0;
+        pthread_mutex_unlock(&sim_lock);
+    }
     return lower.close(fd);
+}
+
+/* open flags of fd: as opened through us, else as the kernel reports them (-1: unknown). */
+static int
+flags_of(int fd)
+{
+    int fl = 0;
+    if (fd >= 0 && fd < MAX_FDS) {
+        pthread_mutex_lock(&sim_lock);
+        fl = fd_flags[fd];
+        pthread_mutex_unlock(&sim_lock);
+    }
+    if (fl)
+        return fl - 1;
+    int saved = errno;
+    fl = fcntl(fd, F_GETFL);
+    errno = saved;
+    return fl;
 }
 
 /* The generic checks every kernel runs first (mainline too): EINVAL for these shapes. */
@@ -147,8 +193,8 @@ generic_shape_ok(const struct iovec *iov, int iovcnt, uint64_t off)
 static ssize_t
 sim_pwritev2(int fd, const struct iovec *iov, int iovcnt, uint64_t off, int flags)
 {
+    int fl = flags_of(fd);
     int saved = errno;
-    int fl = fcntl(fd, F_GETFL);
     struct stat st;
     bool have_st = fstat(fd, &st) == 0;
     errno = saved;
@@ -279,6 +325,7 @@ sim_kernel_install(const struct sim_kernel_cfg *c)
     fail_next_err = 0;
     tmpfile_err = 0;
     n_atomic_inodes = 0;
+    memset(fd_flags, 0, sizeof(fd_flags));
     atomio__sys.open = sim_open;
     atomio__sys.close = sim_close;
     atomio__sys.pwritev2 = sim_pwritev2;
