@@ -288,5 +288,11 @@ void atomio__buf_free(atomio_ctx *ctx, void *p, size_t size);
  * of it cannot fault half-way. The buffered-atomic path writes such pages without a bounce
  * copy. Thread-safe; must be cheap (called once per page write). */
 bool atomio__buf_is_prefaulted(atomio_ctx *ctx, const void *p, size_t len);
+/* The registry behind it (buf_registry.c): buf.c tracks every atomio_page_alloc() buffer of a
+ * ctx (-ENOMEM: the allocation must fail), untracks it in atomio_page_free(), and drops a
+ * ctx's leftovers in atomio__alloc_fini() (the ctx address may be reused). */
+int atomio__buf_track(const atomio_ctx *ctx, void *p, size_t len);
+void atomio__buf_untrack(const atomio_ctx *ctx, void *p);
+void atomio__buf_untrack_ctx(const atomio_ctx *ctx);
 
 #endif /* ATOMIO_INTERNAL_H */
