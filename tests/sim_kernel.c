@@ -213,6 +213,8 @@ sim_pwritev2(int fd, const struct iovec *iov, int iovcnt, uint64_t off, int flag
     }
 
     pthread_mutex_lock(&sim_lock);
+    if (fl >= 0 && (fl & O_TMPFILE) == O_TMPFILE)
+        stats.probe_writes++;
     ssize_t res;
     uint32_t folio = folio_size_locked();
     bool synced = (flags & (RWF_DSYNC | RWF_SYNC)) || (fl >= 0 && (fl & (O_DSYNC | O_SYNC)));

@@ -57,7 +57,9 @@ struct sim_kernel_stats {
     uint64_t injected_errors;    /* writes failed by sim_kernel_fail_next() */
     uint64_t mixed;              /* plain writes to an inode that took atomic writes */
     uint64_t plain_writes;       /* non-atomic writes seen */
-    uint64_t tmpfile_opens;      /* O_TMPFILE opens (the library's probe) */
+    uint64_t tmpfile_opens;      /* O_TMPFILE opens (probe scratch files) */
+    uint64_t probe_writes;       /* buffered atomic writes to O_TMPFILE fds (the probe), any
+                                    outcome */
     const void *last_atomic_buf; /* iov_base of the last accepted atomic write */
     uint64_t last_atomic_off;
     uint32_t last_atomic_len;

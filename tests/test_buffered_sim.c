@@ -110,7 +110,7 @@ Test(buffered_sim, probe_write_proves_support, .init = setup_4k, .fini = teardow
     bc_probe_proves(dir, 4096);
     struct sim_kernel_stats s;
     sim_kernel_get_stats(&s);
-    cr_assert_eq(s.tmpfile_opens, 1, "the probe must write an O_TMPFILE");
+    cr_assert_eq(s.probe_writes, 1, "the probe must write an O_TMPFILE");
     cr_assert_eq(s.atomic_ok, 1, "the probe write reached the simulated kernel");
     cr_assert_eq(s.last_atomic_len, 4096);
     cr_assert_eq(s.last_atomic_off, 0);
@@ -124,14 +124,14 @@ Test(buffered_sim, probe_verdict_cached_per_device_and_page, .init = setup_4k, .
     cr_assert_eq(atomio_probe(dir, 4096, &c), 0);
     struct sim_kernel_stats s;
     sim_kernel_get_stats(&s);
-    cr_assert_eq(s.tmpfile_opens, 1, "second probe of the same (device, page) must be cached");
+    cr_assert_eq(s.probe_writes, 1, "second probe of the same (device, page) must be cached");
     cr_assert_eq(atomio_probe(dir, 8192, &c), 0);
     sim_kernel_get_stats(&s);
-    cr_assert_eq(s.tmpfile_opens, 2, "another page size is another probe");
+    cr_assert_eq(s.probe_writes, 2, "another page size is another probe");
     atomio__caps_cache_clear();
     cr_assert_eq(atomio_probe(dir, 4096, &c), 0);
     sim_kernel_get_stats(&s);
-    cr_assert_eq(s.tmpfile_opens, 3);
+    cr_assert_eq(s.probe_writes, 3);
 }
 
 Test(buffered_sim, probe_without_scratch_file_is_not_a_verdict, .init = setup_4k,
@@ -516,7 +516,7 @@ Test(buffered_sim, einval_reprobes_the_kernel_afresh, .init = setup_4k, .fini = 
     int r = atomio_write(f, 1, p, 0);
     cr_assert_eq(r, ATOMIO_E_GEOMETRY, "got %s", atomio_err_name(r));
     sim_kernel_get_stats(&after);
-    cr_assert_eq(after.tmpfile_opens, before.tmpfile_opens + 1,
+    cr_assert_eq(after.probe_writes, before.probe_writes + 1,
                  "the re-probe must ask the kernel, not the cache");
     atomio_caps c = {.size = sizeof(atomio_caps)};
     cr_assert_eq(atomio_file_caps(f, &c), 0);
