@@ -258,9 +258,11 @@ sim_pwritev2(int fd, const struct iovec *iov, int iovcnt, uint64_t off, int flag
         stats.last_atomic_flags = flags;
         if (have_st)
             inode_mark_atomic(&st);
+        bool pass = cfg.pass_atomic && one.iov_len == iov[0].iov_len;
         pthread_mutex_unlock(&sim_lock);
         /* Accepted: one synchronous write below, all-or-nothing at syscall granularity. */
-        return lower.pwritev2(fd, &one, 1, off, (flags & ~RWF_ATOMIC) | RWF_DSYNC);
+        int lflags = (flags | RWF_DSYNC) & (pass ? ~0 : ~RWF_ATOMIC);
+        return lower.pwritev2(fd, &one, 1, off, lflags);
     }
     pthread_mutex_unlock(&sim_lock);
     return res;

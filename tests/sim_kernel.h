@@ -16,9 +16,10 @@
  *   - "disabled" behaves like mainline: shapes the generic checks reject (length not a power
  *     of two, misaligned offset, several iovecs) get EINVAL, every other buffered atomic write
  *     EOPNOTSUPP.
- *   - an accepted write is performed as a plain write with its sync flag on the layer below
- *     (the real kernel, or whatever seam was installed before: the crash simulator), so it is
- *     all-or-nothing at syscall granularity and durable when it returns.
+ *   - an accepted write is performed as one write with RWF_DSYNC on the layer below: a plain
+ *     one on the real kernel (all-or-nothing at syscall granularity, durable when it
+ *     returns), or with RWF_ATOMIC kept (pass_atomic) over the crash simulator, which then
+ *     keeps it whole or drops it at a crash point -- the simulated kernel's contract.
  *   - it can be told to short-copy the next accepted write (copy only the first n bytes and
  *     return n: a user buffer that faulted mid-copy), or to fail it with an errno.
  *   - statx and fstatfs report the configured fs block (stx_blksize, f_bsize) and atomic
@@ -46,6 +47,9 @@ struct sim_kernel_cfg {
     bool disabled;      /* behave like mainline: EOPNOTSUPP */
     uint32_t unit_min;  /* atomic limits statx reports; 0 = none (mask bit set, fields 0, */
     uint32_t unit_max;  /*   attribute clear: as ext4/XFS report when unsupported) */
+    bool pass_atomic;   /* hand accepted writes below with RWF_ATOMIC kept, for a layer that
+                           models atomic writes (the crash simulator keeps them whole or
+                           drops them at a crash); the real kernel below would refuse it */
 };
 
 struct sim_kernel_stats {
