@@ -10,3 +10,5 @@ atomio_add_test(test_buffered_sim
 atomio_add_test(test_buffered_rules SOURCES test_buffered_rules.c LABELS unit TIMEOUT 30)
 atomio_add_test(test_buffered_fs SOURCES test_buffered_fs.c LABELS fs TIMEOUT 120)
 atomio_add_test(test_buffered_real SOURCES test_buffered_real.c buffered_cases.c LABELS fs TIMEOUT 120)
+atomio_add_test(test_buffered_crash
+  SOURCES test_buffered_crash.c sim_kernel.c sim_device.c LABELS crash unit TIMEOUT 300)
