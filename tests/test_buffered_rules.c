@@ -261,10 +261,12 @@ Test(buffered_rules, select_buffered_engine)
                          directs[d], policies[p], o.reason);
             cr_assert_not(o.needs_calibration, "nothing to calibrate for a buffered engine");
             expect_has(o.reject[ATOMIO_PATH_DIRECT_ATOMIC], "never switched to O_DIRECT");
+            expect_has(o.reason, "in-place writes through the page cache");
             expect_has(o.reject[ATOMIO_PATH_BUFFERED_ATOMIC], "EOPNOTSUPP");
             o = sel(&c, ATOMIO_IO_BUFFERED, policies[p], ATOMIO_PATH_AUTO, false);
             cr_assert_eq(o.err, ATOMIO_E_NO_DOUBLEWRITE, "direct %u policy %u without store",
                          directs[d], policies[p]);
+            expect_has(o.reason, "page-cache engine");
         }
     }
 }
