@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static void
@@ -193,4 +194,96 @@ Test(buffered_fs, buffered_engine_never_gets_o_direct)
     }
     cr_assert_eq(atomio_ctx_close(ctx), 0);
     t_fs_umount(&fs);
+}
+
+/*
+ * dw_roundtrip() -- a BUFFERED engine on a filesystem whose kernel refuses buffered atomics:
+ * AUTO gives DOUBLEWRITE on a page-cache fd (never O_DIRECT), the reasons say why, pages
+ * round-trip, and survive a ctx reopen (which runs recovery).
+ */
+static void
+dw_roundtrip(const char *kind, unsigned size_mb)
+{
+    struct t_fs fs;
+    t_fs_mount(&fs, kind, size_mb);
+    const char *file = make_file(&fs);
+    char path[PATH_MAX], dw[PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s", file);
+    snprintf(dw, sizeof(dw), "%s/dblwr", fs.dir);
+    cr_assert_eq(mkdir(dw, 0700), 0);
+
+    enum { N = 24 };
+    unsigned char *want = malloc((size_t)N * 4096);
+    cr_assert(want);
+    for (unsigned i = 0; i < N; i++)
+        t_fill(want + (size_t)i * 4096, 4096, 300 + i);
+
+    for (int round = 0; round < 2; round++) {
+        atomio_ctx_opts o;
+        atomio_ctx_opts_init(&o);
+        o.dblwr_dir = dw;
+        o.policy = ATOMIO_POLICY_PREFER_ATOMIC; /* even so: never O_DIRECT for this engine */
+        atomio_ctx *ctx = NULL;
+        int r = atomio_ctx_open(&o, &ctx);
+        cr_assert_eq(r, 0, "ctx on %s: %s", kind, atomio_err_name(r));
+        atomio_file_opts fo;
+        atomio_file_opts_init(&fo);
+        fo.page_size = 4096;
+        fo.io_style = ATOMIO_IO_BUFFERED;
+        atomio_file *f = NULL;
+        r = atomio_file_open(ctx, path, &fo, &f);
+        cr_assert_eq(r, 0, "open on %s: %s", kind, atomio_err_name(r));
+        atomio_file_info info = {.size = sizeof(atomio_file_info)};
+        cr_assert_eq(atomio_file_info_get(f, &info), 0);
+        cr_log_info("%s: BUFFERED engine: %s: %s", kind, atomio_path_name(info.path), info.reason);
+        cr_assert_eq(info.path, ATOMIO_PATH_DOUBLEWRITE, "%s: %s", kind, info.reason);
+        cr_assert_eq(info.o_direct, 0, "%s: a buffered engine's doublewrite fd is O_DIRECT", kind);
+        cr_assert_eq(info.torn_write_safe, 1);
+        cr_assert(strstr(info.reject_buffered, "EOPNOTSUPP"), "%s reject_buffered: %s", kind,
+                  info.reject_buffered);
+        cr_assert(strstr(info.reject_direct, "never switched to O_DIRECT"),
+                  "%s reject_direct: %s", kind, info.reject_direct);
+
+        if (round == 0) {
+            unsigned char *pool = atomio_page_alloc(ctx, 4096, N);
+            cr_assert(pool);
+            memcpy(pool, want, (size_t)N * 4096);
+            for (unsigned i = 0; i < 4; i++)
+                cr_assert_eq(atomio_write(f, i, want + (size_t)i * 4096, 0), 0);
+            atomio_page_write w[N];
+            for (unsigned i = 4; i < N; i++)
+                w[i - 4] = (atomio_page_write){.file = f, .page_no = i,
+                                               .page = pool + (size_t)i * 4096};
+            r = atomio_write_batch(ctx, w, N - 4, 0);
+            cr_assert_eq(r, N - 4, "%s batch: %d (%s)", kind, r, atomio_err_name(w[0].result));
+            atomio_page_free(ctx, pool, 4096, N);
+            atomio_stats st = {.size = sizeof(atomio_stats)};
+            cr_assert_eq(atomio_file_stats(f, &st), 0);
+            cr_assert_eq(st.pages[ATOMIO_PATH_DOUBLEWRITE], N);
+            cr_assert_eq(atomio_ctx_stats(ctx, &st), 0);
+            cr_assert_geq(st.bytes_dblwr, (uint64_t)N * 4096, "pages went through the store");
+        }
+        unsigned char *back = atomio_page_alloc(ctx, 4096, 1);
+        cr_assert(back);
+        for (unsigned i = 0; i < N; i++) {
+            cr_assert_eq(atomio_read(f, i, back), 0);
+            cr_assert(memcmp(back, want + (size_t)i * 4096, 4096) == 0,
+                      "%s round %d: page %u differs", kind, round, i);
+        }
+        atomio_page_free(ctx, back, 4096, 1);
+        cr_assert_eq(atomio_file_close(f), 0);
+        cr_assert_eq(atomio_ctx_close(ctx), 0);
+    }
+    free(want);
+    t_fs_umount(&fs);
+}
+
+Test(buffered_fs, ext4_buffered_engine_gets_doublewrite_in_the_page_cache)
+{
+    dw_roundtrip("ext4", 64);
+}
+
+Test(buffered_fs, xfs_buffered_engine_gets_doublewrite_in_the_page_cache)
+{
+    dw_roundtrip("xfs", 320);
 }
