@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char dir[PATH_MAX];
@@ -598,4 +599,114 @@ Test(buffered_sim, simulated_kernel_rules, .init = setup_4k, .fini = teardown)
     cr_assert_eq(atomio__sys.pwritev2(fd, &big, 1, 0, RWF_ATOMIC | RWF_DSYNC), 100);
     free(buf);
     atomio__sys.close(fd);
+}
+
+/* ---- runtime downgrade to the doublewrite store ----------------------------------------- */
+
+static atomio_ctx *
+ctx_with_store(void)
+{
+    char dw[PATH_MAX + 8];
+    snprintf(dw, sizeof(dw), "%s/dw", dir);
+    cr_assert_eq(mkdir(dw, 0700), 0);
+    atomio_ctx_opts o;
+    atomio_ctx_opts_init(&o);
+    o.dblwr_dir = dw;
+    o.submitter = ATOMIO_SUBMIT_SYNC;
+    atomio_ctx *ctx = NULL;
+    int r = atomio_ctx_open(&o, &ctx);
+    cr_assert_eq(r, 0, "ctx with store: %s", atomio_err_name(r));
+    return ctx;
+}
+
+/*
+ * downgrade_case() -- the kernel stops taking the atomic write (how: `fail`); the page goes
+ * through the doublewrite store instead, the caller sees success, and the file stays on
+ * DOUBLEWRITE with its page-cache fd. Plain (in-place) writes to the file start only then.
+ */
+static void
+downgrade_case(void (*fail)(void), const char *errname)
+{
+    atomio_ctx *ctx = ctx_with_store();
+    atomio_file *f = open_buffered(ctx, "data", 4096, 0);
+    char *p = atomio_page_alloc(ctx, 4096, 4);
+    cr_assert(p);
+    for (unsigned i = 0; i < 4; i++)
+        t_fill(p + i * 4096, 4096, 70 + i);
+    cr_assert_eq(atomio_write(f, 0, p, 0), 0);
+    struct sim_kernel_stats s;
+    sim_kernel_get_stats(&s);
+    cr_assert_eq(s.mixed, 0);
+    uint64_t atomic_before = s.atomic_ok;
+
+    fail();
+    int r = atomio_write(f, 1, p + 4096, 0);
+    cr_assert_eq(r, 0, "the downgraded write must succeed: %s", atomio_err_name(r));
+    atomio_file_info info = {.size = sizeof(atomio_file_info)};
+    cr_assert_eq(atomio_file_info_get(f, &info), 0);
+    cr_assert_eq(info.path, ATOMIO_PATH_DOUBLEWRITE, "%s", info.reason);
+    cr_assert_eq(info.downgrades, 1);
+    cr_assert_eq(info.state, ATOMIO_STATE_OK);
+    cr_assert_eq(info.o_direct, 0, "the downgraded file keeps its page-cache fd");
+    cr_assert(strstr(info.reason, "runtime downgrade") && strstr(info.reason, errname),
+              "reason: %s", info.reason);
+    cr_assert(strstr(info.reject_buffered, errname), "reject_buffered: %s",
+              info.reject_buffered);
+
+    /* Later pages: doublewrite, no more atomic writes. */
+    atomio_page_write w[2] = {{.file = f, .page_no = 2, .page = p + 2 * 4096},
+                              {.file = f, .page_no = 3, .page = p + 3 * 4096}};
+    cr_assert_eq(atomio_write_batch(ctx, w, 2, 0), 2);
+    sim_kernel_get_stats(&s);
+    cr_assert_eq(s.atomic_ok, atomic_before, "no atomic write after the downgrade");
+    cr_assert_gt(s.mixed, 0, "doublewrite's in-place writes are plain writes");
+    atomio_stats st = {.size = sizeof(atomio_stats)};
+    cr_assert_eq(atomio_file_stats(f, &st), 0);
+    cr_assert_eq(st.pages[ATOMIO_PATH_BUFFERED_ATOMIC], 1);
+    cr_assert_eq(st.pages[ATOMIO_PATH_DOUBLEWRITE], 3);
+    cr_assert_eq(st.downgrades, 1);
+
+    char *back = atomio_page_alloc(ctx, 4096, 1);
+    cr_assert(back);
+    for (unsigned i = 0; i < 4; i++) {
+        cr_assert_eq(atomio_read(f, i, back), 0);
+        cr_assert(memcmp(back, p + i * 4096, 4096) == 0, "page %u", i);
+    }
+    atomio_page_free(ctx, back, 4096, 1);
+    atomio_page_free(ctx, p, 4096, 4);
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+}
+
+static void
+fail_eopnotsupp(void)
+{
+    sim_kernel_set_disabled(true);
+}
+
+static void
+fail_enospc(void)
+{
+    sim_kernel_fail_next(ENOSPC);
+}
+
+static void
+fail_einval(void)
+{
+    sim_kernel_set_order(1); /* the 4 KiB write is now the wrong shape; the re-probe agrees */
+}
+
+Test(buffered_sim, eopnotsupp_downgrades_to_doublewrite, .init = setup_4k, .fini = teardown)
+{
+    downgrade_case(fail_eopnotsupp, "EOPNOTSUPP");
+}
+
+Test(buffered_sim, enospc_downgrades_to_doublewrite, .init = setup_4k, .fini = teardown)
+{
+    downgrade_case(fail_enospc, "ENOSPC");
+}
+
+Test(buffered_sim, einval_reprobe_downgrades_to_doublewrite, .init = setup_4k,
+     .fini = teardown)
+{
+    downgrade_case(fail_einval, "EINVAL");
 }
