@@ -178,8 +178,7 @@ bc_roundtrip(const char *dir, uint32_t page)
     cr_assert(back);
     for (unsigned i = 0; i < NPAGES; i++) {
         cr_assert_eq(atomio_read(f, i, back), 0);
-        cr_assert(memcmp(back, want + (size_t)i * page, page) == 0, "page %u reads back wrong",
-                  i);
+        cr_assert(memcmp(back, want + (size_t)i * page, page) == 0, "page %u reads back wrong", i);
     }
     cr_assert_eq(atomio_sync(f), 0);
     for (unsigned i = 0; i < NPAGES; i++)
@@ -217,8 +216,8 @@ bc_no_copy(const char *dir, uint32_t page)
     const char *path = t_join(d, "data");
     char pathcopy[PATH_MAX];
     snprintf(pathcopy, sizeof(pathcopy), "%s", path);
-    atomio_file *f = open_file(ctx, path, page, ATOMIO_IO_BUFFERED, ATOMIO_PATH_AUTO,
-                               ATOMIO_FILE_NO_COPY, &r);
+    atomio_file *f =
+        open_file(ctx, path, page, ATOMIO_IO_BUFFERED, ATOMIO_PATH_AUTO, ATOMIO_FILE_NO_COPY, &r);
     cr_assert_eq(r, 0, "open: %s", atomio_err_name(r));
 
     char *mine = NULL;

@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #define MAX_INODES 256
-#define MAX_FDS 4096
+#define MAX_FDS    4096
 
 static pthread_mutex_t sim_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct atomio_sys lower;
@@ -225,8 +225,7 @@ sim_pwritev2(int fd, const struct iovec *iov, int iovcnt, uint64_t off, int flag
         stats.atomic_eopnotsupp++;
         res = -EOPNOTSUPP;
     } else if (iov[0].iov_len != folio || (uintptr_t)iov[0].iov_base % sys_page() ||
-               (cfg.unit_min && (iov[0].iov_len < cfg.unit_min ||
-                                 iov[0].iov_len > cfg.unit_max))) {
+               (cfg.unit_min && (iov[0].iov_len < cfg.unit_min || iov[0].iov_len > cfg.unit_max))) {
         stats.atomic_einval++;
         res = -EINVAL;
     } else if (!synced) {

@@ -42,14 +42,14 @@
 #include <stdint.h>
 
 struct sim_kernel_cfg {
-    uint32_t fs_block;  /* block size statx/statfs report; 0 = the real one */
-    int folio_order;    /* every mapping's min = max folio order; -1 = that of fs_block */
-    bool disabled;      /* behave like mainline: EOPNOTSUPP */
-    uint32_t unit_min;  /* atomic limits statx reports; 0 = none (mask bit set, fields 0, */
-    uint32_t unit_max;  /*   attribute clear: as ext4/XFS report when unsupported) */
-    bool pass_atomic;   /* hand accepted writes below with RWF_ATOMIC kept, for a layer that
-                           models atomic writes (the crash simulator keeps them whole or
-                           drops them at a crash); the real kernel below would refuse it */
+    uint32_t fs_block; /* block size statx/statfs report; 0 = the real one */
+    int folio_order;   /* every mapping's min = max folio order; -1 = that of fs_block */
+    bool disabled;     /* behave like mainline: EOPNOTSUPP */
+    uint32_t unit_min; /* atomic limits statx reports; 0 = none (mask bit set, fields 0, */
+    uint32_t unit_max; /*   attribute clear: as ext4/XFS report when unsupported) */
+    bool pass_atomic;  /* hand accepted writes below with RWF_ATOMIC kept, for a layer that
+                          models atomic writes (the crash simulator keeps them whole or
+                          drops them at a crash); the real kernel below would refuse it */
 };
 
 struct sim_kernel_stats {

@@ -31,12 +31,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define PS 4096u
-#define NPAGES 6
-#define MAXW 4
-#define MAXSTEPS 12
-#define MAXVER 16
-#define EXHAUSTIVE_BITS 10
+#define PS               4096u
+#define NPAGES           6
+#define MAXW             4
+#define MAXSTEPS         12
+#define MAXVER           16
+#define EXHAUSTIVE_BITS  10
 #define SAMPLED_PATTERNS 256
 
 struct wl_write {
@@ -51,8 +51,8 @@ struct wl_step {
 
 struct wl {
     const char *name;
-    int disable_at;  /* step from which the kernel refuses (EOPNOTSUPP); -1: never */
-    bool sabotage;   /* kernel hands accepted writes down as plain writes */
+    int disable_at; /* step from which the kernel refuses (EOPNOTSUPP); -1: never */
+    bool sabotage;  /* kernel hands accepted writes down as plain writes */
     int nsteps;
     struct wl_step steps[MAXSTEPS];
 };
@@ -105,8 +105,8 @@ fresh_device(const struct wl *wl)
     sim_fini();
     sim_init(root);
     sim_set_atomic_caps(true, INT_MAX); /* the device models atomic writes */
-    sim_kernel_install(&(struct sim_kernel_cfg){
-        .fs_block = PS, .folio_order = -1, .pass_atomic = !wl->sabotage});
+    sim_kernel_install(
+        &(struct sim_kernel_cfg){.fs_block = PS, .folio_order = -1, .pass_atomic = !wl->sabotage});
     uint8_t *buf = malloc((size_t)PS * NPAGES);
     cr_assert(buf);
     for (uint64_t p = 0; p < NPAGES; p++)
@@ -161,8 +161,8 @@ run_workload(const struct wl *wl, struct call *calls)
         atomio_page_write w[MAXW];
         for (int i = 0; i < st->n; i++) {
             content(bufs + (size_t)i * PS, st->w[i].page, st->w[i].ver);
-            w[i] = (atomio_page_write){.file = f, .page_no = st->w[i].page,
-                                       .page = bufs + (size_t)i * PS};
+            w[i] = (atomio_page_write){
+                .file = f, .page_no = st->w[i].page, .page = bufs + (size_t)i * PS};
         }
         calls[s].ran = true;
         calls[s].op_start = sim_ops();
@@ -312,27 +312,29 @@ static const struct wl buffered_only = {
     .name = "buffered",
     .disable_at = -1,
     .nsteps = 6,
-    .steps = {
-        {1, {{0, 1}}},
-        {1, {{1, 1}}},
-        {3, {{2, 1}, {3, 1}, {0, 2}}},
-        {1, {{1, 2}}},
-        {2, {{0, 3}, {5, 1}}},
-        {1, {{2, 2}}},
-    },
+    .steps =
+        {
+            {1, {{0, 1}}},
+            {1, {{1, 1}}},
+            {3, {{2, 1}, {3, 1}, {0, 2}}},
+            {1, {{1, 2}}},
+            {2, {{0, 3}, {5, 1}}},
+            {1, {{2, 2}}},
+        },
 };
 
 static const struct wl downgrade = {
     .name = "downgrade",
     .disable_at = 2,
     .nsteps = 5,
-    .steps = {
-        {1, {{0, 1}}},
-        {2, {{1, 1}, {2, 1}}},
-        {1, {{0, 2}}},         /* EOPNOTSUPP: rewritten through the doublewrite store */
-        {2, {{1, 2}, {3, 1}}}, /* doublewrite batch, torn in place at a crash */
-        {1, {{2, 2}}},
-    },
+    .steps =
+        {
+            {1, {{0, 1}}},
+            {2, {{1, 1}, {2, 1}}},
+            {1, {{0, 2}}},         /* EOPNOTSUPP: rewritten through the doublewrite store */
+            {2, {{1, 2}, {3, 1}}}, /* doublewrite batch, torn in place at a crash */
+            {1, {{2, 2}}},
+        },
 };
 
 Test(buffered_crash, buffered_atomic_pages_are_old_or_new)

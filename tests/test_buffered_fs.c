@@ -26,7 +26,8 @@ skip_if_kernel_accepts(void)
     const char *d = getenv("ATOMIO_TEST_BUFFERED_DIR");
     if (d && *d)
         cr_skip_test("skipped: ATOMIO_TEST_BUFFERED_DIR=%s declares a kernel that accepts "
-                     "buffered RWF_ATOMIC; the refusal tests are for kernels that do not", d);
+                     "buffered RWF_ATOMIC; the refusal tests are for kernels that do not",
+                     d);
 }
 
 static const char *
@@ -62,18 +63,17 @@ expect_refused(const struct t_fs *fs, const char *file, uint32_t page, bool foli
     cr_assert_eq(c.folio_ok, folio_ok, "%s page %u folio rule: %s", fs->kind, page,
                  c.reason_buffered);
     if (folio_ok) {
-        cr_assert_eq(c.buffered_probe_err, -EOPNOTSUPP, "%s page %u: probe write gave %s",
-                     fs->kind, page, atomio_err_name(c.buffered_probe_err));
-        cr_assert(strstr(c.reason_buffered, "kernel refused") &&
-                      strstr(c.reason_buffered, "EOPNOTSUPP"),
-                  "%s: reason does not carry the kernel's EOPNOTSUPP: %s", fs->kind,
-                  c.reason_buffered);
+        cr_assert_eq(c.buffered_probe_err, -EOPNOTSUPP, "%s page %u: probe write gave %s", fs->kind,
+                     page, atomio_err_name(c.buffered_probe_err));
+        cr_assert(
+            strstr(c.reason_buffered, "kernel refused") && strstr(c.reason_buffered, "EOPNOTSUPP"),
+            "%s: reason does not carry the kernel's EOPNOTSUPP: %s", fs->kind, c.reason_buffered);
     } else {
         char orders[96];
         snprintf(orders, sizeof(orders), "page %u = order %u, fs block %u = min order %u", page,
                  c.page_order, c.fs_block_size, c.fs_min_order);
-        cr_assert(strstr(c.reason_buffered, orders), "%s: reason lacks '%s': %s", fs->kind,
-                  orders, c.reason_buffered);
+        cr_assert(strstr(c.reason_buffered, orders), "%s: reason lacks '%s': %s", fs->kind, orders,
+                  c.reason_buffered);
         cr_assert(strstr(c.reason_buffered, atomio_err_name(c.buffered_probe_err)),
                   "%s: reason lacks the probe errno: %s", fs->kind, c.reason_buffered);
         cr_assert(c.buffered_probe_err == -EOPNOTSUPP || c.buffered_probe_err == -EINVAL,
@@ -241,8 +241,8 @@ dw_roundtrip(const char *kind, unsigned size_mb)
         cr_assert_eq(info.torn_write_safe, 1);
         cr_assert(strstr(info.reject_buffered, "EOPNOTSUPP"), "%s reject_buffered: %s", kind,
                   info.reject_buffered);
-        cr_assert(strstr(info.reject_direct, "never switched to O_DIRECT"),
-                  "%s reject_direct: %s", kind, info.reject_direct);
+        cr_assert(strstr(info.reject_direct, "never switched to O_DIRECT"), "%s reject_direct: %s",
+                  kind, info.reject_direct);
 
         if (round == 0) {
             unsigned char *pool = atomio_page_alloc(ctx, 4096, N);
@@ -252,8 +252,8 @@ dw_roundtrip(const char *kind, unsigned size_mb)
                 cr_assert_eq(atomio_write(f, i, want + (size_t)i * 4096, 0), 0);
             atomio_page_write w[N];
             for (unsigned i = 4; i < N; i++)
-                w[i - 4] = (atomio_page_write){.file = f, .page_no = i,
-                                               .page = pool + (size_t)i * 4096};
+                w[i - 4] =
+                    (atomio_page_write){.file = f, .page_no = i, .page = pool + (size_t)i * 4096};
             r = atomio_write_batch(ctx, w, N - 4, 0);
             cr_assert_eq(r, N - 4, "%s batch: %d (%s)", kind, r, atomio_err_name(w[0].result));
             atomio_page_free(ctx, pool, 4096, N);

@@ -14,8 +14,8 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
-#define XFS_MAGIC 0x58465342u
-#define EXT4_MAGIC 0xef53u
+#define XFS_MAGIC   0x58465342u
+#define EXT4_MAGIC  0xef53u
 #define TMPFS_MAGIC 0x01021994u
 
 /* Raw figures as the probe stores them; verdicts derived by atomio__caps_derive(). */
@@ -218,11 +218,8 @@ Test(buffered_rules, fs_block_is_the_smaller_of_statx_and_statfs)
 static struct atomio_select_out
 sel(const atomio_caps *c, uint32_t style, uint32_t policy, uint32_t forced, bool store)
 {
-    struct atomio_select_in in = {.caps = c,
-                                  .io_style = style,
-                                  .policy = policy,
-                                  .forced = forced,
-                                  .have_store = store};
+    struct atomio_select_in in = {
+        .caps = c, .io_style = style, .policy = policy, .forced = forced, .have_store = store};
     struct atomio_select_out out;
     atomio__select(&in, &out);
     return out;
@@ -242,8 +239,8 @@ caps_with(uint32_t direct, bool buffered)
 Test(buffered_rules, select_buffered_engine)
 {
     atomio_caps proven = caps_with(ATOMIO_ATOMIC_HARDWARE, true);
-    struct atomio_select_out o = sel(&proven, ATOMIO_IO_BUFFERED, ATOMIO_POLICY_PREFER_FAST,
-                                     ATOMIO_PATH_AUTO, true);
+    struct atomio_select_out o =
+        sel(&proven, ATOMIO_IO_BUFFERED, ATOMIO_POLICY_PREFER_FAST, ATOMIO_PATH_AUTO, true);
     cr_assert_eq(o.err, 0);
     cr_assert_eq(o.path, ATOMIO_PATH_BUFFERED_ATOMIC, "%s", o.reason);
     cr_assert_eq(o.reject[ATOMIO_PATH_BUFFERED_ATOMIC][0], '\0');
@@ -257,8 +254,8 @@ Test(buffered_rules, select_buffered_engine)
             atomio_caps c = caps_with(directs[d], false);
             o = sel(&c, ATOMIO_IO_BUFFERED, policies[p], ATOMIO_PATH_AUTO, true);
             cr_assert_eq(o.err, 0);
-            cr_assert_eq(o.path, ATOMIO_PATH_DOUBLEWRITE, "direct %u policy %u: %s",
-                         directs[d], policies[p], o.reason);
+            cr_assert_eq(o.path, ATOMIO_PATH_DOUBLEWRITE, "direct %u policy %u: %s", directs[d],
+                         policies[p], o.reason);
             cr_assert_not(o.needs_calibration, "nothing to calibrate for a buffered engine");
             expect_has(o.reject[ATOMIO_PATH_DIRECT_ATOMIC], "never switched to O_DIRECT");
             expect_has(o.reason, "in-place writes through the page cache");

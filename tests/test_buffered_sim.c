@@ -8,11 +8,10 @@
  * that the library never sends an unsynced buffered atomic write nor a plain write to a file
  * that takes atomic writes. Runs unprivileged, in a scratch directory.
  */
+#include "atomio_internal.h"
 #include "buffered_cases.h"
 #include "helpers.h"
 #include "sim_kernel.h"
-
-#include "atomio_internal.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -135,8 +134,7 @@ Test(buffered_sim, probe_verdict_cached_per_device_and_page, .init = setup_4k, .
     cr_assert_eq(s.probe_writes, 3);
 }
 
-Test(buffered_sim, probe_without_scratch_file_is_not_a_verdict, .init = setup_4k,
-     .fini = teardown)
+Test(buffered_sim, probe_without_scratch_file_is_not_a_verdict, .init = setup_4k, .fini = teardown)
 {
     sim_kernel_tmpfile_fail(EROFS);
     atomio_caps c = {.size = sizeof(atomio_caps)};
@@ -145,16 +143,14 @@ Test(buffered_sim, probe_without_scratch_file_is_not_a_verdict, .init = setup_4k
     cr_assert_eq(c.buffered_atomic, 0);
     cr_assert(strstr(c.reason_buffered, "not probed") && strstr(c.reason_buffered, "EROFS"),
               "reason: %s", c.reason_buffered);
-    cr_assert_null(strstr(c.reason_buffered, "kernel refused"), "reason: %s",
-                   c.reason_buffered);
+    cr_assert_null(strstr(c.reason_buffered, "kernel refused"), "reason: %s", c.reason_buffered);
     /* Not cached: once a scratch file can be made, the kernel is asked. */
     sim_kernel_tmpfile_fail(0);
     cr_assert_eq(atomio_probe(dir, 4096, &c), 0);
     cr_assert_eq(c.buffered_atomic, 1, "%s", c.reason_buffered);
 }
 
-Test(buffered_sim, auto_buffered_engine_gets_buffered_atomic, .init = setup_4k,
-     .fini = teardown)
+Test(buffered_sim, auto_buffered_engine_gets_buffered_atomic, .init = setup_4k, .fini = teardown)
 {
     bc_auto_picks_buffered(dir, 4096, ATOMIO_IO_BUFFERED);
     expect_clean_traffic();
@@ -168,8 +164,8 @@ Test(buffered_sim, auto_any_engine_gets_buffered_atomic, .init = setup_4k, .fini
 /* Rule 1 comes before O_DIRECT atomics: an ANY engine keeps the page cache when both work. */
 Test(buffered_sim, any_engine_prefers_buffered_over_direct_atomic, .fini = teardown)
 {
-    setup_with(&(struct sim_kernel_cfg){.fs_block = 4096, .folio_order = -1, .unit_min = 4096,
-                                        .unit_max = 65536});
+    setup_with(&(struct sim_kernel_cfg){
+        .fs_block = 4096, .folio_order = -1, .unit_min = 4096, .unit_max = 65536});
     atomio_caps c = {.size = sizeof(atomio_caps)};
     cr_assert_eq(atomio_probe(dir, 4096, &c), 0);
     cr_assert_neq(c.direct_atomic, ATOMIO_ATOMIC_NONE, "%s", c.reason_direct);
@@ -245,8 +241,7 @@ Test(buffered_sim, allocator_pages_go_to_the_kernel_without_a_copy, .init = setu
     expect_clean_traffic();
 }
 
-Test(buffered_sim, prefaulted_lookup_covers_exactly_the_buffer, .init = setup_4k,
-     .fini = teardown)
+Test(buffered_sim, prefaulted_lookup_covers_exactly_the_buffer, .init = setup_4k, .fini = teardown)
 {
     atomio_ctx *ctx = bc_ctx();
     char *a = atomio_page_alloc(ctx, 4096, 3);
@@ -419,8 +414,8 @@ Test(buffered_sim, folio_page_below_system_page_refused, .init = setup_4k, .fini
 
 Test(buffered_sim, folio_page_outside_atomic_unit_range_refused, .fini = teardown)
 {
-    setup_with(&(struct sim_kernel_cfg){.fs_block = 16384, .folio_order = -1, .unit_min = 4096,
-                                        .unit_max = 8192});
+    setup_with(&(struct sim_kernel_cfg){
+        .fs_block = 16384, .folio_order = -1, .unit_min = 4096, .unit_max = 8192});
     expect_folio_refusal(16384, "outside the atomic unit range [4096, 8192]");
 }
 
@@ -528,8 +523,7 @@ Test(buffered_sim, einval_reprobes_the_kernel_afresh, .init = setup_4k, .fini = 
     cr_assert_eq(atomio_ctx_close(ctx), 0);
 }
 
-Test(buffered_sim, disabled_kernel_behaves_like_mainline, .init = setup_disabled,
-     .fini = teardown)
+Test(buffered_sim, disabled_kernel_behaves_like_mainline, .init = setup_disabled, .fini = teardown)
 {
     atomio_caps c = {.size = sizeof(atomio_caps)};
     cr_assert_eq(atomio_probe(dir, 4096, &c), 0);
@@ -650,8 +644,7 @@ downgrade_case(void (*fail)(void), const char *errname)
     cr_assert_eq(info.o_direct, 0, "the downgraded file keeps its page-cache fd");
     cr_assert(strstr(info.reason, "runtime downgrade") && strstr(info.reason, errname),
               "reason: %s", info.reason);
-    cr_assert(strstr(info.reject_buffered, errname), "reject_buffered: %s",
-              info.reject_buffered);
+    cr_assert(strstr(info.reject_buffered, errname), "reject_buffered: %s", info.reject_buffered);
 
     /* Later pages: doublewrite, no more atomic writes. */
     atomio_page_write w[2] = {{.file = f, .page_no = 2, .page = p + 2 * 4096},
@@ -705,8 +698,7 @@ Test(buffered_sim, enospc_downgrades_to_doublewrite, .init = setup_4k, .fini = t
     downgrade_case(fail_enospc, "ENOSPC");
 }
 
-Test(buffered_sim, einval_reprobe_downgrades_to_doublewrite, .init = setup_4k,
-     .fini = teardown)
+Test(buffered_sim, einval_reprobe_downgrades_to_doublewrite, .init = setup_4k, .fini = teardown)
 {
     downgrade_case(fail_einval, "EINVAL");
 }
