@@ -126,6 +126,12 @@ struct atomio_path_ops {
     int (*complete)(struct atomio_file *f, struct atomio_io *io);
 };
 
+/* Internal-only wflags bit for prep(): the caller's buffer stays untouched until the write
+ * completes and must not be copied (bring-your-own-ring: the engine's ring owns the I/O, so a
+ * bounce buffer would have nobody to free it). A path that would copy checks instead that the
+ * buffer can be an atomio_page_alloc() buffer, else ATOMIO_E_NO_COPY. */
+#define ATOMIO__WRITE_NO_BOUNCE 0x80000000u
+
 /* Internal-only result: "nothing was written, send this page through doublewrite". */
 #define ATOMIO__DOWNGRADE (-6000)
 /* Internal-only result: EINVAL from an atomic write; the caller re-probes once. */
@@ -231,6 +237,12 @@ int atomio__file_check(const atomio_file *f);
 void atomio__file_fail(atomio_file *f);
 /* Switch a file to DOUBLEWRITE at runtime (EOPNOTSUPP/ENOSPC from an atomic write). */
 void atomio__file_downgrade(atomio_file *f, int err);
+/* The file-level checks of a page write (handle, buffer, read-only, failed, range) that come
+ * before the path's prep() (write.c; shared with bring-your-own-ring). */
+int atomio__write_check(atomio_file *f, uint64_t page_no, const void *page);
+/* EINVAL from an atomic write on path cur: re-probe once per file (write.c). Returns 0 (retry
+ * once), 1 (file switched to DOUBLEWRITE) or ATOMIO_E_GEOMETRY (second EINVAL). */
+int atomio__file_reprobe(atomio_file *f, uint32_t cur);
 /* Count one written page on the file and the ctx. */
 void atomio__count_page(atomio_file *f, uint32_t path, uint64_t lat_ns);
 /* fdatasync with the sticky failure rule; counts the sync. */

@@ -22,16 +22,29 @@ static int
 buffered_prep(struct atomio_file *f, uint64_t page_no, const void *page, uint32_t wflags,
               struct atomio_io *io)
 {
-    (void)wflags; /* always durable: RWF_DSYNC is part of the recipe */
-    if (f->fflags & ATOMIO_FILE_NO_COPY)
-        return ATOMIO_E_NO_COPY;
-    void *b = atomio__buf_alloc(f->ctx, f->page_size, f->page_size < 4096 ? 4096 : f->page_size);
-    if (!b)
-        return -ENOMEM;
-    memcpy(b, page, f->page_size);
-    io->bounce = b;
+    /* wflags' DSYNC is moot: RWF_DSYNC is always part of the recipe. */
+    const void *src;
+    if (wflags & ATOMIO__WRITE_NO_BOUNCE) {
+        /* The caller's buffer is used as it is and must be an atomio_page_alloc() buffer
+         * (pre-faulted). Only its alignment can be checked: such buffers are aligned to
+         * max(page_size, 4096), which ordinary heap memory rarely is. */
+        uint32_t a = f->page_size < 4096 ? 4096 : f->page_size;
+        if ((uintptr_t)page % a)
+            return ATOMIO_E_NO_COPY;
+        src = page;
+    } else {
+        if (f->fflags & ATOMIO_FILE_NO_COPY)
+            return ATOMIO_E_NO_COPY;
+        void *b = atomio__buf_alloc(f->ctx, f->page_size,
+                                    f->page_size < 4096 ? 4096 : f->page_size);
+        if (!b)
+            return -ENOMEM;
+        memcpy(b, page, f->page_size);
+        io->bounce = b;
+        src = b;
+    }
     io->fd = f->fd;
-    io->buf = b;
+    io->buf = src;
     io->len = f->page_size;
     io->off = page_no << f->page_shift;
     io->rwflags = RWF_ATOMIC | RWF_DSYNC;
