@@ -22,8 +22,8 @@
  * IORING_OP_WRITE_FIXED: the kernel rejects RWF_ATOMIC on registered buffers with EINVAL.
  *
  * Every prepared SQE must be submitted and its result reported back exactly once
- * (atomio_complete_write(), atomio_dw_complete_store(), atomio_dw_complete_inplace()), in
- * whatever order the CQEs arrive. On error a prep function turns the SQE into IORING_OP_NOP
+ * (atomio_complete_write(), atomio_dw_complete_store(), atomio_dw_complete_store_sync(),
+ * atomio_dw_complete_inplace()), in whatever order the CQEs arrive. On error a prep function turns the SQE into IORING_OP_NOP
  * (user_data kept), so an entry already taken from the ring can be submitted harmlessly.
  */
 #ifndef ATOMIO_URING_H
@@ -102,103 +102,129 @@ ATOMIO_API ATOMIO_NODISCARD int atomio_complete_write(atomio_file *f, int cqe_re
 /* Doublewrite files: a staged batch the engine drives from its ring.                          */
 
 /**
- * A staged doublewrite batch. Its steps, in order (out of order: ATOMIO_E_SEQUENCE):
- *   1. atomio_dw_stage(): the pages are copied into a reserved store segment with their
+ * A staged doublewrite batch: the doublewrite protocol of atomio_write_batch() cut into steps
+ * the engine drives from its ring. One implementation serves both (dw_write.c), so the
+ * invariants recovery relies on hold the same way. The steps, in order (out of order:
+ * ATOMIO_E_SEQUENCE, and the batch is unchanged):
+ *   1. atomio_dw_stage(): a store segment is claimed and the pages copied into it with their
  *      checksums (the engine's buffers are free again when it returns);
- *   2. atomio_dw_prep_store(): one SQE writing the whole batch to the store with RWF_DSYNC,
- *      so its completion is also the durability step; report it with
- *      atomio_dw_complete_store();
- *   3. atomio_dw_prep_inplace() for every page i in [0, n): the in-place writes, all in flight
- *      together; report each with atomio_dw_complete_inplace();
- *   4. atomio_dw_done(): fdatasync of every data file touched (skipped with
- *      ATOMIO_DW_INPLACE_DSYNC), then the segment is released for reuse.
+ *   2. atomio_dw_prep_store(): one SQE writing the whole batch to the store; report its CQE
+ *      with atomio_dw_complete_store();
+ *   3. atomio_dw_prep_store_sync(): the durability step, an IORING_OP_FSYNC (datasync) SQE on
+ *      the store file; report it with atomio_dw_complete_store_sync(). An fdatasync rather than
+ *      RWF_DSYNC on the write: it also makes the store's earlier bookkeeping writes durable,
+ *      which a FUA write would not;
+ *   4. atomio_dw_prep_inplace() for every entry i in [0, n): the in-place writes, all in flight
+ *      together, from the batch's own copy; report each with atomio_dw_complete_inplace();
+ *   5. atomio_dw_done(): fdatasync of every data file written, the batch is retired in the
+ *      store and its segment released; the batch is freed.
+ * atomio_dw_abandon() gives a batch up before step 4.
  * Calls on one batch may come from different threads (the library serializes them), but
- * atomio_dw_done() and atomio_dw_abandon() free the batch: nothing may race with them.
+ * atomio_dw_done() and atomio_dw_abandon() free it: nothing may race with those two.
  */
-typedef struct atomio_dw_batch atomio_dw_batch;
-
-/* atomio_dw_stage() flags */
-#define ATOMIO_DW_INPLACE_DSYNC 0x1u /* in-place SQEs carry RWF_DSYNC; atomio_dw_done() then
-                                        needs no fdatasync (it never blocks) */
+typedef struct atomio_staged_batch atomio_dw_batch;
 
 /**
  * atomio_dw_stage() -- start a doublewrite batch of @n pages.
  *
  * Every entry's file must belong to @ctx, be writable and currently on the DOUBLEWRITE path
  * (atomio_prep_write() or atomio_complete_write() said ATOMIO_E_NEEDS_DOUBLEWRITE); a
- * (file, page) may appear once per batch. Either every entry is staged, or none: on error each
- * entry's result says what was wrong with it (0 for entries that were fine) and no batch exists.
- * Waits for a free store segment when all are in use.
+ * (file, page) may appear once per batch, and the batch must fit one store segment. Either
+ * every entry is staged or none: on error each entry's result says what was wrong with it (0
+ * for entries that were fine) and no batch exists. Never blocks: when every segment is taken
+ * by batches in flight it returns -EAGAIN (finish one, then stage again).
  *
- * @param w entries (file, page_no, page); result is set. The page bytes are copied.
- * @param n 1 .. the store's batch size (ctx opts dblwr_batch_pages).
- * @param flags ATOMIO_DW_* or 0.
+ * @param w entries (file, page_no, page); each result is set. The page bytes are copied.
+ * @param n 1 .. what fits a segment (at most ctx opts dblwr_batch_pages pages of
+ *        dblwr_max_page_size bytes).
+ * @param flags 0.
  * @param out receives the batch.
- * @return 0; ATOMIO_E_INVAL (NULL arguments, n == 0, unknown flags, an entry of a file that is
- *         not DOUBLEWRITE, of another ctx, or a duplicate), ATOMIO_E_NO_DOUBLEWRITE (no store),
- *         ATOMIO_E_STORE_FULL (n or a page size exceeds a segment), the per-entry codes of
- *         atomio_write() (ATOMIO_E_RANGE, ATOMIO_E_FAILED, ...), -ENOMEM. Thread-safe. Since 0.1.
+ * @return 0; -EAGAIN (no free segment); ATOMIO_E_INVAL (NULL arguments, n == 0, flags, an entry
+ *         of a file that is not on DOUBLEWRITE or of another ctx, a duplicate page);
+ *         ATOMIO_E_NO_DOUBLEWRITE (no store); ATOMIO_E_STORE_FULL (the pages do not fit one
+ *         segment); ATOMIO_E_STORE (the store failed earlier); ATOMIO_E_SEQUENCE (the store
+ *         holds batches from before a crash: run atomio_ctx_recover() first); the per-entry
+ *         codes of atomio_write() (ATOMIO_E_RANGE, ATOMIO_E_FAILED, ATOMIO_E_CLOSED,
+ *         ATOMIO_E_READ_ONLY); -ENOMEM. Thread-safe. Since 0.1.
  */
 ATOMIO_API ATOMIO_NODISCARD int atomio_dw_stage(atomio_ctx *ctx, atomio_page_write *w, size_t n,
                                                 uint32_t flags, atomio_dw_batch **out);
 
 /**
- * atomio_dw_prep_store() -- fill @sqe with the batch's store write (IORING_OP_WRITE,
- * RWF_DSYNC). Once per batch, right after atomio_dw_stage().
+ * atomio_dw_prep_store() -- fill @sqe with the batch's store write (IORING_OP_WRITE of the
+ * whole batch, one sequential write). Once per batch, right after atomio_dw_stage().
  * @return 0, ATOMIO_E_INVAL, ATOMIO_E_SEQUENCE. Since 0.1.
  */
 ATOMIO_API ATOMIO_NODISCARD int atomio_dw_prep_store(atomio_dw_batch *b, struct io_uring_sqe *sqe);
 
 /**
  * atomio_dw_complete_store() -- report the store write's CQE result.
- * @return 0: the copies are durable, the in-place writes may start; ATOMIO_E_SHORT_WRITE or the
- *         CQE's -errno: the batch is dead (nothing was written in place, the data pages are
- *         intact): abandon it; ATOMIO_E_INVAL, ATOMIO_E_SEQUENCE. Since 0.1.
+ * @return 0: go on with atomio_dw_prep_store_sync(); otherwise the batch is dead (nothing was
+ *         written in place, the data pages are intact) and must be abandoned: the CQE's -errno,
+ *         or ATOMIO_E_STORE for a short store write; ATOMIO_E_INVAL, ATOMIO_E_SEQUENCE.
+ * Since 0.1.
  */
 ATOMIO_API ATOMIO_NODISCARD int atomio_dw_complete_store(atomio_dw_batch *b, int cqe_res);
 
 /**
- * atomio_dw_prep_inplace() -- fill @sqe with the in-place write of entry @i (IORING_OP_WRITE
- * from the batch's own copy of the page, so the engine's buffer is not needed). Allowed once
- * the store write completed; again for an entry whose previous in-place write failed with an
- * error other than a short write (the durable copy makes the retry safe).
- * @return 0; ATOMIO_E_SEQUENCE (store not durable yet, entry in flight or done), ATOMIO_E_RANGE
- *         (i >= n), ATOMIO_E_FAILED (the entry's file failed meanwhile), ATOMIO_E_INVAL.
- * Since 0.1.
+ * atomio_dw_prep_store_sync() -- fill @sqe with the durability step: IORING_OP_FSYNC with
+ * IORING_FSYNC_DATASYNC on the store file. Only after atomio_dw_complete_store() returned 0
+ * (submitting it together with an unfinished store write would not order them).
+ * @return 0, ATOMIO_E_INVAL, ATOMIO_E_SEQUENCE. Since 0.1.
+ */
+ATOMIO_API ATOMIO_NODISCARD int atomio_dw_prep_store_sync(atomio_dw_batch *b,
+                                                          struct io_uring_sqe *sqe);
+
+/**
+ * atomio_dw_complete_store_sync() -- report the store fsync's CQE result.
+ * @return 0: the copies are durable, the in-place writes may start; the CQE's -errno: the store
+ *         is failed for good (like a data file after a failed fdatasync: atomio_write() and
+ *         atomio_dw_stage() return ATOMIO_E_STORE until the ctx is reopened) and the batch must
+ *         be abandoned; ATOMIO_E_INVAL, ATOMIO_E_SEQUENCE. Since 0.1.
+ */
+ATOMIO_API ATOMIO_NODISCARD int atomio_dw_complete_store_sync(atomio_dw_batch *b, int cqe_res);
+
+/**
+ * atomio_dw_prep_inplace() -- fill @sqe with the in-place write of entry @i (IORING_OP_WRITE of
+ * the batch's own copy of the page, so the engine's buffer is not needed). Once per entry,
+ * after the store sync completed.
+ * @return 0; ATOMIO_E_SEQUENCE (store copy not durable yet, or entry already prepared);
+ *         ATOMIO_E_RANGE (i >= n); ATOMIO_E_INVAL. Since 0.1.
  */
 ATOMIO_API ATOMIO_NODISCARD int atomio_dw_prep_inplace(atomio_dw_batch *b, size_t i,
                                                        struct io_uring_sqe *sqe);
 
 /**
- * atomio_dw_complete_inplace() -- report the CQE result of entry @i's in-place write.
- * @return 0 (page written); ATOMIO_E_SHORT_WRITE (the file is failed; the store copy repairs the
- *         page at recovery); the CQE's -errno (the entry may be prepared again); ATOMIO_E_RANGE,
- *         ATOMIO_E_SEQUENCE (no in-place write of that entry in flight), ATOMIO_E_INVAL.
- * Since 0.1.
+ * atomio_dw_complete_inplace() -- report the CQE result of entry @i's in-place write, judged as
+ * atomio_write() judges one: 0 (page written); ATOMIO_E_SHORT_WRITE or an I/O error (the file is
+ * failed; the page may be torn and its store copy is kept for recovery); -ENOSPC, -EDQUOT,
+ * -EFBIG (nothing written, the page is intact, the file stays usable); ATOMIO_E_RANGE,
+ * ATOMIO_E_SEQUENCE (no in-place write of entry i in flight), ATOMIO_E_INVAL. Since 0.1.
  */
 ATOMIO_API ATOMIO_NODISCARD int atomio_dw_complete_inplace(atomio_dw_batch *b, size_t i,
                                                            int cqe_res);
 
 /**
- * atomio_dw_done() -- finish the batch once every in-place write has completed: fdatasync each
- * touched data file (not with ATOMIO_DW_INPLACE_DSYNC), count the pages, release the segment,
- * free the batch. When an entry's last in-place write failed, or a sync failed, the segment
- * stays reserved until atomio_ctx_recover() so its copies can repair the pages; the batch is
- * freed all the same.
- * @return 0 when every page is written (and synced); else the first entry error or sync error
- *         (a failed sync fails its file); ATOMIO_E_SEQUENCE (writes still in flight or never
- *         prepared: the batch stays valid), ATOMIO_E_INVAL. Since 0.1.
+ * atomio_dw_done() -- finish the batch once every in-place write has been reported: fdatasync
+ * each data file that took a page (blocking), retire the batch in the store and release its
+ * segment, count pages and bytes as atomio_write_batch() does, free the batch. When a file
+ * failed (short or failed in-place write, failed fdatasync) its pages' store copies are kept
+ * valid until atomio_ctx_recover(), so recovery can repair them.
+ * @param results NULL, or n ints receiving each entry's final result (0, or why that page is
+ *        not written: its in-place error, or the failed fdatasync of its file).
+ * @return the number of entries written (n when all succeeded); ATOMIO_E_SEQUENCE (an entry
+ *         not prepared or still in flight: the batch stays valid); ATOMIO_E_INVAL. Since 0.1.
  */
-ATOMIO_API ATOMIO_NODISCARD int atomio_dw_done(atomio_dw_batch *b);
+ATOMIO_API ATOMIO_NODISCARD int atomio_dw_done(atomio_dw_batch *b, int *results);
 
 /**
- * atomio_dw_abandon() -- give up a batch before any in-place write was prepared (for instance
- * after its store write failed). If the store write was submitted, its batch record is
- * invalidated durably first, so recovery never resurrects pages the engine gave up. Frees the
- * batch. NULL is a no-op.
- * @return 0; ATOMIO_E_SEQUENCE (store write in flight, or in-place writes started: finish with
- *         atomio_dw_done(); the batch stays valid); -errno if the invalidation failed (the
- *         segment then stays reserved until recovery; the batch is freed). Since 0.1.
+ * atomio_dw_abandon() -- give a batch up before any in-place write was prepared, for instance
+ * after its store write or fsync failed. If the store write may have reached the store, its
+ * record is retired durably first (blocking), so recovery can never bring back pages the engine
+ * gave up. Frees the batch. NULL is a no-op.
+ * @return 0; ATOMIO_E_SEQUENCE (the store write or fsync is in flight, or in-place writes
+ *         started: finish with atomio_dw_done(); the batch stays valid); ATOMIO_E_STORE when
+ *         the retire failed (the store is then failed; the batch is freed). Since 0.1.
  */
 ATOMIO_API int atomio_dw_abandon(atomio_dw_batch *b);
 
