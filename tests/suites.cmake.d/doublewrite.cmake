@@ -1,0 +1,4 @@
+# SPDX-License-Identifier: MIT
+# Doublewrite store: checksum, on-disk format, protocol, recovery, crash simulation.
+atomio_add_test(test_crc32c SOURCES test_crc32c.c LABELS unit TIMEOUT 30)
+atomio_add_test(test_dw_format SOURCES test_dw_format.c LABELS unit TIMEOUT 60)
