@@ -490,12 +490,27 @@ atomio__store_close(atomio_ctx *ctx)
 struct atomio_dw_seg *
 atomio__store_claim(atomio_ctx *ctx)
 {
+    return atomio__store_claim_ex(ctx, true, NULL);
+}
+
+struct atomio_dw_seg *
+atomio__store_claim_ex(atomio_ctx *ctx, bool wait, int *why)
+{
     struct atomio_store *st = ctx->store;
+    int dummy;
+    if (!why)
+        why = &dummy;
     pthread_mutex_lock(&st->lock);
     while (!st->free_top) {
         if (st->nbusy == 0) {
             /* Every segment is held for recovery: nothing will ever be released. */
             pthread_mutex_unlock(&st->lock);
+            *why = ATOMIO_E_STORE_FULL;
+            return NULL;
+        }
+        if (!wait) {
+            pthread_mutex_unlock(&st->lock);
+            *why = -EAGAIN;
             return NULL;
         }
         pthread_cond_wait(&st->cond, &st->lock);
@@ -513,6 +528,7 @@ atomio__store_claim(atomio_ctx *ctx)
         seg->buf = atomio__buf_alloc(ctx, (size_t)st->g.seg_size, ATOMIO_DW_ALIGN);
         if (!seg->buf) {
             atomio__store_release(ctx, seg, false);
+            *why = -ENOMEM;
             return NULL;
         }
     }
@@ -548,10 +564,21 @@ atomio__store_retire(struct atomio_store *st, struct atomio_dw_seg *seg)
 int
 atomio__store_sync(atomio_ctx *ctx)
 {
-    struct atomio_store *st = ctx->store;
+    atomio__store_sync_begin(ctx);
+    return atomio__store_sync_end(ctx, atomio__sys.fdatasync(ctx->store->fd));
+}
+
+void
+atomio__store_sync_begin(atomio_ctx *ctx)
+{
     /* Clear first: a retire completing after this point is covered by the next sync. */
-    atomic_store(&st->retire_pending, false);
-    int r = atomio__sys.fdatasync(st->fd);
+    atomic_store(&ctx->store->retire_pending, false);
+}
+
+int
+atomio__store_sync_end(atomio_ctx *ctx, int r)
+{
+    struct atomio_store *st = ctx->store;
     ATOMIO_COUNT(&ctx->stats, syncs, 1);
     if (r < 0) {
         /* Like a data file (DESIGN 6): after a failed fdatasync nothing about earlier writes
