@@ -23,8 +23,10 @@
  *
  * Every prepared SQE must be submitted and its result reported back exactly once
  * (atomio_complete_write(), atomio_dw_complete_store(), atomio_dw_complete_store_sync(),
- * atomio_dw_complete_inplace()), in whatever order the CQEs arrive. On error a prep function turns the SQE into IORING_OP_NOP
- * (user_data kept), so an entry already taken from the ring can be submitted harmlessly.
+ * atomio_dw_complete_inplace()), in whatever order the CQEs arrive. On error a prep function
+ * turns the SQE into IORING_OP_NOP (user_data kept), so an entry already taken from the ring
+ * can be submitted harmlessly. The files (and the ctx) must stay open until every SQE
+ * prepared for them has been reported: the SQE names their descriptors.
  */
 #ifndef ATOMIO_URING_H
 #define ATOMIO_URING_H

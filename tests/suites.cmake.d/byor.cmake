@@ -9,3 +9,6 @@ if(TARGET PkgConfig::PC_liburing)
 endif()
 atomio_add_test(test_byor SOURCES test_byor.c LABELS fs TIMEOUT 120 LIBS ${_byor_libs})
 target_compile_definitions(test_byor PRIVATE ${_byor_defs})
+atomio_add_test(test_byor_dw SOURCES test_byor_dw.c t_engine.c LABELS fs TIMEOUT 180
+                LIBS ${_byor_libs})
+target_compile_definitions(test_byor_dw PRIVATE ${_byor_defs})
