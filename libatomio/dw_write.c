@@ -330,10 +330,8 @@ atomio__dw_run_finish(struct atomio_dw_run *r)
         if (it->result != 0)
             continue;
         ok++;
-        uint32_t ps = it->file->page_size;
-        ATOMIO_COUNT(&it->file->stats, bytes_data, ps);
-        ATOMIO_COUNT(&ctx->stats, bytes_data, ps);
-        ATOMIO_COUNT(&it->file->stats, bytes_dblwr, ps);
+        /* count_page adds the page's in-place bytes (bytes_data) on the file and the ctx */
+        ATOMIO_COUNT(&it->file->stats, bytes_dblwr, it->file->page_size);
         atomio__count_page(it->file, ATOMIO_PATH_DOUBLEWRITE, lat);
     }
     return ok;

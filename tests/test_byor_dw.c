@@ -263,6 +263,8 @@ staged_vs_library(int real)
     for (int k = 0; k < 2; k++) {
         atomio_stats s = fstats(pairs[k][0]), l = fstats(pairs[k][1]);
         cr_assert_eq(s.pages[ATOMIO_PATH_DOUBLEWRITE], N / 2);
+        cr_assert_eq(s.bytes_data, (N / 2) * PS, "each page once in place");
+        cr_assert_eq(s.bytes_dblwr, (N / 2) * PS, "and once in the store");
         cr_assert_eq(s.pages[ATOMIO_PATH_DOUBLEWRITE], l.pages[ATOMIO_PATH_DOUBLEWRITE]);
         cr_assert_eq(s.bytes_data, l.bytes_data);
         cr_assert_eq(s.bytes_dblwr, l.bytes_dblwr);
