@@ -19,6 +19,7 @@
 
 #ifdef ATOMIO_TESTING
 _Atomic int atomio__test_skip_dw_durability;
+_Atomic int atomio__test_dw_policy;
 #endif
 
 /* One zero block, aligned for O_DIRECT: retire writes and zero fills point iovecs at it. */
@@ -515,8 +516,20 @@ atomio__store_claim_ex(atomio_ctx *ctx, bool wait, int *why)
         }
         pthread_cond_wait(&st->cond, &st->lock);
     }
-    struct atomio_dw_seg *seg = st->free_top;
-    st->free_top = seg->next_free;
+    struct atomio_dw_seg **pick = &st->free_top;
+#ifdef ATOMIO_TESTING
+    if (atomic_load(&atomio__test_dw_policy) == 2) {
+        /* Tests: a deterministic but scattered choice, so newer batches can be overwritten
+         * while older ones survive, as they can when threads finish out of order. */
+        unsigned nfree = 0;
+        for (struct atomio_dw_seg *s = st->free_top; s; s = s->next_free)
+            nfree++;
+        for (uint64_t n = atomic_load(&st->next_seq) % nfree; n > 0; n--)
+            pick = &(*pick)->next_free;
+    }
+#endif
+    struct atomio_dw_seg *seg = *pick;
+    *pick = seg->next_free;
     seg->next_free = NULL;
     st->nbusy++;
     uint32_t busy = st->nbusy;
@@ -544,6 +557,15 @@ atomio__store_release(atomio_ctx *ctx, struct atomio_dw_seg *seg, bool held)
     if (held) {
         seg->held = true;
         st->nheld++;
+#ifdef ATOMIO_TESTING
+    } else if (atomic_load(&atomio__test_dw_policy) == 1) {
+        /* Tests: rotate through every segment, so the store holds batches of many ages. */
+        struct atomio_dw_seg **pp = &st->free_top;
+        while (*pp)
+            pp = &(*pp)->next_free;
+        seg->next_free = NULL;
+        *pp = seg;
+#endif
     } else {
         seg->next_free = st->free_top;
         st->free_top = seg;

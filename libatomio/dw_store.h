@@ -146,6 +146,8 @@ int atomio__pread_full(int fd, void *buf, size_t len, uint64_t off);
 #ifdef ATOMIO_TESTING
 /* Sabotage hook for the crash simulator's self-test: skip making the store write durable. */
 extern _Atomic int atomio__test_skip_dw_durability;
+/* Segment reuse order: 0 last-freed-first (production), 1 oldest-first, 2 scattered. */
+extern _Atomic int atomio__test_dw_policy;
 #endif
 
 #endif /* ATOMIO_DW_STORE_H */
