@@ -3,4 +3,4 @@
 atomio_add_test(test_crc32c SOURCES test_crc32c.c LABELS unit TIMEOUT 30)
 atomio_add_test(test_dw_format SOURCES test_dw_format.c LABELS unit TIMEOUT 60)
 atomio_add_test(test_doublewrite SOURCES test_doublewrite.c LABELS unit TIMEOUT 120)
-atomio_add_test(test_crash SOURCES test_crash.c sim_device.c LABELS crash unit TIMEOUT 600)
+atomio_add_test(test_crash SOURCES test_crash.c sim_device.c t_engine.c LABELS crash unit TIMEOUT 600)
