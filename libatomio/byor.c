@@ -192,12 +192,12 @@ struct atomio_staged_batch {
     atomio_ctx *ctx;
     size_t n;
     enum staged_state state;
-    bool sync_skipped;         /* test sabotage hook: the durability step was a NOP */
-    size_t ndone;              /* in-place writes reported */
+    bool sync_skipped; /* test sabotage hook: the durability step was a NOP */
+    size_t ndone;      /* in-place writes reported */
     struct atomio_dw_run run;
     struct atomio_dw_item *items; /* entry i (the engine's index) */
-    uint32_t *slot_of;         /* entry i -> slot k of the run */
-    uint8_t *ent;              /* enum entry_state per entry */
+    uint32_t *slot_of;            /* entry i -> slot k of the run */
+    uint8_t *ent;                 /* enum entry_state per entry */
     /* the run's arrays, one allocation each */
     size_t *idx;
     uint32_t *slot_off;
@@ -325,8 +325,12 @@ atomio_dw_stage(atomio_ctx *ctx, atomio_page_write *w, size_t n, uint32_t flags,
         return r;
     }
 
-    b->run = (struct atomio_dw_run){.items = b->items, .idx = b->idx, .cnt = (uint32_t)n,
-                                    .slot_off = b->slot_off, .ios = b->ios, .src = b->src,
+    b->run = (struct atomio_dw_run){.items = b->items,
+                                    .idx = b->idx,
+                                    .cnt = (uint32_t)n,
+                                    .slot_off = b->slot_off,
+                                    .ios = b->ios,
+                                    .src = b->src,
                                     .files = b->files};
     for (size_t i = 0; i < n; i++)
         b->idx[i] = i;

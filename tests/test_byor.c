@@ -117,8 +117,8 @@ xfs_direct(struct t_fs *fs, atomio_ctx **ctx, const char *name, uint32_t flags)
 
 /* ---- fault injection through the syscall seam (library-driven comparisons) ------------- */
 
-static ssize_t inject_res;  /* what an injected RWF_ATOMIC data write returns */
-static int inject_left;     /* how many writes to fake; then the real call */
+static ssize_t inject_res; /* what an injected RWF_ATOMIC data write returns */
+static int inject_left;    /* how many writes to fake; then the real call */
 
 static ssize_t
 inject_pwritev2(int fd, const struct iovec *iov, int iovcnt, uint64_t off, int flags)
@@ -213,11 +213,11 @@ Test(byor, prep_checks_match_atomio_write)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         junk_sqe(&sqe, 40 + i);
-        int r = atomio_prep_write(cases[i].f, &sqe, cases[i].page_no, cases[i].page,
-                                  cases[i].flags);
+        int r =
+            atomio_prep_write(cases[i].f, &sqe, cases[i].page_no, cases[i].page, cases[i].flags);
         cr_assert_eq(r, cases[i].want, "%s: %s", cases[i].what, atomio_err_name(r));
-        cr_assert_eq(atomio_write(cases[i].f, cases[i].page_no, cases[i].page, cases[i].flags),
-                     r, "%s: atomio_write() disagrees", cases[i].what);
+        cr_assert_eq(atomio_write(cases[i].f, cases[i].page_no, cases[i].page, cases[i].flags), r,
+                     "%s: atomio_write() disagrees", cases[i].what);
         assert_nop(&sqe, 40 + i);
     }
 
@@ -256,8 +256,8 @@ Test(byor, short_completion_fails_file_like_atomio_write)
     struct t_fs fs;
     atomio_ctx *ctx;
     atomio_file *f = xfs_direct(&fs, &ctx, "byor", 0);
-    atomio_file *lib = file_open(ctx, t_join(fs.dir, "lib"), ATOMIO_PATH_DIRECT_ATOMIC,
-                                 ATOMIO_IO_DIRECT, 0);
+    atomio_file *lib =
+        file_open(ctx, t_join(fs.dir, "lib"), ATOMIO_PATH_DIRECT_ATOMIC, ATOMIO_IO_DIRECT, 0);
     void *page = atomio_page_alloc(ctx, PS, 1);
     struct io_uring_sqe sqe;
 
@@ -290,8 +290,8 @@ Test(byor, short_completion_fails_file_like_atomio_write)
     cr_assert_eq(cs.short_writes, 2);
 
     /* Zero bytes is short too. */
-    atomio_file *z = file_open(ctx, t_join(fs.dir, "zero"), ATOMIO_PATH_DIRECT_ATOMIC,
-                               ATOMIO_IO_DIRECT, 0);
+    atomio_file *z =
+        file_open(ctx, t_join(fs.dir, "zero"), ATOMIO_PATH_DIRECT_ATOMIC, ATOMIO_IO_DIRECT, 0);
     cr_assert_eq(atomio_complete_write(z, 0, PS), ATOMIO_E_SHORT_WRITE);
     cr_assert_eq(file_state(z), ATOMIO_STATE_FAILED);
     atomio_page_free(ctx, page, PS, 1);
@@ -319,8 +319,8 @@ Test(byor, nospace_and_notsupp_pass_through_without_store)
     struct t_fs fs;
     atomio_ctx *ctx;
     atomio_file *f = xfs_direct(&fs, &ctx, "byor", 0);
-    atomio_file *lib = file_open(ctx, t_join(fs.dir, "lib"), ATOMIO_PATH_DIRECT_ATOMIC,
-                                 ATOMIO_IO_DIRECT, 0);
+    atomio_file *lib =
+        file_open(ctx, t_join(fs.dir, "lib"), ATOMIO_PATH_DIRECT_ATOMIC, ATOMIO_IO_DIRECT, 0);
     void *page = atomio_page_alloc(ctx, PS, 1);
     int errs[] = {-EOPNOTSUPP, -ENOSPC, -EIO, -EFBIG, -ECANCELED};
     for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++) {
@@ -351,8 +351,8 @@ Test(byor, einval_reprobe_rule_like_atomio_write)
     struct t_fs fs;
     atomio_ctx *ctx;
     atomio_file *f = xfs_direct(&fs, &ctx, "byor", 0);
-    atomio_file *lib = file_open(ctx, t_join(fs.dir, "lib"), ATOMIO_PATH_DIRECT_ATOMIC,
-                                 ATOMIO_IO_DIRECT, 0);
+    atomio_file *lib =
+        file_open(ctx, t_join(fs.dir, "lib"), ATOMIO_PATH_DIRECT_ATOMIC, ATOMIO_IO_DIRECT, 0);
     void *page = atomio_page_alloc(ctx, PS, 1);
 
     cr_assert_eq(atomio_complete_write(f, -EINVAL, PS), -EAGAIN);
@@ -513,8 +513,8 @@ Test(byor, engine_ring_mixed_with_own_io, .timeout = 60)
     struct t_fs fs;
     atomio_ctx *ctx;
     atomio_file *f = xfs_direct(&fs, &ctx, "byor", 0);
-    atomio_file *lib = file_open(ctx, t_join(fs.dir, "lib"), ATOMIO_PATH_DIRECT_ATOMIC,
-                                 ATOMIO_IO_DIRECT, 0);
+    atomio_file *lib =
+        file_open(ctx, t_join(fs.dir, "lib"), ATOMIO_PATH_DIRECT_ATOMIC, ATOMIO_IO_DIRECT, 0);
     char *pages = atomio_page_alloc(ctx, PS, NPAGES);
     char *other = malloc((size_t)NPAGES * 512);
     char *rd = malloc((size_t)NPAGES * 512);
@@ -634,8 +634,8 @@ Test(byor, engine_ring_real_short_write_fails_file)
     struct t_fs fs;
     atomio_ctx *ctx;
     atomio_file *f = xfs_direct(&fs, &ctx, "byor", 0);
-    atomio_file *lib = file_open(ctx, t_join(fs.dir, "lib"), ATOMIO_PATH_DIRECT_ATOMIC,
-                                 ATOMIO_IO_DIRECT, 0);
+    atomio_file *lib =
+        file_open(ctx, t_join(fs.dir, "lib"), ATOMIO_PATH_DIRECT_ATOMIC, ATOMIO_IO_DIRECT, 0);
     char *page = atomio_page_alloc(ctx, PS, 1);
     t_fill(page, PS, 7);
     struct io_uring ring;

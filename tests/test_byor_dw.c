@@ -172,8 +172,8 @@ own_write(struct t_eng *e, struct drive *d, int fd, const void *buf)
  * submission. Returns atomio_dw_done()'s result; results[] gets the entries' results.
  */
 static int
-drive(struct t_eng *e, atomio_ctx *ctx, atomio_page_write *w, size_t n, int *results,
-      int own_fd, const void *own_buf)
+drive(struct t_eng *e, atomio_ctx *ctx, atomio_page_write *w, size_t n, int *results, int own_fd,
+      const void *own_buf)
 {
     struct drive d;
     memset(&d, 0, sizeof(d));
@@ -235,8 +235,8 @@ staged_vs_library(int real)
     atomio_page_write ws[N], wl[N];
     for (unsigned i = 0; i < N; i++) {
         uint64_t page_no = (uint64_t)i * 5 + 2;
-        ws[i] = (atomio_page_write){.file = i % 2 ? a2 : a1, .page_no = page_no,
-                                    .page = pages + (size_t)i * PS};
+        ws[i] = (atomio_page_write){
+            .file = i % 2 ? a2 : a1, .page_no = page_no, .page = pages + (size_t)i * PS};
         wl[i] = ws[i];
         wl[i].file = i % 2 ? l2 : l1;
     }
@@ -365,11 +365,11 @@ Test(byor_dw, every_step_out_of_order_is_refused)
     cr_assert_eq(atomio_dw_stage(x.ctx, w, 2, 0, &b), 0);
     struct io_uring_sqe sqe, st_sqe;
 
-#define REFUSED(call)                                                                          \
-    do {                                                                                       \
-        memset(&sqe, 0x33, sizeof(sqe));                                                       \
-        int r_ = (call);                                                                       \
-        cr_assert_eq(r_, ATOMIO_E_SEQUENCE, "%s: %s", #call, atomio_err_name(r_));             \
+#define REFUSED(call)                                                                              \
+    do {                                                                                           \
+        memset(&sqe, 0x33, sizeof(sqe));                                                           \
+        int r_ = (call);                                                                           \
+        cr_assert_eq(r_, ATOMIO_E_SEQUENCE, "%s: %s", #call, atomio_err_name(r_));                 \
     } while (0)
 
     /* STAGED: only the store write (or abandon). */
