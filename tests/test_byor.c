@@ -31,6 +31,10 @@
 static atomio_ctx *
 ctx_open_nostore(void)
 {
+    /* Comparisons inject faults through the pwritev2 seam and force paths per file: the
+     * environment overrides (ATOMIO_SUBMITTER=uring, ATOMIO_PATH) would bypass both. */
+    unsetenv("ATOMIO_SUBMITTER");
+    unsetenv("ATOMIO_PATH");
     atomio_ctx_opts o = ATOMIO_CTX_OPTS_INIT;
     o.flags = ATOMIO_CTX_NO_DOUBLEWRITE;
     o.submitter = ATOMIO_SUBMIT_SYNC;

@@ -42,6 +42,10 @@ struct fx {
 static atomio_ctx *
 ctx_open(const char *dblwr, uint32_t segments)
 {
+    /* Comparisons inject faults through the pwritev2 seam and force paths per file: the
+     * environment overrides (ATOMIO_SUBMITTER=uring, ATOMIO_PATH) would bypass both. */
+    unsetenv("ATOMIO_SUBMITTER");
+    unsetenv("ATOMIO_PATH");
     atomio_ctx_opts o = ATOMIO_CTX_OPTS_INIT;
     o.dblwr_dir = dblwr;
     o.submitter = ATOMIO_SUBMIT_SYNC;
