@@ -512,7 +512,7 @@ ring_run(struct io_uring *ring, unsigned n, int *res_atomio, int *res_plain, int
 /* The engine submits atomio-prepared page writes among its own reads and plain writes to other
  * files, in one submission; completions arrive in any order. Then the same pages are written
  * library-driven to a second file: same results, same bytes, same counters. */
-Test(byor, engine_ring_mixed_with_own_io, .timeout = 60)
+Test(byor, engine_ring_mixed_with_own_io)
 {
     struct t_fs fs;
     atomio_ctx *ctx;

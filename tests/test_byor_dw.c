@@ -288,12 +288,12 @@ staged_vs_library(int real)
     cr_assert_eq(atomio_ctx_close(x.ctx), 0);
 }
 
-Test(byor_dw, staged_on_engine_ring_matches_write_batch, .timeout = 60)
+Test(byor_dw, staged_on_engine_ring_matches_write_batch)
 {
     staged_vs_library(1);
 }
 
-Test(byor_dw, staged_through_syscall_seam_matches_write_batch, .timeout = 60)
+Test(byor_dw, staged_through_syscall_seam_matches_write_batch)
 {
     staged_vs_library(0);
 }
@@ -670,7 +670,7 @@ inject_pwritev2(int fd, const struct iovec *iov, int iovcnt, uint64_t off, int f
 /* EOPNOTSUPP and ENOSPC fed in by hand: NEEDS_DOUBLEWRITE, the path switched, counted; the
  * engine then writes the page through the staged doublewrite. atomio_write() does the same
  * (downgrade and rewrite) inside one call. */
-Test(byor_dw, downgrade_then_staged_doublewrite, .timeout = 60)
+Test(byor_dw, downgrade_then_staged_doublewrite)
 {
     struct fx x;
     fx_up(&x, "xfs", 4);
@@ -739,7 +739,7 @@ buffered_probe_pwritev2(int fd, const struct iovec *iov, int iovcnt, uint64_t of
 
 /* A real EOPNOTSUPP from the kernel on the engine's ring, the downgrade, and the page written
  * through the staged doublewrite on the same ring. */
-Test(byor_dw, real_eopnotsupp_on_engine_ring_downgrades, .timeout = 60)
+Test(byor_dw, real_eopnotsupp_on_engine_ring_downgrades)
 {
     struct fx x;
     fx_up(&x, "xfs", 4);

@@ -12,3 +12,6 @@ target_compile_definitions(test_byor PRIVATE ${_byor_defs})
 atomio_add_test(test_byor_dw SOURCES test_byor_dw.c t_engine.c LABELS fs TIMEOUT 180
                 LIBS ${_byor_libs})
 target_compile_definitions(test_byor_dw PRIVATE ${_byor_defs})
+# No root needed (scratch directory, page cache): runs in the unit and TSan passes too.
+atomio_add_test(test_byor_threads SOURCES test_byor_threads.c t_engine.c LABELS "unit;threads"
+                TIMEOUT 120)
