@@ -165,8 +165,10 @@ typedef int (*atomio_verify_fn)(void *arg, uint64_t file_id, uint64_t page_no, c
 typedef struct atomio_ctx_opts {
     uint32_t size;              /* sizeof(atomio_ctx_opts) as the caller knows it */
     uint32_t flags;             /* ATOMIO_CTX_* */
-    const char *dblwr_dir;      /* doublewrite store directory (created if missing); required
-                                   unless ATOMIO_CTX_NO_DOUBLEWRITE */
+    const char *dblwr_dir;      /* doublewrite store directory; must exist (a missing one is
+                                   -ENOENT, never silently recreated: it may have held the
+                                   only good copies); the store files in it are created.
+                                   Required unless ATOMIO_CTX_NO_DOUBLEWRITE */
     uint32_t policy;            /* enum atomio_policy; DEFAULT = PREFER_FAST */
     uint32_t submitter;         /* enum atomio_submitter */
     uint32_t queue_depth;       /* in-flight writes per ring; 0 = 32 */
