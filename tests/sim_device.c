@@ -48,6 +48,8 @@ static struct {
     long crash_at;
     bool dead;
     int atomic_errno;
+    bool atomic_caps;
+    int atomic_ok;
 } S = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* ---- files ---------------------------------------------------------------------------------- */
@@ -253,10 +255,12 @@ s_pwritev2(int fd, const struct iovec *iov, int cnt, uint64_t off, int flags)
         r = -EBADF;
         goto out;
     }
-    if (flags & RWF_ATOMIC) {
+    if ((flags & RWF_ATOMIC) && !(S.atomic_caps && S.atomic_ok > 0)) {
         r = -(S.atomic_errno ? S.atomic_errno : EOPNOTSUPP);
         goto out;
     }
+    if (flags & RWF_ATOMIC)
+        S.atomic_ok--;
     size_t len = 0;
     for (int k = 0; k < cnt; k++)
         len += iov[k].iov_len;
@@ -265,6 +269,7 @@ s_pwritev2(int fd, const struct iovec *iov, int cnt, uint64_t off, int flags)
     op->off = off;
     op->len = len;
     op->dsync = !crash && (flags & (RWF_DSYNC | RWF_SYNC)) != 0;
+    op->atomic = (flags & RWF_ATOMIC) != 0;
     op->data = malloc(len ? len : 1);
     cr_assert(op->data);
     size_t pos = 0;
@@ -382,6 +387,15 @@ s_statx(int dirfd, const char *path, int flags, unsigned mask, struct atomio_sta
         stx->blocks = (f->len + 511) / 512;
         stx->dev_major = 7;
         stx->dev_minor = 99;
+        if (S.atomic_caps && !f->dir) {
+            stx->mask |= STATX_WRITE_ATOMIC | STATX_DIOALIGN;
+            stx->attributes |= STATX_ATTR_WRITE_ATOMIC;
+            stx->dio_mem_align = 512;
+            stx->dio_offset_align = 512;
+            stx->atomic_write_unit_min = 512;
+            stx->atomic_write_unit_max = 65536;
+            stx->atomic_write_segments_max = 1;
+        }
     }
     pthread_mutex_unlock(&S.lock);
     return r;
@@ -416,6 +430,8 @@ sim_init(const char *root)
     S.crash_at = -1;
     S.dead = false;
     S.atomic_errno = 0;
+    S.atomic_caps = false;
+    S.atomic_ok = 0;
     S.log = log_new();
     pthread_mutex_unlock(&S.lock);
     atomio__sys.open = s_open;
@@ -476,6 +492,13 @@ void
 sim_set_atomic_errno(int e)
 {
     S.atomic_errno = e;
+}
+
+void
+sim_set_atomic_caps(bool on, int ok_count)
+{
+    S.atomic_caps = on;
+    S.atomic_ok = ok_count;
 }
 
 void
@@ -643,12 +666,33 @@ advance(struct sim_replay *rp, size_t k)
     }
 }
 
-/* tear() -- apply op to img sector piece by sector piece, as the chooser says. */
+/* tear() -- apply op to img sector piece by sector piece, as the chooser says; an atomic
+ * write is one piece. */
 static void
 tear(const struct sim_op *op, const struct rfile *rf, uint8_t **img, size_t *len, size_t *cap,
      uint8_t *touched, size_t ntouched, sim_keep_fn keep, void *arg)
 {
     uint64_t pos = op->off, end = op->off + op->len;
+    if (op->atomic) {
+        bool eff = false;
+        for (uint64_t at = pos; at < end && !eff; at++) {
+            uint64_t sec = at / SIM_SECTOR;
+            eff = op->data[at - pos] != (at < rf->len ? rf->dur[at] : 0) ||
+                  (sec < ntouched && touched[sec]);
+        }
+        if (keep(arg, eff)) {
+            if (end > *len) {
+                ensure_cap(img, cap, (size_t)end);
+                memset(*img + *len, 0, (size_t)end - *len);
+                *len = (size_t)end;
+            }
+            memcpy(*img + pos, op->data, (size_t)op->len);
+        }
+        for (uint64_t sec = pos / SIM_SECTOR; eff && sec * SIM_SECTOR < end && sec < ntouched;
+             sec++)
+            touched[sec] = 1;
+        return;
+    }
     while (pos < end) {
         uint64_t sec = pos / SIM_SECTOR;
         uint64_t pend = (sec + 1) * SIM_SECTOR < end ? (sec + 1) * SIM_SECTOR : end;

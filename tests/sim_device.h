@@ -30,6 +30,7 @@ struct sim_op {
     uint64_t off, len; /* WRITE: range; TRUNC: new size in len */
     uint8_t *data;   /* WRITE: copy of the bytes */
     bool dsync;      /* WRITE with RWF_DSYNC: durable when it returned */
+    bool atomic;     /* WRITE with RWF_ATOMIC: reaches the media whole or not at all */
 };
 
 struct sim_log; /* ops since the last install, with the durable state they started from */
@@ -46,6 +47,10 @@ bool sim_dead(void);
 long sim_ops(void);
 /* RWF_ATOMIC writes fail with this errno (positive), writing nothing; 0 = EOPNOTSUPP. */
 void sim_set_atomic_errno(int e);
+/* Make statx report O_DIRECT RWF_ATOMIC support (512 B .. 64 KiB, one segment) and let the
+ * next ok_count atomic writes succeed (each all-or-nothing in crash images); later ones fail
+ * with the atomic errno. Off by default; sim_init() resets it. */
+void sim_set_atomic_caps(bool on, int ok_count);
 
 /* Create (or replace) a file with durable content, outside the log (test setup). */
 void sim_file_put(const char *path, const void *data, size_t len);
