@@ -593,7 +593,8 @@ sim_replay_new(const struct sim_log *log)
     rp->log = log;
     for (int i = 0; i < log->nbase; i++) {
         ensure_cap(&rp->f[i].dur, &rp->f[i].cap, log->base_len[i]);
-        memcpy(rp->f[i].dur, log->base[i], log->base_len[i]);
+        if (log->base_len[i])
+            memcpy(rp->f[i].dur, log->base[i], log->base_len[i]);
         rp->f[i].len = log->base_len[i];
     }
     return rp;
@@ -739,7 +740,8 @@ sim_replay_image(struct sim_replay *rp, size_t k, sim_keep_fn keep, void *arg,
         size_t len = rf->len, cap = 0;
         uint8_t *img = NULL;
         ensure_cap(&img, &cap, len ? len : 1);
-        memcpy(img, rf->dur, len);
+        if (len)
+            memcpy(img, rf->dur, len);
         /* sectors touched by effective pieces so far (extent of everything pending) */
         size_t maxend = len;
         for (size_t j = 0; j < rf->npend; j++) {
@@ -791,7 +793,8 @@ sim_install(const struct sim_image *img)
     pthread_mutex_lock(&S.lock);
     for (int i = 0; i < img->nfiles && i < S.nfiles; i++) {
         set_len(&S.files[i], img->len[i]);
-        memcpy(S.files[i].cur, img->data[i], img->len[i]);
+        if (img->len[i])
+            memcpy(S.files[i].cur, img->data[i], img->len[i]);
     }
     S.dead = false;
     S.crash_at = -1;
