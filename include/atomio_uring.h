@@ -144,7 +144,8 @@ typedef struct atomio_staged_batch atomio_dw_batch;
  * @return 0; -EAGAIN (no free segment); ATOMIO_E_INVAL (NULL arguments, n == 0, flags, an entry
  *         of a file that is not on DOUBLEWRITE or of another ctx, a duplicate page);
  *         ATOMIO_E_NO_DOUBLEWRITE (no store); ATOMIO_E_STORE_FULL (the pages do not fit one
- *         segment); ATOMIO_E_STORE (the store failed earlier); ATOMIO_E_SEQUENCE (the store
+ *         segment, or every segment holds copies kept for recovery after failed in-place
+ *         writes: nothing frees one until atomio_ctx_recover()); ATOMIO_E_STORE (the store failed earlier); ATOMIO_E_SEQUENCE (the store
  *         holds batches from before a crash: run atomio_ctx_recover() first); the per-entry
  *         codes of atomio_write() (ATOMIO_E_RANGE, ATOMIO_E_FAILED, ATOMIO_E_CLOSED,
  *         ATOMIO_E_READ_ONLY); -ENOMEM. Thread-safe. Since 0.1.

@@ -14,9 +14,9 @@
 #include <string.h>
 #include <sys/uio.h>
 
-#define CAL_PAGES 8u  /* pages per round */
-#define CAL_ROUNDS 2u /* the first round also warms up allocation and caches */
-#define CAL_HDR 4096u /* stands for the batch header and slot table */
+#define CAL_PAGES  8u    /* pages per round */
+#define CAL_ROUNDS 2u    /* the first round also warms up allocation and caches */
+#define CAL_HDR    4096u /* stands for the batch header and slot table */
 
 static int
 write_one(int fd, const void *buf, size_t len, uint64_t off, int flags)

@@ -11,8 +11,8 @@
 
 #include <string.h>
 
-#define STORE_MAGIC "ATOMIODW"
-#define BATCH_MAGIC 0x48425441u    /* "ATBH" */
+#define STORE_MAGIC    "ATOMIODW"
+#define BATCH_MAGIC    0x48425441u /* "ATBH" */
 #define MANIFEST_MAGIC 0x464d5441u /* "ATMF" */
 
 static inline void
@@ -100,16 +100,14 @@ atomio__dw_geom_make(struct atomio_dw_geom *g, uint32_t nseg, uint32_t batch_pag
                      uint32_t max_page_size)
 {
     memset(g, 0, sizeof(*g));
-    if (nseg < 1 || nseg > ATOMIO_DW_MAX_SEGMENTS || batch_pages < 1 ||
-        !is_pow2(max_page_size) || max_page_size < ATOMIO_MIN_PAGE ||
-        max_page_size > ATOMIO_MAX_PAGE)
+    if (nseg < 1 || nseg > ATOMIO_DW_MAX_SEGMENTS || batch_pages < 1 || !is_pow2(max_page_size) ||
+        max_page_size < ATOMIO_MIN_PAGE || max_page_size > ATOMIO_MAX_PAGE)
         return ATOMIO_E_INVAL;
     /* Slots: batch_pages pages of the class size, or more, smaller ones down to 4 KiB, so a
      * segment sized for 16 KiB pages can hold four times as many 4 KiB pages. */
     uint64_t slots = (uint64_t)batch_pages * (max_page_size > 4096 ? max_page_size / 4096 : 1);
     uint64_t payload = (uint64_t)batch_pages * max_page_size;
-    if (slots > ATOMIO_DW_MAX_SEG_SIZE / ATOMIO_DW_SLOT_LEN ||
-        payload > ATOMIO_DW_MAX_SEG_SIZE)
+    if (slots > ATOMIO_DW_MAX_SEG_SIZE / ATOMIO_DW_SLOT_LEN || payload > ATOMIO_DW_MAX_SEG_SIZE)
         return ATOMIO_E_INVAL;
     uint64_t seg = atomio__dw_table_bytes((uint32_t)slots) + payload;
     if (seg > ATOMIO_DW_MAX_SEG_SIZE)
@@ -149,10 +147,10 @@ atomio__dw_store_hdr_encode(const struct atomio_dw_geom *g, uint8_t out[ATOMIO_D
     put32(out + 124, atomio__crc32c(0, out, 124));
 }
 
-#define WHY(s)                                                                                 \
-    do {                                                                                       \
-        if (why)                                                                               \
-            *why = (s);                                                                        \
+#define WHY(s)                                                                                     \
+    do {                                                                                           \
+        if (why)                                                                                   \
+            *why = (s);                                                                            \
     } while (0)
 
 int
@@ -200,8 +198,8 @@ atomio__dw_store_hdr_decode(const uint8_t *buf, size_t len, struct atomio_dw_geo
         WHY("bad page-size class");
         return ATOMIO_E_STORE;
     }
-    if (g->nseg < 1 || g->nseg > ATOMIO_DW_MAX_SEGMENTS || g->batch_pages < 1 ||
-        g->slots_max < 1 || g->slots_max > UINT32_MAX / 2) {
+    if (g->nseg < 1 || g->nseg > ATOMIO_DW_MAX_SEGMENTS || g->batch_pages < 1 || g->slots_max < 1 ||
+        g->slots_max > UINT32_MAX / 2) {
         WHY("bad segment count, batch pages or slot count");
         return ATOMIO_E_STORE;
     }
@@ -232,8 +230,7 @@ atomio__dw_slot_encode(uint8_t *batch, const struct atomio_dw_slot *s)
 }
 
 void
-atomio__dw_batch_hdr_encode(uint8_t *batch, const struct atomio_dw_batch *b,
-                            const uint8_t uuid[16])
+atomio__dw_batch_hdr_encode(uint8_t *batch, const struct atomio_dw_batch *b, const uint8_t uuid[16])
 {
     uint8_t *p = batch;
     put32(p, BATCH_MAGIC);
@@ -269,8 +266,7 @@ decode_slot_desc(const uint8_t *buf, const struct atomio_dw_batch *b, uint32_t i
         return ATOMIO_E_STORE;
     if (s->seq != b->seq || s->index != i)
         return ATOMIO_E_STORE;
-    if (!is_pow2(s->page_size) || s->page_size < ATOMIO_MIN_PAGE ||
-        s->page_size > ATOMIO_MAX_PAGE)
+    if (!is_pow2(s->page_size) || s->page_size < ATOMIO_MIN_PAGE || s->page_size > ATOMIO_MAX_PAGE)
         return ATOMIO_E_STORE;
     /* The page's home offset must be representable as a non-negative off_t. */
     if (s->page_no > (uint64_t)INT64_MAX / s->page_size - 1)
@@ -300,8 +296,8 @@ atomio__dw_batch_decode(const uint8_t *buf, size_t len, const struct atomio_dw_g
         return ATOMIO_DW_TORN;
     }
     if (get32(buf) != BATCH_MAGIC || get16(buf + 4) != ATOMIO_DW_VERSION ||
-        get16(buf + 6) != ATOMIO_DW_BATCH_HDR_LEN || get32(buf + 20) != 0 ||
-        get32(buf + 52) != 0 || get32(buf + 56) != 0) {
+        get16(buf + 6) != ATOMIO_DW_BATCH_HDR_LEN || get32(buf + 20) != 0 || get32(buf + 52) != 0 ||
+        get32(buf + 56) != 0) {
         WHY("bad batch magic, version, length or reserved bytes");
         return ATOMIO_DW_TORN;
     }
@@ -343,8 +339,8 @@ atomio__dw_batch_decode(const uint8_t *buf, size_t len, const struct atomio_dw_g
 }
 
 int
-atomio__dw_slot_decode(const uint8_t *buf, size_t len, const struct atomio_dw_batch *b,
-                       uint32_t i, struct atomio_dw_slot *s, bool *content_ok)
+atomio__dw_slot_decode(const uint8_t *buf, size_t len, const struct atomio_dw_batch *b, uint32_t i,
+                       struct atomio_dw_slot *s, bool *content_ok)
 {
     memset(s, 0, sizeof(*s));
     *content_ok = false;

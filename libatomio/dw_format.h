@@ -16,16 +16,16 @@
 #define ATOMIO_DW_VERSION 1u
 
 /* Store file: a 4 KiB header region, then nseg segments of seg_size bytes each. */
-#define ATOMIO_DW_STORE_FILE "atomio-store.dblwr"
-#define ATOMIO_DW_MANIFEST_FILE "atomio-manifest.dblwr"
-#define ATOMIO_DW_ALIGN 4096u          /* segment offsets, sizes and batch writes */
-#define ATOMIO_DW_STORE_HDR_LEN 128u   /* used bytes of the header region */
-#define ATOMIO_DW_BATCH_HDR_LEN 64u    /* batch header at the start of a segment */
-#define ATOMIO_DW_SLOT_LEN 48u         /* one slot descriptor in the batch's table */
-#define ATOMIO_DW_MANIFEST_HDR_LEN 16u /* manifest record before its path bytes */
-#define ATOMIO_DW_PATH_MAX 4095u       /* longest path a manifest record holds */
-#define ATOMIO_DW_MAX_SEGMENTS 4096u
-#define ATOMIO_DW_MAX_SEG_SIZE (1ull << 30)
+#define ATOMIO_DW_STORE_FILE       "atomio-store.dblwr"
+#define ATOMIO_DW_MANIFEST_FILE    "atomio-manifest.dblwr"
+#define ATOMIO_DW_ALIGN            4096u /* segment offsets, sizes and batch writes */
+#define ATOMIO_DW_STORE_HDR_LEN    128u  /* used bytes of the header region */
+#define ATOMIO_DW_BATCH_HDR_LEN    64u   /* batch header at the start of a segment */
+#define ATOMIO_DW_SLOT_LEN         48u   /* one slot descriptor in the batch's table */
+#define ATOMIO_DW_MANIFEST_HDR_LEN 16u   /* manifest record before its path bytes */
+#define ATOMIO_DW_PATH_MAX         4095u /* longest path a manifest record holds */
+#define ATOMIO_DW_MAX_SEGMENTS     4096u
+#define ATOMIO_DW_MAX_SEG_SIZE     (1ull << 30)
 
 /* Store geometry, as in the store header. */
 struct atomio_dw_geom {
@@ -43,18 +43,18 @@ struct atomio_dw_geom {
 struct atomio_dw_slot {
     uint64_t file_id;
     uint64_t page_no;
-    uint64_t seq;       /* batch sequence number (repeated in every slot) */
-    uint32_t offset;    /* of the page bytes, from the start of the batch */
+    uint64_t seq;    /* batch sequence number (repeated in every slot) */
+    uint32_t offset; /* of the page bytes, from the start of the batch */
     uint32_t page_size;
-    uint32_t crc;       /* CRC32C of the page bytes */
-    uint32_t index;     /* position in the table */
+    uint32_t crc;   /* CRC32C of the page bytes */
+    uint32_t index; /* position in the table */
 };
 
 /* Batch header fields. */
 struct atomio_dw_batch {
     uint64_t seq;
-    uint32_t count;     /* slots */
-    uint64_t byte_len;  /* header + table + page bytes, unpadded */
+    uint32_t count;    /* slots */
+    uint64_t byte_len; /* header + table + page bytes, unpadded */
     uint32_t table_crc;
 };
 
@@ -67,6 +67,13 @@ enum atomio_dw_state {
 /* Geometry for the given options; returns 0 or ATOMIO_E_INVAL when they cannot make a store. */
 int atomio__dw_geom_make(struct atomio_dw_geom *g, uint32_t nseg, uint32_t batch_pages,
                          uint32_t max_page_size);
+/* Segment i's file offset. */
+static inline uint64_t
+atomio__dw_seg_off(const struct atomio_dw_geom *g, uint32_t i)
+{
+    return g->seg_offset + (uint64_t)i * g->seg_size;
+}
+
 /* Total store file size for g. */
 uint64_t atomio__dw_store_size(const struct atomio_dw_geom *g);
 
@@ -107,8 +114,7 @@ int atomio__dw_slot_decode(const uint8_t *buf, size_t len, const struct atomio_d
 /* Encoded length of a record for a path of path_len bytes. */
 size_t atomio__dw_manifest_rec_len(size_t path_len);
 /* Encode into out (atomio__dw_manifest_rec_len(path_len) bytes). */
-void atomio__dw_manifest_encode(uint8_t *out, uint64_t file_id, const char *path,
-                                size_t path_len);
+void atomio__dw_manifest_encode(uint8_t *out, uint64_t file_id, const char *path, size_t path_len);
 /*
  * Walk the records in buf; for each valid one call fn (path is NUL-terminated in a private
  * buffer valid during the call; a non-zero return stops the walk). Stops at the first record

@@ -418,8 +418,8 @@ atomio__store_open(atomio_ctx *ctx)
     uint64_t size;
     if ((r = file_size(st->fd, &size)) < 0)
         goto fail;
-    r = atomio__dw_store_hdr_decode(hdr, size < sizeof(hdr) ? (size_t)size : sizeof(hdr),
-                                    &st->g, NULL);
+    r = atomio__dw_store_hdr_decode(hdr, size < sizeof(hdr) ? (size_t)size : sizeof(hdr), &st->g,
+                                    NULL);
     if (r < 0)
         goto fail; /* not ours, or damaged: never overwrite what may hold the only copies */
     if (r == 1) {
@@ -488,30 +488,31 @@ atomio__store_close(atomio_ctx *ctx)
 
 /* ---- segments ------------------------------------------------------------------------------ */
 
+/*
+ * atomio__store_claim() -- one claim for both drivers. A segment that is busy will come back,
+ * so a waiting caller (atomio_write_batch()) sleeps for it; a caller that must not sleep gets
+ * -EAGAIN instead: the staged API (an engine thread may hold the very batches it would wait
+ * for) and rescue() (it holds a segment itself, and with one segment would wait for itself).
+ * With every segment held for recovery nothing will ever come back: ATOMIO_E_STORE_FULL.
+ */
 struct atomio_dw_seg *
-atomio__store_claim(atomio_ctx *ctx)
-{
-    return atomio__store_claim_ex(ctx, true, NULL);
-}
-
-struct atomio_dw_seg *
-atomio__store_claim_ex(atomio_ctx *ctx, bool wait, int *why)
+atomio__store_claim(atomio_ctx *ctx, bool wait, int *err)
 {
     struct atomio_store *st = ctx->store;
     int dummy;
-    if (!why)
-        why = &dummy;
+    if (!err)
+        err = &dummy;
     pthread_mutex_lock(&st->lock);
     while (!st->free_top) {
         if (st->nbusy == 0) {
             /* Every segment is held for recovery: nothing will ever be released. */
             pthread_mutex_unlock(&st->lock);
-            *why = ATOMIO_E_STORE_FULL;
+            *err = ATOMIO_E_STORE_FULL;
             return NULL;
         }
         if (!wait) {
             pthread_mutex_unlock(&st->lock);
-            *why = -EAGAIN;
+            *err = -EAGAIN;
             return NULL;
         }
         pthread_cond_wait(&st->cond, &st->lock);
@@ -541,7 +542,7 @@ atomio__store_claim_ex(atomio_ctx *ctx, bool wait, int *why)
         seg->buf = atomio__buf_alloc(ctx, (size_t)st->g.seg_size, ATOMIO_DW_ALIGN);
         if (!seg->buf) {
             atomio__store_release(ctx, seg, false);
-            *why = -ENOMEM;
+            *err = -ENOMEM;
             return NULL;
         }
     }

@@ -20,9 +20,9 @@
 
 struct atomio_dw_seg {
     uint32_t index;
-    uint64_t off;       /* file offset of the segment */
-    uint8_t *buf;       /* seg_size bytes aligned to ATOMIO_DW_ALIGN, allocated on first use */
-    bool held;          /* valid batch kept for recovery */
+    uint64_t off; /* file offset of the segment */
+    uint8_t *buf; /* seg_size bytes aligned to ATOMIO_DW_ALIGN, allocated on first use */
+    bool held;    /* valid batch kept for recovery */
     struct atomio_dw_seg *next_free;
 };
 
@@ -32,30 +32,30 @@ struct atomio_dw_manifest_ent {
 };
 
 struct atomio_store {
-    char *path;                 /* store file path (recovery reads it through the page cache) */
-    int fd;                     /* store file */
-    int mfd;                    /* manifest file */
-    bool o_direct;              /* store fd opened O_DIRECT */
+    char *path;    /* store file path (recovery reads it through the page cache) */
+    int fd;        /* store file */
+    int mfd;       /* manifest file */
+    bool o_direct; /* store fd opened O_DIRECT */
     struct atomio_dw_geom g;
     struct atomio_dw_seg *segs;
 
-    pthread_mutex_t lock;       /* free list, held state, held ids */
-    pthread_cond_t cond;        /* a segment was released */
+    pthread_mutex_t lock;           /* free list, held state, held ids */
+    pthread_cond_t cond;            /* a segment was released */
     struct atomio_dw_seg *free_top; /* LIFO: a single writer keeps reusing a warm buffer */
     uint32_t nbusy;
     uint32_t nheld;
-    uint64_t *held_ids;         /* file ids refused until recovery */
+    uint64_t *held_ids; /* file ids refused until recovery */
     size_t nheld_ids, cap_held_ids;
-    bool needs_recovery;        /* live batches found at open; writes refused until recovery */
+    bool needs_recovery; /* live batches found at open; writes refused until recovery */
 
     _Atomic uint64_t next_seq;
-    _Atomic bool failed;        /* a store write or fdatasync failed: the store is unusable */
-    _Atomic bool retire_pending;/* retire writes not yet made durable by an fdatasync */
+    _Atomic bool failed;         /* a store write or fdatasync failed: the store is unusable */
+    _Atomic bool retire_pending; /* retire writes not yet made durable by an fdatasync */
 
-    pthread_mutex_t mlock;      /* manifest */
+    pthread_mutex_t mlock; /* manifest */
     struct atomio_dw_manifest_ent *man;
     size_t nman, cap_man;
-    uint64_t man_len;           /* append offset (valid prefix) */
+    uint64_t man_len; /* append offset (valid prefix) */
 
     /* Test observability: most segments claimed at once. */
     _Atomic uint32_t busy_max;
@@ -79,17 +79,16 @@ struct atomio_store {
 struct atomio_dw_run {
     atomio_ctx *ctx;
     struct atomio_dw_item *items;
-    size_t *idx;           /* items in this batch, in slot order (page size descending) */
+    size_t *idx; /* items in this batch, in slot order (page size descending) */
     uint32_t cnt;
-    uint32_t *slot_off;    /* page bytes of slot k in the segment buffer */
+    uint32_t *slot_off; /* page bytes of slot k in the segment buffer */
     struct atomio_io *ios;
-    const uint8_t **src;   /* where slot k's bytes come from */
-    atomio_file **files;   /* distinct files of the batch */
+    const uint8_t **src; /* where slot k's bytes come from */
+    atomio_file **files; /* distinct files of the batch */
     uint32_t nfiles;
-    bool wait;             /* may block for a segment (library-driven) or not (staged) */
     struct atomio_dw_seg *seg;
     uint64_t seq;
-    uint64_t len;          /* padded length of the store write */
+    uint64_t len; /* padded length of the store write */
     uint64_t t0;
 };
 
@@ -112,13 +111,6 @@ int atomio__dw_precheck(atomio_ctx *ctx, const struct atomio_dw_item *it);
 /* Live batches from before a crash: no new batch until recovery has run. */
 bool atomio__dw_needs_recovery(atomio_ctx *ctx);
 
-/* Segment i's file offset. */
-static inline uint64_t
-atomio__dw_seg_off(const struct atomio_dw_geom *g, uint32_t i)
-{
-    return g->seg_offset + (uint64_t)i * g->seg_size;
-}
-
 /* Path of file id in the manifest (NULL if unknown). Caller holds mlock. */
 const char *atomio__store_path_of(struct atomio_store *st, uint64_t file_id);
 /* Zero the header of segment seg (retire its batch); no sync. */
@@ -129,11 +121,11 @@ int atomio__store_sync(atomio_ctx *ctx);
  * before it is issued, end with its result (counted; a failure fails the store). */
 void atomio__store_sync_begin(atomio_ctx *ctx);
 int atomio__store_sync_end(atomio_ctx *ctx, int r);
-/* Segment claim/release (dw_store.c). claim returns NULL when every segment is held. */
-struct atomio_dw_seg *atomio__store_claim(atomio_ctx *ctx);
-/* claim, optionally without waiting; on NULL *why (may be NULL) is -EAGAIN (!wait and none
- * free), ATOMIO_E_STORE_FULL (every segment held) or -ENOMEM. */
-struct atomio_dw_seg *atomio__store_claim_ex(atomio_ctx *ctx, bool wait, int *why);
+/* Segment claim/release (dw_store.c). claim waits for a free segment if wait is set (a caller
+ * already holding one must not: it could wait for itself, and a staged run must never block).
+ * On NULL, *err (may be NULL) is -EAGAIN (none free, !wait, some busy and so coming back),
+ * ATOMIO_E_STORE_FULL (every segment held for recovery) or -ENOMEM. */
+struct atomio_dw_seg *atomio__store_claim(atomio_ctx *ctx, bool wait, int *err);
 void atomio__store_release(atomio_ctx *ctx, struct atomio_dw_seg *seg, bool held);
 /* Refuse writes to file_id until recovery. */
 int atomio__store_hold_id(struct atomio_store *st, uint64_t file_id);

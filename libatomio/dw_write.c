@@ -99,8 +99,8 @@ void
 atomio__dw_run_store_io(const struct atomio_dw_run *r, struct atomio_io *io)
 {
     struct atomio_store *st = r->ctx->store;
-    *io = (struct atomio_io){.fd = st->fd, .buf = r->seg->buf, .len = (uint32_t)r->len,
-                             .off = r->seg->off};
+    *io = (struct atomio_io){
+        .fd = st->fd, .buf = r->seg->buf, .len = (uint32_t)r->len, .off = r->seg->off};
 }
 
 int
@@ -198,10 +198,11 @@ rescue(atomio_ctx *ctx, struct atomio_dw_seg *seg, struct atomio_dw_run *r)
     size_t *idx2 = malloc(r->cnt * sizeof(*idx2));
     const uint8_t **src2 = malloc(r->cnt * sizeof(*src2));
     uint32_t *off2 = malloc(r->cnt * sizeof(*off2));
-    /* A staged run must not wait: the segments it would wait for may be held by batches the
-     * same engine thread has yet to finish. Without one, the whole batch is held instead. */
+    /* Never wait here: this run still holds its own segment, so with one segment (or all
+     * others busy with batches this thread must finish first, staged) the wait could never
+     * end. Without a free segment the whole batch is held instead. */
     struct atomio_dw_seg *seg2 =
-        idx2 && src2 && off2 ? atomio__store_claim_ex(ctx, r->wait, NULL) : NULL;
+        idx2 && src2 && off2 ? atomio__store_claim(ctx, false, NULL) : NULL;
     if (seg2) {
         struct atomio_dw_run r2 = *r;
         r2.idx = idx2;
@@ -238,12 +239,11 @@ atomio__dw_run_begin(atomio_ctx *ctx, struct atomio_dw_run *r, bool wait)
 {
     struct atomio_store *st = ctx->store;
     r->ctx = ctx;
-    r->wait = wait;
     r->t0 = atomio__now_ns();
-    int why = 0;
-    r->seg = atomio__store_claim_ex(ctx, wait, &why);
+    int err = 0;
+    r->seg = atomio__store_claim(ctx, wait, &err);
     if (!r->seg)
-        return why;
+        return err;
     qsort_r(r->idx, r->cnt, sizeof(*r->idx), cmp_size_desc, r->items);
     for (uint32_t k = 0; k < r->cnt; k++)
         r->src[k] = r->items[r->idx[k]].page;
@@ -458,8 +458,12 @@ atomio__dw_write(atomio_ctx *ctx, struct atomio_dw_item *items, size_t n, uint32
 
     size_t done = 0;
     for (size_t i = 0; i < m;) {
-        struct atomio_dw_run r = {.items = items, .idx = idx, .slot_off = slot_off, .ios = ios,
-                        .src = src, .files = files};
+        struct atomio_dw_run r = {.items = items,
+                                  .idx = idx,
+                                  .slot_off = slot_off,
+                                  .ios = ios,
+                                  .src = src,
+                                  .files = files};
         uint64_t bytes = 0;
         while (i < m && r.cnt < st->g.slots_max) {
             uint32_t ps = items[order[i]].file->page_size;

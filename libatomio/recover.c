@@ -61,10 +61,10 @@ struct recov {
     atomio_ctx *ctx;
     struct atomio_store *st;
     atomio_recovery_report rep;
-    int rfd;            /* store, read through the page cache (any offset, any length) */
-    uint8_t *copy;      /* one page from the store */
-    uint8_t *data;      /* one page from the data file */
-    int err;            /* first hard error */
+    int rfd;       /* store, read through the page cache (any offset, any length) */
+    uint8_t *copy; /* one page from the store */
+    uint8_t *data; /* one page from the data file */
+    int err;       /* first hard error */
 };
 
 /*
@@ -79,8 +79,8 @@ decide_and_restore(struct recov *rc, int fd, const struct rslot *s, bool *restor
     const atomio_ctx_opts *o = &rc->ctx->opts;
     uint32_t ps = s->page_size;
     uint64_t off = s->page_no * ps;
-    int r = atomio__pread_full(rc->rfd, rc->copy, ps, atomio__dw_seg_off(&rc->st->g, s->seg) +
-                                                         s->offset);
+    int r = atomio__pread_full(rc->rfd, rc->copy, ps,
+                               atomio__dw_seg_off(&rc->st->g, s->seg) + s->offset);
     if (r < 0)
         return r;
     if ((r = atomio__pread_full(fd, rc->data, ps, off)) < 0)
@@ -217,8 +217,8 @@ atomio__recover(atomio_ctx *ctx, atomio_recovery_report *out)
                 slots = p;
                 cap = ncap;
             }
-            slots[nslots++] = (struct rslot){sl.file_id, sl.page_no, sl.seq, sl.page_size,
-                                             sl.index, i, sl.offset};
+            slots[nslots++] = (struct rslot){sl.file_id, sl.page_no, sl.seq,   sl.page_size,
+                                             sl.index,   i,          sl.offset};
         }
     }
 

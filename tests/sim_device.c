@@ -31,8 +31,8 @@ struct sim_file {
 struct sim_log {
     struct sim_op *ops;
     size_t n, cap;
-    int nbase;                       /* files that existed when the log started */
-    uint8_t *base[SIM_MAX_FILES];    /* their (durable) bytes then */
+    int nbase;                    /* files that existed when the log started */
+    uint8_t *base[SIM_MAX_FILES]; /* their (durable) bytes then */
     size_t base_len[SIM_MAX_FILES];
 };
 
@@ -50,6 +50,8 @@ static struct {
     int atomic_errno;
     bool atomic_caps;
     int atomic_ok;
+    long short_at;
+    uint64_t short_keep;
 } S = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* ---- files ---------------------------------------------------------------------------------- */
@@ -265,9 +267,10 @@ s_pwritev2(int fd, const struct iovec *iov, int cnt, uint64_t off, int flags)
     for (int k = 0; k < cnt; k++)
         len += iov[k].iov_len;
     bool crash = next_op();
+    bool shorten = !crash && (long)S.log->n == S.short_at && S.short_keep < len;
     struct sim_op *op = log_push(SIM_WRITE, (int)(f - S.files));
     op->off = off;
-    op->len = len;
+    op->len = shorten ? S.short_keep : len;
     op->dsync = !crash && (flags & (RWF_DSYNC | RWF_SYNC)) != 0;
     op->atomic = (flags & RWF_ATOMIC) != 0;
     op->data = malloc(len ? len : 1);
@@ -277,9 +280,11 @@ s_pwritev2(int fd, const struct iovec *iov, int cnt, uint64_t off, int flags)
         memcpy(op->data + pos, iov[k].iov_base, iov[k].iov_len);
         pos += iov[k].iov_len;
     }
+    len = op->len;
     if (off + len > f->len)
         set_len(f, (size_t)(off + len));
-    memcpy(f->cur + off, op->data, len);
+    if (len)
+        memcpy(f->cur + off, op->data, len);
     r = crash ? -EIO : (ssize_t)len;
 out:
     pthread_mutex_unlock(&S.lock);
@@ -432,6 +437,8 @@ sim_init(const char *root)
     S.atomic_errno = 0;
     S.atomic_caps = false;
     S.atomic_ok = 0;
+    S.short_at = -1;
+    S.short_keep = 0;
     S.log = log_new();
     pthread_mutex_unlock(&S.lock);
     atomio__sys.open = s_open;
@@ -492,6 +499,13 @@ void
 sim_set_atomic_errno(int e)
 {
     S.atomic_errno = e;
+}
+
+void
+sim_set_short_write(long k, uint64_t keep)
+{
+    S.short_at = k;
+    S.short_keep = keep;
 }
 
 void
@@ -570,7 +584,8 @@ sim_log_op(const struct sim_log *log, size_t i)
     return &log->ops[i];
 }
 
-/* ---- replay ----------------------------------------------------------------------------------- */
+/* ---- replay -----------------------------------------------------------------------------------
+ */
 
 struct rfile {
     uint8_t *dur;
@@ -730,8 +745,8 @@ sim_replay_image(struct sim_replay *rp, size_t k, sim_keep_fn keep, void *arg,
     const struct sim_log *log = rp->log;
     cr_assert_leq(k, log->n);
     advance(rp, k);
-    const struct sim_op *inflight = k < log->n && log->ops[k].kind == SIM_WRITE ? &log->ops[k]
-                                                                               : NULL;
+    const struct sim_op *inflight =
+        k < log->n && log->ops[k].kind == SIM_WRITE ? &log->ops[k] : NULL;
     int nfiles = S.nfiles;
     memset(out, 0, sizeof(*out));
     out->nfiles = nfiles;

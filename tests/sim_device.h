@@ -19,18 +19,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SIM_SECTOR 512u
+#define SIM_SECTOR    512u
 #define SIM_MAX_FILES 64
 
 enum sim_op_kind { SIM_WRITE, SIM_SYNC, SIM_TRUNC };
 
 struct sim_op {
     int kind;
-    int file;        /* index in the sim's file table */
+    int file;          /* index in the sim's file table */
     uint64_t off, len; /* WRITE: range; TRUNC: new size in len */
-    uint8_t *data;   /* WRITE: copy of the bytes */
-    bool dsync;      /* WRITE with RWF_DSYNC: durable when it returned */
-    bool atomic;     /* WRITE with RWF_ATOMIC: reaches the media whole or not at all */
+    uint8_t *data;     /* WRITE: copy of the bytes */
+    bool dsync;        /* WRITE with RWF_DSYNC: durable when it returned */
+    bool atomic;       /* WRITE with RWF_ATOMIC: reaches the media whole or not at all */
 };
 
 struct sim_log; /* ops since the last install, with the durable state they started from */
@@ -51,6 +51,9 @@ void sim_set_atomic_errno(int e);
  * next ok_count atomic writes succeed (each all-or-nothing in crash images); later ones fail
  * with the atomic errno. Off by default; sim_init() resets it. */
 void sim_set_atomic_caps(bool on, int ok_count);
+/* Make write op k short: only its first keep bytes reach the file, and the call returns keep
+ * (the kernel's short write). -1: none. Survives sim_set_crash_at(); sim_init() resets it. */
+void sim_set_short_write(long k, uint64_t keep);
 
 /* Create (or replace) a file with durable content, outside the log (test setup). */
 void sim_file_put(const char *path, const void *data, size_t len);

@@ -652,6 +652,66 @@ Test(byor_dw, short_inplace_write_fails_file_and_recovery_repairs)
     cr_assert_eq(atomio_ctx_close(x.ctx), 0);
 }
 
+/* With a single segment a failed in-place write has no segment for a rescue batch: done never
+ * waits for one (the batch's own segment is the only one), the whole batch is held, all its
+ * files are refused, and staging reports a full store (not -EAGAIN: nothing will come back)
+ * until recovery. */
+Test(byor_dw, single_segment_failure_holds_the_batch_until_recovery)
+{
+    struct fx x;
+    fx_up(&x, "ext4", 1);
+    atomio_file *f = open_as(x.ctx, t_join(x.fs.dir, "f"), ATOMIO_PATH_DOUBLEWRITE);
+    atomio_file *g = open_as(x.ctx, t_join(x.fs.dir, "g"), ATOMIO_PATH_DOUBLEWRITE);
+    atomio_file *h = open_as(x.ctx, t_join(x.fs.dir, "h"), ATOMIO_PATH_DOUBLEWRITE);
+    char *pages = aligned_alloc(PS, 2 * PS);
+    fill_pages(pages, 2, 60);
+    atomio_page_write w[2] = {{.file = f, .page_no = 0, .page = pages},
+                              {.file = g, .page_no = 0, .page = pages + PS}};
+    atomio_dw_batch *b;
+    cr_assert_eq(atomio_dw_stage(x.ctx, w, 2, 0, &b), 0);
+    struct io_uring_sqe sqe;
+    cr_assert_eq(atomio_dw_prep_store(b, &sqe), 0);
+    cr_assert_eq(atomio_dw_complete_store(b, t_eng_exec(&sqe)), 0);
+    cr_assert_eq(atomio_dw_prep_store_sync(b, &sqe), 0);
+    cr_assert_eq(atomio_dw_complete_store_sync(b, t_eng_exec(&sqe)), 0);
+    for (size_t i = 0; i < 2; i++) {
+        cr_assert_eq(atomio_dw_prep_inplace(b, i, &sqe), 0);
+        if (i == 0)
+            sqe.len = 512; /* a torn page in place */
+        int c = atomio_dw_complete_inplace(b, i, t_eng_exec(&sqe));
+        cr_assert_eq(c, i == 0 ? ATOMIO_E_SHORT_WRITE : 0);
+    }
+    int res[2];
+    cr_assert_eq(atomio_dw_done(b, res), 1);
+    cr_assert_eq(res[0], ATOMIO_E_SHORT_WRITE);
+    cr_assert_eq(res[1], 0);
+
+    atomio_dw_batch *b2 = NULL;
+    atomio_page_write wg = {.file = g, .page_no = 1, .page = pages};
+    cr_assert_eq(atomio_dw_stage(x.ctx, &wg, 1, 0, &b2), ATOMIO_E_FAILED, "held with the batch");
+    atomio_page_write wh = {.file = h, .page_no = 0, .page = pages};
+    cr_assert_eq(atomio_dw_stage(x.ctx, &wh, 1, 0, &b2), ATOMIO_E_STORE_FULL,
+                 "the only segment is held: a full store, not -EAGAIN");
+    cr_assert_null(b2);
+
+    cr_assert_eq(atomio_file_close(f), 0);
+    atomio_recovery_report rep = {.size = sizeof(rep)};
+    cr_assert_eq(atomio_ctx_recover(x.ctx, &rep), 0);
+    cr_assert_eq(rep.pages_restored, 1);
+    f = open_as(x.ctx, t_join(x.fs.dir, "f"), ATOMIO_PATH_DOUBLEWRITE);
+    assert_page(f, 0, pages);
+    assert_page(g, 0, pages + PS);
+    struct t_eng e;
+    t_eng_init(&e, 0);
+    int r1;
+    cr_assert_eq(drive(&e, x.ctx, &wh, 1, &r1, -1, NULL), 1);
+    cr_assert_eq(drive(&e, x.ctx, &wg, 1, &r1, -1, NULL), 1);
+    t_eng_fini(&e);
+    assert_page(h, 0, pages);
+    free(pages);
+    cr_assert_eq(atomio_ctx_close(x.ctx), 0);
+}
+
 /* ---- the downgrade hands pages over to the staged doublewrite ---------------------------- */
 
 static ssize_t inject_res;

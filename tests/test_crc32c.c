@@ -71,9 +71,10 @@ setup_vecs(void)
 
     v = &vecs[nvecs++];
     v->name = "iSCSI read PDU (RFC 3720 B.4)";
-    static const unsigned char pdu[48] = {
-        0x01, 0xc0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x14, 0, 0, 0, 0, 0, 0x04, 0,
-        0,    0,    0, 0x14, 0, 0, 0, 0x18, 0x28, 0, 0, 0, 0, 0, 0, 0, 0x02, 0, 0, 0, 0, 0, 0, 0};
+    static const unsigned char pdu[48] = {0x01, 0xc0, 0, 0,    0,    0, 0, 0,    0,    0, 0,    0,
+                                          0,    0,    0, 0,    0x14, 0, 0, 0,    0,    0, 0x04, 0,
+                                          0,    0,    0, 0x14, 0,    0, 0, 0x18, 0x28, 0, 0,    0,
+                                          0,    0,    0, 0,    0x02, 0, 0, 0,    0,    0, 0,    0};
     memcpy(v->data, pdu, sizeof(pdu));
     v->len = sizeof(pdu);
     v->crc = 0xD9963A56u;
@@ -133,8 +134,7 @@ Test(crc32c, every_alignment_and_length_agree)
     for (size_t off = 0; off < 16; off++) {
         for (size_t len = 0; len <= 300; len++) {
             uint32_t r = ref_crc(0, buf + off, len);
-            cr_assert_eq(atomio__crc32c_sw(0, buf + off, len), r, "sw off %zu len %zu", off,
-                         len);
+            cr_assert_eq(atomio__crc32c_sw(0, buf + off, len), r, "sw off %zu len %zu", off, len);
             cr_assert_eq(atomio__crc32c(0, buf + off, len), r, "hw off %zu len %zu", off, len);
         }
         size_t big = sizeof(buf) - 64 - off;
@@ -154,7 +154,6 @@ Test(crc32c, chaining_equals_one_pass)
         uint32_t a = atomio__crc32c(0, buf, cut);
         cr_assert_eq(atomio__crc32c(a, buf + cut, sizeof(buf) - cut), whole, "hw cut %zu", cut);
         uint32_t b = atomio__crc32c_sw(0, buf, cut);
-        cr_assert_eq(atomio__crc32c_sw(b, buf + cut, sizeof(buf) - cut), whole, "sw cut %zu",
-                     cut);
+        cr_assert_eq(atomio__crc32c_sw(b, buf + cut, sizeof(buf) - cut), whole, "sw cut %zu", cut);
     }
 }

@@ -422,9 +422,18 @@ writer(void *arg)
     return NULL;
 }
 
-Test(doublewrite, threads_write_through_segments_in_parallel)
+static void
+threads_case(uint32_t submitter)
 {
-    atomio_ctx *ctx = open_ctx(4, 16, 4096, 0);
+    atomio_ctx_opts o;
+    atomio_ctx_opts_init(&o);
+    o.dblwr_dir = dwdir;
+    o.dblwr_segments = 4;
+    o.dblwr_batch_pages = 16;
+    o.dblwr_max_page_size = 4096;
+    o.submitter = submitter;
+    atomio_ctx *ctx = NULL;
+    cr_assert_eq(atomio_ctx_open(&o, &ctx), 0);
     atomio_file *f = open_file(ctx, "a.db", 4096, 1, ATOMIO_IO_BUFFERED);
     atomio__sys.fdatasync = slow_fdatasync;
     enum { T = 4 };
@@ -451,6 +460,17 @@ Test(doublewrite, threads_write_through_segments_in_parallel)
     cr_assert_eq(atomio_ctx_close(ctx), 0);
 }
 
+Test(doublewrite, threads_write_through_segments_in_parallel)
+{
+    threads_case(ATOMIO_SUBMIT_SYNC);
+}
+
+Test(doublewrite, threads_with_the_default_submitter)
+{
+    /* io_uring when it can be set up: store and in-place writes go through the rings */
+    threads_case(ATOMIO_SUBMIT_AUTO);
+}
+
 /* ---- recovery gate and failure model ------------------------------------------------------ */
 
 /* Write a valid one-page batch (seq) for (file_id, page_no, bytes) into segment seg by hand. */
@@ -461,9 +481,13 @@ plant_batch(atomio_ctx *ctx, uint32_t seg, uint64_t seq, uint64_t file_id, uint6
     struct atomio_store *st = ctx->store;
     uint8_t *batch = calloc(1, 4096 + ps);
     memcpy(batch + 4096, page, ps);
-    struct atomio_dw_slot s = {.file_id = file_id, .page_no = page_no, .seq = seq,
-                               .offset = 4096, .page_size = ps,
-                               .crc = atomio__crc32c(0, page, ps), .index = 0};
+    struct atomio_dw_slot s = {.file_id = file_id,
+                               .page_no = page_no,
+                               .seq = seq,
+                               .offset = 4096,
+                               .page_size = ps,
+                               .crc = atomio__crc32c(0, page, ps),
+                               .index = 0};
     atomio__dw_slot_encode(batch, &s);
     struct atomio_dw_batch b = {.seq = seq, .count = 1, .byte_len = 4096 + ps};
     atomio__dw_batch_hdr_encode(batch, &b, st->g.uuid);
@@ -480,8 +504,8 @@ check_bytes(atomio_ctx *ctx, atomio_file *f, uint64_t page_no, const uint8_t *wa
     uint32_t ps = f->page_size;
     uint8_t *got = atomio_page_alloc(ctx, ps, 1);
     cr_assert_eq(atomio_read(f, page_no, got), 0);
-    cr_assert_eq(memcmp(want, got, ps), 0, "page %llu of %s differs",
-                 (unsigned long long)page_no, f->path);
+    cr_assert_eq(memcmp(want, got, ps), 0, "page %llu of %s differs", (unsigned long long)page_no,
+                 f->path);
     atomio_page_free(ctx, got, ps, 1);
 }
 
@@ -569,6 +593,55 @@ Test(doublewrite, short_in_place_write_fails_file_and_keeps_its_copy)
     check_bytes(ctx, b, 1, p + 4096);
     cr_assert_eq(atomio_write(a, 5, p, 0), 0, "recovery releases the held file");
     cr_assert_eq(inspect().batches, 0);
+    free(p);
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+}
+
+Test(doublewrite, single_segment_failure_holds_the_batch_until_recovery)
+{
+    /* No second segment for a rescue batch: the whole batch stays valid, all its files are
+     * refused, and with the only segment held the store takes nothing until recovery. */
+    atomio_ctx *ctx = open_ctx(1, 8, 4096, 0);
+    atomio_file *a = open_file(ctx, "a.db", 4096, 1, ATOMIO_IO_BUFFERED);
+    atomio_file *b = open_file(ctx, "b.db", 4096, 2, ATOMIO_IO_BUFFERED);
+    atomio_file *c = open_file(ctx, "c.db", 4096, 3, ATOMIO_IO_BUFFERED);
+    uint8_t *p = malloc(2 * 4096);
+    t_fill(p, 2 * 4096, 11);
+    atomio_page_write w[2] = {{.file = a, .page_no = 0, .page = p},
+                              {.file = b, .page_no = 0, .page = p + 4096}};
+    short_fd = a->fd;
+    short_off = 0;
+    atomio__sys.pwritev2 = short_pwritev2;
+    cr_assert_eq(atomio_write_batch(ctx, w, 2, 0), 1);
+    atomio__sys = atomio__sys_real;
+    cr_assert_eq(w[0].result, ATOMIO_E_SHORT_WRITE);
+    cr_assert_eq(w[1].result, 0);
+    cr_assert_eq(atomio_write(b, 1, p, 0), ATOMIO_E_FAILED, "held with the batch");
+    cr_assert_eq(atomio_write(c, 1, p, 0), ATOMIO_E_STORE_FULL, "no segment left");
+    struct insp_count ic = inspect();
+    cr_assert_eq(ic.valid, 1);
+    cr_assert_eq(ic.slots, 2);
+    atomio_recovery_report rep;
+    memset(&rep, 0, sizeof(rep));
+    rep.size = sizeof(rep);
+    cr_assert_eq(atomio_ctx_recover(ctx, &rep), 0);
+    cr_assert_eq(rep.pages_restored, 1);
+    check_bytes(ctx, a, 0, p);
+    check_bytes(ctx, b, 0, p + 4096);
+    cr_assert_eq(atomio_write(b, 1, p, 0), 0);
+    cr_assert_eq(atomio_write(c, 1, p, 0), 0);
+    free(p);
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+}
+
+Test(doublewrite, page_larger_than_a_segment)
+{
+    atomio_ctx *ctx = open_ctx(2, 1, 512, 0); /* segments of 4096 + 512 bytes */
+    atomio_file *f = open_file(ctx, "big.db", 16384, 1, ATOMIO_IO_BUFFERED);
+    uint8_t *p = calloc(1, 16384);
+    cr_assert_eq(atomio_write(f, 0, p, 0), ATOMIO_E_STORE_FULL);
+    atomio_file *g = open_file(ctx, "small.db", 512, 2, ATOMIO_IO_BUFFERED);
+    cr_assert_eq(atomio_write(g, 3, p, 0), 0);
     free(p);
     cr_assert_eq(atomio_ctx_close(ctx), 0);
 }

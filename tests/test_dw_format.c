@@ -82,9 +82,13 @@ make_batch(uint8_t *buf, size_t cap, const struct atomio_dw_geom *g, uint64_t se
     uint64_t off = atomio__dw_table_bytes(3);
     for (uint32_t k = 0; k < 3; k++) {
         t_fill(buf + off, sizes[k], seq * 10 + k);
-        struct atomio_dw_slot s = {.file_id = 100 + k, .page_no = 7 * k + 1, .seq = seq,
-                                   .offset = (uint32_t)off, .page_size = sizes[k],
-                                   .crc = atomio__crc32c(0, buf + off, sizes[k]), .index = k};
+        struct atomio_dw_slot s = {.file_id = 100 + k,
+                                   .page_no = 7 * k + 1,
+                                   .seq = seq,
+                                   .offset = (uint32_t)off,
+                                   .page_size = sizes[k],
+                                   .crc = atomio__crc32c(0, buf + off, sizes[k]),
+                                   .index = k};
         atomio__dw_slot_encode(buf, &s);
         off += sizes[k];
     }
@@ -287,4 +291,111 @@ Test(dw_format, manifest_rejects_embedded_nul)
     uint8_t buf[64];
     atomio__dw_manifest_encode(buf, 1, "ab\0d", 4);
     cr_assert_eq(atomio__dw_manifest_walk(buf, sizeof(buf), NULL, NULL), 0);
+}
+
+/* ---- seeds from the independent encoder (tests/fuzz/make_corpus.py) ------------------------- */
+
+struct seed {
+    uint8_t *buf;
+    const uint8_t *man, *store;
+    size_t mlen, slen;
+};
+
+static struct seed
+load_seed(const char *name)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/%s", ATOMIO_FUZZ_CORPUS, name);
+    FILE *fp = fopen(path, "rb");
+    cr_assert(fp, "seed %s missing (run tests/fuzz/make_corpus.py)", path);
+    struct seed s = {0};
+    s.buf = malloc(1 << 20);
+    size_t n = fread(s.buf, 1, 1 << 20, fp);
+    fclose(fp);
+    cr_assert_geq(n, 2);
+    s.mlen = (size_t)s.buf[0] | (size_t)s.buf[1] << 8;
+    s.man = s.buf + 2;
+    s.store = s.man + s.mlen;
+    s.slen = n - 2 - s.mlen;
+    return s;
+}
+
+static enum atomio_dw_state
+seg_state(const struct seed *s, const struct atomio_dw_geom *g, uint32_t i,
+          struct atomio_dw_batch *b)
+{
+    uint64_t off = atomio__dw_seg_off(g, i);
+    cr_assert_leq(off + g->seg_size, s->slen);
+    return atomio__dw_batch_decode(s->store + off, (size_t)g->seg_size, g, b, NULL);
+}
+
+Test(dw_format, independent_encoder_seeds_decode)
+{
+    struct seed s = load_seed("one-batch");
+    struct atomio_dw_geom g;
+    cr_assert_eq(atomio__dw_store_hdr_decode(s.store, s.slen, &g, NULL), 0);
+    cr_assert_eq(g.nseg, 2);
+    cr_assert_eq(g.max_page_size, 4096);
+    struct seen m = {0};
+    cr_assert_eq(atomio__dw_manifest_walk(s.man, s.mlen, collect, &m), s.mlen);
+    cr_assert_eq(m.n, 2);
+    cr_assert_eq(m.ids[0], 7);
+    cr_assert_str_eq(m.paths[1], "/fuzz/data/b.db");
+    struct atomio_dw_batch b;
+    cr_assert_eq(seg_state(&s, &g, 0, &b), ATOMIO_DW_VALID);
+    cr_assert_eq(b.seq, 5);
+    cr_assert_eq(b.count, 2);
+    struct atomio_dw_slot sl;
+    bool ok;
+    uint64_t off = atomio__dw_seg_off(&g, 0);
+    cr_assert_eq(atomio__dw_slot_decode(s.store + off, (size_t)g.seg_size, &b, 1, &sl, &ok), 0);
+    cr_assert(ok);
+    cr_assert_eq(sl.file_id, 8);
+    cr_assert_eq(sl.page_no, 1);
+    cr_assert_eq(sl.page_size, 512);
+    cr_assert_eq(seg_state(&s, &g, 1, &b), ATOMIO_DW_EMPTY);
+    free(s.buf);
+
+    s = load_seed("torn-batch");
+    cr_assert_eq(atomio__dw_store_hdr_decode(s.store, s.slen, &g, NULL), 0);
+    cr_assert_eq(seg_state(&s, &g, 1, &b), ATOMIO_DW_TORN);
+    free(s.buf);
+
+    s = load_seed("two-copies");
+    cr_assert_eq(atomio__dw_store_hdr_decode(s.store, s.slen, &g, NULL), 0);
+    cr_assert_eq(seg_state(&s, &g, 0, &b), ATOMIO_DW_VALID);
+    cr_assert_eq(seg_state(&s, &g, 1, &b), ATOMIO_DW_VALID);
+    cr_assert_eq(b.seq, 9);
+    free(s.buf);
+
+    s = load_seed("torn-manifest");
+    memset(&m, 0, sizeof(m));
+    size_t valid = atomio__dw_manifest_walk(s.man, s.mlen, collect, &m);
+    cr_assert_eq(m.n, 2, "the torn third record is cut off");
+    cr_assert_lt(valid, s.mlen);
+    free(s.buf);
+}
+
+/* ---- the public inspection record's layout is ABI: freeze it -------------------------------- */
+
+#include <stddef.h>
+#if UINTPTR_MAX == UINT64_MAX
+_Static_assert(sizeof(atomio_inspect_record) == 128, "inspect record size");
+_Static_assert(offsetof(atomio_inspect_record, kind) == 4, "kind");
+_Static_assert(offsetof(atomio_inspect_record, segment_size) == 24, "segment_size");
+_Static_assert(offsetof(atomio_inspect_record, uuid) == 32, "uuid");
+_Static_assert(offsetof(atomio_inspect_record, file_id) == 48, "file_id");
+_Static_assert(offsetof(atomio_inspect_record, path) == 56, "path");
+_Static_assert(offsetof(atomio_inspect_record, segment) == 64, "segment");
+_Static_assert(offsetof(atomio_inspect_record, seq) == 72, "seq");
+_Static_assert(offsetof(atomio_inspect_record, bytes) == 88, "bytes");
+_Static_assert(offsetof(atomio_inspect_record, why) == 96, "why");
+_Static_assert(offsetof(atomio_inspect_record, page_no) == 104, "page_no");
+_Static_assert(offsetof(atomio_inspect_record, reserved0) == 124, "reserved0");
+#endif
+
+Test(dw_format, inspect_record_layout_is_frozen)
+{
+    cr_assert_eq(sizeof(atomio_inspect_record) % 8, 0);
+    cr_assert_eq(offsetof(atomio_inspect_record, size), 0);
 }

@@ -32,7 +32,7 @@ fini(void)
     t_fs_umount(&fs);
 }
 
-TestSuite(dw_fs, .fini = fini, .timeout = 120);
+TestSuite(dw_fs, .fini = fini);
 
 static void
 mount_with_store(const char *kind, unsigned mb)
@@ -42,11 +42,14 @@ mount_with_store(const char *kind, unsigned mb)
     cr_assert_eq(mkdir(dwdir, 0700), 0);
 }
 
+static uint32_t submitter; /* AUTO (io_uring when it works); SYNC where the seam is used */
+
 static int
 ctx_open(uint32_t flags, uint32_t policy, atomio_ctx **ctx)
 {
     atomio_ctx_opts o;
     atomio_ctx_opts_init(&o);
+    o.submitter = submitter;
     o.dblwr_dir = dwdir;
     o.dblwr_segments = 4;
     o.dblwr_batch_pages = 16;
@@ -99,8 +102,8 @@ expect_pages(atomio_ctx *ctx, atomio_file *f, uint64_t n, uint64_t seed)
     for (uint64_t i = 0; i < n; i++) {
         t_fill(want, ps, seed + i);
         cr_assert_eq(atomio_read(f, i, got), 0);
-        cr_assert_eq(memcmp(got, want, ps), 0, "page %llu lost (seed %llu)",
-                     (unsigned long long)i, (unsigned long long)seed);
+        cr_assert_eq(memcmp(got, want, ps), 0, "page %llu lost (seed %llu)", (unsigned long long)i,
+                     (unsigned long long)seed);
     }
     atomio_page_free(ctx, got, ps, 1);
     free(want);
@@ -146,8 +149,8 @@ Test(dw_fs, ext4_auto_picks_doublewrite_and_pages_round_trip)
                      atomio_io_style_name(styles[i]), atomio_path_name(fi.path), fi.reason);
         cr_assert_eq(fi.torn_write_safe, 1);
         cr_assert(fi.reason[0], "no reason given");
-        cr_assert_eq(fi.o_direct, styles[i] == ATOMIO_IO_DIRECT || (styles[i] == ATOMIO_IO_ANY &&
-                                                                    fi.o_direct),
+        cr_assert_eq(fi.o_direct,
+                     styles[i] == ATOMIO_IO_DIRECT || (styles[i] == ATOMIO_IO_ANY && fi.o_direct),
                      "a buffered engine must not get O_DIRECT");
         write_pages(ctx, f, 40, 1000 * (uint64_t)i, true);
         write_pages(ctx, f, 5, 5000 * (uint64_t)i, false);
@@ -187,8 +190,13 @@ plant(uint32_t seg, uint64_t seq, uint64_t page_no, const uint8_t *page, uint32_
     size_t len = 4096 + ps;
     uint8_t *b = calloc(1, len);
     memcpy(b + 4096, page, ps);
-    struct atomio_dw_slot s = {.file_id = 77, .page_no = page_no, .seq = seq, .offset = 4096,
-                               .page_size = ps, .crc = atomio__crc32c(0, page, ps), .index = 0};
+    struct atomio_dw_slot s = {.file_id = 77,
+                               .page_no = page_no,
+                               .seq = seq,
+                               .offset = 4096,
+                               .page_size = ps,
+                               .crc = atomio__crc32c(0, page, ps),
+                               .index = 0};
     atomio__dw_slot_encode(b, &s);
     struct atomio_dw_batch hb = {.seq = seq, .count = 1, .byte_len = len};
     atomio__dw_batch_hdr_encode(b, &hb, g.uuid);
@@ -272,7 +280,8 @@ Test(dw_fs, read_only_store_directory_is_erofs)
     cr_assert_eq(mount(NULL, fs.dir, NULL, MS_REMOUNT, NULL), 0);
 }
 
-/* ---- XFS reflink=1: runtime downgrade ---------------------------------------------------------- */
+/* ---- XFS reflink=1: runtime downgrade ----------------------------------------------------------
+ */
 
 #define XFS_MB 320 /* mkfs.xfs wants >= 300 MiB */
 
@@ -316,6 +325,7 @@ injected_downgrade(int err, const char *name)
 {
     mount_with_store("xfs", XFS_MB);
     const uint32_t ps = 16384;
+    submitter = ATOMIO_SUBMIT_SYNC; /* io_uring would bypass the injection */
     atomio_ctx *ctx = ctx_ok(0);
     atomio_file *f = atomic_file(ctx, ps);
     write_pages(ctx, f, 16, 1, true); /* atomic */
@@ -415,8 +425,9 @@ Test(dw_fs, xfs_calibrate_measures_both_paths)
     cr_assert_eq(fi.path, faster, "atomic %llu ns, doublewrite %llu ns, chose %s: %s",
                  (unsigned long long)fi.calib_atomic_ns, (unsigned long long)fi.calib_dblwr_ns,
                  atomio_path_name(fi.path), fi.reason);
-    fprintf(stderr, "calibrate on xfs reflink=1, 16 KiB: atomic %llu ns/page, doublewrite %llu "
-                    "ns/page -> %s\n",
+    fprintf(stderr,
+            "calibrate on xfs reflink=1, 16 KiB: atomic %llu ns/page, doublewrite %llu "
+            "ns/page -> %s\n",
             (unsigned long long)fi.calib_atomic_ns, (unsigned long long)fi.calib_dblwr_ns,
             atomio_path_name(fi.path));
     write_pages(ctx, f, 8, 7, true);

@@ -135,9 +135,12 @@ plant(uint32_t seg, uint64_t seq, const struct plant *pl, uint32_t n)
     uint8_t *b = calloc(1, len);
     for (uint32_t k = 0; k < n; k++) {
         memcpy(b + tb + k * PS, pl[k].page, PS);
-        struct atomio_dw_slot s = {.file_id = pl[k].file_id, .page_no = pl[k].page_no,
-                                   .seq = seq, .offset = (uint32_t)(tb + k * PS),
-                                   .page_size = PS, .crc = atomio__crc32c(0, pl[k].page, PS),
+        struct atomio_dw_slot s = {.file_id = pl[k].file_id,
+                                   .page_no = pl[k].page_no,
+                                   .seq = seq,
+                                   .offset = (uint32_t)(tb + k * PS),
+                                   .page_size = PS,
+                                   .crc = atomio__crc32c(0, pl[k].page, PS),
                                    .index = k};
         atomio__dw_slot_encode(b, &s);
     }
