@@ -162,7 +162,8 @@ struct atomio_select_in {
     uint32_t io_style;      /* enum atomio_io_style */
     uint32_t policy;        /* resolved: PREFER_FAST, PREFER_ATOMIC or CALIBRATE */
     uint32_t forced;        /* enum atomio_path; AUTO = choose */
-    bool have_store;        /* ctx has a doublewrite store */
+    bool have_store;        /* ctx has a doublewrite store that holds this page size */
+    bool store_too_small;   /* ctx has a store, but its segments cannot hold this page */
     uint64_t calib_atomic_ns; /* CALIBRATE figures; 0 = not measured yet */
     uint64_t calib_dblwr_ns;
 };
@@ -269,6 +270,8 @@ struct atomio_dw_item {
 /* Create or open the store in ctx->dblwr_dir; preallocate every segment. */
 int atomio__store_open(atomio_ctx *ctx);
 void atomio__store_close(atomio_ctx *ctx);
+/* Does one page of page_size fit a store segment? (false without a store) */
+bool atomio__store_fits(const atomio_ctx *ctx, uint32_t page_size);
 /* Record file id -> path in the manifest (durably) the first time a file joins. */
 int atomio__store_register(atomio_ctx *ctx, atomio_file *f);
 /* The doublewrite protocol for n pages (any files, any page sizes). Sets each item's result.

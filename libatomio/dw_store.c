@@ -724,3 +724,10 @@ atomio__store_register(atomio_ctx *ctx, atomio_file *f)
         r = atomio__store_sync(ctx);
     return r;
 }
+
+bool
+atomio__store_fits(const atomio_ctx *ctx, uint32_t page_size)
+{
+    const struct atomio_store *st = ctx->store;
+    return st && atomio__dw_table_bytes(1) + page_size <= st->g.seg_size;
+}
