@@ -48,21 +48,25 @@ sys_page(void)
 /*
  * buffered_prep() -- decide one page write. The caller's page is used directly when it lies
  * in an atomio_page_alloc() buffer of this ctx and is system-page aligned; otherwise it is
- * copied into a bounce page (owned by the io, released by write.c after completion).
+ * copied into a bounce page (owned by the io, released by write.c after completion), or
+ * refused with ATOMIO_E_NO_COPY when no copy may be made.
  */
 static int
 buffered_prep(struct atomio_file *f, uint64_t page_no, const void *page, uint32_t wflags,
               struct atomio_io *io)
 {
-    (void)wflags; /* always durable: RWF_DSYNC is part of the recipe, not an option */
+    /* wflags' DSYNC is moot: RWF_DSYNC is always part of the recipe. */
     uintptr_t align = sys_page();
     const void *src = page;
 
     bool ours = atomio__buf_is_prefaulted(f->ctx, page, f->page_size);
     bool aligned = (uintptr_t)page % align == 0;
     if (!ours || !aligned) {
-        if (f->fflags & ATOMIO_FILE_NO_COPY)
-            return ours ? ATOMIO_E_UNALIGNED : ATOMIO_E_NO_COPY;
+        /* A copy is forbidden by the engine (ATOMIO_FILE_NO_COPY), or impossible because the
+         * engine's own ring owns the I/O and nothing would free a bounce at completion
+         * (bring-your-own-ring, ATOMIO__WRITE_NO_BOUNCE). */
+        if ((f->fflags & ATOMIO_FILE_NO_COPY) || (wflags & ATOMIO__WRITE_NO_BOUNCE))
+            return ATOMIO_E_NO_COPY;
         size_t balign = f->page_size > align ? f->page_size : align;
         void *b = atomio__buf_alloc(f->ctx, f->page_size, balign);
         if (!b)

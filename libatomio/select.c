@@ -28,6 +28,11 @@ reject_reasons(const struct atomio_select_in *in, struct atomio_select_out *out)
 
     if (in->have_store)
         memcpy(out->reject[ATOMIO_PATH_DOUBLEWRITE], c->reason_doublewrite, ATOMIO_REASON_LEN);
+    else if (in->store_too_small)
+        atomio__reason(out->reject[ATOMIO_PATH_DOUBLEWRITE],
+                       "page %u does not fit a doublewrite segment (raise dblwr_max_page_size or "
+                       "dblwr_batch_pages)",
+                       c->page_size);
     else
         atomio__reason(out->reject[ATOMIO_PATH_DOUBLEWRITE],
                        "the context has no doublewrite store (ATOMIO_CTX_NO_DOUBLEWRITE or no "
