@@ -478,8 +478,7 @@ engine_open(struct engine *e)
             "(--dblwr-dir); this engine has no torn-page protection of its own", path);
     if (r < 0)
         panic("atomio_file_open %s: %s", path, atomio_strerror(r));
-    /* Same as ATOMIO_FILE_INFO_INIT, spelled so that -Wextra's missing-field check is quiet. */
-    e->info = (atomio_file_info){.size = sizeof(atomio_file_info)};
+    e->info = (atomio_file_info)ATOMIO_FILE_INFO_INIT;
     r = atomio_file_info_get(e->data, &e->info);
     if (r < 0)
         panic("atomio_file_info_get: %s", atomio_strerror(r));
