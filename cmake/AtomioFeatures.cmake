@@ -11,7 +11,10 @@ check_c_source_compiles("
 __attribute__((target(\"sse4.2\"))) unsigned f(unsigned c, unsigned long long v) { return (unsigned)_mm_crc32_u64(c, v); }
 int main(void) { return (int)f(0, 1); }" HAVE_SSE42_INTRIN)
 unset(CMAKE_REQUIRED_DEFINITIONS)
-set(HAVE_LIBURING ${ATOMIO_WITH_LIBURING_FOUND})
+# Each optional backend counts as present only once its source file exists.
+if(ATOMIO_WITH_LIBURING_FOUND AND EXISTS ${PROJECT_SOURCE_DIR}/libatomio/submit_uring.c)
+  set(HAVE_LIBURING ON)
+endif()
 set(HAVE_NUMA ${ATOMIO_WITH_NUMA_FOUND})
 set(HAVE_JEMALLOC ${ATOMIO_WITH_JEMALLOC_FOUND})
 configure_file(${CMAKE_CURRENT_LIST_DIR}/atomio_config.h.in ${PROJECT_BINARY_DIR}/atomio_config.h)

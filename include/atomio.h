@@ -279,7 +279,7 @@ typedef struct atomio_caps {
     uint32_t fs_min_order;     /* log2(max(fs_block, sys_page) / sys_page) */
     uint64_t fs_type;          /* statfs f_type (XFS 0x58465342, ext4 0xef53, tmpfs 0x1021994) */
     uint32_t auto_path;        /* enum atomio_path AUTO picks with the probe's io style/policy */
-    uint32_t reserved0;
+    uint32_t folio_ok;         /* 1 if the page fits the folio-order rule of buffered atomics */
     char reason_direct[ATOMIO_REASON_LEN];     /* why DIRECT_ATOMIC is (not) possible */
     char reason_buffered[ATOMIO_REASON_LEN];   /* why BUFFERED_ATOMIC is (not) possible */
     char reason_doublewrite[ATOMIO_REASON_LEN];/* DOUBLEWRITE verdict */

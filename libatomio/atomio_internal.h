@@ -88,6 +88,8 @@ struct atomio_io {
     ssize_t res;          /* out: bytes written or -errno */
     struct atomio_file *file;
     uint32_t index;       /* caller's bookkeeping (batch entry index) */
+    uint32_t path;        /* enum atomio_path that prepared it (its complete() applies) */
+    void *bounce;         /* owned copy of the page when the path had to copy; freed after */
 };
 
 struct atomio_submit_ops {
@@ -134,6 +136,8 @@ extern const struct atomio_path_ops atomio__path_buffered;
 extern const struct atomio_path_ops atomio__path_doublewrite;
 extern const struct atomio_path_ops atomio__path_unsafe;
 const struct atomio_path_ops *atomio__path_ops(uint32_t path);
+/* The failure model of an RWF_ATOMIC completion (direct and buffered paths share it). */
+int atomio__atomic_complete(struct atomio_file *f, struct atomio_io *io);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Capability probe (caps.c) and selection (select.c).                                       */
@@ -187,7 +191,7 @@ struct atomio_ctx {
     struct atomio_store *store;     /* NULL with ATOMIO_CTX_NO_DOUBLEWRITE */
     struct atomio_alloc *alloc;     /* buf.c state */
     struct atomio_counters stats;
-    pthread_mutex_t lock;           /* files list, graveyard */
+    pthread_mutex_t *lock;          /* files list, graveyard */
     struct atomio_file *files;      /* open files (doubly linked) */
     struct atomio_file *graveyard[ATOMIO_GRAVEYARD];
     unsigned grave_next;
@@ -214,7 +218,7 @@ struct atomio_file {
     bool reprobed;                  /* EINVAL re-probe already done */
     atomio_caps caps;
     uint64_t calib_atomic_ns, calib_dblwr_ns;
-    pthread_mutex_t lock;           /* reasons, path changes */
+    pthread_mutex_t *lock;          /* reasons, path changes (pointer: usable from const f) */
     char reason[ATOMIO_REASON_LEN];
     char reject[ATOMIO_PATH__COUNT][ATOMIO_REASON_LEN];
     struct atomio_counters stats;

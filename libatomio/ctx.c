@@ -1,0 +1,255 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ctx.c -- context lifecycle: options with defaults resolved, the submitter (io_uring with a
+ * visible fallback to pwritev2), the page allocator, the doublewrite store and recovery at
+ * open, the list of open files and the graveyard of closed handles, counters and sync.
+ */
+#include "atomio_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define KNOWN_CTX_FLAGS (ATOMIO_CTX_NO_DOUBLEWRITE | ATOMIO_CTX_NO_RECOVER | ATOMIO_CTX_LOCK_PAGES)
+
+static bool
+is_pow2(uint64_t v)
+{
+    return v && !(v & (v - 1));
+}
+
+static int
+check_opts(atomio_ctx_opts *o)
+{
+    if (o->flags & ~KNOWN_CTX_FLAGS)
+        return ATOMIO_E_INVAL;
+    if (o->policy > ATOMIO_POLICY_CALIBRATE || o->submitter > ATOMIO_SUBMIT_SYNC)
+        return ATOMIO_E_INVAL;
+    if (o->reserved0)
+        return ATOMIO_E_INVAL;
+    for (size_t i = 0; i < sizeof(o->reserved) / sizeof(o->reserved[0]); i++)
+        if (o->reserved[i])
+            return ATOMIO_E_INVAL;
+    if (o->numa_node < -1)
+        return ATOMIO_E_INVAL;
+    if (!(o->flags & ATOMIO_CTX_NO_DOUBLEWRITE) && (!o->dblwr_dir || !o->dblwr_dir[0]))
+        return ATOMIO_E_INVAL;
+    if (o->dblwr_max_page_size &&
+        (!is_pow2(o->dblwr_max_page_size) || o->dblwr_max_page_size < ATOMIO_MIN_PAGE ||
+         o->dblwr_max_page_size > ATOMIO_MAX_PAGE))
+        return ATOMIO_E_PAGE_SIZE;
+    if (o->queue_depth > 4096 || o->dblwr_segments > 4096 || o->dblwr_batch_pages > 65536)
+        return ATOMIO_E_INVAL;
+
+    if (o->policy == ATOMIO_POLICY_DEFAULT)
+        o->policy = ATOMIO_POLICY_PREFER_FAST;
+    if (!o->queue_depth)
+        o->queue_depth = 32;
+    if (!o->dblwr_segments) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        o->dblwr_segments = n > 2 ? (uint32_t)(2 * n) : 4;
+    }
+    if (!o->dblwr_batch_pages)
+        o->dblwr_batch_pages = 64;
+    if (!o->dblwr_max_page_size)
+        o->dblwr_max_page_size = 16384;
+    return 0;
+}
+
+/* ATOMIO_SUBMITTER=sync|uring overrides the option, for tests and operations. */
+static uint32_t
+submitter_from_env(uint32_t dflt)
+{
+    const char *e = getenv("ATOMIO_SUBMITTER");
+    if (!e || !*e)
+        return dflt;
+    if (!strcasecmp(e, "sync") || !strcasecmp(e, "pwritev2"))
+        return ATOMIO_SUBMIT_SYNC;
+    if (!strcasecmp(e, "uring") || !strcasecmp(e, "io_uring"))
+        return ATOMIO_SUBMIT_URING;
+    return dflt;
+}
+
+static void
+setup_submitter(atomio_ctx *ctx)
+{
+    uint32_t want = submitter_from_env(ctx->opts.submitter);
+    ctx->submit = &atomio__submit_sync;
+    if (want == ATOMIO_SUBMIT_SYNC)
+        return;
+#ifdef HAVE_LIBURING
+    int r = atomio__uring_ctx_init(ctx);
+    if (r == 0) {
+        ctx->submit = &atomio__submit_uring;
+        return;
+    }
+    ctx->uring_err = r;
+#else
+    ctx->uring_err = -ENOSYS;
+#endif
+    ctx->uring_fallback = true;
+    ATOMIO_COUNT(&ctx->stats, uring_fallbacks, 1);
+}
+
+static void
+ctx_free(atomio_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    if (ctx->store)
+        atomio__store_close(ctx);
+#ifdef HAVE_LIBURING
+    if (ctx->submit == &atomio__submit_uring)
+        atomio__uring_ctx_fini(ctx);
+#endif
+    atomio__alloc_fini(ctx);
+    for (unsigned i = 0; i < ATOMIO_GRAVEYARD; i++) {
+        atomio_file *g = ctx->graveyard[i];
+        if (g) {
+            pthread_mutex_destroy(g->lock);
+            free(g->lock);
+            free(g->path);
+            free(g);
+        }
+    }
+    if (ctx->lock) {
+        pthread_mutex_destroy(ctx->lock);
+        free(ctx->lock);
+    }
+    free(ctx->dblwr_dir);
+    free(ctx);
+}
+
+int
+atomio_ctx_open(const atomio_ctx_opts *opts, atomio_ctx **out)
+{
+    if (!out)
+        return ATOMIO_E_INVAL;
+    *out = NULL;
+    atomio_ctx *ctx = calloc(1, sizeof(*ctx));
+    if (!ctx)
+        return -ENOMEM;
+    int r;
+    if (opts) {
+        r = atomio__copy_in(&ctx->opts, sizeof(ctx->opts), opts);
+    } else {
+        atomio_ctx_opts_init(&ctx->opts);
+        ctx->opts.flags = ATOMIO_CTX_NO_DOUBLEWRITE;
+        r = 0;
+    }
+    if (r == 0)
+        r = check_opts(&ctx->opts);
+    if (r < 0) {
+        free(ctx);
+        return r;
+    }
+    ctx->lock = malloc(sizeof(*ctx->lock));
+    if (!ctx->lock) {
+        free(ctx);
+        return -ENOMEM;
+    }
+    pthread_mutex_init(ctx->lock, NULL);
+    if (!(ctx->opts.flags & ATOMIO_CTX_NO_DOUBLEWRITE)) {
+        ctx->dblwr_dir = strdup(ctx->opts.dblwr_dir);
+        if (!ctx->dblwr_dir) {
+            ctx_free(ctx);
+            return -ENOMEM;
+        }
+    }
+    ctx->opts.dblwr_dir = ctx->dblwr_dir; /* never keep the caller's pointer */
+    atomic_store(&ctx->next_file_id, 1);
+
+    r = atomio__alloc_init(ctx);
+    if (r < 0) {
+        ctx_free(ctx);
+        return r;
+    }
+    setup_submitter(ctx);
+
+    if (ctx->dblwr_dir) {
+        r = atomio__store_open(ctx);
+        if (r < 0) {
+            ctx_free(ctx);
+            return r;
+        }
+        if (!(ctx->opts.flags & ATOMIO_CTX_NO_RECOVER)) {
+            atomio_recovery_report rep = ATOMIO_RECOVERY_REPORT_INIT;
+            r = atomio__recover(ctx, &rep);
+            if (r < 0) {
+                ctx_free(ctx);
+                return r;
+            }
+        }
+    }
+    *out = ctx;
+    return 0;
+}
+
+int
+atomio_ctx_close(atomio_ctx *ctx)
+{
+    if (!ctx)
+        return 0;
+    int first = 0;
+    for (;;) {
+        pthread_mutex_lock(ctx->lock);
+        atomio_file *f = ctx->files;
+        pthread_mutex_unlock(ctx->lock);
+        if (!f)
+            break;
+        int r = atomio_file_close(f);
+        if (r < 0 && !first)
+            first = r;
+    }
+    ctx_free(ctx);
+    return first;
+}
+
+int
+atomio_ctx_recover(atomio_ctx *ctx, atomio_recovery_report *report)
+{
+    if (!ctx)
+        return ATOMIO_E_INVAL;
+    if (report && report->size < 8)
+        return ATOMIO_E_ABI;
+    if (!ctx->store)
+        return ATOMIO_E_NO_DOUBLEWRITE;
+    atomio_recovery_report rep = ATOMIO_RECOVERY_REPORT_INIT;
+    int r = atomio__recover(ctx, &rep);
+    if (report) {
+        int c = atomio__copy_out(report, &rep, sizeof(rep));
+        if (c < 0)
+            return c;
+    }
+    return r;
+}
+
+int
+atomio_ctx_sync(atomio_ctx *ctx)
+{
+    if (!ctx)
+        return ATOMIO_E_INVAL;
+    int first = 0;
+    pthread_mutex_lock(ctx->lock);
+    for (atomio_file *f = ctx->files; f; f = f->next) {
+        int r = atomio_sync(f);
+        if (r < 0 && !first)
+            first = r;
+    }
+    pthread_mutex_unlock(ctx->lock);
+    return first;
+}
+
+int
+atomio_ctx_stats(const atomio_ctx *ctx, atomio_stats *st)
+{
+    if (!ctx || !st)
+        return ATOMIO_E_INVAL;
+    atomio_stats s;
+    memset(&s, 0, sizeof(s));
+    s.size = sizeof(s);
+    atomio__counters_read(&ctx->stats, &s);
+    return atomio__copy_out(st, &s, sizeof(s));
+}

@@ -1,0 +1,479 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * file.c -- data files: open (probe, select, reopen with the path's flags, join the store),
+ * close (into the ctx's graveyard so a stale handle reads ATOMIO_E_CLOSED), info, stats, reads,
+ * sync with the sticky-failure rule, the runtime downgrade, and the path table.
+ */
+#include "atomio_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#define KNOWN_FILE_FLAGS                                                                       \
+    (ATOMIO_FILE_CREATE | ATOMIO_FILE_RDONLY | ATOMIO_FILE_NO_COPY | ATOMIO_FILE_DSYNC)
+
+const struct atomio_path_ops *
+atomio__path_ops(uint32_t path)
+{
+    switch (path) {
+    case ATOMIO_PATH_DIRECT_ATOMIC:
+        return &atomio__path_direct;
+    case ATOMIO_PATH_BUFFERED_ATOMIC:
+        return &atomio__path_buffered;
+    case ATOMIO_PATH_DOUBLEWRITE:
+        return &atomio__path_doublewrite;
+    case ATOMIO_PATH_UNSAFE:
+        return &atomio__path_unsafe;
+    default:
+        return NULL;
+    }
+}
+
+static bool
+is_pow2(uint64_t v)
+{
+    return v && !(v & (v - 1));
+}
+
+int
+atomio__file_check(const atomio_file *f)
+{
+    if (!f)
+        return ATOMIO_E_INVAL;
+    if (atomic_load_explicit(&f->state, memory_order_acquire) == ATOMIO_STATE_CLOSED)
+        return ATOMIO_E_CLOSED;
+    return 0;
+}
+
+void
+atomio__file_fail(atomio_file *f)
+{
+    uint32_t ok = ATOMIO_STATE_OK;
+    atomic_compare_exchange_strong(&f->state, &ok, ATOMIO_STATE_FAILED);
+}
+
+void
+atomio__count_page(atomio_file *f, uint32_t path, uint64_t lat_ns)
+{
+    ATOMIO_COUNT(&f->stats, pages[path], 1);
+    ATOMIO_COUNT(&f->ctx->stats, pages[path], 1);
+    ATOMIO_COUNT(&f->stats, bytes_data, f->page_size);
+    ATOMIO_COUNT(&f->ctx->stats, bytes_data, f->page_size);
+    atomio__count_lat(&f->stats, lat_ns);
+    atomio__count_lat(&f->ctx->stats, lat_ns);
+}
+
+void
+atomio__file_downgrade(atomio_file *f, int err)
+{
+    pthread_mutex_lock(f->lock);
+    uint32_t was = atomic_load(&f->path_cur);
+    if (was != ATOMIO_PATH_DOUBLEWRITE) {
+        char why[ATOMIO_REASON_LEN];
+        atomio__reason(why,
+                       "runtime downgrade: %s write failed with %s (nothing written); pages now "
+                       "go through the doublewrite store",
+                       atomio_path_name(was), atomio_err_name(err));
+        memcpy(f->reject[was], why, sizeof(why));
+        memcpy(f->reason, why, sizeof(why));
+        f->reject[ATOMIO_PATH_DOUBLEWRITE][0] = '\0';
+        atomic_store(&f->path_cur, ATOMIO_PATH_DOUBLEWRITE);
+        atomic_fetch_add(&f->downgrades, 1);
+        ATOMIO_COUNT(&f->stats, downgrades, 1);
+        ATOMIO_COUNT(&f->ctx->stats, downgrades, 1);
+    }
+    pthread_mutex_unlock(f->lock);
+}
+
+int
+atomio__file_datasync(atomio_file *f)
+{
+    int r = atomio__sys.fdatasync(f->fd);
+    ATOMIO_COUNT(&f->stats, syncs, 1);
+    ATOMIO_COUNT(&f->ctx->stats, syncs, 1);
+    if (r < 0) {
+        /* The kernel may have dropped the dirty pages it could not write: a retry could
+         * "succeed" over lost data. Sticky, as PostgreSQL learned. */
+        ATOMIO_COUNT(&f->stats, failed_syncs, 1);
+        ATOMIO_COUNT(&f->ctx->stats, failed_syncs, 1);
+        atomio__file_fail(f);
+    }
+    return r;
+}
+
+/* ATOMIO_PATH=direct|buffered|doublewrite|unsafe|auto overrides the opened path. */
+static int
+path_from_env(uint32_t *path)
+{
+    const char *e = getenv("ATOMIO_PATH");
+    if (!e || !*e)
+        return 0;
+    static const struct {
+        const char *name;
+        uint32_t path;
+    } names[] = {
+        {"auto", ATOMIO_PATH_AUTO},
+        {"direct", ATOMIO_PATH_DIRECT_ATOMIC},
+        {"direct_atomic", ATOMIO_PATH_DIRECT_ATOMIC},
+        {"buffered", ATOMIO_PATH_BUFFERED_ATOMIC},
+        {"buffered_atomic", ATOMIO_PATH_BUFFERED_ATOMIC},
+        {"doublewrite", ATOMIO_PATH_DOUBLEWRITE},
+        {"dblwr", ATOMIO_PATH_DOUBLEWRITE},
+        {"unsafe", ATOMIO_PATH_UNSAFE},
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (!strcasecmp(e, names[i].name)) {
+            *path = names[i].path;
+            return 0;
+        }
+    }
+    return ATOMIO_E_INVAL;
+}
+
+static int
+check_file_opts(const atomio_file_opts *o)
+{
+    if (o->flags & ~KNOWN_FILE_FLAGS)
+        return ATOMIO_E_INVAL;
+    if (o->io_style > ATOMIO_IO_DIRECT || o->path >= ATOMIO_PATH__COUNT ||
+        o->policy > ATOMIO_POLICY_CALIBRATE || o->reserved0)
+        return ATOMIO_E_INVAL;
+    for (size_t i = 0; i < sizeof(o->reserved) / sizeof(o->reserved[0]); i++)
+        if (o->reserved[i])
+            return ATOMIO_E_INVAL;
+    if (o->mode & ~07777u)
+        return ATOMIO_E_INVAL;
+    if (!is_pow2(o->page_size) || o->page_size < ATOMIO_MIN_PAGE ||
+        o->page_size > ATOMIO_MAX_PAGE)
+        return ATOMIO_E_PAGE_SIZE;
+    return 0;
+}
+
+/* A stable id for files the engine did not name: device and inode, top bit set so it never
+ * collides with small engine-chosen ids (tablespace ids). */
+static uint64_t
+derive_file_id(const struct stat *st)
+{
+    uint64_t x = ((uint64_t)st->st_dev << 32) ^ (uint64_t)st->st_ino;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    return x | (1ull << 63);
+}
+
+/* Does the fd want O_DIRECT for this path and io style? */
+static bool
+wants_o_direct(const atomio_file *f, uint32_t path)
+{
+    switch (path) {
+    case ATOMIO_PATH_DIRECT_ATOMIC:
+        return true;
+    case ATOMIO_PATH_BUFFERED_ATOMIC:
+        return false;
+    default:
+        /* DOUBLEWRITE / UNSAFE in-place writes: as the engine asked; ANY takes O_DIRECT when
+         * the filesystem reports DIO alignment that the page satisfies. */
+        if (f->io_style == ATOMIO_IO_DIRECT)
+            return true;
+        if (f->io_style == ATOMIO_IO_BUFFERED)
+            return false;
+        return f->caps.dio_offset_align && f->page_size % f->caps.dio_offset_align == 0;
+    }
+}
+
+static void
+file_free(atomio_file *f)
+{
+    if (!f)
+        return;
+    if (f->lock) {
+        pthread_mutex_destroy(f->lock);
+        free(f->lock);
+    }
+    free(f->path);
+    free(f);
+}
+
+/*
+ * choose_path() -- probe the open fd, select, calibrate if the policy asks, record reasons.
+ * Returns 0 or the selection's error.
+ */
+static int
+choose_path(atomio_file *f, uint32_t forced)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s", f->path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *(slash == dir ? slash + 1 : slash) = '\0';
+
+    f->caps.size = sizeof(f->caps);
+    int r = atomio__probe_fd(f->fd, dir, f->page_size, &f->caps);
+    if (r < 0)
+        return r;
+
+    struct atomio_select_in in = {.caps = &f->caps,
+                                  .io_style = f->io_style,
+                                  .policy = f->policy,
+                                  .forced = forced,
+                                  .have_store = f->ctx->store != NULL};
+    struct atomio_select_out out;
+    atomio__select(&in, &out);
+    if (!out.err && out.needs_calibration) {
+        r = atomio__calibrate(f->ctx, f, &f->calib_atomic_ns, &f->calib_dblwr_ns);
+        if (r == 0) {
+            in.calib_atomic_ns = f->calib_atomic_ns;
+            in.calib_dblwr_ns = f->calib_dblwr_ns;
+            atomio__select(&in, &out);
+        }
+        /* If calibration itself failed, keep the provisional doublewrite choice. */
+    }
+    if (out.err)
+        return out.err;
+    atomic_store(&f->path_cur, out.path);
+    memcpy(f->reason, out.reason, sizeof(f->reason));
+    memcpy(f->reject, out.reject, sizeof(f->reject));
+    return 0;
+}
+
+int
+atomio_file_open(atomio_ctx *ctx, const char *path, const atomio_file_opts *opts,
+                 atomio_file **out)
+{
+    if (!out)
+        return ATOMIO_E_INVAL;
+    *out = NULL;
+    if (!ctx || !path || !*path || !opts)
+        return ATOMIO_E_INVAL;
+    atomio_file_opts o;
+    int r = atomio__copy_in(&o, sizeof(o), opts);
+    if (r == 0)
+        r = check_file_opts(&o);
+    uint32_t forced = o.path;
+    if (r == 0)
+        r = path_from_env(&forced);
+    if (r < 0)
+        return r;
+    if ((o.flags & ATOMIO_FILE_RDONLY) && (o.flags & ATOMIO_FILE_CREATE))
+        return ATOMIO_E_INVAL;
+
+    atomio_file *f = calloc(1, sizeof(*f));
+    if (!f)
+        return -ENOMEM;
+    f->lock = malloc(sizeof(*f->lock));
+    if (!f->lock) {
+        free(f);
+        return -ENOMEM;
+    }
+    pthread_mutex_init(f->lock, NULL);
+    f->ctx = ctx;
+    f->fd = -1;
+    f->fflags = o.flags;
+    f->rdonly = (o.flags & ATOMIO_FILE_RDONLY) != 0;
+    f->page_size = o.page_size;
+    f->page_shift = (uint32_t)__builtin_ctz(o.page_size);
+    f->io_style = o.io_style;
+    f->policy = o.policy ? o.policy : ctx->opts.policy;
+
+    int oflags = (f->rdonly ? O_RDONLY : O_RDWR) | ((o.flags & ATOMIO_FILE_CREATE) ? O_CREAT : 0);
+    r = atomio__sys.open(path, oflags, o.mode ? o.mode : 0600);
+    if (r < 0)
+        goto fail;
+    f->fd = r;
+    struct stat st;
+    if (fstat(f->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        r = ATOMIO_E_INVAL;
+        goto fail;
+    }
+    f->path = realpath(path, NULL);
+    if (!f->path) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    f->file_id = o.file_id ? o.file_id : derive_file_id(&st);
+
+    r = choose_path(f, forced);
+    if (r < 0)
+        goto fail;
+
+    /* Reopen with the path's flags; the probe fd was opened plain. Never O_APPEND. */
+    uint32_t p = atomic_load(&f->path_cur);
+    f->o_direct = wants_o_direct(f, p);
+    int nfd = atomio__sys.open(f->path, (f->rdonly ? O_RDONLY : O_RDWR) |
+                                            (f->o_direct ? O_DIRECT : 0), 0);
+    if (nfd < 0) {
+        r = nfd;
+        goto fail;
+    }
+    atomio__sys.close(f->fd);
+    f->fd = nfd;
+    f->open_flags = (f->rdonly ? O_RDONLY : O_RDWR) | (f->o_direct ? O_DIRECT : 0);
+    f->mem_align = 1;
+    if (f->o_direct) {
+        uint32_t a = f->caps.dio_mem_align > 4096 ? f->caps.dio_mem_align : 4096;
+        f->mem_align = a;
+    }
+
+    if (ctx->store && !f->rdonly) {
+        r = atomio__store_register(ctx, f);
+        if (r < 0)
+            goto fail;
+    }
+
+    pthread_mutex_lock(ctx->lock);
+    f->next = ctx->files;
+    if (ctx->files)
+        ctx->files->prev = f;
+    ctx->files = f;
+    pthread_mutex_unlock(ctx->lock);
+    *out = f;
+    return 0;
+
+fail:
+    if (f->fd >= 0)
+        atomio__sys.close(f->fd);
+    file_free(f);
+    return r;
+}
+
+int
+atomio_file_close(atomio_file *f)
+{
+    if (!f)
+        return 0;
+    int r = atomio__file_check(f);
+    if (r < 0)
+        return r;
+    atomio_ctx *ctx = f->ctx;
+    pthread_mutex_lock(ctx->lock);
+    if (atomic_exchange(&f->state, ATOMIO_STATE_CLOSED) == ATOMIO_STATE_CLOSED) {
+        pthread_mutex_unlock(ctx->lock);
+        return ATOMIO_E_CLOSED;
+    }
+    if (f->prev)
+        f->prev->next = f->next;
+    else
+        ctx->files = f->next;
+    if (f->next)
+        f->next->prev = f->prev;
+    f->next = f->prev = NULL;
+    /* Keep the struct a while so a stale handle is detected instead of touching freed memory. */
+    unsigned slot = ctx->grave_next++ % ATOMIO_GRAVEYARD;
+    atomio_file *old = ctx->graveyard[slot];
+    ctx->graveyard[slot] = f;
+    pthread_mutex_unlock(ctx->lock);
+    file_free(old);
+    r = atomio__sys.close(f->fd);
+    f->fd = -1;
+    return r;
+}
+
+int
+atomio_file_info_get(const atomio_file *f, atomio_file_info *info)
+{
+    int r = atomio__file_check(f);
+    if (r < 0)
+        return r;
+    if (!info)
+        return ATOMIO_E_INVAL;
+    atomio_file_info i;
+    memset(&i, 0, sizeof(i));
+    i.size = sizeof(i);
+    pthread_mutex_lock(f->lock);
+    i.path = atomic_load(&f->path_cur);
+    i.torn_write_safe = i.path != ATOMIO_PATH_UNSAFE;
+    i.state = atomic_load(&f->state);
+    i.page_size = f->page_size;
+    i.io_style = f->io_style;
+    i.policy = f->policy;
+    i.submitter = f->ctx->submit->id;
+    i.uring_fallback = f->ctx->uring_fallback;
+    i.downgrades = atomic_load(&f->downgrades);
+    i.o_direct = f->o_direct;
+    i.direct_atomic = f->caps.direct_atomic;
+    i.file_id = f->file_id;
+    i.calib_atomic_ns = f->calib_atomic_ns;
+    i.calib_dblwr_ns = f->calib_dblwr_ns;
+    memcpy(i.reason, f->reason, sizeof(i.reason));
+    memcpy(i.reject_direct, f->reject[ATOMIO_PATH_DIRECT_ATOMIC], sizeof(i.reject_direct));
+    memcpy(i.reject_buffered, f->reject[ATOMIO_PATH_BUFFERED_ATOMIC], sizeof(i.reject_buffered));
+    memcpy(i.reject_doublewrite, f->reject[ATOMIO_PATH_DOUBLEWRITE],
+           sizeof(i.reject_doublewrite));
+    pthread_mutex_unlock(f->lock);
+    return atomio__copy_out(info, &i, sizeof(i));
+}
+
+int
+atomio_file_caps(const atomio_file *f, atomio_caps *caps)
+{
+    int r = atomio__file_check(f);
+    if (r < 0)
+        return r;
+    if (!caps)
+        return ATOMIO_E_INVAL;
+    pthread_mutex_lock(f->lock);
+    r = atomio__copy_out(caps, &f->caps, sizeof(f->caps));
+    pthread_mutex_unlock(f->lock);
+    return r;
+}
+
+int
+atomio_file_stats(const atomio_file *f, atomio_stats *st)
+{
+    int r = atomio__file_check(f);
+    if (r < 0)
+        return r;
+    if (!st)
+        return ATOMIO_E_INVAL;
+    atomio_stats s;
+    memset(&s, 0, sizeof(s));
+    s.size = sizeof(s);
+    atomio__counters_read(&f->stats, &s);
+    return atomio__copy_out(st, &s, sizeof(s));
+}
+
+int
+atomio_sync(atomio_file *f)
+{
+    int r = atomio__file_check(f);
+    if (r < 0)
+        return r;
+    if (atomic_load(&f->state) == ATOMIO_STATE_FAILED)
+        return ATOMIO_E_FAILED;
+    return atomio__file_datasync(f);
+}
+
+int
+atomio_read(atomio_file *f, uint64_t page_no, void *page)
+{
+    int r = atomio__file_check(f);
+    if (r < 0)
+        return r;
+    if (!page)
+        return ATOMIO_E_INVAL;
+    if (page_no > ((uint64_t)INT64_MAX >> f->page_shift) - 1)
+        return ATOMIO_E_RANGE;
+    if ((uintptr_t)page % f->mem_align)
+        return ATOMIO_E_UNALIGNED;
+    uint64_t off = page_no << f->page_shift;
+    size_t done = 0;
+    while (done < f->page_size) {
+        ssize_t n = atomio__sys.pread(f->fd, (char *)page + done, f->page_size - done, off + done);
+        if (n < 0)
+            return (int)n;
+        if (n == 0)
+            break; /* end of file: the rest reads as zeros */
+        done += (size_t)n;
+        if (f->o_direct && done % 512)
+            break; /* a DIO read ends at EOF only */
+    }
+    if (done < f->page_size)
+        memset((char *)page + done, 0, f->page_size - done);
+    return 0;
+}

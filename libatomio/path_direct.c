@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * path_direct.c -- DIRECT_ATOMIC (DESIGN 6): O_DIRECT, one aligned buffer, offset =
+ * page_no x page_size, RWF_ATOMIC (+RWF_DSYNC on request), never O_APPEND/RWF_APPEND (the
+ * kernel skips its alignment check for appends). The caller's buffer is used as it is.
+ */
+#include "atomio_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+
+static int
+direct_open_flags(const struct atomio_file *f)
+{
+    (void)f;
+    return O_DIRECT;
+}
+
+static int
+direct_prep(struct atomio_file *f, uint64_t page_no, const void *page, uint32_t wflags,
+            struct atomio_io *io)
+{
+    if ((uintptr_t)page % f->mem_align)
+        return ATOMIO_E_UNALIGNED;
+    io->fd = f->fd;
+    io->buf = page;
+    io->len = f->page_size;
+    io->off = page_no << f->page_shift;
+    io->rwflags = RWF_ATOMIC | ((wflags & ATOMIO_WRITE_DSYNC) ? RWF_DSYNC : 0);
+    io->file = f;
+    return 0;
+}
+
+/*
+ * atomio__atomic_complete() -- the failure model of an atomic write (shared with the buffered
+ * path): full length is success; 0 <= n < len is a short write, fatal for the file (retrying
+ * the tail would tear the page); EOPNOTSUPP/ENOSPC mean nothing was written, so the page can
+ * go through doublewrite; EINVAL means our geometry is wrong: re-probe once.
+ */
+int
+atomio__atomic_complete(struct atomio_file *f, struct atomio_io *io)
+{
+    if (io->res == (ssize_t)io->len)
+        return 0;
+    if (io->res >= 0) {
+        ATOMIO_COUNT(&f->stats, short_writes, 1);
+        ATOMIO_COUNT(&f->ctx->stats, short_writes, 1);
+        atomio__file_fail(f);
+        return ATOMIO_E_SHORT_WRITE;
+    }
+    if ((io->res == -EOPNOTSUPP || io->res == -ENOSPC) && f->ctx->store)
+        return ATOMIO__DOWNGRADE;
+    if (io->res == -EINVAL)
+        return ATOMIO__REPROBE;
+    return (int)io->res;
+}
+
+const struct atomio_path_ops atomio__path_direct = {
+    .id = ATOMIO_PATH_DIRECT_ATOMIC,
+    .name = "DIRECT_ATOMIC",
+    .open_flags = direct_open_flags,
+    .prep = direct_prep,
+    .complete = atomio__atomic_complete,
+};

@@ -1,0 +1,214 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * write.c -- the write engine behind atomio_write() and atomio_write_batch(). Entries are
+ * validated first (an invalid entry gets its code and is never written); atomic and unsafe
+ * pages are prepared by their path and issued together by the ctx's submitter; doublewrite
+ * pages, and pages whose atomic write reported "nothing written" (the runtime downgrade), go
+ * through the store's batch protocol. A short write fails its file and is never retried.
+ */
+#include "atomio_internal.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int
+check_entry(atomio_ctx *ctx, const atomio_page_write *w)
+{
+    atomio_file *f = w->file;
+    int r = atomio__file_check(f);
+    if (r < 0)
+        return r;
+    if (f->ctx != ctx || !w->page)
+        return ATOMIO_E_INVAL;
+    if (f->rdonly)
+        return ATOMIO_E_READ_ONLY;
+    if (atomic_load(&f->state) == ATOMIO_STATE_FAILED)
+        return ATOMIO_E_FAILED;
+    if (w->page_no > ((uint64_t)INT64_MAX >> f->page_shift) - 1)
+        return ATOMIO_E_RANGE;
+    return 0;
+}
+
+/*
+ * reprobe_and_retry() -- EINVAL from an atomic write means our geometry is wrong, or the file
+ * changed under us (remount, reflink state). Probe again once: if the file no longer takes
+ * this path, switch to what selection says now; otherwise retry exactly once. A second EINVAL
+ * is a bug: ATOMIO_E_GEOMETRY.
+ */
+static int
+reprobe_and_retry(atomio_file *f, struct atomio_io *io, uint64_t page_no, const void *page,
+                  uint32_t wflags, bool *to_dw)
+{
+    *to_dw = false;
+    pthread_mutex_lock(f->lock);
+    bool again = f->reprobed;
+    f->reprobed = true;
+    uint32_t cur = atomic_load(&f->path_cur);
+    if (!again) {
+        char dir[4096];
+        size_t n = strlen(f->path);
+        if (n >= sizeof(dir))
+            n = sizeof(dir) - 1;
+        memcpy(dir, f->path, n);
+        dir[n] = '\0';
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            *(slash == dir ? slash + 1 : slash) = '\0';
+        atomio_caps caps;
+        caps.size = sizeof(caps);
+        if (atomio__probe_fd(f->fd, dir, f->page_size, &caps) == 0) {
+            f->caps = caps;
+            bool still = cur == ATOMIO_PATH_DIRECT_ATOMIC ? caps.direct_atomic != ATOMIO_ATOMIC_NONE
+                                                          : caps.buffered_atomic != 0;
+            if (!still && f->ctx->store) {
+                pthread_mutex_unlock(f->lock);
+                atomio__file_downgrade(f, -EINVAL);
+                *to_dw = true;
+                return 0;
+            }
+        }
+    }
+    pthread_mutex_unlock(f->lock);
+    if (again)
+        return ATOMIO_E_GEOMETRY;
+
+    const struct atomio_path_ops *ops = atomio__path_ops(cur);
+    free(io->bounce);
+    memset(io, 0, sizeof(*io));
+    int r = ops->prep(f, page_no, page, wflags, io);
+    if (r < 0)
+        return r;
+    r = f->ctx->submit->submit(f->ctx, io, 1);
+    if (r < 0)
+        return r;
+    r = ops->complete(f, io);
+    if (r == ATOMIO__REPROBE)
+        return ATOMIO_E_GEOMETRY;
+    if (r == ATOMIO__DOWNGRADE) {
+        atomio__file_downgrade(f, (int)io->res);
+        *to_dw = true;
+        return 0;
+    }
+    return r;
+}
+
+static int
+write_entries(atomio_ctx *ctx, atomio_page_write *w, size_t n, uint32_t flags)
+{
+    struct atomio_io *ios = calloc(n, sizeof(*ios));
+    struct atomio_dw_item *dw = calloc(n, sizeof(*dw));
+    uint32_t *dw_entry = calloc(n, sizeof(*dw_entry));
+    if (!ios || !dw || !dw_entry) {
+        free(ios);
+        free(dw);
+        free(dw_entry);
+        for (size_t i = 0; i < n; i++)
+            w[i].result = -ENOMEM;
+        return 0;
+    }
+    size_t nio = 0, ndw = 0;
+    uint64_t t0 = atomio__now_ns();
+
+    for (size_t i = 0; i < n; i++) {
+        int r = check_entry(ctx, &w[i]);
+        if (r < 0) {
+            w[i].result = r;
+            continue;
+        }
+        atomio_file *f = w[i].file;
+        uint32_t wflags = flags | ((f->fflags & ATOMIO_FILE_DSYNC) ? ATOMIO_WRITE_DSYNC : 0);
+        uint32_t path = atomic_load(&f->path_cur);
+        const struct atomio_path_ops *ops = atomio__path_ops(path);
+        if (!ops->prep) {
+            dw[ndw] = (struct atomio_dw_item){.file = f, .page_no = w[i].page_no,
+                                              .page = w[i].page};
+            dw_entry[ndw++] = (uint32_t)i;
+            continue;
+        }
+        r = ops->prep(f, w[i].page_no, w[i].page, wflags, &ios[nio]);
+        if (r < 0) {
+            w[i].result = r;
+            continue;
+        }
+        ios[nio].index = (uint32_t)i;
+        ios[nio].path = path;
+        nio++;
+    }
+
+    if (nio) {
+        int r = ctx->submit->submit(ctx, ios, nio);
+        uint64_t lat = atomio__now_ns() - t0;
+        for (size_t k = 0; k < nio; k++) {
+            struct atomio_io *io = &ios[k];
+            atomio_page_write *e = &w[io->index];
+            atomio_file *f = io->file;
+            uint32_t path = io->path;
+            int c = r < 0 ? r : atomio__path_ops(path)->complete(f, io);
+            if (c == ATOMIO__REPROBE) {
+                bool to_dw;
+                uint32_t wflags = flags | ((f->fflags & ATOMIO_FILE_DSYNC) ? ATOMIO_WRITE_DSYNC : 0);
+                c = reprobe_and_retry(f, io, e->page_no, e->page, wflags, &to_dw);
+                if (c == 0 && to_dw)
+                    c = ATOMIO__DOWNGRADE;
+            } else if (c == ATOMIO__DOWNGRADE) {
+                atomio__file_downgrade(f, (int)io->res);
+            }
+            if (c == ATOMIO__DOWNGRADE) {
+                dw[ndw] = (struct atomio_dw_item){.file = f, .page_no = e->page_no,
+                                                  .page = e->page};
+                dw_entry[ndw++] = io->index;
+            } else {
+                e->result = c;
+                if (c == 0)
+                    atomio__count_page(f, path, lat);
+            }
+            free(io->bounce);
+            io->bounce = NULL;
+        }
+    }
+
+    if (ndw) {
+        atomio__dw_write(ctx, dw, ndw, flags);
+        for (size_t k = 0; k < ndw; k++)
+            w[dw_entry[k]].result = dw[k].result;
+    }
+
+    int ok = 0;
+    for (size_t i = 0; i < n; i++)
+        ok += w[i].result == 0;
+    free(ios);
+    free(dw);
+    free(dw_entry);
+    return ok;
+}
+
+int
+atomio_write(atomio_file *f, uint64_t page_no, const void *page, uint32_t flags)
+{
+    int r = atomio__file_check(f);
+    if (r < 0)
+        return r;
+    if (flags & ~ATOMIO_WRITE_DSYNC)
+        return ATOMIO_E_INVAL;
+    atomio_page_write w = {.file = f, .page_no = page_no, .page = page};
+    write_entries(f->ctx, &w, 1, flags);
+    return w.result;
+}
+
+int
+atomio_write_batch(atomio_ctx *ctx, atomio_page_write *w, size_t n, uint32_t flags)
+{
+    if (!ctx || (!w && n))
+        return ATOMIO_E_INVAL;
+    if (flags & ~ATOMIO_WRITE_DSYNC)
+        return ATOMIO_E_INVAL;
+    if (n > INT32_MAX)
+        return ATOMIO_E_INVAL;
+    for (size_t i = 0; i < n; i++)
+        w[i].result = 0;
+    if (!n)
+        return 0;
+    return write_entries(ctx, w, n, flags);
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# The whole test suite, as CI runs it: dependencies, a -Werror build, every CTest suite
+# (filesystem suites make their own loop mounts as root and skip with a reason otherwise),
+# then the ASan+UBSan and TSan builds of the unit and filesystem suites.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+jobs=$(nproc)
+
+step() { printf '\n==== %s\n' "$*"; }
+
+step "build (warnings are errors)"
+cmake -S . -B build-ci -DATOMIO_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build-ci -j"$jobs"
+step "all suites"
+ctest --test-dir build-ci --output-on-failure -j"$jobs"
+
+step "ASan+UBSan: unit and filesystem suites"
+cmake -S . -B build-asan -DATOMIO_WERROR=ON -DCMAKE_BUILD_TYPE=Asan >/dev/null
+cmake --build build-asan -j"$jobs"
+ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j"$jobs" -L 'unit|fs'
+
+step "TSan: unit and thread suites"
+cmake -S . -B build-tsan -DATOMIO_WERROR=ON -DCMAKE_BUILD_TYPE=Tsan -DATOMIO_BUILD_BENCH=OFF >/dev/null
+cmake --build build-tsan -j"$jobs"
+TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan --output-on-failure -j"$jobs" -L 'unit|threads'
+
+step "done"
