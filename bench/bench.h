@@ -274,6 +274,8 @@ void progress_add_pages(struct wl_progress *p, uint64_t n);
 void progress_run_end(struct wl_progress *p);
 void progress_stop(struct wl_progress *p);
 
+struct json_flat;
+
 /* ---- JSON writer (json.c) ---------------------------------------------------------------- */
 
 struct json {

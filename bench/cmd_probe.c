@@ -140,7 +140,9 @@ auto_for_style(const char *path, uint32_t page_size, int io_style, uint32_t poli
         atomio_file *f = NULL;
         rc = atomio_file_open(ctx, target, &fo, &f);
         if (rc == 0) {
-            atomio_file_info info = ATOMIO_FILE_INFO_INIT;
+            atomio_file_info info;
+            memset(&info, 0, sizeof(info));
+            info.size = sizeof(info); /* the _INIT macros trip -Wmissing-field-initializers */
             rc = atomio_file_info_get(f, &info);
             if (rc == 0) {
                 v->path = info.path;
@@ -180,14 +182,15 @@ print_human(const char *path, const atomio_caps *c, int io_style, const struct a
                bit_names(c->statx_attributes, 1, b1, sizeof(b1)));
         printf("  %-16s memory %u B, offset %u B, read offset %u B\n", "dio alignment",
                c->dio_mem_align, c->dio_offset_align, c->dio_read_offset_align);
-        printf("  %-16s min %u B, max %u B, max_opt %u B, segments %u\n", "atomic unit",
-               c->unit_min, c->unit_max, c->unit_max_opt, c->segments_max);
+        printf("  %-16s min %s, max %s, max_opt %s, segments %u\n", "atomic unit",
+               fmt_bytes(c->unit_min), fmt_bytes(c->unit_max), fmt_bytes(c->unit_max_opt),
+               c->segments_max);
     } else {
         printf("  %-16s not available (statx failed or not filled)\n", "statx");
     }
     if (c->valid & ATOMIO_CAPS_SYSFS)
-        printf("  %-16s %u B (sysfs queue/atomic_write_unit_max_bytes)%s\n", "hardware limit",
-               c->hw_unit_max, c->hw_unit_max ? "" : ": no hardware atomic writes");
+        printf("  %-16s %s (sysfs queue/atomic_write_unit_max_bytes)%s\n", "hardware limit",
+               fmt_bytes(c->hw_unit_max), c->hw_unit_max ? "" : ": no hardware atomic writes");
     else
         printf("  %-16s unknown (sysfs: %s)\n", "hardware limit",
                c->hw_sysfs_err ? atomio_strerror(c->hw_sysfs_err) : "not read");
@@ -213,6 +216,11 @@ print_human(const char *path, const atomio_caps *c, int io_style, const struct a
     printf("  %-16s %-22s %s\n", "DOUBLEWRITE", "yes", c->reason_doublewrite);
     printf("  %-16s %-22s %s\n", "UNSAFE", "yes (not torn-safe)",
            "plain writes, no protection: for measuring what protection costs");
+    if (av->err) {
+        printf("\n  AUTO (io style %s): cannot tell: %s (%s)\n", wl_io_style_name(io_style),
+               atomio_strerror(av->err), atomio_err_name(av->err));
+        return;
+    }
     printf("\n  AUTO picks %s", atomio_path_name(av->path));
     printf(" (io style %s%s): %s\n", wl_io_style_name(io_style),
            av->source && strcmp(av->source, "atomio_probe") == 0 ? ", policy fast" : "",
@@ -287,7 +295,8 @@ print_json(const char *path, const atomio_caps *c, int io_style, const struct au
     json_obj_close(&j);
     json_obj_open(&j, "auto");
     json_str(&j, "io_style", wl_io_style_name(io_style));
-    json_str(&j, "path", atomio_path_name(av->path));
+    json_str(&j, "path", av->err ? NULL : atomio_path_name(av->path));
+    json_str(&j, "error", av->err ? atomio_err_name(av->err) : NULL);
     json_str(&j, "reason", av->reason);
     json_str(&j, "reject_direct", av->reject[0][0] ? av->reject[0] : NULL);
     json_str(&j, "reject_buffered", av->reject[1][0] ? av->reject[1] : NULL);
@@ -346,7 +355,11 @@ cmd_probe(int argc, char **argv)
     if (!path)
         usage_error("probe", "missing PATH (a file, or a directory for its filesystem)");
 
-    atomio_caps caps = ATOMIO_CAPS_INIT;
+    atomio_caps caps;
+
+    memset(&caps, 0, sizeof(caps));
+
+    caps.size = sizeof(caps); /* the _INIT macros trip -Wmissing-field-initializers */
     int rc = atomio_probe(path, page_size, &caps);
     if (rc < 0) {
         runtime_error("probe", "%s: %s (%s)", path, atomio_strerror(rc), atomio_err_name(rc));
@@ -362,9 +375,9 @@ cmd_probe(int argc, char **argv)
         memset(&fv, 0, sizeof(fv));
         rc = auto_for_style(path, page_size, io_style, (uint32_t)policy, &fv);
         if (rc < 0) {
-            runtime_error("probe", "%s: cannot ask AUTO for io style %s: %s (%s)", path,
-                          wl_io_style_name(io_style), atomio_strerror(rc), atomio_err_name(rc));
-            return BENCH_EXIT_RUNTIME;
+            memset(&fv, 0, sizeof(fv));
+            fv.err = rc;
+            fv.source = "atomio_file_open";
         }
         av = fv;
     }
@@ -372,5 +385,12 @@ cmd_probe(int argc, char **argv)
         print_json(path, &caps, io_style, &av);
     else
         print_human(path, &caps, io_style, &av);
+    if (av.err) {
+        /* Everything else was shown; the one thing asked for that failed is an error. */
+        runtime_error("probe", "%s: cannot tell what AUTO picks for io style %s: %s (%s)", path,
+                      wl_io_style_name(io_style), atomio_strerror(av.err),
+                      atomio_err_name(av.err));
+        return BENCH_EXIT_RUNTIME;
+    }
     return BENCH_EXIT_OK;
 }

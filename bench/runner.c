@@ -115,7 +115,9 @@ static void
 lt_mark(void *arg, int phase)
 {
     struct lib_state *s = arg;
-    atomio_stats st = ATOMIO_STATS_INIT;
+    atomio_stats st;
+    memset(&st, 0, sizeof(st));
+    st.size = sizeof(st); /* the _INIT macros trip -Wmissing-field-initializers */
     if (atomio_ctx_stats(s->ctx, &st) == 0)
         s->st[phase] = st;
 }
@@ -214,7 +216,8 @@ fs_type_name(uint64_t t)
 }
 
 /* open_ctx() -- a ctx with a doublewrite store; without one if the store cannot be made and the
- * path does not need it (noted in the result, so the row says so). */
+ * path is not DOUBLEWRITE itself (noted in the result, so the row says so: AUTO then chooses
+ * among the other paths). */
 static int
 open_ctx(const struct wl_config *c, const struct lib_opts *o, struct wl_result *r,
          atomio_ctx **ctx)
@@ -228,9 +231,10 @@ open_ctx(const struct wl_config *c, const struct lib_opts *o, struct wl_result *
     co.dblwr_batch_pages = c->batch > 64 ? c->batch : 0;
     co.dblwr_max_page_size = c->page_size > 16384 ? c->page_size : 0;
     int rc = atomio_ctx_open(&co, ctx);
-    if (rc == 0 || o->path == ATOMIO_PATH_DOUBLEWRITE || o->path == ATOMIO_PATH_AUTO)
+    if (rc == 0 || o->path == ATOMIO_PATH_DOUBLEWRITE)
         return rc;
-    snprintf(r->note, sizeof(r->note), "no doublewrite store (%s)", atomio_err_name(rc));
+    snprintf(r->note, sizeof(r->note), "no doublewrite store (%s)%s", atomio_err_name(rc),
+             o->path == ATOMIO_PATH_AUTO ? ", so AUTO chose without DOUBLEWRITE" : "");
     co.flags |= ATOMIO_CTX_NO_DOUBLEWRITE;
     co.dblwr_dir = NULL;
     return atomio_ctx_open(&co, ctx);
@@ -260,7 +264,9 @@ lib_run(const struct wl_config *c, const struct lib_opts *o, struct wl_result *r
     if (rc < 0) {
         r->err = rc;
         const char *why = "";
-        atomio_caps caps = ATOMIO_CAPS_INIT;
+        atomio_caps caps;
+        memset(&caps, 0, sizeof(caps));
+        caps.size = sizeof(caps); /* the _INIT macros trip -Wmissing-field-initializers */
         if (rc == ATOMIO_E_PATH_UNSUPPORTED && atomio_probe(c->file, c->page_size, &caps) == 0) {
             if (o->path == ATOMIO_PATH_DIRECT_ATOMIC)
                 why = caps.reason_direct;
@@ -275,7 +281,9 @@ lib_run(const struct wl_config *c, const struct lib_opts *o, struct wl_result *r
         (void)atomio_ctx_close(s.ctx);
         return rc;
     }
-    atomio_file_info info = ATOMIO_FILE_INFO_INIT;
+    atomio_file_info info;
+    memset(&info, 0, sizeof(info));
+    info.size = sizeof(info); /* the _INIT macros trip -Wmissing-field-initializers */
     if (atomio_file_info_get(s.f, &info) == 0) {
         snprintf(r->path_actual, sizeof(r->path_actual), "%s", atomio_path_name(info.path));
         snprintf(r->submitter, sizeof(r->submitter), "%s", atomio_submitter_name(info.submitter));

@@ -258,8 +258,10 @@ run_baseline(struct session *s, struct report_row *row, struct wl_result *r)
     char *argv[48];
     int n = 0, k = 0;
 #define ARG(...) (snprintf(a[k], sizeof(a[k]), __VA_ARGS__), argv[n++] = a[k++])
+    char file[PATH_MAX];
+    snprintf(file, sizeof(file), "%s", c->file);
     argv[n++] = exe;
-    argv[n++] = (char *)c->file;
+    argv[n++] = file;
     ARG("--page-size=%u", c->page_size);
     ARG("--file-size=%llu", (unsigned long long)c->file_size);
     ARG("--workload=%s", wl_pattern_name(c->pattern));
@@ -302,7 +304,7 @@ run_baseline(struct session *s, struct report_row *row, struct wl_result *r)
     if (rc != 0) {
         close(pfd[0]);
         r->err = -rc;
-        snprintf(r->errmsg, sizeof(r->errmsg), "spawn %s: %s", exe, strerror(rc));
+        snprintf(r->errmsg, sizeof(r->errmsg), "spawn %.180s: %s", exe, strerror(rc));
         return r->err;
     }
     size_t cap = 1 << 16, len = 0;
@@ -330,12 +332,12 @@ run_baseline(struct session *s, struct report_row *row, struct wl_result *r)
         snprintf(r->name, sizeof(r->name), "%s", row->name);
     } else if (!r->err) {
         r->err = -EPROTO;
-        snprintf(r->errmsg, sizeof(r->errmsg), "%s %s (no result object)", exe,
+        snprintf(r->errmsg, sizeof(r->errmsg), "%.180s %s (no result object)", exe,
                  WIFEXITED(st) ? "exited without a result" : "was killed");
     }
     if (!r->err && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
         r->err = -EPROTO;
-        snprintf(r->errmsg, sizeof(r->errmsg), "%s exit status %d", exe,
+        snprintf(r->errmsg, sizeof(r->errmsg), "%.180s exit status %d", exe,
                  WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
     }
     free(o);

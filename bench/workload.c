@@ -236,6 +236,14 @@ struct wl_shared {
     struct wl_progress *prog;
     _Atomic int measuring;
     _Atomic int stop;
+    /* The switch from warm-up to measuring happens at a batch boundary of every thread at
+     * once (a barrier that tolerates threads leaving), so no batch straddles it and the
+     * counters snapshotted by ops->mark match the pages counted exactly. */
+    _Atomic int flip_requested;
+    pthread_cond_t cond;
+    unsigned arrived, live;
+    uint64_t t0;
+    double u0, s0;
     _Atomic int64_t remaining; /* pages mode */
     _Atomic int err;
     pthread_mutex_t lock;
@@ -267,6 +275,44 @@ set_error(struct wl_shared *sh, int err, const char *what)
     atomic_store(&sh->stop, 1);
 }
 
+/* flip_locked() -- start measuring: snapshot counters, CPU and time (lock held, no batch in
+ * flight anywhere). */
+static void
+flip_locked(struct wl_shared *sh)
+{
+    if (sh->ops->mark)
+        sh->ops->mark(sh->ops->arg, 0);
+    cpu_seconds(&sh->u0, &sh->s0);
+    sh->t0 = now_ns();
+    atomic_store_explicit(&sh->measuring, 1, memory_order_release);
+    pthread_cond_broadcast(&sh->cond);
+}
+
+/* arrive() -- a thread at a batch boundary after the warm-up: the last one to arrive flips. */
+static void
+arrive(struct wl_shared *sh)
+{
+    pthread_mutex_lock(&sh->lock);
+    if (++sh->arrived >= sh->live && !atomic_load(&sh->measuring))
+        flip_locked(sh);
+    while (!atomic_load(&sh->measuring) && !atomic_load(&sh->stop))
+        pthread_cond_wait(&sh->cond, &sh->lock);
+    pthread_mutex_unlock(&sh->lock);
+}
+
+/* leave() -- a thread exits; if the others wait for it at the flip, flip for them. */
+static void
+leave(struct wl_shared *sh)
+{
+    pthread_mutex_lock(&sh->lock);
+    sh->live--;
+    if (atomic_load(&sh->flip_requested) && !atomic_load(&sh->measuring) && sh->live &&
+        sh->arrived >= sh->live)
+        flip_locked(sh);
+    pthread_cond_broadcast(&sh->cond);
+    pthread_mutex_unlock(&sh->lock);
+}
+
 /*
  * writer() -- one thread: choose a batch, write it, sync when due. Only batches that start
  * while measuring count; the coordinator flips `measuring` at the end of the warm-up.
@@ -293,6 +339,9 @@ writer(void *arg)
     }
     uint64_t since_sync = 0;
     while (!atomic_load_explicit(&sh->stop, memory_order_relaxed)) {
+        if (!atomic_load_explicit(&sh->measuring, memory_order_acquire) &&
+            atomic_load_explicit(&sh->flip_requested, memory_order_acquire))
+            arrive(sh);
         int m = atomic_load_explicit(&sh->measuring, memory_order_acquire);
         uint32_t n = c->batch;
         if (m && c->pages) {
@@ -344,6 +393,7 @@ out:
 out_nochooser:
     free(pages);
     free(lat);
+    leave(sh);
     return NULL;
 }
 
@@ -420,32 +470,40 @@ wl_run(const struct wl_config *c, const struct wl_ops *ops, struct wl_result *r,
             break;
         }
     }
-    double u0 = 0, s0 = 0, u1, s1;
-    uint64_t t0 = now_ns(), t1;
+    double u1, s1;
+    uint64_t t1;
+    pthread_cond_init(&sh.cond, NULL);
+    sh.live = c->threads;
     if (!atomic_load(&sh.err)) {
+        uint64_t start = now_ns();
         if (c->warmup_ns == 0) {
-            if (ops->mark)
-                ops->mark(ops->arg, 0);
-            cpu_seconds(&u0, &s0);
-            t0 = now_ns();
-            atomic_store(&sh.measuring, 1);
+            atomic_store(&sh.flip_requested, 1);
+            pthread_mutex_lock(&sh.lock);
+            flip_locked(&sh); /* no thread runs yet: nothing in flight */
+            pthread_mutex_unlock(&sh.lock);
         }
         for (unsigned i = 0; i < c->threads; i++) {
             if (pthread_create(&th[i].th, NULL, writer, &th[i]) != 0) {
+                pthread_mutex_lock(&sh.lock);
+                sh.live -= c->threads - i; /* never started: not waited for */
+                pthread_mutex_unlock(&sh.lock);
                 set_error(&sh, -EAGAIN, "pthread_create");
                 break;
             }
             started++;
         }
         if (c->warmup_ns) {
-            sleep_until(&sh, t0 + c->warmup_ns);
-            if (ops->mark)
-                ops->mark(ops->arg, 0);
-            cpu_seconds(&u0, &s0);
-            t0 = now_ns();
-            atomic_store_explicit(&sh.measuring, 1, memory_order_release);
+            sleep_until(&sh, start + c->warmup_ns);
+            atomic_store_explicit(&sh.flip_requested, 1, memory_order_release);
+            pthread_mutex_lock(&sh.lock);
+            while (!atomic_load(&sh.measuring) && !atomic_load(&sh.stop))
+                pthread_cond_wait(&sh.cond, &sh.lock);
+            pthread_mutex_unlock(&sh.lock);
         }
         if (!c->pages) {
+            pthread_mutex_lock(&sh.lock);
+            uint64_t t0 = sh.t0;
+            pthread_mutex_unlock(&sh.lock);
             sleep_until(&sh, t0 + c->duration_ns);
             atomic_store(&sh.stop, 1);
         }
@@ -454,12 +512,13 @@ wl_run(const struct wl_config *c, const struct wl_ops *ops, struct wl_result *r,
         pthread_join(th[i].th, NULL);
     t1 = now_ns();
     cpu_seconds(&u1, &s1);
-    if (ops->mark && started)
+    int measured = atomic_load(&sh.measuring);
+    if (ops->mark && measured)
         ops->mark(ops->arg, 1);
 
-    r->elapsed_s = (double)(t1 - t0) / 1e9;
-    r->cpu_user_s = u1 - u0;
-    r->cpu_sys_s = s1 - s0;
+    r->elapsed_s = measured ? (double)(t1 - sh.t0) / 1e9 : 0;
+    r->cpu_user_s = measured ? u1 - sh.u0 : 0;
+    r->cpu_sys_s = measured ? s1 - sh.s0 : 0;
     for (unsigned i = 0; i < c->threads; i++) {
         r->pages += th[i].pages;
         r->batches += th[i].batches;
@@ -477,6 +536,7 @@ wl_run(const struct wl_config *c, const struct wl_ops *ops, struct wl_result *r,
     r->err = atomic_load(&sh.err);
     if (r->err)
         snprintf(r->errmsg, sizeof(r->errmsg), "%s", sh.errmsg);
+    pthread_cond_destroy(&sh.cond);
     pthread_mutex_destroy(&sh.lock);
     return r->err;
 }

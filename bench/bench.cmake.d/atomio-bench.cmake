@@ -31,16 +31,17 @@ else()
 endif()
 install(TARGETS atomio-bench RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
-# Baselines: found by atomio-bench next to itself (build tree) or in libexec/atomio.
+# Baselines: found by atomio-bench next to itself (build tree) or in libexec/atomio. They use
+# liburing whenever its pkg-config module is found, whether or not the library has its submitter.
 add_library(atomio_bench_baseline STATIC ${_b}/baseline_common.c)
 target_compile_options(atomio_bench_baseline PRIVATE ${ATOMIO_WARNINGS})
 target_link_libraries(atomio_bench_baseline PUBLIC atomio_bench_util)
-if(HAVE_LIBURING)
+if(ATOMIO_WITH_LIBURING_FOUND)
   target_compile_definitions(atomio_bench_baseline PUBLIC HAVE_LIBURING)
   target_link_libraries(atomio_bench_baseline PUBLIC PkgConfig::PC_liburing)
 endif()
 set(_baselines pwritev2 dblwr)
-if(HAVE_LIBURING)
+if(ATOMIO_WITH_LIBURING_FOUND)
   list(APPEND _baselines uring)
 endif()
 foreach(_k IN LISTS _baselines)
