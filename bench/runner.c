@@ -267,7 +267,8 @@ lib_run(const struct wl_config *c, const struct lib_opts *o, struct wl_result *r
         atomio_caps caps;
         memset(&caps, 0, sizeof(caps));
         caps.size = sizeof(caps); /* the _INIT macros trip -Wmissing-field-initializers */
-        if (rc == ATOMIO_E_PATH_UNSUPPORTED && atomio_probe(c->file, c->page_size, &caps) == 0) {
+        if ((rc == ATOMIO_E_PATH_UNSUPPORTED || rc == ATOMIO_E_FOLIO_ORDER) &&
+            atomio_probe(c->file, c->page_size, &caps) == 0) {
             if (o->path == ATOMIO_PATH_DIRECT_ATOMIC)
                 why = caps.reason_direct;
             else if (o->path == ATOMIO_PATH_BUFFERED_ATOMIC)
