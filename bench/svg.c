@@ -14,7 +14,7 @@
 #define TOP 78
 #define LABEL_W 190
 #define PANEL_W 330
-#define GAP 60
+#define GAP 150 /* room for the value labels right of the longest bar */
 
 /* xml_text() -- s with the five XML specials escaped. */
 static void
@@ -101,7 +101,11 @@ report_svg(const char *path, const struct report *rep)
             }
         }
     }
-    pmax = nice_max(pmax);
+    double step = nice_max(pmax / 4);
+    int nticks = (int)ceil(pmax / step);
+    if (nticks < 1)
+        nticks = 1;
+    pmax = step * nticks;
     double lo = isfinite(lmin) ? pow(10, floor(log10(lmin))) : 1;
     double hi = lmax > 0 ? pow(10, ceil(log10(lmax))) : 10;
     if (hi <= lo)
@@ -123,22 +127,38 @@ report_svg(const char *path, const struct report *rep)
         xml_text(f, fs_type_name(rep->caps.fs_type));
         fputs(")", f);
     }
-    fprintf(f, "</text>\n<text x=\"10\" y=\"38\" fill=\"#444\">");
+    fprintf(f, "</text>\n<text x=\"10\" y=\"38\" fill=\"#444\" font-size=\"11\">");
     xml_text(f, desc);
     if (rep->repeat > 1)
         fprintf(f, "; median of %u interleaved runs", rep->repeat);
     fprintf(f, "</text>\n");
 
+    double unsafe_pps = NAN;
+    for (unsigned i = 0; i < n; i++) {
+        if (!rep->rows[i].is_baseline && rep->rows[i].requested_path == ATOMIO_PATH_UNSAFE) {
+            struct agg u = row_agg(&rep->rows[i], FIG(pages_per_s));
+            if (u.valid && u.median > 0)
+                unsafe_pps = u.median;
+        }
+    }
     int x0 = LABEL_W, x1 = LABEL_W + PANEL_W + GAP;
     fprintf(f, "<text x=\"%d\" y=\"%d\" font-weight=\"bold\">Throughput, pages/s "
                "(whiskers: min-max)</text>\n", x0, TOP - 18);
-    fprintf(f, "<text x=\"%d\" y=\"%d\" font-weight=\"bold\">Latency per page, us (log): "
-               "p50 o  p99 #  p99.9 ^</text>\n", x1, TOP - 18);
+    fprintf(f, "<text x=\"%d\" y=\"%d\" font-weight=\"bold\">Latency per page, us (log)"
+               "</text>\n", x1, TOP - 18);
+    /* legend with the marker shapes themselves */
+    int lx = x1 + 190, ly = TOP - 22;
+    fprintf(f, "<circle cx=\"%d\" cy=\"%d\" r=\"4\" fill=\"#444\"/>"
+               "<text x=\"%d\" y=\"%d\">p50</text>\n", lx, ly, lx + 7, ly + 4);
+    fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"8\" height=\"8\" fill=\"#444\"/>"
+               "<text x=\"%d\" y=\"%d\">p99</text>\n", lx + 40, ly - 4, lx + 51, ly + 4);
+    fprintf(f, "<path d=\"M%d %dl5 9h-10z\" fill=\"#444\"/>"
+               "<text x=\"%d\" y=\"%d\">p99.9</text>\n", lx + 88, ly - 5, lx + 96, ly + 4);
     /* axes and grid */
     int ybot = TOP + (int)n * ROW_H;
-    for (int t = 0; t <= 4; t++) {
-        double v = pmax * t / 4;
-        double x = x0 + PANEL_W * t / 4.0;
+    for (int t = 0; t <= nticks; t++) {
+        double v = step * t;
+        double x = x0 + PANEL_W * (double)t / nticks;
         fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#ddd\"/>\n", x,
                 TOP - 4, x, ybot);
         fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" fill=\"#444\">%.0f</text>\n",
@@ -160,7 +180,7 @@ report_svg(const char *path, const struct report *rep)
         for (unsigned k = 0; k < r->nruns; k++)
             if (!r->runs[k].err && r->runs[k].path_actual[0] &&
                 r->requested_path == ATOMIO_PATH_AUTO) {
-                snprintf(name, sizeof(name), "AUTO-&gt;%s", r->runs[k].path_actual);
+                snprintf(name, sizeof(name), "AUTO \xe2\x86\x92 %s", r->runs[k].path_actual);
                 break;
             }
         fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%s</text>\n", x0 - 8,
@@ -179,8 +199,11 @@ report_svg(const char *path, const struct report *rep)
         fprintf(f, "<path d=\"M%.1f %dH%.1fM%.1f %dV%dM%.1f %dV%d\" stroke=\"#222\" "
                    "fill=\"none\"/>\n",
                 wl, ym, wh, wl, ym - 5, ym + 5, wh, ym - 5, ym + 5);
-        fprintf(f, "<text x=\"%.1f\" y=\"%d\" fill=\"#222\">%.0f</text>\n", wh + 4, ym + 4,
-                a.median);
+        fprintf(f, "<text x=\"%.1f\" y=\"%d\" fill=\"#222\">%.0f", wh + 4, ym + 4, a.median);
+        if (isfinite(unsafe_pps))
+            fprintf(f, "<tspan dx=\"4\" fill=\"#777\">(%.2f\xc3\x97 UNSAFE)</tspan>",
+                    a.median / unsafe_pps);
+        fprintf(f, "</text>\n");
         size_t offs[3] = {FIG(lat_page_p50_us), FIG(lat_page_p99_us), FIG(lat_page_p999_us)};
         double px[3];
         int have = 0;
