@@ -82,7 +82,7 @@ enum atomio_error {
                                           atomio_page_alloc() */
     ATOMIO_E_GEOMETRY = -5018,         /* the kernel rejected our atomic geometry (EINVAL) even
                                           after a re-probe: a library bug or a changed file */
-    ATOMIO_E_BUSY = -5019,             /* handles still open (ctx close with open files) */
+    ATOMIO_E_BUSY = -5019,             /* resource busy (e.g. a staged batch still in flight) */
     ATOMIO_E__LAST = -5020             /* not a code: one past the last */
 };
 
@@ -286,7 +286,15 @@ typedef struct atomio_caps {
     char reason_auto[ATOMIO_REASON_LEN];       /* why AUTO picks auto_path */
 } atomio_caps;
 
-#define ATOMIO_CAPS_INIT {sizeof(atomio_caps)}
+/* Output structs need only their size set. Designated in C, so that callers building with
+ * -Wextra (-Wmissing-field-initializers) and -Werror compile. */
+#ifdef __cplusplus
+#define ATOMIO_SIZE_ONLY_INIT_(T) {sizeof(T)}
+#else
+#define ATOMIO_SIZE_ONLY_INIT_(T) {.size = sizeof(T)}
+#endif
+
+#define ATOMIO_CAPS_INIT ATOMIO_SIZE_ONLY_INIT_(atomio_caps)
 
 /**
  * atomio_probe() -- probe a file's atomic-write capabilities at a page size, without a ctx.
@@ -373,7 +381,7 @@ typedef struct atomio_file_info {
     char reject_doublewrite[ATOMIO_REASON_LEN];
 } atomio_file_info;
 
-#define ATOMIO_FILE_INFO_INIT {sizeof(atomio_file_info)}
+#define ATOMIO_FILE_INFO_INIT ATOMIO_SIZE_ONLY_INIT_(atomio_file_info)
 
 /** atomio_file_info_get() -- fill *info. @return 0, ATOMIO_E_INVAL, ATOMIO_E_ABI, ATOMIO_E_CLOSED.
  * Thread-safe. Since 0.1. */
@@ -482,7 +490,7 @@ typedef struct atomio_stats {
     uint64_t lat_hist[ATOMIO_LAT_BUCKETS]; /* per-page write latency */
 } atomio_stats;
 
-#define ATOMIO_STATS_INIT {sizeof(atomio_stats)}
+#define ATOMIO_STATS_INIT ATOMIO_SIZE_ONLY_INIT_(atomio_stats)
 
 /** atomio_ctx_stats() / atomio_file_stats() -- snapshot the counters (relaxed reads).
  * @return 0, ATOMIO_E_INVAL, ATOMIO_E_ABI. Thread-safe. Since 0.1. */

@@ -5,6 +5,7 @@
  */
 #include "atomio_internal.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,7 +46,9 @@ atomio__buf_free(atomio_ctx *ctx, void *p, size_t size)
 void *
 atomio_page_alloc(atomio_ctx *ctx, uint32_t page_size, size_t npages)
 {
-    if (!ctx || !page_size || (page_size & (page_size - 1)) || !npages)
+    /* Same page sizes as a file may have: a power of two in [512, 1 MiB]. */
+    if (!ctx || page_size < ATOMIO_MIN_PAGE || page_size > ATOMIO_MAX_PAGE ||
+        (page_size & (page_size - 1)) || !npages || npages > SIZE_MAX / page_size)
         return NULL;
     return atomio__buf_alloc(ctx, (size_t)page_size * npages, page_size < 4096 ? 4096 : page_size);
 }

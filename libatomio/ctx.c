@@ -7,6 +7,7 @@
 #include "atomio_internal.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -134,6 +135,10 @@ atomio_ctx_open(const atomio_ctx_opts *opts, atomio_ctx **out)
     int r;
     if (opts) {
         r = atomio__copy_in(&ctx->opts, sizeof(ctx->opts), opts);
+        /* An older caller's struct ends before numa_node: its zero fill would read as node 0,
+         * a real node; the default it never saw is -1 (the calling thread's node). */
+        if (r == 0 && opts->size < offsetof(atomio_ctx_opts, numa_node) + sizeof(int32_t))
+            ctx->opts.numa_node = -1;
     } else {
         atomio_ctx_opts_init(&ctx->opts);
         ctx->opts.flags = ATOMIO_CTX_NO_DOUBLEWRITE;

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define KNOWN_FILE_FLAGS                                                                       \
     (ATOMIO_FILE_CREATE | ATOMIO_FILE_RDONLY | ATOMIO_FILE_NO_COPY | ATOMIO_FILE_DSYNC)
@@ -281,8 +282,15 @@ atomio_file_open(atomio_ctx *ctx, const char *path, const atomio_file_opts *opts
     f->io_style = o.io_style;
     f->policy = o.policy ? o.policy : ctx->opts.policy;
 
-    int oflags = (f->rdonly ? O_RDONLY : O_RDWR) | ((o.flags & ATOMIO_FILE_CREATE) ? O_CREAT : 0);
-    r = atomio__sys.open(path, oflags, o.mode ? o.mode : 0600);
+    /* Create only if missing, and remember it: a failed open must not leave a file behind. */
+    bool created = false;
+    r = atomio__sys.open(path, f->rdonly ? O_RDONLY : O_RDWR, 0);
+    if (r == -ENOENT && (o.flags & ATOMIO_FILE_CREATE)) {
+        r = atomio__sys.open(path, O_RDWR | O_CREAT | O_EXCL, o.mode ? o.mode : 0600);
+        created = r >= 0;
+        if (r == -EEXIST)
+            r = atomio__sys.open(path, O_RDWR, 0);
+    }
     if (r < 0)
         goto fail;
     f->fd = r;
@@ -338,6 +346,8 @@ atomio_file_open(atomio_ctx *ctx, const char *path, const atomio_file_opts *opts
 fail:
     if (f->fd >= 0)
         atomio__sys.close(f->fd);
+    if (created)
+        unlink(path);
     file_free(f);
     return r;
 }

@@ -89,16 +89,11 @@ select_forced(const struct atomio_select_in *in, struct atomio_select_out *out)
     choose(out, p, why);
 }
 
-void
-atomio__select(const struct atomio_select_in *in, struct atomio_select_out *out)
+static void
+select_auto(const struct atomio_select_in *in, struct atomio_select_out *out)
 {
     const atomio_caps *c = in->caps;
     char why[ATOMIO_REASON_LEN];
-
-    memset(out, 0, sizeof(*out));
-    reject_reasons(in, out);
-    if (in->forced != ATOMIO_PATH_AUTO)
-        return select_forced(in, out);
 
     bool may_buffered = in->io_style != ATOMIO_IO_DIRECT;
     bool may_direct = in->io_style != ATOMIO_IO_BUFFERED;
@@ -170,4 +165,43 @@ atomio__select(const struct atomio_select_in *in, struct atomio_select_out *out)
     out->err = ATOMIO_E_NO_DOUBLEWRITE;
     atomio__reason(out->reason,
                    "no torn-write-safe path: no usable atomic write and no doublewrite store");
+}
+
+/*
+ * not_chosen() -- a candidate that could have worked still carries the probe's positive
+ * verdict ("hardware atomic writes: ..."); say plainly that it was available and why the
+ * chosen path won, so a reader of atomio_file_info never mistakes it for the choice.
+ */
+static void
+not_chosen(const struct atomio_select_in *in, struct atomio_select_out *out)
+{
+    const atomio_caps *c = in->caps;
+    const char *positive[ATOMIO_PATH__COUNT] = {0};
+    if (in->io_style != ATOMIO_IO_BUFFERED && c->direct_atomic != ATOMIO_ATOMIC_NONE)
+        positive[ATOMIO_PATH_DIRECT_ATOMIC] = c->reason_direct;
+    if (in->io_style != ATOMIO_IO_DIRECT && c->buffered_atomic)
+        positive[ATOMIO_PATH_BUFFERED_ATOMIC] = c->reason_buffered;
+    if (in->have_store)
+        positive[ATOMIO_PATH_DOUBLEWRITE] = c->reason_doublewrite;
+    for (uint32_t p = ATOMIO_PATH_DIRECT_ATOMIC; p < ATOMIO_PATH_UNSAFE; p++) {
+        if (p == out->path || !positive[p] || strcmp(out->reject[p], positive[p]) != 0)
+            continue;
+        char why[ATOMIO_REASON_LEN];
+        atomio__reason(why, "available but not chosen: %s %s (%s)", atomio_path_name(out->path),
+                       in->forced != ATOMIO_PATH_AUTO ? "was forced" : "ranks first", positive[p]);
+        memcpy(out->reject[p], why, sizeof(why));
+    }
+}
+
+void
+atomio__select(const struct atomio_select_in *in, struct atomio_select_out *out)
+{
+    memset(out, 0, sizeof(*out));
+    reject_reasons(in, out);
+    if (in->forced != ATOMIO_PATH_AUTO)
+        select_forced(in, out);
+    else
+        select_auto(in, out);
+    if (!out->err)
+        not_chosen(in, out);
 }
