@@ -93,7 +93,7 @@ int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out);
 int parse_page_size(const char *s, uint32_t *out);
 
 /* Formatting helpers (static rotating buffers, valid for 8 calls). */
-const char *fmt_bytes(uint64_t b);      /* "16 KiB", "1 MiB", "1536 B" */
+const char *fmt_bytes(uint64_t b);      /* "16 KiB", "1 MiB", "1536 B" (exact units only) */
 const char *fmt_duration(double s);     /* "5 s", "500 ms" */
 
 /* ---- workload (workload.c) -------------------------------------------------------------- */
@@ -168,7 +168,7 @@ const char *wl_sync_name(uint64_t sync_every, char *buf, size_t len);
 /*
  * wl_prepare_file() -- create the file and fill it with non-zero data up to c->file_size when
  * it is missing or shorter (so writes land on allocated blocks, not holes), then set
- * c->file_size to the size used. Returns 0 or -errno; *created says whether it filled.
+ * c->file_size to the size used. Returns 0 or -errno; *filled says whether it wrote data.
  */
 int wl_prepare_file(struct wl_config *c, int *filled);
 
@@ -290,7 +290,8 @@ void json_obj_close(struct json *j);
 void json_arr_open(struct json *j, const char *key);
 void json_arr_close(struct json *j);
 void json_str(struct json *j, const char *key, const char *v); /* v NULL -> null */
-void json_num(struct json *j, const char *key, double v);      /* NaN/negative-unknown: see */
+void json_num(struct json *j, const char *key, double v);      /* non-finite -> null */
+/* null unless valid and finite */
 void json_num_or_null(struct json *j, const char *key, double v, int valid);
 void json_u64(struct json *j, const char *key, uint64_t v);
 void json_i64(struct json *j, const char *key, int64_t v);

@@ -187,8 +187,6 @@ num(double v, char *buf, size_t len)
 {
     if (!isfinite(v) || v < 0)
         snprintf(buf, len, "-");
-    else if (v >= 1000)
-        snprintf(buf, len, "%.0f", v);
     else if (v >= 100)
         snprintf(buf, len, "%.0f", v);
     else if (v >= 10)
@@ -288,6 +286,14 @@ print_table(FILE *out, const struct report *rep)
             break;
         }
     }
+    /* Noise: a wide spread of the repeats makes every ratio doubtful; say so plainly. */
+    for (unsigned i = 0; i < rep->nrows; i++) {
+        struct agg a = row_agg(&rep->rows[i], FIG(pages_per_s));
+        if (a.valid && rep->repeat > 1 && a.median > 0 && (a.max - a.min) / a.median > 0.25)
+            fprintf(out, "  warning: %s pages/s varied %.0f%% between runs: the machine is noisy;"
+                    " more --repeat or a longer --duration\n",
+                    rep->rows[i].name, 100 * (a.max - a.min) / a.median);
+    }
     const struct report_row *best = fastest_safe(rep), *au = find_auto(rep);
     if (best && unsafe) {
         double rs = ratio(best, unsafe);
@@ -386,6 +392,15 @@ print_json(FILE *out, const struct report *rep)
     json_str(&j, "auto_path", au ? actual_path(au) : NULL);
     double ra = ratio(au, best);
     json_num_or_null(&j, "auto_ratio_to_fastest_safe", ra, isfinite(ra));
+    /* Largest (max - min) / median of pages/s over the rows: above ~0.25 the ratios are
+     * doubtful (a noisy machine). */
+    double spread = 0;
+    for (unsigned i = 0; i < rep->nrows; i++) {
+        struct agg a = row_agg(&rep->rows[i], FIG(pages_per_s));
+        if (a.valid && a.median > 0 && (a.max - a.min) / a.median > spread)
+            spread = (a.max - a.min) / a.median;
+    }
+    json_num(&j, "max_pages_per_s_spread", spread);
     json_obj_close(&j);
     json_obj_close(&j);
     json_end(&j);

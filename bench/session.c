@@ -431,7 +431,10 @@ session_execute(struct session *s)
                 return BENCH_EXIT_RUNTIME;
             }
             char label[64];
-            snprintf(label, sizeof(label), "%s%s", row->name, s->repeat > 1 ? "" : "");
+            if (s->repeat > 1)
+                snprintf(label, sizeof(label), "%s #%u", row->name, rep + 1);
+            else
+                snprintf(label, sizeof(label), "%s", row->name);
             progress_run_begin(prog, label, s->c.pages, per_run);
             int rc;
             if (row->is_baseline) {

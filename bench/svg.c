@@ -168,8 +168,13 @@ report_svg(const char *path, const struct report *rep)
         double x = x1 + PANEL_W * (log10(d) - log10(lo)) / (log10(hi) - log10(lo));
         fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#ddd\"/>\n", x,
                 TOP - 4, x, ybot);
-        fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" fill=\"#444\">%g</text>\n",
-                x, ybot + 16, d);
+        /* %g would print 1e+06; below 1 us keep the fraction */
+        if (d >= 1)
+            fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" fill=\"#444\">%.0f"
+                       "</text>\n", x, ybot + 16, d);
+        else
+            fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" fill=\"#444\">%.3g"
+                       "</text>\n", x, ybot + 16, d);
     }
     for (unsigned i = 0; i < n; i++) {
         const struct report_row *r = &rep->rows[i];
