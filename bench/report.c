@@ -191,8 +191,10 @@ num(double v, char *buf, size_t len)
         snprintf(buf, len, "%.0f", v);
     else if (v >= 10)
         snprintf(buf, len, "%.1f", v);
-    else
+    else if (v >= 0.1 || v == 0)
         snprintf(buf, len, "%.2f", v);
+    else
+        snprintf(buf, len, "%.4f", v); /* syncs per page: 1/64 must not read as 0.02 */
     return buf;
 }
 
