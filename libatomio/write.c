@@ -75,7 +75,8 @@ reprobe_and_retry(atomio_file *f, struct atomio_io *io, uint64_t page_no, const 
         return ATOMIO_E_GEOMETRY;
 
     const struct atomio_path_ops *ops = atomio__path_ops(cur);
-    free(io->bounce);
+    if (io->bounce)
+        atomio__buf_free(f->ctx, io->bounce, io->len);
     memset(io, 0, sizeof(*io));
     int r = ops->prep(f, page_no, page, wflags, io);
     if (r < 0)
@@ -164,7 +165,8 @@ write_entries(atomio_ctx *ctx, atomio_page_write *w, size_t n, uint32_t flags)
                 if (c == 0)
                     atomio__count_page(f, path, lat);
             }
-            free(io->bounce);
+            if (io->bounce)
+                atomio__buf_free(ctx, io->bounce, io->len); /* bounces come from buf.c */
             io->bounce = NULL;
         }
     }

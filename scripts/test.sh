@@ -16,6 +16,12 @@ cmake --build build-ci -j"$jobs"
 step "all suites"
 ctest --test-dir build-ci --output-on-failure -j"$jobs"
 
+step "jemalloc build: page buffers from a private arena"
+cmake -S . -B build-ci-je -DATOMIO_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DATOMIO_WITH_JEMALLOC=ON >/dev/null
+cmake --build build-ci-je -j"$jobs"
+ctest --test-dir build-ci-je --output-on-failure -j"$jobs" -L 'unit|fs|threads'
+
 step "ASan+UBSan: unit and filesystem suites"
 cmake -S . -B build-asan -DATOMIO_WERROR=ON -DCMAKE_BUILD_TYPE=Asan >/dev/null
 cmake --build build-asan -j"$jobs"

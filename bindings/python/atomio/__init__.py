@@ -1,0 +1,811 @@
+# SPDX-License-Identifier: MIT
+"""Python bindings for libatomio: untorn page writes for database storage engines.
+
+ctypes only, public API only (include/atomio.h). The library is found through the
+ATOMIO_LIBRARY environment variable (path of libatomio.so), then the source tree's
+build/libatomio/, then the system's library path.
+
+    import atomio
+    caps = atomio.probe("/data/db/t1", 16384)
+    with atomio.Ctx("/data/db/dblwr") as ctx, ctx.open_file("/data/db/t1", 16384) as f:
+        f.write(0, b"x" * 16384)
+        f.sync()
+        print(f.info().path, f.stats().pages_total)
+
+Every negative library result is raised as atomio.Error (code, name, message); the paths,
+io styles, policies and submitters are IntEnums whose values are the C enum values, and values
+a newer library adds come back as plain ints, so they need no change here.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import enum
+import sys
+import threading
+import warnings
+import weakref
+from dataclasses import dataclass
+from os import fsencode
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+from . import _lib
+from ._lib import LibraryNotFound
+
+__all__ = [
+    "Error", "ShortWriteError", "FileFailedError", "ClosedError", "PathUnsupportedError",
+    "BatchError", "LibraryNotFound", "Path", "IoStyle", "Policy", "Submitter", "State",
+    "DirectAtomic", "Caps", "FileInfo", "Stats", "RecoveryReport", "PageBuffer", "Ctx", "File",
+    "probe", "version", "library_path", "strerror", "err_name",
+]
+
+Buffer = Union[bytes, bytearray, memoryview, "PageBuffer"]
+
+
+# --- enums ---------------------------------------------------------------------------------
+class Path(enum.IntEnum):
+    """enum atomio_path: how a page is made untorn."""
+    AUTO = _lib.PATH_AUTO
+    DIRECT_ATOMIC = _lib.PATH_DIRECT_ATOMIC
+    BUFFERED_ATOMIC = _lib.PATH_BUFFERED_ATOMIC
+    DOUBLEWRITE = _lib.PATH_DOUBLEWRITE
+    UNSAFE = _lib.PATH_UNSAFE
+
+
+class IoStyle(enum.IntEnum):
+    """enum atomio_io_style."""
+    ANY = _lib.IO_ANY
+    BUFFERED = _lib.IO_BUFFERED
+    DIRECT = _lib.IO_DIRECT
+
+
+class Policy(enum.IntEnum):
+    """enum atomio_policy."""
+    DEFAULT = _lib.POLICY_DEFAULT
+    PREFER_FAST = _lib.POLICY_PREFER_FAST
+    PREFER_ATOMIC = _lib.POLICY_PREFER_ATOMIC
+    CALIBRATE = _lib.POLICY_CALIBRATE
+
+
+class Submitter(enum.IntEnum):
+    """enum atomio_submitter."""
+    AUTO = _lib.SUBMIT_AUTO
+    URING = _lib.SUBMIT_URING
+    SYNC = _lib.SUBMIT_SYNC
+
+
+class State(enum.IntEnum):
+    """enum atomio_file_state."""
+    OK = _lib.STATE_OK
+    FAILED = _lib.STATE_FAILED
+    CLOSED = _lib.STATE_CLOSED
+
+
+class DirectAtomic(enum.IntEnum):
+    """atomio_caps.direct_atomic: ATOMIO_ATOMIC_*."""
+    NONE = _lib.ATOMIC_NONE
+    HARDWARE = _lib.ATOMIC_HARDWARE
+    SOFTWARE = _lib.ATOMIC_SOFTWARE
+
+
+def _enum(cls, value):
+    """cls(value), or the plain int when a newer library returns a value this module lacks."""
+    try:
+        return cls(value)
+    except ValueError:
+        return int(value)
+
+
+# --- errors --------------------------------------------------------------------------------
+def strerror(code: int) -> str:
+    """atomio_strerror(code)."""
+    return _lib.lib().atomio_strerror(code).decode()
+
+
+def err_name(code: int) -> str:
+    """atomio_err_name(code): "ATOMIO_E_FAILED", "EIO", ..."""
+    return _lib.lib().atomio_err_name(code).decode()
+
+
+class Error(Exception):
+    """A negative libatomio result: code (< 0), name (atomio_err_name), message (atomio_strerror).
+
+    detail, when set, says what the binding was doing (e.g. which length it got).
+    errno is -code for kernel errors and None for ATOMIO_E_* codes.
+    """
+
+    def __new__(cls, code: int, *args, **kwargs):
+        # Error(code) picks the subclass for the code, so callers catch precisely.
+        if cls is Error:
+            cls = _SUBCLASSES.get(code, Error)
+        return super().__new__(cls)
+
+    def __init__(self, code: int, detail: Optional[str] = None):
+        self.code = int(code)
+        self.name = err_name(self.code)
+        self.message = strerror(self.code)
+        self.detail = detail
+        self.errno = -self.code if -4096 < self.code < 0 else None
+        text = f"{self.name} ({self.code}): {self.message}"
+        if detail:
+            text += f" [{detail}]"
+        super().__init__(text)
+
+    def __reduce__(self):
+        return (type(self), (self.code, self.detail))
+
+
+class ShortWriteError(Error):
+    """ATOMIO_E_SHORT_WRITE: the kernel wrote part of a page; the file is now failed."""
+
+
+class FileFailedError(Error):
+    """ATOMIO_E_FAILED: the file failed earlier (short write, failed sync); reopen and recover."""
+
+
+class ClosedError(Error):
+    """ATOMIO_E_CLOSED: the handle (file or ctx) is closed."""
+
+
+class PathUnsupportedError(Error):
+    """ATOMIO_E_PATH_UNSUPPORTED: the forced path is impossible for this file."""
+
+
+class BatchError(Error):
+    """write_batch(): some entries failed. code is the first failure's; results holds every
+    entry's result (0 or < 0) in order, errors the matching Error or None, written the count."""
+
+    def __init__(self, code: int, results: Sequence[int], written: int):
+        super().__init__(code, f"{len(results) - written} of {len(results)} batch entries failed")
+        self.results = list(results)
+        self.written = written
+        self.errors = [None if r >= 0 else Error(r) for r in self.results]
+
+    def __reduce__(self):
+        return (type(self), (self.code, self.results, self.written))
+
+
+_SUBCLASSES = {
+    _lib.E_SHORT_WRITE: ShortWriteError,
+    _lib.E_FAILED: FileFailedError,
+    _lib.E_CLOSED: ClosedError,
+    _lib.E_PATH_UNSUPPORTED: PathUnsupportedError,
+}
+
+
+def _check(rc: int, detail: Optional[str] = None) -> int:
+    if rc < 0:
+        raise Error(rc, detail)
+    return rc
+
+
+# --- result records ------------------------------------------------------------------------
+def _s(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
+
+
+@dataclass(frozen=True)
+class Caps:
+    """atomio_caps: what the probe learned about one file at one page size."""
+    valid: int
+    page_size: int
+    sys_page_size: int
+    fs_block_size: int
+    statx_mask: int
+    statx_attributes: int
+    dio_mem_align: int
+    dio_offset_align: int
+    dio_read_offset_align: int
+    unit_min: int
+    unit_max: int
+    segments_max: int
+    unit_max_opt: int
+    dev_major: int
+    dev_minor: int
+    hw_unit_max: int
+    hw_sysfs_err: int
+    direct_atomic: Union[DirectAtomic, int]
+    buffered_atomic: bool
+    buffered_probe_err: int
+    page_order: int
+    fs_min_order: int
+    fs_type: int
+    auto_path: Union[Path, int]
+    folio_ok: bool
+    reason_direct: str
+    reason_buffered: str
+    reason_doublewrite: str
+    reason_auto: str
+
+    @classmethod
+    def _from(cls, c: _lib.Caps) -> "Caps":
+        return cls(
+            valid=c.valid, page_size=c.page_size, sys_page_size=c.sys_page_size,
+            fs_block_size=c.fs_block_size, statx_mask=c.statx_mask,
+            statx_attributes=c.statx_attributes, dio_mem_align=c.dio_mem_align,
+            dio_offset_align=c.dio_offset_align, dio_read_offset_align=c.dio_read_offset_align,
+            unit_min=c.unit_min, unit_max=c.unit_max, segments_max=c.segments_max,
+            unit_max_opt=c.unit_max_opt, dev_major=c.dev_major, dev_minor=c.dev_minor,
+            hw_unit_max=c.hw_unit_max, hw_sysfs_err=c.hw_sysfs_err,
+            direct_atomic=_enum(DirectAtomic, c.direct_atomic),
+            buffered_atomic=bool(c.buffered_atomic), buffered_probe_err=c.buffered_probe_err,
+            page_order=c.page_order, fs_min_order=c.fs_min_order, fs_type=c.fs_type,
+            auto_path=_enum(Path, c.auto_path), folio_ok=bool(c.folio_ok),
+            reason_direct=_s(c.reason_direct),
+            reason_buffered=_s(c.reason_buffered), reason_doublewrite=_s(c.reason_doublewrite),
+            reason_auto=_s(c.reason_auto),
+        )
+
+    def can(self, path: Union[Path, int]) -> Optional[bool]:
+        """Whether the probe says the file can take `path` (None: the probe cannot tell)."""
+        if path == Path.DIRECT_ATOMIC:
+            return self.direct_atomic != DirectAtomic.NONE
+        if path == Path.BUFFERED_ATOMIC:
+            return self.buffered_atomic
+        if path == Path.UNSAFE:
+            return True
+        return None
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """atomio_file_info: the path in force, why, and the state."""
+    path: Union[Path, int]
+    torn_write_safe: bool
+    state: Union[State, int]
+    page_size: int
+    io_style: Union[IoStyle, int]
+    policy: Union[Policy, int]
+    submitter: Union[Submitter, int]
+    uring_fallback: bool
+    downgrades: int
+    o_direct: bool
+    direct_atomic: Union[DirectAtomic, int]
+    file_id: int
+    calib_atomic_ns: int
+    calib_dblwr_ns: int
+    reason: str
+    reject_direct: str
+    reject_buffered: str
+    reject_doublewrite: str
+
+    @classmethod
+    def _from(cls, i: _lib.FileInfo) -> "FileInfo":
+        return cls(
+            path=_enum(Path, i.path), torn_write_safe=bool(i.torn_write_safe),
+            state=_enum(State, i.state), page_size=i.page_size,
+            io_style=_enum(IoStyle, i.io_style), policy=_enum(Policy, i.policy),
+            submitter=_enum(Submitter, i.submitter), uring_fallback=bool(i.uring_fallback),
+            downgrades=i.downgrades, o_direct=bool(i.o_direct),
+            direct_atomic=_enum(DirectAtomic, i.direct_atomic), file_id=i.file_id,
+            calib_atomic_ns=i.calib_atomic_ns, calib_dblwr_ns=i.calib_dblwr_ns,
+            reason=_s(i.reason), reject_direct=_s(i.reject_direct),
+            reject_buffered=_s(i.reject_buffered), reject_doublewrite=_s(i.reject_doublewrite),
+        )
+
+
+@dataclass(frozen=True)
+class Stats:
+    """atomio_stats. pages maps each path (Path, or int for paths newer than this module) to
+    the pages written through it; lat_hist[i] counts writes of [2^i, 2^(i+1)) microseconds."""
+    pages: Dict[Union[Path, int], int]
+    bytes_data: int
+    bytes_dblwr: int
+    syncs: int
+    batches: int
+    downgrades: int
+    short_writes: int
+    failed_syncs: int
+    recovered_pages: int
+    uring_fallbacks: int
+    lat_hist: Tuple[int, ...]
+
+    @property
+    def pages_total(self) -> int:
+        return sum(self.pages.values())
+
+    @classmethod
+    def _from(cls, s: _lib.Stats) -> "Stats":
+        return cls(
+            pages={_enum(Path, i): s.pages[i] for i in range(_lib.PATH__COUNT)},
+            bytes_data=s.bytes_data, bytes_dblwr=s.bytes_dblwr, syncs=s.syncs,
+            batches=s.batches, downgrades=s.downgrades, short_writes=s.short_writes,
+            failed_syncs=s.failed_syncs, recovered_pages=s.recovered_pages,
+            uring_fallbacks=s.uring_fallbacks, lat_hist=tuple(s.lat_hist),
+        )
+
+
+@dataclass(frozen=True)
+class RecoveryReport:
+    """atomio_recovery_report."""
+    segments_scanned: int
+    batches_scanned: int
+    batches_valid: int
+    batches_torn: int
+    pages_checked: int
+    pages_restored: int
+    pages_verified_intact: int
+    pages_unrecoverable: int
+    files_missing: int
+    unknown_file_ids: int
+
+    @classmethod
+    def _from(cls, r: _lib.RecoveryReport) -> "RecoveryReport":
+        return cls(**{n: getattr(r, n) for n, _ in _lib.RecoveryReport._fields_[2:]})
+
+
+# --- module functions ----------------------------------------------------------------------
+def version() -> str:
+    """atomio_version_string() of the loaded library."""
+    return _lib.lib().atomio_version_string().decode()
+
+
+def library_path() -> str:
+    """Which libatomio was loaded (and found how: 'ATOMIO_LIBRARY', 'build tree', 'system path')."""
+    lib = _lib.lib()
+    return f"{lib.where} ({lib.how})"
+
+
+def _path_arg(p) -> bytes:
+    return fsencode(p)
+
+
+def probe(path, page_size: int) -> Caps:
+    """atomio_probe(): capabilities of the file (or directory) at page_size. Never writes it."""
+    caps = _lib.sized(_lib.Caps)
+    _check(_lib.lib().atomio_probe(_path_arg(path), page_size, ctypes.byref(caps)),
+           f"probe {path!s} at page size {page_size}")
+    return Caps._from(caps)
+
+
+def _valid_page_size(ps: int) -> bool:
+    return 512 <= ps <= (1 << 20) and ps & (ps - 1) == 0
+
+
+# --- page buffers --------------------------------------------------------------------------
+class _BufState:
+    """What a PageBuffer's finalizer needs, without referring to the PageBuffer itself."""
+
+    def __init__(self, ctx: "Ctx", ptr: int, page_size: int, npages: int):
+        self.ctx = ctx
+        self.ptr = ptr
+        self.page_size = page_size
+        self.npages = npages
+
+    def release(self):
+        if self.ptr and self.ctx._h is not None:
+            _lib.lib().atomio_page_free(self.ctx._h, self.ptr, self.page_size, self.npages)
+        self.ptr = 0
+
+
+class PageBuffer:
+    """npages x page_size bytes from atomio_page_alloc(): aligned, pre-faulted, NUMA-local.
+
+    .view is a writable memoryview of the whole buffer, .page(i) one page of it. Pass the
+    buffer (or a page of it) to File.write()/read_into() and no copy is made. free() (or
+    leaving a with block) returns the memory; it refuses with BufferError while memoryviews
+    derived from this buffer are still alive, so no view can outlive the memory.
+    """
+
+    def __init__(self, ctx: "Ctx", page_size: int, npages: int = 1):
+        if not _valid_page_size(page_size):
+            raise Error(_lib.E_PAGE_SIZE, f"page size {page_size}")
+        if npages < 1:
+            raise Error(_lib.E_INVAL, f"npages {npages}")
+        h = ctx._handle()
+        ptr = _lib.lib().atomio_page_alloc(h, page_size, npages)
+        if not ptr:
+            raise MemoryError(f"atomio_page_alloc({page_size}, {npages}) failed")
+        self.page_size = page_size
+        self.npages = npages
+        self._state = _BufState(ctx, ptr, page_size, npages)
+        self._arr = (ctypes.c_char * (page_size * npages)).from_address(ptr)
+        self._view = memoryview(self._arr).cast("B")
+        self._fin = weakref.finalize(self, _BufState.release, self._state)
+        ctx._buffers.add(self)
+
+    @property
+    def address(self) -> int:
+        if not self._state.ptr:
+            raise Error(_lib.E_CLOSED, "page buffer freed")
+        return self._state.ptr
+
+    @property
+    def view(self) -> memoryview:
+        if not self._state.ptr:
+            raise Error(_lib.E_CLOSED, "page buffer freed")
+        return self._view
+
+    def page(self, i: int) -> memoryview:
+        """Page i of the buffer as a writable memoryview."""
+        if not 0 <= i < self.npages:
+            raise IndexError(i)
+        return self.view[i * self.page_size:(i + 1) * self.page_size]
+
+    def __len__(self) -> int:
+        return self.page_size * self.npages
+
+    def _exported(self) -> bool:
+        # Every memoryview derived from self._view shares one managed buffer that holds a
+        # reference to self._arr; with self._view released, our attribute and getrefcount's
+        # argument are the only references left unless some view is still alive.
+        return sys.getrefcount(self._arr) > 2
+
+    def free(self, _force_leak: bool = False) -> None:
+        """Return the memory to the library. Idempotent."""
+        if not self._state.ptr:
+            return
+        self._view.release()
+        if self._exported():
+            self._view = memoryview(self._arr).cast("B")
+            if not _force_leak:
+                raise BufferError("memoryviews of this PageBuffer are still alive")
+            # The ctx is closing under live views: leaking beats freeing memory in use.
+            warnings.warn("PageBuffer leaked: views alive at Ctx.close()", ResourceWarning)
+            self._fin.detach()
+            self._state.ptr = 0
+            return
+        self._fin()
+        self._state.ctx._buffers.discard(self)
+
+    def __enter__(self) -> "PageBuffer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.free()
+
+
+def _address(data, page_size: int, align: int):
+    """(address, keepalive) of data if the library can take it in place, else None.
+
+    Raises Error(ATOMIO_E_PAGE_SIZE) when data is not exactly one page.
+    """
+    if isinstance(data, PageBuffer):
+        data = data.view
+    mv = data if isinstance(data, memoryview) else memoryview(data)
+    if mv.nbytes != page_size:
+        raise Error(_lib.E_PAGE_SIZE, f"page is {mv.nbytes} bytes, the file's page size is "
+                                      f"{page_size}")
+    if mv.readonly or not mv.c_contiguous:
+        return None
+    arr = (ctypes.c_char * page_size).from_buffer(mv)
+    addr = ctypes.addressof(arr)
+    if addr % align:
+        return None
+    return addr, arr
+
+
+# --- context -------------------------------------------------------------------------------
+class Ctx:
+    """atomio_ctx: engine-wide context (doublewrite store, rings, buffers, counters).
+
+    dblwr_dir: the doublewrite store directory; None opens a ctx without one
+    (ATOMIO_CTX_NO_DOUBLEWRITE). recover=False skips recovery at open (call recover()).
+    verify(file_id, page_no, page: bytes) -> bool is recovery's optional intact-page check.
+    Thread-safe like the C ctx; close() closes the ctx's open File objects first.
+    """
+
+    def __init__(self, dblwr_dir=None, *, recover: bool = True, lock_pages: bool = False,
+                 policy: Policy = Policy.DEFAULT, submitter: Submitter = Submitter.AUTO,
+                 queue_depth: int = 0, dblwr_segments: int = 0, dblwr_batch_pages: int = 0,
+                 dblwr_max_page_size: int = 0, numa_node: int = -1,
+                 verify: Optional[Callable[[int, int, bytes], bool]] = None):
+        lib = _lib.lib()
+        self._h = None
+        self._files: "weakref.WeakSet[File]" = weakref.WeakSet()
+        self._buffers: "weakref.WeakSet[PageBuffer]" = weakref.WeakSet()
+        o = _lib.CtxOpts()
+        lib.atomio_ctx_opts_init(ctypes.byref(o))
+        if dblwr_dir is None:
+            o.flags |= _lib.CTX_NO_DOUBLEWRITE
+        else:
+            self._dir = _path_arg(dblwr_dir)  # kept alive: the ctx may read it after open
+            o.dblwr_dir = self._dir
+        if not recover:
+            o.flags |= _lib.CTX_NO_RECOVER
+        if lock_pages:
+            o.flags |= _lib.CTX_LOCK_PAGES
+        o.policy = int(policy)
+        o.submitter = int(submitter)
+        o.queue_depth = queue_depth
+        o.dblwr_segments = dblwr_segments
+        o.dblwr_batch_pages = dblwr_batch_pages
+        o.dblwr_max_page_size = dblwr_max_page_size
+        o.numa_node = numa_node
+        self._verify = None
+        if verify is not None:
+            self._verify = _lib.VERIFY_FN(_make_verify(verify))
+            o.verify = self._verify
+        h = ctypes.c_void_p()
+        _check(lib.atomio_ctx_open(ctypes.byref(o), ctypes.byref(h)), "ctx open")
+        self._h = h.value
+
+    def _handle(self) -> int:
+        if self._h is None:
+            raise Error(_lib.E_CLOSED, "ctx closed")
+        return self._h
+
+    @property
+    def closed(self) -> bool:
+        return self._h is None
+
+    def open_file(self, filename, page_size: int, *, path: Union[Path, int] = Path.AUTO,
+                  io_style: IoStyle = IoStyle.ANY, policy: Policy = Policy.DEFAULT,
+                  create: Optional[bool] = None, read_only: bool = False, dsync: bool = False,
+                  no_copy: bool = False, file_id: int = 0, mode: int = 0) -> "File":
+        """atomio_file_open(). path forces a write path (AUTO lets the library choose).
+
+        create defaults to True for read-write files and False for read_only ones (the
+        library refuses the combination)."""
+        return File(self, filename, page_size, path=path, io_style=io_style, policy=policy,
+                    create=create, read_only=read_only, dsync=dsync, no_copy=no_copy,
+                    file_id=file_id, mode=mode)
+
+    def page_alloc(self, page_size: int, npages: int = 1) -> PageBuffer:
+        """atomio_page_alloc() as a PageBuffer (memoryview access, freed by free()/with)."""
+        return PageBuffer(self, page_size, npages)
+
+    def write_batch(self, entries: Iterable[Tuple["File", int, Buffer]], *,
+                    dsync: bool = False) -> int:
+        """atomio_write_batch(): [(file, page_no, page), ...] in flight together.
+
+        Returns the count written; raises BatchError (per-entry results) if any entry failed.
+        """
+        entries = list(entries)
+        n = len(entries)
+        if n == 0:
+            return 0
+        arr = (_lib.PageWrite * n)()
+        keep: List[Any] = []
+        bounce: Optional[PageBuffer] = None
+        copies = []
+        for i, (f, page_no, data) in enumerate(entries):
+            if f.ctx is not self:
+                raise Error(_lib.E_INVAL, f"batch entry {i}: file of another ctx")
+            got = _address(data, f.page_size, f._align)
+            arr[i].file = f._handle()
+            arr[i].page_no = page_no
+            if got is None:
+                copies.append((i, f.page_size, data))
+            else:
+                arr[i].page = got[0]
+                keep.append(got[1])
+        try:
+            if copies:
+                # One aligned block for every entry that cannot be passed in place; slots are
+                # as large as the largest page so files of different page sizes share it.
+                slot = max(ps for _, ps, _ in copies)
+                bounce = PageBuffer(self, slot, len(copies))
+                for k, (i, ps, data) in enumerate(copies):
+                    src = data.view if isinstance(data, PageBuffer) else data
+                    bounce.view[k * slot:k * slot + ps] = memoryview(src).cast("B")
+                    arr[i].page = bounce.address + k * slot
+            flags = _lib.WRITE_DSYNC if dsync else 0
+            rc = _lib.lib().atomio_write_batch(self._handle(), arr, n, flags)
+            _check(rc, "write_batch")
+        finally:
+            if bounce is not None:
+                bounce.free()
+            del keep
+        if rc < n:
+            results = [arr[i].result for i in range(n)]
+            first = next(r for r in results if r < 0)
+            raise BatchError(first, results, rc)
+        return rc
+
+    def sync(self) -> None:
+        """atomio_ctx_sync(): sync every open file of the ctx."""
+        _check(_lib.lib().atomio_ctx_sync(self._handle()), "ctx sync")
+
+    def stats(self) -> Stats:
+        """atomio_ctx_stats(): counters summed over the ctx's files (closed ones included)."""
+        s = _lib.sized(_lib.Stats)
+        _check(_lib.lib().atomio_ctx_stats(self._handle(), ctypes.byref(s)), "ctx stats")
+        return Stats._from(s)
+
+    def recover(self) -> RecoveryReport:
+        """atomio_ctx_recover(). On failure the Error carries .report (the counts so far)."""
+        r = _lib.sized(_lib.RecoveryReport)
+        rc = _lib.lib().atomio_ctx_recover(self._handle(), ctypes.byref(r))
+        report = RecoveryReport._from(r)
+        if rc < 0:
+            err = Error(rc, "recover")
+            err.report = report
+            raise err
+        return report
+
+    def close(self) -> None:
+        """Close the ctx's File objects, free its PageBuffers, then atomio_ctx_close()."""
+        if self._h is None:
+            return
+        first: Optional[Error] = None
+        for f in list(self._files):
+            try:
+                f.close()
+            except Error as e:
+                first = first or e
+        for b in list(self._buffers):
+            b.free(_force_leak=True)
+        h, self._h = self._h, None
+        rc = _lib.lib().atomio_ctx_close(h)
+        if rc < 0:
+            raise Error(rc, "ctx close")
+        if first is not None:
+            raise first
+
+    def __enter__(self) -> "Ctx":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        if getattr(self, "_h", None) is not None:
+            try:
+                self.close()
+            except Exception:
+                pass
+
+
+def _make_verify(fn):
+    def cb(_arg, file_id, page_no, page, page_size):
+        try:
+            return 1 if fn(file_id, page_no, ctypes.string_at(page, page_size)) else 0
+        except Exception:
+            return -1  # the library treats an error as "damaged"
+    return cb
+
+
+# --- files ---------------------------------------------------------------------------------
+class File:
+    """atomio_file: one data file with one page size. Use Ctx.open_file()."""
+
+    def __init__(self, ctx: Ctx, filename, page_size: int, *, path=Path.AUTO,
+                 io_style=IoStyle.ANY, policy=Policy.DEFAULT, create=None, read_only=False,
+                 dsync=False, no_copy=False, file_id=0, mode=0):
+        if create is None:
+            create = not read_only
+        lib = _lib.lib()
+        self._h = None
+        self._lock = threading.Lock()
+        self._bounce: Optional[PageBuffer] = None
+        self.ctx = ctx
+        self.name = filename
+        self.page_size = page_size
+        o = _lib.FileOpts()
+        lib.atomio_file_opts_init(ctypes.byref(o))
+        o.flags = ((_lib.FILE_CREATE if create else 0) | (_lib.FILE_RDONLY if read_only else 0)
+                   | (_lib.FILE_DSYNC if dsync else 0) | (_lib.FILE_NO_COPY if no_copy else 0))
+        o.page_size = page_size
+        o.io_style = int(io_style)
+        o.path = int(path)
+        o.policy = int(policy)
+        o.file_id = file_id
+        o.mode = mode
+        h = ctypes.c_void_p()
+        _check(lib.atomio_file_open(ctx._handle(), _path_arg(filename), ctypes.byref(o),
+                                    ctypes.byref(h)),
+               f"open {filename!s} page size {page_size} path {_name(Path, path)}")
+        self._h = h.value
+        ctx._files.add(self)
+        # In-place writes need the DIO memory alignment; 4096 covers every device we know and
+        # is what atomio_page_alloc() guarantees at least.
+        self._align = 4096
+        c = _lib.sized(_lib.Caps)
+        if lib.atomio_file_caps(self._h, ctypes.byref(c)) == 0 and c.dio_mem_align > 4096:
+            self._align = c.dio_mem_align
+
+    def _handle(self) -> int:
+        if self._h is None:
+            raise Error(_lib.E_CLOSED, f"{self.name!s} closed")
+        return self._h
+
+    @property
+    def closed(self) -> bool:
+        return self._h is None
+
+    def _bounce_buf(self) -> PageBuffer:
+        if self._bounce is None:
+            self._bounce = PageBuffer(self.ctx, self.page_size, 1)
+        return self._bounce
+
+    def write(self, page_no: int, data: Buffer, *, dsync: bool = False) -> None:
+        """atomio_write(): one whole page (exactly page_size bytes) at page_no, untorn.
+
+        A PageBuffer page (or any writable, suitably aligned buffer) is passed in place;
+        anything else is copied into an aligned buffer first.
+        """
+        h = self._handle()
+        flags = _lib.WRITE_DSYNC if dsync else 0
+        got = _address(data, self.page_size, self._align)
+        if got is not None:
+            _check(_lib.lib().atomio_write(h, page_no, got[0], flags), f"write page {page_no}")
+            return
+        with self._lock:
+            b = self._bounce_buf()
+            src = data.view if isinstance(data, PageBuffer) else data
+            b.view[:] = memoryview(src).cast("B")
+            _check(_lib.lib().atomio_write(h, page_no, b.address, flags),
+                   f"write page {page_no}")
+
+    def write_batch(self, pages: Iterable[Tuple[int, Buffer]], *, dsync: bool = False) -> int:
+        """Ctx.write_batch() for pages of this file: [(page_no, page), ...]."""
+        self._handle()
+        return self.ctx.write_batch([(self, n, d) for n, d in pages], dsync=dsync)
+
+    def read(self, page_no: int) -> bytes:
+        """atomio_read(): page page_no as bytes (zeros beyond end of file)."""
+        h = self._handle()
+        with self._lock:
+            b = self._bounce_buf()
+            _check(_lib.lib().atomio_read(h, page_no, b.address), f"read page {page_no}")
+            return bytes(b.view)
+
+    def read_into(self, page_no: int, buf: Union[bytearray, memoryview, PageBuffer]) -> None:
+        """atomio_read() into a writable page-sized buffer (in place when aligned)."""
+        h = self._handle()
+        target = buf.view if isinstance(buf, PageBuffer) else memoryview(buf).cast("B")
+        if target.readonly:
+            raise TypeError("read_into needs a writable buffer")
+        got = _address(target, self.page_size, self._align)
+        if got is not None:
+            _check(_lib.lib().atomio_read(h, page_no, got[0]), f"read page {page_no}")
+            return
+        with self._lock:
+            b = self._bounce_buf()
+            _check(_lib.lib().atomio_read(h, page_no, b.address), f"read page {page_no}")
+            target[:] = b.view
+
+    def sync(self) -> None:
+        """atomio_sync(): make every acknowledged write durable. A failure fails the file."""
+        _check(_lib.lib().atomio_sync(self._handle()), f"sync {self.name!s}")
+
+    def info(self) -> FileInfo:
+        """atomio_file_info_get()."""
+        i = _lib.sized(_lib.FileInfo)
+        _check(_lib.lib().atomio_file_info_get(self._handle(), ctypes.byref(i)), "file info")
+        return FileInfo._from(i)
+
+    def caps(self) -> Caps:
+        """atomio_file_caps(): the probe figures behind the file's path."""
+        c = _lib.sized(_lib.Caps)
+        _check(_lib.lib().atomio_file_caps(self._handle(), ctypes.byref(c)), "file caps")
+        return Caps._from(c)
+
+    def stats(self) -> Stats:
+        """atomio_file_stats()."""
+        s = _lib.sized(_lib.Stats)
+        _check(_lib.lib().atomio_file_stats(self._handle(), ctypes.byref(s)), "file stats")
+        return Stats._from(s)
+
+    def close(self) -> None:
+        """atomio_file_close() (no implicit sync). Later calls raise ClosedError. Idempotent."""
+        with self._lock:
+            if self._h is None:
+                return
+            if self._bounce is not None:
+                self._bounce.free()
+                self._bounce = None
+            h, self._h = self._h, None
+        self.ctx._files.discard(self)
+        _check(_lib.lib().atomio_file_close(h), f"close {self.name!s}")
+
+    def __enter__(self) -> "File":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        if getattr(self, "_h", None) is not None and not self.ctx.closed:
+            try:
+                self.close()
+            except Exception:
+                pass
+
+
+def _name(cls, v) -> str:
+    try:
+        return cls(v).name
+    except ValueError:
+        return str(int(v))

@@ -1,0 +1,89 @@
+# SPDX-License-Identifier: MIT
+"""The hand-written ctypes mirror against the C compiler's layout of atomio.h.
+
+The numbers come from bindings/layout/atomio_layout.c, built by CMake (ATOMIO_LAYOUT_LIBRARY
+names it) or, when run by hand, compiled here with cc against the tree's header."""
+
+import ctypes
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import atomio
+from atomio import _lib
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent.parent
+
+
+class _Field(ctypes.Structure):
+    _fields_ = [("type", ctypes.c_char_p), ("field", ctypes.c_char_p),
+                ("offset", ctypes.c_uint64), ("size", ctypes.c_uint64)]
+
+
+class _Const(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_char_p), ("value", ctypes.c_int64)]
+
+
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory):
+    so = os.environ.get("ATOMIO_LAYOUT_LIBRARY")
+    if not so:
+        cc = shutil.which("cc") or shutil.which("gcc")
+        src = ROOT / "bindings" / "layout" / "atomio_layout.c"
+        if cc is None or not src.exists():
+            pytest.skip("layout check skipped: no ATOMIO_LAYOUT_LIBRARY, no cc or no source")
+        so = str(tmp_path_factory.mktemp("layout") / "libatomio_layout.so")
+        subprocess.run([cc, "-shared", "-fPIC", "-I", str(ROOT / "include"), str(src), "-o", so],
+                       check=True)
+    dll = ctypes.CDLL(so)
+    for name, T in (("atomio_layout_fields", _Field), ("atomio_layout_consts", _Const)):
+        getattr(dll, name).restype = ctypes.POINTER(T)
+        getattr(dll, name).argtypes = [ctypes.POINTER(ctypes.c_size_t)]
+    n = ctypes.c_size_t()
+    fp = dll.atomio_layout_fields(ctypes.byref(n))
+    fields = [(fp[i].type.decode(), fp[i].field.decode(), fp[i].offset, fp[i].size)
+              for i in range(n.value)]
+    cp = dll.atomio_layout_consts(ctypes.byref(n))
+    consts = {cp[i].name.decode(): cp[i].value for i in range(n.value)}
+    return fields, consts
+
+
+def test_struct_sizes_and_offsets(layout):
+    fields, _ = layout
+    seen = {}
+    for tname, fname, off, size in fields:
+        T = _lib.STRUCTS[tname]
+        if fname == "":
+            assert ctypes.sizeof(T) == size, f"sizeof({tname})"
+            continue
+        desc = getattr(T, fname, None)
+        assert desc is not None, f"{tname}.{fname} missing in the ctypes mirror"
+        assert (desc.offset, desc.size) == (off, size), f"{tname}.{fname}"
+        seen.setdefault(tname, set()).add(fname)
+    for tname, T in _lib.STRUCTS.items():
+        mirrored = {f[0] for f in T._fields_}
+        assert mirrored == seen[tname], f"{tname}: fields differ from the C helper's list"
+
+
+def test_constants(layout):
+    _, consts = layout
+    for name, value in consts.items():
+        attr = name[len("ATOMIO_"):]
+        assert getattr(_lib, attr) == value, name
+    # The friendly enums carry the same values.
+    for e in atomio.Path:
+        assert consts[f"ATOMIO_PATH_{e.name}"] == e.value
+    for e in atomio.Submitter:
+        assert consts[f"ATOMIO_SUBMIT_{e.name}"] == e.value
+    for e in atomio.IoStyle:
+        assert consts[f"ATOMIO_IO_{e.name}"] == e.value
+    for e in atomio.Policy:
+        assert consts[f"ATOMIO_POLICY_{e.name}"] == e.value
+    for e in atomio.State:
+        assert consts[f"ATOMIO_STATE_{e.name}"] == e.value
+    for e in atomio.DirectAtomic:
+        assert consts[f"ATOMIO_ATOMIC_{e.name}"] == e.value

@@ -1,0 +1,309 @@
+# SPDX-License-Identifier: MIT
+"""The Python binding against the built library on a private temp dir (no root needed)."""
+
+import os
+import pickle
+
+import pytest
+
+import _checks
+import atomio
+from atomio import Error, Path
+
+PS = 4096
+
+
+def test_version_matches_header():
+    v = atomio.version()
+    assert v == "%d.%d.%d" % (atomio._lib.VERSION_MAJOR, atomio._lib.VERSION_MINOR,
+                             atomio._lib.VERSION_PATCH)
+    assert atomio._lib.lib().atomio_version_number() // 10000 == atomio._lib.VERSION_MAJOR
+
+
+def test_error_carries_code_name_and_message():
+    e = Error(atomio._lib.E_CLOSED)
+    assert isinstance(e, atomio.ClosedError)
+    assert e.code == -5009 and e.name == "ATOMIO_E_CLOSED"
+    assert e.message == atomio.strerror(-5009) and e.message
+    assert e.errno is None
+    assert "ATOMIO_E_CLOSED" in str(e)
+    assert isinstance(Error(atomio._lib.E_SHORT_WRITE), atomio.ShortWriteError)
+    assert isinstance(Error(atomio._lib.E_FAILED), atomio.FileFailedError)
+    assert isinstance(Error(atomio._lib.E_PATH_UNSUPPORTED), atomio.PathUnsupportedError)
+    assert type(Error(atomio._lib.E_INVAL)) is Error
+    eio = Error(-5)
+    assert eio.name == "EIO" and eio.errno == 5
+    # Errors survive pickling (multiprocessing workers report them).
+    again = pickle.loads(pickle.dumps(e))
+    assert type(again) is atomio.ClosedError and again.code == e.code
+
+
+def test_every_code_has_a_name():
+    for code in range(atomio._lib.E_INVAL, atomio._lib.E__LAST, -1):
+        assert atomio.err_name(code).startswith("ATOMIO_E_"), code
+        assert atomio.strerror(code) != atomio.strerror(1 << 20), code
+
+
+def test_enum_names_match_library():
+    lib = atomio._lib.lib()
+    for p in Path:
+        assert lib.atomio_path_name(p).decode() == p.name
+    for s in atomio.Submitter:
+        assert lib.atomio_submitter_name(s).decode() == s.name
+    for s in atomio.IoStyle:
+        assert lib.atomio_io_style_name(s).decode() == s.name
+    for s in atomio.Policy:
+        assert lib.atomio_policy_name(s).decode() == s.name
+
+
+def test_probe_temp_dir(scratch):
+    fname = scratch / "probe"
+    fname.write_bytes(b"")
+    caps = atomio.probe(fname, PS)
+    assert caps.page_size == PS
+    assert caps.sys_page_size == os.sysconf("SC_PAGESIZE")
+    assert caps.valid & atomio._lib.CAPS_VERDICTS
+    assert caps.reason_direct and caps.reason_buffered and caps.reason_auto
+    assert caps.auto_path in (Path.DIRECT_ATOMIC, Path.BUFFERED_ATOMIC, Path.DOUBLEWRITE)
+    assert fname.stat().st_size == 0, "probe must never write the file"
+    # A directory probes its filesystem.
+    assert atomio.probe(scratch, PS).fs_type == caps.fs_type
+
+
+@pytest.mark.parametrize("bad", [0, 1000, 256, 3 << 12, 2 << 20])
+def test_bad_page_size(scratch, bad):
+    fname = scratch / "f"
+    fname.write_bytes(b"")
+    with pytest.raises(Error) as ei:
+        atomio.probe(fname, bad)
+    assert ei.value.code == atomio._lib.E_PAGE_SIZE and ei.value.name == "ATOMIO_E_PAGE_SIZE"
+    with atomio.Ctx() as ctx:
+        with pytest.raises(Error) as ei:
+            ctx.open_file(fname, bad, path=Path.UNSAFE)
+        assert ei.value.code == atomio._lib.E_PAGE_SIZE
+        with pytest.raises(Error) as ei:
+            ctx.page_alloc(bad)
+        assert ei.value.code == atomio._lib.E_PAGE_SIZE
+
+
+def test_probe_missing_file(scratch):
+    with pytest.raises(Error) as ei:
+        atomio.probe(scratch / "nope", PS)
+    assert ei.value.name == "ENOENT" and ei.value.errno == 2
+
+
+def test_wrong_length_write_is_refused(scratch):
+    with atomio.Ctx() as ctx, ctx.open_file(scratch / "f", PS, path=Path.UNSAFE) as f:
+        for n in (0, PS - 1, PS + 1, 2 * PS):
+            with pytest.raises(Error) as ei:
+                f.write(0, bytes(n))
+            assert ei.value.code == atomio._lib.E_PAGE_SIZE
+        assert f.stats().pages_total == 0
+
+
+def test_closed_file(scratch):
+    with atomio.Ctx() as ctx:
+        f = ctx.open_file(scratch / "f", PS, path=Path.UNSAFE)
+        f.write(0, bytes(PS))
+        f.close()
+        f.close()  # idempotent
+        assert f.closed
+        for call in (lambda: f.write(0, bytes(PS)), lambda: f.read(0), f.sync, f.info,
+                     f.stats, lambda: f.write_batch([(0, bytes(PS))])):
+            with pytest.raises(atomio.ClosedError) as ei:
+                call()
+            assert ei.value.code == atomio._lib.E_CLOSED and ei.value.name == "ATOMIO_E_CLOSED"
+        # The ctx still counts the closed file's write.
+        assert ctx.stats().pages[Path.UNSAFE] == 1
+    with pytest.raises(atomio.ClosedError):
+        ctx.stats()
+    with pytest.raises(atomio.ClosedError):
+        ctx.open_file(scratch / "g", PS)
+
+
+def test_ctx_close_closes_files(scratch):
+    ctx = atomio.Ctx()
+    f = ctx.open_file(scratch / "f", PS, path=Path.UNSAFE)
+    ctx.close()
+    assert f.closed
+    with pytest.raises(atomio.ClosedError):
+        f.write(0, bytes(PS))
+
+
+def test_read_only_file(scratch):
+    (scratch / "ro").write_bytes(bytes(PS))
+    with atomio.Ctx() as ctx, ctx.open_file(scratch / "ro", PS, path=Path.UNSAFE,
+                                            read_only=True, create=False) as f:
+        with pytest.raises(Error) as ei:
+            f.write(0, bytes(PS))
+        assert ei.value.name == "ATOMIO_E_READ_ONLY"
+        assert f.read(0) == bytes(PS)
+
+
+def test_page_buffer_is_aligned_memoryview():
+    with atomio.Ctx() as ctx:
+        buf = ctx.page_alloc(16384, 3)
+        assert len(buf) == 3 * 16384 and buf.view.nbytes == 3 * 16384
+        assert buf.address % 16384 == 0
+        assert not buf.view.readonly
+        buf.page(2)[:4] = b"abcd"
+        assert bytes(buf.view[2 * 16384:2 * 16384 + 4]) == b"abcd"
+        with pytest.raises(IndexError):
+            buf.page(3)
+        # A live slice keeps the memory: free() refuses rather than leave it dangling.
+        s = buf.page(1)
+        with pytest.raises(BufferError):
+            buf.free()
+        assert buf.view.nbytes == 3 * 16384  # still usable
+        del s
+        buf.free()
+        buf.free()
+        with pytest.raises(atomio.ClosedError):
+            buf.view
+
+
+def test_batch_reports_per_entry_errors(scratch):
+    (scratch / "b").write_bytes(b"")
+    with atomio.Ctx() as ctx, ctx.open_file(scratch / "a", PS, path=Path.UNSAFE) as a, \
+            ctx.open_file(scratch / "b", PS, path=Path.UNSAFE, read_only=True) as b:
+        assert ctx.write_batch([(a, 0, bytes(PS)), (a, 1, b"\1" * PS)]) == 2
+        with pytest.raises(atomio.BatchError) as ei:
+            ctx.write_batch([(a, 2, b"\2" * PS), (b, 0, bytes(PS)), (a, 3, b"\3" * PS)])
+        e = ei.value
+        assert e.written == 2 and e.results[0] == 0 and e.results[2] == 0
+        assert e.results[1] == atomio._lib.E_READ_ONLY and e.code == e.results[1]
+        assert e.errors[1].name == "ATOMIO_E_READ_ONLY" and e.errors[0] is None
+        assert a.read(3) == b"\3" * PS
+        assert a.stats().pages[Path.UNSAFE] == 4
+        with atomio.Ctx() as other:
+            with pytest.raises(Error) as ei:
+                other.write_batch([(a, 9, bytes(PS))])
+            assert ei.value.code == atomio._lib.E_INVAL
+
+
+def test_stats_count_writes(scratch):
+    with atomio.Ctx() as ctx, ctx.open_file(scratch / "f", PS, path=Path.UNSAFE) as f:
+        before = ctx.stats()
+        for n in range(5):
+            f.write(n, bytes([n]) * PS)
+        f.write_batch([(5, bytes(PS)), (6, bytes(PS))])
+        f.sync()
+        st = f.stats()
+        assert st.pages[Path.UNSAFE] == 7 and st.pages_total == 7
+        assert st.bytes_data == 7 * PS
+        assert st.bytes_dblwr == 0 and st.short_writes == 0 and st.failed_syncs == 0
+        assert st.syncs >= 1
+        after = ctx.stats()
+        assert after.pages[Path.UNSAFE] - before.pages[Path.UNSAFE] == 7
+
+
+@pytest.mark.parametrize("path", _checks.ROUND_TRIP_PATHS, ids=lambda p: p.name)
+def test_round_trip_temp_dir(scratch, path):
+    _checks.round_trip(str(scratch), path)
+
+
+def test_recover_without_store_is_an_error():
+    with atomio.Ctx() as ctx:
+        with pytest.raises(Error) as ei:
+            ctx.recover()
+        assert ei.value.name == "ATOMIO_E_NO_DOUBLEWRITE"
+        assert ei.value.report.pages_restored == 0
+
+
+def test_recover_with_store(scratch):
+    (scratch / "dblwr").mkdir()
+    try:
+        ctx = atomio.Ctx(scratch / "dblwr")
+    except Error as e:
+        if e.code in _checks.UNAVAILABLE:
+            pytest.skip(f"no doublewrite store in this build: {e}")
+        raise
+    with ctx:
+        r = ctx.recover()
+        assert r.pages_unrecoverable == 0 and r.batches_torn == 0
+        r2 = ctx.recover()  # idempotent
+        assert r2.pages_restored == 0
+
+
+def test_file_is_shared_across_threads(scratch):
+    import threading
+    with atomio.Ctx() as ctx, ctx.open_file(scratch / "f", PS, path=Path.UNSAFE) as f:
+        # bytes sources: they share the file's locked bounce buffer.
+        def worker(t):
+            for i in range(8):
+                n = t * 8 + i
+                f.write(n, _checks.page(n, PS))
+        ts = [threading.Thread(target=worker, args=(t,)) for t in range(4)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        for n in range(32):
+            assert f.read(n) == _checks.page(n, PS), n
+        assert f.stats().pages[Path.UNSAFE] == 32
+
+
+
+def test_recover_after_clean_close(scratch):
+    """A clean close leaves nothing to restore: recovery scans the store and reports zeros,
+    and a verify callback is accepted (it runs only for pages that differ from their copy;
+    producing one needs a crash inside a batch, which the C crash suites simulate)."""
+    store = scratch / "dblwr"
+    store.mkdir()
+    try:
+        ctx = atomio.Ctx(store)
+    except Error as e:
+        if e.code in _checks.UNAVAILABLE:
+            pytest.skip(f"no doublewrite store in this build: {e}")
+        raise
+    fname = scratch / "data"
+    with ctx, ctx.open_file(fname, PS, path=Path.DOUBLEWRITE) as f:
+        f.write_batch([(0, _checks.page(5, PS)), (1, _checks.page(6, PS))])
+        f.sync()
+        assert f.stats().bytes_dblwr >= 2 * PS
+    seen = []
+    with atomio.Ctx(store, recover=False, verify=lambda *a: seen.append(a) or True) as ctx:
+        r = ctx.recover()
+        assert r.segments_scanned >= 1, r
+        assert (r.batches_valid, r.pages_restored, r.pages_unrecoverable) == (0, 0, 0), r
+        assert ctx.stats().recovered_pages == 0
+        with ctx.open_file(fname, PS, create=False) as f:
+            assert f.read(1) == _checks.page(6, PS)
+    assert seen == []
+
+
+def _lookup(env_value):
+    """library_path() (or the LibraryNotFound text) in a fresh interpreter."""
+    import subprocess
+    import sys
+    env = dict(os.environ)
+    env.pop("ATOMIO_LIBRARY", None)
+    if env_value is not None:
+        env["ATOMIO_LIBRARY"] = env_value
+    code = ("import atomio\n"
+            "try:\n    print(atomio.library_path())\n"
+            "except atomio.LibraryNotFound as e:\n    print('NOTFOUND', e)\n")
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(atomio.__file__)))
+    r = subprocess.run([sys.executable, "-c", code], env=dict(env, PYTHONPATH=pkg),
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=True)
+    return r.stdout.strip()
+
+
+def test_library_lookup_order(tmp_path):
+    loaded = atomio._lib.lib().where
+    # ATOMIO_LIBRARY wins, as a file or as the directory holding libatomio.so.
+    assert _lookup(loaded) == f"{loaded} (ATOMIO_LIBRARY)"
+    d = os.path.dirname(loaded)
+    if os.path.exists(os.path.join(d, "libatomio.so")):
+        assert _lookup(d).endswith("(ATOMIO_LIBRARY)")
+    # An explicit choice that does not load is an error, never a silent fallback.
+    out = _lookup(str(tmp_path / "nope.so"))
+    assert out.startswith("NOTFOUND") and "nope.so" in out
+    # Unset: the source tree's build/ first, then the system path.
+    root = atomio._lib._source_root()
+    built = root / "build" / "libatomio" / "libatomio.so" if root else None
+    out = _lookup(None)
+    if built is not None and built.exists():
+        assert out == f"{built} (build tree)"
+    else:
+        assert out.startswith("NOTFOUND") or out.endswith("(system path)"), out

@@ -1,0 +1,1365 @@
+// SPDX-License-Identifier: MIT
+//! Safe Rust bindings for libatomio: untorn page writes for database storage engines.
+//!
+//! Only the public C API (`include/atomio.h`) is used; [`sys`] holds the raw declarations.
+//! A [`Ctx`] owns the doublewrite store, buffers and counters; a [`File`] borrows its `Ctx`
+//! (so it cannot outlive it) and writes whole pages, each one untorn. Every negative library
+//! result becomes an [`Error`] carrying the code, its name and its message.
+//!
+//! ```no_run
+//! use atomio::{Ctx, CtxOptions, FileOptions};
+//!
+//! fn main() -> atomio::Result<()> {
+//!     let caps = atomio::probe("/data/db/t1.ibd", 16384)?; // an existing file
+//!     println!("AUTO would pick {}: {}", caps.auto_path, caps.reason_auto);
+//!     let ctx = Ctx::open(&CtxOptions::new().dblwr_dir("/data/db/dblwr"))?;
+//!     let file = ctx.open_file("/data/db/t1.ibd", &FileOptions::new(16384))?;
+//!     let mut page = ctx.page_alloc(16384, 1)?; // aligned: written without a copy
+//!     page.fill(0x5a);
+//!     file.write(0, &page)?;
+//!     file.sync()?;
+//!     println!("{} via {}", file.stats()?.pages_total(), file.info()?.path);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Paths, io styles, policies and submitters are newtypes over the C enum values
+//! ([`WritePath`] etc.): a value added by a newer library is carried and named by the library
+//! without a change here.
+//!
+//! Ownership makes a closed handle unusable at compile time:
+//!
+//! ```compile_fail
+//! # fn f(ctx: &atomio::Ctx) -> atomio::Result<()> {
+//! let file = ctx.open_file("/tmp/x", &atomio::FileOptions::new(4096))?;
+//! file.close()?;
+//! file.write(0, &[0u8; 4096])?; // use of moved value: `file`
+//! # Ok(()) }
+//! ```
+//!
+//! ```compile_fail
+//! # fn f() -> atomio::Result<()> {
+//! let ctx = atomio::Ctx::open(&atomio::CtxOptions::new())?;
+//! let file = ctx.open_file("/tmp/x", &atomio::FileOptions::new(4096))?;
+//! drop(ctx); // cannot move out of `ctx` because it is borrowed by `file`
+//! file.sync()?;
+//! # Ok(()) }
+//! ```
+
+use std::ffi::{CStr, CString};
+use std::fmt;
+use std::os::raw::{c_char, c_int, c_void};
+use std::os::unix::ffi::OsStrExt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::{self, NonNull};
+use std::sync::Mutex;
+
+pub mod sys;
+
+#[doc(hidden)]
+pub mod __layout;
+
+// --- errors -------------------------------------------------------------------------------
+
+/// A negative libatomio result: `-errno` from the kernel or an `ATOMIO_E_*` code.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Error {
+    code: i32,
+    context: Option<String>,
+}
+
+/// `Result<T, atomio::Error>`.
+pub type Result<T> = std::result::Result<T, Error>;
+
+fn static_str(p: *const c_char) -> &'static str {
+    if p.is_null() {
+        return "?";
+    }
+    // SAFETY: the library returns static NUL-terminated strings for these calls.
+    unsafe { CStr::from_ptr(p) }.to_str().unwrap_or("?")
+}
+
+impl Error {
+    /// The error for a negative result `code`.
+    pub fn from_code(code: i32) -> Error {
+        Error {
+            code,
+            context: None,
+        }
+    }
+
+    fn with(code: i32, context: impl Into<String>) -> Error {
+        Error {
+            code,
+            context: Some(context.into()),
+        }
+    }
+
+    /// The result code (< 0).
+    pub fn code(&self) -> i32 {
+        self.code
+    }
+
+    /// `atomio_err_name()`: "ATOMIO_E_FAILED", "EIO", ...
+    pub fn name(&self) -> &'static str {
+        // SAFETY: thread-safe, returns a static string for any value.
+        static_str(unsafe { sys::atomio_err_name(self.code) })
+    }
+
+    /// `atomio_strerror()`: the library's message for the code.
+    pub fn message(&self) -> &'static str {
+        // SAFETY: as above.
+        static_str(unsafe { sys::atomio_strerror(self.code) })
+    }
+
+    /// What the binding was doing, if it said.
+    pub fn context(&self) -> Option<&str> {
+        self.context.as_deref()
+    }
+
+    /// The errno for kernel errors, None for `ATOMIO_E_*` codes.
+    pub fn errno(&self) -> Option<i32> {
+        if self.code < 0 && self.code > -4096 {
+            Some(-self.code)
+        } else {
+            None
+        }
+    }
+
+    /// `ATOMIO_E_SHORT_WRITE`: the kernel wrote part of a page; the file is now failed.
+    pub fn is_short_write(&self) -> bool {
+        self.code == sys::ATOMIO_E_SHORT_WRITE
+    }
+
+    /// `ATOMIO_E_FAILED`: the file failed earlier; close it and run recovery.
+    pub fn is_failed_file(&self) -> bool {
+        self.code == sys::ATOMIO_E_FAILED
+    }
+
+    /// `ATOMIO_E_CLOSED`.
+    pub fn is_closed(&self) -> bool {
+        self.code == sys::ATOMIO_E_CLOSED
+    }
+
+    /// The file or this build cannot take the asked path (`ATOMIO_E_PATH_UNSUPPORTED`,
+    /// `ATOMIO_E_NO_DOUBLEWRITE`, `ATOMIO_E_FOLIO_ORDER`): a verdict, not a fault.
+    pub fn is_path_unavailable(&self) -> bool {
+        matches!(
+            self.code,
+            sys::ATOMIO_E_PATH_UNSUPPORTED
+                | sys::ATOMIO_E_NO_DOUBLEWRITE
+                | sys::ATOMIO_E_FOLIO_ORDER
+        )
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}): {}", self.name(), self.code, self.message())?;
+        if let Some(c) = &self.context {
+            write!(f, " [{}]", c)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<Error> for std::io::Error {
+    fn from(e: Error) -> std::io::Error {
+        match e.errno() {
+            Some(n) => std::io::Error::from_raw_os_error(n),
+            None => std::io::Error::new(std::io::ErrorKind::Other, e),
+        }
+    }
+}
+
+fn check(rc: c_int, context: impl FnOnce() -> String) -> Result<i32> {
+    if rc < 0 {
+        Err(Error::with(rc, context()))
+    } else {
+        Ok(rc)
+    }
+}
+
+fn cpath(p: &std::path::Path) -> Result<CString> {
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| Error::with(sys::ATOMIO_E_INVAL, "path contains a NUL byte"))
+}
+
+fn reason(raw: &[c_char]) -> String {
+    let bytes: Vec<u8> = raw
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+fn valid_page_size(ps: u32) -> bool {
+    (512..=1 << 20).contains(&ps) && ps.is_power_of_two()
+}
+
+// --- enum newtypes ------------------------------------------------------------------------
+
+macro_rules! c_enum {
+    ($(#[$m:meta])* $name:ident, $namefn:path,
+     { $($(#[$cm:meta])* $c:ident = $v:path),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub u32);
+        impl $name {
+            $( $(#[$cm])* pub const $c: $name = $name($v); )*
+            /// Every value this crate knows, in C order.
+            pub const ALL: &'static [$name] = &[$($name::$c),*];
+            /// The C enum value.
+            pub fn raw(self) -> u32 {
+                self.0
+            }
+            /// The library's name for the value ("?" if it does not know it either).
+            pub fn name(self) -> &'static str {
+                // SAFETY: thread-safe, static string for any value.
+                static_str(unsafe { $namefn(self.0) })
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", self.name(), self.0)
+            }
+        }
+    };
+}
+
+c_enum!(
+    /// `enum atomio_path`: how a page is made untorn.
+    WritePath, sys::atomio_path_name, {
+    /// Let the library choose.
+    AUTO = sys::ATOMIO_PATH_AUTO,
+    /// O_DIRECT + RWF_ATOMIC.
+    DIRECT_ATOMIC = sys::ATOMIO_PATH_DIRECT_ATOMIC,
+    /// Page cache + RWF_ATOMIC|RWF_DSYNC (probed).
+    BUFFERED_ATOMIC = sys::ATOMIO_PATH_BUFFERED_ATOMIC,
+    /// Copy to the doublewrite store first, recover after a crash.
+    DOUBLEWRITE = sys::ATOMIO_PATH_DOUBLEWRITE,
+    /// Plain writes, no protection: for measurement only.
+    UNSAFE = sys::ATOMIO_PATH_UNSAFE,
+});
+
+c_enum!(
+    /// `enum atomio_io_style`.
+    IoStyle, sys::atomio_io_style_name, {
+    ANY = sys::ATOMIO_IO_ANY,
+    BUFFERED = sys::ATOMIO_IO_BUFFERED,
+    DIRECT = sys::ATOMIO_IO_DIRECT,
+});
+
+c_enum!(
+    /// `enum atomio_policy`.
+    Policy, sys::atomio_policy_name, {
+    DEFAULT = sys::ATOMIO_POLICY_DEFAULT,
+    PREFER_FAST = sys::ATOMIO_POLICY_PREFER_FAST,
+    PREFER_ATOMIC = sys::ATOMIO_POLICY_PREFER_ATOMIC,
+    CALIBRATE = sys::ATOMIO_POLICY_CALIBRATE,
+});
+
+c_enum!(
+    /// `enum atomio_submitter`.
+    Submitter, sys::atomio_submitter_name, {
+    AUTO = sys::ATOMIO_SUBMIT_AUTO,
+    URING = sys::ATOMIO_SUBMIT_URING,
+    SYNC = sys::ATOMIO_SUBMIT_SYNC,
+});
+
+// unsafe only to share c_enum!'s call shape with the C name functions.
+unsafe fn state_name(v: u32) -> *const c_char {
+    let s: &'static [u8] = match v {
+        sys::ATOMIO_STATE_OK => b"OK\0",
+        sys::ATOMIO_STATE_FAILED => b"FAILED\0",
+        sys::ATOMIO_STATE_CLOSED => b"CLOSED\0",
+        _ => b"?\0",
+    };
+    s.as_ptr() as *const c_char
+}
+
+unsafe fn direct_atomic_name(v: u32) -> *const c_char {
+    let s: &'static [u8] = match v {
+        sys::ATOMIO_ATOMIC_NONE => b"NONE\0",
+        sys::ATOMIO_ATOMIC_HARDWARE => b"HARDWARE\0",
+        sys::ATOMIO_ATOMIC_SOFTWARE => b"SOFTWARE\0",
+        _ => b"?\0",
+    };
+    s.as_ptr() as *const c_char
+}
+
+c_enum!(
+    /// `enum atomio_file_state`.
+    FileState, state_name, {
+    OK = sys::ATOMIO_STATE_OK,
+    FAILED = sys::ATOMIO_STATE_FAILED,
+    CLOSED = sys::ATOMIO_STATE_CLOSED,
+});
+
+c_enum!(
+    /// `atomio_caps.direct_atomic` (`ATOMIO_ATOMIC_*`).
+    DirectAtomic, direct_atomic_name, {
+    NONE = sys::ATOMIO_ATOMIC_NONE,
+    HARDWARE = sys::ATOMIO_ATOMIC_HARDWARE,
+    SOFTWARE = sys::ATOMIO_ATOMIC_SOFTWARE,
+});
+
+// --- records ------------------------------------------------------------------------------
+
+/// `atomio_caps`: what the probe learned about one file at one page size.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caps {
+    pub valid: u32,
+    pub page_size: u32,
+    pub sys_page_size: u32,
+    pub fs_block_size: u32,
+    pub statx_mask: u32,
+    pub statx_attributes: u64,
+    pub dio_mem_align: u32,
+    pub dio_offset_align: u32,
+    pub dio_read_offset_align: u32,
+    pub unit_min: u32,
+    pub unit_max: u32,
+    pub segments_max: u32,
+    pub unit_max_opt: u32,
+    pub dev_major: u32,
+    pub dev_minor: u32,
+    pub hw_unit_max: u32,
+    pub hw_sysfs_err: i32,
+    pub direct_atomic: DirectAtomic,
+    pub buffered_atomic: bool,
+    pub buffered_probe_err: i32,
+    pub page_order: u32,
+    pub fs_min_order: u32,
+    pub fs_type: u64,
+    pub auto_path: WritePath,
+    /// The page fits the folio-order rule of buffered atomic writes.
+    pub folio_ok: bool,
+    pub reason_direct: String,
+    pub reason_buffered: String,
+    pub reason_doublewrite: String,
+    pub reason_auto: String,
+}
+
+impl Caps {
+    fn from_raw(c: &sys::atomio_caps) -> Caps {
+        Caps {
+            valid: c.valid,
+            page_size: c.page_size,
+            sys_page_size: c.sys_page_size,
+            fs_block_size: c.fs_block_size,
+            statx_mask: c.statx_mask,
+            statx_attributes: c.statx_attributes,
+            dio_mem_align: c.dio_mem_align,
+            dio_offset_align: c.dio_offset_align,
+            dio_read_offset_align: c.dio_read_offset_align,
+            unit_min: c.unit_min,
+            unit_max: c.unit_max,
+            segments_max: c.segments_max,
+            unit_max_opt: c.unit_max_opt,
+            dev_major: c.dev_major,
+            dev_minor: c.dev_minor,
+            hw_unit_max: c.hw_unit_max,
+            hw_sysfs_err: c.hw_sysfs_err,
+            direct_atomic: DirectAtomic(c.direct_atomic),
+            buffered_atomic: c.buffered_atomic != 0,
+            buffered_probe_err: c.buffered_probe_err,
+            page_order: c.page_order,
+            fs_min_order: c.fs_min_order,
+            fs_type: c.fs_type,
+            auto_path: WritePath(c.auto_path),
+            folio_ok: c.folio_ok != 0,
+            reason_direct: reason(&c.reason_direct),
+            reason_buffered: reason(&c.reason_buffered),
+            reason_doublewrite: reason(&c.reason_doublewrite),
+            reason_auto: reason(&c.reason_auto),
+        }
+    }
+
+    /// Whether the probe says the file can take `path`; None when the probe cannot tell
+    /// (DOUBLEWRITE depends on the ctx's store, AUTO on the policy).
+    pub fn can(&self, path: WritePath) -> Option<bool> {
+        match path {
+            WritePath::DIRECT_ATOMIC => Some(self.direct_atomic != DirectAtomic::NONE),
+            WritePath::BUFFERED_ATOMIC => Some(self.buffered_atomic),
+            WritePath::UNSAFE => Some(true),
+            _ => None,
+        }
+    }
+
+    /// The probe's one-line reason about `path`.
+    pub fn reason(&self, path: WritePath) -> &str {
+        match path {
+            WritePath::DIRECT_ATOMIC => &self.reason_direct,
+            WritePath::BUFFERED_ATOMIC => &self.reason_buffered,
+            WritePath::DOUBLEWRITE => &self.reason_doublewrite,
+            _ => &self.reason_auto,
+        }
+    }
+}
+
+/// `atomio_file_info`: the path in force, why, and the state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileInfo {
+    pub path: WritePath,
+    pub torn_write_safe: bool,
+    pub state: FileState,
+    pub page_size: u32,
+    pub io_style: IoStyle,
+    pub policy: Policy,
+    pub submitter: Submitter,
+    pub uring_fallback: bool,
+    pub downgrades: u32,
+    pub o_direct: bool,
+    pub direct_atomic: DirectAtomic,
+    pub file_id: u64,
+    pub calib_atomic_ns: u64,
+    pub calib_dblwr_ns: u64,
+    pub reason: String,
+    pub reject_direct: String,
+    pub reject_buffered: String,
+    pub reject_doublewrite: String,
+}
+
+impl FileInfo {
+    fn from_raw(i: &sys::atomio_file_info) -> FileInfo {
+        FileInfo {
+            path: WritePath(i.path),
+            torn_write_safe: i.torn_write_safe != 0,
+            state: FileState(i.state),
+            page_size: i.page_size,
+            io_style: IoStyle(i.io_style),
+            policy: Policy(i.policy),
+            submitter: Submitter(i.submitter),
+            uring_fallback: i.uring_fallback != 0,
+            downgrades: i.downgrades,
+            o_direct: i.o_direct != 0,
+            direct_atomic: DirectAtomic(i.direct_atomic),
+            file_id: i.file_id,
+            calib_atomic_ns: i.calib_atomic_ns,
+            calib_dblwr_ns: i.calib_dblwr_ns,
+            reason: reason(&i.reason),
+            reject_direct: reason(&i.reject_direct),
+            reject_buffered: reason(&i.reject_buffered),
+            reject_doublewrite: reason(&i.reject_doublewrite),
+        }
+    }
+}
+
+/// `atomio_stats`, per file or per ctx.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stats {
+    /// Pages written, indexed by the [`WritePath`] value.
+    pub pages: [u64; sys::ATOMIO_PATH__COUNT as usize],
+    pub bytes_data: u64,
+    pub bytes_dblwr: u64,
+    pub syncs: u64,
+    pub batches: u64,
+    pub downgrades: u64,
+    pub short_writes: u64,
+    pub failed_syncs: u64,
+    pub recovered_pages: u64,
+    pub uring_fallbacks: u64,
+    /// `lat_hist[i]`: writes that took [2^i, 2^(i+1)) microseconds.
+    pub lat_hist: [u64; sys::ATOMIO_LAT_BUCKETS],
+}
+
+impl Stats {
+    fn from_raw(s: &sys::atomio_stats) -> Stats {
+        Stats {
+            pages: s.pages,
+            bytes_data: s.bytes_data,
+            bytes_dblwr: s.bytes_dblwr,
+            syncs: s.syncs,
+            batches: s.batches,
+            downgrades: s.downgrades,
+            short_writes: s.short_writes,
+            failed_syncs: s.failed_syncs,
+            recovered_pages: s.recovered_pages,
+            uring_fallbacks: s.uring_fallbacks,
+            lat_hist: s.lat_hist,
+        }
+    }
+
+    /// Pages written through `path` (0 for a path this build does not count).
+    pub fn pages_on(&self, path: WritePath) -> u64 {
+        self.pages.get(path.0 as usize).copied().unwrap_or(0)
+    }
+
+    /// Pages written through any path.
+    pub fn pages_total(&self) -> u64 {
+        self.pages.iter().sum()
+    }
+}
+
+/// `atomio_recovery_report`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    pub segments_scanned: u64,
+    pub batches_scanned: u64,
+    pub batches_valid: u64,
+    pub batches_torn: u64,
+    pub pages_checked: u64,
+    pub pages_restored: u64,
+    pub pages_verified_intact: u64,
+    pub pages_unrecoverable: u64,
+    pub files_missing: u64,
+    pub unknown_file_ids: u64,
+}
+
+impl RecoveryReport {
+    fn from_raw(r: &sys::atomio_recovery_report) -> RecoveryReport {
+        RecoveryReport {
+            segments_scanned: r.segments_scanned,
+            batches_scanned: r.batches_scanned,
+            batches_valid: r.batches_valid,
+            batches_torn: r.batches_torn,
+            pages_checked: r.pages_checked,
+            pages_restored: r.pages_restored,
+            pages_verified_intact: r.pages_verified_intact,
+            pages_unrecoverable: r.pages_unrecoverable,
+            files_missing: r.files_missing,
+            unknown_file_ids: r.unknown_file_ids,
+        }
+    }
+}
+
+// --- free functions -----------------------------------------------------------------------
+
+/// `atomio_version_string()` of the linked library.
+pub fn version() -> &'static str {
+    // SAFETY: static string.
+    static_str(unsafe { sys::atomio_version_string() })
+}
+
+/// `atomio_version_number()` of the linked library.
+pub fn version_number() -> u32 {
+    // SAFETY: no arguments.
+    unsafe { sys::atomio_version_number() }
+}
+
+/// `atomio_probe()`: capabilities of a file (or a directory's filesystem) at `page_size`.
+/// Never writes the file itself.
+pub fn probe<P: AsRef<std::path::Path>>(path: P, page_size: u32) -> Result<Caps> {
+    let path = path.as_ref();
+    let c = cpath(path)?;
+    let mut caps = sys::atomio_caps::new_sized();
+    // SAFETY: valid C string and a sized output struct.
+    let rc = unsafe { sys::atomio_probe(c.as_ptr(), page_size, &mut caps) };
+    check(rc, || {
+        format!("probe {} at page size {}", path.display(), page_size)
+    })?;
+    Ok(Caps::from_raw(&caps))
+}
+
+// --- ctx ----------------------------------------------------------------------------------
+
+type VerifyFn = dyn Fn(u64, u64, &[u8]) -> bool + Send + Sync;
+
+/// Options of [`Ctx::open`] (`atomio_ctx_opts`), builder style.
+#[derive(Clone, Default)]
+pub struct CtxOptions {
+    dblwr_dir: Option<std::path::PathBuf>,
+    no_recover: bool,
+    lock_pages: bool,
+    policy: Policy,
+    submitter: Submitter,
+    queue_depth: u32,
+    dblwr_segments: u32,
+    dblwr_batch_pages: u32,
+    dblwr_max_page_size: u32,
+    numa_node: Option<i32>,
+    verify: Option<std::sync::Arc<VerifyFn>>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy::DEFAULT
+    }
+}
+
+impl Default for Submitter {
+    fn default() -> Self {
+        Submitter::AUTO
+    }
+}
+
+impl fmt::Debug for CtxOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CtxOptions")
+            .field("dblwr_dir", &self.dblwr_dir)
+            .field("no_recover", &self.no_recover)
+            .field("policy", &self.policy)
+            .field("submitter", &self.submitter)
+            .field("verify", &self.verify.is_some())
+            .finish()
+    }
+}
+
+impl CtxOptions {
+    /// Defaults; without [`dblwr_dir`](Self::dblwr_dir) the ctx has no doublewrite store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// The doublewrite store directory (created if missing).
+    pub fn dblwr_dir<P: AsRef<std::path::Path>>(mut self, dir: P) -> Self {
+        self.dblwr_dir = Some(dir.as_ref().to_path_buf());
+        self
+    }
+    /// Skip recovery at open (`ATOMIO_CTX_NO_RECOVER`): call [`Ctx::recover`] yourself.
+    pub fn no_recover(mut self, yes: bool) -> Self {
+        self.no_recover = yes;
+        self
+    }
+    /// mlock() page buffers (`ATOMIO_CTX_LOCK_PAGES`).
+    pub fn lock_pages(mut self, yes: bool) -> Self {
+        self.lock_pages = yes;
+        self
+    }
+    pub fn policy(mut self, p: Policy) -> Self {
+        self.policy = p;
+        self
+    }
+    pub fn submitter(mut self, s: Submitter) -> Self {
+        self.submitter = s;
+        self
+    }
+    pub fn queue_depth(mut self, n: u32) -> Self {
+        self.queue_depth = n;
+        self
+    }
+    pub fn dblwr_segments(mut self, n: u32) -> Self {
+        self.dblwr_segments = n;
+        self
+    }
+    pub fn dblwr_batch_pages(mut self, n: u32) -> Self {
+        self.dblwr_batch_pages = n;
+        self
+    }
+    pub fn dblwr_max_page_size(mut self, n: u32) -> Self {
+        self.dblwr_max_page_size = n;
+        self
+    }
+    /// NUMA node of page buffers (default: the calling thread's).
+    pub fn numa_node(mut self, node: i32) -> Self {
+        self.numa_node = Some(node);
+        self
+    }
+    /// Recovery's intact-page check: `verify(file_id, page_no, page) -> intact`.
+    pub fn verify<F>(mut self, f: F) -> Self
+    where
+        F: Fn(u64, u64, &[u8]) -> bool + Send + Sync + 'static,
+    {
+        self.verify = Some(std::sync::Arc::new(f));
+        self
+    }
+}
+
+unsafe extern "C" fn verify_trampoline(
+    arg: *mut c_void,
+    file_id: u64,
+    page_no: u64,
+    page: *const c_void,
+    page_size: u32,
+) -> c_int {
+    // SAFETY: arg is the Box<Arc<VerifyFn>> the Ctx keeps alive; page is page_size bytes.
+    let f = &*(arg as *const std::sync::Arc<VerifyFn>);
+    let bytes = std::slice::from_raw_parts(page as *const u8, page_size as usize);
+    // A panic must not unwind into C; report it as "damaged" (the library's < 0 case).
+    match catch_unwind(AssertUnwindSafe(|| f(file_id, page_no, bytes))) {
+        Ok(true) => 1,
+        Ok(false) => 0,
+        Err(_) => -1,
+    }
+}
+
+/// `atomio_ctx`: the engine-wide context. Thread-safe; closed on drop.
+pub struct Ctx {
+    raw: *mut sys::atomio_ctx,
+    // Kept alive for the verify callback (its address is the callback's argument).
+    _verify: Option<Box<std::sync::Arc<VerifyFn>>>,
+}
+
+// SAFETY: libatomio's ctx is thread-safe (atomio.h); the verify closure is Send + Sync.
+unsafe impl Send for Ctx {}
+unsafe impl Sync for Ctx {}
+
+impl Ctx {
+    /// `atomio_ctx_open()`. Runs recovery unless [`CtxOptions::no_recover`].
+    pub fn open(opts: &CtxOptions) -> Result<Ctx> {
+        let mut o = sys::atomio_ctx_opts::new_sized();
+        // SAFETY: fills defaults into a struct of the right size.
+        unsafe { sys::atomio_ctx_opts_init(&mut o) };
+        let dir = match &opts.dblwr_dir {
+            Some(d) => Some(cpath(d)?),
+            None => {
+                o.flags |= sys::ATOMIO_CTX_NO_DOUBLEWRITE;
+                None
+            }
+        };
+        o.dblwr_dir = dir.as_ref().map_or(ptr::null(), |d| d.as_ptr());
+        if opts.no_recover {
+            o.flags |= sys::ATOMIO_CTX_NO_RECOVER;
+        }
+        if opts.lock_pages {
+            o.flags |= sys::ATOMIO_CTX_LOCK_PAGES;
+        }
+        o.policy = opts.policy.0;
+        o.submitter = opts.submitter.0;
+        o.queue_depth = opts.queue_depth;
+        o.dblwr_segments = opts.dblwr_segments;
+        o.dblwr_batch_pages = opts.dblwr_batch_pages;
+        o.dblwr_max_page_size = opts.dblwr_max_page_size;
+        if let Some(n) = opts.numa_node {
+            o.numa_node = n;
+        }
+        let verify = opts.verify.clone().map(Box::new);
+        if let Some(v) = &verify {
+            o.verify = Some(verify_trampoline);
+            o.verify_arg = &**v as *const std::sync::Arc<VerifyFn> as *mut c_void;
+        }
+        let mut raw = ptr::null_mut();
+        // SAFETY: o is initialised; dir outlives the call; raw receives the handle.
+        let rc = unsafe { sys::atomio_ctx_open(&o, &mut raw) };
+        check(rc, || match &opts.dblwr_dir {
+            Some(d) => format!("ctx open, store {}", d.display()),
+            None => "ctx open, no store".to_string(),
+        })?;
+        Ok(Ctx {
+            raw,
+            _verify: verify,
+        })
+    }
+
+    /// The raw handle, for calls this crate does not wrap. Valid while `self` lives.
+    pub fn as_raw(&self) -> *mut sys::atomio_ctx {
+        self.raw
+    }
+
+    /// `atomio_file_open()`: open a data file; its path is chosen (or forced) here.
+    pub fn open_file<P: AsRef<std::path::Path>>(
+        &self,
+        path: P,
+        opts: &FileOptions,
+    ) -> Result<File<'_>> {
+        File::open(self, path.as_ref(), opts)
+    }
+
+    /// `atomio_page_alloc()`: `npages` pages, aligned, pre-faulted, NUMA-local.
+    pub fn page_alloc(&self, page_size: u32, npages: usize) -> Result<PageBuf<'_>> {
+        Ok(PageBuf {
+            raw: RawBuf::alloc(self, page_size, npages)?,
+            _ctx: self,
+        })
+    }
+
+    /// `atomio_write_batch()`: every entry in flight together.
+    ///
+    /// Ok when every entry was written; otherwise Err with the first failing entry's code,
+    /// and each entry's own result in [`BatchWrite::result`].
+    pub fn write_batch(&self, entries: &mut [BatchWrite<'_>], flags: WriteFlags) -> Result<()> {
+        let n = entries.len();
+        if n == 0 {
+            return Ok(());
+        }
+        let mut raw: Vec<sys::atomio_page_write> = Vec::with_capacity(n);
+        let mut copies: Vec<usize> = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            if !ptr::eq(e.file.ctx, self) {
+                return Err(Error::with(
+                    sys::ATOMIO_E_INVAL,
+                    format!("entry {} from another ctx", i),
+                ));
+            }
+            e.file.check_len(e.page.len())?;
+            if !e.file.aligned(e.page.as_ptr()) {
+                copies.push(i);
+            }
+            raw.push(sys::atomio_page_write {
+                file: e.file.raw,
+                page_no: e.page_no,
+                page: e.page.as_ptr() as *const c_void,
+                result: 0,
+                reserved0: 0,
+            });
+        }
+        // One aligned block for the entries that cannot be passed in place, slots as large
+        // as the largest page so files of different page sizes share it.
+        let bounce = if copies.is_empty() {
+            None
+        } else {
+            let slot = copies
+                .iter()
+                .map(|&i| entries[i].file.page_size)
+                .max()
+                .unwrap();
+            let mut b = RawBuf::alloc(self, slot, copies.len())?;
+            for (k, &i) in copies.iter().enumerate() {
+                let start = k * slot as usize;
+                let src = entries[i].page;
+                b.as_mut_slice()[start..start + src.len()].copy_from_slice(src);
+                raw[i].page = b.as_slice()[start..].as_ptr() as *const c_void;
+            }
+            Some(b)
+        };
+        // SAFETY: every entry points at a live file of this ctx and a page_size buffer.
+        let rc = unsafe { sys::atomio_write_batch(self.raw, raw.as_mut_ptr(), n, flags.0) };
+        drop(bounce);
+        check(rc, || "write_batch".to_string())?;
+        for (e, r) in entries.iter_mut().zip(&raw) {
+            e.result = r.result;
+        }
+        if (rc as usize) < n {
+            let first = raw
+                .iter()
+                .find(|r| r.result < 0)
+                .map_or(sys::ATOMIO_E_INVAL, |r| r.result);
+            return Err(Error::with(
+                first,
+                format!("{} of {} batch entries failed", n - rc as usize, n),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `atomio_ctx_sync()`: sync every open file of the ctx.
+    pub fn sync(&self) -> Result<()> {
+        // SAFETY: live handle.
+        check(unsafe { sys::atomio_ctx_sync(self.raw) }, || {
+            "ctx sync".to_string()
+        })
+        .map(|_| ())
+    }
+
+    /// `atomio_ctx_stats()`: counters over every file of the ctx, closed ones included.
+    pub fn stats(&self) -> Result<Stats> {
+        let mut s = sys::atomio_stats::new_sized();
+        // SAFETY: live handle, sized output.
+        check(unsafe { sys::atomio_ctx_stats(self.raw, &mut s) }, || {
+            "ctx stats".to_string()
+        })?;
+        Ok(Stats::from_raw(&s))
+    }
+
+    /// `atomio_ctx_recover()`; see [`recover_with_report`](Self::recover_with_report) for the
+    /// counts of a failed recovery.
+    pub fn recover(&self) -> Result<RecoveryReport> {
+        let (rc, rep) = self.recover_with_report();
+        rc.map(|_| rep)
+    }
+
+    /// `atomio_ctx_recover()`, returning the counts whatever the result.
+    pub fn recover_with_report(&self) -> (Result<()>, RecoveryReport) {
+        let mut r = sys::atomio_recovery_report::new_sized();
+        // SAFETY: live handle, sized output.
+        let rc = unsafe { sys::atomio_ctx_recover(self.raw, &mut r) };
+        (
+            check(rc, || "recover".to_string()).map(|_| ()),
+            RecoveryReport::from_raw(&r),
+        )
+    }
+
+    /// `atomio_ctx_close()` with its result (drop closes too, ignoring it).
+    pub fn close(mut self) -> Result<()> {
+        let raw = std::mem::replace(&mut self.raw, ptr::null_mut());
+        // SAFETY: no File borrows self (close takes it by value), so none is open.
+        check(unsafe { sys::atomio_ctx_close(raw) }, || {
+            "ctx close".to_string()
+        })
+        .map(|_| ())
+    }
+}
+
+impl Drop for Ctx {
+    fn drop(&mut self) {
+        if !self.raw.is_null() {
+            // SAFETY: Files and PageBufs borrow the ctx, so none outlives it.
+            unsafe { sys::atomio_ctx_close(self.raw) };
+        }
+    }
+}
+
+// --- page buffers -------------------------------------------------------------------------
+
+/// A buffer from atomio_page_alloc() without a lifetime, for internal bounce buffers.
+struct RawBuf {
+    ctx: *mut sys::atomio_ctx,
+    ptr: NonNull<u8>,
+    page_size: u32,
+    npages: usize,
+}
+
+// SAFETY: plain memory; atomio_page_free is thread-safe.
+unsafe impl Send for RawBuf {}
+unsafe impl Sync for RawBuf {}
+
+impl RawBuf {
+    fn alloc(ctx: &Ctx, page_size: u32, npages: usize) -> Result<RawBuf> {
+        if !valid_page_size(page_size) {
+            return Err(Error::with(
+                sys::ATOMIO_E_PAGE_SIZE,
+                format!("page size {}", page_size),
+            ));
+        }
+        if npages == 0 {
+            return Err(Error::with(sys::ATOMIO_E_INVAL, "zero pages"));
+        }
+        // SAFETY: live ctx.
+        let p = unsafe { sys::atomio_page_alloc(ctx.raw, page_size, npages) };
+        let ptr = NonNull::new(p as *mut u8).ok_or_else(|| {
+            Error::with(-12, format!("atomio_page_alloc({}, {})", page_size, npages))
+        })?;
+        // The library pre-faults but does not promise contents; Rust hands the memory out as
+        // &[u8], which must never expose uninitialised bytes.
+        // SAFETY: page_size * npages writable bytes just allocated.
+        unsafe { ptr::write_bytes(ptr.as_ptr(), 0, page_size as usize * npages) };
+        Ok(RawBuf {
+            ctx: ctx.raw,
+            ptr,
+            page_size,
+            npages,
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.page_size as usize * self.npages
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        // SAFETY: len() bytes owned by this buffer.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len()) }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: as above, uniquely borrowed.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len()) }
+    }
+}
+
+impl Drop for RawBuf {
+    fn drop(&mut self) {
+        // SAFETY: allocated by atomio_page_alloc with these figures; the ctx is alive (a
+        // PageBuf borrows it, a File's bounce buffer is dropped before the File's borrow ends).
+        unsafe {
+            sys::atomio_page_free(
+                self.ctx,
+                self.ptr.as_ptr() as *mut c_void,
+                self.page_size,
+                self.npages,
+            )
+        };
+    }
+}
+
+/// Owned, aligned page memory from `atomio_page_alloc()`: `npages` × `page_size` bytes,
+/// aligned to the page size (at least 4096), zero-initialised, freed on drop. Derefs to
+/// `[u8]`; writes from it need no bounce copy.
+pub struct PageBuf<'c> {
+    raw: RawBuf,
+    _ctx: &'c Ctx,
+}
+
+impl<'c> PageBuf<'c> {
+    pub fn page_size(&self) -> u32 {
+        self.raw.page_size
+    }
+    pub fn npages(&self) -> usize {
+        self.raw.npages
+    }
+    /// Page `i` of the buffer.
+    pub fn page(&self, i: usize) -> &[u8] {
+        let ps = self.raw.page_size as usize;
+        &self[i * ps..(i + 1) * ps]
+    }
+    /// Page `i` of the buffer, writable.
+    pub fn page_mut(&mut self, i: usize) -> &mut [u8] {
+        let ps = self.raw.page_size as usize;
+        &mut self[i * ps..(i + 1) * ps]
+    }
+}
+
+impl std::ops::Deref for PageBuf<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.raw.as_slice()
+    }
+}
+
+impl std::ops::DerefMut for PageBuf<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        self.raw.as_mut_slice()
+    }
+}
+
+impl fmt::Debug for PageBuf<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "PageBuf({} x {} at {:p})",
+            self.raw.npages, self.raw.page_size, self.raw.ptr
+        )
+    }
+}
+
+// --- files --------------------------------------------------------------------------------
+
+/// Flags of a write (`ATOMIO_WRITE_*`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteFlags(pub u32);
+
+impl WriteFlags {
+    pub const NONE: WriteFlags = WriteFlags(0);
+    /// Durable when the call returns.
+    pub const DSYNC: WriteFlags = WriteFlags(sys::ATOMIO_WRITE_DSYNC);
+}
+
+/// Options of [`Ctx::open_file`] (`atomio_file_opts`), builder style. The file is created if
+/// missing unless `.create(false)`.
+#[derive(Clone, Debug)]
+pub struct FileOptions {
+    page_size: u32,
+    flags: u32,
+    io_style: IoStyle,
+    path: WritePath,
+    policy: Policy,
+    file_id: u64,
+    mode: u32,
+}
+
+impl FileOptions {
+    pub fn new(page_size: u32) -> Self {
+        FileOptions {
+            page_size,
+            flags: sys::ATOMIO_FILE_CREATE,
+            io_style: IoStyle::ANY,
+            path: WritePath::AUTO,
+            policy: Policy::DEFAULT,
+            file_id: 0,
+            mode: 0,
+        }
+    }
+    fn flag(mut self, f: u32, yes: bool) -> Self {
+        if yes {
+            self.flags |= f;
+        } else {
+            self.flags &= !f;
+        }
+        self
+    }
+    /// Force a path (AUTO: the library chooses).
+    pub fn path(mut self, p: WritePath) -> Self {
+        self.path = p;
+        self
+    }
+    pub fn io_style(mut self, s: IoStyle) -> Self {
+        self.io_style = s;
+        self
+    }
+    pub fn policy(mut self, p: Policy) -> Self {
+        self.policy = p;
+        self
+    }
+    pub fn create(self, yes: bool) -> Self {
+        self.flag(sys::ATOMIO_FILE_CREATE, yes)
+    }
+    /// Reads only; also turns off `create` (the library refuses the pair), so call
+    /// `.create(true)` after it only to get that refusal.
+    pub fn read_only(self, yes: bool) -> Self {
+        let o = self.flag(sys::ATOMIO_FILE_RDONLY, yes);
+        if yes {
+            o.flag(sys::ATOMIO_FILE_CREATE, false)
+        } else {
+            o
+        }
+    }
+    /// Every write durable when it returns.
+    pub fn dsync(self, yes: bool) -> Self {
+        self.flag(sys::ATOMIO_FILE_DSYNC, yes)
+    }
+    /// Never bounce-copy inside the library: pages must come from [`Ctx::page_alloc`].
+    pub fn no_copy(self, yes: bool) -> Self {
+        self.flag(sys::ATOMIO_FILE_NO_COPY, yes)
+    }
+    /// The engine's stable id for the file in the doublewrite store (0: derived).
+    pub fn file_id(mut self, id: u64) -> Self {
+        self.file_id = id;
+        self
+    }
+    /// Creation mode (0: 0600).
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+}
+
+/// `atomio_file`: one data file with one page size. Borrows its [`Ctx`]; closed on drop.
+pub struct File<'c> {
+    raw: *mut sys::atomio_file,
+    ctx: &'c Ctx,
+    page_size: u32,
+    align: usize,
+    // Aligned copy target for pages handed over from unaligned memory.
+    bounce: Mutex<Option<RawBuf>>,
+}
+
+// SAFETY: libatomio file handles are thread-safe (atomio.h); the bounce buffer is locked.
+unsafe impl Send for File<'_> {}
+unsafe impl Sync for File<'_> {}
+
+impl<'c> File<'c> {
+    fn open(ctx: &'c Ctx, path: &std::path::Path, o: &FileOptions) -> Result<File<'c>> {
+        let c = cpath(path)?;
+        let mut fo = sys::atomio_file_opts::new_sized();
+        // SAFETY: defaults into a struct of the right size.
+        unsafe { sys::atomio_file_opts_init(&mut fo) };
+        fo.flags = o.flags;
+        fo.page_size = o.page_size;
+        fo.io_style = o.io_style.0;
+        fo.path = o.path.0;
+        fo.policy = o.policy.0;
+        fo.file_id = o.file_id;
+        fo.mode = o.mode;
+        let mut raw = ptr::null_mut();
+        // SAFETY: live ctx, C string, initialised options.
+        let rc = unsafe { sys::atomio_file_open(ctx.raw, c.as_ptr(), &fo, &mut raw) };
+        check(rc, || {
+            format!(
+                "open {} page size {} path {}",
+                path.display(),
+                o.page_size,
+                o.path
+            )
+        })?;
+        // In-place writes need the DIO memory alignment; atomio_page_alloc guarantees 4096.
+        let mut caps = sys::atomio_caps::new_sized();
+        // SAFETY: live handle, sized output.
+        let align = if unsafe { sys::atomio_file_caps(raw, &mut caps) } == 0 {
+            (caps.dio_mem_align as usize).max(4096)
+        } else {
+            4096
+        };
+        Ok(File {
+            raw,
+            ctx,
+            page_size: o.page_size,
+            align,
+            bounce: Mutex::new(None),
+        })
+    }
+
+    /// The raw handle, for calls this crate does not wrap. Valid while `self` lives.
+    pub fn as_raw(&self) -> *mut sys::atomio_file {
+        self.raw
+    }
+
+    /// The ctx this file belongs to.
+    pub fn ctx(&self) -> &'c Ctx {
+        self.ctx
+    }
+
+    /// The file's page size.
+    pub fn page_size(&self) -> u32 {
+        self.page_size
+    }
+
+    fn check_len(&self, len: usize) -> Result<()> {
+        if len != self.page_size as usize {
+            return Err(Error::with(
+                sys::ATOMIO_E_PAGE_SIZE,
+                format!(
+                    "page is {} bytes, the file's page size is {}",
+                    len, self.page_size
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn aligned(&self, p: *const u8) -> bool {
+        p as usize % self.align == 0
+    }
+
+    fn with_bounce<T>(&self, f: impl FnOnce(&mut RawBuf) -> T) -> Result<T> {
+        let mut guard = self.bounce.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            *guard = Some(RawBuf::alloc(self.ctx, self.page_size, 1)?);
+        }
+        Ok(f(guard.as_mut().unwrap()))
+    }
+
+    /// `atomio_write()`: one whole page (`page.len()` must be the page size) at `page_no`.
+    pub fn write(&self, page_no: u64, page: &[u8]) -> Result<()> {
+        self.write_flags(page_no, page, WriteFlags::NONE)
+    }
+
+    /// [`write`](Self::write) with flags ([`WriteFlags::DSYNC`]).
+    pub fn write_flags(&self, page_no: u64, page: &[u8], flags: WriteFlags) -> Result<()> {
+        self.check_len(page.len())?;
+        let ctx = || format!("write page {}", page_no);
+        if self.aligned(page.as_ptr()) {
+            // SAFETY: live handle, page_size readable bytes.
+            let rc = unsafe {
+                sys::atomio_write(self.raw, page_no, page.as_ptr() as *const c_void, flags.0)
+            };
+            return check(rc, ctx).map(|_| ());
+        }
+        let rc = self.with_bounce(|b| {
+            b.as_mut_slice().copy_from_slice(page);
+            // SAFETY: live handle, aligned page_size bytes.
+            unsafe {
+                sys::atomio_write(self.raw, page_no, b.ptr.as_ptr() as *const c_void, flags.0)
+            }
+        })?;
+        check(rc, ctx).map(|_| ())
+    }
+
+    /// [`Ctx::write_batch`] for pages of this file.
+    pub fn write_batch(&self, pages: &[(u64, &[u8])], flags: WriteFlags) -> Result<()> {
+        let mut entries: Vec<BatchWrite<'_>> = pages
+            .iter()
+            .map(|&(n, p)| BatchWrite::new(self, n, p))
+            .collect();
+        self.ctx.write_batch(&mut entries, flags)
+    }
+
+    /// `atomio_read()` into `buf` (exactly one page). Beyond end of file reads zeros.
+    pub fn read(&self, page_no: u64, buf: &mut [u8]) -> Result<()> {
+        self.check_len(buf.len())?;
+        let ctx = || format!("read page {}", page_no);
+        if self.aligned(buf.as_ptr()) {
+            // SAFETY: live handle, page_size writable bytes.
+            let rc =
+                unsafe { sys::atomio_read(self.raw, page_no, buf.as_mut_ptr() as *mut c_void) };
+            return check(rc, ctx).map(|_| ());
+        }
+        let rc = self.with_bounce(|b| {
+            // SAFETY: live handle, aligned page_size bytes.
+            let rc = unsafe { sys::atomio_read(self.raw, page_no, b.ptr.as_ptr() as *mut c_void) };
+            if rc >= 0 {
+                buf.copy_from_slice(b.as_slice());
+            }
+            rc
+        })?;
+        check(rc, ctx).map(|_| ())
+    }
+
+    /// `atomio_read()` of page `page_no` into a new Vec.
+    pub fn read_vec(&self, page_no: u64) -> Result<Vec<u8>> {
+        let mut v = vec![0u8; self.page_size as usize];
+        self.read(page_no, &mut v)?;
+        Ok(v)
+    }
+
+    /// `atomio_sync()`: make every acknowledged write durable; a failure fails the file.
+    pub fn sync(&self) -> Result<()> {
+        // SAFETY: live handle.
+        check(unsafe { sys::atomio_sync(self.raw) }, || "sync".to_string()).map(|_| ())
+    }
+
+    /// `atomio_file_info_get()`.
+    pub fn info(&self) -> Result<FileInfo> {
+        let mut i = sys::atomio_file_info::new_sized();
+        // SAFETY: live handle, sized output.
+        check(
+            unsafe { sys::atomio_file_info_get(self.raw, &mut i) },
+            || "file info".to_string(),
+        )?;
+        Ok(FileInfo::from_raw(&i))
+    }
+
+    /// `atomio_file_caps()`: the probe figures behind the file's path.
+    pub fn caps(&self) -> Result<Caps> {
+        let mut c = sys::atomio_caps::new_sized();
+        // SAFETY: live handle, sized output.
+        check(unsafe { sys::atomio_file_caps(self.raw, &mut c) }, || {
+            "file caps".to_string()
+        })?;
+        Ok(Caps::from_raw(&c))
+    }
+
+    /// `atomio_file_stats()`.
+    pub fn stats(&self) -> Result<Stats> {
+        let mut s = sys::atomio_stats::new_sized();
+        // SAFETY: live handle, sized output.
+        check(unsafe { sys::atomio_file_stats(self.raw, &mut s) }, || {
+            "file stats".to_string()
+        })?;
+        Ok(Stats::from_raw(&s))
+    }
+
+    /// `atomio_file_close()` with its result (drop closes too, ignoring it). No implicit sync.
+    pub fn close(mut self) -> Result<()> {
+        self.close_raw()
+    }
+
+    fn close_raw(&mut self) -> Result<()> {
+        let raw = std::mem::replace(&mut self.raw, ptr::null_mut());
+        if raw.is_null() {
+            return Ok(());
+        }
+        // Free the bounce buffer while the ctx is certainly alive.
+        self.bounce.lock().unwrap_or_else(|p| p.into_inner()).take();
+        // SAFETY: the handle was live and is not used again.
+        check(unsafe { sys::atomio_file_close(raw) }, || {
+            "file close".to_string()
+        })
+        .map(|_| ())
+    }
+}
+
+impl Drop for File<'_> {
+    fn drop(&mut self) {
+        let _ = self.close_raw();
+    }
+}
+
+impl fmt::Debug for File<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "File({:p}, page size {})", self.raw, self.page_size)
+    }
+}
+
+/// One entry of [`Ctx::write_batch`]: a page of a file and, afterwards, its own result.
+#[derive(Debug)]
+pub struct BatchWrite<'a> {
+    file: &'a File<'a>,
+    page_no: u64,
+    page: &'a [u8],
+    result: i32,
+}
+
+impl<'a> BatchWrite<'a> {
+    pub fn new(file: &'a File<'a>, page_no: u64, page: &'a [u8]) -> Self {
+        BatchWrite {
+            file,
+            page_no,
+            page,
+            result: 0,
+        }
+    }
+    /// This entry's result after the batch ran.
+    pub fn result(&self) -> Result<()> {
+        if self.result < 0 {
+            Err(Error::with(
+                self.result,
+                format!("batch entry page {}", self.page_no),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
