@@ -271,31 +271,39 @@ print_table(FILE *out, const struct report *rep)
                 agg_median(r, FIG(syncs_per_page), b[7], 32),
                 agg_median(r, FIG(cpu_us_per_page), b[8], 32), rub, rbb);
     }
-    /* Notes: how latency was measured, AUTO's reason, fallbacks. */
+    /* Notes: AUTO's reason and fallbacks per row; then one line each for the rows whose
+     * per-page latency is the library's coarse histogram, and for noisy rows. */
     fputc('\n', out);
+    char hist_rows[256] = "", noisy[512] = "";
+    size_t hl = 0, nl = 0;
     for (unsigned i = 0; i < rep->nrows; i++) {
         const struct report_row *r = &rep->rows[i];
+        char name[64];
+        display_name(r, name, sizeof(name));
         for (unsigned k = 0; k < r->nruns; k++) {
             if (r->runs[k].err)
                 continue;
-            char name[64];
-            display_name(r, name, sizeof(name));
             if (r->runs[k].note[0])
                 fprintf(out, "  %s: %s\n", name, r->runs[k].note);
-            if (strcmp(r->runs[k].lat_page_source, "library-histogram") == 0)
-                fprintf(out, "  %s: per-page latency from the library's log2 histogram "
-                        "(coarse)\n", name);
+            if (strcmp(r->runs[k].lat_page_source, "library-histogram") == 0 &&
+                hl + 64 < sizeof(hist_rows))
+                hl += (size_t)snprintf(hist_rows + hl, sizeof(hist_rows) - hl, "%s%s",
+                                       hl ? ", " : "", r->name);
             break;
         }
+        /* A wide spread of the repeats makes every ratio doubtful: say so plainly. */
+        struct agg a = row_agg(r, FIG(pages_per_s));
+        if (a.valid && rep->repeat > 1 && a.median > 0 && (a.max - a.min) / a.median > 0.25 &&
+            nl + 64 < sizeof(noisy))
+            nl += (size_t)snprintf(noisy + nl, sizeof(noisy) - nl, "%s%s %.0f%%", nl ? ", " : "",
+                                   r->name, 100 * (a.max - a.min) / a.median);
     }
-    /* Noise: a wide spread of the repeats makes every ratio doubtful; say so plainly. */
-    for (unsigned i = 0; i < rep->nrows; i++) {
-        struct agg a = row_agg(&rep->rows[i], FIG(pages_per_s));
-        if (a.valid && rep->repeat > 1 && a.median > 0 && (a.max - a.min) / a.median > 0.25)
-            fprintf(out, "  warning: %s pages/s varied %.0f%% between runs: the machine is noisy;"
-                    " more --repeat or a longer --duration\n",
-                    rep->rows[i].name, 100 * (a.max - a.min) / a.median);
-    }
+    if (hl)
+        fprintf(out, "  per-page latency of %s: the library's log2 histogram, where every page of "
+                "a batch counts the whole call (coarse)\n", hist_rows);
+    if (nl)
+        fprintf(out, "  warning: pages/s of %s varied (max-min over median): the machine is "
+                "noisy, use more --repeat or a longer --duration\n", noisy);
     const struct report_row *best = fastest_safe(rep), *au = find_auto(rep);
     if (best && unsafe) {
         double rs = ratio(best, unsafe);
