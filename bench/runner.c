@@ -5,7 +5,7 @@
  * 1, the call an engine makes per page) or atomio_write_batch(), syncs through atomio_sync().
  * Device bytes, syncs and the per-page latency histogram come from atomio_ctx_stats() deltas.
  */
-#include <dirent.h>
+#include <ftw.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,20 +135,23 @@ lib_default_dblwr_dir(const char *file, char *out, size_t len)
     snprintf(out, len, "%s.atomio-dblwr", file);
 }
 
+static int
+rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)ftw;
+    if (flag == FTW_DP)
+        rmdir(p);
+    else
+        unlink(p);
+    return 0;
+}
+
 void
 lib_remove_dblwr_dir(const char *dir)
 {
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        unlinkat(dirfd(d), e->d_name, 0);
-    }
-    closedir(d);
-    rmdir(dir);
+    /* Only ever called on a directory this tool created; FTW_PHYS: never follow a link out. */
+    nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 }
 
 int

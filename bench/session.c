@@ -371,7 +371,14 @@ session_setup(struct session *s)
     if (!s->dblwr_dir[0])
         lib_default_dblwr_dir(s->c.file, s->dblwr_dir, sizeof(s->dblwr_dir));
     struct stat st;
-    s->dblwr_created = stat(s->dblwr_dir, &st) != 0;
+    if (stat(s->dblwr_dir, &st) != 0) {
+        /* Made here (the library may require it to exist), removed at the end. */
+        if (mkdir(s->dblwr_dir, 0700) != 0) {
+            runtime_error(s->cmd, "--dblwr-dir %s: %s", s->dblwr_dir, strerror(errno));
+            return BENCH_EXIT_RUNTIME;
+        }
+        s->dblwr_created = 1;
+    }
     if (getenv("ATOMIO_PATH") && *getenv("ATOMIO_PATH"))
         fprintf(stderr, "atomio-bench: %s: warning: ATOMIO_PATH=%s overrides the paths asked "
                 "for; see each row's actual path\n", s->cmd, getenv("ATOMIO_PATH"));
