@@ -5,6 +5,10 @@
 # private mount namespace and are removed on exit, also on failure.
 #
 # usage: bench/tools/measure.sh BUILD_DIR OUT_DIR   (BUILD_DIR: a Release build)
+# environment: IMGDIR where the images live (default /tmp: a disk-backed loop device;
+#              /dev/shm gives a RAM-backed one, whose figures are far steadier on a busy
+#              machine and show the CPU and syscall cost of each path), REPEAT (default 3),
+#              DURATION (default 2s).
 set -eu
 BUILD=$(cd "$1" && pwd)
 OUT=$(mkdir -p "$2" && cd "$2" && pwd)
@@ -13,7 +17,7 @@ B=$BUILD/bench
 if [ "${ATOMIO_MEASURE_NS:-}" != 1 ]; then
   ATOMIO_MEASURE_NS=1 exec unshare --mount --propagation private "$0" "$@"
 fi
-T=$(mktemp -d /tmp/atomio-measure-XXXXXX)
+T=$(mktemp -d "${IMGDIR:-/tmp}/atomio-measure-XXXXXX")
 cleanup() { umount "$T/xfs" 2>/dev/null || true; umount "$T/ext4" 2>/dev/null || true; rm -rf "$T"; }
 trap cleanup EXIT INT TERM
 for fs in xfs ext4; do truncate -s 2G "$T/$fs.img"; mkdir "$T/$fs"; done
@@ -24,7 +28,7 @@ mount -o loop "$T/ext4.img" "$T/ext4"
 
 # The workload of issue 5's speed targets: 16 KiB pages, batch 64, queue depth 32.
 W="--page-size 16k --batch 64 --qd 32 --duration ${DURATION:-2s} --warmup 1s --repeat ${REPEAT:-3} --file-size 256m"
-uname -r > "$OUT/kernel.txt"
+{ uname -r; echo "images in ${IMGDIR:-/tmp} ($(stat -f -c %T "$T"))"; } > "$OUT/kernel.txt"
 for fs in xfs ext4; do
   f=$T/$fs/bench.dat
   # 1. every path the file can do + UNSAFE + the bare loops (submitter auto)
