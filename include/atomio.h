@@ -301,7 +301,8 @@ typedef struct atomio_caps {
  * Never writes the file itself (the buffered probe writes an O_TMPFILE in its directory, which
  * vanishes on close). AUTO's choice is computed for io style ANY and policy PREFER_FAST, with a
  * doublewrite store assumed available. Results are cached per (device, page size).
- * @param path an existing regular file (or a directory: then it probes the directory's fs).
+ * @param path an existing regular file, or a directory: then a nameless O_TMPFILE in it is
+ *        probed, i.e. what a new file there would get.
  * @param page_size power of two in [512, 1 MiB].
  * @param caps caller sets caps->size.
  * @return 0; ATOMIO_E_INVAL, ATOMIO_E_ABI, ATOMIO_E_PAGE_SIZE, -ENOENT, -EACCES, -errno.

@@ -382,10 +382,18 @@ atomio_probe(const char *path, uint32_t page_size, atomio_caps *caps)
         return fd;
     struct stat st;
     char dir[PATH_MAX];
-    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode))
+    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
         snprintf(dir, sizeof(dir), "%s", path);
-    else
+        /* A directory's own statx says nothing about atomic writes to files in it: probe a
+         * nameless O_TMPFILE there instead (it vanishes on close, nothing is linked). */
+        int tfd = atomio__sys.open(path, O_TMPFILE | O_RDWR, 0600);
+        if (tfd >= 0) {
+            atomio__sys.close(fd);
+            fd = tfd;
+        }
+    } else {
         dir_of(path, dir, sizeof(dir));
+    }
 
     atomio_caps full;
     full.size = sizeof(full);

@@ -11,5 +11,5 @@ $SUDO apt-get install -y -qq --no-install-recommends \
     liburing-dev libnuma-dev libjemalloc-dev libcriterion-dev \
     xfsprogs e2fsprogs util-linux kmod \
     clang libclang-rt-14-dev \
-    python3 python3-pytest python3-setuptools python3-pip \
+    python3 python3-pytest python3-setuptools python3-pip python3-venv cargo \
     groff-base man-db binutils >/dev/null

@@ -441,3 +441,21 @@ Test(fs, failed_create_leaves_no_file, .fini = fini)
     struct stat st;
     cr_assert(stat(p, &st) != 0 && errno == ENOENT, "the failed open left %s behind", p);
 }
+
+Test(fs, probing_a_directory_reports_what_a_new_file_gets, .fini = fini)
+{
+    t_fs_mount(&fs, "xfs", FS_MB);
+    atomio_caps c = ATOMIO_CAPS_INIT;
+    int r = atomio_probe(fs.dir, 16384, &c);
+    cr_assert_eq(r, 0, "probe of the mount point: %s", atomio_err_name(r));
+    cr_assert_eq(c.direct_atomic, ATOMIO_ATOMIC_SOFTWARE, "directory probe gave %u (%s)",
+                 c.direct_atomic, c.reason_direct);
+    DIR *d = opendir(fs.dir);
+    cr_assert_not_null(d);
+    struct dirent *e;
+    int entries = 0;
+    while ((e = readdir(d)))
+        entries += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    closedir(d);
+    cr_assert_eq(entries, 0, "the directory probe left %d entries behind", entries);
+}
