@@ -5,14 +5,14 @@
  * 4k/16k/1g, durations such as 10s/500ms, and the workload options every runner accepts.
  * Every bad value is a usage error: one line on stderr, exit status 2.
  */
+#include "bench.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "bench.h"
 
 const char *bench_progname = "atomio-bench";
 
@@ -49,8 +49,7 @@ opt_specs_count(const struct opt_spec *specs)
 }
 
 void
-opt_init(struct opt_iter *it, const char *cmd, const struct opt_spec *specs, int argc,
-         char **argv)
+opt_init(struct opt_iter *it, const char *cmd, const struct opt_spec *specs, int argc, char **argv)
 {
     memset(it, 0, sizeof(*it));
     it->argc = argc;
@@ -172,10 +171,10 @@ parse_scaled(const char *s, const char *const *units, const double *scale, doubl
 int
 parse_size(const char *s, uint64_t *out)
 {
-    static const char *const units[] = {"",    "b",   "k",   "kb", "kib", "m",   "mb", "mib",
-                                        "g",   "gb",  "gib", "t",  "tb",  "tib", NULL};
-    static const double scale[] = {1, 1, 0x1p10, 0x1p10, 0x1p10, 0x1p20, 0x1p20, 0x1p20,
-                                   0x1p30, 0x1p30, 0x1p30, 0x1p40, 0x1p40, 0x1p40};
+    static const char *const units[] = {"",  "b",  "k",   "kb", "kib", "m",   "mb", "mib",
+                                        "g", "gb", "gib", "t",  "tb",  "tib", NULL};
+    static const double scale[] = {1,      1,      0x1p10, 0x1p10, 0x1p10, 0x1p20, 0x1p20,
+                                   0x1p20, 0x1p30, 0x1p30, 0x1p30, 0x1p40, 0x1p40, 0x1p40};
     double v;
     if (parse_scaled(s, units, scale, &v) || v >= 0x1p63 || v != floor(v))
         return -1;
@@ -420,8 +419,7 @@ wl_check(struct wl_config *c, const char *cmd)
         if (npages < (uint64_t)c->batch * c->threads)
             usage_error(cmd,
                         "--file-size %s holds %llu pages, fewer than batch x threads (%u x %u)",
-                        fmt_bytes(c->file_size), (unsigned long long)npages, c->batch,
-                        c->threads);
+                        fmt_bytes(c->file_size), (unsigned long long)npages, c->batch, c->threads);
     }
 }
 

@@ -4,10 +4,10 @@
  * `int cmd_x(int argc, char **argv)` (argv[0] is the subcommand name) that returns the exit
  * status: 0 ok, 1 runtime error, 2 usage error. Uses only the public atomio.h.
  */
+#include "bench_atomio.h"
+
 #include <stdio.h>
 #include <string.h>
-
-#include "bench_atomio.h"
 
 struct command {
     const char *name;
@@ -55,8 +55,7 @@ main(int argc, char **argv)
         return BENCH_EXIT_OK;
     }
     if (strcmp(c, "--version") == 0 || strcmp(c, "-V") == 0) {
-        printf("atomio-bench %s (libatomio %s)\n", ATOMIO_VERSION_STRING,
-               atomio_version_string());
+        printf("atomio-bench %s (libatomio %s)\n", ATOMIO_VERSION_STRING, atomio_version_string());
         return BENCH_EXIT_OK;
     }
     for (size_t i = 0; i < NCOMMANDS; i++)

@@ -7,10 +7,10 @@
 #ifndef ATOMIO_BENCH_BASELINE_H
 #define ATOMIO_BENCH_BASELINE_H
 
+#include "bench.h"
+
 #include <stdatomic.h>
 #include <sys/uio.h>
-
-#include "bench.h"
 
 struct bl_args {
     struct wl_config c;
@@ -56,8 +56,8 @@ int bl_output(const struct bl_args *a, const char *command, struct wl_result *r)
  * Returns 0 or the first error (-errno, or -EIO for a short write).
  */
 int bl_uring_write(struct io_uring *ring, int fd, const void *bufs, uint32_t page_size,
-                   const uint64_t *page_nos, uint32_t n, uint32_t qd, int rw_flags,
-                   uint64_t *lat, uint64_t since_ns);
+                   const uint64_t *page_nos, uint32_t n, uint32_t qd, int rw_flags, uint64_t *lat,
+                   uint64_t since_ns);
 #endif
 
 #endif

@@ -3,13 +3,13 @@
  * baseline_common.c -- argument parsing, file set-up, counters and output for the bare
  * baselines, plus the one liburing submission loop the uring and doublewrite baselines share.
  */
+#include "baseline.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#include "baseline.h"
 
 enum { BO_HELP = 1, BO_ATOMIC, BO_JSON };
 
@@ -21,8 +21,8 @@ bl_parse(struct bl_args *a, const char *summary, unsigned allow, int argc, char 
     for (const struct opt_spec *s = wl_opt_specs; s->name; s++)
         specs[n++] = *s;
     if (allow & BL_ALLOW_ATOMIC)
-        specs[n++] = (struct opt_spec){"atomic", 0, BO_ATOMIC, NULL,
-                                       "RWF_ATOMIC on every write (O_DIRECT)"};
+        specs[n++] =
+            (struct opt_spec){"atomic", 0, BO_ATOMIC, NULL, "RWF_ATOMIC on every write (O_DIRECT)"};
     specs[n++] = (struct opt_spec){"json", 0, BO_JSON, NULL, "one flat JSON object on stdout"};
     specs[n++] = (struct opt_spec){"help", 0, BO_HELP, NULL, "this help"};
     specs[n].name = NULL;
@@ -158,8 +158,8 @@ bl_output(const struct bl_args *a, const char *command, struct wl_result *r)
                desc);
         printf("  %.0f pages/s, %.1f MB/s; page latency p50 %.1f us, p99 %.1f us, p99.9 %.1f us; "
                "batch p99 %.1f us\n",
-               f.pages_per_s, f.mb_per_s, f.lat_page_p50_us, f.lat_page_p99_us,
-               f.lat_page_p999_us, f.lat_batch_p99_us);
+               f.pages_per_s, f.mb_per_s, f.lat_page_p50_us, f.lat_page_p99_us, f.lat_page_p999_us,
+               f.lat_batch_p99_us);
         printf("  %.0f device bytes/page, %.3f syncs/page, %.2f CPU us/page\n",
                f.device_bytes_per_page, f.syncs_per_page, f.cpu_us_per_page);
     }
@@ -190,8 +190,8 @@ bl_uring_write(struct io_uring *ring, int fd, const void *bufs, uint32_t page_si
             struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
             if (!sqe)
                 break;
-            io_uring_prep_write(sqe, fd, (const char *)bufs + (size_t)next * page_size,
-                                page_size, page_nos[next] * page_size);
+            io_uring_prep_write(sqe, fd, (const char *)bufs + (size_t)next * page_size, page_size,
+                                page_nos[next] * page_size);
             sqe->rw_flags = rw_flags;
             sqe->user_data = next;
             next++;

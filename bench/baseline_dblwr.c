@@ -7,12 +7,12 @@
  * the data file. No checksums, headers or recovery: the least work a doublewrite can do, which
  * is what the library's DOUBLEWRITE path is measured against.
  */
+#include "baseline.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#include "baseline.h"
 
 struct state {
     struct bl_args a;
@@ -100,8 +100,8 @@ t_write(void *ts, const uint64_t *pages, uint32_t n, uint64_t *lat)
 #endif
     {
         for (uint32_t i = 0; i < n && !rc; i++) {
-            rc = bl_pwrite_page(s->fd, (unsigned char *)t->bufs + (size_t)i * ps, ps,
-                                pages[i] * ps, 0);
+            rc = bl_pwrite_page(s->fd, (unsigned char *)t->bufs + (size_t)i * ps, ps, pages[i] * ps,
+                                0);
             lat[i] = now_ns() - t0;
         }
     }
@@ -171,10 +171,11 @@ main(int argc, char **argv)
 {
     static struct state s;
     bench_progname = "atomio-baseline-dblwr";
-    bl_parse(&s.a, "Bare InnoDB-style doublewrite (sequential batch write, fdatasync, in-place\n"
-                   "writes in flight together, fdatasync) with the same workload knobs and JSON\n"
-                   "record as atomio-bench; no libatomio. The store is FILE.bare-dblwr,\n"
-                   "removed at exit.",
+    bl_parse(&s.a,
+             "Bare InnoDB-style doublewrite (sequential batch write, fdatasync, in-place\n"
+             "writes in flight together, fdatasync) with the same workload knobs and JSON\n"
+             "record as atomio-bench; no libatomio. The store is FILE.bare-dblwr,\n"
+             "removed at exit.",
              0, argc, argv);
     bl_prepare(&s.a);
     struct wl_result r;

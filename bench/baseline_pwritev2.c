@@ -4,12 +4,12 @@
  * pwritev2() (with RWF_ATOMIC under --atomic), each sync one fdatasync(). No libatomio: this is
  * what the library's sync submitter is measured against.
  */
+#include "baseline.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#include "baseline.h"
 
 struct state {
     struct bl_args a;
@@ -85,8 +85,9 @@ main(int argc, char **argv)
 {
     static struct state s;
     bench_progname = "atomio-baseline-pwritev2";
-    bl_parse(&s.a, "Bare pwritev2() loop (plain, or RWF_ATOMIC with --atomic) with the same\n"
-                   "workload knobs and JSON record as atomio-bench; no libatomio.",
+    bl_parse(&s.a,
+             "Bare pwritev2() loop (plain, or RWF_ATOMIC with --atomic) with the same\n"
+             "workload knobs and JSON record as atomio-bench; no libatomio.",
              BL_ALLOW_ATOMIC, argc, argv);
     bl_prepare(&s.a);
     struct wl_result r;

@@ -5,12 +5,12 @@
  * sqe->rw_flags = RWF_ATOMIC under --atomic; never WRITE_FIXED, which the kernel refuses with
  * RWF_ATOMIC). No libatomio: the library's io_uring path is measured against this.
  */
+#include "baseline.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#include "baseline.h"
 
 struct state {
     struct bl_args a;
@@ -88,9 +88,10 @@ main(int argc, char **argv)
 {
     static struct state s;
     bench_progname = "atomio-baseline-uring";
-    bl_parse(&s.a, "Bare liburing loop at a queue depth (plain, or RWF_ATOMIC in sqe->rw_flags\n"
-                   "with --atomic) with the same workload knobs and JSON record as\n"
-                   "atomio-bench; no libatomio.",
+    bl_parse(&s.a,
+             "Bare liburing loop at a queue depth (plain, or RWF_ATOMIC in sqe->rw_flags\n"
+             "with --atomic) with the same workload knobs and JSON record as\n"
+             "atomio-bench; no libatomio.",
              BL_ALLOW_ATOMIC, argc, argv);
     bl_prepare(&s.a);
     struct wl_result r;

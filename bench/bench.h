@@ -15,10 +15,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define BENCH_SCHEMA "atomio-bench/1"
-#define BENCH_EXIT_OK 0
+#define BENCH_SCHEMA       "atomio-bench/1"
+#define BENCH_EXIT_OK      0
 #define BENCH_EXIT_RUNTIME 1
-#define BENCH_EXIT_USAGE 2
+#define BENCH_EXIT_USAGE   2
 
 #ifndef RWF_ATOMIC
 #define RWF_ATOMIC 0x00000040 /* Linux 6.11; Debian 12 headers lack it */
@@ -93,8 +93,8 @@ int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out);
 int parse_page_size(const char *s, uint32_t *out);
 
 /* Formatting helpers (static rotating buffers, valid for 8 calls). */
-const char *fmt_bytes(uint64_t b);      /* "16 KiB", "1 MiB", "1536 B" (exact units only) */
-const char *fmt_duration(double s);     /* "5 s", "500 ms" */
+const char *fmt_bytes(uint64_t b);  /* "16 KiB", "1 MiB", "1536 B" (exact units only) */
+const char *fmt_duration(double s); /* "5 s", "500 ms" */
 
 /* ---- workload (workload.c) -------------------------------------------------------------- */
 
@@ -108,22 +108,22 @@ enum wl_submitter { WL_SUBMIT_AUTO = 0, WL_SUBMIT_URING = 1, WL_SUBMIT_SYNC = 2 
 
 struct wl_config {
     const char *file;
-    uint32_t page_size;    /* bytes */
-    uint64_t file_size;    /* bytes; 0 = the existing file's size, or 256 MiB when creating */
+    uint32_t page_size; /* bytes */
+    uint64_t file_size; /* bytes; 0 = the existing file's size, or 256 MiB when creating */
     int file_size_given;
-    int pattern;           /* enum wl_pattern */
-    uint64_t pages;        /* measured pages per run; 0 = run for duration_ns */
-    uint64_t duration_ns;  /* measured time per run when pages == 0 */
-    uint64_t warmup_ns;    /* excluded from every figure */
-    uint32_t batch;        /* pages per write call */
-    uint32_t qd;           /* queue depth (ctx queue_depth / ring entries) */
+    int pattern;          /* enum wl_pattern */
+    uint64_t pages;       /* measured pages per run; 0 = run for duration_ns */
+    uint64_t duration_ns; /* measured time per run when pages == 0 */
+    uint64_t warmup_ns;   /* excluded from every figure */
+    uint32_t batch;       /* pages per write call */
+    uint32_t qd;          /* queue depth (ctx queue_depth / ring entries) */
     uint32_t threads;
-    uint64_t sync_every;   /* pages per thread between syncs; WL_SYNC_BATCH; WL_SYNC_NEVER */
-    int io_style;          /* enum wl_io_style */
-    int submitter;         /* enum wl_submitter */
-    double zipf_theta;     /* skew of --workload checkpoint */
+    uint64_t sync_every; /* pages per thread between syncs; WL_SYNC_BATCH; WL_SYNC_NEVER */
+    int io_style;        /* enum wl_io_style */
+    int submitter;       /* enum wl_submitter */
+    double zipf_theta;   /* skew of --workload checkpoint */
     uint64_t seed;
-    int progress;          /* 1: show a progress bar (only if stderr is a TTY) */
+    int progress; /* 1: show a progress bar (only if stderr is a TTY) */
 };
 
 void wl_config_defaults(struct wl_config *c);
@@ -204,10 +204,10 @@ struct wl_result {
     uint64_t batches;
     uint64_t syncs_issued; /* sync calls the workload made */
     double elapsed_s;
-    struct hist *lat_batch;  /* ns per batch call (write + the sync that follows) */
-    struct hist *lat_page;   /* ns per page when the runner measures it, else NULL / empty */
-    double lat_page_q[4];    /* p50, p99, p99.9, max in us; < 0 = unknown */
-    double lat_batch_q[3];   /* p50, p99, p99.9 in us when lat_batch is empty (read back) */
+    struct hist *lat_batch;      /* ns per batch call (write + the sync that follows) */
+    struct hist *lat_page;       /* ns per page when the runner measures it, else NULL / empty */
+    double lat_page_q[4];        /* p50, p99, p99.9, max in us; < 0 = unknown */
+    double lat_batch_q[3];       /* p50, p99, p99.9 in us when lat_batch is empty (read back) */
     const char *lat_page_source; /* "measured", "library-histogram", "call", "none" */
     double cpu_user_s;
     double cpu_sys_s;
@@ -268,8 +268,7 @@ void wl_result_free(struct wl_result *r);
 /* Starts a thread that redraws a bar with ETA every 200 ms if enabled and stderr is a TTY. */
 struct wl_progress *progress_start(int enabled, unsigned total_runs, double run_est_s);
 /* Declare the run now starting (label shown) and its length: pages (0 = time based). */
-void progress_run_begin(struct wl_progress *p, const char *label, uint64_t pages,
-                        double est_s);
+void progress_run_begin(struct wl_progress *p, const char *label, uint64_t pages, double est_s);
 void progress_add_pages(struct wl_progress *p, uint64_t n);
 void progress_run_end(struct wl_progress *p);
 void progress_stop(struct wl_progress *p);

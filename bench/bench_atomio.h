@@ -6,9 +6,9 @@
 #ifndef ATOMIO_BENCH_ATOMIO_H
 #define ATOMIO_BENCH_ATOMIO_H
 
-#include <atomio.h>
-
 #include "bench.h"
+
+#include <atomio.h>
 
 /* Options of one library run beyond the workload. */
 struct lib_opts {
@@ -58,7 +58,7 @@ struct report {
     const char *dblwr_dir;
     uint32_t policy;
     unsigned repeat;
-    int filled;          /* the tool created/filled the file */
+    int filled; /* the tool created/filled the file */
     int have_caps;
     atomio_caps caps;
     unsigned nrows;

@@ -5,13 +5,13 @@
  * library's reason, and what AUTO picks and why. Nothing here decides anything: the verdicts
  * and reasons come from the library, this file only presents them. Never writes PATH.
  */
+#include "bench_atomio.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include "bench_atomio.h"
 
 enum { PO_HELP = 1, PO_PAGE_SIZE, PO_IO_STYLE, PO_POLICY, PO_JSON };
 
@@ -37,33 +37,36 @@ probe_help(void)
 }
 
 /* Names of statx mask and attribute bits that matter here (numbers: linux/stat.h 6.18). */
-static const struct {
+struct bitname {
     uint64_t bit;
     const char *name;
-} mask_bits[] = {
-    {0x7ff, "BASIC_STATS"},   {0x800, "BTIME"},         {0x1000, "MNT_ID"},
-    {0x2000, "DIOALIGN"},     {0x4000, "MNT_ID_UNIQUE"}, {0x8000, "SUBVOL"},
+};
+
+static const struct bitname mask_bits[] = {
+    {0x7ff, "BASIC_STATS"},    {0x800, "BTIME"},
+    {0x1000, "MNT_ID"},        {0x2000, "DIOALIGN"},
+    {0x4000, "MNT_ID_UNIQUE"}, {0x8000, "SUBVOL"},
     {0x10000, "WRITE_ATOMIC"}, {0x20000, "DIO_READ_ALIGN"},
-},
-  attr_bits[] = {
-    {0x4, "COMPRESSED"}, {0x10, "IMMUTABLE"}, {0x20, "APPEND"},        {0x40, "NODUMP"},
-    {0x800, "ENCRYPTED"}, {0x1000, "AUTOMOUNT"}, {0x2000, "MOUNT_ROOT"}, {0x100000, "VERITY"},
-    {0x200000, "DAX"},   {0x400000, "WRITE_ATOMIC"},
+};
+
+static const struct bitname attr_bits[] = {
+    {0x4, "COMPRESSED"},  {0x10, "IMMUTABLE"},        {0x20, "APPEND"},       {0x40, "NODUMP"},
+    {0x800, "ENCRYPTED"}, {0x1000, "AUTOMOUNT"},      {0x2000, "MOUNT_ROOT"}, {0x100000, "VERITY"},
+    {0x200000, "DAX"},    {0x400000, "WRITE_ATOMIC"},
 };
 
 /* bit_names() -- "WRITE_ATOMIC DIOALIGN" for the bits of v found in the table. */
 static const char *
 bit_names(uint64_t v, int attrs, char *buf, size_t len)
 {
-    buf[0] = '\0';
-    size_t n = attrs ? sizeof(attr_bits) / sizeof(attr_bits[0])
-                     : sizeof(mask_bits) / sizeof(mask_bits[0]);
+    const struct bitname *t = attrs ? attr_bits : mask_bits;
+    size_t n =
+        attrs ? sizeof(attr_bits) / sizeof(attr_bits[0]) : sizeof(mask_bits) / sizeof(mask_bits[0]);
     size_t used = 0;
+    buf[0] = '\0';
     for (size_t i = 0; i < n; i++) {
-        uint64_t bit = attrs ? attr_bits[i].bit : mask_bits[i].bit;
-        const char *name = attrs ? attr_bits[i].name : mask_bits[i].name;
-        if ((v & bit) == bit && used + strlen(name) + 2 < len)
-            used += (size_t)snprintf(buf + used, len - used, "%s%s", used ? " " : "", name);
+        if ((v & t[i].bit) == t[i].bit && used + strlen(t[i].name) + 2 < len)
+            used += (size_t)snprintf(buf + used, len - used, "%s%s", used ? " " : "", t[i].name);
     }
     if (!used)
         snprintf(buf, len, "none");
@@ -168,8 +171,8 @@ print_human(const char *path, const atomio_caps *c, int io_style, const struct a
 {
     char b1[160];
     int sx = (c->valid & ATOMIO_CAPS_STATX) != 0;
-    printf("atomio-bench probe %s  (page size %s, io style %s)\n\n", path,
-           fmt_bytes(c->page_size), wl_io_style_name(io_style));
+    printf("atomio-bench probe %s  (page size %s, io style %s)\n\n", path, fmt_bytes(c->page_size),
+           wl_io_style_name(io_style));
     printf("  %-16s %s (f_type 0x%llx), device %u:%u\n", "filesystem", fs_type_name(c->fs_type),
            (unsigned long long)c->fs_type, c->dev_major, c->dev_minor);
     printf("  %-16s fs block %u B, system page %u B\n", "block sizes", c->fs_block_size,
@@ -195,8 +198,8 @@ print_human(const char *path, const atomio_caps *c, int io_style, const struct a
         printf("  %-16s unknown (sysfs: %s)\n", "hardware limit",
                c->hw_sysfs_err ? atomio_strerror(c->hw_sysfs_err) : "not read");
     if (c->page_order == UINT32_MAX)
-        printf("  %-16s page not a whole number of system pages; fs min order %u\n",
-               "folio orders", c->fs_min_order);
+        printf("  %-16s page not a whole number of system pages; fs min order %u\n", "folio orders",
+               c->fs_min_order);
     else
         printf("  %-16s page order %u, fs min order %u\n", "folio orders", c->page_order,
                c->fs_min_order);
@@ -388,8 +391,7 @@ cmd_probe(int argc, char **argv)
     if (av.err) {
         /* Everything else was shown; the one thing asked for that failed is an error. */
         runtime_error("probe", "%s: cannot tell what AUTO picks for io style %s: %s (%s)", path,
-                      wl_io_style_name(io_style), atomio_strerror(av.err),
-                      atomio_err_name(av.err));
+                      wl_io_style_name(io_style), atomio_strerror(av.err), atomio_err_name(av.err));
         return BENCH_EXIT_RUNTIME;
     }
     return BENCH_EXIT_OK;

@@ -4,9 +4,9 @@
  * precision, fixed size so threads keep their own and merge at the end without locks), and the
  * quantile of the library's coarse log2 histogram (atomio_stats.lat_hist).
  */
-#include <string.h>
-
 #include "bench.h"
+
+#include <string.h>
 
 void
 hist_reset(struct hist *h)

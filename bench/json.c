@@ -4,12 +4,12 @@
  * reader for flat objects (a baseline's one-object output read back by compare --baselines).
  * Field names are part of the documented interface (docs/benchmarks.md): never rename one.
  */
+#include "bench.h"
+
 #include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "bench.h"
 
 void
 json_begin(struct json *j, FILE *out, int pretty)
@@ -224,10 +224,10 @@ wl_result_from_flat(struct wl_result *r, const struct json_flat *o)
         snprintf(r->note, sizeof(r->note), "%s", s);
     v = json_flat_num(o, "o_direct");
     r->o_direct = isnan(v) ? -1 : (int)v;
-#define U64(k, f)                                                                                \
-    do {                                                                                         \
-        v = json_flat_num(o, k);                                                                 \
-        r->f = isnan(v) ? 0 : (uint64_t)v;                                                       \
+#define U64(k, f)                                                                                  \
+    do {                                                                                           \
+        v = json_flat_num(o, k);                                                                   \
+        r->f = isnan(v) ? 0 : (uint64_t)v;                                                         \
     } while (0)
     U64("qd_effective", qd_effective);
     U64("pages", pages);
@@ -240,8 +240,7 @@ wl_result_from_flat(struct wl_result *r, const struct json_flat *o)
     r->elapsed_s = isnan(v) ? 0 : v;
     static const char *const pk[4] = {"lat_page_p50_us", "lat_page_p99_us", "lat_page_p999_us",
                                       "lat_page_max_us"};
-    static const char *const bk[3] = {"lat_batch_p50_us", "lat_batch_p99_us",
-                                      "lat_batch_p999_us"};
+    static const char *const bk[3] = {"lat_batch_p50_us", "lat_batch_p99_us", "lat_batch_p999_us"};
     for (int i = 0; i < 4; i++) {
         v = json_flat_num(o, pk[i]);
         r->lat_page_q[i] = isnan(v) ? -1 : v;

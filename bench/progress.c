@@ -4,14 +4,14 @@
  * when stderr is a terminal (never in pipes, logs or CI). It covers a whole invocation: a
  * compare of 5 paths x 3 repeats is one bar with "run 7/15 DOUBLEWRITE".
  */
+#include "bench.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-#include "bench.h"
 
 struct wl_progress {
     pthread_t th;

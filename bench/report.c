@@ -5,11 +5,11 @@
  * medians. JSON and CSV field names are a documented interface (docs/benchmarks.md): append,
  * never rename.
  */
+#include "bench_atomio.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "bench_atomio.h"
 
 /* The figures every format reports, in order. */
 static const struct {
@@ -235,9 +235,9 @@ print_table(FILE *out, const struct report *rep)
     int any_bare = 0;
     for (unsigned i = 0; i < rep->nrows; i++)
         any_bare |= rep->rows[i].is_baseline;
-    fprintf(out, "%-24s %9s %-17s %7s %8s %8s %8s %9s %9s %9s %8s %8s %9s%s\n", "path",
-            "pages/s", rep->repeat > 1 ? " [min-max]" : "", "MB/s", "p50 us", "p99 us",
-            "p99.9 us", "batch p50", "batch p99", "dev B/pg", "syncs/pg", "CPU us", "vs UNSAFE",
+    fprintf(out, "%-24s %9s %-17s %7s %8s %8s %8s %9s %9s %9s %8s %8s %9s%s\n", "path", "pages/s",
+            rep->repeat > 1 ? " [min-max]" : "", "MB/s", "p50 us", "p99 us", "p99.9 us",
+            "batch p50", "batch p99", "dev B/pg", "syncs/pg", "CPU us", "vs UNSAFE",
             any_bare ? "  vs bare" : "");
     for (unsigned i = 0; i < rep->nrows; i++) {
         const struct report_row *r = &rep->rows[i];
@@ -299,11 +299,15 @@ print_table(FILE *out, const struct report *rep)
                                    r->name, 100 * (a.max - a.min) / a.median);
     }
     if (hl)
-        fprintf(out, "  per-page latency of %s: the library's log2 histogram, where every page of "
-                "a batch counts the whole call (coarse)\n", hist_rows);
+        fprintf(out,
+                "  per-page latency of %s: the library's log2 histogram, where every page of "
+                "a batch counts the whole call (coarse)\n",
+                hist_rows);
     if (nl)
-        fprintf(out, "  warning: pages/s of %s varied (max-min over median): the machine is "
-                "noisy, use more --repeat or a longer --duration\n", noisy);
+        fprintf(out,
+                "  warning: pages/s of %s varied (max-min over median): the machine is "
+                "noisy, use more --repeat or a longer --duration\n",
+                noisy);
     const struct report_row *best = fastest_safe(rep), *au = find_auto(rep);
     if (best && unsafe) {
         double rs = ratio(best, unsafe);
@@ -319,7 +323,7 @@ print_table(FILE *out, const struct report *rep)
                     actual_path(au) ? actual_path(au) : "?", ra);
     }
     fprintf(out, "  latencies in microseconds; batch = one write call plus the sync after it; "
-            "dev B/pg = bytes to data file + doublewrite store per page\n");
+                 "dev B/pg = bytes to data file + doublewrite store per page\n");
 }
 
 /* ---- JSON -------------------------------------------------------------------------------- */

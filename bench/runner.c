@@ -5,15 +5,15 @@
  * 1, the call an engine makes per page) or atomio_write_batch(), syncs through atomio_sync().
  * Device bytes, syncs and the per-page latency histogram come from atomio_ctx_stats() deltas.
  */
-#include <ftw.h>
+#include "bench_atomio.h"
+
 #include <errno.h>
+#include <ftw.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include "bench_atomio.h"
 
 struct lib_state {
     const struct wl_config *c;
@@ -222,8 +222,7 @@ fs_type_name(uint64_t t)
  * path is not DOUBLEWRITE itself (noted in the result, so the row says so: AUTO then chooses
  * among the other paths). */
 static int
-open_ctx(const struct wl_config *c, const struct lib_opts *o, struct wl_result *r,
-         atomio_ctx **ctx)
+open_ctx(const struct wl_config *c, const struct lib_opts *o, struct wl_result *r, atomio_ctx **ctx)
 {
     atomio_ctx_opts co;
     atomio_ctx_opts_init(&co);

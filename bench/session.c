@@ -5,6 +5,8 @@
  * the bare programs and reading their one JSON object back), repeats interleaved so that noise
  * hits every row alike, and the final report.
  */
+#include "session.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -15,8 +17,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include "session.h"
 
 extern char **environ;
 
@@ -91,8 +91,10 @@ parse_paths(struct session *s, const char *cmd, const char *arg)
          tok = strtok_r(NULL, ",", &save)) {
         int p = parse_path_name(tok);
         if (p < 0)
-            usage_error(cmd, "--paths: unknown path '%s' (auto, direct, buffered, doublewrite, "
-                        "unsafe)", tok);
+            usage_error(cmd,
+                        "--paths: unknown path '%s' (auto, direct, buffered, doublewrite, "
+                        "unsafe)",
+                        tok);
         if (s->npaths >= ATOMIO_PATH__COUNT)
             usage_error(cmd, "--paths: at most %d paths", ATOMIO_PATH__COUNT);
         for (unsigned i = 0; i < s->npaths; i++)
@@ -257,7 +259,8 @@ run_baseline(struct session *s, struct report_row *row, struct wl_result *r)
         r->err = -ENOENT;
         snprintf(r->errmsg, sizeof(r->errmsg),
                  "atomio-baseline-%s not found next to atomio-bench (set "
-                 "ATOMIO_BENCH_BASELINE_DIR)", row->bl_kind);
+                 "ATOMIO_BENCH_BASELINE_DIR)",
+                 row->bl_kind);
         return r->err;
     }
     const struct wl_config *c = &s->c;
@@ -363,8 +366,8 @@ session_setup(struct session *s)
     }
     s->filled = filled;
     if (s->c.file_size / s->c.page_size / s->c.threads < s->c.batch)
-        usage_error(s->cmd, "%s holds %llu pages, fewer than batch x threads (%u x %u)",
-                    s->c.file, (unsigned long long)(s->c.file_size / s->c.page_size), s->c.batch,
+        usage_error(s->cmd, "%s holds %llu pages, fewer than batch x threads (%u x %u)", s->c.file,
+                    (unsigned long long)(s->c.file_size / s->c.page_size), s->c.batch,
                     s->c.threads);
     s->caps.size = sizeof(s->caps);
     s->have_caps = atomio_probe(s->c.file, s->c.page_size, &s->caps) == 0;
@@ -380,8 +383,10 @@ session_setup(struct session *s)
         s->dblwr_created = 1;
     }
     if (getenv("ATOMIO_PATH") && *getenv("ATOMIO_PATH"))
-        fprintf(stderr, "atomio-bench: %s: warning: ATOMIO_PATH=%s overrides the paths asked "
-                "for; see each row's actual path\n", s->cmd, getenv("ATOMIO_PATH"));
+        fprintf(stderr,
+                "atomio-bench: %s: warning: ATOMIO_PATH=%s overrides the paths asked "
+                "for; see each row's actual path\n",
+                s->cmd, getenv("ATOMIO_PATH"));
 
     if (!s->is_compare) {
         add_row(s, atomio_path_name(s->path), (int)s->path, 0);
@@ -390,8 +395,8 @@ session_setup(struct session *s)
     if (!s->paths_given) {
         /* Every path the file can do for this io style, plus UNSAFE. */
         s->paths[s->npaths++] = ATOMIO_PATH_AUTO;
-        if (!s->have_caps || (s->caps.direct_atomic != ATOMIO_ATOMIC_NONE &&
-                              s->c.io_style != WL_IO_BUFFERED))
+        if (!s->have_caps ||
+            (s->caps.direct_atomic != ATOMIO_ATOMIC_NONE && s->c.io_style != WL_IO_BUFFERED))
             s->paths[s->npaths++] = ATOMIO_PATH_DIRECT_ATOMIC;
         if (s->have_caps && s->caps.buffered_atomic && s->c.io_style != WL_IO_DIRECT)
             s->paths[s->npaths++] = ATOMIO_PATH_BUFFERED_ATOMIC;
@@ -462,8 +467,7 @@ session_execute(struct session *s)
     progress_stop(prog);
     sigaction(SIGINT, &old, NULL);
     if (interrupted)
-        fprintf(stderr, "atomio-bench: %s: interrupted; reporting the runs done so far\n",
-                s->cmd);
+        fprintf(stderr, "atomio-bench: %s: interrupted; reporting the runs done so far\n", s->cmd);
     return failures;
 }
 

@@ -6,9 +6,9 @@
 #ifndef ATOMIO_BENCH_SESSION_H
 #define ATOMIO_BENCH_SESSION_H
 
-#include <limits.h>
-
 #include "bench_atomio.h"
+
+#include <limits.h>
 
 enum {
     SO_HELP = 1,
@@ -29,7 +29,7 @@ struct session {
     const char *cmd; /* "run" or "compare" */
     int is_compare;
     struct wl_config c;
-    uint32_t path;   /* run */
+    uint32_t path; /* run */
     uint32_t policy;
     int paths[ATOMIO_PATH__COUNT];
     unsigned npaths;

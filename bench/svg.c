@@ -4,17 +4,17 @@
  * a browser or an XML parser reads as is. Left: throughput bars (median pages/s, whiskers from
  * min to max of the repeats). Right: per-page latency p50 / p99 / p99.9 on a log axis.
  */
+#include "bench_atomio.h"
+
 #include <errno.h>
 #include <math.h>
 #include <string.h>
 
-#include "bench_atomio.h"
-
-#define ROW_H 30
-#define TOP 78
+#define ROW_H   30
+#define TOP     78
 #define LABEL_W 190
 #define PANEL_W 330
-#define GAP 150 /* room for the value labels right of the longest bar */
+#define GAP     150 /* room for the value labels right of the longest bar */
 
 /* xml_text() -- s with the five XML specials escaped. */
 static void
@@ -111,9 +111,10 @@ report_svg(const char *path, const struct report *rep)
     if (hi <= lo)
         hi = lo * 10;
 
-    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-               "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"12\">\n",
+    fprintf(f,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+            "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"12\">\n",
             width, height, width, height);
     fprintf(f, "<title>atomio-bench %s</title>\n", rep->command);
     fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"#ffffff\"/>\n");
@@ -142,18 +143,28 @@ report_svg(const char *path, const struct report *rep)
         }
     }
     int x0 = LABEL_W, x1 = LABEL_W + PANEL_W + GAP;
-    fprintf(f, "<text x=\"%d\" y=\"%d\" font-weight=\"bold\">Throughput, pages/s "
-               "(whiskers: min-max)</text>\n", x0, TOP - 18);
-    fprintf(f, "<text x=\"%d\" y=\"%d\" font-weight=\"bold\">Latency per page, us (log)"
-               "</text>\n", x1, TOP - 18);
+    fprintf(f,
+            "<text x=\"%d\" y=\"%d\" font-weight=\"bold\">Throughput, pages/s "
+            "(whiskers: min-max)</text>\n",
+            x0, TOP - 18);
+    fprintf(f,
+            "<text x=\"%d\" y=\"%d\" font-weight=\"bold\">Latency per page, us (log)"
+            "</text>\n",
+            x1, TOP - 18);
     /* legend with the marker shapes themselves */
     int lx = x1 + 190, ly = TOP - 22;
-    fprintf(f, "<circle cx=\"%d\" cy=\"%d\" r=\"4\" fill=\"#444\"/>"
-               "<text x=\"%d\" y=\"%d\">p50</text>\n", lx, ly, lx + 7, ly + 4);
-    fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"8\" height=\"8\" fill=\"#444\"/>"
-               "<text x=\"%d\" y=\"%d\">p99</text>\n", lx + 40, ly - 4, lx + 51, ly + 4);
-    fprintf(f, "<path d=\"M%d %dl5 9h-10z\" fill=\"#444\"/>"
-               "<text x=\"%d\" y=\"%d\">p99.9</text>\n", lx + 88, ly - 5, lx + 96, ly + 4);
+    fprintf(f,
+            "<circle cx=\"%d\" cy=\"%d\" r=\"4\" fill=\"#444\"/>"
+            "<text x=\"%d\" y=\"%d\">p50</text>\n",
+            lx, ly, lx + 7, ly + 4);
+    fprintf(f,
+            "<rect x=\"%d\" y=\"%d\" width=\"8\" height=\"8\" fill=\"#444\"/>"
+            "<text x=\"%d\" y=\"%d\">p99</text>\n",
+            lx + 40, ly - 4, lx + 51, ly + 4);
+    fprintf(f,
+            "<path d=\"M%d %dl5 9h-10z\" fill=\"#444\"/>"
+            "<text x=\"%d\" y=\"%d\">p99.9</text>\n",
+            lx + 88, ly - 5, lx + 96, ly + 4);
     /* axes and grid */
     int ybot = TOP + (int)n * ROW_H;
     for (int t = 0; t <= nticks; t++) {
@@ -170,11 +181,15 @@ report_svg(const char *path, const struct report *rep)
                 TOP - 4, x, ybot);
         /* %g would print 1e+06; below 1 us keep the fraction */
         if (d >= 1)
-            fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" fill=\"#444\">%.0f"
-                       "</text>\n", x, ybot + 16, d);
+            fprintf(f,
+                    "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" fill=\"#444\">%.0f"
+                    "</text>\n",
+                    x, ybot + 16, d);
         else
-            fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" fill=\"#444\">%.3g"
-                       "</text>\n", x, ybot + 16, d);
+            fprintf(f,
+                    "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" fill=\"#444\">%.3g"
+                    "</text>\n",
+                    x, ybot + 16, d);
     }
     for (unsigned i = 0; i < n; i++) {
         const struct report_row *r = &rep->rows[i];
@@ -201,8 +216,9 @@ report_svg(const char *path, const struct report *rep)
                 y + 5, w, ROW_H - 10, col);
         double wl = x0 + PANEL_W * a.min / pmax, wh = x0 + PANEL_W * a.max / pmax;
         int ym = y + ROW_H / 2;
-        fprintf(f, "<path d=\"M%.1f %dH%.1fM%.1f %dV%dM%.1f %dV%d\" stroke=\"#222\" "
-                   "fill=\"none\"/>\n",
+        fprintf(f,
+                "<path d=\"M%.1f %dH%.1fM%.1f %dV%dM%.1f %dV%d\" stroke=\"#222\" "
+                "fill=\"none\"/>\n",
                 wl, ym, wh, wl, ym - 5, ym + 5, wh, ym - 5, ym + 5);
         fprintf(f, "<text x=\"%.1f\" y=\"%d\" fill=\"#222\">%.0f", wh + 4, ym + 4, a.median);
         if (isfinite(unsafe_pps))
@@ -222,13 +238,14 @@ report_svg(const char *path, const struct report *rep)
             }
         }
         if (!have) {
-            fprintf(f, "<text x=\"%d\" y=\"%d\" fill=\"#888\">no per-page latency</text>\n",
-                    x1 + 4, ym + 4);
+            fprintf(f, "<text x=\"%d\" y=\"%d\" fill=\"#888\">no per-page latency</text>\n", x1 + 4,
+                    ym + 4);
             continue;
         }
         if (isfinite(px[0]) && isfinite(px[2]))
-            fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"%s\" "
-                       "stroke-width=\"2\"/>\n",
+            fprintf(f,
+                    "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"%s\" "
+                    "stroke-width=\"2\"/>\n",
                     px[0], ym, px[2], ym, col);
         if (isfinite(px[0]))
             fprintf(f, "<circle cx=\"%.1f\" cy=\"%d\" r=\"5\" fill=\"%s\"/>\n", px[0], ym, col);
@@ -238,9 +255,10 @@ report_svg(const char *path, const struct report *rep)
         if (isfinite(px[2]))
             fprintf(f, "<path d=\"M%.1f %dl5 9h-10z\" fill=\"%s\"/>\n", px[2], ym - 5, col);
     }
-    fprintf(f, "<text x=\"10\" y=\"%d\" fill=\"#444\">pages/s: higher is better; latency: "
-               "lower is better. UNSAFE has no torn-write protection; bare-* rows run without "
-               "the library.</text>\n",
+    fprintf(f,
+            "<text x=\"10\" y=\"%d\" fill=\"#444\">pages/s: higher is better; latency: "
+            "lower is better. UNSAFE has no torn-write protection; bare-* rows run without "
+            "the library.</text>\n",
             height - 14);
     fprintf(f, "</svg>\n");
     if (fclose(f) != 0)

@@ -6,6 +6,8 @@
  * library run and a baseline run with the same knobs do the same work and their ratio is fair.
  * Each thread owns a contiguous stripe of the file, so no two threads write the same page.
  */
+#include "bench.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -17,8 +19,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-#include "bench.h"
 
 #define DEFAULT_FILE_SIZE (256ull << 20)
 
