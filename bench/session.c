@@ -21,12 +21,12 @@
 extern char **environ;
 
 static const struct opt_spec session_specs[] = {
-    {"path", 1, SO_PATH, "PATH", "run: auto (default) | direct | buffered | doublewrite | unsafe"},
+    {"path", 1, SO_PATH, "PATH", "auto (default) | direct | buffered | doublewrite | unsafe"},
     {"paths", 1, SO_PATHS, "LIST",
-     "compare: comma-separated paths (default: every path the file can do, plus UNSAFE)"},
-    {"repeat", 1, SO_REPEAT, "N", "compare: runs per path, interleaved; median shown (default 3)"},
+     "comma-separated paths (default: every path the file can do, plus UNSAFE)"},
+    {"repeat", 1, SO_REPEAT, "N", "runs per path, interleaved; median shown (default 3)"},
     {"baselines", 0, SO_BASELINES, NULL,
-     "compare: also run the bare loops without the library (atomio-baseline-*)"},
+     "also run the bare loops without the library (atomio-baseline-*)"},
     {"policy", 1, SO_POLICY, "POLICY", "AUTO's policy: fast (default) | atomic | calibrate"},
     {"dblwr-dir", 1, SO_DBLWR_DIR, "DIR",
      "doublewrite store directory (default FILE.atomio-dblwr, removed after)"},
