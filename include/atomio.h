@@ -165,8 +165,10 @@ typedef int (*atomio_verify_fn)(void *arg, uint64_t file_id, uint64_t page_no, c
 typedef struct atomio_ctx_opts {
     uint32_t size;              /* sizeof(atomio_ctx_opts) as the caller knows it */
     uint32_t flags;             /* ATOMIO_CTX_* */
-    const char *dblwr_dir;      /* doublewrite store directory (created if missing); required
-                                   unless ATOMIO_CTX_NO_DOUBLEWRITE */
+    const char *dblwr_dir;      /* doublewrite store directory; must exist (a missing one is
+                                   -ENOENT, never silently recreated: it may have held the
+                                   only good copies); the store files in it are created.
+                                   Required unless ATOMIO_CTX_NO_DOUBLEWRITE */
     uint32_t policy;            /* enum atomio_policy; DEFAULT = PREFER_FAST */
     uint32_t submitter;         /* enum atomio_submitter */
     uint32_t queue_depth;       /* in-flight writes per ring; 0 = 32 */
@@ -503,6 +505,72 @@ ATOMIO_API const char *atomio_path_name(uint32_t path);
 ATOMIO_API const char *atomio_io_style_name(uint32_t io_style);
 ATOMIO_API const char *atomio_policy_name(uint32_t policy);
 ATOMIO_API const char *atomio_submitter_name(uint32_t submitter);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Doublewrite store inspection (issue 3; used by atomio-bench inspect).                       */
+/* BEGIN doublewrite-inspect                                                                  */
+
+/** What an atomio_inspect_record describes. */
+enum atomio_inspect_kind {
+    ATOMIO_INSPECT_STORE = 1, /* the store header (first record) */
+    ATOMIO_INSPECT_FILE = 2,  /* a manifest record: file id -> path (later records win) */
+    ATOMIO_INSPECT_BATCH = 3, /* a segment holding a batch (empty segments are skipped) */
+    ATOMIO_INSPECT_SLOT = 4   /* one page slot of the preceding batch */
+};
+
+/** State of a batch found in the store. */
+enum atomio_batch_state {
+    ATOMIO_BATCH_VALID = 1, /* header, slot table and every page CRC hold: recovery uses it */
+    ATOMIO_BATCH_TORN = 2   /* something does not check out: recovery ignores it */
+};
+
+/**
+ * One record of atomio_store_inspect(). Fields not used by a kind are zero / NULL. Pointers
+ * are valid only during the callback.
+ */
+typedef struct atomio_inspect_record {
+    uint32_t size;           /* sizeof(atomio_inspect_record) as the library knows it */
+    uint32_t kind;           /* enum atomio_inspect_kind */
+    uint32_t format_version; /* STORE: on-disk format version */
+    uint32_t max_page_size;  /* STORE: page-size class the segments were sized for */
+    uint32_t segments;       /* STORE: number of segments */
+    uint32_t batch_pages;    /* STORE: max_page_size pages per segment */
+    uint64_t segment_size;   /* STORE: bytes per segment */
+    uint8_t uuid[16];        /* STORE: store identity */
+    uint64_t file_id;        /* FILE, SLOT */
+    const char *path;        /* FILE: data file path */
+    uint32_t segment;        /* BATCH, SLOT: segment index */
+    uint32_t state;          /* BATCH: enum atomio_batch_state */
+    uint64_t seq;            /* BATCH, SLOT: batch sequence number (0 if the header is bad) */
+    uint32_t pages;          /* BATCH: slot count (0 when the header is unreadable) */
+    uint32_t slot;           /* SLOT: index in the batch */
+    uint64_t bytes;          /* BATCH: batch length in bytes */
+    const char *why;         /* BATCH: "ok", or the first check that failed */
+    uint64_t page_no;        /* SLOT: page number in the file */
+    uint32_t page_size;      /* SLOT */
+    uint32_t crc_ok;         /* SLOT: 1 if the slot descriptor and the page bytes check out */
+    uint32_t crc;            /* SLOT: CRC32C recorded for the page */
+    uint32_t reserved0;
+} atomio_inspect_record;
+
+/** Callback of atomio_store_inspect(): return 0 to continue, non-zero to stop the walk. */
+typedef int (*atomio_inspect_fn)(void *arg, const atomio_inspect_record *rec);
+
+/**
+ * atomio_store_inspect() -- read a doublewrite store directory without a ctx and without
+ * writing anything: the store header, the manifest, then every non-empty segment's batch and
+ * its slots, in that order, each as a record passed to fn.
+ * @param dblwr_dir the directory given as atomio_ctx_opts.dblwr_dir.
+ * @param fn called once per record, on the calling thread.
+ * @return 0 (also when fn stopped the walk); ATOMIO_E_INVAL (NULL argument), -ENOENT (no
+ *         store in the directory), ATOMIO_E_STORE (not a store, or a damaged header),
+ *         -ENOMEM, other -errno. Thread-safe; a store in use may be seen mid-batch (such
+ *         batches show as TORN). Since 0.1.
+ */
+ATOMIO_API ATOMIO_NODISCARD int atomio_store_inspect(const char *dblwr_dir, atomio_inspect_fn fn,
+                                                     void *arg);
+
+/* END doublewrite-inspect                                                                    */
 
 #ifdef __cplusplus
 }

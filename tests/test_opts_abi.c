@@ -577,6 +577,7 @@ Test(opts_abi, recovery_report_smaller, .init = setup_dir, .fini = teardown_dir)
 {
     char store[PATH_MAX + 8];
     snprintf(store, sizeof(store), "%s/dblwr", dir);
+    cr_assert_eq(mkdir(store, 0700), 0); /* the store directory must exist (issue 3) */
     atomio_ctx_opts o = ATOMIO_CTX_OPTS_INIT;
     o.dblwr_dir = store;
     o.submitter = ATOMIO_SUBMIT_SYNC;

@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dw_store.h -- the doublewrite store's private state, shared by dw_store.c (lifecycle,
+ * segments, manifest), dw_write.c (the batch protocol) and recover.c (recovery, inspection).
+ *
+ * Invariants the protocol keeps (docs/format.md, "Why recovery never rolls a page back"):
+ *   - a segment is claimed by one batch at a time; its bytes are reused only after the batch's
+ *     in-place writes are durable and its header has been retired (zeroed);
+ *   - a retire write is issued before the batch's write call returns; the next store write's
+ *     fdatasync makes it durable before any newer copy of the same page can be written in
+ *     place, so the newest valid copy of a page is never older than its durable content;
+ *   - a batch whose in-place writes failed is kept valid ("held") until recovery, and its file
+ *     ids are refused until then.
+ */
+#ifndef ATOMIO_DW_STORE_H
+#define ATOMIO_DW_STORE_H
+
+#include "atomio_internal.h"
+#include "dw_format.h"
+
+struct atomio_dw_seg {
+    uint32_t index;
+    uint64_t off; /* file offset of the segment */
+    uint8_t *buf; /* seg_size bytes aligned to ATOMIO_DW_ALIGN, allocated on first use */
+    bool held;    /* valid batch kept for recovery */
+    struct atomio_dw_seg *next_free;
+};
+
+struct atomio_dw_manifest_ent {
+    uint64_t file_id;
+    char *path;
+};
+
+struct atomio_store {
+    char *path;    /* store file path (recovery reads it through the page cache) */
+    int fd;        /* store file */
+    int mfd;       /* manifest file */
+    bool o_direct; /* store fd opened O_DIRECT */
+    struct atomio_dw_geom g;
+    struct atomio_dw_seg *segs;
+
+    pthread_mutex_t lock;           /* free list, held state, held ids */
+    pthread_cond_t cond;            /* a segment was released */
+    struct atomio_dw_seg *free_top; /* LIFO: a single writer keeps reusing a warm buffer */
+    uint32_t nbusy;
+    uint32_t nheld;
+    uint64_t *held_ids; /* file ids refused until recovery */
+    size_t nheld_ids, cap_held_ids;
+    bool needs_recovery; /* live batches found at open; writes refused until recovery */
+
+    _Atomic uint64_t next_seq;
+    _Atomic bool failed;         /* a store write or fdatasync failed: the store is unusable */
+    _Atomic bool retire_pending; /* retire writes not yet made durable by an fdatasync */
+
+    pthread_mutex_t mlock; /* manifest */
+    struct atomio_dw_manifest_ent *man;
+    size_t nman, cap_man;
+    uint64_t man_len; /* append offset (valid prefix) */
+
+    /* Test observability: most segments claimed at once. */
+    _Atomic uint32_t busy_max;
+};
+
+/* Path of file id in the manifest (NULL if unknown). Caller holds mlock. */
+const char *atomio__store_path_of(struct atomio_store *st, uint64_t file_id);
+/* Zero the header of segment seg (retire its batch); no sync. */
+int atomio__store_retire(struct atomio_store *st, struct atomio_dw_seg *seg);
+/* fdatasync the store file; a failure fails the store for good. */
+int atomio__store_sync(atomio_ctx *ctx);
+/* Segment claim/release (dw_store.c). claim waits for a free segment if wait is set (a caller
+ * already holding one must not: it could wait for itself); it returns NULL with
+ * *err = ATOMIO_E_STORE_FULL when none is free (and, waiting, every one is held), or -ENOMEM. */
+struct atomio_dw_seg *atomio__store_claim(atomio_ctx *ctx, bool wait, int *err);
+void atomio__store_release(atomio_ctx *ctx, struct atomio_dw_seg *seg, bool held);
+/* Refuse writes to file_id until recovery. */
+int atomio__store_hold_id(struct atomio_store *st, uint64_t file_id);
+bool atomio__store_id_held(struct atomio_store *st, uint64_t file_id);
+/* After a successful recovery: every segment free, no held ids, writes allowed. */
+void atomio__store_reset_after_recovery(struct atomio_store *st);
+/* Read the whole of fd at off into buf, zero-filling past end of file. 0 or -errno. */
+int atomio__pread_full(int fd, void *buf, size_t len, uint64_t off);
+
+#ifdef ATOMIO_TESTING
+/* Sabotage hook for the crash simulator's self-test: skip making the store write durable. */
+extern _Atomic int atomio__test_skip_dw_durability;
+/* Segment reuse order: 0 last-freed-first (production), 1 oldest-first, 2 scattered. */
+extern _Atomic int atomio__test_dw_policy;
+#endif
+
+#endif /* ATOMIO_DW_STORE_H */

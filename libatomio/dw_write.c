@@ -1,0 +1,407 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dw_write.c -- the doublewrite protocol for a batch of pages of any files and page sizes:
+ *   fill the slots of a claimed segment -> ONE sequential write of the whole batch -> fdatasync
+ *   the store (never skipped) -> every in-place write in flight together through ctx->submit
+ *   -> fdatasync each touched data file -> retire the batch header -> the segment is free.
+ * A batch larger than a segment is split into several runs of the protocol. Pages whose file
+ * failed in place are copied into a held batch that only recovery releases (dw_store.h).
+ */
+#include "dw_store.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Per-batch bookkeeping. */
+struct run {
+    struct atomio_dw_item *items;
+    size_t *idx; /* items in this batch, in slot order (page size descending) */
+    uint32_t cnt;
+    uint32_t *slot_off; /* page bytes of slot k in the segment buffer */
+    struct atomio_io *ios;
+    const uint8_t **src; /* where slot k's bytes come from */
+    atomio_file **files; /* distinct files of the batch */
+    uint32_t nfiles;
+};
+
+static int
+cmp_size_desc(const void *a, const void *b, void *arg)
+{
+    const struct atomio_dw_item *items = arg;
+    size_t ia = *(const size_t *)a, ib = *(const size_t *)b;
+    uint32_t pa = items[ia].file->page_size, pb = items[ib].file->page_size;
+    if (pa != pb)
+        return pa > pb ? -1 : 1;
+    return ia < ib ? -1 : ia > ib; /* stable: keep the caller's order within a size */
+}
+
+static int
+cmp_key(const void *a, const void *b, void *arg)
+{
+    const struct atomio_dw_item *items = arg;
+    size_t ia = *(const size_t *)a, ib = *(const size_t *)b;
+    uint64_t fa = items[ia].file->file_id, fb = items[ib].file->file_id;
+    if (fa != fb)
+        return fa < fb ? -1 : 1;
+    if (items[ia].page_no != items[ib].page_no)
+        return items[ia].page_no < items[ib].page_no ? -1 : 1;
+    return ia < ib ? -1 : ia > ib;
+}
+
+static int
+cmp_index(const void *a, const void *b)
+{
+    size_t ia = *(const size_t *)a, ib = *(const size_t *)b;
+    return ia < ib ? -1 : ia > ib;
+}
+
+static bool
+file_failed(const atomio_file *f)
+{
+    return atomic_load(&f->state) == ATOMIO_STATE_FAILED;
+}
+
+/*
+ * encode_batch() -- copy the pages into the segment buffer behind the slot table, biggest page
+ * first: the table region is a multiple of 4 KiB and page sizes are powers of two, so every
+ * page starts aligned to min(its size, 4 KiB) and the in-place writes can be issued straight
+ * from this buffer even on O_DIRECT data files. Returns the padded write length.
+ */
+static uint64_t
+encode_batch(struct atomio_store *st, struct atomio_dw_seg *seg, struct run *r, uint64_t seq)
+{
+    const uint8_t **src = r->src;
+    uint8_t *buf = seg->buf;
+    uint64_t tb = atomio__dw_table_bytes(r->cnt);
+    uint64_t table_end = ATOMIO_DW_BATCH_HDR_LEN + (uint64_t)r->cnt * ATOMIO_DW_SLOT_LEN;
+    memset(buf + table_end, 0, (size_t)(tb - table_end));
+    uint64_t off = tb;
+    for (uint32_t k = 0; k < r->cnt; k++) {
+        const struct atomio_dw_item *it = &r->items[r->idx[k]];
+        uint32_t ps = it->file->page_size;
+        if (buf + off != src[k])
+            memcpy(buf + off, src[k], ps);
+        struct atomio_dw_slot s = {
+            .file_id = it->file->file_id,
+            .page_no = it->page_no,
+            .seq = seq,
+            .offset = (uint32_t)off,
+            .page_size = ps,
+            .crc = atomio__crc32c(0, buf + off, ps),
+            .index = k,
+        };
+        atomio__dw_slot_encode(buf, &s);
+        r->slot_off[k] = (uint32_t)off;
+        off += ps;
+    }
+    uint64_t padded = (off + ATOMIO_DW_ALIGN - 1) / ATOMIO_DW_ALIGN * ATOMIO_DW_ALIGN;
+    memset(buf + off, 0, (size_t)(padded - off));
+    struct atomio_dw_batch b = {.seq = seq, .count = r->cnt, .byte_len = off};
+    atomio__dw_batch_hdr_encode(buf, &b, st->g.uuid);
+    return padded;
+}
+
+/*
+ * store_write() -- the sequential write of the batch and its durability. Returns 0 or the
+ * error every item of the batch gets (then no in-place write has been issued).
+ */
+static int
+store_write(atomio_ctx *ctx, struct atomio_dw_seg *seg, uint64_t len)
+{
+    struct atomio_store *st = ctx->store;
+    struct atomio_io io = {.fd = st->fd, .buf = seg->buf, .len = (uint32_t)len, .off = seg->off};
+    int r = ctx->submit->submit(ctx, &io, 1);
+    if (r < 0)
+        return r;
+    if (io.res < 0)
+        return (int)io.res;
+    if ((uint64_t)io.res != len)
+        return ATOMIO_E_STORE;
+    ATOMIO_COUNT(&ctx->stats, bytes_dblwr, len);
+#ifdef ATOMIO_TESTING
+    if (atomic_load(&atomio__test_skip_dw_durability))
+        return 0;
+#endif
+    return atomio__store_sync(ctx);
+}
+
+/*
+ * abandon() -- the batch reached the store but none of its pages reached its file: retire it
+ * durably, or a later retire of a newer copy of one of its pages would let this one win at
+ * recovery. If that fails the store is failed and takes no more batches.
+ */
+static void
+abandon(atomio_ctx *ctx, struct atomio_dw_seg *seg)
+{
+    struct atomio_store *st = ctx->store;
+    if (atomio__store_retire(st, seg) < 0 || atomio__store_sync(ctx) < 0)
+        atomic_store(&st->failed, true);
+    atomio__store_release(ctx, seg, false);
+}
+
+/*
+ * rescue() -- some files failed in place (short write, EIO, failed fdatasync): their pages may
+ * be torn and the store copy is the only good one until recovery. Copy just those slots into
+ * a new batch that stays valid (held) until recovery, then retire the original as usual, so
+ * pages of healthy files are not pinned. Their file ids are refused until recovery. Falls
+ * back to holding the whole original batch (and all its files) if no segment is available.
+ */
+static void
+rescue(atomio_ctx *ctx, struct atomio_dw_seg *seg, struct run *r)
+{
+    struct atomio_store *st = ctx->store;
+    for (uint32_t j = 0; j < r->nfiles; j++)
+        if (file_failed(r->files[j]))
+            (void)atomio__store_hold_id(st, r->files[j]->file_id);
+
+    size_t *idx2 = malloc(r->cnt * sizeof(*idx2));
+    const uint8_t **src2 = malloc(r->cnt * sizeof(*src2));
+    uint32_t *off2 = malloc(r->cnt * sizeof(*off2));
+    int cerr;
+    struct atomio_dw_seg *seg2 =
+        idx2 && src2 && off2 ? atomio__store_claim(ctx, false, &cerr) : NULL;
+    if (seg2) {
+        struct run r2 = *r;
+        r2.idx = idx2;
+        r2.src = src2;
+        r2.slot_off = off2;
+        r2.cnt = 0;
+        for (uint32_t k = 0; k < r->cnt; k++) {
+            if (file_failed(r->items[r->idx[k]].file)) {
+                src2[r2.cnt] = seg->buf + r->slot_off[k];
+                idx2[r2.cnt++] = r->idx[k];
+            }
+        }
+        uint64_t seq = atomic_fetch_add(&st->next_seq, 1);
+        uint64_t len = encode_batch(st, seg2, &r2, seq);
+        if (store_write(ctx, seg2, len) == 0) {
+            atomio__store_release(ctx, seg2, true);
+            if (atomio__store_retire(st, seg) < 0)
+                atomic_store(&st->failed, true);
+            atomio__store_release(ctx, seg, false);
+            free(idx2), free(src2), free(off2);
+            return;
+        }
+        abandon(ctx, seg2);
+    }
+    free(idx2), free(src2), free(off2);
+    for (uint32_t j = 0; j < r->nfiles; j++)
+        (void)atomio__store_hold_id(st, r->files[j]->file_id);
+    atomio__store_release(ctx, seg, true);
+}
+
+/*
+ * run_batch() -- one run of the protocol for r->cnt items that fit one segment. Sets each
+ * item's result; returns how many succeeded.
+ */
+static size_t
+run_batch(atomio_ctx *ctx, struct run *r)
+{
+    struct atomio_store *st = ctx->store;
+    uint64_t t0 = atomio__now_ns();
+    size_t ok = 0;
+
+    int cerr = 0;
+    struct atomio_dw_seg *seg = atomio__store_claim(ctx, true, &cerr);
+    if (!seg) {
+        for (uint32_t k = 0; k < r->cnt; k++)
+            r->items[r->idx[k]].result = cerr;
+        return 0;
+    }
+    qsort_r(r->idx, r->cnt, sizeof(*r->idx), cmp_size_desc, r->items);
+    for (uint32_t k = 0; k < r->cnt; k++)
+        r->src[k] = r->items[r->idx[k]].page;
+    uint64_t seq = atomic_fetch_add(&st->next_seq, 1);
+    uint64_t len = encode_batch(st, seg, r, seq);
+
+    int err = store_write(ctx, seg, len);
+    if (err < 0) {
+        for (uint32_t k = 0; k < r->cnt; k++)
+            r->items[r->idx[k]].result = err;
+        abandon(ctx, seg);
+        return 0;
+    }
+
+    r->nfiles = 0;
+    for (uint32_t k = 0; k < r->cnt; k++) {
+        atomio_file *f = r->items[r->idx[k]].file;
+        r->ios[k] = (struct atomio_io){
+            .fd = f->fd,
+            .rwflags = 0,
+            .buf = seg->buf + r->slot_off[k],
+            .len = f->page_size,
+            .off = r->items[r->idx[k]].page_no << f->page_shift,
+            .file = f,
+            .index = k,
+        };
+        uint32_t j = 0;
+        while (j < r->nfiles && r->files[j] != f)
+            j++;
+        if (j == r->nfiles)
+            r->files[r->nfiles++] = f;
+    }
+    err = ctx->submit->submit(ctx, r->ios, r->cnt);
+    if (err < 0) {
+        for (uint32_t k = 0; k < r->cnt; k++)
+            r->items[r->idx[k]].result = err;
+        abandon(ctx, seg);
+        return 0;
+    }
+    for (uint32_t k = 0; k < r->cnt; k++)
+        r->items[r->idx[k]].result = atomio__path_doublewrite.complete(r->ios[k].file, &r->ios[k]);
+
+    /* Durability of every file that took a page; a failure fails the file (sticky). */
+    for (uint32_t j = 0; j < r->nfiles; j++) {
+        atomio_file *f = r->files[j];
+        bool wrote = false;
+        for (uint32_t k = 0; k < r->cnt && !wrote; k++)
+            wrote = r->ios[k].file == f && r->items[r->idx[k]].result == 0;
+        if (!wrote || file_failed(f))
+            continue;
+        int sr = atomio__file_datasync(f);
+        if (sr < 0)
+            for (uint32_t k = 0; k < r->cnt; k++)
+                if (r->ios[k].file == f && r->items[r->idx[k]].result == 0)
+                    r->items[r->idx[k]].result = sr;
+    }
+
+    bool any_failed = false;
+    for (uint32_t j = 0; j < r->nfiles; j++)
+        any_failed |= file_failed(r->files[j]);
+    if (any_failed) {
+        rescue(ctx, seg, r);
+    } else {
+        if (atomio__store_retire(st, seg) < 0)
+            atomic_store(&st->failed, true);
+        atomio__store_release(ctx, seg, false);
+    }
+
+    uint64_t lat = atomio__now_ns() - t0;
+    ATOMIO_COUNT(&ctx->stats, batches, 1);
+    for (uint32_t j = 0; j < r->nfiles; j++) {
+        ATOMIO_COUNT(&r->files[j]->stats, batches, 1);
+        ATOMIO_COUNT(&r->files[j]->stats, syncs, 1); /* its share: the store fdatasync */
+    }
+    for (uint32_t k = 0; k < r->cnt; k++) {
+        struct atomio_dw_item *it = &r->items[r->idx[k]];
+        if (it->result != 0)
+            continue;
+        ok++;
+        /* count_page adds the page's in-place bytes (bytes_data) on the file and the ctx */
+        ATOMIO_COUNT(&it->file->stats, bytes_dblwr, it->file->page_size);
+        atomio__count_page(it->file, ATOMIO_PATH_DOUBLEWRITE, lat);
+    }
+    return ok;
+}
+
+/* precheck() -- 0 if item i may go through the store, else its error. */
+static int
+precheck(atomio_ctx *ctx, const struct atomio_dw_item *it)
+{
+    struct atomio_store *st = ctx->store;
+    if (!it->file || !it->page)
+        return ATOMIO_E_INVAL;
+    if (file_failed(it->file))
+        return ATOMIO_E_FAILED;
+    if (atomic_load(&st->failed))
+        return ATOMIO_E_STORE;
+    if (atomio__dw_table_bytes(1) + it->file->page_size > st->g.seg_size)
+        return ATOMIO_E_STORE_FULL;
+    if (atomio__store_id_held(st, it->file->file_id))
+        return ATOMIO_E_FAILED;
+    return 0;
+}
+
+int
+atomio__dw_write(atomio_ctx *ctx, struct atomio_dw_item *items, size_t n, uint32_t wflags)
+{
+    (void)wflags; /* every doublewrite page is durable when the call returns */
+    struct atomio_store *st = ctx->store;
+    if (n == 0)
+        return 0;
+    if (!st) {
+        for (size_t i = 0; i < n; i++)
+            items[i].result = ATOMIO_E_NO_DOUBLEWRITE;
+        return 0;
+    }
+    pthread_mutex_lock(&st->lock);
+    bool blocked = st->needs_recovery;
+    pthread_mutex_unlock(&st->lock);
+    if (blocked) {
+        /* Live batches from before the last crash: writing new ones first could later let
+         * one of those old copies win over a newer page. Recovery must run first. */
+        for (size_t i = 0; i < n; i++)
+            items[i].result = ATOMIO_E_SEQUENCE;
+        return 0;
+    }
+
+    size_t *order = malloc(n * sizeof(*order));
+    size_t *dup_of = malloc(n * sizeof(*dup_of));
+    size_t cap = st->g.slots_max < n ? st->g.slots_max : n;
+    size_t *idx = malloc(cap * sizeof(*idx));
+    uint32_t *slot_off = malloc(cap * sizeof(*slot_off));
+    struct atomio_io *ios = malloc(cap * sizeof(*ios));
+    atomio_file **files = malloc(cap * sizeof(*files));
+    const uint8_t **src = malloc(cap * sizeof(*src));
+    if (!order || !dup_of || !idx || !slot_off || !ios || !files || !src) {
+        for (size_t i = 0; i < n; i++)
+            items[i].result = -ENOMEM;
+        free(order), free(dup_of), free(idx), free(slot_off), free(ios), free(files);
+        free(src);
+        return 0;
+    }
+
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        dup_of[i] = i;
+        items[i].result = precheck(ctx, &items[i]);
+        if (items[i].result == 0)
+            order[m++] = i;
+    }
+    /* The same page twice in one call: both copies would be in flight together with no
+     * order between them, so only the last one is written; the earlier share its result. */
+    qsort_r(order, m, sizeof(*order), cmp_key, items);
+    size_t w = 0;
+    for (size_t i = 0; i < m; i++) {
+        if (i + 1 < m && items[order[i]].file->file_id == items[order[i + 1]].file->file_id &&
+            items[order[i]].page_no == items[order[i + 1]].page_no) {
+            dup_of[order[i]] = order[i + 1];
+            continue;
+        }
+        order[w++] = order[i];
+    }
+    m = w;
+    qsort(order, m, sizeof(*order), cmp_index);
+
+    size_t done = 0;
+    for (size_t i = 0; i < m;) {
+        struct run r = {.items = items,
+                        .idx = idx,
+                        .slot_off = slot_off,
+                        .ios = ios,
+                        .src = src,
+                        .files = files};
+        uint64_t bytes = 0;
+        while (i < m && r.cnt < st->g.slots_max) {
+            uint32_t ps = items[order[i]].file->page_size;
+            if (atomio__dw_table_bytes(r.cnt + 1) + bytes + ps > st->g.seg_size)
+                break;
+            bytes += ps;
+            idx[r.cnt++] = order[i++];
+        }
+        done += run_batch(ctx, &r);
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t j = i;
+        while (dup_of[j] != j)
+            j = dup_of[j];
+        if (j != i) {
+            items[i].result = items[j].result;
+            done += items[i].result == 0;
+        }
+    }
+    free(order), free(dup_of), free(idx), free(slot_off), free(ios), free(files);
+    free(src);
+    return (int)(done > INT32_MAX ? INT32_MAX : done);
+}

@@ -1,0 +1,973 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_crash.c -- the crash simulator (sim_device) against the doublewrite protocol.
+ *
+ * A workload of page batches runs on the simulated device. A crash at op k keeps, of every
+ * write not yet made durable, a subset of its 512-byte sectors; then the ctx is reopened on
+ * what survived and recovery runs. Checks, for every page of every data file:
+ *   - it equals one version ever written to it (never a mix: not torn);
+ *   - it equals the version of the last write call that returned success before the crash
+ *     (doublewrite pages are durable when the call returns), or the version of the call in
+ *     flight at the crash (not lost);
+ * and the recovery report: pages_restored equals the pages recovery actually changed,
+ * batches_valid / batches_torn / pages_checked equal what an independent look at the surviving
+ * store bytes predicts.
+ *
+ * Small cases are exhaustive over every crash point and every pattern of the sector pieces
+ * that can matter; large ones are randomized (ATOMIO_CRASH_ITERATIONS, default 10000). A
+ * sabotaged protocol (no store fdatasync) must be caught.
+ */
+#include "atomio_internal.h"
+#include "dw_format.h"
+#include "dw_store.h"
+#include "helpers.h"
+#include "sim_device.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define MAXF     4
+#define MAXW     16
+#define MAXSTEPS 64
+
+struct wl_write {
+    int file;
+    uint64_t page;
+    uint32_t ver;
+};
+
+struct wl_step {
+    int n;
+    struct wl_write w[MAXW];
+    bool sync;   /* atomio_sync() on the step's files afterwards */
+    bool single; /* issue as atomio_write() calls (n must be 1) */
+};
+
+struct wl {
+    const char *name;
+    int nfiles;
+    uint32_t ps[MAXF];
+    uint64_t npages[MAXF];
+    uint32_t segs, batch_pages, max_ps;
+    int policy;          /* segment reuse order (atomio__test_dw_policy) */
+    uint32_t path[MAXF]; /* forced path per file; 0 = DOUBLEWRITE */
+    /* one short in-place write: the write of (short_file, short_page) in step short_step keeps
+     * short_keep bytes (short_keep 0: none). The file fails; later writes to it are refused. */
+    int short_step, short_file;
+    uint64_t short_page, short_keep;
+    long short_op; /* its device op, found by a first run */
+    int atomic_ok; /* atomic writes the device takes before failing with ENOSPC */
+    int nsteps;
+    struct wl_step steps[MAXSTEPS];
+};
+
+/* Two CRC32Cs with different seeds: a 64-bit fingerprint of a page version, so checking a
+ * page against its candidate versions costs one pass over it. */
+static uint64_t
+fingerprint(const uint8_t *p, uint32_t ps)
+{
+    return (uint64_t)atomio__crc32c(0, p, ps) << 32 | atomio__crc32c(0x5bd1e995u, p, ps);
+}
+
+#define MAXVER 64
+static uint64_t fp_cache[MAXF][16][MAXVER];
+static bool fp_have[MAXF][16][MAXVER];
+
+struct call {
+    long op_start, op_end;
+    long op_durable; /* op count once its pages are known durable (LONG_MAX: never) */
+    int results[MAXW];
+    bool ran;
+};
+
+struct tally {
+    uint64_t crash_states, reboots, torn, lost, count_mismatch, unexpected, sampled_points;
+    uint64_t restored_total, valid_total, torn_batches_total;
+};
+
+static char root[256], dwdir[300];
+static uint32_t last_downgrades[MAXF]; /* seen at the end of the last workload run */
+static char fpath[MAXF][300];
+
+static void
+setup(void)
+{
+    t_tmpdir(root, sizeof(root));
+    snprintf(dwdir, sizeof(dwdir), "%s/dw", root);
+    cr_assert_eq(mkdir(dwdir, 0700), 0);
+    for (int i = 0; i < MAXF; i++)
+        snprintf(fpath[i], sizeof(fpath[i]), "%s/f%d.db", root, i);
+}
+
+static void
+teardown(void)
+{
+    atomic_store(&atomio__test_skip_dw_durability, 0);
+    atomic_store(&atomio__test_dw_policy, 0);
+    sim_fini();
+    t_rmtree(root);
+}
+
+TestSuite(crash, .init = setup, .fini = teardown);
+
+static void
+content(uint8_t *buf, uint32_t ps, int f, uint64_t p, uint32_t v)
+{
+    t_fill(buf, ps, (uint64_t)(f + 1) * 1000003u + p * 1009u + (uint64_t)v * 7919u + 1);
+}
+
+/* version_fp() -- fingerprint of version v of page p of file f (cached; the cache is keyed by
+ * the same inputs as content(), so it holds across workloads with the same page sizes). */
+static uint64_t
+version_fp(uint32_t ps, int f, uint64_t p, uint32_t v)
+{
+    static uint32_t cached_ps[MAXF];
+    if (cached_ps[f] != ps) {
+        memset(fp_have[f], 0, sizeof(fp_have[f]));
+        cached_ps[f] = ps;
+    }
+    if (p < 16 && v < MAXVER && fp_have[f][p][v])
+        return fp_cache[f][p][v];
+    uint8_t buf[16384];
+    content(buf, ps, f, p, v);
+    uint64_t h = fingerprint(buf, ps);
+    if (p < 16 && v < MAXVER) {
+        fp_cache[f][p][v] = h;
+        fp_have[f][p][v] = true;
+    }
+    return h;
+}
+
+/* fresh_device() -- a new simulated device holding the data files at version 0, durable. */
+static void
+fresh_device(const struct wl *wl)
+{
+    sim_fini();
+    sim_init(root);
+    bool atomic = wl->atomic_ok > 0;
+    for (int f = 0; f < wl->nfiles; f++)
+        atomic |= wl->path[f] == ATOMIO_PATH_DIRECT_ATOMIC;
+    if (atomic) {
+        sim_set_atomic_caps(true, wl->atomic_ok);
+        sim_set_atomic_errno(ENOSPC);
+    }
+    if (wl->short_keep)
+        sim_set_short_write(wl->short_op, wl->short_keep);
+    for (int f = 0; f < wl->nfiles; f++) {
+        size_t len = (size_t)wl->ps[f] * wl->npages[f];
+        uint8_t *buf = malloc(len);
+        for (uint64_t p = 0; p < wl->npages[f]; p++)
+            content(buf + p * wl->ps[f], wl->ps[f], f, p, 0);
+        sim_file_put(fpath[f], buf, len);
+        free(buf);
+    }
+}
+
+static atomio_ctx *
+ctx_open_on_sim(const struct wl *wl, uint32_t flags, int *err)
+{
+    atomio_ctx_opts o;
+    atomio_ctx_opts_init(&o);
+    o.dblwr_dir = dwdir;
+    o.dblwr_segments = wl->segs;
+    o.dblwr_batch_pages = wl->batch_pages;
+    o.dblwr_max_page_size = wl->max_ps;
+    o.submitter = ATOMIO_SUBMIT_SYNC; /* io_uring would bypass the seam */
+    o.flags = flags;
+    atomio_ctx *ctx = NULL;
+    *err = atomio_ctx_open(&o, &ctx);
+    return *err == 0 ? ctx : NULL;
+}
+
+/* run_workload() -- the workload on the device as it is; records when each call started and
+ * returned, in device ops. Calls after a crash fail (dead device); that is expected. */
+static void
+run_workload(const struct wl *wl, struct call *calls)
+{
+    memset(calls, 0, sizeof(*calls) * (size_t)wl->nsteps);
+    atomic_store(&atomio__test_dw_policy, wl->policy);
+    int err;
+    atomio_ctx *ctx = ctx_open_on_sim(wl, 0, &err);
+    if (!ctx)
+        return;
+    atomio_file *files[MAXF] = {0};
+    for (int f = 0; f < wl->nfiles; f++) {
+        atomio_file_opts fo;
+        atomio_file_opts_init(&fo);
+        fo.page_size = wl->ps[f];
+        fo.path = wl->path[f] ? wl->path[f] : ATOMIO_PATH_DOUBLEWRITE;
+        fo.file_id = 10 + (uint64_t)f;
+        fo.io_style = fo.path == ATOMIO_PATH_DIRECT_ATOMIC ? ATOMIO_IO_DIRECT : ATOMIO_IO_BUFFERED;
+        if (atomio_file_open(ctx, fpath[f], &fo, &files[f]) < 0)
+            goto out;
+    }
+    uint8_t *bufs = aligned_alloc(4096, (size_t)MAXW * 16384);
+    for (int s = 0; s < wl->nsteps; s++) {
+        const struct wl_step *st = &wl->steps[s];
+        atomio_page_write w[MAXW];
+        for (int i = 0; i < st->n; i++) {
+            const struct wl_write *x = &st->w[i];
+            uint8_t *b = bufs + (size_t)i * 16384;
+            content(b, wl->ps[x->file], x->file, x->page, x->ver);
+            w[i] = (atomio_page_write){.file = files[x->file], .page_no = x->page, .page = b};
+        }
+        calls[s].ran = true;
+        calls[s].op_start = sim_ops();
+        if (st->single) {
+            calls[s].results[0] = atomio_write(w[0].file, w[0].page_no, w[0].page, 0);
+        } else {
+            int nw = atomio_write_batch(ctx, w, (size_t)st->n, 0);
+            (void)nw; /* per-entry results below */
+            for (int i = 0; i < st->n; i++)
+                calls[s].results[i] = w[i].result;
+        }
+        calls[s].op_end = sim_ops();
+        /* Doublewrite pages are durable when the call returns; atomic ones once a sync of
+         * their file returns. */
+        bool atomic = false, synced = true;
+        for (int i = 0; i < st->n; i++)
+            atomic |= wl->path[st->w[i].file] == ATOMIO_PATH_DIRECT_ATOMIC;
+        if (st->sync)
+            for (int f = 0; f < wl->nfiles; f++)
+                for (int i = 0; i < st->n; i++)
+                    if (st->w[i].file == f) {
+                        synced &= atomio_sync(files[f]) == 0; /* fails once the device died */
+                        break;
+                    }
+        calls[s].op_durable = !atomic ? calls[s].op_end : st->sync && synced ? sim_ops() : LONG_MAX;
+    }
+    for (int f = 0; f < wl->nfiles; f++) {
+        atomio_file_info fi;
+        memset(&fi, 0, sizeof(fi));
+        fi.size = sizeof(fi);
+        if (atomio_file_info_get(files[f], &fi) == 0)
+            last_downgrades[f] = fi.downgrades;
+    }
+    free(bufs);
+out:
+    atomio_ctx_close(ctx);
+}
+
+/* ---- expectations --------------------------------------------------------------------------- */
+
+static uint64_t
+le64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static uint32_t
+le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static bool
+zero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i])
+            return false;
+    return true;
+}
+
+struct expect {
+    uint64_t scanned, valid, pages_checked;
+};
+
+/*
+ * expect_store() -- what recovery should find in the store image: a segment is a valid batch
+ * exactly when its bytes equal, over the batch's length, one batch write the library issued
+ * to it during the log (so every CRC in it holds by construction); non-zero headers that are
+ * not such a copy are torn. pages_checked: distinct (file id, page) over the valid batches.
+ */
+static void
+expect_store(const struct sim_log *log, size_t k, const struct sim_image *img, struct expect *e)
+{
+    memset(e, 0, sizeof(*e));
+    char spath[400];
+    snprintf(spath, sizeof(spath), "%s/%s", dwdir, ATOMIO_DW_STORE_FILE);
+    int si = sim_file_index(spath);
+    if (si < 0 || si >= img->nfiles)
+        return;
+    const uint8_t *st = img->data[si];
+    size_t slen = img->len[si];
+    struct atomio_dw_geom g;
+    if (atomio__dw_store_hdr_decode(st, slen < 128 ? slen : 128, &g, NULL) != 0)
+        return; /* no store yet: it is created at reboot, empty */
+    uint64_t keys[2][4096];
+    size_t nkeys = 0;
+    for (uint32_t s = 0; s < g.nseg; s++) {
+        uint64_t off = g.seg_offset + (uint64_t)s * g.seg_size;
+        if (off + 64 > slen || zero(st + off, 64))
+            continue;
+        e->scanned++;
+        for (size_t i = (k < sim_log_len(log) ? k + 1 : k); i-- > 0;) {
+            const struct sim_op *op = sim_log_op(log, i);
+            if (op->kind != SIM_WRITE || op->file != si || op->off != off || op->len < 64 ||
+                zero(op->data, 64))
+                continue;
+            uint64_t blen = le64(op->data + 24);
+            if (blen > op->len || off + blen > slen || memcmp(st + off, op->data, blen) != 0)
+                continue;
+            e->valid++;
+            uint32_t count = le32(op->data + 16);
+            for (uint32_t j = 0; j < count; j++) {
+                const uint8_t *sl = op->data + 64 + (size_t)j * 48;
+                uint64_t fid = le64(sl), pno = le64(sl + 8);
+                bool dup = false;
+                for (size_t q = 0; q < nkeys && !dup; q++)
+                    dup = keys[0][q] == fid && keys[1][q] == pno;
+                if (!dup && nkeys < 4096) {
+                    keys[0][nkeys] = fid;
+                    keys[1][nkeys++] = pno;
+                }
+            }
+            break;
+        }
+    }
+    e->pages_checked = nkeys;
+}
+
+/*
+ * check_pages() -- every page against the versions the workload wrote (see file header).
+ * Returns the number of bad pages; counts them as torn or lost in t.
+ */
+static int
+check_pages(const struct wl *wl, const struct call *calls, long k, struct tally *t,
+            const char *what)
+{
+    int bad = 0;
+    for (int f = 0; f < wl->nfiles; f++) {
+        size_t len;
+        const uint8_t *data = sim_file_data(fpath[f], &len);
+        cr_assert(data, "data file %d vanished", f);
+        for (uint64_t p = 0; p < wl->npages[f]; p++) {
+            uint32_t ps = wl->ps[f];
+            uint8_t page[16384];
+            memset(page, 0, ps);
+            if ((p + 1) * ps <= len)
+                memcpy(page, data + p * ps, ps);
+            else if (p * ps < len)
+                memcpy(page, data + p * ps, len - p * ps);
+            /* allowed: the newest version known durable at the crash, and any later one
+             * whose call had started */
+            uint32_t allowed[MAXSTEPS + 1];
+            int nallowed = 1;
+            allowed[0] = 0;
+            for (int s = 0; s < wl->nsteps; s++) {
+                if (!calls[s].ran)
+                    continue;
+                for (int i = 0; i < wl->steps[s].n; i++) {
+                    const struct wl_write *x = &wl->steps[s].w[i];
+                    if (x->file != f || x->page != p)
+                        continue;
+                    int res = calls[s].results[i];
+                    bool failed_file =
+                        wl->short_keep && x->file == wl->short_file && s >= wl->short_step;
+                    if (calls[s].op_end <= k && res != 0) {
+                        if (!failed_file)
+                            t->unexpected++;
+                        if (res != ATOMIO_E_SHORT_WRITE)
+                            continue; /* refused: nothing was written */
+                    }
+                    if (calls[s].op_durable <= k && calls[s].results[i] == 0) {
+                        allowed[0] = x->ver;
+                        nallowed = 1;
+                    } else if (calls[s].op_start <= k) {
+                        allowed[nallowed++] = x->ver;
+                    }
+                }
+            }
+            uint64_t h = fingerprint(page, ps);
+            bool ok = false;
+            for (int a = 0; a < nallowed && !ok; a++)
+                ok = h == version_fp(ps, f, p, allowed[a]);
+            if (ok)
+                continue;
+            bool older = false;
+            for (uint32_t v = 0; v < MAXVER && !older; v++)
+                older = h == version_fp(ps, f, p, v);
+            if (older)
+                t->lost++;
+            else
+                t->torn++;
+            if (bad++ < 3 && getenv("ATOMIO_CRASH_VERBOSE"))
+                fprintf(stderr, "%s: crash at op %ld: file %d page %llu %s (want v%u..)\n", what, k,
+                        f, (unsigned long long)p, older ? "lost" : "torn", allowed[0]);
+        }
+    }
+    return bad;
+}
+
+/*
+ * reboot_and_check() -- install the crash image, reopen (recovery), check pages and counts.
+ */
+static void
+reboot_and_check(const struct wl *wl, const struct call *calls, const struct sim_log *log, size_t k,
+                 struct sim_image *img, bool check_counts, struct tally *t)
+{
+    struct expect e;
+    if (check_counts)
+        expect_store(log, k, img, &e);
+    sim_install(img);
+    t->reboots++;
+    int err;
+    atomio_ctx *ctx = ctx_open_on_sim(wl, ATOMIO_CTX_NO_RECOVER, &err);
+    cr_assert(ctx, "%s: reopen after crash at op %zu failed: %s", wl->name, k,
+              atomio_strerror(err));
+    atomio_recovery_report rep;
+    memset(&rep, 0, sizeof(rep));
+    rep.size = sizeof(rep);
+    int r = atomio_ctx_recover(ctx, &rep);
+    cr_assert_eq(r, 0, "%s: recovery after crash at op %zu: %s", wl->name, k, atomio_strerror(r));
+    atomio_ctx_close(ctx);
+
+    /* pages recovery changed, against the image it started from */
+    uint64_t changed = 0;
+    for (int f = 0; f < wl->nfiles; f++) {
+        int fi = sim_file_index(fpath[f]);
+        size_t len;
+        const uint8_t *now = sim_file_data(fpath[f], &len);
+        for (uint64_t p = 0; p < wl->npages[f]; p++) {
+            uint64_t a = p * wl->ps[f], e2 = a + wl->ps[f];
+            if (e2 <= img->len[fi] && e2 <= len) {
+                changed += memcmp(img->data[fi] + a, now + a, wl->ps[f]) != 0;
+                continue;
+            }
+            for (uint64_t b = a; b < e2; b++) {
+                uint8_t x = b < img->len[fi] ? img->data[fi][b] : 0;
+                uint8_t y = b < len ? now[b] : 0;
+                if (x != y) {
+                    changed++;
+                    break;
+                }
+            }
+        }
+    }
+    t->restored_total += rep.pages_restored;
+    t->valid_total += rep.batches_valid;
+    t->torn_batches_total += rep.batches_torn;
+    bool counts_ok = rep.pages_restored == changed && rep.files_missing == 0 &&
+                     rep.unknown_file_ids == 0 && rep.pages_unrecoverable == 0 &&
+                     rep.batches_scanned == rep.batches_valid + rep.batches_torn;
+    if (check_counts)
+        counts_ok = counts_ok && rep.batches_scanned == e.scanned && rep.batches_valid == e.valid &&
+                    rep.pages_checked == e.pages_checked;
+    if (!counts_ok) {
+        t->count_mismatch++;
+        if (getenv("ATOMIO_CRASH_VERBOSE"))
+            fprintf(stderr,
+                    "%s: crash at op %zu: report restored %llu (changed %llu) scanned %llu/%llu "
+                    "valid %llu/%llu checked %llu/%llu\n",
+                    wl->name, k, (unsigned long long)rep.pages_restored,
+                    (unsigned long long)changed, (unsigned long long)rep.batches_scanned,
+                    (unsigned long long)(check_counts ? e.scanned : 0),
+                    (unsigned long long)rep.batches_valid,
+                    (unsigned long long)(check_counts ? e.valid : 0),
+                    (unsigned long long)rep.pages_checked,
+                    (unsigned long long)(check_counts ? e.pages_checked : 0));
+    }
+    check_pages(wl, calls, (long)k, t, wl->name);
+}
+
+/* ---- choosers ---------------------------------------------------------------------------------
+ */
+
+struct pattern {
+    uint64_t bits; /* bit i: keep effective piece i */
+    int next;      /* effective pieces seen */
+};
+
+static bool
+keep_pattern(void *arg, bool effective)
+{
+    struct pattern *p = arg;
+    if (!effective)
+        return true; /* makes no difference either way */
+    int i = p->next++;
+    return i < 64 ? (p->bits >> i) & 1 : true;
+}
+
+struct rnd {
+    uint64_t x;
+    uint32_t keep_per_256; /* probability of keeping a piece */
+};
+
+static uint64_t
+rnd_next(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+static bool
+keep_random(void *arg, bool effective)
+{
+    struct rnd *r = arg;
+    (void)effective;
+    return (rnd_next(&r->x) & 255) < r->keep_per_256;
+}
+
+/* ---- drivers ----------------------------------------------------------------------------------
+ */
+
+#define EXHAUSTIVE_MAX_BITS 14
+
+/* find_short_op() -- the device op of the in-place write to make short, from a clean run. */
+static void
+find_short_op(struct wl *wl)
+{
+    struct call calls[MAXSTEPS];
+    uint64_t keep = wl->short_keep;
+    wl->short_keep = 0;
+    fresh_device(wl);
+    run_workload(wl, calls);
+    wl->short_keep = keep;
+    struct sim_log *log = sim_take_log();
+    int fi = sim_file_index(fpath[wl->short_file]);
+    wl->short_op = -1;
+    for (long i = calls[wl->short_step].op_start; i < calls[wl->short_step].op_end; i++) {
+        const struct sim_op *op = sim_log_op(log, (size_t)i);
+        if (op->kind == SIM_WRITE && op->file == fi &&
+            op->off == wl->short_page * wl->ps[wl->short_file])
+            wl->short_op = i;
+    }
+    sim_log_free(log);
+    cr_assert_geq(wl->short_op, 0, "%s: in-place write to shorten not found", wl->name);
+}
+
+/*
+ * exhaustive() -- every crash point of the workload; at each, every subset of the sector
+ * pieces that can make a difference (up to 2^14; beyond that 4096 random subsets, counted in
+ * sampled_points). The workload runs again for each crash point with the device dying there,
+ * so the library's error paths run too.
+ */
+static void
+exhaustive(const struct wl *wl, struct tally *t)
+{
+    struct call calls[MAXSTEPS];
+    cr_assert(!wl->short_keep || wl->short_op > 0, "call find_short_op() first");
+    fresh_device(wl);
+    run_workload(wl, calls);
+    long nops = sim_ops();
+    cr_assert_gt(nops, 10, "%s: workload made only %ld ops", wl->name, nops);
+    for (long k = 0; k <= nops; k++) {
+        fresh_device(wl);
+        sim_set_crash_at(k);
+        run_workload(wl, calls);
+        struct sim_log *log = sim_take_log();
+        size_t kk = (size_t)k < sim_log_len(log) ? (size_t)k : sim_log_len(log);
+        struct sim_replay *rp = sim_replay_new(log);
+        struct pattern count = {0, 0};
+        struct sim_image img;
+        sim_replay_image(rp, kk, keep_pattern, &count, &img);
+        sim_image_free(&img);
+        int n = count.next;
+        uint64_t patterns = n <= EXHAUSTIVE_MAX_BITS ? 1ull << n : 4096;
+        if (n > EXHAUSTIVE_MAX_BITS)
+            t->sampled_points++;
+        uint64_t seed = 0x9E3779B97F4A7C15ull ^ (uint64_t)k;
+        /* The image needs the device's file table as it was at the crash: rebuild it for
+         * every pattern from the same log (sim_install below replaces contents only). */
+        for (uint64_t pat = 0; pat < patterns; pat++) {
+            struct pattern p = {n <= EXHAUSTIVE_MAX_BITS ? pat : rnd_next(&seed), 0};
+            sim_replay_image(rp, kk, keep_pattern, &p, &img);
+            t->crash_states++;
+            reboot_and_check(wl, calls, log, kk, &img, true, t);
+            sim_image_free(&img);
+        }
+        sim_replay_free(rp);
+        sim_log_free(log);
+    }
+}
+
+/*
+ * randomized() -- run the workload once, then for `points` crash points (in increasing op
+ * order) build one random image each and reboot on it. One in eight also crashes recovery
+ * itself at a random point and reboots again from that.
+ */
+static void
+randomized(const struct wl *wl, uint64_t seed, uint64_t points, struct tally *t)
+{
+    struct call calls[MAXSTEPS];
+    fresh_device(wl);
+    run_workload(wl, calls);
+    struct sim_log *log = sim_take_log();
+    size_t nops = sim_log_len(log);
+    uint64_t *ks = malloc(points * sizeof(*ks));
+    uint64_t x = seed | 1;
+    for (uint64_t i = 0; i < points; i++)
+        ks[i] = rnd_next(&x) % (nops + 1);
+    /* sort ascending: the replay only moves forward */
+    for (uint64_t i = 1; i < points; i++)
+        for (uint64_t j = i; j > 0 && ks[j - 1] > ks[j]; j--) {
+            uint64_t tmp = ks[j];
+            ks[j] = ks[j - 1];
+            ks[j - 1] = tmp;
+        }
+    struct sim_replay *rp = sim_replay_new(log);
+    for (uint64_t i = 0; i < points; i++) {
+        static const uint32_t probs[] = {128, 20, 236, 128};
+        struct rnd r = {rnd_next(&x) | 1, probs[rnd_next(&x) % 4]};
+        struct sim_image img;
+        sim_replay_image(rp, (size_t)ks[i], keep_random, &r, &img);
+        t->crash_states++;
+        if (rnd_next(&x) % 8 != 0) {
+            reboot_and_check(wl, calls, log, (size_t)ks[i], &img, true, t);
+        } else {
+            /* crash during recovery, then recover again */
+            sim_install(&img);
+            long j = (long)(rnd_next(&x) % 24);
+            sim_set_crash_at(j);
+            int err;
+            atomio_ctx *ctx = ctx_open_on_sim(wl, 0, &err);
+            atomio_ctx_close(ctx);
+            struct sim_log *log2 = sim_take_log();
+            struct sim_replay *rp2 = sim_replay_new(log2);
+            struct sim_image img2;
+            size_t j2 = (size_t)j < sim_log_len(log2) ? (size_t)j : sim_log_len(log2);
+            sim_replay_image(rp2, j2, keep_random, &r, &img2);
+            reboot_and_check(wl, calls, log2, (size_t)ks[i], &img2, false, t);
+            sim_image_free(&img2);
+            sim_replay_free(rp2);
+            sim_log_free(log2);
+        }
+        sim_image_free(&img);
+    }
+    sim_replay_free(rp);
+    sim_log_free(log);
+    free(ks);
+}
+
+/* ---- workloads ------------------------------------------------------------------------------- */
+
+static struct wl
+small_base(const char *name)
+{
+    struct wl wl;
+    memset(&wl, 0, sizeof(wl));
+    wl.name = name;
+    wl.nfiles = 1;
+    wl.ps[0] = 1024; /* two sectors: a page can tear */
+    wl.npages[0] = 4;
+    wl.segs = 2;
+    wl.batch_pages = 4;
+    wl.max_ps = 1024;
+    return wl;
+}
+
+static void
+add(struct wl *wl, int step, int file, uint64_t page, uint32_t ver)
+{
+    struct wl_step *s = &wl->steps[step];
+    s->w[s->n++] = (struct wl_write){file, page, ver};
+    if (step + 1 > wl->nsteps)
+        wl->nsteps = step + 1;
+}
+
+static void
+report(const char *what, const struct tally *t)
+{
+    fprintf(stderr,
+            "%s: %llu crash states, %llu reboots, torn %llu, lost %llu, count mismatches %llu, "
+            "unexpected failures %llu, sampled points %llu (pages restored %llu, valid batches "
+            "%llu, torn batches %llu)\n",
+            what, (unsigned long long)t->crash_states, (unsigned long long)t->reboots,
+            (unsigned long long)t->torn, (unsigned long long)t->lost,
+            (unsigned long long)t->count_mismatch, (unsigned long long)t->unexpected,
+            (unsigned long long)t->sampled_points, (unsigned long long)t->restored_total,
+            (unsigned long long)t->valid_total, (unsigned long long)t->torn_batches_total);
+}
+
+static void
+assert_clean(const char *what, const struct tally *t)
+{
+    report(what, t);
+    cr_assert_eq(t->torn, 0, "%s: torn pages", what);
+    cr_assert_eq(t->lost, 0, "%s: lost pages", what);
+    cr_assert_eq(t->count_mismatch, 0, "%s: report counts", what);
+    cr_assert_eq(t->unexpected, 0, "%s: writes failed before the crash", what);
+}
+
+Test(crash, exhaustive_two_pages_one_batch)
+{
+    struct wl wl = small_base("2 pages, 1 batch");
+    add(&wl, 0, 0, 0, 1);
+    add(&wl, 0, 0, 2, 1);
+    struct tally t = {0};
+    sim_init(root);
+    exhaustive(&wl, &t);
+    assert_clean(wl.name, &t);
+    cr_assert_gt(t.restored_total, 0, "no crash state ever needed a restore");
+    cr_assert_eq(t.sampled_points, 0);
+}
+
+Test(crash, exhaustive_three_pages_one_batch)
+{
+    struct wl wl = small_base("3 pages, 1 batch");
+    add(&wl, 0, 0, 0, 1);
+    add(&wl, 0, 0, 1, 1);
+    add(&wl, 0, 0, 3, 1);
+    struct tally t = {0};
+    sim_init(root);
+    exhaustive(&wl, &t);
+    assert_clean(wl.name, &t);
+    cr_assert_eq(t.sampled_points, 0);
+}
+
+Test(crash, exhaustive_two_batches_same_page_rewritten)
+{
+    struct wl wl = small_base("2 batches, page rewritten");
+    add(&wl, 0, 0, 0, 1);
+    add(&wl, 0, 0, 1, 1);
+    add(&wl, 1, 0, 1, 2);
+    add(&wl, 1, 0, 2, 2);
+    struct tally t = {0};
+    sim_init(root);
+    exhaustive(&wl, &t);
+    assert_clean(wl.name, &t);
+    cr_assert_eq(t.sampled_points, 0);
+}
+
+Test(crash, exhaustive_two_batches_two_files_rotating_segments)
+{
+    /* Oldest-first segment reuse: the second batch goes to another segment while the first
+     * one's retire is still not durable -- the case the retire ordering exists for. */
+    struct wl wl = small_base("2 batches, 2 files, rotating segments");
+    wl.nfiles = 2;
+    wl.ps[1] = 1024;
+    wl.npages[1] = 2;
+    wl.policy = 1;
+    add(&wl, 0, 0, 0, 1);
+    add(&wl, 0, 1, 1, 1);
+    add(&wl, 1, 0, 0, 2);
+    add(&wl, 1, 1, 0, 2);
+    add(&wl, 1, 0, 3, 2);
+    struct tally t = {0};
+    sim_init(root);
+    exhaustive(&wl, &t);
+    assert_clean(wl.name, &t);
+}
+
+Test(crash, exhaustive_single_page_calls_with_sync)
+{
+    struct wl wl = small_base("single-page calls, sync, 3 batches");
+    wl.policy = 1;
+    add(&wl, 0, 0, 1, 1);
+    wl.steps[0].single = true;
+    wl.steps[0].sync = true;
+    add(&wl, 1, 0, 1, 2);
+    wl.steps[1].single = true;
+    add(&wl, 2, 0, 2, 3);
+    wl.steps[2].single = true;
+    struct tally t = {0};
+    sim_init(root);
+    exhaustive(&wl, &t);
+    assert_clean(wl.name, &t);
+}
+
+Test(crash, exhaustive_scattered_segment_reuse)
+{
+    /* Segments reused out of order (as when threads finish out of order): a newer copy of a
+     * page can be overwritten while an older one survives. Only the retire protocol keeps
+     * recovery from rolling such a page back. */
+    struct wl wl = small_base("scattered segment reuse, 5 batches");
+    wl.segs = 3;
+    wl.policy = 2;
+    add(&wl, 0, 0, 0, 1);
+    add(&wl, 0, 0, 1, 1);
+    add(&wl, 1, 0, 0, 2);
+    add(&wl, 2, 0, 2, 1);
+    add(&wl, 3, 0, 3, 1);
+    add(&wl, 4, 0, 1, 2);
+    struct tally t = {0};
+    sim_init(root);
+    exhaustive(&wl, &t);
+    assert_clean(wl.name, &t);
+}
+
+Test(crash, exhaustive_runtime_downgrade)
+{
+    /* DIRECT_ATOMIC until the device refuses with ENOSPC (nothing written), then the file
+     * goes through the store; pages written atomically before stay as they were. */
+    struct wl wl = small_base("atomic writes, ENOSPC, downgrade");
+    wl.path[0] = ATOMIO_PATH_DIRECT_ATOMIC;
+    wl.atomic_ok = 2;
+    wl.npages[0] = 4;
+    add(&wl, 0, 0, 0, 1);
+    add(&wl, 0, 0, 1, 1);
+    wl.steps[0].sync = true;
+    add(&wl, 1, 0, 1, 2);
+    add(&wl, 1, 0, 2, 1);
+    wl.steps[1].sync = true;
+    add(&wl, 2, 0, 0, 2);
+    add(&wl, 2, 0, 3, 1);
+    wl.steps[2].sync = true;
+    struct tally t = {0};
+    sim_init(root);
+    struct call calls[MAXSTEPS];
+    fresh_device(&wl);
+    run_workload(&wl, calls);
+    cr_assert_eq(last_downgrades[0], 1, "the file did not downgrade");
+    for (int s = 0; s < 3; s++)
+        for (int i = 0; i < 2; i++)
+            cr_assert_eq(calls[s].results[i], 0, "step %d write %d: %s", s, i,
+                         atomio_err_name(calls[s].results[i]));
+    exhaustive(&wl, &t);
+    assert_clean(wl.name, &t);
+}
+
+Test(crash, exhaustive_short_write_rescue)
+{
+    /* One in-place write comes back short: its file fails, its page's copy moves to a held
+     * rescue batch, the original batch is retired, the other file carries on. Every crash
+     * point and tear pattern must still leave each page old or new. */
+    struct wl wl = small_base("short in-place write, rescue batch");
+    wl.nfiles = 2;
+    wl.ps[1] = 1024;
+    wl.npages[0] = 3;
+    wl.npages[1] = 3;
+    wl.segs = 3;
+    add(&wl, 0, 0, 0, 1);
+    add(&wl, 0, 1, 0, 1);
+    add(&wl, 1, 0, 1, 1);
+    add(&wl, 1, 1, 1, 1);
+    add(&wl, 2, 1, 2, 1);
+    add(&wl, 3, 1, 0, 2);
+    add(&wl, 3, 0, 2, 1); /* refused: the file failed */
+    wl.short_step = 1;
+    wl.short_file = 0;
+    wl.short_page = 1;
+    wl.short_keep = 512;
+    struct tally t = {0};
+    sim_init(root);
+    find_short_op(&wl);
+    struct call calls[MAXSTEPS];
+    fresh_device(&wl);
+    run_workload(&wl, calls);
+    cr_assert_eq(calls[1].results[0], ATOMIO_E_SHORT_WRITE);
+    cr_assert_eq(calls[1].results[1], 0);
+    cr_assert_eq(calls[3].results[0], 0);
+    cr_assert_eq(calls[3].results[1], ATOMIO_E_FAILED);
+    exhaustive(&wl, &t);
+    assert_clean(wl.name, &t);
+}
+
+/* A random workload over three files of different page sizes. */
+static struct wl
+random_wl(uint64_t seed)
+{
+    struct wl wl;
+    memset(&wl, 0, sizeof(wl));
+    wl.name = "randomized";
+    wl.nfiles = 3;
+    wl.ps[0] = 4096;
+    wl.ps[1] = 8192;
+    wl.ps[2] = 16384;
+    wl.npages[0] = 12;
+    wl.npages[1] = 8;
+    wl.npages[2] = 6;
+    wl.segs = 3;
+    wl.batch_pages = 3; /* 48 KiB of pages per segment: big batches split */
+    wl.max_ps = 16384;
+    uint64_t x = seed | 1;
+    wl.policy = (int)(rnd_next(&x) % 3);
+    uint32_t ver[MAXF][16] = {{0}};
+    wl.nsteps = 24;
+    for (int s = 0; s < wl.nsteps; s++) {
+        struct wl_step *st = &wl.steps[s];
+        int n = 1 + (int)(rnd_next(&x) % 10);
+        for (int i = 0; i < n; i++) {
+            int f = (int)(rnd_next(&x) % 3);
+            uint64_t p = rnd_next(&x) % wl.npages[f];
+            bool dup = false;
+            for (int j = 0; j < st->n; j++)
+                dup |= st->w[j].file == f && st->w[j].page == p;
+            if (dup)
+                continue;
+            st->w[st->n++] = (struct wl_write){f, p, ++ver[f][p]};
+        }
+        st->single = st->n == 1 && (rnd_next(&x) & 1);
+        st->sync = (rnd_next(&x) % 4) == 0;
+    }
+    return wl;
+}
+
+/* Sanitizer builds run the same checks 5-15x slower: they take a tenth of the randomized
+ * points by default (CI's plain build runs the full 10,000). */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define DEFAULT_ITERATIONS 1000
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define DEFAULT_ITERATIONS 1000
+#endif
+#endif
+#ifndef DEFAULT_ITERATIONS
+#define DEFAULT_ITERATIONS 10000
+#endif
+
+static uint64_t
+iterations(void)
+{
+    const char *e = getenv("ATOMIO_CRASH_ITERATIONS");
+    uint64_t n = e ? strtoull(e, NULL, 10) : 0;
+    return n ? n : DEFAULT_ITERATIONS;
+}
+
+Test(crash, randomized_large)
+{
+    uint64_t total = iterations();
+    uint64_t per = 500;
+    uint64_t workloads = (total + per - 1) / per;
+    struct tally t = {0};
+    sim_init(root);
+    for (uint64_t w = 0; w < workloads; w++) {
+        struct wl wl = random_wl(0xC0FFEE + w * 7919);
+        uint64_t n = total - w * per < per ? total - w * per : per;
+        randomized(&wl, 0xBADC0DE + w, n, &t);
+    }
+    assert_clean("randomized", &t);
+    cr_assert_geq(t.crash_states, total);
+    cr_assert_gt(t.restored_total, 0);
+    cr_assert_gt(t.torn_batches_total, 0, "no crash ever tore a store batch");
+}
+
+/* ---- the simulator must catch a broken protocol ------------------------------------------------
+ */
+
+Test(crash, sabotage_without_store_durability_is_caught)
+{
+    atomic_store(&atomio__test_skip_dw_durability, 1);
+    struct wl wl = small_base("sabotaged: no store fdatasync");
+    add(&wl, 0, 0, 0, 1);
+    add(&wl, 0, 0, 2, 1);
+    add(&wl, 1, 0, 2, 2);
+    struct tally t = {0};
+    sim_init(root);
+    exhaustive(&wl, &t);
+    report(wl.name, &t);
+    cr_assert_gt(t.torn + t.lost, 0,
+                 "the simulator did not notice that the store write was never made durable");
+}
+
+Test(crash, sabotage_randomized_is_caught)
+{
+    atomic_store(&atomio__test_skip_dw_durability, 1);
+    struct tally t = {0};
+    sim_init(root);
+    struct wl wl = random_wl(42);
+    randomized(&wl, 7, 400, &t);
+    report("sabotaged randomized", &t);
+    cr_assert_gt(t.torn + t.lost, 0);
+}

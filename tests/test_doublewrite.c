@@ -1,0 +1,647 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_doublewrite.c -- the doublewrite store and protocol on the real filesystem under
+ * $TMPDIR: store creation, reopen and re-layout, clear errors for bad directories, pages
+ * round-tripping through atomio_write and atomio_write_batch (mixed page sizes, duplicates,
+ * batches split over segments), the exact order of the protocol's syscalls, counters,
+ * parallel segments from several threads, and the failure model (rescue batch, held ids).
+ */
+#include "atomio_internal.h"
+#include "dw_store.h"
+#include "helpers.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char tmp[256];
+static char dwdir[300];
+
+static void
+setup(void)
+{
+    t_tmpdir(tmp, sizeof(tmp));
+    snprintf(dwdir, sizeof(dwdir), "%s/dw", tmp);
+    cr_assert_eq(mkdir(dwdir, 0700), 0);
+}
+
+static void
+teardown(void)
+{
+    atomio__sys = atomio__sys_real;
+    t_rmtree(tmp);
+}
+
+TestSuite(doublewrite, .init = setup, .fini = teardown);
+
+static atomio_ctx *
+open_ctx(uint32_t segs, uint32_t batch, uint32_t maxps, uint32_t flags)
+{
+    atomio_ctx_opts o = ATOMIO_CTX_OPTS_INIT;
+    o.dblwr_dir = dwdir;
+    o.dblwr_segments = segs;
+    o.dblwr_batch_pages = batch;
+    o.dblwr_max_page_size = maxps;
+    o.submitter = ATOMIO_SUBMIT_SYNC;
+    o.flags = flags;
+    atomio_ctx *ctx = NULL;
+    int r = atomio_ctx_open(&o, &ctx);
+    cr_assert_eq(r, 0, "ctx open: %s", atomio_strerror(r));
+    return ctx;
+}
+
+static atomio_file *
+open_file(atomio_ctx *ctx, const char *name, uint32_t ps, uint64_t id, uint32_t style)
+{
+    atomio_file_opts fo = ATOMIO_FILE_OPTS_INIT;
+    fo.flags = ATOMIO_FILE_CREATE;
+    fo.page_size = ps;
+    fo.path = ATOMIO_PATH_DOUBLEWRITE;
+    fo.file_id = id;
+    fo.io_style = style;
+    atomio_file *f = NULL;
+    int r = atomio_file_open(ctx, t_join(tmp, name), &fo, &f);
+    cr_assert_eq(r, 0, "file open %s: %s", name, atomio_strerror(r));
+    atomio_file_info fi = {.size = sizeof(atomio_file_info)};
+    cr_assert_eq(atomio_file_info_get(f, &fi), 0);
+    cr_assert_eq(fi.path, ATOMIO_PATH_DOUBLEWRITE);
+    cr_assert_eq(fi.torn_write_safe, 1);
+    return f;
+}
+
+static void
+check_page(atomio_ctx *ctx, atomio_file *f, uint64_t page_no, uint64_t seed)
+{
+    uint32_t ps = f->page_size;
+    uint8_t *want = malloc(ps);
+    uint8_t *got = atomio_page_alloc(ctx, ps, 1);
+    t_fill(want, ps, seed);
+    cr_assert_eq(atomio_read(f, page_no, got), 0);
+    cr_assert_eq(memcmp(want, got, ps), 0, "page %llu of %s is not seed %llu",
+                 (unsigned long long)page_no, f->path, (unsigned long long)seed);
+    atomio_page_free(ctx, got, ps, 1);
+    free(want);
+}
+
+struct insp_count {
+    int store, files, batches, valid, slots;
+    uint32_t segments;
+    uint8_t uuid[16];
+};
+
+static int
+count_cb(void *arg, const atomio_inspect_record *r)
+{
+    struct insp_count *c = arg;
+    switch (r->kind) {
+    case ATOMIO_INSPECT_STORE:
+        c->store++;
+        c->segments = r->segments;
+        memcpy(c->uuid, r->uuid, 16);
+        break;
+    case ATOMIO_INSPECT_FILE:
+        c->files++;
+        break;
+    case ATOMIO_INSPECT_BATCH:
+        c->batches++;
+        c->valid += r->state == ATOMIO_BATCH_VALID;
+        break;
+    case ATOMIO_INSPECT_SLOT:
+        c->slots++;
+        break;
+    }
+    return 0;
+}
+
+static struct insp_count
+inspect(void)
+{
+    struct insp_count c;
+    memset(&c, 0, sizeof(c));
+    int r = atomio_store_inspect(dwdir, count_cb, &c);
+    cr_assert_eq(r, 0, "inspect: %s", atomio_strerror(r));
+    return c;
+}
+
+Test(doublewrite, store_created_preallocated_and_reopened)
+{
+    atomio_ctx *ctx = open_ctx(3, 8, 4096, 0);
+    struct stat st;
+    cr_assert_eq(stat(t_join(dwdir, ATOMIO_DW_STORE_FILE), &st), 0);
+    struct atomio_dw_geom g;
+    cr_assert_eq(atomio__dw_geom_make(&g, 3, 8, 4096), 0);
+    cr_assert_eq((uint64_t)st.st_size, atomio__dw_store_size(&g));
+    cr_assert_geq((uint64_t)st.st_blocks * 512, atomio__dw_store_size(&g),
+                  "store blocks allocated at open");
+    cr_assert_eq(stat(t_join(dwdir, ATOMIO_DW_MANIFEST_FILE), &st), 0);
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+
+    struct insp_count a = inspect();
+    cr_assert_eq(a.store, 1);
+    cr_assert_eq(a.segments, 3);
+    cr_assert_eq(a.batches, 0);
+
+    ctx = open_ctx(3, 8, 4096, 0);
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+    struct insp_count b = inspect();
+    cr_assert_eq(memcmp(a.uuid, b.uuid, 16), 0, "reopen keeps the store");
+
+    /* A clean store takes new geometry from the options. */
+    ctx = open_ctx(5, 4, 16384, 0);
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+    struct insp_count c = inspect();
+    cr_assert_eq(c.segments, 5);
+    cr_assert_neq(memcmp(a.uuid, c.uuid, 16), 0, "re-laid store has a new identity");
+}
+
+Test(doublewrite, default_segments_are_max_4_twice_cpus)
+{
+    atomio_ctx *ctx = open_ctx(0, 0, 0, 0);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    uint32_t want = cpus * 2 > 4 ? (uint32_t)(cpus * 2) : 4;
+    cr_assert_eq(ctx->store->g.nseg, want);
+    cr_assert_eq(ctx->store->g.batch_pages, 64);
+    cr_assert_eq(ctx->store->g.max_page_size, 16384);
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+}
+
+static int
+ctx_open_err(const char *dir)
+{
+    atomio_ctx_opts o = ATOMIO_CTX_OPTS_INIT;
+    o.dblwr_dir = dir;
+    o.submitter = ATOMIO_SUBMIT_SYNC;
+    atomio_ctx *ctx = NULL;
+    int r = atomio_ctx_open(&o, &ctx);
+    cr_assert(r < 0 || ctx);
+    atomio_ctx_close(ctx);
+    return r;
+}
+
+Test(doublewrite, bad_directories_give_clear_errors)
+{
+    cr_assert_eq(ctx_open_err(t_join(tmp, "missing")), -ENOENT);
+    int fd = open(t_join(tmp, "plain"), O_CREAT | O_WRONLY, 0600);
+    close(fd);
+    cr_assert_eq(ctx_open_err(t_join(tmp, "plain")), -ENOTDIR);
+    /* Something that is not a store, where the store file goes: refused, never overwritten. */
+    fd = open(t_join(dwdir, ATOMIO_DW_STORE_FILE), O_CREAT | O_WRONLY, 0600);
+    cr_assert_eq(write(fd, "not a doublewrite store, keep me", 32), 32);
+    close(fd);
+    cr_assert_eq(ctx_open_err(dwdir), ATOMIO_E_STORE);
+    struct stat st;
+    cr_assert_eq(stat(t_join(dwdir, ATOMIO_DW_STORE_FILE), &st), 0);
+    cr_assert_eq(st.st_size, 32);
+}
+
+Test(doublewrite, unwritable_directory_is_eacces)
+{
+    /* Root bypasses permission bits: drop to nobody in a child. */
+    cr_assert_eq(chmod(tmp, 0755), 0);
+    cr_assert_eq(chmod(dwdir, 0555), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0))
+            _exit(3);
+        int r = ctx_open_err(dwdir);
+        _exit(r == -EACCES ? 0 : 1);
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status));
+    cr_assert_neq(WEXITSTATUS(status), 3, "could not drop privileges");
+    cr_assert_eq(WEXITSTATUS(status), 0, "unwritable dir did not give -EACCES");
+}
+
+Test(doublewrite, pages_round_trip_and_store_ends_empty)
+{
+    atomio_ctx *ctx = open_ctx(4, 8, 16384, 0);
+    atomio_file *f = open_file(ctx, "a.db", 4096, 7, ATOMIO_IO_BUFFERED);
+    uint8_t *p = (uint8_t *)malloc(4096 + 1) + 1; /* deliberately unaligned: the store copies */
+    for (uint64_t i = 0; i < 20; i++) {
+        t_fill(p, 4096, 100 + i);
+        cr_assert_eq(atomio_write(f, i, p, 0), 0);
+    }
+    for (uint64_t i = 0; i < 20; i++)
+        check_page(ctx, f, i, 100 + i);
+    free(p - 1);
+    atomio_stats s = {.size = sizeof(atomio_stats)};
+    cr_assert_eq(atomio_file_stats(f, &s), 0);
+    cr_assert_eq(s.pages[ATOMIO_PATH_DOUBLEWRITE], 20);
+    cr_assert_eq(s.bytes_data, 20 * 4096);
+    cr_assert_eq(s.bytes_dblwr, 20 * 4096);
+    cr_assert_eq(s.batches, 20);
+    cr_assert_eq(s.syncs, 40, "one store and one data fdatasync per single-page batch");
+    atomio_stats c = {.size = sizeof(atomio_stats)};
+    cr_assert_eq(atomio_ctx_stats(ctx, &c), 0);
+    cr_assert_eq(c.bytes_dblwr, 20 * 8192, "header block + page per batch on the device");
+    cr_assert_eq(c.batches, 20);
+    struct insp_count ic = inspect();
+    cr_assert_eq(ic.files, 1);
+    cr_assert_eq(ic.batches, 0, "every completed batch is retired");
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+}
+
+Test(doublewrite, batch_of_mixed_page_sizes_split_over_segments)
+{
+    atomio_ctx *ctx = open_ctx(3, 4, 16384, 0);
+    atomio_file *a = open_file(ctx, "a.db", 16384, 1, ATOMIO_IO_DIRECT);
+    atomio_file *b = open_file(ctx, "b.db", 4096, 2, ATOMIO_IO_BUFFERED);
+    atomio_file *c = open_file(ctx, "c.db", 512, 3, ATOMIO_IO_ANY);
+    enum { N = 60 };
+    atomio_page_write w[N];
+    uint8_t *bufs[N];
+    atomio_file *files[3] = {a, b, c};
+    for (int i = 0; i < N; i++) {
+        atomio_file *f = files[i % 3];
+        bufs[i] = malloc(f->page_size);
+        t_fill(bufs[i], f->page_size, 1000 + (uint64_t)i);
+        w[i] = (atomio_page_write){.file = f, .page_no = (uint64_t)i / 3, .page = bufs[i]};
+    }
+    cr_assert_eq(atomio_write_batch(ctx, w, N, 0), N);
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(w[i].result, 0);
+        check_page(ctx, files[i % 3], (uint64_t)i / 3, 1000 + (uint64_t)i);
+        free(bufs[i]);
+    }
+    atomio_stats s = {.size = sizeof(atomio_stats)};
+    cr_assert_eq(atomio_ctx_stats(ctx, &s), 0);
+    cr_assert_eq(s.pages[ATOMIO_PATH_DOUBLEWRITE], N);
+    /* 20 pages of 16 KiB + 20 of 4 KiB + 20 of 512 B = 410 KiB over 64 KiB segments */
+    cr_assert_geq(s.batches, 7);
+    cr_assert_leq(s.batches, 10);
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+}
+
+Test(doublewrite, same_page_twice_in_a_batch_last_wins)
+{
+    atomio_ctx *ctx = open_ctx(2, 8, 4096, 0);
+    atomio_file *f = open_file(ctx, "a.db", 4096, 1, ATOMIO_IO_BUFFERED);
+    uint8_t *p1 = malloc(4096), *p2 = malloc(4096), *p3 = malloc(4096);
+    t_fill(p1, 4096, 1);
+    t_fill(p2, 4096, 2);
+    t_fill(p3, 4096, 3);
+    atomio_page_write w[3] = {{.file = f, .page_no = 5, .page = p1},
+                              {.file = f, .page_no = 6, .page = p3},
+                              {.file = f, .page_no = 5, .page = p2}};
+    cr_assert_eq(atomio_write_batch(ctx, w, 3, 0), 3);
+    check_page(ctx, f, 5, 2);
+    check_page(ctx, f, 6, 3);
+    atomio_stats s = {.size = sizeof(atomio_stats)};
+    cr_assert_eq(atomio_file_stats(f, &s), 0);
+    cr_assert_eq(s.pages[ATOMIO_PATH_DOUBLEWRITE], 2, "the superseded copy is not written");
+    free(p1), free(p2), free(p3);
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+}
+
+/* ---- protocol order, observed at the syscall seam --------------------------------------- */
+
+enum { EV_W, EV_S };
+struct ev {
+    int kind, fd;
+    uint64_t off, len;
+    int first_nonzero; /* for writes: does the buffer start with non-zero bytes */
+};
+static struct ev evs[256];
+static _Atomic int nev;
+
+static ssize_t
+trace_pwritev2(int fd, const struct iovec *iov, int cnt, uint64_t off, int flags)
+{
+    int i = atomic_fetch_add(&nev, 1);
+    uint64_t len = 0;
+    for (int k = 0; k < cnt; k++)
+        len += iov[k].iov_len;
+    if (i < 256)
+        evs[i] = (struct ev){EV_W, fd, off, len, ((const uint8_t *)iov[0].iov_base)[0] != 0};
+    return atomio__sys_real.pwritev2(fd, iov, cnt, off, flags);
+}
+
+static int
+trace_fdatasync(int fd)
+{
+    int i = atomic_fetch_add(&nev, 1);
+    if (i < 256)
+        evs[i] = (struct ev){EV_S, fd, 0, 0, 0};
+    return atomio__sys_real.fdatasync(fd);
+}
+
+Test(doublewrite, protocol_order_at_the_syscall_seam)
+{
+    atomio_ctx *ctx = open_ctx(2, 8, 4096, 0);
+    atomio_file *a = open_file(ctx, "a.db", 4096, 1, ATOMIO_IO_BUFFERED);
+    atomio_file *b = open_file(ctx, "b.db", 4096, 2, ATOMIO_IO_DIRECT);
+    uint8_t *p = atomio_page_alloc(ctx, 4096, 3);
+    t_fill(p, 3 * 4096, 9);
+    atomio_page_write w[3] = {{.file = a, .page_no = 0, .page = p},
+                              {.file = b, .page_no = 3, .page = p + 4096},
+                              {.file = a, .page_no = 1, .page = p + 8192}};
+    atomic_store(&nev, 0);
+    atomio__sys.pwritev2 = trace_pwritev2;
+    atomio__sys.fdatasync = trace_fdatasync;
+    cr_assert_eq(atomio_write_batch(ctx, w, 3, 0), 3);
+    atomio__sys = atomio__sys_real;
+    int n = atomic_load(&nev);
+    int sfd = ctx->store->fd;
+    uint64_t seg = ctx->store->segs[0].off;
+    /* 1: one write of the whole batch (header block + 3 pages) to segment 0 */
+    cr_assert_geq(n, 8, "%d events", n);
+    cr_assert_eq(evs[0].kind, EV_W);
+    cr_assert_eq(evs[0].fd, sfd);
+    cr_assert_eq(evs[0].off, seg);
+    cr_assert_eq(evs[0].len, 4096 + 3 * 4096);
+    /* 2: the store made durable before anything in place */
+    cr_assert_eq(evs[1].kind, EV_S);
+    cr_assert_eq(evs[1].fd, sfd);
+    /* 3: the three in-place writes */
+    int seen_a = 0, seen_b = 0;
+    for (int i = 2; i < 5; i++) {
+        cr_assert_eq(evs[i].kind, EV_W);
+        cr_assert_eq(evs[i].len, 4096);
+        seen_a += evs[i].fd == a->fd;
+        seen_b += evs[i].fd == b->fd;
+    }
+    cr_assert_eq(seen_a, 2);
+    cr_assert_eq(seen_b, 1);
+    /* 4: each data file made durable */
+    int synced_a = 0, synced_b = 0;
+    for (int i = 5; i < 7; i++) {
+        cr_assert_eq(evs[i].kind, EV_S);
+        synced_a += evs[i].fd == a->fd;
+        synced_b += evs[i].fd == b->fd;
+    }
+    cr_assert(synced_a == 1 && synced_b == 1);
+    /* 5: then the batch header is retired (zeros), without a sync of its own */
+    cr_assert_eq(evs[7].kind, EV_W);
+    cr_assert_eq(evs[7].fd, sfd);
+    cr_assert_eq(evs[7].off, seg);
+    cr_assert_eq(evs[7].first_nonzero, 0);
+    cr_assert_eq(n, 8);
+    atomio_page_free(ctx, p, 4096, 3);
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+}
+
+/* ---- threads: batches of different threads use different segments at once --------------- */
+
+struct thr {
+    atomio_ctx *ctx;
+    atomio_file *f;
+    int id;
+    int ok;
+};
+
+static int
+slow_fdatasync(int fd)
+{
+    usleep(2000); /* widen the window in which segments are held */
+    return atomio__sys_real.fdatasync(fd);
+}
+
+static void *
+writer(void *arg)
+{
+    struct thr *t = arg;
+    uint8_t *buf = malloc(16 * 4096);
+    atomio_page_write w[16];
+    for (int round = 0; round < 6; round++) {
+        for (int k = 0; k < 16; k++) {
+            uint64_t page = (uint64_t)t->id * 16 + (uint64_t)k;
+            t_fill(buf + k * 4096, 4096, page * 100 + (uint64_t)round);
+            w[k] = (atomio_page_write){.file = t->f, .page_no = page, .page = buf + k * 4096};
+        }
+        t->ok += atomio_write_batch(t->ctx, w, 16, 0) == 16;
+    }
+    free(buf);
+    return NULL;
+}
+
+static void
+threads_case(uint32_t submitter)
+{
+    atomio_ctx_opts o;
+    atomio_ctx_opts_init(&o);
+    o.dblwr_dir = dwdir;
+    o.dblwr_segments = 4;
+    o.dblwr_batch_pages = 16;
+    o.dblwr_max_page_size = 4096;
+    o.submitter = submitter;
+    atomio_ctx *ctx = NULL;
+    cr_assert_eq(atomio_ctx_open(&o, &ctx), 0);
+    atomio_file *f = open_file(ctx, "a.db", 4096, 1, ATOMIO_IO_BUFFERED);
+    atomio__sys.fdatasync = slow_fdatasync;
+    enum { T = 4 };
+    pthread_t th[T];
+    struct thr t[T];
+    for (int i = 0; i < T; i++) {
+        t[i] = (struct thr){ctx, f, i, 0};
+        cr_assert_eq(pthread_create(&th[i], NULL, writer, &t[i]), 0);
+    }
+    for (int i = 0; i < T; i++) {
+        pthread_join(th[i], NULL);
+        cr_assert_eq(t[i].ok, 6);
+    }
+    atomio__sys = atomio__sys_real;
+    cr_assert_geq(atomic_load(&ctx->store->busy_max), 2,
+                  "batches of different threads never overlapped");
+    for (int i = 0; i < T; i++)
+        for (uint64_t k = 0; k < 16; k++)
+            check_page(ctx, f, (uint64_t)i * 16 + k, ((uint64_t)i * 16 + k) * 100 + 5);
+    atomio_stats s = {.size = sizeof(atomio_stats)};
+    cr_assert_eq(atomio_ctx_stats(ctx, &s), 0);
+    cr_assert_eq(s.batches, T * 6);
+    cr_assert_eq(inspect().batches, 0);
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+}
+
+Test(doublewrite, threads_write_through_segments_in_parallel)
+{
+    threads_case(ATOMIO_SUBMIT_SYNC);
+}
+
+Test(doublewrite, threads_with_the_default_submitter)
+{
+    /* io_uring when it can be set up: store and in-place writes go through the rings */
+    threads_case(ATOMIO_SUBMIT_AUTO);
+}
+
+/* ---- recovery gate and failure model ------------------------------------------------------ */
+
+/* Write a valid one-page batch (seq) for (file_id, page_no, bytes) into segment seg by hand. */
+static void
+plant_batch(atomio_ctx *ctx, uint32_t seg, uint64_t seq, uint64_t file_id, uint64_t page_no,
+            const uint8_t *page, uint32_t ps)
+{
+    struct atomio_store *st = ctx->store;
+    uint8_t *batch = calloc(1, 4096 + ps);
+    memcpy(batch + 4096, page, ps);
+    struct atomio_dw_slot s = {.file_id = file_id,
+                               .page_no = page_no,
+                               .seq = seq,
+                               .offset = 4096,
+                               .page_size = ps,
+                               .crc = atomio__crc32c(0, page, ps),
+                               .index = 0};
+    atomio__dw_slot_encode(batch, &s);
+    struct atomio_dw_batch b = {.seq = seq, .count = 1, .byte_len = 4096 + ps};
+    atomio__dw_batch_hdr_encode(batch, &b, st->g.uuid);
+    int fd = open(t_join(dwdir, ATOMIO_DW_STORE_FILE), O_WRONLY);
+    cr_assert_eq(pwrite(fd, batch, 4096 + ps, (off_t)st->segs[seg].off), (ssize_t)(4096 + ps));
+    cr_assert_eq(fsync(fd), 0);
+    close(fd);
+    free(batch);
+}
+
+static void
+check_bytes(atomio_ctx *ctx, atomio_file *f, uint64_t page_no, const uint8_t *want)
+{
+    uint32_t ps = f->page_size;
+    uint8_t *got = atomio_page_alloc(ctx, ps, 1);
+    cr_assert_eq(atomio_read(f, page_no, got), 0);
+    cr_assert_eq(memcmp(want, got, ps), 0, "page %llu of %s differs", (unsigned long long)page_no,
+                 f->path);
+    atomio_page_free(ctx, got, ps, 1);
+}
+
+Test(doublewrite, live_batches_block_writes_until_recovery)
+{
+    atomio_ctx *ctx = open_ctx(2, 8, 4096, 0);
+    atomio_file *f = open_file(ctx, "a.db", 4096, 1, ATOMIO_IO_BUFFERED);
+    uint8_t *p = malloc(4096);
+    t_fill(p, 4096, 78);
+    cr_assert_eq(atomio_write(f, 2, p, 0), 0);
+    plant_batch(ctx, 1, 1000, 1, 2, p, 4096); /* as if the crash came before the retire */
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+
+    ctx = open_ctx(2, 8, 4096, ATOMIO_CTX_NO_RECOVER);
+    f = open_file(ctx, "a.db", 4096, 1, ATOMIO_IO_BUFFERED);
+    cr_assert_eq(atomio_write(f, 3, p, 0), ATOMIO_E_SEQUENCE, "writes before recovery");
+    atomio_recovery_report rep = ATOMIO_RECOVERY_REPORT_INIT;
+    cr_assert_eq(atomio_ctx_recover(ctx, &rep), 0);
+    cr_assert_eq(rep.batches_valid, 1);
+    cr_assert_eq(rep.pages_checked, 1);
+    cr_assert_eq(rep.pages_restored, 0, "the page already holds the copy");
+    cr_assert_eq(atomio_write(f, 3, p, 0), 0, "after recovery");
+    cr_assert_gt(atomic_load(&ctx->store->next_seq), 1000,
+                 "sequence continues above what was found");
+    free(p);
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+}
+
+static int short_fd = -1;
+static uint64_t short_off;
+
+static ssize_t
+short_pwritev2(int fd, const struct iovec *iov, int cnt, uint64_t off, int flags)
+{
+    if (fd == short_fd && off == short_off) {
+        struct iovec half = {iov[0].iov_base, iov[0].iov_len / 2};
+        return atomio__sys_real.pwritev2(fd, &half, 1, off, flags);
+    }
+    return atomio__sys_real.pwritev2(fd, iov, cnt, off, flags);
+}
+
+Test(doublewrite, short_in_place_write_fails_file_and_keeps_its_copy)
+{
+    atomio_ctx *ctx = open_ctx(3, 8, 4096, 0);
+    atomio_file *a = open_file(ctx, "a.db", 4096, 1, ATOMIO_IO_BUFFERED);
+    atomio_file *b = open_file(ctx, "b.db", 4096, 2, ATOMIO_IO_BUFFERED);
+    uint8_t *p = malloc(3 * 4096);
+    t_fill(p, 3 * 4096, 5);
+    atomio_page_write w[3] = {{.file = a, .page_no = 0, .page = p},
+                              {.file = b, .page_no = 1, .page = p + 4096},
+                              {.file = a, .page_no = 2, .page = p + 8192}};
+    short_fd = a->fd;
+    short_off = 2 * 4096;
+    atomio__sys.pwritev2 = short_pwritev2;
+    cr_assert_eq(atomio_write_batch(ctx, w, 3, 0), 2);
+    atomio__sys = atomio__sys_real;
+    cr_assert_eq(w[0].result, 0);
+    cr_assert_eq(w[1].result, 0);
+    cr_assert_eq(w[2].result, ATOMIO_E_SHORT_WRITE);
+    atomio_file_info fi = {.size = sizeof(atomio_file_info)};
+    cr_assert_eq(atomio_file_info_get(a, &fi), 0);
+    cr_assert_eq(fi.state, ATOMIO_STATE_FAILED);
+    cr_assert_eq(atomio_write(a, 5, p, 0), ATOMIO_E_FAILED);
+    cr_assert_eq(atomio_write(b, 5, p, 0), 0, "other files are not affected");
+    atomio_stats s = {.size = sizeof(atomio_stats)};
+    cr_assert_eq(atomio_file_stats(a, &s), 0);
+    cr_assert_eq(s.short_writes, 1);
+
+    /* The store keeps a held batch with a's pages only; b's pages are not pinned. */
+    struct insp_count ic = inspect();
+    cr_assert_eq(ic.batches, 1);
+    cr_assert_eq(ic.valid, 1);
+    cr_assert_eq(ic.slots, 2);
+    /* A new handle on the failed file is refused until recovery... */
+    cr_assert_eq(atomio_file_close(a), 0);
+    a = open_file(ctx, "a.db", 4096, 1, ATOMIO_IO_BUFFERED);
+    cr_assert_eq(atomio_write(a, 5, p, 0), ATOMIO_E_FAILED);
+    /* ...which restores the half-written page from the held copy. */
+    atomio_recovery_report rep = ATOMIO_RECOVERY_REPORT_INIT;
+    cr_assert_eq(atomio_ctx_recover(ctx, &rep), 0);
+    cr_assert_eq(rep.pages_checked, 2);
+    cr_assert_eq(rep.pages_restored, 1);
+    check_bytes(ctx, a, 2, p + 8192);
+    check_bytes(ctx, a, 0, p);
+    check_bytes(ctx, b, 1, p + 4096);
+    cr_assert_eq(atomio_write(a, 5, p, 0), 0, "recovery releases the held file");
+    cr_assert_eq(inspect().batches, 0);
+    free(p);
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+}
+
+Test(doublewrite, single_segment_failure_holds_the_batch_until_recovery)
+{
+    /* No second segment for a rescue batch: the whole batch stays valid, all its files are
+     * refused, and with the only segment held the store takes nothing until recovery. */
+    atomio_ctx *ctx = open_ctx(1, 8, 4096, 0);
+    atomio_file *a = open_file(ctx, "a.db", 4096, 1, ATOMIO_IO_BUFFERED);
+    atomio_file *b = open_file(ctx, "b.db", 4096, 2, ATOMIO_IO_BUFFERED);
+    atomio_file *c = open_file(ctx, "c.db", 4096, 3, ATOMIO_IO_BUFFERED);
+    uint8_t *p = malloc(2 * 4096);
+    t_fill(p, 2 * 4096, 11);
+    atomio_page_write w[2] = {{.file = a, .page_no = 0, .page = p},
+                              {.file = b, .page_no = 0, .page = p + 4096}};
+    short_fd = a->fd;
+    short_off = 0;
+    atomio__sys.pwritev2 = short_pwritev2;
+    cr_assert_eq(atomio_write_batch(ctx, w, 2, 0), 1);
+    atomio__sys = atomio__sys_real;
+    cr_assert_eq(w[0].result, ATOMIO_E_SHORT_WRITE);
+    cr_assert_eq(w[1].result, 0);
+    cr_assert_eq(atomio_write(b, 1, p, 0), ATOMIO_E_FAILED, "held with the batch");
+    cr_assert_eq(atomio_write(c, 1, p, 0), ATOMIO_E_STORE_FULL, "no segment left");
+    struct insp_count ic = inspect();
+    cr_assert_eq(ic.valid, 1);
+    cr_assert_eq(ic.slots, 2);
+    atomio_recovery_report rep;
+    memset(&rep, 0, sizeof(rep));
+    rep.size = sizeof(rep);
+    cr_assert_eq(atomio_ctx_recover(ctx, &rep), 0);
+    cr_assert_eq(rep.pages_restored, 1);
+    check_bytes(ctx, a, 0, p);
+    check_bytes(ctx, b, 0, p + 4096);
+    cr_assert_eq(atomio_write(b, 1, p, 0), 0);
+    cr_assert_eq(atomio_write(c, 1, p, 0), 0);
+    free(p);
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+}
+
+Test(doublewrite, page_larger_than_a_segment)
+{
+    atomio_ctx *ctx = open_ctx(2, 1, 512, 0); /* segments of 4096 + 512 bytes */
+    atomio_file *f = open_file(ctx, "big.db", 16384, 1, ATOMIO_IO_BUFFERED);
+    uint8_t *p = calloc(1, 16384);
+    cr_assert_eq(atomio_write(f, 0, p, 0), ATOMIO_E_STORE_FULL);
+    atomio_file *g = open_file(ctx, "small.db", 512, 2, ATOMIO_IO_BUFFERED);
+    cr_assert_eq(atomio_write(g, 3, p, 0), 0);
+    free(p);
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+}

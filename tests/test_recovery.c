@@ -1,0 +1,489 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_recovery.c -- recovery from the doublewrite store on real files: hand-made torn pages
+ * restored (by atomio_ctx_recover and by ctx open), torn batches ignored, the newest copy
+ * winning, the engine's verify() callback (intact, restorable, unrecoverable), missing files
+ * and unknown ids reported but not fatal, idempotence (also after recovery itself fails).
+ */
+#include "atomio_internal.h"
+#include "dw_store.h"
+#include "helpers.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PS 4096u
+
+static char tmp[256], dwdir[300], dpath[300];
+
+static void
+setup(void)
+{
+    t_tmpdir(tmp, sizeof(tmp));
+    snprintf(dwdir, sizeof(dwdir), "%s/dw", tmp);
+    snprintf(dpath, sizeof(dpath), "%s/data.db", tmp);
+    cr_assert_eq(mkdir(dwdir, 0700), 0);
+}
+
+static void
+teardown(void)
+{
+    atomio__sys = atomio__sys_real;
+    t_rmtree(tmp);
+}
+
+TestSuite(recovery, .init = setup, .fini = teardown);
+
+static int
+open_ctx(uint32_t flags, atomio_verify_fn verify, void *arg, atomio_ctx **out)
+{
+    atomio_ctx_opts o;
+    atomio_ctx_opts_init(&o);
+    o.dblwr_dir = dwdir;
+    o.dblwr_segments = 3;
+    o.dblwr_batch_pages = 8;
+    o.dblwr_max_page_size = PS;
+    o.submitter = ATOMIO_SUBMIT_SYNC;
+    o.flags = flags;
+    o.verify = verify;
+    o.verify_arg = arg;
+    *out = NULL;
+    return atomio_ctx_open(&o, out);
+}
+
+static atomio_ctx *
+ctx_ok(uint32_t flags, atomio_verify_fn verify, void *arg)
+{
+    atomio_ctx *ctx;
+    int r = open_ctx(flags, verify, arg, &ctx);
+    cr_assert_eq(r, 0, "ctx open: %s", atomio_strerror(r));
+    return ctx;
+}
+
+static atomio_file *
+open_data(atomio_ctx *ctx, uint64_t id)
+{
+    atomio_file_opts fo;
+    atomio_file_opts_init(&fo);
+    fo.flags = ATOMIO_FILE_CREATE;
+    fo.page_size = PS;
+    fo.path = ATOMIO_PATH_DOUBLEWRITE;
+    fo.file_id = id;
+    fo.io_style = ATOMIO_IO_BUFFERED;
+    atomio_file *f;
+    int r = atomio_file_open(ctx, dpath, &fo, &f);
+    cr_assert_eq(r, 0, "file open: %s", atomio_strerror(r));
+    return f;
+}
+
+/* Page version v: pattern bytes whose last 4 bytes are a CRC32C of the rest, the kind of
+ * checksum an engine keeps (verify() below checks it). */
+static void
+version(uint8_t *p, uint64_t page_no, uint32_t v)
+{
+    t_fill(p, PS, page_no * 100 + v);
+    uint32_t c = atomio__crc32c(0, p, PS - 4);
+    memcpy(p + PS - 4, &c, 4);
+}
+
+/* Pages 0..3 at version 1 through the library. */
+static void
+populate(void)
+{
+    atomio_ctx *ctx = ctx_ok(0, NULL, NULL);
+    atomio_file *f = open_data(ctx, 5);
+    uint8_t p[PS];
+    for (uint64_t i = 0; i < 4; i++) {
+        version(p, i, 1);
+        cr_assert_eq(atomio_write(f, i, p, 0), 0);
+    }
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+}
+
+struct plant {
+    uint64_t file_id, page_no;
+    const uint8_t *page;
+};
+
+/* store_geom() -- the store's geometry from its header, without opening a ctx (which would
+ * find the store clean and reset its manifest). */
+static void
+store_geom(struct atomio_dw_geom *g)
+{
+    uint8_t h[ATOMIO_DW_STORE_HDR_LEN];
+    int fd = open(t_join(dwdir, ATOMIO_DW_STORE_FILE), O_RDONLY);
+    cr_assert_eq(pread(fd, h, sizeof(h), 0), (ssize_t)sizeof(h));
+    close(fd);
+    cr_assert_eq(atomio__dw_store_hdr_decode(h, sizeof(h), g, NULL), 0);
+}
+
+/* plant() -- a valid batch (sequence seq) in segment seg, written straight into the store
+ * file, as if the crash came between its in-place writes and its retire. */
+static void
+plant(uint32_t seg, uint64_t seq, const struct plant *pl, uint32_t n)
+{
+    struct atomio_dw_geom g;
+    store_geom(&g);
+    size_t tb = (size_t)atomio__dw_table_bytes(n);
+    size_t len = tb + (size_t)n * PS;
+    uint8_t *b = calloc(1, len);
+    for (uint32_t k = 0; k < n; k++) {
+        memcpy(b + tb + k * PS, pl[k].page, PS);
+        struct atomio_dw_slot s = {.file_id = pl[k].file_id,
+                                   .page_no = pl[k].page_no,
+                                   .seq = seq,
+                                   .offset = (uint32_t)(tb + k * PS),
+                                   .page_size = PS,
+                                   .crc = atomio__crc32c(0, pl[k].page, PS),
+                                   .index = k};
+        atomio__dw_slot_encode(b, &s);
+    }
+    struct atomio_dw_batch hb = {.seq = seq, .count = n, .byte_len = len};
+    atomio__dw_batch_hdr_encode(b, &hb, g.uuid);
+    uint64_t off = atomio__dw_seg_off(&g, seg);
+    int fd = open(t_join(dwdir, ATOMIO_DW_STORE_FILE), O_WRONLY);
+    cr_assert_eq(pwrite(fd, b, len, (off_t)off), (ssize_t)len);
+    cr_assert_eq(fsync(fd), 0);
+    close(fd);
+    free(b);
+}
+
+/* Write half of version `newv` over page_no (first half new, second half old). */
+static void
+tear_page(uint64_t page_no, uint32_t newv)
+{
+    uint8_t p[PS];
+    version(p, page_no, newv);
+    int fd = open(dpath, O_WRONLY);
+    cr_assert_eq(pwrite(fd, p, PS / 2, (off_t)(page_no * PS)), (ssize_t)(PS / 2));
+    cr_assert_eq(fsync(fd), 0);
+    close(fd);
+}
+
+static void
+expect_page(uint64_t page_no, uint32_t v)
+{
+    uint8_t want[PS], got[PS];
+    version(want, page_no, v);
+    int fd = open(dpath, O_RDONLY);
+    cr_assert_eq(pread(fd, got, PS, (off_t)(page_no * PS)), (ssize_t)PS);
+    close(fd);
+    cr_assert_eq(memcmp(want, got, PS), 0, "page %llu is not version %u",
+                 (unsigned long long)page_no, v);
+}
+
+static atomio_recovery_report
+recover(atomio_ctx *ctx, int want_rc)
+{
+    atomio_recovery_report rep;
+    memset(&rep, 0, sizeof(rep));
+    rep.size = sizeof(rep);
+    int r = atomio_ctx_recover(ctx, &rep);
+    cr_assert_eq(r, want_rc, "recover returned %s, wanted %s", atomio_err_name(r),
+                 atomio_err_name(want_rc));
+    cr_assert_eq(rep.segments_scanned, 3);
+    return rep;
+}
+
+static int
+count_batches_cb(void *arg, const atomio_inspect_record *rec)
+{
+    if (rec->kind == ATOMIO_INSPECT_BATCH)
+        ++*(int *)arg;
+    return 0;
+}
+
+static int
+store_batches(void)
+{
+    int n = 0;
+    cr_assert_eq(atomio_store_inspect(dwdir, count_batches_cb, &n), 0);
+    return n;
+}
+
+Test(recovery, hand_made_torn_page_restored_and_idempotent)
+{
+    populate();
+    uint8_t v2[PS];
+    version(v2, 2, 2);
+    plant(1, 50, &(struct plant){5, 2, v2}, 1);
+    tear_page(2, 2);
+
+    atomio_ctx *ctx = ctx_ok(ATOMIO_CTX_NO_RECOVER, NULL, NULL);
+    atomio_recovery_report rep = recover(ctx, 0);
+    cr_assert_eq(rep.batches_scanned, 1);
+    cr_assert_eq(rep.batches_valid, 1);
+    cr_assert_eq(rep.batches_torn, 0);
+    cr_assert_eq(rep.pages_checked, 1);
+    cr_assert_eq(rep.pages_restored, 1);
+    cr_assert_eq(rep.files_missing + rep.unknown_file_ids + rep.pages_unrecoverable, 0);
+    expect_page(2, 2);
+    expect_page(1, 1);
+    atomio_stats s;
+    memset(&s, 0, sizeof(s));
+    s.size = sizeof(s);
+    cr_assert_eq(atomio_ctx_stats(ctx, &s), 0);
+    cr_assert_eq(s.recovered_pages, 1);
+    cr_assert_eq(store_batches(), 0, "recovered batches are retired");
+
+    /* again: nothing left to do, nothing changes */
+    rep = recover(ctx, 0);
+    cr_assert_eq(rep.batches_scanned, 0);
+    cr_assert_eq(rep.pages_restored, 0);
+    expect_page(2, 2);
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+}
+
+Test(recovery, ctx_open_recovers)
+{
+    populate();
+    uint8_t v2[PS];
+    version(v2, 3, 2);
+    plant(0, 9, &(struct plant){5, 3, v2}, 1);
+    tear_page(3, 2);
+    atomio_ctx *ctx = ctx_ok(0, NULL, NULL);
+    expect_page(3, 2);
+    cr_assert_eq(store_batches(), 0);
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+}
+
+Test(recovery, torn_batch_is_ignored)
+{
+    populate();
+    uint8_t v3[PS];
+    version(v3, 1, 3);
+    plant(2, 70, &(struct plant){5, 1, v3}, 1);
+    /* tear the copy: the batch's in-place writes never started, the data page is v1 */
+    struct atomio_dw_geom g;
+    store_geom(&g);
+    uint64_t off = atomio__dw_seg_off(&g, 2) + 4096 + 100;
+    int fd = open(t_join(dwdir, ATOMIO_DW_STORE_FILE), O_WRONLY);
+    cr_assert_eq(pwrite(fd, "XXXX", 4, (off_t)off), 4);
+    close(fd);
+
+    atomio_ctx *ctx = ctx_ok(ATOMIO_CTX_NO_RECOVER, NULL, NULL);
+    atomio_recovery_report rep = recover(ctx, 0);
+    cr_assert_eq(rep.batches_scanned, 1);
+    cr_assert_eq(rep.batches_torn, 1);
+    cr_assert_eq(rep.batches_valid, 0);
+    cr_assert_eq(rep.pages_checked, 0);
+    cr_assert_eq(rep.pages_restored, 0);
+    expect_page(1, 1);
+    cr_assert_eq(store_batches(), 0, "torn batches are cleared too");
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+}
+
+Test(recovery, newest_copy_wins_wherever_it_lies)
+{
+    for (int order = 0; order < 2; order++) {
+        populate();
+        uint8_t v2[PS], v3[PS];
+        version(v2, 0, 2);
+        version(v3, 0, 3);
+        plant(order ? 2 : 0, 100, &(struct plant){5, 0, v2}, 1);
+        plant(order ? 0 : 2, 200, &(struct plant){5, 0, v3}, 1);
+        tear_page(0, 3);
+        atomio_ctx *ctx = ctx_ok(ATOMIO_CTX_NO_RECOVER, NULL, NULL);
+        atomio_recovery_report rep = recover(ctx, 0);
+        cr_assert_eq(rep.batches_valid, 2);
+        cr_assert_eq(rep.pages_checked, 1, "one (file, page), two copies");
+        cr_assert_eq(rep.pages_restored, 1);
+        expect_page(0, 3);
+        cr_assert_eq(atomio_ctx_close(ctx), 0);
+    }
+}
+
+Test(recovery, batch_of_several_pages_only_differing_pages_rewritten)
+{
+    populate();
+    uint8_t v[4][PS];
+    struct plant pl[4];
+    for (int i = 0; i < 4; i++) {
+        version(v[i], (uint64_t)i, i == 1 ? 1 : 2); /* page 1's copy equals the data */
+        pl[i] = (struct plant){5, (uint64_t)i, v[i]};
+    }
+    plant(1, 33, pl, 4);
+    tear_page(0, 2);
+    tear_page(3, 2);
+    /* page 2: in-place write never happened (still v1) -- recovery rolls it forward */
+    atomio_ctx *ctx = ctx_ok(ATOMIO_CTX_NO_RECOVER, NULL, NULL);
+    atomio_recovery_report rep = recover(ctx, 0);
+    cr_assert_eq(rep.pages_checked, 4);
+    cr_assert_eq(rep.pages_restored, 3);
+    expect_page(0, 2);
+    expect_page(1, 1);
+    expect_page(2, 2);
+    expect_page(3, 2);
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+}
+
+/* ---- verify() ------------------------------------------------------------------------------ */
+
+struct vstate {
+    int calls;
+    int mode; /* 0: check the embedded CRC; 1: everything intact; 2: error */
+};
+
+static int
+verify(void *arg, uint64_t file_id, uint64_t page_no, const void *page, uint32_t ps)
+{
+    struct vstate *v = arg;
+    v->calls++;
+    cr_assert_eq(file_id, 5);
+    (void)page_no;
+    if (v->mode == 1)
+        return 1;
+    if (v->mode == 2)
+        return -EIO;
+    uint32_t c;
+    memcpy(&c, (const uint8_t *)page + ps - 4, 4);
+    return c == atomio__crc32c(0, page, ps - 4);
+}
+
+Test(recovery, verify_intact_page_left_alone)
+{
+    populate();
+    uint8_t v2[PS];
+    version(v2, 2, 2);
+    plant(1, 50, &(struct plant){5, 2, v2}, 1);
+    /* The copy differs but the engine says the page on disk is fine (e.g. it is newer). */
+    struct vstate vs = {0, 1};
+    atomio_ctx *ctx = ctx_ok(ATOMIO_CTX_NO_RECOVER, verify, &vs);
+    atomio_recovery_report rep = recover(ctx, 0);
+    cr_assert_eq(rep.pages_checked, 1);
+    cr_assert_eq(rep.pages_verified_intact, 1);
+    cr_assert_eq(rep.pages_restored, 0);
+    cr_assert_geq(vs.calls, 1);
+    expect_page(2, 1);
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+}
+
+Test(recovery, verify_rejects_torn_page_accepts_copy)
+{
+    populate();
+    uint8_t v2[PS];
+    version(v2, 2, 2);
+    plant(1, 50, &(struct plant){5, 2, v2}, 1);
+    tear_page(2, 2);
+    struct vstate vs = {0, 0};
+    atomio_ctx *ctx = ctx_ok(ATOMIO_CTX_NO_RECOVER, verify, &vs);
+    atomio_recovery_report rep = recover(ctx, 0);
+    cr_assert_eq(rep.pages_verified_intact, 0);
+    cr_assert_eq(rep.pages_restored, 1);
+    cr_assert_eq(vs.calls, 2, "the page, then the copy");
+    expect_page(2, 2);
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+}
+
+Test(recovery, verify_rejects_both_reported_unrecoverable)
+{
+    populate();
+    uint8_t bad[PS];
+    version(bad, 2, 2);
+    bad[10] ^= 1; /* the engine's checksum no longer holds; the store CRC is computed over it */
+    plant(1, 50, &(struct plant){5, 2, bad}, 1);
+    tear_page(2, 2);
+    struct vstate vs = {0, 0};
+    atomio_ctx *ctx = ctx_ok(ATOMIO_CTX_NO_RECOVER, verify, &vs);
+    atomio_recovery_report rep = recover(ctx, ATOMIO_E_UNRECOVERABLE);
+    cr_assert_eq(rep.pages_unrecoverable, 1);
+    cr_assert_eq(rep.pages_restored, 0);
+    cr_assert_eq(store_batches(), 1, "the copies are kept for the engine or an operator");
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+    /* Opening with recovery refuses, with the code, rather than hiding the damage. */
+    vs.calls = 0;
+    cr_assert_eq(open_ctx(0, verify, &vs, &ctx), ATOMIO_E_UNRECOVERABLE);
+    cr_assert_null(ctx);
+}
+
+Test(recovery, verify_error_counts_as_damaged)
+{
+    populate();
+    uint8_t v2[PS];
+    version(v2, 2, 2);
+    plant(1, 50, &(struct plant){5, 2, v2}, 1);
+    tear_page(2, 2);
+    struct vstate vs = {0, 2};
+    atomio_ctx *ctx = ctx_ok(ATOMIO_CTX_NO_RECOVER, verify, &vs);
+    atomio_recovery_report rep = recover(ctx, ATOMIO_E_UNRECOVERABLE);
+    cr_assert_eq(rep.pages_unrecoverable, 1, "an erroring verify() accepts nothing");
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+}
+
+/* ---- missing files, unknown ids ------------------------------------------------------------ */
+
+Test(recovery, missing_file_and_unknown_id_reported_not_fatal)
+{
+    populate();
+    uint8_t v2[PS];
+    version(v2, 1, 2);
+    struct plant pl[2] = {{5, 1, v2}, {999, 7, v2}};
+    plant(0, 40, pl, 2);
+    cr_assert_eq(unlink(dpath), 0);
+    atomio_ctx *ctx = ctx_ok(ATOMIO_CTX_NO_RECOVER, NULL, NULL);
+    atomio_recovery_report rep = recover(ctx, 0);
+    cr_assert_eq(rep.batches_valid, 1);
+    cr_assert_eq(rep.files_missing, 1);
+    cr_assert_eq(rep.unknown_file_ids, 1);
+    cr_assert_eq(rep.pages_checked, 0);
+    cr_assert_eq(rep.pages_restored, 0);
+    cr_assert_eq(access(dpath, F_OK), -1, "recovery never creates a missing file");
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+    /* and ctx open with recovery succeeds */
+    ctx = ctx_ok(0, NULL, NULL);
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+}
+
+/* ---- recovery interrupted ------------------------------------------------------------------ */
+
+static int fail_data_sync;
+
+static int
+failing_fdatasync(int fd)
+{
+    struct stat st;
+    if (fail_data_sync && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size < 65536)
+        return -EIO; /* the data file (the store is larger) */
+    return atomio__sys_real.fdatasync(fd);
+}
+
+Test(recovery, failed_recovery_keeps_the_store_and_can_be_rerun)
+{
+    populate();
+    uint8_t v2[PS];
+    version(v2, 2, 2);
+    plant(1, 50, &(struct plant){5, 2, v2}, 1);
+    tear_page(2, 2);
+    atomio_ctx *ctx = ctx_ok(ATOMIO_CTX_NO_RECOVER, NULL, NULL);
+    fail_data_sync = 1;
+    atomio__sys.fdatasync = failing_fdatasync;
+    atomio_recovery_report rep = recover(ctx, -EIO);
+    cr_assert_eq(rep.pages_restored, 1, "the page was rewritten, not made durable");
+    atomio__sys = atomio__sys_real;
+    cr_assert_eq(store_batches(), 1, "copies kept when recovery could not finish");
+    rep = recover(ctx, 0);
+    cr_assert_eq(rep.pages_checked, 1);
+    expect_page(2, 2);
+    cr_assert_eq(store_batches(), 0);
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+}
+
+Test(recovery, without_store)
+{
+    atomio_ctx_opts o;
+    atomio_ctx_opts_init(&o);
+    o.flags = ATOMIO_CTX_NO_DOUBLEWRITE;
+    atomio_ctx *ctx;
+    cr_assert_eq(atomio_ctx_open(&o, &ctx), 0);
+    atomio_recovery_report rep;
+    memset(&rep, 0, sizeof(rep));
+    rep.size = sizeof(rep);
+    cr_assert_eq(atomio_ctx_recover(ctx, &rep), ATOMIO_E_NO_DOUBLEWRITE);
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+}
