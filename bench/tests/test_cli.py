@@ -203,6 +203,20 @@ def test_run_outputs(tmp):
     check(rc == 0 and "pages/s" in out and "UNSAFE" in out, f"table output ({err.strip()})")
     check("\r" not in err, "no progress bar when stderr is not a terminal")
 
+    # DOUBLEWRITE: every page also goes to the store, made beside the file and removed after.
+    rc, out, err = run(["run"] + common + ["--path", "doublewrite", "--json"])
+    check(rc == 0, f"run --path doublewrite exit {rc}: {err.strip()}")
+    try:
+        r = json.loads(out)["results"][0]
+        check(r["path_actual"] == "DOUBLEWRITE", f"doublewrite ran {r['path_actual']}")
+        check(r["dblwr_bytes_per_page"]["median"] >= 16384,
+              f"doublewrite store bytes/page {r['dblwr_bytes_per_page']}")
+        check(r["device_bytes_per_page"]["median"] >= 2 * 16384,
+              f"doublewrite device bytes/page {r['device_bytes_per_page']}")
+    except (ValueError, KeyError, IndexError) as e:
+        check(False, f"run --path doublewrite --json: {e}")
+    check(not os.path.exists(f + ".atomio-dblwr"), "doublewrite dir removed after the run")
+
     # A path the file cannot do is a runtime error (1) with one line naming the reason.
     rc, out, err = run(["run"] + common + ["--path", "buffered"])
     check(rc == 1, f"forced impossible path exits 1, got {rc}")

@@ -23,10 +23,6 @@ SKIP = 77
 BENCH_DIR = sys.argv[1]
 BENCH = os.path.join(BENCH_DIR, "atomio-bench")
 FAILURES = []
-# Temporary: until the doublewrite store lands (issue 3), ctx_open with a store directory
-# fails with this code; DOUBLEWRITE rows (and AUTO where it would pick DOUBLEWRITE) then fail
-# and are reported, not hidden. Remove once main has the store.
-PENDING_DOUBLEWRITE = "ATOMIO_E_NO_DOUBLEWRITE"
 
 
 def check(cond, what):
@@ -117,15 +113,9 @@ def test_compare(mnt, kind, tmp):
         check(w in rows, f"{kind}: compare has a {w} row")
     check(any(n.startswith("bare-") and n != "bare-dblwr" for n in names),
           f"{kind}: a bare plain-write row")
-    tolerated = 0
     for name, r in rows.items():
         errors = [x["error"] for x in r["runs"] if x["error"]]
         if errors:
-            if all(PENDING_DOUBLEWRITE in e for e in errors):
-                print(f"NOTE: {kind}: {name} needs the doublewrite store, not on main yet: "
-                      f"{errors[0]}")
-                tolerated += 1
-                continue
             check(False, f"{kind}: {name} failed: {errors[0]}")
             continue
         check(r["runs_ok"] == 2, f"{kind}: {name}: 2 repeats, got {r['runs_ok']}")
@@ -139,7 +129,12 @@ def test_compare(mnt, kind, tmp):
             check(r["dblwr_bytes_per_page"]["median"] >= 16384,
                   f"{kind}: {name}: every page also written to the doublewrite store")
     check(rows.get("UNSAFE", {}).get("ratio_to_unsafe") == 1, f"{kind}: UNSAFE ratio 1")
-    check(rc == (1 if tolerated else 0), f"{kind}: compare exit {rc} with {tolerated} pending")
+    check(rc == 0, f"{kind}: compare exit {rc}: {err.strip()}")
+    auto = rows.get("AUTO", {})
+    check(auto.get("path_actual") == "DOUBLEWRITE",
+          f"{kind}: AUTO (policy fast) runs DOUBLEWRITE, got {auto.get('path_actual')}")
+    check(doc["summary"]["fastest_safe_path"] in ("DIRECT_ATOMIC", "DOUBLEWRITE"),
+          f"{kind}: summary names the fastest torn-safe path")
     try:
         ET.parse(svg)
     except (ET.ParseError, OSError) as e:
