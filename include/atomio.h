@@ -260,7 +260,7 @@ typedef struct atomio_caps {
     uint32_t valid;            /* ATOMIO_CAPS_* */
     uint32_t page_size;        /* asked for */
     uint32_t sys_page_size;    /* sysconf(_SC_PAGESIZE) */
-    uint32_t fs_block_size;    /* stx_blksize */
+    uint32_t fs_block_size;    /* fs block: min(stx_blksize, statfs f_bsize) */
     uint32_t statx_mask;       /* stx_mask as returned */
     uint64_t statx_attributes; /* stx_attributes */
     uint32_t dio_mem_align;    /* stx_dio_mem_align */

@@ -126,6 +126,12 @@ struct atomio_path_ops {
     int (*complete)(struct atomio_file *f, struct atomio_io *io);
 };
 
+/* Internal-only wflags bit for prep(): the caller's buffer stays untouched until the write
+ * completes and must not be copied (bring-your-own-ring: the engine's ring owns the I/O, so a
+ * bounce buffer would have nobody to free it). A path that would copy checks instead that the
+ * buffer can be an atomio_page_alloc() buffer, else ATOMIO_E_NO_COPY. */
+#define ATOMIO__WRITE_NO_BOUNCE 0x80000000u
+
 /* Internal-only result: "nothing was written, send this page through doublewrite". */
 #define ATOMIO__DOWNGRADE (-6000)
 /* Internal-only result: EINVAL from an atomic write; the caller re-probes once. */
@@ -150,13 +156,17 @@ int atomio__probe_fd(int fd, const char *dir_path, uint32_t page_size, atomio_ca
 void atomio__caps_derive(atomio_caps *caps);
 /* Forget cached buffered-probe verdicts (tests). */
 void atomio__caps_cache_clear(void);
+/* Forget the cached buffered-probe verdict of one (device, page size), so the EINVAL re-probe
+ * (DESIGN 6) asks the kernel again instead of reading back the verdict it is doubting. */
+void atomio__caps_cache_forget(uint32_t dev_major, uint32_t dev_minor, uint32_t page_size);
 
 struct atomio_select_in {
     const atomio_caps *caps;
     uint32_t io_style;      /* enum atomio_io_style */
     uint32_t policy;        /* resolved: PREFER_FAST, PREFER_ATOMIC or CALIBRATE */
     uint32_t forced;        /* enum atomio_path; AUTO = choose */
-    bool have_store;        /* ctx has a doublewrite store */
+    bool have_store;        /* ctx has a doublewrite store that holds this page size */
+    bool store_too_small;   /* ctx has a store, but its segments cannot hold this page */
     uint64_t calib_atomic_ns; /* CALIBRATE figures; 0 = not measured yet */
     uint64_t calib_dblwr_ns;
 };
@@ -231,6 +241,12 @@ int atomio__file_check(const atomio_file *f);
 void atomio__file_fail(atomio_file *f);
 /* Switch a file to DOUBLEWRITE at runtime (EOPNOTSUPP/ENOSPC from an atomic write). */
 void atomio__file_downgrade(atomio_file *f, int err);
+/* The file-level checks of a page write (handle, buffer, read-only, failed, range) that come
+ * before the path's prep() (write.c; shared with bring-your-own-ring). */
+int atomio__write_check(atomio_file *f, uint64_t page_no, const void *page);
+/* EINVAL from an atomic write on path cur: re-probe once per file (write.c). Returns 0 (retry
+ * once), 1 (file switched to DOUBLEWRITE) or ATOMIO_E_GEOMETRY (second EINVAL). */
+int atomio__file_reprobe(atomio_file *f, uint32_t cur);
 /* Count one written page on the file and the ctx. */
 void atomio__count_page(atomio_file *f, uint32_t path, uint64_t lat_ns);
 /* fdatasync with the sticky failure rule; counts the sync. */
@@ -257,6 +273,8 @@ struct atomio_dw_item {
 /* Create or open the store in ctx->dblwr_dir; preallocate every segment. */
 int atomio__store_open(atomio_ctx *ctx);
 void atomio__store_close(atomio_ctx *ctx);
+/* Does one page of page_size fit a store segment? (false without a store) */
+bool atomio__store_fits(const atomio_ctx *ctx, uint32_t page_size);
 /* Record file id -> path in the manifest (durably) the first time a file joins. */
 int atomio__store_register(atomio_ctx *ctx, atomio_file *f);
 /* The doublewrite protocol for n pages (any files, any page sizes). Sets each item's result.
@@ -280,5 +298,16 @@ void atomio__alloc_fini(atomio_ctx *ctx);
 /* Aligned, pre-faulted memory; ctx may be NULL (libc, no NUMA). */
 void *atomio__buf_alloc(atomio_ctx *ctx, size_t size, size_t align);
 void atomio__buf_free(atomio_ctx *ctx, void *p, size_t size);
+/* true if [p, p + len) lies inside one live atomio_page_alloc() buffer of this ctx: memory
+ * the library pre-faulted (and mlocked with ATOMIO_CTX_LOCK_PAGES), so the kernel's copy out
+ * of it cannot fault half-way. The buffered-atomic path writes such pages without a bounce
+ * copy. Thread-safe; must be cheap (called once per page write). */
+bool atomio__buf_is_prefaulted(atomio_ctx *ctx, const void *p, size_t len);
+/* The registry behind it (buf_registry.c): buf.c tracks every atomio_page_alloc() buffer of a
+ * ctx (-ENOMEM: the allocation must fail), untracks it in atomio_page_free(), and drops a
+ * ctx's leftovers in atomio__alloc_fini() (the ctx address may be reused). */
+int atomio__buf_track(const atomio_ctx *ctx, void *p, size_t len);
+void atomio__buf_untrack(const atomio_ctx *ctx, void *p);
+void atomio__buf_untrack_ctx(const atomio_ctx *ctx);
 
 #endif /* ATOMIO_INTERNAL_H */

@@ -133,6 +133,7 @@ atomio__alloc_fini(atomio_ctx *ctx)
 {
     if (!ctx || !ctx->alloc)
         return;
+    atomio__buf_untrack_ctx(ctx);
     atomio__backend_fini(ctx->alloc);
     free(ctx->alloc);
     ctx->alloc = NULL;
@@ -212,7 +213,13 @@ atomio_page_alloc(atomio_ctx *ctx, uint32_t page_size, size_t npages)
     size_t bytes, align;
     if (!page_geometry(page_size, npages, &bytes, &align))
         return NULL;
-    return atomio__buf_alloc(ctx, bytes, align);
+    void *p = atomio__buf_alloc(ctx, bytes, align);
+    /* Known to the buffered-atomic path as pre-faulted memory: no bounce copy needed. */
+    if (p && ctx && atomio__buf_track(ctx, p, bytes) < 0) {
+        atomio__buf_free(ctx, p, bytes);
+        return NULL;
+    }
+    return p;
 }
 
 void
@@ -221,5 +228,7 @@ atomio_page_free(atomio_ctx *ctx, void *buf, uint32_t page_size, size_t npages)
     size_t bytes, align;
     if (!buf || !page_geometry(page_size, npages, &bytes, &align))
         return;
+    if (ctx)
+        atomio__buf_untrack(ctx, buf);
     atomio__buf_free(ctx, buf, bytes);
 }

@@ -79,6 +79,17 @@ probe_cache_put(uint32_t major, uint32_t minor, uint32_t page_size, int err)
 }
 
 void
+atomio__caps_cache_forget(uint32_t major, uint32_t minor, uint32_t page_size)
+{
+    pthread_mutex_lock(&probe_cache_lock);
+    for (unsigned i = 0; i < PROBE_CACHE; i++)
+        if (probe_cache[i].used && probe_cache[i].major == major &&
+            probe_cache[i].minor == minor && probe_cache[i].page_size == page_size)
+            probe_cache[i].used = false;
+    pthread_mutex_unlock(&probe_cache_lock);
+}
+
+void
 atomio__caps_cache_clear(void)
 {
     pthread_mutex_lock(&probe_cache_lock);
@@ -92,11 +103,15 @@ atomio__caps_cache_clear(void)
  * at offset 0 of an O_TMPFILE in dir. Only a real write proves support: no statx bit for
  * buffered atomics exists upstream and the proposed one (0x40000) is contested. The temp file
  * has no name and vanishes on close. Returns 0 if the kernel took the whole page, else -errno
- * (a short write is reported as -EIO: it disqualifies the path just the same).
+ * (a short write is reported as -EIO: it disqualifies the path just the same). *wrote tells
+ * whether the write was attempted at all: when the scratch file cannot be made (read-only
+ * mount, no permission, no O_TMPFILE support), the kernel was never asked, and that must
+ * neither be cached per device nor be reported as the kernel's refusal.
  */
 static int
-buffered_probe(const char *dir, uint32_t page_size)
+buffered_probe(const char *dir, uint32_t page_size, bool *wrote)
 {
+    *wrote = false;
     int fd = atomio__sys.open(dir, O_TMPFILE | O_RDWR, 0600);
     if (fd < 0)
         return fd;
@@ -109,6 +124,7 @@ buffered_probe(const char *dir, uint32_t page_size)
     memset(buf, 0xA5, page_size);
     struct iovec iov = {.iov_base = buf, .iov_len = page_size};
     ssize_t n = atomio__sys.pwritev2(fd, &iov, 1, 0, RWF_ATOMIC | RWF_DSYNC);
+    *wrote = true;
     atomio__buf_free(NULL, buf, page_size);
     atomio__sys.close(fd);
     if (n < 0)
@@ -182,11 +198,16 @@ atomio__probe_fd(int fd, const char *dir_path, uint32_t page_size, atomio_caps *
         caps->unit_max_opt = stx.atomic_write_unit_max_opt;
     }
 
+    /* The folio rule needs the fs block (the mapping's minimum folio order). stx_blksize is
+     * the preferred I/O size: XFS inflates it to the stripe width or allocsize with -o largeio
+     * and to the extent size on realtime files, while statfs f_bsize stays the block size.
+     * Take the smaller when both are known. */
     struct statfs sfs;
     if (atomio__sys.fstatfs(fd, &sfs) == 0) {
         caps->fs_type = (uint64_t)sfs.f_type;
-        if (!caps->fs_block_size)
-            caps->fs_block_size = (uint32_t)sfs.f_bsize;
+        uint32_t fb = sfs.f_bsize > 0 && sfs.f_bsize <= UINT32_MAX ? (uint32_t)sfs.f_bsize : 0;
+        if (fb && (!caps->fs_block_size || fb < caps->fs_block_size))
+            caps->fs_block_size = fb;
     }
 
     caps->hw_sysfs_err = sysfs_hw_unit_max(caps->dev_major, caps->dev_minor, &caps->hw_unit_max);
@@ -195,12 +216,16 @@ atomio__probe_fd(int fd, const char *dir_path, uint32_t page_size, atomio_caps *
 
     if (dir_path && is_pow2(page_size)) {
         int perr;
+        bool wrote = true;
         if (!probe_cache_get(caps->dev_major, caps->dev_minor, page_size, &perr)) {
-            perr = buffered_probe(dir_path, page_size);
-            probe_cache_put(caps->dev_major, caps->dev_minor, page_size, perr);
+            perr = buffered_probe(dir_path, page_size, &wrote);
+            if (wrote)
+                probe_cache_put(caps->dev_major, caps->dev_minor, page_size, perr);
         }
+        /* Not probed (ATOMIO_CAPS_BUFFERED clear) but with the reason in the error field. */
         caps->buffered_probe_err = perr;
-        caps->valid |= ATOMIO_CAPS_BUFFERED;
+        if (wrote)
+            caps->valid |= ATOMIO_CAPS_BUFFERED;
     }
 
     atomio__caps_derive(caps);
@@ -279,10 +304,15 @@ derive_direct(atomio_caps *c)
 }
 
 /*
- * derive_buffered() -- the folio-order rule (DESIGN 4): the page must be one page-cache folio
- * whose order is both the mapping's minimum and maximum order. Userspace sees the minimum
- * (from the fs block size); the page must therefore be exactly max(fs block, system page).
- * The probe write is the final word; its errno is the reason when the kernel refuses.
+ * derive_buffered() -- the folio-order rule (DESIGN 4) and the probe verdict. A buffered
+ * atomic write must be exactly one page-cache folio whose order is both the mapping's minimum
+ * and maximum order. Userspace sees only the minimum (from the fs block size), so the page
+ * must be a power-of-two multiple of the system page, of exactly the order of max(fs block,
+ * system page), and inside [unit_min, unit_max] when the file reports atomic limits at all
+ * (a kernel without O_DIRECT atomics for the file reports zeros; then the probe write of the
+ * exact shape is the only evidence). The probe write is the final word: AUTO needs both.
+ * When the rule fails, the reason leads with the orders that disagree, because that is what
+ * ATOMIO_E_FOLIO_ORDER reports; the probe's errno follows.
  */
 static void
 derive_buffered(atomio_caps *c)
@@ -294,34 +324,42 @@ derive_buffered(atomio_caps *c)
     c->fs_min_order = (bs > sp && is_pow2(bs)) ? log2u(bs / sp) : 0;
 
     if (c->page_order == UINT32_MAX)
-        atomio__reason(folio, "page %u is not a power-of-two multiple of the system page %u", p,
-                       sp);
+        atomio__reason(folio, "page %u is not a power-of-two multiple of the system page %u "
+                       "(no folio order)", p, sp);
     else if (c->page_order != c->fs_min_order)
-        atomio__reason(folio, "page %u = order %u, fs block %u = min order %u: one folio per page "
-                       "needs equal orders", p, c->page_order, bs, c->fs_min_order);
+        atomio__reason(folio, "page %u = order %u, fs block %u = min order %u: one folio per "
+                       "page needs equal orders", p, c->page_order, bs, c->fs_min_order);
     else if (c->unit_min && (p < c->unit_min || p > c->unit_max))
-        atomio__reason(folio, "page %u is outside the atomic unit range [%u, %u]", p, c->unit_min,
-                       c->unit_max);
+        atomio__reason(folio, "page %u = order %u is outside the atomic unit range [%u, %u]", p,
+                       c->page_order, c->unit_min, c->unit_max);
     c->folio_ok = folio[0] == '\0';
+    c->buffered_atomic = 0;
 
     if (!(c->valid & ATOMIO_CAPS_BUFFERED)) {
-        c->buffered_atomic = 0;
-        atomio__reason(c->reason_buffered, "buffered atomic writes not probed%s%s",
-                       folio[0] ? "; " : "", folio);
+        char why[ATOMIO_REASON_LEN] = "no directory to create a scratch file in";
+        if (c->buffered_probe_err)
+            atomio__reason(why, "cannot create the O_TMPFILE probe file: %s",
+                           atomio_err_name(c->buffered_probe_err));
+        if (folio[0])
+            atomio__reason(c->reason_buffered, "%s; buffered atomic writes not probed (%s)",
+                           folio, why);
+        else
+            atomio__reason(c->reason_buffered, "buffered atomic writes not probed: %s", why);
+        return;
+    }
+    if (folio[0]) {
+        if (c->buffered_probe_err)
+            atomio__reason(c->reason_buffered, "%s; probe write: %s", folio,
+                           atomio_err_name(c->buffered_probe_err));
+        else
+            atomio__reason(c->reason_buffered, "%s (the probe write succeeded)", folio);
         return;
     }
     if (c->buffered_probe_err) {
-        c->buffered_atomic = 0;
         atomio__reason(c->reason_buffered,
-                       "kernel refused the buffered RWF_ATOMIC|RWF_DSYNC probe write of %u B: "
-                       "%s%s%s",
-                       p, atomio_err_name(c->buffered_probe_err), folio[0] ? "; also " : "",
-                       folio);
-        return;
-    }
-    if (!c->folio_ok) {
-        c->buffered_atomic = 0;
-        atomio__reason(c->reason_buffered, "probe write succeeded but %s", folio);
+                       "kernel refused the buffered RWF_ATOMIC|RWF_DSYNC probe write of %u B "
+                       "(one folio of order %u): %s",
+                       p, c->page_order, atomio_err_name(c->buffered_probe_err));
         return;
     }
     c->buffered_atomic = 1;

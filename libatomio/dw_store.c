@@ -488,16 +488,31 @@ atomio__store_close(atomio_ctx *ctx)
 
 /* ---- segments ------------------------------------------------------------------------------ */
 
+/*
+ * atomio__store_claim() -- one claim for both drivers. A segment that is busy will come back,
+ * so a waiting caller (atomio_write_batch()) sleeps for it; a caller that must not sleep gets
+ * -EAGAIN instead: the staged API (an engine thread may hold the very batches it would wait
+ * for) and rescue() (it holds a segment itself, and with one segment would wait for itself).
+ * With every segment held for recovery nothing will ever come back: ATOMIO_E_STORE_FULL.
+ */
 struct atomio_dw_seg *
 atomio__store_claim(atomio_ctx *ctx, bool wait, int *err)
 {
     struct atomio_store *st = ctx->store;
+    int dummy;
+    if (!err)
+        err = &dummy;
     pthread_mutex_lock(&st->lock);
     while (!st->free_top) {
-        if (st->nbusy == 0 || !wait) {
+        if (st->nbusy == 0) {
             /* Every segment is held for recovery: nothing will ever be released. */
             pthread_mutex_unlock(&st->lock);
             *err = ATOMIO_E_STORE_FULL;
+            return NULL;
+        }
+        if (!wait) {
+            pthread_mutex_unlock(&st->lock);
+            *err = -EAGAIN;
             return NULL;
         }
         pthread_cond_wait(&st->cond, &st->lock);
@@ -572,10 +587,21 @@ atomio__store_retire(struct atomio_store *st, struct atomio_dw_seg *seg)
 int
 atomio__store_sync(atomio_ctx *ctx)
 {
-    struct atomio_store *st = ctx->store;
+    atomio__store_sync_begin(ctx);
+    return atomio__store_sync_end(ctx, atomio__sys.fdatasync(ctx->store->fd));
+}
+
+void
+atomio__store_sync_begin(atomio_ctx *ctx)
+{
     /* Clear first: a retire completing after this point is covered by the next sync. */
-    atomic_store(&st->retire_pending, false);
-    int r = atomio__sys.fdatasync(st->fd);
+    atomic_store(&ctx->store->retire_pending, false);
+}
+
+int
+atomio__store_sync_end(atomio_ctx *ctx, int r)
+{
+    struct atomio_store *st = ctx->store;
     ATOMIO_COUNT(&ctx->stats, syncs, 1);
     if (r < 0) {
         /* Like a data file (DESIGN 6): after a failed fdatasync nothing about earlier writes
@@ -697,4 +723,11 @@ atomio__store_register(atomio_ctx *ctx, atomio_file *f)
     if (r == 0 && atomic_load(&st->retire_pending) && !atomic_load(&st->failed))
         r = atomio__store_sync(ctx);
     return r;
+}
+
+bool
+atomio__store_fits(const atomio_ctx *ctx, uint32_t page_size)
+{
+    const struct atomio_store *st = ctx->store;
+    return st && atomio__dw_table_bytes(1) + page_size <= st->g.seg_size;
 }

@@ -61,15 +61,70 @@ struct atomio_store {
     _Atomic uint32_t busy_max;
 };
 
+/*
+ * One run of the batch protocol over a single segment, as a state machine of steps shared by
+ * the library-driven atomio__dw_write() and the staged API an engine drives from its own ring
+ * (byor.c). The caller provides the arrays (cnt entries each) and items; the steps, in order:
+ *   atomio__dw_run_begin()          claim a segment, order the slots, encode the batch
+ *   atomio__dw_run_store_io()       the one sequential store write ...
+ *   atomio__dw_run_store_written()  ... and its result
+ *   (durability: atomio__store_sync(), or atomio__store_sync_begin()/_end() around an fsync
+ *    issued elsewhere)
+ *   atomio__dw_run_inplace_ios()    the in-place writes (ios[k] for slot k) ...
+ *   atomio__dw_run_inplace_done()   ... each one's result, judged into its item
+ *   atomio__dw_run_finish()         fdatasync the files, retire (or rescue), release, count
+ * atomio__dw_run_abandon() retires durably and releases a run whose in-place writes never
+ * started; atomio__dw_run_release_unwritten() releases one whose store write was never issued.
+ */
+struct atomio_dw_run {
+    atomio_ctx *ctx;
+    struct atomio_dw_item *items;
+    size_t *idx; /* items in this batch, in slot order (page size descending) */
+    uint32_t cnt;
+    uint32_t *slot_off; /* page bytes of slot k in the segment buffer */
+    struct atomio_io *ios;
+    const uint8_t **src; /* where slot k's bytes come from */
+    atomio_file **files; /* distinct files of the batch */
+    uint32_t nfiles;
+    struct atomio_dw_seg *seg;
+    uint64_t seq;
+    uint64_t len; /* padded length of the store write */
+    uint64_t t0;
+};
+
+/* 0, or why no segment: -EAGAIN (none free and !wait), ATOMIO_E_STORE_FULL (every segment
+ * held for recovery), -ENOMEM. */
+int atomio__dw_run_begin(atomio_ctx *ctx, struct atomio_dw_run *r, bool wait);
+void atomio__dw_run_store_io(const struct atomio_dw_run *r, struct atomio_io *io);
+/* 0, or the store write's error (-errno, ATOMIO_E_STORE when short): then abandon. */
+int atomio__dw_run_store_written(struct atomio_dw_run *r, ssize_t res);
+void atomio__dw_run_inplace_ios(struct atomio_dw_run *r);
+/* Judge ios[k] (res set) into its item; returns the item's result. */
+int atomio__dw_run_inplace_done(struct atomio_dw_run *r, uint32_t k);
+/* Returns the number of items written. */
+size_t atomio__dw_run_finish(struct atomio_dw_run *r);
+/* 0, or the retire/sync error (the store is then failed). */
+int atomio__dw_run_abandon(struct atomio_dw_run *r);
+void atomio__dw_run_release_unwritten(struct atomio_dw_run *r);
+/* 0 if the item may go through the store, else its error. */
+int atomio__dw_precheck(atomio_ctx *ctx, const struct atomio_dw_item *it);
+/* Live batches from before a crash: no new batch until recovery has run. */
+bool atomio__dw_needs_recovery(atomio_ctx *ctx);
+
 /* Path of file id in the manifest (NULL if unknown). Caller holds mlock. */
 const char *atomio__store_path_of(struct atomio_store *st, uint64_t file_id);
 /* Zero the header of segment seg (retire its batch); no sync. */
 int atomio__store_retire(struct atomio_store *st, struct atomio_dw_seg *seg);
 /* fdatasync the store file; a failure fails the store for good. */
 int atomio__store_sync(atomio_ctx *ctx);
+/* The same, split around an fdatasync issued elsewhere (an engine's io_uring fsync): begin
+ * before it is issued, end with its result (counted; a failure fails the store). */
+void atomio__store_sync_begin(atomio_ctx *ctx);
+int atomio__store_sync_end(atomio_ctx *ctx, int r);
 /* Segment claim/release (dw_store.c). claim waits for a free segment if wait is set (a caller
- * already holding one must not: it could wait for itself); it returns NULL with
- * *err = ATOMIO_E_STORE_FULL when none is free (and, waiting, every one is held), or -ENOMEM. */
+ * already holding one must not: it could wait for itself, and a staged run must never block).
+ * On NULL, *err (may be NULL) is -EAGAIN (none free, !wait, some busy and so coming back),
+ * ATOMIO_E_STORE_FULL (every segment held for recovery) or -ENOMEM. */
 struct atomio_dw_seg *atomio__store_claim(atomio_ctx *ctx, bool wait, int *err);
 void atomio__store_release(atomio_ctx *ctx, struct atomio_dw_seg *seg, bool held);
 /* Refuse writes to file_id until recovery. */

@@ -6,24 +6,16 @@
  *   -> fdatasync each touched data file -> retire the batch header -> the segment is free.
  * A batch larger than a segment is split into several runs of the protocol. Pages whose file
  * failed in place are copied into a held batch that only recovery releases (dw_store.h).
+ *
+ * One run is a state machine of steps (atomio__dw_run_*, dw_store.h): run_batch() below drives
+ * it through ctx->submit for atomio_write_batch(), and the staged API (byor.c) lets an engine
+ * drive the same steps from its own io_uring, so both keep the same invariants.
  */
 #include "dw_store.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Per-batch bookkeeping. */
-struct run {
-    struct atomio_dw_item *items;
-    size_t *idx; /* items in this batch, in slot order (page size descending) */
-    uint32_t cnt;
-    uint32_t *slot_off; /* page bytes of slot k in the segment buffer */
-    struct atomio_io *ios;
-    const uint8_t **src; /* where slot k's bytes come from */
-    atomio_file **files; /* distinct files of the batch */
-    uint32_t nfiles;
-};
 
 static int
 cmp_size_desc(const void *a, const void *b, void *arg)
@@ -69,7 +61,8 @@ file_failed(const atomio_file *f)
  * from this buffer even on O_DIRECT data files. Returns the padded write length.
  */
 static uint64_t
-encode_batch(struct atomio_store *st, struct atomio_dw_seg *seg, struct run *r, uint64_t seq)
+encode_batch(struct atomio_store *st, struct atomio_dw_seg *seg, struct atomio_dw_run *r,
+             uint64_t seq)
 {
     const uint8_t **src = r->src;
     uint8_t *buf = seg->buf;
@@ -102,23 +95,33 @@ encode_batch(struct atomio_store *st, struct atomio_dw_seg *seg, struct run *r, 
     return padded;
 }
 
+void
+atomio__dw_run_store_io(const struct atomio_dw_run *r, struct atomio_io *io)
+{
+    struct atomio_store *st = r->ctx->store;
+    *io = (struct atomio_io){
+        .fd = st->fd, .buf = r->seg->buf, .len = (uint32_t)r->len, .off = r->seg->off};
+}
+
+int
+atomio__dw_run_store_written(struct atomio_dw_run *r, ssize_t res)
+{
+    if (res < 0)
+        return (int)res;
+    if ((uint64_t)res != r->len)
+        return ATOMIO_E_STORE;
+    ATOMIO_COUNT(&r->ctx->stats, bytes_dblwr, r->len);
+    return 0;
+}
+
 /*
- * store_write() -- the sequential write of the batch and its durability. Returns 0 or the
- * error every item of the batch gets (then no in-place write has been issued).
+ * store_durable() -- the durability step, done here: fdatasync the store (never skipped; the
+ * staged API issues the same fdatasync as an io_uring fsync through
+ * atomio__store_sync_begin()/_end()).
  */
 static int
-store_write(atomio_ctx *ctx, struct atomio_dw_seg *seg, uint64_t len)
+store_durable(atomio_ctx *ctx)
 {
-    struct atomio_store *st = ctx->store;
-    struct atomio_io io = {.fd = st->fd, .buf = seg->buf, .len = (uint32_t)len, .off = seg->off};
-    int r = ctx->submit->submit(ctx, &io, 1);
-    if (r < 0)
-        return r;
-    if (io.res < 0)
-        return (int)io.res;
-    if ((uint64_t)io.res != len)
-        return ATOMIO_E_STORE;
-    ATOMIO_COUNT(&ctx->stats, bytes_dblwr, len);
 #ifdef ATOMIO_TESTING
     if (atomic_load(&atomio__test_skip_dw_durability))
         return 0;
@@ -127,17 +130,54 @@ store_write(atomio_ctx *ctx, struct atomio_dw_seg *seg, uint64_t len)
 }
 
 /*
+ * store_write() -- the sequential write of the batch and its durability. Returns 0 or the
+ * error every item of the batch gets (then no in-place write has been issued).
+ */
+static int
+store_write(struct atomio_dw_run *r)
+{
+    atomio_ctx *ctx = r->ctx;
+    struct atomio_io io;
+    atomio__dw_run_store_io(r, &io);
+    int e = ctx->submit->submit(ctx, &io, 1);
+    if (e == 0)
+        e = atomio__dw_run_store_written(r, io.res);
+    if (e == 0)
+        e = store_durable(ctx);
+    return e;
+}
+
+/*
  * abandon() -- the batch reached the store but none of its pages reached its file: retire it
  * durably, or a later retire of a newer copy of one of its pages would let this one win at
  * recovery. If that fails the store is failed and takes no more batches.
  */
-static void
+static int
 abandon(atomio_ctx *ctx, struct atomio_dw_seg *seg)
 {
     struct atomio_store *st = ctx->store;
-    if (atomio__store_retire(st, seg) < 0 || atomio__store_sync(ctx) < 0)
+    int e = atomio__store_retire(st, seg);
+    if (e == 0)
+        e = atomio__store_sync(ctx);
+    if (e < 0)
         atomic_store(&st->failed, true);
     atomio__store_release(ctx, seg, false);
+    return e;
+}
+
+int
+atomio__dw_run_abandon(struct atomio_dw_run *r)
+{
+    int e = abandon(r->ctx, r->seg);
+    r->seg = NULL;
+    return e;
+}
+
+void
+atomio__dw_run_release_unwritten(struct atomio_dw_run *r)
+{
+    atomio__store_release(r->ctx, r->seg, false);
+    r->seg = NULL;
 }
 
 /*
@@ -148,7 +188,7 @@ abandon(atomio_ctx *ctx, struct atomio_dw_seg *seg)
  * back to holding the whole original batch (and all its files) if no segment is available.
  */
 static void
-rescue(atomio_ctx *ctx, struct atomio_dw_seg *seg, struct run *r)
+rescue(atomio_ctx *ctx, struct atomio_dw_seg *seg, struct atomio_dw_run *r)
 {
     struct atomio_store *st = ctx->store;
     for (uint32_t j = 0; j < r->nfiles; j++)
@@ -158,24 +198,27 @@ rescue(atomio_ctx *ctx, struct atomio_dw_seg *seg, struct run *r)
     size_t *idx2 = malloc(r->cnt * sizeof(*idx2));
     const uint8_t **src2 = malloc(r->cnt * sizeof(*src2));
     uint32_t *off2 = malloc(r->cnt * sizeof(*off2));
-    int cerr;
+    /* Never wait here: this run still holds its own segment, so with one segment (or all
+     * others busy with batches this thread must finish first, staged) the wait could never
+     * end. Without a free segment the whole batch is held instead. */
     struct atomio_dw_seg *seg2 =
-        idx2 && src2 && off2 ? atomio__store_claim(ctx, false, &cerr) : NULL;
+        idx2 && src2 && off2 ? atomio__store_claim(ctx, false, NULL) : NULL;
     if (seg2) {
-        struct run r2 = *r;
+        struct atomio_dw_run r2 = *r;
         r2.idx = idx2;
         r2.src = src2;
         r2.slot_off = off2;
         r2.cnt = 0;
+        r2.seg = seg2;
         for (uint32_t k = 0; k < r->cnt; k++) {
             if (file_failed(r->items[r->idx[k]].file)) {
                 src2[r2.cnt] = seg->buf + r->slot_off[k];
                 idx2[r2.cnt++] = r->idx[k];
             }
         }
-        uint64_t seq = atomic_fetch_add(&st->next_seq, 1);
-        uint64_t len = encode_batch(st, seg2, &r2, seq);
-        if (store_write(ctx, seg2, len) == 0) {
+        r2.seq = atomic_fetch_add(&st->next_seq, 1);
+        r2.len = encode_batch(st, seg2, &r2, r2.seq);
+        if (store_write(&r2) == 0) {
             atomio__store_release(ctx, seg2, true);
             if (atomio__store_retire(st, seg) < 0)
                 atomic_store(&st->failed, true);
@@ -191,49 +234,39 @@ rescue(atomio_ctx *ctx, struct atomio_dw_seg *seg, struct run *r)
     atomio__store_release(ctx, seg, true);
 }
 
-/*
- * run_batch() -- one run of the protocol for r->cnt items that fit one segment. Sets each
- * item's result; returns how many succeeded.
- */
-static size_t
-run_batch(atomio_ctx *ctx, struct run *r)
+int
+atomio__dw_run_begin(atomio_ctx *ctx, struct atomio_dw_run *r, bool wait)
 {
     struct atomio_store *st = ctx->store;
-    uint64_t t0 = atomio__now_ns();
-    size_t ok = 0;
-
-    int cerr = 0;
-    struct atomio_dw_seg *seg = atomio__store_claim(ctx, true, &cerr);
-    if (!seg) {
-        for (uint32_t k = 0; k < r->cnt; k++)
-            r->items[r->idx[k]].result = cerr;
-        return 0;
-    }
+    r->ctx = ctx;
+    r->t0 = atomio__now_ns();
+    int err = 0;
+    r->seg = atomio__store_claim(ctx, wait, &err);
+    if (!r->seg)
+        return err;
     qsort_r(r->idx, r->cnt, sizeof(*r->idx), cmp_size_desc, r->items);
     for (uint32_t k = 0; k < r->cnt; k++)
         r->src[k] = r->items[r->idx[k]].page;
-    uint64_t seq = atomic_fetch_add(&st->next_seq, 1);
-    uint64_t len = encode_batch(st, seg, r, seq);
+    r->seq = atomic_fetch_add(&st->next_seq, 1);
+    r->len = encode_batch(st, r->seg, r, r->seq);
+    return 0;
+}
 
-    int err = store_write(ctx, seg, len);
-    if (err < 0) {
-        for (uint32_t k = 0; k < r->cnt; k++)
-            r->items[r->idx[k]].result = err;
-        abandon(ctx, seg);
-        return 0;
-    }
-
+void
+atomio__dw_run_inplace_ios(struct atomio_dw_run *r)
+{
     r->nfiles = 0;
     for (uint32_t k = 0; k < r->cnt; k++) {
         atomio_file *f = r->items[r->idx[k]].file;
         r->ios[k] = (struct atomio_io){
             .fd = f->fd,
             .rwflags = 0,
-            .buf = seg->buf + r->slot_off[k],
+            .buf = r->seg->buf + r->slot_off[k],
             .len = f->page_size,
             .off = r->items[r->idx[k]].page_no << f->page_shift,
             .file = f,
             .index = k,
+            .path = ATOMIO_PATH_DOUBLEWRITE,
         };
         uint32_t j = 0;
         while (j < r->nfiles && r->files[j] != f)
@@ -241,15 +274,23 @@ run_batch(atomio_ctx *ctx, struct run *r)
         if (j == r->nfiles)
             r->files[r->nfiles++] = f;
     }
-    err = ctx->submit->submit(ctx, r->ios, r->cnt);
-    if (err < 0) {
-        for (uint32_t k = 0; k < r->cnt; k++)
-            r->items[r->idx[k]].result = err;
-        abandon(ctx, seg);
-        return 0;
-    }
-    for (uint32_t k = 0; k < r->cnt; k++)
-        r->items[r->idx[k]].result = atomio__path_doublewrite.complete(r->ios[k].file, &r->ios[k]);
+}
+
+int
+atomio__dw_run_inplace_done(struct atomio_dw_run *r, uint32_t k)
+{
+    struct atomio_dw_item *it = &r->items[r->idx[k]];
+    it->result = atomio__path_doublewrite.complete(r->ios[k].file, &r->ios[k]);
+    return it->result;
+}
+
+size_t
+atomio__dw_run_finish(struct atomio_dw_run *r)
+{
+    atomio_ctx *ctx = r->ctx;
+    struct atomio_store *st = ctx->store;
+    struct atomio_dw_seg *seg = r->seg;
+    size_t ok = 0;
 
     /* Durability of every file that took a page; a failure fails the file (sticky). */
     for (uint32_t j = 0; j < r->nfiles; j++) {
@@ -276,8 +317,9 @@ run_batch(atomio_ctx *ctx, struct run *r)
             atomic_store(&st->failed, true);
         atomio__store_release(ctx, seg, false);
     }
+    r->seg = NULL;
 
-    uint64_t lat = atomio__now_ns() - t0;
+    uint64_t lat = atomio__now_ns() - r->t0;
     ATOMIO_COUNT(&ctx->stats, batches, 1);
     for (uint32_t j = 0; j < r->nfiles; j++) {
         ATOMIO_COUNT(&r->files[j]->stats, batches, 1);
@@ -295,9 +337,42 @@ run_batch(atomio_ctx *ctx, struct run *r)
     return ok;
 }
 
-/* precheck() -- 0 if item i may go through the store, else its error. */
-static int
-precheck(atomio_ctx *ctx, const struct atomio_dw_item *it)
+/*
+ * run_batch() -- one run of the protocol for r->cnt items that fit one segment, driven
+ * through ctx->submit. Sets each item's result; returns how many succeeded.
+ */
+static size_t
+run_batch(atomio_ctx *ctx, struct atomio_dw_run *r)
+{
+    int err = atomio__dw_run_begin(ctx, r, true);
+    if (err < 0) {
+        for (uint32_t k = 0; k < r->cnt; k++)
+            r->items[r->idx[k]].result = err;
+        return 0;
+    }
+    err = store_write(r);
+    if (err < 0) {
+        for (uint32_t k = 0; k < r->cnt; k++)
+            r->items[r->idx[k]].result = err;
+        atomio__dw_run_abandon(r);
+        return 0;
+    }
+    atomio__dw_run_inplace_ios(r);
+    err = ctx->submit->submit(ctx, r->ios, r->cnt);
+    if (err < 0) {
+        for (uint32_t k = 0; k < r->cnt; k++)
+            r->items[r->idx[k]].result = err;
+        atomio__dw_run_abandon(r);
+        return 0;
+    }
+    for (uint32_t k = 0; k < r->cnt; k++)
+        atomio__dw_run_inplace_done(r, k);
+    return atomio__dw_run_finish(r);
+}
+
+/* atomio__dw_precheck() -- 0 if item i may go through the store, else its error. */
+int
+atomio__dw_precheck(atomio_ctx *ctx, const struct atomio_dw_item *it)
 {
     struct atomio_store *st = ctx->store;
     if (!it->file || !it->page)
@@ -313,6 +388,16 @@ precheck(atomio_ctx *ctx, const struct atomio_dw_item *it)
     return 0;
 }
 
+bool
+atomio__dw_needs_recovery(atomio_ctx *ctx)
+{
+    struct atomio_store *st = ctx->store;
+    pthread_mutex_lock(&st->lock);
+    bool blocked = st->needs_recovery;
+    pthread_mutex_unlock(&st->lock);
+    return blocked;
+}
+
 int
 atomio__dw_write(atomio_ctx *ctx, struct atomio_dw_item *items, size_t n, uint32_t wflags)
 {
@@ -325,10 +410,7 @@ atomio__dw_write(atomio_ctx *ctx, struct atomio_dw_item *items, size_t n, uint32
             items[i].result = ATOMIO_E_NO_DOUBLEWRITE;
         return 0;
     }
-    pthread_mutex_lock(&st->lock);
-    bool blocked = st->needs_recovery;
-    pthread_mutex_unlock(&st->lock);
-    if (blocked) {
+    if (atomio__dw_needs_recovery(ctx)) {
         /* Live batches from before the last crash: writing new ones first could later let
          * one of those old copies win over a newer page. Recovery must run first. */
         for (size_t i = 0; i < n; i++)
@@ -355,7 +437,7 @@ atomio__dw_write(atomio_ctx *ctx, struct atomio_dw_item *items, size_t n, uint32
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
         dup_of[i] = i;
-        items[i].result = precheck(ctx, &items[i]);
+        items[i].result = atomio__dw_precheck(ctx, &items[i]);
         if (items[i].result == 0)
             order[m++] = i;
     }
@@ -376,12 +458,12 @@ atomio__dw_write(atomio_ctx *ctx, struct atomio_dw_item *items, size_t n, uint32
 
     size_t done = 0;
     for (size_t i = 0; i < m;) {
-        struct run r = {.items = items,
-                        .idx = idx,
-                        .slot_off = slot_off,
-                        .ios = ios,
-                        .src = src,
-                        .files = files};
+        struct atomio_dw_run r = {.items = items,
+                                  .idx = idx,
+                                  .slot_off = slot_off,
+                                  .ios = ios,
+                                  .src = src,
+                                  .files = files};
         uint64_t bytes = 0;
         while (i < m && r.cnt < st->g.slots_max) {
             uint32_t ps = items[order[i]].file->page_size;

@@ -223,7 +223,9 @@ choose_path(atomio_file *f, uint32_t forced)
                                   .io_style = f->io_style,
                                   .policy = f->policy,
                                   .forced = forced,
-                                  .have_store = f->ctx->store != NULL};
+                                  .have_store = atomio__store_fits(f->ctx, f->page_size),
+                                  .store_too_small = f->ctx->store &&
+                                                     !atomio__store_fits(f->ctx, f->page_size)};
     struct atomio_select_out out;
     atomio__select(&in, &out);
     if (!out.err && out.needs_calibration) {

@@ -1,37 +1,84 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * path_buffered.c -- BUFFERED_ATOMIC (DESIGN 6): page-cache fd, RWF_ATOMIC|RWF_DSYNC on every
- * write (only a synchronous write is written back atomically by the time the call returns),
- * and a source buffer that cannot fault half-way through the kernel's copy: the page is copied
- * into a pre-faulted bounce buffer first. Every write to such a file goes through here, since
- * a plain overwrite would silently drop the page's atomicity.
+ * path_buffered.c -- BUFFERED_ATOMIC (DESIGN 6, docs/buffered-atomic.md): the page cache with
+ * RWF_ATOMIC, for engines that do buffered I/O (PostgreSQL-like). The recipe follows the
+ * kernel proposals' rules:
+ *   - a page-cache fd (never O_DIRECT: file.c opens it plain for this path);
+ *   - RWF_ATOMIC | RWF_DSYNC on every write, whatever the caller asked: only a synchronous
+ *     write is written back as one atomic folio before the call returns, and a later plain
+ *     write could otherwise clear the folio's atomic state before writeback;
+ *   - one folio per write: the page size passed the folio-order rule in the probe;
+ *   - a source the kernel's copy cannot fault on half-way (a fault mid-copy makes the
+ *     kernel copy part of the folio): atomio_page_alloc() pages, which are pre-faulted, are
+ *     used as they are; anything else is copied into a pre-faulted bounce page first, or
+ *     refused with ATOMIO_E_NO_COPY when the file was opened ATOMIO_FILE_NO_COPY;
+ *   - a short write fails the file (never finished piecemeal: that would tear the page);
+ *   - every write to the file goes through here: a plain overwrite of a page would silently
+ *     drop its atomicity, so the library has no non-atomic write for such a file. Only the
+ *     runtime downgrade leaves this path, and it moves the whole file to DOUBLEWRITE, whose
+ *     plain in-place writes are protected by the store.
  */
 #include "atomio_internal.h"
 
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 static int
 buffered_open_flags(const struct atomio_file *f)
 {
     (void)f;
-    return 0;
+    return 0; /* page cache */
 }
 
+/* The system page size: the RFC's first version also wants the user buffer page-aligned. */
+static uintptr_t
+sys_page(void)
+{
+    static _Atomic uintptr_t cached;
+    uintptr_t p = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (!p) {
+        long v = sysconf(_SC_PAGESIZE);
+        p = v > 0 ? (uintptr_t)v : 4096;
+        atomic_store_explicit(&cached, p, memory_order_relaxed);
+    }
+    return p;
+}
+
+/*
+ * buffered_prep() -- decide one page write. The caller's page is used directly when it lies
+ * in an atomio_page_alloc() buffer of this ctx and is system-page aligned; otherwise it is
+ * copied into a bounce page (owned by the io, released by write.c after completion), or
+ * refused with ATOMIO_E_NO_COPY when no copy may be made.
+ */
 static int
 buffered_prep(struct atomio_file *f, uint64_t page_no, const void *page, uint32_t wflags,
               struct atomio_io *io)
 {
-    (void)wflags; /* always durable: RWF_DSYNC is part of the recipe */
-    if (f->fflags & ATOMIO_FILE_NO_COPY)
-        return ATOMIO_E_NO_COPY;
-    void *b = atomio__buf_alloc(f->ctx, f->page_size, f->page_size < 4096 ? 4096 : f->page_size);
-    if (!b)
-        return -ENOMEM;
-    memcpy(b, page, f->page_size);
-    io->bounce = b;
+    /* wflags' DSYNC is moot: RWF_DSYNC is always part of the recipe. */
+    uintptr_t align = sys_page();
+    const void *src = page;
+
+    bool ours = atomio__buf_is_prefaulted(f->ctx, page, f->page_size);
+    bool aligned = (uintptr_t)page % align == 0;
+    if (!ours || !aligned) {
+        /* A copy is forbidden by the engine (ATOMIO_FILE_NO_COPY), or impossible because the
+         * engine's own ring owns the I/O and nothing would free a bounce at completion
+         * (bring-your-own-ring, ATOMIO__WRITE_NO_BOUNCE). */
+        if ((f->fflags & ATOMIO_FILE_NO_COPY) || (wflags & ATOMIO__WRITE_NO_BOUNCE))
+            return ATOMIO_E_NO_COPY;
+        size_t balign = f->page_size > align ? f->page_size : align;
+        void *b = atomio__buf_alloc(f->ctx, f->page_size, balign);
+        if (!b)
+            return -ENOMEM;
+        /* The copy happens here, in user space, where a fault on the caller's buffer is an
+         * ordinary page-in, not a half-copied folio. */
+        memcpy(b, page, f->page_size);
+        io->bounce = b;
+        src = b;
+    }
     io->fd = f->fd;
-    io->buf = b;
+    io->buf = src;
     io->len = f->page_size;
     io->off = page_no << f->page_shift;
     io->rwflags = RWF_ATOMIC | RWF_DSYNC;
@@ -39,10 +86,28 @@ buffered_prep(struct atomio_file *f, uint64_t page_no, const void *page, uint32_
     return 0;
 }
 
+/*
+ * buffered_complete() -- the atomic failure model (shared with DIRECT_ATOMIC) plus one rule of
+ * its own: the write carried RWF_DSYNC, so an EIO may come from the writeback half after the
+ * data reached the page cache. The kernel has then consumed the error (a later fdatasync may
+ * report success over lost data), exactly the fsync case: the file fails for good.
+ */
+static int
+buffered_complete(struct atomio_file *f, struct atomio_io *io)
+{
+    int r = atomio__atomic_complete(f, io);
+    if (r == -EIO) {
+        ATOMIO_COUNT(&f->stats, failed_syncs, 1);
+        ATOMIO_COUNT(&f->ctx->stats, failed_syncs, 1);
+        atomio__file_fail(f);
+    }
+    return r;
+}
+
 const struct atomio_path_ops atomio__path_buffered = {
     .id = ATOMIO_PATH_BUFFERED_ATOMIC,
     .name = "BUFFERED_ATOMIC",
     .open_flags = buffered_open_flags,
     .prep = buffered_prep,
-    .complete = atomio__atomic_complete,
+    .complete = buffered_complete,
 };

@@ -48,7 +48,7 @@ atomio__atomic_complete(struct atomio_file *f, struct atomio_io *io)
         atomio__file_fail(f);
         return ATOMIO_E_SHORT_WRITE;
     }
-    if ((io->res == -EOPNOTSUPP || io->res == -ENOSPC) && f->ctx->store)
+    if ((io->res == -EOPNOTSUPP || io->res == -ENOSPC) && atomio__store_fits(f->ctx, f->page_size))
         return ATOMIO__DOWNGRADE;
     if (io->res == -EINVAL)
         return ATOMIO__REPROBE;

@@ -28,6 +28,11 @@ reject_reasons(const struct atomio_select_in *in, struct atomio_select_out *out)
 
     if (in->have_store)
         memcpy(out->reject[ATOMIO_PATH_DOUBLEWRITE], c->reason_doublewrite, ATOMIO_REASON_LEN);
+    else if (in->store_too_small)
+        atomio__reason(out->reject[ATOMIO_PATH_DOUBLEWRITE],
+                       "page %u does not fit a doublewrite segment (raise dblwr_max_page_size or "
+                       "dblwr_batch_pages)",
+                       c->page_size);
     else
         atomio__reason(out->reject[ATOMIO_PATH_DOUBLEWRITE],
                        "the context has no doublewrite store (ATOMIO_CTX_NO_DOUBLEWRITE or no "
@@ -157,14 +162,24 @@ select_auto(const struct atomio_select_in *in, struct atomio_select_out *out)
         }
     }
 
-    /* 4. Doublewrite. */
+    /* 4. Doublewrite. A page-cache engine is told so plainly: O_DIRECT atomics may work on the
+     * file but are not for it, and its in-place writes stay in the page cache. */
+    bool page_cache_only = in->io_style == ATOMIO_IO_BUFFERED;
     if (in->have_store) {
-        atomio__reason(why, "no usable atomic write for this file: doublewrite store");
+        if (page_cache_only)
+            atomio__reason(why, "page-cache engine without buffered atomic writes: doublewrite "
+                                "store, in-place writes through the page cache");
+        else
+            atomio__reason(why, "no usable atomic write for this file: doublewrite store");
         return choose(out, ATOMIO_PATH_DOUBLEWRITE, why);
     }
     out->err = ATOMIO_E_NO_DOUBLEWRITE;
-    atomio__reason(out->reason,
-                   "no torn-write-safe path: no usable atomic write and no doublewrite store");
+    if (page_cache_only)
+        atomio__reason(out->reason, "no torn-write-safe path for a page-cache engine: no "
+                                    "buffered atomic writes and no doublewrite store");
+    else
+        atomio__reason(out->reason,
+                       "no torn-write-safe path: no usable atomic write and no doublewrite store");
 }
 
 /*

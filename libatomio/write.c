@@ -13,39 +13,52 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int
-check_entry(atomio_ctx *ctx, const atomio_page_write *w)
+/*
+ * atomio__write_check() -- the file-level checks every page write passes before its path's
+ * prep() (shared with bring-your-own-ring preparation, byor.c).
+ */
+int
+atomio__write_check(atomio_file *f, uint64_t page_no, const void *page)
 {
-    atomio_file *f = w->file;
     int r = atomio__file_check(f);
     if (r < 0)
         return r;
-    if (f->ctx != ctx || !w->page)
+    if (!page)
         return ATOMIO_E_INVAL;
     if (f->rdonly)
         return ATOMIO_E_READ_ONLY;
     if (atomic_load(&f->state) == ATOMIO_STATE_FAILED)
         return ATOMIO_E_FAILED;
-    if (w->page_no > ((uint64_t)INT64_MAX >> f->page_shift) - 1)
+    if (page_no > ((uint64_t)INT64_MAX >> f->page_shift) - 1)
         return ATOMIO_E_RANGE;
     return 0;
 }
 
-/*
- * reprobe_and_retry() -- EINVAL from an atomic write means our geometry is wrong, or the file
- * changed under us (remount, reflink state). Probe again once: if the file no longer takes
- * this path, switch to what selection says now; otherwise retry exactly once. A second EINVAL
- * is a bug: ATOMIO_E_GEOMETRY.
- */
 static int
-reprobe_and_retry(atomio_file *f, struct atomio_io *io, uint64_t page_no, const void *page,
-                  uint32_t wflags, bool *to_dw)
+check_entry(atomio_ctx *ctx, const atomio_page_write *w)
 {
-    *to_dw = false;
+    int r = atomio__file_check(w->file);
+    if (r < 0)
+        return r;
+    if (w->file->ctx != ctx)
+        return ATOMIO_E_INVAL;
+    return atomio__write_check(w->file, w->page_no, w->page);
+}
+
+/*
+ * atomio__file_reprobe() -- EINVAL from an atomic write means our geometry is wrong, or the
+ * file changed under us (remount, reflink state). Probe again, once per file: if the file no
+ * longer takes cur, the atomic path that got EINVAL (and a store exists), switch it to
+ * DOUBLEWRITE and return 1;
+ * otherwise return 0 and the caller retries exactly once. A second EINVAL on the file is a
+ * bug: ATOMIO_E_GEOMETRY. Shared with atomio_complete_write() (byor.c).
+ */
+int
+atomio__file_reprobe(atomio_file *f, uint32_t cur)
+{
     pthread_mutex_lock(f->lock);
     bool again = f->reprobed;
     f->reprobed = true;
-    uint32_t cur = atomic_load(&f->path_cur);
     if (!again) {
         char dir[4096];
         size_t n = strlen(f->path);
@@ -58,6 +71,10 @@ reprobe_and_retry(atomio_file *f, struct atomio_io *io, uint64_t page_no, const 
             *(slash == dir ? slash + 1 : slash) = '\0';
         atomio_caps caps;
         caps.size = sizeof(caps);
+        /* The buffered verdict is cached per device: drop it, or the re-probe reads back the
+         * very verdict the EINVAL contradicts. */
+        if (cur == ATOMIO_PATH_BUFFERED_ATOMIC)
+            atomio__caps_cache_forget(f->caps.dev_major, f->caps.dev_minor, f->page_size);
         if (atomio__probe_fd(f->fd, dir, f->page_size, &caps) == 0) {
             f->caps = caps;
             bool still = cur == ATOMIO_PATH_DIRECT_ATOMIC ? caps.direct_atomic != ATOMIO_ATOMIC_NONE
@@ -65,20 +82,39 @@ reprobe_and_retry(atomio_file *f, struct atomio_io *io, uint64_t page_no, const 
             if (!still && f->ctx->store) {
                 pthread_mutex_unlock(f->lock);
                 atomio__file_downgrade(f, -EINVAL);
-                *to_dw = true;
-                return 0;
+                return 1;
             }
         }
     }
     pthread_mutex_unlock(f->lock);
-    if (again)
-        return ATOMIO_E_GEOMETRY;
+    return again ? ATOMIO_E_GEOMETRY : 0;
+}
+
+/* reprobe_and_retry() -- atomio__file_reprobe(), then the one retry through the submitter. */
+static int
+reprobe_and_retry(atomio_file *f, struct atomio_io *io, uint64_t page_no, const void *page,
+                  uint32_t wflags, bool *to_dw)
+{
+    *to_dw = false;
+    /* The path that prepared io, not path_cur: another thread may have downgraded the file
+     * meanwhile, and DOUBLEWRITE has no prep(). index/path survive the re-prep. */
+    uint32_t cur = io->path;
+    uint32_t index = io->index;
+    int r = atomio__file_reprobe(f, cur);
+    if (r < 0)
+        return r;
+    if (r == 1) {
+        *to_dw = true;
+        return 0;
+    }
 
     const struct atomio_path_ops *ops = atomio__path_ops(cur);
     if (io->bounce)
         atomio__buf_free(f->ctx, io->bounce, io->len);
     memset(io, 0, sizeof(*io));
-    int r = ops->prep(f, page_no, page, wflags, io);
+    r = ops->prep(f, page_no, page, wflags, io);
+    io->index = index;
+    io->path = cur;
     if (r < 0)
         return r;
     r = f->ctx->submit->submit(f->ctx, io, 1);

@@ -16,12 +16,19 @@
  * Small cases are exhaustive over every crash point and every pattern of the sector pieces
  * that can matter; large ones are randomized (ATOMIO_CRASH_ITERATIONS, default 10000). A
  * sabotaged protocol (no store fdatasync) must be caught.
+ *
+ * The staged_* twins run the same workloads through the staged doublewrite an engine drives
+ * from its own ring (atomio_dw_stage() ...; atomio_uring.h): every SQE the library prepares is
+ * executed through the seam by t_engine's interpreter, so the simulator sees the engine's
+ * writes exactly as it sees the library's own.
  */
 #include "atomio_internal.h"
+#include "atomio_uring.h"
 #include "dw_format.h"
 #include "dw_store.h"
 #include "helpers.h"
 #include "sim_device.h"
+#include "t_engine.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -62,6 +69,7 @@ struct wl {
     uint64_t short_page, short_keep;
     long short_op; /* its device op, found by a first run */
     int atomic_ok; /* atomic writes the device takes before failing with ENOSPC */
+    bool staged;   /* the engine drives the staged doublewrite instead of atomio_write*() */
     int nsteps;
     struct wl_step steps[MAXSTEPS];
 };
@@ -184,6 +192,110 @@ ctx_open_on_sim(const struct wl *wl, uint32_t flags, int *err)
     return *err == 0 ? ctx : NULL;
 }
 
+/*
+ * staged_batch() -- one staged batch as an engine with its own ring runs it: each prepared SQE
+ * goes through the seam (t_eng_exec); the in-place writes are all prepared before any runs and
+ * reported in reverse order. A failed store step abandons the batch, as an engine would.
+ */
+static void
+staged_batch(atomio_ctx *ctx, atomio_page_write *w, int n, int *results)
+{
+    atomio_dw_batch *b;
+    int r = atomio_dw_stage(ctx, w, (size_t)n, 0, &b);
+    if (r < 0) {
+        for (int i = 0; i < n; i++)
+            results[i] = w[i].result ? w[i].result : r;
+        return;
+    }
+    struct io_uring_sqe sqe;
+    r = atomio_dw_prep_store(b, &sqe);
+    cr_assert_eq(r, 0);
+    r = atomio_dw_complete_store(b, t_eng_exec(&sqe));
+    if (r == 0) {
+        cr_assert_eq(atomio_dw_prep_store_sync(b, &sqe), 0);
+        r = atomio_dw_complete_store_sync(b, t_eng_exec(&sqe));
+    }
+    if (r < 0) {
+        (void)atomio_dw_abandon(b); /* fails once the device is dead: expected */
+        for (int i = 0; i < n; i++)
+            results[i] = r;
+        return;
+    }
+    struct io_uring_sqe ip[MAXW];
+    int res[MAXW];
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(atomio_dw_prep_inplace(b, (size_t)i, &ip[i]), 0);
+    for (int i = 0; i < n; i++)
+        res[i] = t_eng_exec(&ip[i]);
+    for (int i = n; i-- > 0;) {
+        int c = atomio_dw_complete_inplace(b, (size_t)i, res[i]);
+        cr_assert(c != ATOMIO_E_SEQUENCE && c != ATOMIO_E_INVAL, "complete: %s",
+                  atomio_err_name(c)); /* the page's own result comes back from done */
+    }
+    cr_assert_geq(atomio_dw_done(b, results), 0);
+}
+
+/* staged_step() -- a step's pages in as many staged batches as the store's segments need
+ * (an engine splits as atomio_write_batch() does: a staged batch is one segment). */
+static void
+staged_step(atomio_ctx *ctx, atomio_page_write *w, int n, int *results)
+{
+    const struct atomio_dw_geom *g = &ctx->store->g;
+    for (int i = 0; i < n;) {
+        int cnt = 0;
+        uint64_t bytes = 0;
+        while (i + cnt < n && (uint32_t)cnt < g->slots_max) {
+            uint32_t ps = w[i + cnt].file->page_size;
+            if (atomio__dw_table_bytes((uint32_t)cnt + 1) + bytes + ps > g->seg_size)
+                break;
+            bytes += ps;
+            cnt++;
+        }
+        staged_batch(ctx, w + i, cnt, results + i);
+        i += cnt;
+    }
+}
+
+/*
+ * engine_step() -- a step as an engine with its own ring issues it: pages of atomic files get
+ * an atomio_prep_write() SQE each, all in flight together (completions reported in reverse);
+ * pages the library sends to doublewrite (ATOMIO_E_NEEDS_DOUBLEWRITE from the preparation or,
+ * after a runtime downgrade, from the completion) go through the staged doublewrite -- what
+ * atomio_write_batch() does inside one call.
+ */
+static void
+engine_step(atomio_ctx *ctx, atomio_page_write *w, int n, int *results)
+{
+    atomio_page_write dw[MAXW];
+    int dwi[MAXW], dwres[MAXW], idx[MAXW], res[MAXW];
+    struct io_uring_sqe sq[MAXW];
+    int ndw = 0, nsq = 0;
+    for (int i = 0; i < n; i++) {
+        int r = atomio_prep_write(w[i].file, &sq[nsq], w[i].page_no, w[i].page, 0);
+        if (r == 0)
+            idx[nsq++] = i;
+        else if (r == ATOMIO_E_NEEDS_DOUBLEWRITE)
+            dw[ndw] = w[i], dwi[ndw++] = i;
+        else
+            results[i] = r;
+    }
+    for (int k = 0; k < nsq; k++)
+        res[k] = t_eng_exec(&sq[k]);
+    for (int k = nsq; k-- > 0;) {
+        int i = idx[k];
+        int c = atomio_complete_write(w[i].file, res[k], w[i].file->page_size);
+        if (c == ATOMIO_E_NEEDS_DOUBLEWRITE)
+            dw[ndw] = w[i], dwi[ndw++] = i;
+        else
+            results[i] = c;
+    }
+    if (ndw) {
+        staged_step(ctx, dw, ndw, dwres);
+        for (int j = 0; j < ndw; j++)
+            results[dwi[j]] = dwres[j];
+    }
+}
+
 /* run_workload() -- the workload on the device as it is; records when each call started and
  * returned, in device ops. Calls after a crash fail (dead device); that is expected. */
 static void
@@ -218,7 +330,9 @@ run_workload(const struct wl *wl, struct call *calls)
         }
         calls[s].ran = true;
         calls[s].op_start = sim_ops();
-        if (st->single) {
+        if (wl->staged) {
+            engine_step(ctx, w, st->n, calls[s].results);
+        } else if (st->single) {
             calls[s].results[0] = atomio_write(w[0].file, w[0].page_no, w[0].page, 0);
         } else {
             int nw = atomio_write_batch(ctx, w, (size_t)st->n, 0);
@@ -970,4 +1084,192 @@ Test(crash, sabotage_randomized_is_caught)
     randomized(&wl, 7, 400, &t);
     report("sabotaged randomized", &t);
     cr_assert_gt(t.torn + t.lost, 0);
+}
+
+/* ---- the same, driven from an engine's ring (staged doublewrite) ---------------------------- */
+
+Test(crash, staged_exhaustive_two_pages_one_batch)
+{
+    struct wl wl = small_base("staged: 2 pages, 1 batch");
+    wl.staged = true;
+    add(&wl, 0, 0, 0, 1);
+    add(&wl, 0, 0, 2, 1);
+    struct tally t = {0};
+    sim_init(root);
+    exhaustive(&wl, &t);
+    assert_clean(wl.name, &t);
+    cr_assert_gt(t.restored_total, 0, "no crash state ever needed a restore");
+    cr_assert_eq(t.sampled_points, 0);
+}
+
+Test(crash, staged_exhaustive_two_batches_same_page_rewritten)
+{
+    struct wl wl = small_base("staged: 2 batches, page rewritten");
+    wl.staged = true;
+    add(&wl, 0, 0, 0, 1);
+    add(&wl, 0, 0, 1, 1);
+    add(&wl, 1, 0, 1, 2);
+    add(&wl, 1, 0, 2, 2);
+    struct tally t = {0};
+    sim_init(root);
+    exhaustive(&wl, &t);
+    assert_clean(wl.name, &t);
+    cr_assert_eq(t.sampled_points, 0);
+}
+
+Test(crash, staged_exhaustive_two_batches_two_files_rotating_segments)
+{
+    struct wl wl = small_base("staged: 2 batches, 2 files, rotating segments");
+    wl.staged = true;
+    wl.nfiles = 2;
+    wl.ps[1] = 1024;
+    wl.npages[1] = 2;
+    wl.policy = 1;
+    add(&wl, 0, 0, 0, 1);
+    add(&wl, 0, 1, 1, 1);
+    add(&wl, 1, 0, 0, 2);
+    add(&wl, 1, 1, 0, 2);
+    add(&wl, 1, 0, 3, 2);
+    struct tally t = {0};
+    sim_init(root);
+    exhaustive(&wl, &t);
+    assert_clean(wl.name, &t);
+}
+
+Test(crash, staged_exhaustive_single_pages_with_sync)
+{
+    struct wl wl = small_base("staged: single pages, sync, 3 batches");
+    wl.staged = true;
+    wl.policy = 1;
+    add(&wl, 0, 0, 1, 1);
+    wl.steps[0].sync = true;
+    add(&wl, 1, 0, 1, 2);
+    add(&wl, 2, 0, 2, 3);
+    struct tally t = {0};
+    sim_init(root);
+    exhaustive(&wl, &t);
+    assert_clean(wl.name, &t);
+}
+
+Test(crash, staged_exhaustive_scattered_segment_reuse)
+{
+    struct wl wl = small_base("staged: scattered segment reuse, 5 batches");
+    wl.staged = true;
+    wl.segs = 3;
+    wl.policy = 2;
+    add(&wl, 0, 0, 0, 1);
+    add(&wl, 0, 0, 1, 1);
+    add(&wl, 1, 0, 0, 2);
+    add(&wl, 2, 0, 2, 1);
+    add(&wl, 3, 0, 3, 1);
+    add(&wl, 4, 0, 1, 2);
+    struct tally t = {0};
+    sim_init(root);
+    exhaustive(&wl, &t);
+    assert_clean(wl.name, &t);
+}
+
+Test(crash, staged_exhaustive_runtime_downgrade)
+{
+    /* The whole bring-your-own-ring flow: atomio_prep_write() SQEs until the device refuses
+     * an atomic write with ENOSPC, atomio_complete_write() downgrades the file, the engine
+     * rewrites the page through the staged doublewrite. */
+    struct wl wl = small_base("staged: atomic writes, ENOSPC, downgrade");
+    wl.staged = true;
+    wl.path[0] = ATOMIO_PATH_DIRECT_ATOMIC;
+    wl.atomic_ok = 2;
+    wl.npages[0] = 4;
+    add(&wl, 0, 0, 0, 1);
+    add(&wl, 0, 0, 1, 1);
+    wl.steps[0].sync = true;
+    add(&wl, 1, 0, 1, 2);
+    add(&wl, 1, 0, 2, 1);
+    wl.steps[1].sync = true;
+    add(&wl, 2, 0, 0, 2);
+    add(&wl, 2, 0, 3, 1);
+    wl.steps[2].sync = true;
+    struct tally t = {0};
+    sim_init(root);
+    struct call calls[MAXSTEPS];
+    fresh_device(&wl);
+    run_workload(&wl, calls);
+    cr_assert_eq(last_downgrades[0], 1, "the file did not downgrade");
+    for (int s = 0; s < 3; s++)
+        for (int i = 0; i < 2; i++)
+            cr_assert_eq(calls[s].results[i], 0, "step %d write %d: %s", s, i,
+                         atomio_err_name(calls[s].results[i]));
+    exhaustive(&wl, &t);
+    assert_clean(wl.name, &t);
+}
+
+Test(crash, staged_exhaustive_short_write_rescue)
+{
+    /* The short in-place write as the engine reports it from its ring: the rescue batch is
+     * made without waiting for a segment (a staged run never blocks). A staged batch is all or
+     * nothing, so the write the failed file is refused gets a step of its own. */
+    struct wl wl = small_base("staged: short in-place write, rescue batch");
+    wl.staged = true;
+    wl.nfiles = 2;
+    wl.ps[1] = 1024;
+    wl.npages[0] = 3;
+    wl.npages[1] = 3;
+    wl.segs = 3;
+    add(&wl, 0, 0, 0, 1);
+    add(&wl, 0, 1, 0, 1);
+    add(&wl, 1, 0, 1, 1);
+    add(&wl, 1, 1, 1, 1);
+    add(&wl, 2, 1, 2, 1);
+    add(&wl, 3, 1, 0, 2);
+    add(&wl, 4, 0, 2, 1); /* refused: the file failed */
+    wl.short_step = 1;
+    wl.short_file = 0;
+    wl.short_page = 1;
+    wl.short_keep = 512;
+    struct tally t = {0};
+    sim_init(root);
+    find_short_op(&wl);
+    struct call calls[MAXSTEPS];
+    fresh_device(&wl);
+    run_workload(&wl, calls);
+    cr_assert_eq(calls[1].results[0], ATOMIO_E_SHORT_WRITE);
+    cr_assert_eq(calls[1].results[1], 0);
+    cr_assert_eq(calls[3].results[0], 0);
+    cr_assert_eq(calls[4].results[0], ATOMIO_E_FAILED);
+    exhaustive(&wl, &t);
+    assert_clean(wl.name, &t);
+}
+
+Test(crash, staged_randomized_large)
+{
+    uint64_t total = iterations();
+    uint64_t per = 500;
+    uint64_t workloads = (total + per - 1) / per;
+    struct tally t = {0};
+    sim_init(root);
+    for (uint64_t w = 0; w < workloads; w++) {
+        struct wl wl = random_wl(0xC0FFEE + w * 7919);
+        wl.staged = true;
+        uint64_t n = total - w * per < per ? total - w * per : per;
+        randomized(&wl, 0xBADC0DE + w, n, &t);
+    }
+    assert_clean("staged randomized", &t);
+    cr_assert_geq(t.crash_states, total);
+    cr_assert_gt(t.restored_total, 0);
+    cr_assert_gt(t.torn_batches_total, 0, "no crash ever tore a store batch");
+}
+
+Test(crash, staged_sabotage_without_store_durability_is_caught)
+{
+    atomic_store(&atomio__test_skip_dw_durability, 1);
+    struct wl wl = small_base("staged, sabotaged: no store fsync");
+    wl.staged = true;
+    add(&wl, 0, 0, 0, 1);
+    add(&wl, 0, 0, 2, 1);
+    add(&wl, 1, 0, 2, 2);
+    struct tally t = {0};
+    sim_init(root);
+    exhaustive(&wl, &t);
+    report(wl.name, &t);
+    cr_assert_gt(t.torn + t.lost, 0,
+                 "the simulator did not notice that the store write was never made durable");
 }

@@ -459,3 +459,36 @@ Test(fs, probing_a_directory_reports_what_a_new_file_gets, .fini = fini)
     closedir(d);
     cr_assert_eq(entries, 0, "the directory probe left %d entries behind", entries);
 }
+
+Test(fs, page_larger_than_a_store_segment_is_refused_at_open)
+{
+    char dir[256];
+    t_tmpdir(dir, sizeof(dir));
+    char store[300];
+    snprintf(store, sizeof(store), "%s/dblwr", dir);
+    cr_assert(mkdir(store, 0700) == 0);
+    atomio_ctx_opts co = ATOMIO_CTX_OPTS_INIT;
+    co.dblwr_dir = store;
+    co.submitter = ATOMIO_SUBMIT_SYNC;
+    co.dblwr_max_page_size = 4096;
+    co.dblwr_batch_pages = 1;
+    co.dblwr_segments = 2;
+    atomio_ctx *c = NULL;
+    int r = atomio_ctx_open(&co, &c);
+    cr_assert_eq(r, 0, "ctx open: %s", atomio_err_name(r));
+    atomio_file_opts fo = ATOMIO_FILE_OPTS_INIT;
+    fo.page_size = 65536;
+    fo.flags = ATOMIO_FILE_CREATE;
+    fo.path = ATOMIO_PATH_DOUBLEWRITE;
+    atomio_file *f = NULL;
+    r = atomio_file_open(c, t_join(dir, "data"), &fo, &f);
+    cr_assert_eq(r, ATOMIO_E_NO_DOUBLEWRITE, "64 KiB page on a 4 KiB store gave %s",
+                 atomio_err_name(r));
+    cr_assert_null(f);
+    fo.page_size = 4096; /* what the store was sized for still works */
+    r = atomio_file_open(c, t_join(dir, "data"), &fo, &f);
+    cr_assert_eq(r, 0, "4 KiB page: %s", atomio_err_name(r));
+    atomio_file_close(f);
+    atomio_ctx_close(c);
+    t_rmtree(dir);
+}
