@@ -203,6 +203,23 @@ def test_run_outputs(tmp):
     check(rc == 0 and "pages/s" in out and "UNSAFE" in out, f"table output ({err.strip()})")
     check("\r" not in err, "no progress bar when stderr is not a terminal")
 
+    # Driver semantics: pages budget shared by threads, sync cadence per thread.
+    for extra, want_pages, want_spp in [
+            (["--threads", "2", "--workload", "checkpoint"], 256, 1 / 8),
+            (["--sequential", "--sync", "16"], 256, 1 / 16),
+            (["--sync", "never", "--batch", "1"], 256, 0.0)]:
+        rc, out, err = run(["run"] + common + extra + ["--json"])
+        check(rc == 0, f"run {extra}: exit {rc}: {err.strip()}")
+        try:
+            rec = json.loads(out)["results"][0]["runs"][0]
+            check(rec["pages"] == want_pages, f"run {extra}: {rec['pages']} pages")
+            check(abs(rec["syncs_per_page"] - want_spp) < 1e-9,
+                  f"run {extra}: syncs/page {rec['syncs_per_page']}, want {want_spp}")
+            if "--batch" in extra:
+                check(rec["lat_page_source"] == "call", f"batch 1 latency source {rec}")
+        except (ValueError, KeyError, IndexError) as e:
+            check(False, f"run {extra} --json: {e}")
+
     # DOUBLEWRITE: every page also goes to the store, made beside the file and removed after.
     rc, out, err = run(["run"] + common + ["--path", "doublewrite", "--json"])
     check(rc == 0, f"run --path doublewrite exit {rc}: {err.strip()}")
