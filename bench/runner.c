@@ -1,0 +1,341 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * runner.c -- the workload driver's runner for libatomio: one ctx and one file per run, opened
+ * with the path asked for, pages from atomio_page_alloc(), writes through atomio_write() (batch
+ * 1, the call an engine makes per page) or atomio_write_batch(), syncs through atomio_sync().
+ * Device bytes, syncs and the per-page latency histogram come from atomio_ctx_stats() deltas.
+ */
+#include "bench_atomio.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct lib_state {
+    const struct wl_config *c;
+    atomio_ctx *ctx;
+    atomio_file *f;
+    atomio_stats st[2];
+};
+
+struct lib_thread {
+    struct lib_state *s;
+    unsigned tid;
+    uint64_t stamp;
+    void *bufs;
+    atomio_page_write *w;
+};
+
+static void *
+lt_init(void *arg, unsigned tid)
+{
+    struct lib_state *s = arg;
+    struct lib_thread *t = calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    t->s = s;
+    t->tid = tid;
+    t->bufs = atomio_page_alloc(s->ctx, s->c->page_size, s->c->batch);
+    t->w = calloc(s->c->batch, sizeof(*t->w));
+    if (!t->bufs || !t->w) {
+        if (t->bufs)
+            atomio_page_free(s->ctx, t->bufs, s->c->page_size, s->c->batch);
+        free(t->w);
+        free(t);
+        return NULL;
+    }
+    unsigned char *b = t->bufs;
+    size_t len = (size_t)s->c->page_size * s->c->batch;
+    uint64_t x = 0x2545F4914F6CDD1Dull ^ tid;
+    for (size_t i = 0; i < len; i += 8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        memcpy(b + i, &x, 8);
+    }
+    return t;
+}
+
+/* stamp() -- make each write's content differ (page number + a counter in the first bytes). */
+static void *
+stamp(struct lib_thread *t, uint32_t i, uint64_t page_no)
+{
+    unsigned char *p = (unsigned char *)t->bufs + (size_t)i * t->s->c->page_size;
+    uint64_t v[2] = {page_no, ++t->stamp};
+    memcpy(p, v, sizeof(v));
+    return p;
+}
+
+static int
+lt_write(void *ts, const uint64_t *pages, uint32_t n, uint64_t *lat)
+{
+    (void)lat;
+    struct lib_thread *t = ts;
+    if (n == 1)
+        return atomio_write(t->s->f, pages[0], stamp(t, 0, pages[0]), 0);
+    for (uint32_t i = 0; i < n; i++) {
+        t->w[i].file = t->s->f;
+        t->w[i].page_no = pages[i];
+        t->w[i].page = stamp(t, i, pages[i]);
+        t->w[i].result = 0;
+    }
+    int rc = atomio_write_batch(t->s->ctx, t->w, n, 0);
+    if (rc < 0)
+        return rc;
+    if ((uint32_t)rc != n) {
+        for (uint32_t i = 0; i < n; i++)
+            if (t->w[i].result < 0)
+                return t->w[i].result;
+        return ATOMIO_E_INVAL; /* count short but no entry failed: a library bug, say so */
+    }
+    return 0;
+}
+
+static int
+lt_sync(void *ts)
+{
+    struct lib_thread *t = ts;
+    return atomio_sync(t->s->f);
+}
+
+static void
+lt_fini(void *ts)
+{
+    struct lib_thread *t = ts;
+    atomio_page_free(t->s->ctx, t->bufs, t->s->c->page_size, t->s->c->batch);
+    free(t->w);
+    free(t);
+}
+
+static void
+lt_mark(void *arg, int phase)
+{
+    struct lib_state *s = arg;
+    atomio_stats st;
+    memset(&st, 0, sizeof(st));
+    st.size = sizeof(st); /* the _INIT macros trip -Wmissing-field-initializers */
+    if (atomio_ctx_stats(s->ctx, &st) == 0)
+        s->st[phase] = st;
+}
+
+static void
+lt_strerr(void *arg, int err, char *buf, size_t len)
+{
+    (void)arg;
+    snprintf(buf, len, "%s (%s)", atomio_err_name(err), atomio_strerror(err));
+}
+
+void
+lib_default_dblwr_dir(const char *file, char *out, size_t len)
+{
+    snprintf(out, len, "%s.atomio-dblwr", file);
+}
+
+static int
+rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)ftw;
+    if (flag == FTW_DP)
+        rmdir(p);
+    else
+        unlink(p);
+    return 0;
+}
+
+void
+lib_remove_dblwr_dir(const char *dir)
+{
+    /* Only ever called on a directory this tool created; FTW_PHYS: never follow a link out. */
+    nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
+int
+parse_path_name(const char *s)
+{
+    static const struct {
+        const char *name;
+        int path;
+    } names[] = {
+        {"auto", ATOMIO_PATH_AUTO},
+        {"direct", ATOMIO_PATH_DIRECT_ATOMIC},
+        {"direct_atomic", ATOMIO_PATH_DIRECT_ATOMIC},
+        {"direct-atomic", ATOMIO_PATH_DIRECT_ATOMIC},
+        {"buffered", ATOMIO_PATH_BUFFERED_ATOMIC},
+        {"buffered_atomic", ATOMIO_PATH_BUFFERED_ATOMIC},
+        {"buffered-atomic", ATOMIO_PATH_BUFFERED_ATOMIC},
+        {"doublewrite", ATOMIO_PATH_DOUBLEWRITE},
+        {"dblwr", ATOMIO_PATH_DOUBLEWRITE},
+        {"unsafe", ATOMIO_PATH_UNSAFE},
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcasecmp(s, names[i].name) == 0)
+            return names[i].path;
+    return -1;
+}
+
+int
+parse_policy_name(const char *s)
+{
+    if (strcmp(s, "fast") == 0 || strcasecmp(s, "prefer_fast") == 0)
+        return ATOMIO_POLICY_PREFER_FAST;
+    if (strcmp(s, "atomic") == 0 || strcasecmp(s, "prefer_atomic") == 0)
+        return ATOMIO_POLICY_PREFER_ATOMIC;
+    if (strcasecmp(s, "calibrate") == 0)
+        return ATOMIO_POLICY_CALIBRATE;
+    return -1;
+}
+
+const char *
+fs_type_name(uint64_t t)
+{
+    static _Thread_local char buf[24];
+    switch (t) {
+    case 0x58465342:
+        return "xfs";
+    case 0xef53:
+        return "ext4";
+    case 0x01021994:
+        return "tmpfs";
+    case 0x9123683e:
+        return "btrfs";
+    case 0x2fc12fc1:
+        return "zfs";
+    case 0xf2f52010:
+        return "f2fs";
+    case 0x794c7630:
+        return "overlayfs";
+    case 0x6969:
+        return "nfs";
+    case 0:
+        return "unknown";
+    }
+    snprintf(buf, sizeof(buf), "0x%llx", (unsigned long long)t);
+    return buf;
+}
+
+/* open_ctx() -- a ctx with a doublewrite store; without one if the store cannot be made and the
+ * path is not DOUBLEWRITE itself (noted in the result, so the row says so: AUTO then chooses
+ * among the other paths). */
+static int
+open_ctx(const struct wl_config *c, const struct lib_opts *o, struct wl_result *r, atomio_ctx **ctx)
+{
+    atomio_ctx_opts co;
+    atomio_ctx_opts_init(&co);
+    co.dblwr_dir = o->dblwr_dir;
+    co.policy = o->policy;
+    co.submitter = (uint32_t)c->submitter;
+    co.queue_depth = c->qd;
+    co.dblwr_batch_pages = c->batch > 64 ? c->batch : 0;
+    co.dblwr_max_page_size = c->page_size > 16384 ? c->page_size : 0;
+    int rc = atomio_ctx_open(&co, ctx);
+    if (rc == 0 || o->path == ATOMIO_PATH_DOUBLEWRITE)
+        return rc;
+    snprintf(r->note, sizeof(r->note), "no doublewrite store (%s)%s", atomio_err_name(rc),
+             o->path == ATOMIO_PATH_AUTO ? ", so AUTO chose without DOUBLEWRITE" : "");
+    co.flags |= ATOMIO_CTX_NO_DOUBLEWRITE;
+    co.dblwr_dir = NULL;
+    return atomio_ctx_open(&co, ctx);
+}
+
+int
+lib_run(const struct wl_config *c, const struct lib_opts *o, struct wl_result *r,
+        struct wl_progress *prog)
+{
+    struct lib_state s;
+    memset(&s, 0, sizeof(s));
+    s.c = c;
+    snprintf(r->name, sizeof(r->name), "%s", atomio_path_name(o->path));
+    int rc = open_ctx(c, o, r, &s.ctx);
+    if (rc < 0) {
+        r->err = rc;
+        snprintf(r->errmsg, sizeof(r->errmsg), "atomio_ctx_open(%s): %s (%s)", o->dblwr_dir,
+                 atomio_err_name(rc), atomio_strerror(rc));
+        return rc;
+    }
+    atomio_file_opts fo;
+    atomio_file_opts_init(&fo);
+    fo.page_size = c->page_size;
+    fo.io_style = (uint32_t)c->io_style;
+    fo.path = o->path;
+    rc = atomio_file_open(s.ctx, c->file, &fo, &s.f);
+    if (rc < 0) {
+        r->err = rc;
+        const char *why = "";
+        atomio_caps caps;
+        memset(&caps, 0, sizeof(caps));
+        caps.size = sizeof(caps); /* the _INIT macros trip -Wmissing-field-initializers */
+        if ((rc == ATOMIO_E_PATH_UNSUPPORTED || rc == ATOMIO_E_FOLIO_ORDER) &&
+            atomio_probe(c->file, c->page_size, &caps) == 0) {
+            if (o->path == ATOMIO_PATH_DIRECT_ATOMIC)
+                why = caps.reason_direct;
+            else if (o->path == ATOMIO_PATH_BUFFERED_ATOMIC)
+                why = caps.reason_buffered;
+            else if (o->path == ATOMIO_PATH_DOUBLEWRITE)
+                why = caps.reason_doublewrite;
+        }
+        snprintf(r->errmsg, sizeof(r->errmsg), "atomio_file_open(%s, path %s): %s (%s)%s%s",
+                 c->file, atomio_path_name(o->path), atomio_err_name(rc), atomio_strerror(rc),
+                 *why ? ": " : "", why);
+        (void)atomio_ctx_close(s.ctx);
+        return rc;
+    }
+    atomio_file_info info;
+    memset(&info, 0, sizeof(info));
+    info.size = sizeof(info); /* the _INIT macros trip -Wmissing-field-initializers */
+    if (atomio_file_info_get(s.f, &info) == 0) {
+        snprintf(r->path_actual, sizeof(r->path_actual), "%s", atomio_path_name(info.path));
+        snprintf(r->submitter, sizeof(r->submitter), "%s", atomio_submitter_name(info.submitter));
+        r->o_direct = (int)info.o_direct;
+        r->qd_effective = info.submitter == ATOMIO_SUBMIT_SYNC ? 1 : c->qd;
+        size_t used = strlen(r->note);
+        if (o->path == ATOMIO_PATH_AUTO || info.path != o->path || info.uring_fallback)
+            snprintf(r->note + used, sizeof(r->note) - used, "%s%s%s%s", used ? "; " : "",
+                     info.reason, info.uring_fallback ? "; io_uring setup failed, pwritev2" : "",
+                     "");
+    }
+
+    struct wl_ops ops = {
+        .arg = &s,
+        .thread_init = lt_init,
+        .write_batch = lt_write,
+        .sync = lt_sync,
+        .thread_fini = lt_fini,
+        .mark = lt_mark,
+        .strerr = lt_strerr,
+        .page_lat = 0,
+    };
+    rc = wl_run(c, &ops, r, prog);
+    r->bytes_data = s.st[1].bytes_data - s.st[0].bytes_data;
+    r->bytes_dblwr = s.st[1].bytes_dblwr - s.st[0].bytes_dblwr;
+    r->dev_syncs = s.st[1].syncs - s.st[0].syncs;
+    if (!(r->lat_page && r->lat_page->count)) {
+        uint64_t d[ATOMIO_LAT_BUCKETS];
+        int top = -1;
+        for (int i = 0; i < ATOMIO_LAT_BUCKETS; i++) {
+            d[i] = s.st[1].lat_hist[i] - s.st[0].lat_hist[i];
+            if (d[i])
+                top = i;
+        }
+        if (top >= 0) {
+            r->lat_page_q[0] = log2hist_quantile(d, ATOMIO_LAT_BUCKETS, 0.50);
+            r->lat_page_q[1] = log2hist_quantile(d, ATOMIO_LAT_BUCKETS, 0.99);
+            r->lat_page_q[2] = log2hist_quantile(d, ATOMIO_LAT_BUCKETS, 0.999);
+            r->lat_page_q[3] = (double)(1ull << (top + 1)); /* upper edge of the top bucket */
+            r->lat_page_source = "library-histogram";
+        }
+    }
+    int crc = atomio_file_close(s.f);
+    int xrc = atomio_ctx_close(s.ctx);
+    if (!rc && (crc || xrc)) {
+        rc = crc ? crc : xrc;
+        r->err = rc;
+        snprintf(r->errmsg, sizeof(r->errmsg), "close: %s (%s)", atomio_err_name(rc),
+                 atomio_strerror(rc));
+    }
+    return rc;
+}
