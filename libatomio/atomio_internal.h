@@ -142,6 +142,14 @@ extern const struct atomio_path_ops atomio__path_buffered;
 extern const struct atomio_path_ops atomio__path_doublewrite;
 extern const struct atomio_path_ops atomio__path_unsafe;
 const struct atomio_path_ops *atomio__path_ops(uint32_t path);
+/* Fill io for a plain single-buffer page write of f (no copy): ATOMIO_E_UNALIGNED if page
+ * breaks the fd's alignment. Shared by the direct and unsafe paths. */
+int atomio__prep_page(struct atomio_file *f, uint64_t page_no, const void *page, int rwflags,
+                      struct atomio_io *io);
+/* A completion wrote 0 <= n < len: count it, fail the file, return ATOMIO_E_SHORT_WRITE. */
+int atomio__short_write(struct atomio_file *f);
+/* open(2) flags for in-place (non-atomic) writes as the io style asks: DOUBLEWRITE, UNSAFE. */
+int atomio__inplace_open_flags(const struct atomio_file *f);
 /* The failure model of an RWF_ATOMIC completion (direct and buffered paths share it). */
 int atomio__atomic_complete(struct atomio_file *f, struct atomio_io *io);
 

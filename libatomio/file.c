@@ -93,6 +93,30 @@ atomio__file_downgrade(atomio_file *f, int err)
 }
 
 int
+atomio__short_write(atomio_file *f)
+{
+    ATOMIO_COUNT(&f->stats, short_writes, 1);
+    ATOMIO_COUNT(&f->ctx->stats, short_writes, 1);
+    atomio__file_fail(f);
+    return ATOMIO_E_SHORT_WRITE;
+}
+
+int
+atomio__prep_page(atomio_file *f, uint64_t page_no, const void *page, int rwflags,
+                  struct atomio_io *io)
+{
+    if ((uintptr_t)page % f->mem_align)
+        return ATOMIO_E_UNALIGNED;
+    io->fd = f->fd;
+    io->buf = page;
+    io->len = f->page_size;
+    io->off = page_no << f->page_shift;
+    io->rwflags = rwflags;
+    io->file = f;
+    return 0;
+}
+
+int
 atomio__file_datasync(atomio_file *f)
 {
     int r = atomio__sys.fdatasync(f->fd);
@@ -166,26 +190,6 @@ derive_file_id(const struct stat *st)
     x *= 0xff51afd7ed558ccdull;
     x ^= x >> 33;
     return x | (1ull << 63);
-}
-
-/* Does the fd want O_DIRECT for this path and io style? */
-static bool
-wants_o_direct(const atomio_file *f, uint32_t path)
-{
-    switch (path) {
-    case ATOMIO_PATH_DIRECT_ATOMIC:
-        return true;
-    case ATOMIO_PATH_BUFFERED_ATOMIC:
-        return false;
-    default:
-        /* DOUBLEWRITE / UNSAFE in-place writes: as the engine asked; ANY takes O_DIRECT when
-         * the filesystem reports DIO alignment that the page satisfies. */
-        if (f->io_style == ATOMIO_IO_DIRECT)
-            return true;
-        if (f->io_style == ATOMIO_IO_BUFFERED)
-            return false;
-        return f->caps.dio_offset_align && f->page_size % f->caps.dio_offset_align == 0;
-    }
 }
 
 static void
@@ -314,7 +318,7 @@ atomio_file_open(atomio_ctx *ctx, const char *path, const atomio_file_opts *opts
 
     /* Reopen with the path's flags; the probe fd was opened plain. Never O_APPEND. */
     uint32_t p = atomic_load(&f->path_cur);
-    f->o_direct = wants_o_direct(f, p);
+    f->o_direct = (atomio__path_ops(p)->open_flags(f) & O_DIRECT) != 0;
     int nfd = atomio__sys.open(f->path, (f->rdonly ? O_RDONLY : O_RDWR) |
                                             (f->o_direct ? O_DIRECT : 0), 0);
     if (nfd < 0) {

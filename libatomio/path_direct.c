@@ -20,15 +20,8 @@ static int
 direct_prep(struct atomio_file *f, uint64_t page_no, const void *page, uint32_t wflags,
             struct atomio_io *io)
 {
-    if ((uintptr_t)page % f->mem_align)
-        return ATOMIO_E_UNALIGNED;
-    io->fd = f->fd;
-    io->buf = page;
-    io->len = f->page_size;
-    io->off = page_no << f->page_shift;
-    io->rwflags = RWF_ATOMIC | ((wflags & ATOMIO_WRITE_DSYNC) ? RWF_DSYNC : 0);
-    io->file = f;
-    return 0;
+    return atomio__prep_page(f, page_no, page,
+                             RWF_ATOMIC | ((wflags & ATOMIO_WRITE_DSYNC) ? RWF_DSYNC : 0), io);
 }
 
 /*
@@ -42,12 +35,8 @@ atomio__atomic_complete(struct atomio_file *f, struct atomio_io *io)
 {
     if (io->res == (ssize_t)io->len)
         return 0;
-    if (io->res >= 0) {
-        ATOMIO_COUNT(&f->stats, short_writes, 1);
-        ATOMIO_COUNT(&f->ctx->stats, short_writes, 1);
-        atomio__file_fail(f);
-        return ATOMIO_E_SHORT_WRITE;
-    }
+    if (io->res >= 0)
+        return atomio__short_write(f);
     if ((io->res == -EOPNOTSUPP || io->res == -ENOSPC) && atomio__store_fits(f->ctx, f->page_size))
         return ATOMIO__DOWNGRADE;
     if (io->res == -EINVAL)

@@ -10,13 +10,13 @@
 #include <fcntl.h>
 
 /*
- * dw_open_flags() -- O_DIRECT when the engine asked for direct I/O, or left it to us and the
+ * atomio__inplace_open_flags() -- O_DIRECT when the engine asked for direct I/O, or left it to us and the
  * file can do direct I/O at its page size; never for an engine that wants the page cache.
  * Pages always leave from the store's 4 KiB-aligned batch buffer, so the caller's buffers
  * need no alignment either way.
  */
-static int
-dw_open_flags(const struct atomio_file *f)
+int
+atomio__inplace_open_flags(const struct atomio_file *f)
 {
     if (f->io_style == ATOMIO_IO_DIRECT)
         return O_DIRECT;
@@ -38,12 +38,8 @@ dw_complete(struct atomio_file *f, struct atomio_io *io)
 {
     if (io->res == (ssize_t)io->len)
         return 0;
-    if (io->res >= 0) {
-        ATOMIO_COUNT(&f->stats, short_writes, 1);
-        ATOMIO_COUNT(&f->ctx->stats, short_writes, 1);
-        atomio__file_fail(f);
-        return ATOMIO_E_SHORT_WRITE;
-    }
+    if (io->res >= 0)
+        return atomio__short_write(f);
     int err = (int)io->res;
     if (err == -ENOSPC || err == -EDQUOT || err == -EFBIG)
         return err;
@@ -54,7 +50,7 @@ dw_complete(struct atomio_file *f, struct atomio_io *io)
 const struct atomio_path_ops atomio__path_doublewrite = {
     .id = ATOMIO_PATH_DOUBLEWRITE,
     .name = "DOUBLEWRITE",
-    .open_flags = dw_open_flags,
+    .open_flags = atomio__inplace_open_flags,
     .prep = NULL,
     .complete = dw_complete,
 };

@@ -32,4 +32,10 @@ cmake -S . -B build-tsan -DATOMIO_WERROR=ON -DCMAKE_BUILD_TYPE=Tsan -DATOMIO_BUI
 cmake --build build-tsan -j"$jobs"
 TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan --output-on-failure -j"$jobs" -L 'unit|threads'
 
+step "clang build: unit suites and a short libFuzzer run over the doublewrite store parser"
+CC=clang cmake -S . -B build-fuzz -DATOMIO_WERROR=ON -DATOMIO_BUILD_FUZZ=ON \
+    -DATOMIO_BUILD_BENCH=OFF >/dev/null
+cmake --build build-fuzz -j"$jobs"
+ctest --test-dir build-fuzz --output-on-failure -j"$jobs" -L 'unit|fuzz'
+
 step "done"
