@@ -81,35 +81,183 @@ atomio__crc32c_sw(uint32_t crc, const void *buf, size_t len)
 
 #ifdef ATOMIO_CRC_HW
 /*
- * crc32c_hw() -- the SSE4.2 instruction, eight bytes per step. Compiled for sse4.2 only in
- * this function, so the rest of the library keeps the baseline ISA and still runs anywhere.
+ * Zero-extension ("shift") operators for the interleaved hardware path. The raw CRC register
+ * (no pre/post inversion) after a message is linear: crc(s, a || b) = s' ^ crc(0, b) where s'
+ * is crc(s, a) run through |b| zero bytes, and running a register r through k zero bytes is the
+ * GF(2) product r * x^(8k) mod P. For a fixed k that product is linear in r, so it is four
+ * 256-entry table lookups, one per byte of r (shift_tab[j][b] = (b << 8j) * x^(8k) mod P).
  */
-__attribute__((target("sse4.2"))) static uint32_t
-crc32c_hw(uint32_t crc, const void *buf, size_t len)
+#define CRC_LONG_BLOCK 1024u /* bytes per stream per round of the long loop (3 KiB a round) */
+#define CRC_SHORT_BLOCK 128u /* the same for the tail loop (384 B a round) */
+
+static uint32_t shift_long[4][256];
+static uint32_t shift_short[4][256];
+static pthread_once_t shift_once = PTHREAD_ONCE_INIT;
+
+/*
+ * gf_mulmod() -- a * b mod P in the reflected representation (bit 31 is x^0, bit 0 is x^31):
+ * walk a's terms from x^0 upward while b is multiplied by x once per step.
+ */
+static uint32_t
+gf_mulmod(uint32_t a, uint32_t b)
+{
+    uint32_t prod = 0;
+    for (uint32_t bit = 1u << 31; bit != 0 && a != 0; bit >>= 1) {
+        if (a & bit) {
+            prod ^= b;
+            a ^= bit;
+        }
+        b = (b >> 1) ^ (CRC32C_POLY & (0u - (b & 1u)));
+    }
+    return prod;
+}
+
+/* x_pow_bytes() -- x^(8 * nbytes) mod P, by multiplying x^0 by x one bit at a time. */
+static uint32_t
+x_pow_bytes(uint32_t nbytes)
+{
+    uint32_t r = 1u << 31;
+    for (uint32_t i = 0; i < 8 * nbytes; i++)
+        r = (r >> 1) ^ (CRC32C_POLY & (0u - (r & 1u)));
+    return r;
+}
+
+static void
+build_shift(uint32_t tab[4][256], uint32_t nbytes)
+{
+    uint32_t m = x_pow_bytes(nbytes);
+    for (uint32_t j = 0; j < 4; j++)
+        for (uint32_t b = 0; b < 256; b++)
+            tab[j][b] = gf_mulmod(b << (8 * j), m);
+}
+
+static void
+build_shift_tables(void)
+{
+    build_shift(shift_long, CRC_LONG_BLOCK);
+    build_shift(shift_short, CRC_SHORT_BLOCK);
+}
+
+static inline uint32_t
+crc_shift(const uint32_t tab[4][256], uint32_t r)
+{
+    return tab[0][r & 0xffu] ^ tab[1][(r >> 8) & 0xffu] ^ tab[2][(r >> 16) & 0xffu] ^
+           tab[3][r >> 24];
+}
+
+/*
+ * crc_rounds() -- the interleaved core: while at least three blocks remain, run three
+ * independent crc32 streams over three consecutive blocks (the instruction has a latency of
+ * about three cycles but issues once a cycle, so one dependent stream uses a third of it),
+ * then fold them: c = shift(shift(a) ^ b) ^ c. With dst != NULL each loaded word is also
+ * stored to dst, so copy and checksum are one pass over the page and the CRC is exactly that of
+ * the bytes written, even if src changes meanwhile. Inlined with a constant `copy` so the
+ * checksum-only variant has no stores.
+ */
+__attribute__((target("sse4.2"), always_inline)) static inline uint64_t
+crc_rounds(uint64_t c, const unsigned char **pp, unsigned char **dp, size_t *lenp, size_t block,
+           const uint32_t tab[4][256], bool copy)
+{
+    const unsigned char *p = *pp;
+    unsigned char *d = copy ? *dp : NULL;
+    size_t len = *lenp;
+    while (len >= 3 * block) {
+        uint64_t c1 = 0, c2 = 0;
+        const unsigned char *end = p + block;
+        do {
+            uint64_t v0, v1, v2;
+            memcpy(&v0, p, 8);
+            memcpy(&v1, p + block, 8);
+            memcpy(&v2, p + 2 * block, 8);
+            c = _mm_crc32_u64(c, v0);
+            c1 = _mm_crc32_u64(c1, v1);
+            c2 = _mm_crc32_u64(c2, v2);
+            if (copy) {
+                memcpy(d, &v0, 8);
+                memcpy(d + block, &v1, 8);
+                memcpy(d + 2 * block, &v2, 8);
+                d += 8;
+            }
+            p += 8;
+        } while (p < end);
+        c = crc_shift(tab, crc_shift(tab, (uint32_t)c) ^ (uint32_t)c1) ^ (uint32_t)c2;
+        p += 2 * block;
+        if (copy)
+            d += 2 * block;
+        len -= 3 * block;
+    }
+    *pp = p;
+    if (copy)
+        *dp = d;
+    *lenp = len;
+    return c;
+}
+
+/*
+ * crc_hw_body() -- head bytes to an 8-byte source boundary, the long and short interleaved
+ * loops, then a single stream for the rest (under 384 bytes).
+ */
+__attribute__((target("sse4.2"), always_inline)) static inline uint32_t
+crc_hw_body(uint32_t crc, unsigned char *d, const void *buf, size_t len, bool copy)
 {
     const unsigned char *p = buf;
     uint64_t c = ~crc;
     while (len > 0 && ((uintptr_t)p & 7u) != 0) {
+        if (copy)
+            *d++ = *p;
         c = _mm_crc32_u8((uint32_t)c, *p++);
         len--;
+    }
+    if (len >= 3 * CRC_SHORT_BLOCK) {
+        pthread_once(&shift_once, build_shift_tables);
+        c = crc_rounds(c, &p, &d, &len, CRC_LONG_BLOCK, shift_long, copy);
+        c = crc_rounds(c, &p, &d, &len, CRC_SHORT_BLOCK, shift_short, copy);
     }
     while (len >= 8) {
         uint64_t v;
         memcpy(&v, p, sizeof(v));
+        if (copy) {
+            memcpy(d, &v, sizeof(v));
+            d += 8;
+        }
         c = _mm_crc32_u64(c, v);
         p += 8;
         len -= 8;
     }
     while (len > 0) {
+        if (copy)
+            *d++ = *p;
         c = _mm_crc32_u8((uint32_t)c, *p++);
         len--;
     }
     return ~(uint32_t)c;
 }
+
+__attribute__((target("sse4.2"))) static uint32_t
+crc32c_hw(uint32_t crc, const void *buf, size_t len)
+{
+    return crc_hw_body(crc, NULL, buf, len, false);
+}
+
+__attribute__((target("sse4.2"))) static uint32_t
+crc32c_copy_hw(uint32_t crc, void *dst, const void *src, size_t len)
+{
+    return crc_hw_body(crc, dst, src, len, true);
+}
 #endif
 
 typedef uint32_t (*crc_fn)(uint32_t, const void *, size_t);
+typedef uint32_t (*crc_copy_fn)(uint32_t, void *, const void *, size_t);
 static _Atomic(crc_fn) crc_impl;
+static _Atomic(crc_copy_fn) crc_copy_impl;
+
+uint32_t
+atomio__crc32c_copy_sw(uint32_t crc, void *dst, const void *src, size_t len)
+{
+    if (len > 0)
+        memcpy(dst, src, len);
+    return atomio__crc32c_sw(crc, dst, len);
+}
 
 static crc_fn
 pick_impl(void)
@@ -142,4 +290,19 @@ atomio__crc32c(uint32_t crc, const void *buf, size_t len)
         atomic_store_explicit(&crc_impl, f, memory_order_relaxed);
     }
     return f(crc, buf, len);
+}
+
+uint32_t
+atomio__crc32c_copy(uint32_t crc, void *dst, const void *src, size_t len)
+{
+    crc_copy_fn f = atomic_load_explicit(&crc_copy_impl, memory_order_relaxed);
+    if (!f) {
+        f = atomio__crc32c_copy_sw;
+#ifdef ATOMIO_CRC_HW
+        if (pick_impl() == crc32c_hw)
+            f = crc32c_copy_hw;
+#endif
+        atomic_store_explicit(&crc_copy_impl, f, memory_order_relaxed);
+    }
+    return f(crc, dst, src, len);
 }
