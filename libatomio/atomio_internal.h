@@ -289,10 +289,6 @@ int atomio__calibrate(atomio_ctx *ctx, atomio_file *f, uint64_t *atomic_ns, uint
 uint32_t atomio__crc32c(uint32_t crc, const void *buf, size_t len);
 uint32_t atomio__crc32c_sw(uint32_t crc, const void *buf, size_t len);
 bool atomio__crc32c_hw_available(void);
-/* Copy len bytes from src to dst (not overlapping) and return the CRC32C of them, chained on
- * crc like atomio__crc32c(): one pass over the data on the hardware path. */
-uint32_t atomio__crc32c_copy(uint32_t crc, void *dst, const void *src, size_t len);
-uint32_t atomio__crc32c_copy_sw(uint32_t crc, void *dst, const void *src, size_t len);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Buffers (buf.c).                                                                          */

@@ -149,17 +149,13 @@ crc_shift(const uint32_t tab[4][256], uint32_t r)
  * crc_rounds() -- the interleaved core: while at least three blocks remain, run three
  * independent crc32 streams over three consecutive blocks (the instruction has a latency of
  * about three cycles but issues once a cycle, so one dependent stream uses a third of it),
- * then fold them: c = shift(shift(a) ^ b) ^ c. With dst != NULL each loaded word is also
- * stored to dst, so copy and checksum are one pass over the page and the CRC is exactly that of
- * the bytes written, even if src changes meanwhile. Inlined with a constant `copy` so the
- * checksum-only variant has no stores.
+ * then fold them: c = shift(shift(a) ^ b) ^ c.
  */
 __attribute__((target("sse4.2"), always_inline)) static inline uint64_t
-crc_rounds(uint64_t c, const unsigned char **pp, unsigned char **dp, size_t *lenp, size_t block,
-           const uint32_t tab[4][256], bool copy)
+crc_rounds(uint64_t c, const unsigned char **pp, size_t *lenp, size_t block,
+           const uint32_t tab[4][256])
 {
     const unsigned char *p = *pp;
-    unsigned char *d = copy ? *dp : NULL;
     size_t len = *lenp;
     while (len >= 3 * block) {
         uint64_t c1 = 0, c2 = 0;
@@ -172,92 +168,54 @@ crc_rounds(uint64_t c, const unsigned char **pp, unsigned char **dp, size_t *len
             c = _mm_crc32_u64(c, v0);
             c1 = _mm_crc32_u64(c1, v1);
             c2 = _mm_crc32_u64(c2, v2);
-            if (copy) {
-                memcpy(d, &v0, 8);
-                memcpy(d + block, &v1, 8);
-                memcpy(d + 2 * block, &v2, 8);
-                d += 8;
-            }
             p += 8;
         } while (p < end);
         c = crc_shift(tab, crc_shift(tab, (uint32_t)c) ^ (uint32_t)c1) ^ (uint32_t)c2;
         p += 2 * block;
-        if (copy)
-            d += 2 * block;
         len -= 3 * block;
     }
     *pp = p;
-    if (copy)
-        *dp = d;
     *lenp = len;
     return c;
 }
 
 /*
- * crc_hw_body() -- head bytes to an 8-byte source boundary, the long and short interleaved
- * loops, then a single stream for the rest (under 384 bytes).
+ * crc32c_hw() -- head bytes to an 8-byte boundary, the long and short interleaved loops, then
+ * a single stream for the rest (under 384 bytes). Compiled for sse4.2 only in this function,
+ * so the rest of the library keeps the baseline ISA and still runs anywhere.
  */
-__attribute__((target("sse4.2"), always_inline)) static inline uint32_t
-crc_hw_body(uint32_t crc, unsigned char *d, const void *buf, size_t len, bool copy)
+__attribute__((target("sse4.2"))) static uint32_t
+crc32c_hw(uint32_t crc, const void *buf, size_t len)
 {
     const unsigned char *p = buf;
     uint64_t c = ~crc;
     while (len > 0 && ((uintptr_t)p & 7u) != 0) {
-        if (copy)
-            *d++ = *p;
         c = _mm_crc32_u8((uint32_t)c, *p++);
         len--;
     }
     if (len >= 3 * CRC_SHORT_BLOCK) {
         pthread_once(&shift_once, build_shift_tables);
-        c = crc_rounds(c, &p, &d, &len, CRC_LONG_BLOCK, shift_long, copy);
-        c = crc_rounds(c, &p, &d, &len, CRC_SHORT_BLOCK, shift_short, copy);
+        c = crc_rounds(c, &p, &len, CRC_LONG_BLOCK, shift_long);
+        c = crc_rounds(c, &p, &len, CRC_SHORT_BLOCK, shift_short);
     }
     while (len >= 8) {
         uint64_t v;
         memcpy(&v, p, sizeof(v));
-        if (copy) {
-            memcpy(d, &v, sizeof(v));
-            d += 8;
-        }
         c = _mm_crc32_u64(c, v);
         p += 8;
         len -= 8;
     }
     while (len > 0) {
-        if (copy)
-            *d++ = *p;
         c = _mm_crc32_u8((uint32_t)c, *p++);
         len--;
     }
     return ~(uint32_t)c;
 }
-
-__attribute__((target("sse4.2"))) static uint32_t
-crc32c_hw(uint32_t crc, const void *buf, size_t len)
-{
-    return crc_hw_body(crc, NULL, buf, len, false);
-}
-
-__attribute__((target("sse4.2"))) static uint32_t
-crc32c_copy_hw(uint32_t crc, void *dst, const void *src, size_t len)
-{
-    return crc_hw_body(crc, dst, src, len, true);
-}
 #endif
 
 typedef uint32_t (*crc_fn)(uint32_t, const void *, size_t);
-typedef uint32_t (*crc_copy_fn)(uint32_t, void *, const void *, size_t);
 static _Atomic(crc_fn) crc_impl;
-static _Atomic(crc_copy_fn) crc_copy_impl;
 
-uint32_t
-atomio__crc32c_copy_sw(uint32_t crc, void *dst, const void *src, size_t len)
-{
-    if (len > 0)
-        memcpy(dst, src, len);
-    return atomio__crc32c_sw(crc, dst, len);
-}
 
 static crc_fn
 pick_impl(void)
@@ -290,19 +248,4 @@ atomio__crc32c(uint32_t crc, const void *buf, size_t len)
         atomic_store_explicit(&crc_impl, f, memory_order_relaxed);
     }
     return f(crc, buf, len);
-}
-
-uint32_t
-atomio__crc32c_copy(uint32_t crc, void *dst, const void *src, size_t len)
-{
-    crc_copy_fn f = atomic_load_explicit(&crc_copy_impl, memory_order_relaxed);
-    if (!f) {
-        f = atomio__crc32c_copy_sw;
-#ifdef ATOMIO_CRC_HW
-        if (pick_impl() == crc32c_hw)
-            f = crc32c_copy_hw;
-#endif
-        atomic_store_explicit(&crc_copy_impl, f, memory_order_relaxed);
-    }
-    return f(crc, dst, src, len);
 }

@@ -58,10 +58,7 @@ file_failed(const atomio_file *f)
  * encode_batch() -- copy the pages into the segment buffer behind the slot table, biggest page
  * first: the table region is a multiple of 4 KiB and page sizes are powers of two, so every
  * page starts aligned to min(its size, 4 KiB) and the in-place writes can be issued straight
- * from this buffer even on O_DIRECT data files. Each slot's CRC is that of the bytes copied
- * here (the in-place writes also go from this buffer), so a caller changing its page during
- * the call cannot make the store copy disagree with its checksum. Returns the padded write
- * length.
+ * from this buffer even on O_DIRECT data files. Returns the padded write length.
  */
 static uint64_t
 encode_batch(struct atomio_store *st, struct atomio_dw_seg *seg, struct atomio_dw_run *r,
@@ -76,17 +73,15 @@ encode_batch(struct atomio_store *st, struct atomio_dw_seg *seg, struct atomio_d
     for (uint32_t k = 0; k < r->cnt; k++) {
         const struct atomio_dw_item *it = &r->items[r->idx[k]];
         uint32_t ps = it->file->page_size;
-        /* One pass copies the page and checksums the bytes stored; a page already in place
-         * (staged API) is only checksummed. */
-        uint32_t crc = buf + off != src[k] ? atomio__crc32c_copy(0, buf + off, src[k], ps)
-                                           : atomio__crc32c(0, buf + off, ps);
+        if (buf + off != src[k])
+            memcpy(buf + off, src[k], ps);
         struct atomio_dw_slot s = {
             .file_id = it->file->file_id,
             .page_no = it->page_no,
             .seq = seq,
             .offset = (uint32_t)off,
             .page_size = ps,
-            .crc = crc,
+            .crc = atomio__crc32c(0, buf + off, ps),
             .index = k,
         };
         atomio__dw_slot_encode(buf, &s);
