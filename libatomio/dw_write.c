@@ -48,6 +48,19 @@ cmp_index(const void *a, const void *b)
     return ia < ib ? -1 : ia > ib;
 }
 
+/*
+ * in_size_order() -- whether r->idx is already what the cmp_size_desc sort would make of it
+ * (the usual batch: one page size, indexes ascending), so that per-batch sort can be skipped.
+ */
+static bool
+in_size_order(const struct atomio_dw_run *r)
+{
+    for (uint32_t k = 1; k < r->cnt; k++)
+        if (cmp_size_desc(&r->idx[k - 1], &r->idx[k], r->items) > 0)
+            return false;
+    return true;
+}
+
 static bool
 file_failed(const atomio_file *f)
 {
@@ -244,7 +257,8 @@ atomio__dw_run_begin(atomio_ctx *ctx, struct atomio_dw_run *r, bool wait)
     r->seg = atomio__store_claim(ctx, wait, &err);
     if (!r->seg)
         return err;
-    qsort_r(r->idx, r->cnt, sizeof(*r->idx), cmp_size_desc, r->items);
+    if (!in_size_order(r))
+        qsort_r(r->idx, r->cnt, sizeof(*r->idx), cmp_size_desc, r->items);
     for (uint32_t k = 0; k < r->cnt; k++)
         r->src[k] = r->items[r->idx[k]].page;
     r->seq = atomic_fetch_add(&st->next_seq, 1);
