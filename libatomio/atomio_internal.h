@@ -27,6 +27,13 @@
 #define ATOMIO_ASSERT(x) assert(x)
 #endif
 
+/* v is a non-zero power of two */
+static inline bool
+atomio__is_pow2(uint64_t v)
+{
+    return v && !(v & (v - 1));
+}
+
 #define ATOMIO_MIN_PAGE 512u
 #define ATOMIO_MAX_PAGE (1u << 20)
 
@@ -302,6 +309,8 @@ bool atomio__crc32c_hw_available(void);
 /* Buffers (buf.c).                                                                          */
 
 int atomio__alloc_init(atomio_ctx *ctx);
+/* sysconf(_SC_PAGESIZE), cached. */
+size_t atomio__sys_page_size(void);
 void atomio__alloc_fini(atomio_ctx *ctx);
 /* Aligned, pre-faulted memory; ctx may be NULL (libc, no NUMA). */
 void *atomio__buf_alloc(atomio_ctx *ctx, size_t size, size_t align);

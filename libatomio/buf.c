@@ -27,8 +27,8 @@
 /* From this many pages on, one madvise() beats a user-space fault per page. */
 #define POPULATE_MIN_PAGES 64
 
-static size_t
-sys_page_size(void)
+size_t
+atomio__sys_page_size(void)
 {
     static _Atomic size_t cached;
     size_t p = atomic_load_explicit(&cached, memory_order_relaxed);
@@ -38,12 +38,6 @@ sys_page_size(void)
         atomic_store_explicit(&cached, p, memory_order_relaxed);
     }
     return p;
-}
-
-static bool
-is_pow2(size_t x)
-{
-    return x && !(x & (x - 1));
 }
 
 void *
@@ -108,7 +102,7 @@ atomio__alloc_init(atomio_ctx *ctx)
     struct atomio_alloc *a = calloc(1, sizeof(*a));
     if (!a)
         return -ENOMEM;
-    a->sys_page = sys_page_size();
+    a->sys_page = atomio__sys_page_size();
     a->lock_pages = (ctx->opts.flags & ATOMIO_CTX_LOCK_PAGES) != 0;
     a->node = -1;
     if (ctx->opts.numa_node >= 0 && atomio__numa_ok()) {
@@ -142,8 +136,8 @@ atomio__alloc_fini(atomio_ctx *ctx)
 void *
 atomio__buf_alloc(atomio_ctx *ctx, size_t size, size_t align)
 {
-    size_t sys_page = sys_page_size();
-    if (size == 0 || !is_pow2(align ? align : 1) || size > SIZE_MAX - sys_page)
+    size_t sys_page = atomio__sys_page_size();
+    if (size == 0 || !atomio__is_pow2(align ? align : 1) || size > SIZE_MAX - sys_page)
         return NULL;
     size = (size + sys_page - 1) & ~(sys_page - 1);
     if (align < sys_page)
@@ -178,7 +172,7 @@ atomio__buf_free(atomio_ctx *ctx, void *p, size_t size)
 {
     if (!p)
         return;
-    size_t sys_page = sys_page_size();
+    size_t sys_page = atomio__sys_page_size();
     size = (size + sys_page - 1) & ~(sys_page - 1);
     struct atomio_alloc *a = ctx ? ctx->alloc : NULL;
     if (!a) {
@@ -197,7 +191,7 @@ atomio__buf_free(atomio_ctx *ctx, void *p, size_t size)
 static bool
 page_geometry(uint32_t page_size, size_t npages, size_t *bytes, size_t *align)
 {
-    if (page_size < ATOMIO_MIN_PAGE || page_size > ATOMIO_MAX_PAGE || !is_pow2(page_size))
+    if (page_size < ATOMIO_MIN_PAGE || page_size > ATOMIO_MAX_PAGE || !atomio__is_pow2(page_size))
         return false;
     if (npages == 0 || npages > SIZE_MAX / page_size)
         return false;

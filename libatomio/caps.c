@@ -18,12 +18,6 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-static bool
-is_pow2(uint64_t v)
-{
-    return v && !(v & (v - 1));
-}
-
 static uint32_t
 log2u(uint64_t v)
 {
@@ -214,7 +208,7 @@ atomio__probe_fd(int fd, const char *dir_path, uint32_t page_size, atomio_caps *
     if (caps->hw_sysfs_err == 0)
         caps->valid |= ATOMIO_CAPS_SYSFS;
 
-    if (dir_path && is_pow2(page_size)) {
+    if (dir_path && atomio__is_pow2(page_size)) {
         int perr;
         bool wrote = true;
         if (!probe_cache_get(caps->dev_major, caps->dev_minor, page_size, &perr)) {
@@ -254,7 +248,7 @@ derive_direct(atomio_caps *c)
                        (c->statx_attributes & STATX_ATTR_WRITE_ATOMIC) ? "set" : "absent");
         return;
     }
-    if (!is_pow2(p) || p < c->unit_min || p > c->unit_max) {
+    if (!atomio__is_pow2(p) || p < c->unit_min || p > c->unit_max) {
         c->direct_atomic = ATOMIO_ATOMIC_NONE;
         atomio__reason(c->reason_direct, "page %u is outside the atomic unit range [%u, %u]", p,
                        c->unit_min, c->unit_max);
@@ -320,8 +314,8 @@ derive_buffered(atomio_caps *c)
     uint32_t p = c->page_size, sp = c->sys_page_size, bs = c->fs_block_size;
     char folio[ATOMIO_REASON_LEN] = "";
 
-    c->page_order = (p >= sp && p % sp == 0 && is_pow2(p / sp)) ? log2u(p / sp) : UINT32_MAX;
-    c->fs_min_order = (bs > sp && is_pow2(bs)) ? log2u(bs / sp) : 0;
+    c->page_order = (p >= sp && p % sp == 0 && atomio__is_pow2(p / sp)) ? log2u(p / sp) : UINT32_MAX;
+    c->fs_min_order = (bs > sp && atomio__is_pow2(bs)) ? log2u(bs / sp) : 0;
 
     if (c->page_order == UINT32_MAX)
         atomio__reason(folio, "page %u is not a power-of-two multiple of the system page %u "
@@ -410,7 +404,7 @@ atomio_probe(const char *path, uint32_t page_size, atomio_caps *caps)
         return ATOMIO_E_INVAL;
     if (caps->size < 8)
         return ATOMIO_E_ABI;
-    if (!is_pow2(page_size) || page_size < ATOMIO_MIN_PAGE || page_size > ATOMIO_MAX_PAGE)
+    if (!atomio__is_pow2(page_size) || page_size < ATOMIO_MIN_PAGE || page_size > ATOMIO_MAX_PAGE)
         return ATOMIO_E_PAGE_SIZE;
 
     /* O_PATH would be enough for statx, but fstatfs and the probe need a real descriptor;

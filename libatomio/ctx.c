@@ -15,12 +15,6 @@
 
 #define KNOWN_CTX_FLAGS (ATOMIO_CTX_NO_DOUBLEWRITE | ATOMIO_CTX_NO_RECOVER | ATOMIO_CTX_LOCK_PAGES)
 
-static bool
-is_pow2(uint64_t v)
-{
-    return v && !(v & (v - 1));
-}
-
 static int
 check_opts(atomio_ctx_opts *o)
 {
@@ -38,7 +32,7 @@ check_opts(atomio_ctx_opts *o)
     if (!(o->flags & ATOMIO_CTX_NO_DOUBLEWRITE) && (!o->dblwr_dir || !o->dblwr_dir[0]))
         return ATOMIO_E_INVAL;
     if (o->dblwr_max_page_size &&
-        (!is_pow2(o->dblwr_max_page_size) || o->dblwr_max_page_size < ATOMIO_MIN_PAGE ||
+        (!atomio__is_pow2(o->dblwr_max_page_size) || o->dblwr_max_page_size < ATOMIO_MIN_PAGE ||
          o->dblwr_max_page_size > ATOMIO_MAX_PAGE))
         return ATOMIO_E_PAGE_SIZE;
     if (o->queue_depth > 4096 || o->dblwr_segments > 4096 || o->dblwr_batch_pages > 65536)

@@ -54,12 +54,6 @@ get64(const uint8_t *p)
     return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
 }
 
-static bool
-is_pow2(uint64_t v)
-{
-    return v && (v & (v - 1)) == 0;
-}
-
 static uint32_t
 log2u(uint32_t v)
 {
@@ -100,7 +94,7 @@ atomio__dw_geom_make(struct atomio_dw_geom *g, uint32_t nseg, uint32_t batch_pag
                      uint32_t max_page_size)
 {
     memset(g, 0, sizeof(*g));
-    if (nseg < 1 || nseg > ATOMIO_DW_MAX_SEGMENTS || batch_pages < 1 || !is_pow2(max_page_size) ||
+    if (nseg < 1 || nseg > ATOMIO_DW_MAX_SEGMENTS || batch_pages < 1 || !atomio__is_pow2(max_page_size) ||
         max_page_size < ATOMIO_MIN_PAGE || max_page_size > ATOMIO_MAX_PAGE)
         return ATOMIO_E_INVAL;
     /* Slots: batch_pages pages of the class size, or more, smaller ones down to 4 KiB, so a
@@ -193,7 +187,7 @@ atomio__dw_store_hdr_decode(const uint8_t *buf, size_t len, struct atomio_dw_geo
     g->seg_size = get64(buf + 40);
     g->seg_offset = get64(buf + 48);
     memcpy(g->uuid, buf + 56, 16);
-    if (!is_pow2(g->max_page_size) || g->max_page_size < ATOMIO_MIN_PAGE ||
+    if (!atomio__is_pow2(g->max_page_size) || g->max_page_size < ATOMIO_MIN_PAGE ||
         g->max_page_size > ATOMIO_MAX_PAGE || cls != log2u(g->max_page_size)) {
         WHY("bad page-size class");
         return ATOMIO_E_STORE;
@@ -266,7 +260,7 @@ decode_slot_desc(const uint8_t *buf, const struct atomio_dw_batch *b, uint32_t i
         return ATOMIO_E_STORE;
     if (s->seq != b->seq || s->index != i)
         return ATOMIO_E_STORE;
-    if (!is_pow2(s->page_size) || s->page_size < ATOMIO_MIN_PAGE || s->page_size > ATOMIO_MAX_PAGE)
+    if (!atomio__is_pow2(s->page_size) || s->page_size < ATOMIO_MIN_PAGE || s->page_size > ATOMIO_MAX_PAGE)
         return ATOMIO_E_STORE;
     /* The page's home offset must be representable as a non-negative off_t. */
     if (s->page_no > (uint64_t)INT64_MAX / s->page_size - 1)

@@ -36,12 +36,6 @@ atomio__path_ops(uint32_t path)
     }
 }
 
-static bool
-is_pow2(uint64_t v)
-{
-    return v && !(v & (v - 1));
-}
-
 int
 atomio__file_check(const atomio_file *f)
 {
@@ -174,7 +168,7 @@ check_file_opts(const atomio_file_opts *o)
             return ATOMIO_E_INVAL;
     if (o->mode & ~07777u)
         return ATOMIO_E_INVAL;
-    if (!is_pow2(o->page_size) || o->page_size < ATOMIO_MIN_PAGE ||
+    if (!atomio__is_pow2(o->page_size) || o->page_size < ATOMIO_MIN_PAGE ||
         o->page_size > ATOMIO_MAX_PAGE)
         return ATOMIO_E_PAGE_SIZE;
     return 0;

@@ -31,20 +31,6 @@ buffered_open_flags(const struct atomio_file *f)
     return 0; /* page cache */
 }
 
-/* The system page size: the RFC's first version also wants the user buffer page-aligned. */
-static uintptr_t
-sys_page(void)
-{
-    static _Atomic uintptr_t cached;
-    uintptr_t p = atomic_load_explicit(&cached, memory_order_relaxed);
-    if (!p) {
-        long v = sysconf(_SC_PAGESIZE);
-        p = v > 0 ? (uintptr_t)v : 4096;
-        atomic_store_explicit(&cached, p, memory_order_relaxed);
-    }
-    return p;
-}
-
 /*
  * buffered_prep() -- decide one page write. The caller's page is used directly when it lies
  * in an atomio_page_alloc() buffer of this ctx and is system-page aligned; otherwise it is
@@ -56,7 +42,7 @@ buffered_prep(struct atomio_file *f, uint64_t page_no, const void *page, uint32_
               struct atomio_io *io)
 {
     /* wflags' DSYNC is moot: RWF_DSYNC is always part of the recipe. */
-    uintptr_t align = sys_page();
+    uintptr_t align = (uintptr_t)atomio__sys_page_size();
     const void *src = page;
 
     bool ours = atomio__buf_is_prefaulted(f->ctx, page, f->page_size);
