@@ -18,6 +18,14 @@ cmake_dependent_option(ATOMIO_BUILD_TESTS "Build the Criterion suites" ON "BUILD
 cmake_dependent_option(ATOMIO_BUILD_BENCH "Build atomio-bench" ON "_atomio_top" OFF)
 cmake_dependent_option(ATOMIO_BUILD_DOCS "Install man pages, doc checks" ON "_atomio_top" OFF)
 option(ATOMIO_WERROR "Treat warnings as errors" OFF)
+# CI sets this so a missing test tool (pytest, cargo) fails the configure instead of quietly
+# leaving suites unregistered.
+option(ATOMIO_REQUIRE_ALL_TESTS "Fail the configure when a test toolchain is missing" OFF)
+if(ATOMIO_REQUIRE_ALL_TESTS)
+  set(ATOMIO_MISSING_TEST_TOOL FATAL_ERROR)
+else()
+  set(ATOMIO_MISSING_TEST_TOOL WARNING)
+endif()
 
 # atomio_find_dep(<VAR> <pkg-config module> <imported target name>)
 macro(atomio_find_dep opt module)
@@ -38,3 +46,11 @@ if(ATOMIO_BUILD_TESTS)
   pkg_check_modules(CRITERION REQUIRED IMPORTED_TARGET criterion)
 endif()
 find_package(Threads REQUIRED)
+
+# One python3 for every test that needs it (bench output checks, the Python binding): Debian's
+# interpreter first, since its python3-pytest is what scripts/deps.sh installs and a pyenv
+# python3 earlier on PATH usually has no pytest.
+find_program(ATOMIO_PYTHON3 NAMES python3 PATHS /usr/bin NO_DEFAULT_PATH)
+if(NOT ATOMIO_PYTHON3)
+  find_program(ATOMIO_PYTHON3 NAMES python3)
+endif()

@@ -11,7 +11,7 @@ jobs=$(nproc)
 step() { printf '\n==== %s\n' "$*"; }
 
 step "build (warnings are errors)"
-cmake -S . -B build-ci -DATOMIO_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B build-ci -DATOMIO_WERROR=ON -DATOMIO_REQUIRE_ALL_TESTS=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build-ci -j"$jobs"
 step "all suites"
 ctest --test-dir build-ci --output-on-failure -j"$jobs"

@@ -5,7 +5,6 @@
 #   bench_fs  -- fs: probe and a short compare --baselines on loop-mounted XFS and ext4 (root)
 if(ATOMIO_BUILD_TESTS)
   enable_testing() # bench/ is added before tests/; harmless when the top level enables it too
-  find_program(ATOMIO_PYTHON3 python3)
   set(_t ${CMAKE_CURRENT_SOURCE_DIR}/tests)
   if(ATOMIO_PYTHON3)
     add_test(NAME bench_cli COMMAND ${ATOMIO_PYTHON3} ${_t}/test_cli.py
