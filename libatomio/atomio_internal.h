@@ -169,6 +169,8 @@ int atomio__probe_fd(int fd, const char *dir_path, uint32_t page_size, atomio_ca
 /* Derive the verdicts (direct_atomic, buffered folio rule, reasons) from the raw figures in
  * caps. Pure: no syscalls. Used by the probe and by the probe-parsing tests. */
 void atomio__caps_derive(atomio_caps *caps);
+/* Directory part of path into out: "/" for "/x", "." for "x". 0 or -ENAMETOOLONG. */
+int atomio__dir_of(const char *path, char *out, size_t len);
 /* Forget cached buffered-probe verdicts (tests). */
 void atomio__caps_cache_clear(void);
 /* Forget the cached buffered-probe verdict of one (device, page size), so the EINVAL re-probe

@@ -28,28 +28,6 @@ write_one(int fd, const void *buf, size_t len, uint64_t off, int flags)
     return (size_t)r == len ? 0 : ATOMIO_E_SHORT_WRITE;
 }
 
-/*
- * scratch_dir() -- the directory of path, in buf.
- */
-static int
-scratch_dir(const char *path, char *buf, size_t len)
-{
-    const char *slash = strrchr(path, '/');
-    size_t n = slash ? (size_t)(slash - path) : 0;
-    if (slash && n == 0)
-        n = 1; /* "/file" lives in "/" */
-    if (!slash) {
-        buf[0] = '.';
-        buf[1] = '\0';
-        return 0;
-    }
-    if (n + 1 > len)
-        return -ENAMETOOLONG;
-    memcpy(buf, path, n);
-    buf[n] = '\0';
-    return 0;
-}
-
 int
 atomio__calibrate(atomio_ctx *ctx, atomio_file *f, uint64_t *atomic_ns, uint64_t *dblwr_ns)
 {
@@ -57,7 +35,7 @@ atomio__calibrate(atomio_ctx *ctx, atomio_file *f, uint64_t *atomic_ns, uint64_t
     if (!f->path)
         return ATOMIO_E_INVAL;
     char dir[4096];
-    int r = scratch_dir(f->path, dir, sizeof(dir));
+    int r = atomio__dir_of(f->path, dir, sizeof(dir));
     if (r < 0)
         return r;
     uint32_t ps = f->page_size;

@@ -383,18 +383,16 @@ atomio__caps_derive(atomio_caps *c)
     c->valid |= ATOMIO_CAPS_VERDICTS;
 }
 
-/* Directory part of path ("." when there is none). */
-static void
-dir_of(const char *path, char *out, size_t len)
+int
+atomio__dir_of(const char *path, char *out, size_t len)
 {
-    snprintf(out, len, "%s", path);
-    char *slash = strrchr(out, '/');
-    if (!slash)
-        snprintf(out, len, ".");
-    else if (slash == out)
-        out[1] = '\0';
-    else
-        *slash = '\0';
+    const char *slash = strrchr(path, '/');
+    size_t n = !slash ? 1 : slash == path ? 1 : (size_t)(slash - path);
+    if (n + 1 > len)
+        return -ENAMETOOLONG;
+    memcpy(out, slash ? path : ".", n);
+    out[n] = '\0';
+    return 0;
 }
 
 int
@@ -424,7 +422,11 @@ atomio_probe(const char *path, uint32_t page_size, atomio_caps *caps)
             fd = tfd;
         }
     } else {
-        dir_of(path, dir, sizeof(dir));
+        int e = atomio__dir_of(path, dir, sizeof(dir));
+        if (e < 0) {
+            atomio__sys.close(fd);
+            return e;
+        }
     }
 
     atomio_caps full;

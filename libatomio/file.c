@@ -207,13 +207,12 @@ static int
 choose_path(atomio_file *f, uint32_t forced)
 {
     char dir[PATH_MAX];
-    snprintf(dir, sizeof(dir), "%s", f->path);
-    char *slash = strrchr(dir, '/');
-    if (slash)
-        *(slash == dir ? slash + 1 : slash) = '\0';
+    int r = atomio__dir_of(f->path, dir, sizeof(dir));
+    if (r < 0)
+        return r;
 
     f->caps.size = sizeof(f->caps);
-    int r = atomio__probe_fd(f->fd, dir, f->page_size, &f->caps);
+    r = atomio__probe_fd(f->fd, dir, f->page_size, &f->caps);
     if (r < 0)
         return r;
 

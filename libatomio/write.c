@@ -9,6 +9,7 @@
 #include "atomio_internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,15 +61,8 @@ atomio__file_reprobe(atomio_file *f, uint32_t cur)
     bool again = f->reprobed;
     f->reprobed = true;
     if (!again) {
-        char dir[4096];
-        size_t n = strlen(f->path);
-        if (n >= sizeof(dir))
-            n = sizeof(dir) - 1;
-        memcpy(dir, f->path, n);
-        dir[n] = '\0';
-        char *slash = strrchr(dir, '/');
-        if (slash)
-            *(slash == dir ? slash + 1 : slash) = '\0';
+        char dir[PATH_MAX];
+        atomio__dir_of(f->path, dir, sizeof(dir)); /* f->path came from realpath(): fits */
         atomio_caps caps;
         caps.size = sizeof(caps);
         /* The buffered verdict is cached per device: drop it, or the re-probe reads back the
