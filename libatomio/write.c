@@ -125,19 +125,35 @@ reprobe_and_retry(atomio_file *f, struct atomio_io *io, uint64_t page_no, const 
     return r;
 }
 
+/* Batches up to this size keep their bookkeeping on the stack: atomio_write() (n = 1) is the
+ * hot path and should not pay three allocations per page. */
+#define SMALL_BATCH 8
+
 static int
 write_entries(atomio_ctx *ctx, atomio_page_write *w, size_t n, uint32_t flags)
 {
-    struct atomio_io *ios = calloc(n, sizeof(*ios));
-    struct atomio_dw_item *dw = calloc(n, sizeof(*dw));
-    uint32_t *dw_entry = calloc(n, sizeof(*dw_entry));
-    if (!ios || !dw || !dw_entry) {
-        free(ios);
-        free(dw);
-        free(dw_entry);
-        for (size_t i = 0; i < n; i++)
-            w[i].result = -ENOMEM;
-        return 0;
+    struct atomio_io ios_small[SMALL_BATCH];
+    struct atomio_dw_item dw_small[SMALL_BATCH];
+    uint32_t dw_entry_small[SMALL_BATCH];
+    struct atomio_io *ios = ios_small;
+    struct atomio_dw_item *dw = dw_small;
+    uint32_t *dw_entry = dw_entry_small;
+    bool heap = n > SMALL_BATCH;
+    if (heap) {
+        ios = calloc(n, sizeof(*ios));
+        dw = calloc(n, sizeof(*dw));
+        dw_entry = calloc(n, sizeof(*dw_entry));
+        if (!ios || !dw || !dw_entry) {
+            free(ios);
+            free(dw);
+            free(dw_entry);
+            for (size_t i = 0; i < n; i++)
+                w[i].result = -ENOMEM;
+            return 0;
+        }
+    } else {
+        memset(ios_small, 0, sizeof(ios_small));
+        memset(dw_small, 0, sizeof(dw_small));
     }
     size_t nio = 0, ndw = 0;
     uint64_t t0 = atomio__now_ns();
@@ -210,9 +226,11 @@ write_entries(atomio_ctx *ctx, atomio_page_write *w, size_t n, uint32_t flags)
     int ok = 0;
     for (size_t i = 0; i < n; i++)
         ok += w[i].result == 0;
-    free(ios);
-    free(dw);
-    free(dw_entry);
+    if (heap) {
+        free(ios);
+        free(dw);
+        free(dw_entry);
+    }
     return ok;
 }
 
