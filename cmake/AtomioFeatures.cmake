@@ -10,6 +10,13 @@ check_c_source_compiles("
 #include <nmmintrin.h>
 __attribute__((target(\"sse4.2\"))) unsigned f(unsigned c, unsigned long long v) { return (unsigned)_mm_crc32_u64(c, v); }
 int main(void) { return (int)f(0, 1); }" HAVE_SSE42_INTRIN)
+check_c_source_compiles("
+#include <immintrin.h>
+__attribute__((target(\"avx512f,vpclmulqdq\"))) long long f(long long a) {
+  __m512i x = _mm512_set1_epi64(a);
+  return _mm_cvtsi128_si64(_mm512_castsi512_si128(_mm512_clmulepi64_epi128(x, x, 0)));
+}
+int main(void) { return (int)f(1); }" HAVE_VPCLMUL_INTRIN)
 unset(CMAKE_REQUIRED_DEFINITIONS)
 # Each optional backend counts as present only once its source file exists.
 if(ATOMIO_WITH_LIBURING_FOUND AND EXISTS ${PROJECT_SOURCE_DIR}/libatomio/submit_uring.c)

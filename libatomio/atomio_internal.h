@@ -302,10 +302,14 @@ int atomio__recover(atomio_ctx *ctx, atomio_recovery_report *rep);
 /* CALIBRATE: time DIRECT_ATOMIC and DOUBLEWRITE on a scratch O_TMPFILE beside f. */
 int atomio__calibrate(atomio_ctx *ctx, atomio_file *f, uint64_t *atomic_ns, uint64_t *dblwr_ns);
 
-/* CRC32C (crc32c.c): SSE4.2 when the CPU has it, table otherwise. */
+/* CRC32C (crc32c.c): the fastest variant the CPU has (AVX-512 folding, SSE4.2, table). */
 uint32_t atomio__crc32c(uint32_t crc, const void *buf, size_t len);
 uint32_t atomio__crc32c_sw(uint32_t crc, const void *buf, size_t len);
 bool atomio__crc32c_hw_available(void);
+enum atomio_crc_variant { ATOMIO_CRC_TABLE, ATOMIO_CRC_SSE42, ATOMIO_CRC_FOLD_AVX512 };
+typedef uint32_t (*atomio__crc_fn)(uint32_t crc, const void *buf, size_t len);
+/* One variant by name, for tests; NULL where the build or the CPU lacks it. */
+atomio__crc_fn atomio__crc32c_variant(enum atomio_crc_variant v);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Buffers (buf.c).                                                                          */

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_crc32c.c -- CRC32C against published vectors (RFC 3720 B.4 and the common check value),
- * for the table fallback and the SSE4.2 path, at every buffer alignment and many lengths,
- * against a bit-at-a-time reference written here.
+ * for every variant this CPU can run (table, SSE4.2 streams, AVX-512 folding), at every buffer
+ * alignment and many lengths, against a bit-at-a-time reference written here.
  */
 #include "atomio_internal.h"
 
@@ -94,6 +94,72 @@ setup_vecs(void)
 
 TestSuite(crc32c, .init = setup_vecs);
 
+static const struct {
+    enum atomio_crc_variant v;
+    const char *name;
+} variants[] = {
+    {ATOMIO_CRC_TABLE, "table"},
+    {ATOMIO_CRC_SSE42, "sse4.2"},
+    {ATOMIO_CRC_FOLD_AVX512, "avx512-fold"},
+};
+#define NVARIANTS (sizeof(variants) / sizeof(variants[0]))
+
+/* check_variants() -- every variant this CPU has, and the dispatched function, give want. */
+static void
+check_variants(uint32_t seed, const unsigned char *p, size_t len, uint32_t want)
+{
+    for (size_t i = 0; i < NVARIANTS; i++) {
+        atomio__crc_fn f = atomio__crc32c_variant(variants[i].v);
+        if (f)
+            cr_assert_eq(f(seed, p, len), want, "%s: len %zu at %p seed %08x: got %08x want %08x",
+                         variants[i].name, len, (const void *)p, seed, f(seed, p, len), want);
+    }
+    cr_assert_eq(atomio__crc32c(seed, p, len), want, "dispatched: len %zu seed %08x", len, seed);
+}
+
+Test(crc32c, each_variant_present_exactly_when_cpu_has_it)
+{
+    cr_assert_not_null(atomio__crc32c_variant(ATOMIO_CRC_TABLE));
+#if defined(HAVE_SSE42_INTRIN) && defined(__x86_64__)
+    __builtin_cpu_init();
+    bool sse = __builtin_cpu_supports("sse4.2");
+    cr_assert_eq(atomio__crc32c_variant(ATOMIO_CRC_SSE42) != NULL, sse);
+#ifdef HAVE_VPCLMUL_INTRIN
+    bool fold = sse && __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("avx512f") &&
+                __builtin_cpu_supports("vpclmulqdq");
+    cr_assert_eq(atomio__crc32c_variant(ATOMIO_CRC_FOLD_AVX512) != NULL, fold);
+    if (!fold)
+        cr_skip_test("skipped: this CPU has no AVX-512 VPCLMULQDQ; the folding variant was not "
+                     "tested");
+#else
+    cr_assert_null(atomio__crc32c_variant(ATOMIO_CRC_FOLD_AVX512));
+    cr_skip_test("skipped: built without the VPCLMULQDQ intrinsics; no folding variant");
+#endif
+#else
+    cr_assert_null(atomio__crc32c_variant(ATOMIO_CRC_SSE42));
+    cr_skip_test("skipped: built without the SSE4.2 intrinsic; only the table variant exists");
+#endif
+}
+
+/* The folding variant takes 256-byte rounds, then 64-byte vectors, then 16-byte lanes, then
+ * the crc32 instruction: every length around those steps, at every alignment to 64, with and
+ * without a chained seed. */
+Test(crc32c, folding_steps_match_reference)
+{
+    static unsigned char buf[2048 + 64];
+    uint64_t s = 0x243F6A8885A308D3ull;
+    for (size_t i = 0; i < sizeof(buf); i++) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        buf[i] = (unsigned char)s;
+    }
+    for (size_t len = 240; len <= 1100; len++) {
+        size_t off = len % 64;
+        check_variants(0, buf + off, len, ref_crc(0, buf + off, len));
+        check_variants(0xDEADBEEFu, buf + off, len, ref_crc(0xDEADBEEFu, buf + off, len));
+    }
+    check_variants(7, buf + 1, 2048, ref_crc(7, buf + 1, 2048));
+}
+
 Test(crc32c, table_fallback_matches_vectors)
 {
     for (size_t i = 0; i < nvecs; i++) {
@@ -134,14 +200,10 @@ Test(crc32c, every_alignment_and_length_agree)
         buf[i] = (unsigned char)(i * 131u + (i >> 5) * 7u + 3u);
     for (size_t off = 0; off < 16; off++) {
         for (size_t len = 0; len <= 300; len++) {
-            uint32_t r = ref_crc(0, buf + off, len);
-            cr_assert_eq(atomio__crc32c_sw(0, buf + off, len), r, "sw off %zu len %zu", off, len);
-            cr_assert_eq(atomio__crc32c(0, buf + off, len), r, "hw off %zu len %zu", off, len);
+            check_variants(0, buf + off, len, ref_crc(0, buf + off, len));
         }
         size_t big = sizeof(buf) - 64 - off;
-        uint32_t r = ref_crc(0, buf + off, big);
-        cr_assert_eq(atomio__crc32c_sw(0, buf + off, big), r);
-        cr_assert_eq(atomio__crc32c(0, buf + off, big), r);
+        check_variants(0, buf + off, big, ref_crc(0, buf + off, big));
     }
 }
 
@@ -188,12 +250,10 @@ Test(crc32c, interleaved_matches_table_on_random_lengths_and_alignments)
         size_t len = t < nfixed ? fixed[t] : (size_t)(rnd(&s) % MAX);
         size_t off = t < nfixed ? t % 16 : (size_t)(rnd(&s) % 64);
         uint32_t seed = t % 3 == 0 ? 0 : (uint32_t)rnd(&s);
-        uint32_t want = atomio__crc32c_sw(seed, src + off, len);
-        cr_assert_eq(atomio__crc32c(seed, src + off, len), want, "len %zu off %zu seed %08x",
-                     len, off, seed);
+        check_variants(seed, src + off, len, atomio__crc32c_sw(seed, src + off, len));
     }
     /* A 16 KiB page against the bit-at-a-time reference, so the table path is not its own
      * only witness. */
-    cr_assert_eq(atomio__crc32c(0, src + 3, 16384), ref_crc(0, src + 3, 16384));
+    check_variants(0, src + 3, 16384, ref_crc(0, src + 3, 16384));
     free(src);
 }
