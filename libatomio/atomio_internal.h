@@ -90,7 +90,10 @@ struct atomio_io {
     int fd;
     int rwflags;          /* RWF_* for pwritev2 / sqe->rw_flags */
     const void *buf;      /* aligned as the fd requires */
-    uint32_t len;
+    uint32_t len;         /* bytes (with iov: the sum of the iovecs) */
+    const struct iovec *iov; /* a vectored write when iovcnt > 0 (then buf is unused); the
+                              * array must live until the io completes */
+    uint32_t iovcnt;
     uint64_t off;
     ssize_t res;          /* out: bytes written or -errno */
     struct atomio_file *file;
@@ -106,6 +109,11 @@ struct atomio_submit_ops {
      * failed before issuing anything (then no res is meaningful). -EAGAIN completions are
      * resubmitted whole by the submitter; short completions are reported as they are. */
     int (*submit)(atomio_ctx *ctx, struct atomio_io *ios, size_t n);
+    /* Optional: as submit, but ios[0..first) are issued first and work(arg) runs while they
+     * are in flight, then ios[first..n) (whose buffers work may fill) are issued, and all are
+     * waited for. NULL where nothing would overlap (pwritev2 blocks). */
+    int (*submit_overlap)(atomio_ctx *ctx, struct atomio_io *ios, size_t n, size_t first,
+                          void (*work)(void *), void *arg);
 };
 
 extern const struct atomio_submit_ops atomio__submit_sync;

@@ -57,6 +57,8 @@ sqe_nop(struct io_uring_sqe *sqe)
 static void
 io_to_sqe(const struct atomio_io *io, struct io_uring_sqe *sqe)
 {
+    /* The staged doublewrite always copies into its segment, so no io here is vectored. */
+    ATOMIO_ASSERT(io->iovcnt == 0);
     sqe_clear(sqe);
     sqe->opcode = IORING_OP_WRITE;
     sqe->fd = io->fd;

@@ -14,10 +14,12 @@ sync_submit(atomio_ctx *ctx, struct atomio_io *ios, size_t n)
     (void)ctx;
     for (size_t i = 0; i < n; i++) {
         struct atomio_io *io = &ios[i];
-        struct iovec iov = {.iov_base = (void *)(uintptr_t)io->buf, .iov_len = io->len};
+        struct iovec one = {.iov_base = (void *)(uintptr_t)io->buf, .iov_len = io->len};
+        const struct iovec *iov = io->iovcnt ? io->iov : &one;
+        int cnt = io->iovcnt ? (int)io->iovcnt : 1;
         ssize_t r;
         do
-            r = atomio__sys.pwritev2(io->fd, &iov, 1, io->off, io->rwflags);
+            r = atomio__sys.pwritev2(io->fd, iov, cnt, io->off, io->rwflags);
         while (r == -EAGAIN && !(io->rwflags & RWF_NOWAIT));
         io->res = r;
     }

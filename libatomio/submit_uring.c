@@ -282,7 +282,10 @@ prep_write(struct io_uring_sqe *sqe, const struct atomio_io *io, size_t idx)
         return;
     }
 #endif
-    io_uring_prep_write(sqe, io->fd, io->buf, io->len, io->off);
+    if (io->iovcnt)
+        io_uring_prep_writev(sqe, io->fd, io->iov, io->iovcnt, io->off);
+    else
+        io_uring_prep_write(sqe, io->fd, io->buf, io->len, io->off);
     sqe->rw_flags = io->rwflags;
     io_uring_sqe_set_data64(sqe, idx);
 }
@@ -339,7 +342,8 @@ note_max(_Atomic unsigned *m, unsigned v)
 }
 
 static void
-run_batch(struct uring_state *st, struct ring *r, struct atomio_io *ios, size_t n)
+run_batch(struct uring_state *st, struct ring *r, struct atomio_io *ios, size_t n, size_t first,
+          void (*work)(void *), void *arg)
 {
     const unsigned qd = st->qd;
     size_t next = 0;       /* first io never prepared */
@@ -351,6 +355,24 @@ run_batch(struct uring_state *st, struct ring *r, struct atomio_io *ios, size_t 
 
     for (size_t i = 0; i < n; i++)
         ios[i].res = PENDING;
+
+    if (work) {
+        /* ios[0..first) go to the kernel now; the caller's work overlaps their transfer. A
+         * failed submit leaves the SQEs queued: the loop below submits them again. */
+        while (inflight < qd && next < first) {
+            struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
+            if (!sqe)
+                break;
+            prep_write(sqe, &ios[next], next);
+            next++;
+            inflight++;
+        }
+        if (inflight) {
+            (void)io_uring_submit(&r->ring);
+            enters++;
+        }
+        work(arg);
+    }
 
     while (done < n) {
         while (inflight < qd && next < n) {
@@ -415,27 +437,40 @@ out:
 }
 
 static int
-uring_submit(atomio_ctx *ctx, struct atomio_io *ios, size_t n)
+uring_submit_overlap(atomio_ctx *ctx, struct atomio_io *ios, size_t n, size_t first,
+                     void (*work)(void *), void *arg)
 {
     struct uring_state *st = ctx->uring;
-    if (n == 0)
+    if (n == 0) {
+        if (work)
+            work(arg);
         return 0;
+    }
     struct ring *r = NULL;
     if (st && st->fork_gen == atomic_load_explicit(&fork_gen, memory_order_relaxed))
         r = lease_get(st);
     if (!r) {
         if (st)
             atomic_fetch_add_explicit(&st->sync_ios, n, memory_order_relaxed);
+        if (work)
+            work(arg);
         return atomio__submit_sync.submit(ctx, ios, n);
     }
-    run_batch(st, r, ios, n);
+    run_batch(st, r, ios, n, first < n ? first : n, work, arg);
     return 0;
+}
+
+static int
+uring_submit(atomio_ctx *ctx, struct atomio_io *ios, size_t n)
+{
+    return uring_submit_overlap(ctx, ios, n, 0, NULL, NULL);
 }
 
 const struct atomio_submit_ops atomio__submit_uring = {
     .id = ATOMIO_SUBMIT_URING,
     .name = "io_uring",
     .submit = uring_submit,
+    .submit_overlap = uring_submit_overlap,
 };
 
 /* ---- ctx lifecycle ---------------------------------------------------------------------- */
