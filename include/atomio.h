@@ -416,6 +416,12 @@ ATOMIO_API void atomio_page_free(atomio_ctx *ctx, void *buf, uint32_t page_size,
 
 /* write flags */
 #define ATOMIO_WRITE_DSYNC 0x1u /* durable when the call returns */
+/* The caller keeps every page unchanged until the call returns (as InnoDB's io-fixed frames,
+ * or a private copy): a DOUBLEWRITE batch then writes 4 KiB-aligned pages to the store and in
+ * place straight from the caller's memory, without copying them. Without it the batch copies
+ * each page first, so a page changing during the call (hint bits) still lands whole. Other
+ * paths ignore it. Since 0.1. */
+#define ATOMIO_WRITE_STABLE_PAGES 0x2u
 
 /**
  * atomio_write() -- write one whole page untorn.

@@ -20,6 +20,7 @@
 #ifdef ATOMIO_TESTING
 _Atomic int atomio__test_skip_dw_durability;
 _Atomic int atomio__test_dw_policy;
+_Atomic int atomio__test_dw_split;
 #endif
 
 /* One zero block, aligned for O_DIRECT: retire writes and zero fills point iovecs at it. */

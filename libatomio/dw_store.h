@@ -83,8 +83,16 @@ struct atomio_dw_run {
     uint32_t cnt;
     uint32_t *slot_off; /* page bytes of slot k in the segment buffer */
     struct atomio_io *ios;
-    const uint8_t **src; /* where slot k's bytes come from */
+    const uint8_t **src; /* slot k's bytes: the caller's page, after encoding the copy in the
+                          * segment or (zero_copy) still the caller's page */
     atomio_file **files; /* distinct files of the batch */
+    /* zero_copy: the caller keeps the pages unchanged until the run finishes
+     * (ATOMIO_WRITE_STABLE_PAGES), so aligned pages are written from where they are, the
+     * store write being vectored over iov[0..iovcnt) (room for cnt + 2). Never for the staged
+     * API, whose caller's buffers are free once atomio_dw_stage() returns. */
+    bool zero_copy;
+    struct iovec *iov;
+    uint32_t iovcnt; /* 0: the store write is the segment buffer alone */
     uint32_t nfiles;
     struct atomio_dw_seg *seg;
     uint64_t seq;
@@ -140,6 +148,9 @@ int atomio__pread_full(int fd, void *buf, size_t len, uint64_t off);
 extern _Atomic int atomio__test_skip_dw_durability;
 /* Segment reuse order: 0 last-freed-first (production), 1 oldest-first, 2 scattered. */
 extern _Atomic int atomio__test_dw_policy;
+/* Non-zero: atomio_write_batch() writes every batch as pages + header (dw_write.c,
+ * store_write()) on any submitter, so the crash simulator sees the two writes. */
+extern _Atomic int atomio__test_dw_split;
 #endif
 
 #endif /* ATOMIO_DW_STORE_H */

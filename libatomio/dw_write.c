@@ -68,52 +68,127 @@ file_failed(const atomio_file *f)
 }
 
 /*
- * encode_batch() -- copy the pages into the segment buffer behind the slot table, biggest page
- * first: the table region is a multiple of 4 KiB and page sizes are powers of two, so every
- * page starts aligned to min(its size, 4 KiB) and the in-place writes can be issued straight
- * from this buffer even on O_DIRECT data files. Returns the padded write length.
+ * direct_ok() -- whether slot bytes at src may be written as they are, by the store write and
+ * by the in-place write: the run may (zero_copy), and the page is whole 4 KiB blocks at an
+ * address both an O_DIRECT store and the O_DIRECT data file accept.
  */
-static uint64_t
-encode_batch(struct atomio_store *st, struct atomio_dw_seg *seg, struct atomio_dw_run *r,
-             uint64_t seq)
+static bool
+direct_ok(const struct atomio_dw_run *r, const atomio_file *f, const uint8_t *src)
+{
+    uint32_t align = f->mem_align > ATOMIO_DW_ALIGN ? f->mem_align : ATOMIO_DW_ALIGN;
+    return r->zero_copy && f->page_size % ATOMIO_DW_ALIGN == 0 && (uintptr_t)src % align == 0;
+}
+
+/* The kernel's limit on iovecs in one write (UIO_MAXIOV); a bigger batch is copied. */
+#define STORE_IOV_MAX 1024u
+
+/* push() -- append [p, p + len) to the store write's iovecs, joining it to the last one when
+ * the two are adjacent in memory (segment-buffer stretches are). iov[0], the header and slot
+ * table, stays alone: an overlapped store write issues it separately (store_write()). */
+static void
+push(struct atomio_dw_run *r, const uint8_t *p, size_t len)
+{
+    if (r->iovcnt > 1) {
+        struct iovec *last = &r->iov[r->iovcnt - 1];
+        if ((const uint8_t *)last->iov_base + last->iov_len == p) {
+            last->iov_len += len;
+            return;
+        }
+    }
+    r->iov[r->iovcnt++] = (struct iovec){.iov_base = (void *)(uintptr_t)p, .iov_len = len};
+}
+
+/*
+ * layout_batch() -- lay the batch out behind the slot table, biggest page first: the table
+ * region is a multiple of 4 KiB and page sizes are powers of two, so every page starts aligned
+ * to min(its size, 4 KiB). A page is copied into its place in the segment buffer, or, in a
+ * zero_copy run, left where the caller has it and written from there by a vectored store write
+ * (the layout on disk is the same). Afterwards r->src[k] is where slot k's bytes are: the
+ * in-place writes come from there too, so store copy and in-place page are the same bytes the
+ * CRC covers. Sets r->len, the padded length of the store write. The slots and the header are
+ * seal_batch()'s.
+ */
+static void
+layout_batch(struct atomio_dw_run *r)
 {
     const uint8_t **src = r->src;
-    uint8_t *buf = seg->buf;
+    uint8_t *buf = r->seg->buf;
     uint64_t tb = atomio__dw_table_bytes(r->cnt);
     uint64_t table_end = ATOMIO_DW_BATCH_HDR_LEN + (uint64_t)r->cnt * ATOMIO_DW_SLOT_LEN;
     memset(buf + table_end, 0, (size_t)(tb - table_end));
+    bool vec = r->zero_copy && r->iov && r->cnt + 2 <= STORE_IOV_MAX;
+    bool any_direct = false;
+    r->iovcnt = 0;
+    if (vec)
+        push(r, buf, (size_t)tb);
     uint64_t off = tb;
     for (uint32_t k = 0; k < r->cnt; k++) {
         const struct atomio_dw_item *it = &r->items[r->idx[k]];
         uint32_t ps = it->file->page_size;
-        if (buf + off != src[k])
+        const uint8_t *data = buf + off;
+        if (vec && direct_ok(r, it->file, src[k])) {
+            data = src[k];
+            any_direct = true;
+        } else if (data != src[k]) {
             memcpy(buf + off, src[k], ps);
-        struct atomio_dw_slot s = {
-            .file_id = it->file->file_id,
-            .page_no = it->page_no,
-            .seq = seq,
-            .offset = (uint32_t)off,
-            .page_size = ps,
-            .crc = atomio__crc32c(0, buf + off, ps),
-            .index = k,
-        };
-        atomio__dw_slot_encode(buf, &s);
+        }
+        if (vec)
+            push(r, data, ps);
+        src[k] = data;
         r->slot_off[k] = (uint32_t)off;
         off += ps;
     }
     uint64_t padded = (off + ATOMIO_DW_ALIGN - 1) / ATOMIO_DW_ALIGN * ATOMIO_DW_ALIGN;
     memset(buf + off, 0, (size_t)(padded - off));
-    struct atomio_dw_batch b = {.seq = seq, .count = r->cnt, .byte_len = off};
+    if (vec && padded > off)
+        push(r, buf + off, (size_t)(padded - off));
+    if (!any_direct)
+        r->iovcnt = 0; /* every page was copied: the plain write of the segment buffer */
+    r->len = padded;
+}
+
+/* seal_batch() -- the slot records (with each page's CRC32C) and the batch header. */
+static void
+seal_batch(struct atomio_dw_run *r)
+{
+    struct atomio_store *st = r->ctx->store;
+    uint8_t *buf = r->seg->buf;
+    uint64_t end = atomio__dw_table_bytes(r->cnt);
+    for (uint32_t k = 0; k < r->cnt; k++) {
+        const struct atomio_dw_item *it = &r->items[r->idx[k]];
+        uint32_t ps = it->file->page_size;
+        struct atomio_dw_slot s = {
+            .file_id = it->file->file_id,
+            .page_no = it->page_no,
+            .seq = r->seq,
+            .offset = r->slot_off[k],
+            .page_size = ps,
+            .crc = atomio__crc32c(0, r->src[k], ps),
+            .index = k,
+        };
+        atomio__dw_slot_encode(buf, &s);
+        end = (uint64_t)r->slot_off[k] + ps;
+    }
+    struct atomio_dw_batch b = {.seq = r->seq, .count = r->cnt, .byte_len = end};
     atomio__dw_batch_hdr_encode(buf, &b, st->g.uuid);
-    return padded;
+}
+
+static void
+seal_cb(void *arg)
+{
+    seal_batch(arg);
 }
 
 void
 atomio__dw_run_store_io(const struct atomio_dw_run *r, struct atomio_io *io)
 {
     struct atomio_store *st = r->ctx->store;
-    *io = (struct atomio_io){
-        .fd = st->fd, .buf = r->seg->buf, .len = (uint32_t)r->len, .off = r->seg->off};
+    *io = (struct atomio_io){.fd = st->fd,
+                             .buf = r->seg->buf,
+                             .len = (uint32_t)r->len,
+                             .off = r->seg->off,
+                             .iov = r->iovcnt ? r->iov : NULL,
+                             .iovcnt = r->iovcnt};
 }
 
 int
@@ -145,19 +220,71 @@ store_durable(atomio_ctx *ctx)
 /*
  * store_write() -- the sequential write of the batch and its durability. Returns 0 or the
  * error every item of the batch gets (then no in-place write has been issued).
+ *
+ * A run whose slots are not sealed yet (split) writes the batch as two writes into the same
+ * contiguous range, both complete before the fdatasync: the pages first, and the header and
+ * slot table once seal_batch() has checksummed the pages, which it does while the pages are
+ * in flight when the submitter can overlap. A crash before the fdatasync may keep any part of
+ * either; the CRCs reject what is torn or stale, as for one write, and the format is the same.
  */
 static int
-store_write(struct atomio_dw_run *r)
+store_write(struct atomio_dw_run *r, bool split)
 {
     atomio_ctx *ctx = r->ctx;
-    struct atomio_io io;
-    atomio__dw_run_store_io(r, &io);
-    int e = ctx->submit->submit(ctx, &io, 1);
+    struct atomio_io io[2];
+    atomio__dw_run_store_io(r, &io[0]);
+    int e;
+    if (!split) {
+        e = ctx->submit->submit(ctx, io, 1);
+        if (e == 0)
+            e = atomio__dw_run_store_written(r, io[0].res);
+        return e == 0 ? store_durable(ctx) : e;
+    }
+    uint64_t tb = atomio__dw_table_bytes(r->cnt);
+    io[1] = io[0]; /* the header and slot table */
+    io[1].buf = r->seg->buf;
+    io[1].len = (uint32_t)tb;
+    io[1].iov = NULL;
+    io[1].iovcnt = 0;
+    io[0].off += tb; /* the pages and the tail padding */
+    io[0].len -= (uint32_t)tb;
+    if (io[0].iovcnt) {
+        io[0].iov++;
+        io[0].iovcnt--;
+    } else {
+        io[0].buf = r->seg->buf + tb;
+    }
+    if (ctx->submit->submit_overlap) {
+        e = ctx->submit->submit_overlap(ctx, io, 2, 1, seal_cb, r);
+    } else {
+        e = ctx->submit->submit(ctx, &io[0], 1);
+        seal_batch(r);
+        io[1].res = 0;
+        if (e == 0 && io[0].res == (ssize_t)io[0].len)
+            e = ctx->submit->submit(ctx, &io[1], 1);
+    }
     if (e == 0)
-        e = atomio__dw_run_store_written(r, io.res);
+        e = io[0].res < 0 ? (int)io[0].res : io[1].res < 0 ? (int)io[1].res : 0;
     if (e == 0)
-        e = store_durable(ctx);
-    return e;
+        e = atomio__dw_run_store_written(r, io[0].res + io[1].res);
+    return e == 0 ? store_durable(ctx) : e;
+}
+
+/*
+ * split_store() -- whether run_batch() writes the batch as pages + header (store_write()):
+ * where the submitter overlaps the checksums with the page transfer. Tests also ask for it
+ * on the pwritev2 submitter, so the crash simulator sees the two writes.
+ */
+static bool
+split_store(atomio_ctx *ctx, const struct atomio_dw_run *r)
+{
+    if (atomio__dw_table_bytes(r->cnt) >= r->len)
+        return false; /* nothing behind the table */
+#ifdef ATOMIO_TESTING
+    if (atomic_load(&atomio__test_dw_split))
+        return true;
+#endif
+    return ctx->submit->submit_overlap != NULL;
 }
 
 /*
@@ -223,15 +350,18 @@ rescue(atomio_ctx *ctx, struct atomio_dw_seg *seg, struct atomio_dw_run *r)
         r2.slot_off = off2;
         r2.cnt = 0;
         r2.seg = seg2;
+        r2.zero_copy = false; /* the rescue batch keeps its own copies: it outlives the call */
+        r2.iov = NULL;
         for (uint32_t k = 0; k < r->cnt; k++) {
             if (file_failed(r->items[r->idx[k]].file)) {
-                src2[r2.cnt] = seg->buf + r->slot_off[k];
+                src2[r2.cnt] = r->src[k];
                 idx2[r2.cnt++] = r->idx[k];
             }
         }
         r2.seq = atomic_fetch_add(&st->next_seq, 1);
-        r2.len = encode_batch(st, seg2, &r2, r2.seq);
-        if (store_write(&r2) == 0) {
+        layout_batch(&r2);
+        seal_batch(&r2);
+        if (store_write(&r2, false) == 0) {
             atomio__store_release(ctx, seg2, true);
             if (atomio__store_retire(st, seg) < 0)
                 atomic_store(&st->failed, true);
@@ -247,8 +377,9 @@ rescue(atomio_ctx *ctx, struct atomio_dw_seg *seg, struct atomio_dw_run *r)
     atomio__store_release(ctx, seg, true);
 }
 
-int
-atomio__dw_run_begin(atomio_ctx *ctx, struct atomio_dw_run *r, bool wait)
+/* begin_unsealed() -- atomio__dw_run_begin() without seal_batch(). */
+static int
+begin_unsealed(atomio_ctx *ctx, struct atomio_dw_run *r, bool wait)
 {
     struct atomio_store *st = ctx->store;
     r->ctx = ctx;
@@ -262,8 +393,17 @@ atomio__dw_run_begin(atomio_ctx *ctx, struct atomio_dw_run *r, bool wait)
     for (uint32_t k = 0; k < r->cnt; k++)
         r->src[k] = r->items[r->idx[k]].page;
     r->seq = atomic_fetch_add(&st->next_seq, 1);
-    r->len = encode_batch(st, r->seg, r, r->seq);
+    layout_batch(r);
     return 0;
+}
+
+int
+atomio__dw_run_begin(atomio_ctx *ctx, struct atomio_dw_run *r, bool wait)
+{
+    int err = begin_unsealed(ctx, r, wait);
+    if (err == 0)
+        seal_batch(r);
+    return err;
 }
 
 void
@@ -275,7 +415,7 @@ atomio__dw_run_inplace_ios(struct atomio_dw_run *r)
         r->ios[k] = (struct atomio_io){
             .fd = f->fd,
             .rwflags = 0,
-            .buf = r->seg->buf + r->slot_off[k],
+            .buf = r->src[k], /* the bytes the store copy and its CRC hold */
             .len = f->page_size,
             .off = r->items[r->idx[k]].page_no << f->page_shift,
             .file = f,
@@ -358,13 +498,16 @@ atomio__dw_run_finish(struct atomio_dw_run *r)
 static size_t
 run_batch(atomio_ctx *ctx, struct atomio_dw_run *r)
 {
-    int err = atomio__dw_run_begin(ctx, r, true);
+    int err = begin_unsealed(ctx, r, true);
     if (err < 0) {
         for (uint32_t k = 0; k < r->cnt; k++)
             r->items[r->idx[k]].result = err;
         return 0;
     }
-    err = store_write(r);
+    bool split = split_store(ctx, r);
+    if (!split)
+        seal_batch(r);
+    err = store_write(r, split);
     if (err < 0) {
         for (uint32_t k = 0; k < r->cnt; k++)
             r->items[r->idx[k]].result = err;
@@ -415,7 +558,8 @@ atomio__dw_needs_recovery(atomio_ctx *ctx)
 int
 atomio__dw_write(atomio_ctx *ctx, struct atomio_dw_item *items, size_t n, uint32_t wflags)
 {
-    (void)wflags; /* every doublewrite page is durable when the call returns */
+    /* DSYNC is moot: every doublewrite page is durable when the call returns. */
+    bool zero_copy = (wflags & ATOMIO_WRITE_STABLE_PAGES) != 0;
     struct atomio_store *st = ctx->store;
     if (n == 0)
         return 0;
@@ -440,11 +584,13 @@ atomio__dw_write(atomio_ctx *ctx, struct atomio_dw_item *items, size_t n, uint32
     struct atomio_io *ios = malloc(cap * sizeof(*ios));
     atomio_file **files = malloc(cap * sizeof(*files));
     const uint8_t **src = malloc(cap * sizeof(*src));
-    if (!order || !dup_of || !idx || !slot_off || !ios || !files || !src) {
+    struct iovec *iov = zero_copy ? malloc((cap + 2) * sizeof(*iov)) : NULL;
+    if (!order || !dup_of || !idx || !slot_off || !ios || !files || !src ||
+        (zero_copy && !iov)) {
         for (size_t i = 0; i < n; i++)
             items[i].result = -ENOMEM;
         free(order), free(dup_of), free(idx), free(slot_off), free(ios), free(files);
-        free(src);
+        free(src), free(iov);
         return 0;
     }
 
@@ -477,7 +623,9 @@ atomio__dw_write(atomio_ctx *ctx, struct atomio_dw_item *items, size_t n, uint32
                                   .slot_off = slot_off,
                                   .ios = ios,
                                   .src = src,
-                                  .files = files};
+                                  .files = files,
+                                  .zero_copy = zero_copy,
+                                  .iov = iov};
         uint64_t bytes = 0;
         while (i < m && r.cnt < st->g.slots_max) {
             uint32_t ps = items[order[i]].file->page_size;
@@ -498,6 +646,6 @@ atomio__dw_write(atomio_ctx *ctx, struct atomio_dw_item *items, size_t n, uint32
         }
     }
     free(order), free(dup_of), free(idx), free(slot_off), free(ios), free(files);
-    free(src);
+    free(src), free(iov);
     return (int)(done > INT32_MAX ? INT32_MAX : done);
 }

@@ -273,6 +273,7 @@ s_pwritev2(int fd, const struct iovec *iov, int cnt, uint64_t off, int flags)
     op->len = shorten ? S.short_keep : len;
     op->dsync = !crash && (flags & (RWF_DSYNC | RWF_SYNC)) != 0;
     op->atomic = (flags & RWF_ATOMIC) != 0;
+    op->iovcnt = cnt;
     op->data = malloc(len ? len : 1);
     cr_assert(op->data);
     size_t pos = 0;

@@ -31,6 +31,7 @@ struct sim_op {
     uint8_t *data;     /* WRITE: copy of the bytes */
     bool dsync;        /* WRITE with RWF_DSYNC: durable when it returned */
     bool atomic;       /* WRITE with RWF_ATOMIC: reaches the media whole or not at all */
+    int iovcnt;        /* WRITE: iovecs the caller passed (> 1: a vectored write) */
 };
 
 struct sim_log; /* ops since the last install, with the durable state they started from */
