@@ -21,6 +21,7 @@
 _Atomic int atomio__test_skip_dw_durability;
 _Atomic int atomio__test_dw_policy;
 _Atomic int atomio__test_dw_split;
+_Atomic int atomio__test_dw_keep_batches;
 #endif
 
 /* One zero block, aligned for O_DIRECT: retire writes and zero fills point iovecs at it. */
@@ -579,6 +580,10 @@ atomio__store_release(atomio_ctx *ctx, struct atomio_dw_seg *seg, bool held)
 int
 atomio__store_retire(struct atomio_store *st, struct atomio_dw_seg *seg)
 {
+#ifdef ATOMIO_TESTING
+    if (atomic_load(&atomio__test_dw_keep_batches))
+        return 0;
+#endif
     int r = write_full(st->fd, zero_block, ATOMIO_DW_ALIGN, seg->off);
     if (r == 0)
         atomic_store(&st->retire_pending, true);

@@ -151,6 +151,9 @@ extern _Atomic int atomio__test_dw_policy;
 /* Non-zero: atomio_write_batch() writes every batch as pages + header (dw_write.c,
  * store_write()) on any submitter, so the crash simulator sees the two writes. */
 extern _Atomic int atomio__test_dw_split;
+/* Non-zero: batches are never retired, as if every call crashed just before its retire, so a
+ * test can look at what a real store write left on disk (through recovery). */
+extern _Atomic int atomio__test_dw_keep_batches;
 #endif
 
 #endif /* ATOMIO_DW_STORE_H */

@@ -411,6 +411,12 @@ Test(badinput, unknown_flags_and_enum_values, .init = setup, .fini = teardown)
     atomio_page_write w = {f, 0, buf, 0, 0};
     r = atomio_write_batch(ctx, &w, 1, 0x80);
     cr_assert_eq(r, ATOMIO_E_INVAL, "batch flag 0x80: %s", atomio_err_name(r));
+    /* the first bit past the known ones, alone and next to them */
+    const uint32_t next = (ATOMIO_WRITE_DSYNC | ATOMIO_WRITE_STABLE_PAGES) + 1;
+    r = atomio_write(f, 0, buf, next | ATOMIO_WRITE_STABLE_PAGES);
+    cr_assert_eq(r, ATOMIO_E_INVAL, "write flag 0x%x: %s", next, atomio_err_name(r));
+    r = atomio_write_batch(ctx, &w, 1, next);
+    cr_assert_eq(r, ATOMIO_E_INVAL, "batch flag 0x%x: %s", next, atomio_err_name(r));
     cr_assert_eq(atomio_file_close(f), 0);
     NOTHING_WRITTEN("unknown flags and enum values");
 }

@@ -22,6 +22,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define XFS_MB 320 /* mkfs.xfs wants >= 300 MiB */
+
 static struct t_fs fs;
 static char dwdir[PATH_MAX + 32];
 
@@ -29,6 +31,7 @@ static void
 fini(void)
 {
     atomio__sys = atomio__sys_real;
+    atomic_store(&atomio__test_dw_keep_batches, 0);
     t_fs_umount(&fs);
 }
 
@@ -110,7 +113,8 @@ expect_pages(atomio_ctx *ctx, atomio_file *f, uint64_t n, uint64_t seed)
 }
 
 static void
-write_pages(atomio_ctx *ctx, atomio_file *f, uint64_t n, uint64_t seed, bool batch)
+write_pages_flags(atomio_ctx *ctx, atomio_file *f, uint64_t n, uint64_t seed, bool batch,
+                  uint32_t flags)
 {
     uint32_t ps = f->page_size;
     uint8_t *buf = atomio_page_alloc(ctx, ps, n);
@@ -120,16 +124,22 @@ write_pages(atomio_ctx *ctx, atomio_file *f, uint64_t n, uint64_t seed, bool bat
         w[i] = (atomio_page_write){.file = f, .page_no = i, .page = buf + i * ps};
     }
     if (batch) {
-        int r = atomio_write_batch(ctx, w, n, 0);
+        int r = atomio_write_batch(ctx, w, n, flags);
         cr_assert_eq(r, (int)n, "batch wrote %d of %llu", r, (unsigned long long)n);
     } else {
         for (uint64_t i = 0; i < n; i++) {
-            int r = atomio_write(f, i, buf + i * ps, 0);
+            int r = atomio_write(f, i, buf + i * ps, flags);
             cr_assert_eq(r, 0, "page %llu: %s", (unsigned long long)i, atomio_strerror(r));
         }
     }
     free(w);
     atomio_page_free(ctx, buf, ps, n);
+}
+
+static void
+write_pages(atomio_ctx *ctx, atomio_file *f, uint64_t n, uint64_t seed, bool batch)
+{
+    write_pages_flags(ctx, f, n, seed, batch, 0);
 }
 
 /* ---- ext4 ----------------------------------------------------------------------------------- */
@@ -250,6 +260,73 @@ Test(dw_fs, ext4_hand_made_torn_page_restored)
     cr_assert_eq(atomio_ctx_close(ctx), 0);
 }
 
+/*
+ * What the io_uring store write leaves on disk: pages from the caller's memory by a vectored
+ * write (ATOMIO_WRITE_STABLE_PAGES) or copied, written as pages and then header while the CRCs
+ * are computed. With retires off, each batch stays in the store as after a crash just before
+ * its retire; every in-place page is then torn by hand, and recovery must bring back every
+ * page from those store copies, on ext4 and XFS, for O_DIRECT and page-cache files.
+ */
+static void
+store_copies_restore_every_page(const char *kind)
+{
+    mount_with_store(kind, strcmp(kind, "xfs") == 0 ? XFS_MB : 64);
+    const uint32_t ps = 16384;
+    const uint64_t n = 12; /* one segment holds 16 slots: one batch per call */
+    static const uint32_t styles[] = {ATOMIO_IO_DIRECT, ATOMIO_IO_BUFFERED};
+    for (int s = 0; s < 2; s++) {
+        for (int stable = 0; stable < 2; stable++) {
+            char name[32];
+            snprintf(name, sizeof(name), "c%d%d.ibd", s, stable);
+            atomic_store(&atomio__test_dw_keep_batches, 0);
+            atomio_ctx *ctx = ctx_ok(0);
+            atomio_file *f = file_ok(ctx, name, ps, ATOMIO_PATH_DOUBLEWRITE, styles[s]);
+            atomio_file_info fi = info_of(f);
+            cr_assert_eq(fi.submitter, ATOMIO_SUBMIT_URING, "%s: no io_uring (%s)", kind,
+                         atomio_submitter_name(fi.submitter));
+            atomic_store(&atomio__test_dw_keep_batches, 1);
+            uint64_t seed = 7000 + 100 * (uint64_t)(2 * s + stable);
+            write_pages_flags(ctx, f, n, seed, true, stable ? ATOMIO_WRITE_STABLE_PAGES : 0);
+            expect_pages(ctx, f, n, seed);
+            cr_assert_eq(atomio_ctx_close(ctx), 0);
+            atomic_store(&atomio__test_dw_keep_batches, 0);
+
+            int fd = open(t_join(fs.dir, name), O_WRONLY);
+            cr_assert_geq(fd, 0);
+            uint8_t *junk = malloc(ps);
+            for (uint64_t i = 0; i < n; i++) {
+                t_fill(junk, ps, 424242 + i);
+                cr_assert_eq(pwrite(fd, junk, ps / 2, (off_t)(i * ps)), (ssize_t)(ps / 2));
+            }
+            cr_assert_eq(fsync(fd), 0);
+            close(fd);
+            free(junk);
+
+            ctx = ctx_ok(ATOMIO_CTX_NO_RECOVER);
+            atomio_recovery_report rep;
+            memset(&rep, 0, sizeof(rep));
+            rep.size = sizeof(rep);
+            cr_assert_eq(atomio_ctx_recover(ctx, &rep), 0);
+            cr_assert_eq(rep.pages_restored, n, "%s %s%s: %llu of %llu pages restored", kind,
+                         atomio_io_style_name(styles[s]), stable ? ", stable pages" : "",
+                         (unsigned long long)rep.pages_restored, (unsigned long long)n);
+            f = file_ok(ctx, name, ps, ATOMIO_PATH_DOUBLEWRITE, styles[s]);
+            expect_pages(ctx, f, n, seed);
+            cr_assert_eq(atomio_ctx_close(ctx), 0);
+        }
+    }
+}
+
+Test(dw_fs, ext4_uring_store_copies_restore_every_page)
+{
+    store_copies_restore_every_page("ext4");
+}
+
+Test(dw_fs, xfs_uring_store_copies_restore_every_page)
+{
+    store_copies_restore_every_page("xfs");
+}
+
 /* ---- store directory errors ------------------------------------------------------------------ */
 
 Test(dw_fs, deleted_store_directory_is_enoent)
@@ -283,7 +360,6 @@ Test(dw_fs, read_only_store_directory_is_erofs)
 /* ---- XFS reflink=1: runtime downgrade ----------------------------------------------------------
  */
 
-#define XFS_MB 320 /* mkfs.xfs wants >= 300 MiB */
 
 static atomio_file *
 atomic_file(atomio_ctx *ctx, uint32_t ps)
