@@ -263,6 +263,9 @@ const struct opt_spec wl_opt_specs[] = {
     {"zipf", 1, WO_ZIPF, "THETA", "skew of --workload checkpoint, 0..<1 (default 0.99)"},
     {"seed", 1, WO_SEED, "N", "random seed (default 1)"},
     {"no-progress", 0, WO_NO_PROGRESS, NULL, "no progress bar even on a terminal"},
+    {"copy-pages", 0, WO_COPY_PAGES, NULL,
+     "library writes without ATOMIO_WRITE_STABLE_PAGES: DOUBLEWRITE copies every page, as an "
+     "engine whose pages may change during a write needs"},
     {NULL, 0, 0, NULL, NULL},
 };
 
@@ -401,6 +404,9 @@ wl_handle_opt(struct wl_config *c, const char *cmd, int id, const char *arg)
     case WO_NO_PROGRESS:
         c->progress = 0;
         return 1;
+    case WO_COPY_PAGES:
+        c->copy_pages = 1;
+        return 1;
     default:
         return 0;
     }
@@ -490,9 +496,11 @@ wl_describe(const struct wl_config *c, char *out, size_t len)
         snprintf(zipf, sizeof(zipf), " (zipf %.2f)", c->zipf_theta);
     snprintf(out, len,
              "%s%s, %s pages, batch %u, qd %u, %u thread%s, sync %s, io %s, submitter %s, "
-             "%s per run + %s warm-up",
+             "%s, %s per run + %s warm-up",
              wl_pattern_name(c->pattern), zipf, fmt_bytes(c->page_size), c->batch, c->qd,
              c->threads, c->threads == 1 ? "" : "s",
              wl_sync_name(c->sync_every, sync, sizeof(sync)), wl_io_style_name(c->io_style),
-             wl_submitter_name(c->submitter), amount, fmt_duration((double)c->warmup_ns / 1e9));
+             wl_submitter_name(c->submitter),
+             c->copy_pages ? "pages copied by the library" : "pages stable during writes", amount,
+             fmt_duration((double)c->warmup_ns / 1e9));
 }

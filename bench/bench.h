@@ -121,6 +121,7 @@ struct wl_config {
     uint64_t sync_every; /* pages per thread between syncs; WL_SYNC_BATCH; WL_SYNC_NEVER */
     int io_style;        /* enum wl_io_style */
     int submitter;       /* enum wl_submitter */
+    int copy_pages;      /* 1: no ATOMIO_WRITE_STABLE_PAGES, so DOUBLEWRITE copies each page */
     double zipf_theta;   /* skew of --workload checkpoint */
     uint64_t seed;
     int progress; /* 1: show a progress bar (only if stderr is a TTY) */
@@ -149,6 +150,7 @@ enum {
     WO_ZIPF,
     WO_SEED,
     WO_NO_PROGRESS,
+    WO_COPY_PAGES,
 };
 /* The shared workload options, terminated by a {NULL} entry; concatenated by commands. */
 extern const struct opt_spec wl_opt_specs[];

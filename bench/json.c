@@ -208,6 +208,7 @@ json_config_fields(struct json *j, const struct wl_config *c)
         json_u64(j, "sync_every", c->sync_every);
     json_str(j, "io_style", wl_io_style_name(c->io_style));
     json_str(j, "submitter_requested", wl_submitter_name(c->submitter));
+    json_bool(j, "stable_pages", !c->copy_pages);
     json_u64(j, "seed", c->seed);
 }
 

@@ -20,6 +20,7 @@ struct lib_state {
     atomio_ctx *ctx;
     atomio_file *f;
     atomio_stats st[2];
+    uint32_t wflags; /* ATOMIO_WRITE_STABLE_PAGES unless --copy-pages */
 };
 
 struct lib_thread {
@@ -76,14 +77,14 @@ lt_write(void *ts, const uint64_t *pages, uint32_t n, uint64_t *lat)
     (void)lat;
     struct lib_thread *t = ts;
     if (n == 1)
-        return atomio_write(t->s->f, pages[0], stamp(t, 0, pages[0]), 0);
+        return atomio_write(t->s->f, pages[0], stamp(t, 0, pages[0]), t->s->wflags);
     for (uint32_t i = 0; i < n; i++) {
         t->w[i].file = t->s->f;
         t->w[i].page_no = pages[i];
         t->w[i].page = stamp(t, i, pages[i]);
         t->w[i].result = 0;
     }
-    int rc = atomio_write_batch(t->s->ctx, t->w, n, 0);
+    int rc = atomio_write_batch(t->s->ctx, t->w, n, t->s->wflags);
     if (rc < 0)
         return rc;
     if ((uint32_t)rc != n) {
@@ -249,6 +250,8 @@ lib_run(const struct wl_config *c, const struct lib_opts *o, struct wl_result *r
     struct lib_state s;
     memset(&s, 0, sizeof(s));
     s.c = c;
+    /* Each thread stamps its pages and then waits for the call: they never change during it. */
+    s.wflags = c->copy_pages ? 0 : ATOMIO_WRITE_STABLE_PAGES;
     snprintf(r->name, sizeof(r->name), "%s", atomio_path_name(o->path));
     int rc = open_ctx(c, o, r, &s.ctx);
     if (rc < 0) {

@@ -293,6 +293,8 @@ run_baseline(struct session *s, struct report_row *row, struct wl_result *r)
     ARG("--io-style=%s", wl_io_style_name(c->io_style));
     ARG("--submitter=%s", wl_submitter_name(c->submitter));
     ARG("--seed=%llu", (unsigned long long)c->seed);
+    if (c->copy_pages)
+        ARG("--copy-pages"); /* the bare loops copy anyway; it keeps their config record equal */
 #undef ARG
     argv[n++] = "--no-progress";
     argv[n++] = "--json";
