@@ -304,6 +304,8 @@ bool atomio__store_fits(const atomio_ctx *ctx, uint32_t page_size);
 int atomio__store_register(atomio_ctx *ctx, atomio_file *f);
 /* The doublewrite protocol for n pages (any files, any page sizes). Sets each item's result.
  * Returns the number of items written. */
+/* Write every deferred retire and make it durable (atomio_ctx_sync()); 0 without a store. */
+int atomio__store_flush_pending(atomio_ctx *ctx);
 int atomio__dw_write(atomio_ctx *ctx, struct atomio_dw_item *items, size_t n, uint32_t wflags);
 /* Recovery over the whole store. */
 int atomio__recover(atomio_ctx *ctx, atomio_recovery_report *rep);

@@ -238,7 +238,10 @@ atomio_ctx_sync(atomio_ctx *ctx)
             first = r;
     }
     pthread_mutex_unlock(ctx->lock);
-    return first;
+    /* Finished doublewrite batches: their retires written and durable, so the store holds
+     * nothing but held batches afterwards. */
+    int r = atomio__store_flush_pending(ctx);
+    return first ? first : r;
 }
 
 int

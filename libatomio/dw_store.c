@@ -480,8 +480,10 @@ atomio__store_close(atomio_ctx *ctx)
     struct atomio_store *st = ctx->store;
     if (!st)
         return;
-    /* Make the last retire writes durable, so a later recovery does not see batches whose
+    /* Write and make durable the last retires, so a later recovery does not see batches whose
      * files may meanwhile be written by other means. Best effort: close cannot fail usefully. */
+    if (!atomic_load(&st->failed))
+        (void)atomio__store_flush_retires(ctx);
     if (atomic_load(&st->retire_pending) && !atomic_load(&st->failed))
         (void)atomio__store_sync(ctx);
     ctx->store = NULL;
@@ -506,7 +508,19 @@ atomio__store_claim(atomio_ctx *ctx, bool wait, int *err)
         err = &dummy;
     pthread_mutex_lock(&st->lock);
     while (!st->free_top) {
-        if (st->nbusy == 0) {
+        if (st->pending) {
+            /* Finished batches wait for their retire: write those now, then take one. */
+            pthread_mutex_unlock(&st->lock);
+            int fr = atomio__store_flush_retires(ctx);
+            pthread_mutex_lock(&st->lock);
+            if (fr < 0) {
+                pthread_mutex_unlock(&st->lock);
+                *err = ATOMIO_E_STORE;
+                return NULL;
+            }
+            continue;
+        }
+        if (st->nbusy == 0 && !st->takes) {
             /* Every segment is held for recovery: nothing will ever be released. */
             pthread_mutex_unlock(&st->lock);
             *err = ATOMIO_E_STORE_FULL;
@@ -575,6 +589,132 @@ atomio__store_release(atomio_ctx *ctx, struct atomio_dw_seg *seg, bool held)
     }
     pthread_cond_broadcast(&st->cond);
     pthread_mutex_unlock(&st->lock);
+}
+
+/*
+ * Deferred retires. A finished batch is retired by zeroing its header, so that an old copy can
+ * never be restored over a page written later; the retire only has to be durable before a
+ * newer write of one of its pages can lose its own store copy. Rather than a write and a wait
+ * of their own at the end of every batch, retires queue up (pending) and ride along with the
+ * next store write, in the same submission; the store fdatasync after it makes them durable.
+ * The rule that keeps this safe: every retire pending when a batch's store step starts is
+ * written, and complete, before that batch's store fdatasync, so before any of its in-place
+ * writes. A step takes all pending retires (a take, with a ticket); a step that finds none
+ * pending still waits, before its fdatasync, for the takes with earlier tickets to end. So a
+ * batch's retire is only ever written after the retires of every batch acknowledged before it
+ * started are durable, exactly as when each batch retired itself before returning. A taken
+ * segment is free once its retire write completed; reusing it is as safe as reusing a segment
+ * retired synchronously was.
+ */
+void
+atomio__store_retire_later(atomio_ctx *ctx, struct atomio_dw_seg *seg)
+{
+    struct atomio_store *st = ctx->store;
+#ifdef ATOMIO_TESTING
+    if (atomic_load(&atomio__test_dw_keep_batches)) {
+        atomio__store_release(ctx, seg, false); /* free, its batch left valid on disk */
+        return;
+    }
+#endif
+    pthread_mutex_lock(&st->lock);
+    st->nbusy--;
+    seg->next_free = st->pending;
+    st->pending = seg;
+    pthread_cond_broadcast(&st->cond);
+    pthread_mutex_unlock(&st->lock);
+}
+
+struct atomio_dw_seg *
+atomio__store_take_retires(struct atomio_store *st, struct atomio_retire_take *t, uint64_t *snap)
+{
+    pthread_mutex_lock(&st->lock);
+    struct atomio_dw_seg *taken = st->pending;
+    st->pending = NULL;
+    if (taken) {
+        t->ticket = ++st->take_next;
+        t->next = st->takes;
+        st->takes = t;
+    }
+    *snap = st->take_next;
+    pthread_mutex_unlock(&st->lock);
+    return taken;
+}
+
+void
+atomio__store_retire_io(const struct atomio_store *st, const struct atomio_dw_seg *seg,
+                        struct atomio_io *io)
+{
+    *io = (struct atomio_io){.fd = st->fd, .buf = zero_block, .len = ATOMIO_DW_ALIGN,
+                             .off = seg->off};
+}
+
+void
+atomio__store_took_retires(struct atomio_store *st, struct atomio_retire_take *t,
+                           struct atomio_dw_seg *taken, bool ok)
+{
+    pthread_mutex_lock(&st->lock);
+    for (struct atomio_retire_take **pp = &st->takes; *pp; pp = &(*pp)->next) {
+        if (*pp == t) {
+            *pp = t->next;
+            break;
+        }
+    }
+    while (taken) {
+        struct atomio_dw_seg *next = taken->next_free;
+        taken->next_free = st->free_top;
+        st->free_top = taken;
+        taken = next;
+    }
+    if (ok)
+        atomic_store(&st->retire_pending, true);
+    else
+        atomic_store(&st->failed, true); /* as for a failed retire: no more batches */
+    pthread_cond_broadcast(&st->cond);
+    pthread_mutex_unlock(&st->lock);
+}
+
+void
+atomio__store_wait_retires(struct atomio_store *st, uint64_t snap)
+{
+    pthread_mutex_lock(&st->lock);
+    for (;;) {
+        bool earlier = false;
+        for (struct atomio_retire_take *t = st->takes; t && !earlier; t = t->next)
+            earlier = t->ticket <= snap;
+        if (!earlier)
+            break;
+        pthread_cond_wait(&st->cond, &st->lock);
+    }
+    pthread_mutex_unlock(&st->lock);
+}
+
+int
+atomio__store_flush_retires(atomio_ctx *ctx)
+{
+    struct atomio_store *st = ctx->store;
+    struct atomio_retire_take t;
+    uint64_t snap;
+    struct atomio_dw_seg *taken = atomio__store_take_retires(st, &t, &snap);
+    int r = 0;
+    if (taken) {
+        for (struct atomio_dw_seg *s = taken; s && r == 0; s = s->next_free)
+            r = write_full(st->fd, zero_block, ATOMIO_DW_ALIGN, s->off);
+        atomio__store_took_retires(st, &t, taken, r == 0);
+    }
+    atomio__store_wait_retires(st, snap);
+    return r;
+}
+
+int
+atomio__store_flush_pending(atomio_ctx *ctx)
+{
+    struct atomio_store *st = ctx->store;
+    if (!st || atomic_load(&st->failed))
+        return 0;
+    int r = atomio__store_flush_retires(ctx);
+    if (r == 0 && atomic_load(&st->retire_pending))
+        r = atomio__store_sync(ctx);
+    return r;
 }
 
 int
@@ -725,7 +865,9 @@ atomio__store_register(atomio_ctx *ctx, atomio_file *f)
     }
     pthread_mutex_unlock(&st->mlock);
     /* A handle reopened on this file may write it by another path from now on: copies of its
-     * pages in retired-but-not-yet-durable batches must not outlive that. */
+     * pages in batches not retired, or retired but not durably, must not outlive that. */
+    if (r == 0 && !atomic_load(&st->failed))
+        r = atomio__store_flush_retires(ctx);
     if (r == 0 && atomic_load(&st->retire_pending) && !atomic_load(&st->failed))
         r = atomio__store_sync(ctx);
     return r;

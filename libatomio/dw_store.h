@@ -26,6 +26,12 @@ struct atomio_dw_seg {
     struct atomio_dw_seg *next_free;
 };
 
+/* One taker of deferred retires while its writes are in flight (dw_store.c). */
+struct atomio_retire_take {
+    uint64_t ticket;
+    struct atomio_retire_take *next;
+};
+
 struct atomio_dw_manifest_ent {
     uint64_t file_id;
     char *path;
@@ -39,9 +45,14 @@ struct atomio_store {
     struct atomio_dw_geom g;
     struct atomio_dw_seg *segs;
 
-    pthread_mutex_t lock;           /* free list, held state, held ids */
-    pthread_cond_t cond;            /* a segment was released */
+    pthread_mutex_t lock;           /* free list, held state, held ids, deferred retires */
+    pthread_cond_t cond;            /* a segment was released, or a take of retires ended */
     struct atomio_dw_seg *free_top; /* LIFO: a single writer keeps reusing a warm buffer */
+    /* Finished batches whose retire is not written yet (see "deferred retires" in
+     * dw_store.c): neither busy nor free. */
+    struct atomio_dw_seg *pending;
+    uint64_t take_next;                 /* tickets handed to takers of pending retires */
+    struct atomio_retire_take *takes;   /* takers whose retire writes are in flight */
     uint32_t nbusy;
     uint32_t nheld;
     uint64_t *held_ids; /* file ids refused until recovery */
@@ -123,6 +134,22 @@ bool atomio__dw_needs_recovery(atomio_ctx *ctx);
 const char *atomio__store_path_of(struct atomio_store *st, uint64_t file_id);
 /* Zero the header of segment seg (retire its batch); no sync. */
 int atomio__store_retire(struct atomio_store *st, struct atomio_dw_seg *seg);
+/* Deferred retires (dw_store.c). retire_later: the batch in the claimed seg is finished (its
+ * pages durable in place); its retire is written by a later store write step, and the segment
+ * is free again once it is. take: every pending retire (NULL if none), registering t with a
+ * ticket if any; *snap: the newest ticket handed out. retire_io: the write that retires seg.
+ * took: the taken writes completed (ok) or not; their segments become free. wait: until every
+ * take with a ticket <= snap has ended, so an fdatasync after it covers their writes.
+ * flush: take and write them here, synchronously, then wait; 0 or the write error. */
+void atomio__store_retire_later(atomio_ctx *ctx, struct atomio_dw_seg *seg);
+struct atomio_dw_seg *atomio__store_take_retires(struct atomio_store *st,
+                                                 struct atomio_retire_take *t, uint64_t *snap);
+void atomio__store_retire_io(const struct atomio_store *st, const struct atomio_dw_seg *seg,
+                             struct atomio_io *io);
+void atomio__store_took_retires(struct atomio_store *st, struct atomio_retire_take *t,
+                                struct atomio_dw_seg *taken, bool ok);
+void atomio__store_wait_retires(struct atomio_store *st, uint64_t snap);
+int atomio__store_flush_retires(atomio_ctx *ctx);
 /* fdatasync the store file; a failure fails the store for good. */
 int atomio__store_sync(atomio_ctx *ctx);
 /* The same, split around an fdatasync issued elsewhere (an engine's io_uring fsync): begin

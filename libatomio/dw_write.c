@@ -218,8 +218,10 @@ store_durable(atomio_ctx *ctx)
 }
 
 /*
- * store_write() -- the sequential write of the batch and its durability. Returns 0 or the
- * error every item of the batch gets (then no in-place write has been issued).
+ * store_write() -- the sequential write of the batch and its durability, with the retires of
+ * earlier batches that are pending (dw_store.c, "deferred retires") in the same submission.
+ * Returns 0 or the error every item of the batch gets (then no in-place write has been
+ * issued).
  *
  * A run whose slots are not sealed yet (split) writes the batch as two writes into the same
  * contiguous range, both complete before the fdatasync: the pages first, and the header and
@@ -231,43 +233,86 @@ static int
 store_write(struct atomio_dw_run *r, bool split)
 {
     atomio_ctx *ctx = r->ctx;
-    struct atomio_io io[2];
+    struct atomio_store *st = ctx->store;
+    struct atomio_retire_take take;
+    uint64_t snap;
+    struct atomio_dw_seg *taken = atomio__store_take_retires(st, &take, &snap);
+    size_t nret = 0;
+    for (struct atomio_dw_seg *t = taken; t; t = t->next_free)
+        nret++;
+    struct atomio_io small[6];
+    struct atomio_io *ios = nret + 2 <= 6 ? small : malloc((nret + 2) * sizeof(*ios));
+    if (!ios) {
+        /* Write them one by one instead; the batch itself needs no memory for this. */
+        int fr = 0;
+        for (struct atomio_dw_seg *t = taken; t && fr == 0; t = t->next_free) {
+            struct atomio_io one;
+            atomio__store_retire_io(st, t, &one);
+            fr = ctx->submit->submit(ctx, &one, 1);
+            if (fr == 0 && one.res != (ssize_t)one.len)
+                fr = one.res < 0 ? (int)one.res : ATOMIO_E_STORE;
+        }
+        atomio__store_took_retires(st, &take, taken, fr == 0);
+        taken = NULL;
+        nret = 0;
+        ios = small;
+    }
+    size_t k = 0;
+    for (struct atomio_dw_seg *t = taken; t; t = t->next_free)
+        atomio__store_retire_io(st, t, &ios[k++]);
+    struct atomio_io *io = ios + nret; /* io[0]: the batch, or its pages; io[1]: its header */
     atomio__dw_run_store_io(r, &io[0]);
+    size_t nio = 1;
+    if (split) {
+        uint64_t tb = atomio__dw_table_bytes(r->cnt);
+        io[1] = io[0];
+        io[1].buf = r->seg->buf;
+        io[1].len = (uint32_t)tb;
+        io[1].iov = NULL;
+        io[1].iovcnt = 0;
+        io[0].off += tb; /* the pages and the tail padding */
+        io[0].len -= (uint32_t)tb;
+        if (io[0].iovcnt) {
+            io[0].iov++;
+            io[0].iovcnt--;
+        } else {
+            io[0].buf = r->seg->buf + tb;
+        }
+        nio = 2;
+    }
     int e;
     if (!split) {
-        e = ctx->submit->submit(ctx, io, 1);
-        if (e == 0)
-            e = atomio__dw_run_store_written(r, io[0].res);
-        return e == 0 ? store_durable(ctx) : e;
-    }
-    uint64_t tb = atomio__dw_table_bytes(r->cnt);
-    io[1] = io[0]; /* the header and slot table */
-    io[1].buf = r->seg->buf;
-    io[1].len = (uint32_t)tb;
-    io[1].iov = NULL;
-    io[1].iovcnt = 0;
-    io[0].off += tb; /* the pages and the tail padding */
-    io[0].len -= (uint32_t)tb;
-    if (io[0].iovcnt) {
-        io[0].iov++;
-        io[0].iovcnt--;
+        e = ctx->submit->submit(ctx, ios, nret + 1);
+    } else if (ctx->submit->submit_overlap) {
+        e = ctx->submit->submit_overlap(ctx, ios, nret + 2, nret + 1, seal_cb, r);
     } else {
-        io[0].buf = r->seg->buf + tb;
-    }
-    if (ctx->submit->submit_overlap) {
-        e = ctx->submit->submit_overlap(ctx, io, 2, 1, seal_cb, r);
-    } else {
-        e = ctx->submit->submit(ctx, &io[0], 1);
+        e = ctx->submit->submit(ctx, ios, nret + 1);
         seal_batch(r);
         io[1].res = 0;
         if (e == 0 && io[0].res == (ssize_t)io[0].len)
             e = ctx->submit->submit(ctx, &io[1], 1);
     }
+    if (taken) {
+        bool ok = e == 0;
+        for (size_t i = 0; i < nret && ok; i++)
+            ok = ios[i].res == (ssize_t)ios[i].len;
+        atomio__store_took_retires(st, &take, taken, ok);
+    }
+    ssize_t res = 0;
+    for (size_t i = 0; i < nio && e == 0; i++) {
+        if (io[i].res < 0)
+            e = (int)io[i].res;
+        res += io[i].res;
+    }
+    if (ios != small)
+        free(ios);
     if (e == 0)
-        e = io[0].res < 0 ? (int)io[0].res : io[1].res < 0 ? (int)io[1].res : 0;
-    if (e == 0)
-        e = atomio__dw_run_store_written(r, io[0].res + io[1].res);
-    return e == 0 ? store_durable(ctx) : e;
+        e = atomio__dw_run_store_written(r, res);
+    if (e == 0) {
+        atomio__store_wait_retires(st, snap);
+        e = store_durable(ctx);
+    }
+    return e;
 }
 
 /*
@@ -363,9 +408,7 @@ rescue(atomio_ctx *ctx, struct atomio_dw_seg *seg, struct atomio_dw_run *r)
         seal_batch(&r2);
         if (store_write(&r2, false) == 0) {
             atomio__store_release(ctx, seg2, true);
-            if (atomio__store_retire(st, seg) < 0)
-                atomic_store(&st->failed, true);
-            atomio__store_release(ctx, seg, false);
+            atomio__store_retire_later(ctx, seg);
             free(idx2), free(src2), free(off2);
             return;
         }
@@ -400,7 +443,14 @@ begin_unsealed(atomio_ctx *ctx, struct atomio_dw_run *r, bool wait)
 int
 atomio__dw_run_begin(atomio_ctx *ctx, struct atomio_dw_run *r, bool wait)
 {
-    int err = begin_unsealed(ctx, r, wait);
+    /* The staged store write is one SQE on the engine's ring: pending retires are written
+     * here instead, before it, so its fdatasync covers them as store_write()'s does. */
+    int err = atomio__store_flush_retires(ctx);
+    if (err < 0) {
+        r->seg = NULL;
+        return ATOMIO_E_STORE;
+    }
+    err = begin_unsealed(ctx, r, wait);
     if (err == 0)
         seal_batch(r);
     return err;
@@ -442,7 +492,6 @@ size_t
 atomio__dw_run_finish(struct atomio_dw_run *r)
 {
     atomio_ctx *ctx = r->ctx;
-    struct atomio_store *st = ctx->store;
     struct atomio_dw_seg *seg = r->seg;
     size_t ok = 0;
 
@@ -467,9 +516,7 @@ atomio__dw_run_finish(struct atomio_dw_run *r)
     if (any_failed) {
         rescue(ctx, seg, r);
     } else {
-        if (atomio__store_retire(st, seg) < 0)
-            atomic_store(&st->failed, true);
-        atomio__store_release(ctx, seg, false);
+        atomio__store_retire_later(ctx, seg);
     }
     r->seg = NULL;
 

@@ -178,6 +178,9 @@ atomio__recover(atomio_ctx *ctx, atomio_recovery_report *out)
         r = -ENOMEM;
         goto out;
     }
+    /* Batches of this ctx that finished but wait for their retire are not for recovery. */
+    if ((r = atomio__store_flush_retires(ctx)) < 0)
+        goto out;
     rc.rfd = atomio__sys.open(st->path, O_RDONLY, 0);
     if (rc.rfd < 0) {
         r = rc.rfd;
