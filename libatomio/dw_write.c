@@ -28,26 +28,6 @@ cmp_size_desc(const void *a, const void *b, void *arg)
     return ia < ib ? -1 : ia > ib; /* stable: keep the caller's order within a size */
 }
 
-static int
-cmp_key(const void *a, const void *b, void *arg)
-{
-    const struct atomio_dw_item *items = arg;
-    size_t ia = *(const size_t *)a, ib = *(const size_t *)b;
-    uint64_t fa = items[ia].file->file_id, fb = items[ib].file->file_id;
-    if (fa != fb)
-        return fa < fb ? -1 : 1;
-    if (items[ia].page_no != items[ib].page_no)
-        return items[ia].page_no < items[ib].page_no ? -1 : 1;
-    return ia < ib ? -1 : ia > ib;
-}
-
-static int
-cmp_index(const void *a, const void *b)
-{
-    size_t ia = *(const size_t *)a, ib = *(const size_t *)b;
-    return ia < ib ? -1 : ia > ib;
-}
-
 /*
  * in_size_order() -- whether r->idx is already what the cmp_size_desc sort would make of it
  * (the usual batch: one page size, indexes ascending), so that per-batch sort can be skipped.
@@ -602,6 +582,53 @@ atomio__dw_needs_recovery(atomio_ctx *ctx)
     return blocked;
 }
 
+/*
+ * drop_duplicates() -- the same page twice in one call: both copies would be in flight
+ * together with no order between them, so only the last one is written and the earlier ones
+ * share its result (dup_of). order[0..m) are item indexes, ascending; returns how many stay,
+ * still ascending, or SIZE_MAX without memory. One pass from the end over a small open-
+ * addressing table keyed by (file id, page number): a batch of distinct pages, the usual
+ * one, costs no sort.
+ */
+static size_t
+drop_duplicates(const struct atomio_dw_item *items, size_t *order, size_t m, size_t *dup_of)
+{
+    if (m < 2)
+        return m;
+    size_t cap = 4;
+    while (cap < 2 * m)
+        cap *= 2;
+    size_t *tab = malloc(cap * sizeof(*tab));
+    if (!tab)
+        return SIZE_MAX;
+    for (size_t i = 0; i < cap; i++)
+        tab[i] = SIZE_MAX;
+    for (size_t k = m; k-- > 0;) {
+        const struct atomio_dw_item *it = &items[order[k]];
+        uint64_t h = (it->file->file_id * 0x9E3779B97F4A7C15ull) ^ it->page_no;
+        h *= 0xBF58476D1CE4E5B9ull;
+        size_t slot = (size_t)(h >> 32) & (cap - 1);
+        for (;; slot = (slot + 1) & (cap - 1)) {
+            size_t j = tab[slot];
+            if (j == SIZE_MAX) {
+                tab[slot] = order[k];
+                break;
+            }
+            if (items[j].file->file_id == it->file->file_id && items[j].page_no == it->page_no) {
+                dup_of[order[k]] = j; /* j is later in the call: the copy that is written */
+                order[k] = SIZE_MAX;
+                break;
+            }
+        }
+    }
+    free(tab);
+    size_t w = 0;
+    for (size_t k = 0; k < m; k++)
+        if (order[k] != SIZE_MAX)
+            order[w++] = order[k];
+    return w;
+}
+
 int
 atomio__dw_write(atomio_ctx *ctx, struct atomio_dw_item *items, size_t n, uint32_t wflags)
 {
@@ -648,20 +675,14 @@ atomio__dw_write(atomio_ctx *ctx, struct atomio_dw_item *items, size_t n, uint32
         if (items[i].result == 0)
             order[m++] = i;
     }
-    /* The same page twice in one call: both copies would be in flight together with no
-     * order between them, so only the last one is written; the earlier share its result. */
-    qsort_r(order, m, sizeof(*order), cmp_key, items);
-    size_t w = 0;
-    for (size_t i = 0; i < m; i++) {
-        if (i + 1 < m && items[order[i]].file->file_id == items[order[i + 1]].file->file_id &&
-            items[order[i]].page_no == items[order[i + 1]].page_no) {
-            dup_of[order[i]] = order[i + 1];
-            continue;
-        }
-        order[w++] = order[i];
+    m = drop_duplicates(items, order, m, dup_of);
+    if (m == SIZE_MAX) {
+        for (size_t i = 0; i < n; i++)
+            items[i].result = -ENOMEM;
+        free(order), free(dup_of), free(idx), free(slot_off), free(ios), free(files);
+        free(src), free(iov);
+        return 0;
     }
-    m = w;
-    qsort(order, m, sizeof(*order), cmp_index);
 
     size_t done = 0;
     for (size_t i = 0; i < m;) {
