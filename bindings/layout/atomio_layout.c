@@ -223,6 +223,7 @@ static const struct atomio_layout_const consts[] = {
     C(ATOMIO_FILE_DSYNC),
 
     C(ATOMIO_WRITE_DSYNC),
+    C(ATOMIO_WRITE_STABLE_PAGES),
     C(ATOMIO_LAT_BUCKETS),
 };
 

@@ -455,6 +455,12 @@ class PageBuffer:
         self.free()
 
 
+def _write_flags(dsync: bool, stable_pages: bool) -> int:
+    """The ATOMIO_WRITE_* flags of a write call."""
+    return ((_lib.WRITE_DSYNC if dsync else 0)
+            | (_lib.WRITE_STABLE_PAGES if stable_pages else 0))
+
+
 def _address(data, page_size: int, align: int):
     """(address, keepalive) of data if the library can take it in place, else None.
 
@@ -546,8 +552,14 @@ class Ctx:
         return PageBuffer(self, page_size, npages)
 
     def write_batch(self, entries: Iterable[Tuple["File", int, Buffer]], *,
-                    dsync: bool = False) -> int:
+                    dsync: bool = False, stable_pages: bool = False) -> int:
         """atomio_write_batch(): [(file, page_no, page), ...] in flight together.
+
+        stable_pages=True passes ATOMIO_WRITE_STABLE_PAGES: a promise that no page changes
+        (no other thread writes into it) until the call returns, which lets a DOUBLEWRITE
+        batch write aligned pages from where they are instead of copying them first. Entries
+        the binding copies into an aligned buffer itself (bytes, unaligned memory) are stable
+        anyway.
 
         Returns the count written; raises BatchError (per-entry results) if any entry failed.
         """
@@ -580,7 +592,7 @@ class Ctx:
                     src = data.view if isinstance(data, PageBuffer) else data
                     bounce.view[k * slot:k * slot + ps] = memoryview(src).cast("B")
                     arr[i].page = bounce.address + k * slot
-            flags = _lib.WRITE_DSYNC if dsync else 0
+            flags = _write_flags(dsync, stable_pages)
             rc = _lib.lib().atomio_write_batch(self._handle(), arr, n, flags)
             _check(rc, "write_batch")
         finally:
@@ -709,14 +721,20 @@ class File:
             self._bounce = PageBuffer(self.ctx, self.page_size, 1)
         return self._bounce
 
-    def write(self, page_no: int, data: Buffer, *, dsync: bool = False) -> None:
+    def write(self, page_no: int, data: Buffer, *, dsync: bool = False,
+              stable_pages: bool = False) -> None:
         """atomio_write(): one whole page (exactly page_size bytes) at page_no, untorn.
 
         A PageBuffer page (or any writable, suitably aligned buffer) is passed in place;
         anything else is copied into an aligned buffer first.
+
+        dsync=True: durable when the call returns (ATOMIO_WRITE_DSYNC).
+        stable_pages=True (ATOMIO_WRITE_STABLE_PAGES): the caller promises the page does not
+        change until the call returns, so DOUBLEWRITE may write it from where it is rather
+        than copy it first; other paths ignore it. A page the binding copied is stable anyway.
         """
         h = self._handle()
-        flags = _lib.WRITE_DSYNC if dsync else 0
+        flags = _write_flags(dsync, stable_pages)
         got = _address(data, self.page_size, self._align)
         if got is not None:
             _check(_lib.lib().atomio_write(h, page_no, got[0], flags), f"write page {page_no}")
@@ -728,10 +746,13 @@ class File:
             _check(_lib.lib().atomio_write(h, page_no, b.address, flags),
                    f"write page {page_no}")
 
-    def write_batch(self, pages: Iterable[Tuple[int, Buffer]], *, dsync: bool = False) -> int:
-        """Ctx.write_batch() for pages of this file: [(page_no, page), ...]."""
+    def write_batch(self, pages: Iterable[Tuple[int, Buffer]], *, dsync: bool = False,
+                    stable_pages: bool = False) -> int:
+        """Ctx.write_batch() for pages of this file: [(page_no, page), ...] (the same dsync
+        and stable_pages)."""
         self._handle()
-        return self.ctx.write_batch([(self, n, d) for n, d in pages], dsync=dsync)
+        return self.ctx.write_batch([(self, n, d) for n, d in pages], dsync=dsync,
+                                    stable_pages=stable_pages)
 
     def read(self, page_no: int) -> bytes:
         """atomio_read(): page page_no as bytes (zeros beyond end of file)."""

@@ -99,6 +99,7 @@ FILE_NO_COPY = 0x4
 FILE_DSYNC = 0x8
 
 WRITE_DSYNC = 0x1
+WRITE_STABLE_PAGES = 0x2
 LAT_BUCKETS = 32
 
 # --- structs -------------------------------------------------------------------------------

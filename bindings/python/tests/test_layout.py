@@ -74,6 +74,10 @@ def test_constants(layout):
     for name, value in consts.items():
         attr = name[len("ATOMIO_"):]
         assert getattr(_lib, attr) == value, name
+    # The write flags the binding passes are in the C helper's list (the loop above only sees
+    # constants the helper names).
+    assert consts["ATOMIO_WRITE_DSYNC"] == _lib.WRITE_DSYNC
+    assert consts["ATOMIO_WRITE_STABLE_PAGES"] == _lib.WRITE_STABLE_PAGES == 0x2
     # The friendly enums carry the same values.
     for e in atomio.Path:
         assert consts[f"ATOMIO_PATH_{e.name}"] == e.value

@@ -1017,7 +1017,7 @@ impl fmt::Debug for PageBuf<'_> {
 
 // --- files --------------------------------------------------------------------------------
 
-/// Flags of a write (`ATOMIO_WRITE_*`).
+/// Flags of a write (`ATOMIO_WRITE_*`), combined with `|`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WriteFlags(pub u32);
 
@@ -1025,6 +1025,32 @@ impl WriteFlags {
     pub const NONE: WriteFlags = WriteFlags(0);
     /// Durable when the call returns.
     pub const DSYNC: WriteFlags = WriteFlags(sys::ATOMIO_WRITE_DSYNC);
+    /// `ATOMIO_WRITE_STABLE_PAGES`: no page changes until the call returns. A DOUBLEWRITE
+    /// batch then writes pages of whole 4 KiB blocks at suitably aligned addresses to the
+    /// store and in place from where they are, without copying them first; other paths
+    /// ignore it. A `&[u8]` cannot change while it is borrowed, unless it is memory some other
+    /// party writes behind Rust's back (a shared mapping, a buffer another process fills): do
+    /// not set it for such pages. Pages this crate copies into an aligned buffer itself are
+    /// stable anyway.
+    pub const STABLE_PAGES: WriteFlags = WriteFlags(sys::ATOMIO_WRITE_STABLE_PAGES);
+
+    /// Whether every flag of `other` is set in `self`.
+    pub fn contains(self, other: WriteFlags) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+impl std::ops::BitOr for WriteFlags {
+    type Output = WriteFlags;
+    fn bitor(self, rhs: WriteFlags) -> WriteFlags {
+        WriteFlags(self.0 | rhs.0)
+    }
+}
+
+impl std::ops::BitOrAssign for WriteFlags {
+    fn bitor_assign(&mut self, rhs: WriteFlags) {
+        self.0 |= rhs.0;
+    }
 }
 
 /// Options of [`Ctx::open_file`] (`atomio_file_opts`), builder style. The file is created if
@@ -1206,7 +1232,7 @@ impl<'c> File<'c> {
         self.write_flags(page_no, page, WriteFlags::NONE)
     }
 
-    /// [`write`](Self::write) with flags ([`WriteFlags::DSYNC`]).
+    /// [`write`](Self::write) with flags ([`WriteFlags::DSYNC`], [`WriteFlags::STABLE_PAGES`]).
     pub fn write_flags(&self, page_no: u64, page: &[u8], flags: WriteFlags) -> Result<()> {
         self.check_len(page.len())?;
         let ctx = || format!("write page {}", page_no);

@@ -83,6 +83,7 @@ pub const ATOMIO_FILE_NO_COPY: u32 = 0x4;
 pub const ATOMIO_FILE_DSYNC: u32 = 0x8;
 
 pub const ATOMIO_WRITE_DSYNC: u32 = 0x1;
+pub const ATOMIO_WRITE_STABLE_PAGES: u32 = 0x2;
 pub const ATOMIO_LAT_BUCKETS: usize = 32;
 
 // --- handles ------------------------------------------------------------------------------

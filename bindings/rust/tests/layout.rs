@@ -246,6 +246,7 @@ fn rust_consts() -> BTreeMap<String, i64> {
         ATOMIO_FILE_NO_COPY,
         ATOMIO_FILE_DSYNC,
         ATOMIO_WRITE_DSYNC,
+        ATOMIO_WRITE_STABLE_PAGES,
         ATOMIO_LAT_BUCKETS,
     )
 }
