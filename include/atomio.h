@@ -472,8 +472,9 @@ ATOMIO_API ATOMIO_NODISCARD int atomio_read(atomio_file *f, uint64_t page_no, vo
  */
 ATOMIO_API ATOMIO_NODISCARD int atomio_sync(atomio_file *f);
 
-/** atomio_ctx_sync() -- atomio_sync() every open file of the ctx. @return 0 or the first error.
- * Since 0.1. */
+/** atomio_ctx_sync() -- atomio_sync() every open file of the ctx, then write and sync the
+ * retires of finished doublewrite batches still waiting for the next store write (the store then
+ * holds only batches kept for recovery). @return 0 or the first error. Since 0.1. */
 ATOMIO_API ATOMIO_NODISCARD int atomio_ctx_sync(atomio_ctx *ctx);
 
 /* ------------------------------------------------------------------------------------------ */
