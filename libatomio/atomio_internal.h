@@ -80,6 +80,7 @@ struct atomio_counters {
 
 #define ATOMIO_COUNT(c, field, n) atomic_fetch_add_explicit(&(c)->field, (n), memory_order_relaxed)
 void atomio__count_lat(struct atomio_counters *c, uint64_t ns);
+void atomio__count_lat_n(struct atomio_counters *c, uint64_t ns, uint64_t n);
 void atomio__counters_read(const struct atomio_counters *c, atomio_stats *st);
 uint64_t atomio__now_ns(void);
 
@@ -274,6 +275,8 @@ int atomio__write_check(atomio_file *f, uint64_t page_no, const void *page);
 int atomio__file_reprobe(atomio_file *f, uint32_t cur);
 /* Count one written page on the file and the ctx. */
 void atomio__count_page(atomio_file *f, uint32_t path, uint64_t lat_ns);
+/* n pages that share one latency (a doublewrite batch's pages of one file) */
+void atomio__count_pages(atomio_file *f, uint32_t path, uint64_t lat_ns, uint64_t n);
 /* fdatasync with the sticky failure rule; counts the sync. */
 int atomio__file_datasync(atomio_file *f);
 

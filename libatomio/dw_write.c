@@ -503,17 +503,19 @@ atomio__dw_run_finish(struct atomio_dw_run *r)
     uint64_t lat = atomio__now_ns() - r->t0;
     ATOMIO_COUNT(&ctx->stats, batches, 1);
     for (uint32_t j = 0; j < r->nfiles; j++) {
-        ATOMIO_COUNT(&r->files[j]->stats, batches, 1);
-        ATOMIO_COUNT(&r->files[j]->stats, syncs, 1); /* its share: the store fdatasync */
-    }
-    for (uint32_t k = 0; k < r->cnt; k++) {
-        struct atomio_dw_item *it = &r->items[r->idx[k]];
-        if (it->result != 0)
+        atomio_file *f = r->files[j];
+        ATOMIO_COUNT(&f->stats, batches, 1);
+        ATOMIO_COUNT(&f->stats, syncs, 1); /* its share: the store fdatasync */
+        /* One count per file and batch, not per page: the pages share the call's latency. */
+        uint64_t n = 0;
+        for (uint32_t k = 0; k < r->cnt; k++)
+            n += r->ios[k].file == f && r->items[r->idx[k]].result == 0;
+        if (n == 0)
             continue;
-        ok++;
-        /* count_page adds the page's in-place bytes (bytes_data) on the file and the ctx */
-        ATOMIO_COUNT(&it->file->stats, bytes_dblwr, it->file->page_size);
-        atomio__count_page(it->file, ATOMIO_PATH_DOUBLEWRITE, lat);
+        ok += n;
+        /* count_pages adds the pages' in-place bytes (bytes_data) on the file and the ctx */
+        ATOMIO_COUNT(&f->stats, bytes_dblwr, n * f->page_size);
+        atomio__count_pages(f, ATOMIO_PATH_DOUBLEWRITE, lat, n);
     }
     return ok;
 }

@@ -56,12 +56,18 @@ atomio__file_fail(atomio_file *f)
 void
 atomio__count_page(atomio_file *f, uint32_t path, uint64_t lat_ns)
 {
-    ATOMIO_COUNT(&f->stats, pages[path], 1);
-    ATOMIO_COUNT(&f->ctx->stats, pages[path], 1);
-    ATOMIO_COUNT(&f->stats, bytes_data, f->page_size);
-    ATOMIO_COUNT(&f->ctx->stats, bytes_data, f->page_size);
-    atomio__count_lat(&f->stats, lat_ns);
-    atomio__count_lat(&f->ctx->stats, lat_ns);
+    atomio__count_pages(f, path, lat_ns, 1);
+}
+
+void
+atomio__count_pages(atomio_file *f, uint32_t path, uint64_t lat_ns, uint64_t n)
+{
+    ATOMIO_COUNT(&f->stats, pages[path], n);
+    ATOMIO_COUNT(&f->ctx->stats, pages[path], n);
+    ATOMIO_COUNT(&f->stats, bytes_data, n * f->page_size);
+    ATOMIO_COUNT(&f->ctx->stats, bytes_data, n * f->page_size);
+    atomio__count_lat_n(&f->stats, lat_ns, n);
+    atomio__count_lat_n(&f->ctx->stats, lat_ns, n);
 }
 
 void

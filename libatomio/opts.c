@@ -87,13 +87,19 @@ atomio__now_ns(void)
 void
 atomio__count_lat(struct atomio_counters *c, uint64_t ns)
 {
+    atomio__count_lat_n(c, ns, 1);
+}
+
+void
+atomio__count_lat_n(struct atomio_counters *c, uint64_t ns, uint64_t n)
+{
     uint64_t us = ns / 1000;
     unsigned b = 0;
     while (us > 1 && b < ATOMIO_LAT_BUCKETS - 1) {
         us >>= 1;
         b++;
     }
-    ATOMIO_COUNT(c, lat_hist[b], 1);
+    ATOMIO_COUNT(c, lat_hist[b], n);
 }
 
 void
