@@ -23,7 +23,8 @@ def table(doc):
     f = doc.get("file", {})
     print(f"**{f.get('fs_type', '?')}**, {c['page_size_bytes'] // 1024} KiB pages, "
           f"{c['workload']}, batch {c['batch_pages']}, qd {c['qd']}, {c['threads']} thread(s), "
-          f"sync {c['sync_every']}, io {c['io_style']}, "
+          f"sync {c['sync_every']}, io {c['io_style']}, submitter {c['submitter_requested']}, "
+          f"{'pages copied by the library' if c.get('stable_pages') is False else 'stable pages'}, "
           f"{c['duration_s']} s + {c['warmup_s']} s warm-up, median of {c['repeat']} "
           f"interleaved runs\n")
     print("| row | path used | pages/s [min-max] | MB/s | page p50/p99/p99.9 us | "

@@ -38,10 +38,13 @@ for fs in xfs ext4; do
   paths=unsafe; [ $fs = xfs ] && paths=direct,unsafe
   "$B/atomio-bench" compare "$f" $W --submitter sync --paths $paths --baselines --json \
       > "$OUT/$fs-sync.json" || echo "$fs-sync: compare exit $?"
+  # 3. DOUBLEWRITE without ATOMIO_WRITE_STABLE_PAGES: every page copied into the segment
+  "$B/atomio-bench" compare "$f" $W --copy-pages --paths doublewrite,unsafe --baselines --json \
+      > "$OUT/$fs-copy.json" || echo "$fs-copy: compare exit $?"
   "$B/atomio-bench" probe "$f" --page-size 16k > "$OUT/$fs-probe.txt" 2>&1 || true
 done
-python3 "$(dirname "$0")/json2md.py" "$OUT"/xfs.json "$OUT"/xfs-sync.json "$OUT"/ext4.json \
-    "$OUT"/ext4-sync.json > "$OUT/tables.md"
+python3 "$(dirname "$0")/json2md.py" "$OUT"/xfs.json "$OUT"/xfs-sync.json "$OUT"/xfs-copy.json \
+    "$OUT"/ext4.json "$OUT"/ext4-sync.json "$OUT"/ext4-copy.json > "$OUT/tables.md"
 # Paths in the outputs name the temp dir; keep them stable for the docs.
 sed -i "s|$T/||g" "$OUT"/*.json "$OUT"/*.svg "$OUT"/*.txt
 echo "results in $OUT"
