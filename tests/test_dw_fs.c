@@ -184,6 +184,19 @@ Test(dw_fs, ext4_auto_picks_doublewrite_and_pages_round_trip)
     cr_assert_eq(atomio_ctx_close(ctx), 0);
 }
 
+/* reopen_and_recover() -- a ctx opened without recovery, then atomio_ctx_recover() on it,
+ * which must succeed; the report in *rep. */
+static atomio_ctx *
+reopen_and_recover(atomio_recovery_report *rep)
+{
+    atomio_ctx *ctx = ctx_ok(ATOMIO_CTX_NO_RECOVER);
+    memset(rep, 0, sizeof(*rep));
+    rep->size = sizeof(*rep);
+    int r = atomio_ctx_recover(ctx, rep);
+    cr_assert_eq(r, 0, "recovery on %s: %s", fs.kind, atomio_strerror(r));
+    return ctx;
+}
+
 /* plant() -- a valid store batch holding `page` for (file 77, page_no), written straight into
  * the store file: as if the crash came after the batch was durable. */
 static void
@@ -234,11 +247,8 @@ Test(dw_fs, ext4_hand_made_torn_page_restored)
     cr_assert_eq(fsync(fd), 0);
     close(fd);
 
-    ctx = ctx_ok(ATOMIO_CTX_NO_RECOVER);
     atomio_recovery_report rep;
-    memset(&rep, 0, sizeof(rep));
-    rep.size = sizeof(rep);
-    cr_assert_eq(atomio_ctx_recover(ctx, &rep), 0);
+    ctx = reopen_and_recover(&rep);
     cr_assert_eq(rep.batches_valid, 1);
     cr_assert_eq(rep.pages_checked, 1);
     cr_assert_eq(rep.pages_restored, 1);
@@ -302,11 +312,8 @@ store_copies_restore_every_page(const char *kind)
             close(fd);
             free(junk);
 
-            ctx = ctx_ok(ATOMIO_CTX_NO_RECOVER);
             atomio_recovery_report rep;
-            memset(&rep, 0, sizeof(rep));
-            rep.size = sizeof(rep);
-            cr_assert_eq(atomio_ctx_recover(ctx, &rep), 0);
+            ctx = reopen_and_recover(&rep);
             cr_assert_eq(rep.pages_restored, n, "%s %s%s: %llu of %llu pages restored", kind,
                          atomio_io_style_name(styles[s]), stable ? ", stable pages" : "",
                          (unsigned long long)rep.pages_restored, (unsigned long long)n);
