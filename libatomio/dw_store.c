@@ -689,18 +689,24 @@ atomio__store_wait_retires(struct atomio_store *st, uint64_t snap)
 }
 
 int
+atomio__store_write_retires(struct atomio_store *st, struct atomio_retire_take *t,
+                            struct atomio_dw_seg *taken)
+{
+    int r = 0;
+    for (struct atomio_dw_seg *s = taken; s && r == 0; s = s->next_free)
+        r = write_full(st->fd, zero_block, ATOMIO_DW_ALIGN, s->off);
+    atomio__store_took_retires(st, t, taken, r == 0);
+    return r;
+}
+
+int
 atomio__store_flush_retires(atomio_ctx *ctx)
 {
     struct atomio_store *st = ctx->store;
     struct atomio_retire_take t;
     uint64_t snap;
     struct atomio_dw_seg *taken = atomio__store_take_retires(st, &t, &snap);
-    int r = 0;
-    if (taken) {
-        for (struct atomio_dw_seg *s = taken; s && r == 0; s = s->next_free)
-            r = write_full(st->fd, zero_block, ATOMIO_DW_ALIGN, s->off);
-        atomio__store_took_retires(st, &t, taken, r == 0);
-    }
+    int r = taken ? atomio__store_write_retires(st, &t, taken) : 0;
     atomio__store_wait_retires(st, snap);
     return r;
 }

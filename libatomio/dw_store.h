@@ -149,6 +149,9 @@ void atomio__store_retire_io(const struct atomio_store *st, const struct atomio_
 void atomio__store_took_retires(struct atomio_store *st, struct atomio_retire_take *t,
                                 struct atomio_dw_seg *taken, bool ok);
 void atomio__store_wait_retires(struct atomio_store *st, uint64_t snap);
+/* Write the taken retires here, one by one and synchronously, then took(); 0 or the error. */
+int atomio__store_write_retires(struct atomio_store *st, struct atomio_retire_take *t,
+                                struct atomio_dw_seg *taken);
 int atomio__store_flush_retires(atomio_ctx *ctx);
 /* fdatasync the store file; a failure fails the store for good. */
 int atomio__store_sync(atomio_ctx *ctx);

@@ -224,15 +224,7 @@ store_write(struct atomio_dw_run *r, bool split)
     struct atomio_io *ios = nret + 2 <= 6 ? small : malloc((nret + 2) * sizeof(*ios));
     if (!ios) {
         /* Write them one by one instead; the batch itself needs no memory for this. */
-        int fr = 0;
-        for (struct atomio_dw_seg *t = taken; t && fr == 0; t = t->next_free) {
-            struct atomio_io one;
-            atomio__store_retire_io(st, t, &one);
-            fr = ctx->submit->submit(ctx, &one, 1);
-            if (fr == 0 && one.res != (ssize_t)one.len)
-                fr = one.res < 0 ? (int)one.res : ATOMIO_E_STORE;
-        }
-        atomio__store_took_retires(st, &take, taken, fr == 0);
+        (void)atomio__store_write_retires(st, &take, taken); /* a failure fails the store */
         taken = NULL;
         nret = 0;
         ios = small;
