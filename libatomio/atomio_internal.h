@@ -147,6 +147,8 @@ struct atomio_path_ops {
  * bounce buffer would have nobody to free it). A path that would copy checks instead that the
  * buffer can be an atomio_page_alloc() buffer, else ATOMIO_E_NO_COPY. */
 #define ATOMIO__WRITE_NO_BOUNCE 0x80000000u
+/* every public ATOMIO_WRITE_* flag atomio_write() and atomio_write_batch() take */
+#define ATOMIO__WRITE_FLAGS (ATOMIO_WRITE_DSYNC | ATOMIO_WRITE_STABLE_PAGES)
 
 /* Internal-only result: "nothing was written, send this page through doublewrite". */
 #define ATOMIO__DOWNGRADE (-6000)

@@ -341,6 +341,21 @@ note_max(_Atomic unsigned *m, unsigned v)
         ;
 }
 
+/* queue_upto() -- prepare SQEs for ios[*next..limit) while fewer than qd are in flight. */
+static void
+queue_upto(struct ring *r, struct atomio_io *ios, size_t limit, unsigned qd, size_t *next,
+           unsigned *inflight)
+{
+    while (*inflight < qd && *next < limit) {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
+        if (!sqe)
+            break; /* cannot happen with inflight < qd; submit what we have */
+        prep_write(sqe, &ios[*next], *next);
+        (*next)++;
+        (*inflight)++;
+    }
+}
+
 static void
 run_batch(struct uring_state *st, struct ring *r, struct atomio_io *ios, size_t n, size_t first,
           void (*work)(void *), void *arg)
@@ -359,14 +374,7 @@ run_batch(struct uring_state *st, struct ring *r, struct atomio_io *ios, size_t 
     if (work) {
         /* ios[0..first) go to the kernel now; the caller's work overlaps their transfer. A
          * failed submit leaves the SQEs queued: the loop below submits them again. */
-        while (inflight < qd && next < first) {
-            struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
-            if (!sqe)
-                break;
-            prep_write(sqe, &ios[next], next);
-            next++;
-            inflight++;
-        }
+        queue_upto(r, ios, first, qd, &next, &inflight);
         if (inflight) {
             (void)io_uring_submit(&r->ring);
             enters++;
@@ -375,14 +383,7 @@ run_batch(struct uring_state *st, struct ring *r, struct atomio_io *ios, size_t 
     }
 
     while (done < n) {
-        while (inflight < qd && next < n) {
-            struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
-            if (!sqe)
-                break; /* cannot happen with inflight < qd; submit what we have */
-            prep_write(sqe, &ios[next], next);
-            next++;
-            inflight++;
-        }
+        queue_upto(r, ios, n, qd, &next, &inflight);
         if (inflight > peak)
             peak = inflight;
         /* Everything queued: wait for all of it in the same call. Otherwise wait for one

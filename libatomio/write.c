@@ -240,7 +240,7 @@ atomio_write(atomio_file *f, uint64_t page_no, const void *page, uint32_t flags)
     int r = atomio__file_check(f);
     if (r < 0)
         return r;
-    if (flags & ~(ATOMIO_WRITE_DSYNC | ATOMIO_WRITE_STABLE_PAGES))
+    if (flags & ~ATOMIO__WRITE_FLAGS)
         return ATOMIO_E_INVAL;
     atomio_page_write w = {.file = f, .page_no = page_no, .page = page};
     write_entries(f->ctx, &w, 1, flags);
@@ -252,7 +252,7 @@ atomio_write_batch(atomio_ctx *ctx, atomio_page_write *w, size_t n, uint32_t fla
 {
     if (!ctx || (!w && n))
         return ATOMIO_E_INVAL;
-    if (flags & ~(ATOMIO_WRITE_DSYNC | ATOMIO_WRITE_STABLE_PAGES))
+    if (flags & ~ATOMIO__WRITE_FLAGS)
         return ATOMIO_E_INVAL;
     if (n > INT32_MAX)
         return ATOMIO_E_INVAL;
