@@ -19,10 +19,8 @@ static const struct command commands[] = {
     {"probe", cmd_probe, "show a file's atomic-write capabilities and AUTO's choice, with reasons"},
     {"run", cmd_run, "run one workload through one write path"},
     {"compare", cmd_compare, "run the same workload through every path, side by side"},
-#ifdef ATOMIO_BENCH_HAVE_STORE
     {"inspect", cmd_inspect, "dump a doublewrite store directory"},
     {"recover", cmd_recover, "run recovery on a doublewrite store directory"},
-#endif
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

@@ -34,7 +34,7 @@ void *bl_alloc_pages(const struct wl_config *c, unsigned tid);
 
 /* Device counters the baselines keep themselves (the library keeps its own). */
 struct bl_counters {
-    _Atomic uint64_t bytes_data, bytes_dblwr, syncs;
+    _Atomic uint64_t bytes_data, bytes_doublewrite, syncs;
     uint64_t snap[2][3];
 };
 void bl_count_mark(struct bl_counters *k, int phase);

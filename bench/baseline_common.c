@@ -108,7 +108,7 @@ void
 bl_count_mark(struct bl_counters *k, int phase)
 {
     k->snap[phase][0] = atomic_load(&k->bytes_data);
-    k->snap[phase][1] = atomic_load(&k->bytes_dblwr);
+    k->snap[phase][1] = atomic_load(&k->bytes_doublewrite);
     k->snap[phase][2] = atomic_load(&k->syncs);
 }
 
@@ -116,7 +116,7 @@ void
 bl_count_into(const struct bl_counters *k, struct wl_result *r)
 {
     r->bytes_data = k->snap[1][0] - k->snap[0][0];
-    r->bytes_dblwr = k->snap[1][1] - k->snap[0][1];
+    r->bytes_doublewrite = k->snap[1][1] - k->snap[0][1];
     r->dev_syncs = k->snap[1][2] - k->snap[0][2];
 }
 

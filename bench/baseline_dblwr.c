@@ -86,7 +86,7 @@ t_write(void *ts, const uint64_t *pages, uint32_t n, uint64_t *lat)
     while (w < 0 && errno == EINTR);
     if (w != (ssize_t)iov.iov_len)
         return w < 0 ? -errno : -EIO;
-    atomic_fetch_add_explicit(&s->k.bytes_dblwr, iov.iov_len, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->k.bytes_doublewrite, iov.iov_len, memory_order_relaxed);
     /* 2. durable before any in-place write starts */
     if (fdatasync(s->dfd) != 0)
         return -errno;

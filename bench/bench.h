@@ -30,11 +30,7 @@ int cmd_probe(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 
-/*
- * Provided by the doublewrite work (bench/cmd_store.c): `recover DIR` and `inspect DIR`.
- * CMake defines ATOMIO_BENCH_HAVE_STORE when that file exists, and only then are they in the
- * command table of atomio-bench.c.
- */
+/* bench/cmd_store.c: `recover DIR` and `inspect DIR`. */
 int cmd_inspect(int argc, char **argv);
 int cmd_recover(int argc, char **argv);
 
@@ -214,7 +210,7 @@ struct wl_result {
     double cpu_user_s;
     double cpu_sys_s;
     uint64_t bytes_data;  /* written in place to the data file during measurement */
-    uint64_t bytes_dblwr; /* written to a doublewrite store */
+    uint64_t bytes_doublewrite; /* written to a doublewrite store */
     uint64_t dev_syncs;   /* fdatasync calls (data + store); from the library or counted */
     char note[256];       /* AUTO's reason, fallbacks; "" if none */
     int err;              /* 0, or the failing result */

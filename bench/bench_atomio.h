@@ -10,16 +10,19 @@
 
 #include <atomio.h>
 
+/* Paths the library has (enum atomio_path); atomio_stats.pages[] has room for more. */
+#define BENCH_NPATHS (ATOMIO_PATH_UNSAFE + 1)
+
 /* Options of one library run beyond the workload. */
 struct lib_opts {
     uint32_t path;         /* enum atomio_path asked for */
     uint32_t policy;       /* enum atomio_policy for the ctx */
-    const char *dblwr_dir; /* doublewrite store directory */
+    const char *doublewrite_dir; /* doublewrite store directory */
 };
 
 /*
  * lib_run() -- open a ctx and the file with o->path, run the workload c, fill r (figures,
- * counters from atomio_ctx_stats, the path actually used). Returns 0 or an error (r->errmsg).
+ * counters from atomio_ctx_get_stats, the path actually used). Returns 0 or an error (r->errmsg).
  */
 int lib_run(const struct wl_config *c, const struct lib_opts *o, struct wl_result *r,
             struct wl_progress *prog);
@@ -55,7 +58,7 @@ struct report_row {
 struct report {
     const char *command; /* "run" or "compare" */
     const struct wl_config *c;
-    const char *dblwr_dir;
+    const char *doublewrite_dir;
     uint32_t policy;
     unsigned repeat;
     int filled; /* the tool created/filled the file */

@@ -125,13 +125,13 @@ auto_for_style(const char *path, uint32_t page_size, int io_style, uint32_t poli
     }
     atomio_ctx_opts co;
     atomio_ctx_opts_init(&co);
-    co.dblwr_dir = store;
+    co.doublewrite_dir = store;
     co.policy = policy;
     atomio_ctx *ctx = NULL;
     rc = atomio_ctx_open(&co, &ctx);
     if (rc < 0) {
         co.flags |= ATOMIO_CTX_NO_DOUBLEWRITE;
-        co.dblwr_dir = NULL;
+        co.doublewrite_dir = NULL;
         rc = atomio_ctx_open(&co, &ctx);
     }
     if (rc == 0) {
@@ -146,7 +146,7 @@ auto_for_style(const char *path, uint32_t page_size, int io_style, uint32_t poli
             atomio_file_info info;
             memset(&info, 0, sizeof(info));
             info.size = sizeof(info); /* the _INIT macros trip -Wmissing-field-initializers */
-            rc = atomio_file_info_get(f, &info);
+            rc = atomio_file_get_info(f, &info);
             if (rc == 0) {
                 v->path = info.path;
                 snprintf(v->reason, sizeof(v->reason), "%s", info.reason);

@@ -66,7 +66,7 @@ parse(int argc, char **argv, struct store_args *a, int allow_brief)
             printf("usage: atomio-bench %s DIR [--json]%s\n", argv[0],
                    allow_brief ? " [--brief]" : "");
             if (allow_brief)
-                printf("Dump the doublewrite store in DIR (the ctx's dblwr_dir) without "
+                printf("Dump the doublewrite store in DIR (the ctx's doublewrite_dir) without "
                        "changing it:\nstore header, manifest, each batch (valid or torn) "
                        "and its page slots.\n  --brief  batches only, no slots\n");
             else
@@ -264,11 +264,11 @@ cmd_recover(int argc, char **argv)
     }
     atomio_ctx_opts o;
     atomio_ctx_opts_init(&o);
-    o.dblwr_dir = a.dir;
+    o.doublewrite_dir = a.dir;
     o.flags = ATOMIO_CTX_NO_RECOVER;
-    o.dblwr_segments = g.segments;
-    o.dblwr_batch_pages = g.batch_pages;
-    o.dblwr_max_page_size = g.max_page_size;
+    o.doublewrite_segments = g.segments;
+    o.doublewrite_batch_pages = g.batch_pages;
+    o.doublewrite_max_page_size = g.max_page_size;
     atomio_ctx *ctx = NULL;
     r = atomio_ctx_open(&o, &ctx);
     if (r < 0) {

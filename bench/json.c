@@ -234,7 +234,7 @@ wl_result_from_flat(struct wl_result *r, const struct json_flat *o)
     U64("pages", pages);
     U64("batches", batches);
     U64("bytes_data", bytes_data);
-    U64("bytes_dblwr", bytes_dblwr);
+    U64("bytes_doublewrite", bytes_doublewrite);
     U64("dev_syncs", dev_syncs);
 #undef U64
     v = json_flat_num(o, "elapsed_s");
@@ -294,7 +294,7 @@ json_run_fields(struct json *j, const struct wl_result *r, const struct wl_confi
     json_num(j, "cpu_sys_s", r->cpu_sys_s);
     json_str(j, "note", r->note[0] ? r->note : NULL);
     json_u64(j, "bytes_data", r->bytes_data);
-    json_u64(j, "bytes_dblwr", r->bytes_dblwr);
+    json_u64(j, "bytes_doublewrite", r->bytes_doublewrite);
     json_u64(j, "dev_syncs", r->dev_syncs);
     if (r->err) {
         json_i64(j, "error_code", r->err);

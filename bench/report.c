@@ -78,7 +78,7 @@ actual_path(const struct report_row *row)
 static int
 path_of_name(const char *name)
 {
-    for (uint32_t p = 0; p < ATOMIO_PATH__COUNT; p++)
+    for (uint32_t p = 0; p < BENCH_NPATHS; p++)
         if (name && strcmp(atomio_path_name(p), name) == 0)
             return (int)p;
     return -1;
@@ -353,7 +353,7 @@ print_json(FILE *out, const struct report *rep)
     json_u64(&j, "repeat", rep->repeat);
     json_bool(&j, "interleaved", 1);
     json_str(&j, "policy", atomio_policy_name(rep->policy));
-    json_str(&j, "dblwr_dir", rep->dblwr_dir);
+    json_str(&j, "doublewrite_dir", rep->doublewrite_dir);
     json_obj_close(&j);
     json_obj_open(&j, "file");
     json_bool(&j, "filled_by_tool", rep->filled);

@@ -3,7 +3,7 @@
  * runner.c -- the workload driver's runner for libatomio: one ctx and one file per run, opened
  * with the path asked for, pages from atomio_page_alloc(), writes through atomio_write() (batch
  * 1, the call an engine makes per page) or atomio_write_batch(), syncs through atomio_sync().
- * Device bytes, syncs and the per-page latency histogram come from atomio_ctx_stats() deltas.
+ * Device bytes, syncs and the per-page latency histogram come from atomio_ctx_get_stats() deltas.
  */
 #include "bench_atomio.h"
 
@@ -119,7 +119,7 @@ lt_mark(void *arg, int phase)
     atomio_stats st;
     memset(&st, 0, sizeof(st));
     st.size = sizeof(st); /* the _INIT macros trip -Wmissing-field-initializers */
-    if (atomio_ctx_stats(s->ctx, &st) == 0)
+    if (atomio_ctx_get_stats(s->ctx, &st) == 0)
         s->st[phase] = st;
 }
 
@@ -227,19 +227,19 @@ open_ctx(const struct wl_config *c, const struct lib_opts *o, struct wl_result *
 {
     atomio_ctx_opts co;
     atomio_ctx_opts_init(&co);
-    co.dblwr_dir = o->dblwr_dir;
+    co.doublewrite_dir = o->doublewrite_dir;
     co.policy = o->policy;
     co.submitter = (uint32_t)c->submitter;
     co.queue_depth = c->qd;
-    co.dblwr_batch_pages = c->batch > 64 ? c->batch : 0;
-    co.dblwr_max_page_size = c->page_size > 16384 ? c->page_size : 0;
+    co.doublewrite_batch_pages = c->batch > 64 ? c->batch : 0;
+    co.doublewrite_max_page_size = c->page_size > 16384 ? c->page_size : 0;
     int rc = atomio_ctx_open(&co, ctx);
     if (rc == 0 || o->path == ATOMIO_PATH_DOUBLEWRITE)
         return rc;
     snprintf(r->note, sizeof(r->note), "no doublewrite store (%s)%s", atomio_err_name(rc),
              o->path == ATOMIO_PATH_AUTO ? ", so AUTO chose without DOUBLEWRITE" : "");
     co.flags |= ATOMIO_CTX_NO_DOUBLEWRITE;
-    co.dblwr_dir = NULL;
+    co.doublewrite_dir = NULL;
     return atomio_ctx_open(&co, ctx);
 }
 
@@ -256,7 +256,7 @@ lib_run(const struct wl_config *c, const struct lib_opts *o, struct wl_result *r
     int rc = open_ctx(c, o, r, &s.ctx);
     if (rc < 0) {
         r->err = rc;
-        snprintf(r->errmsg, sizeof(r->errmsg), "atomio_ctx_open(%s): %s (%s)", o->dblwr_dir,
+        snprintf(r->errmsg, sizeof(r->errmsg), "atomio_ctx_open(%s): %s (%s)", o->doublewrite_dir,
                  atomio_err_name(rc), atomio_strerror(rc));
         return rc;
     }
@@ -290,7 +290,7 @@ lib_run(const struct wl_config *c, const struct lib_opts *o, struct wl_result *r
     atomio_file_info info;
     memset(&info, 0, sizeof(info));
     info.size = sizeof(info); /* the _INIT macros trip -Wmissing-field-initializers */
-    if (atomio_file_info_get(s.f, &info) == 0) {
+    if (atomio_file_get_info(s.f, &info) == 0) {
         snprintf(r->path_actual, sizeof(r->path_actual), "%s", atomio_path_name(info.path));
         snprintf(r->submitter, sizeof(r->submitter), "%s", atomio_submitter_name(info.submitter));
         r->o_direct = (int)info.o_direct;
@@ -314,7 +314,7 @@ lib_run(const struct wl_config *c, const struct lib_opts *o, struct wl_result *r
     };
     rc = wl_run(c, &ops, r, prog);
     r->bytes_data = s.st[1].bytes_data - s.st[0].bytes_data;
-    r->bytes_dblwr = s.st[1].bytes_dblwr - s.st[0].bytes_dblwr;
+    r->bytes_doublewrite = s.st[1].bytes_doublewrite - s.st[0].bytes_doublewrite;
     r->dev_syncs = s.st[1].syncs - s.st[0].syncs;
     if (!(r->lat_page && r->lat_page->count)) {
         uint64_t d[ATOMIO_LAT_BUCKETS];

@@ -95,8 +95,8 @@ parse_paths(struct session *s, const char *cmd, const char *arg)
                         "--paths: unknown path '%s' (auto, direct, buffered, doublewrite, "
                         "unsafe)",
                         tok);
-        if (s->npaths >= ATOMIO_PATH__COUNT)
-            usage_error(cmd, "--paths: at most %d paths", ATOMIO_PATH__COUNT);
+        if (s->npaths >= BENCH_NPATHS)
+            usage_error(cmd, "--paths: at most %d paths", BENCH_NPATHS);
         for (unsigned i = 0; i < s->npaths; i++)
             if (s->paths[i] == p)
                 usage_error(cmd, "--paths: '%s' given twice", tok);
@@ -160,7 +160,7 @@ session_parse(struct session *s, int is_compare, int argc, char **argv)
             s->policy = (uint32_t)p;
             break;
         case SO_DBLWR_DIR:
-            snprintf(s->dblwr_dir, sizeof(s->dblwr_dir), "%s", it.arg);
+            snprintf(s->doublewrite_dir, sizeof(s->doublewrite_dir), "%s", it.arg);
             break;
         case SO_JSON:
         case SO_CSV:
@@ -373,13 +373,13 @@ session_setup(struct session *s)
                     s->c.threads);
     s->caps.size = sizeof(s->caps);
     s->have_caps = atomio_probe(s->c.file, s->c.page_size, &s->caps) == 0;
-    if (!s->dblwr_dir[0])
-        lib_default_dblwr_dir(s->c.file, s->dblwr_dir, sizeof(s->dblwr_dir));
+    if (!s->doublewrite_dir[0])
+        lib_default_dblwr_dir(s->c.file, s->doublewrite_dir, sizeof(s->doublewrite_dir));
     struct stat st;
-    if (stat(s->dblwr_dir, &st) != 0) {
+    if (stat(s->doublewrite_dir, &st) != 0) {
         /* Made here (the library may require it to exist), removed at the end. */
-        if (mkdir(s->dblwr_dir, 0700) != 0) {
-            runtime_error(s->cmd, "--dblwr-dir %s: %s", s->dblwr_dir, strerror(errno));
+        if (mkdir(s->doublewrite_dir, 0700) != 0) {
+            runtime_error(s->cmd, "--dblwr-dir %s: %s", s->doublewrite_dir, strerror(errno));
             return BENCH_EXIT_RUNTIME;
         }
         s->dblwr_created = 1;
@@ -432,7 +432,7 @@ session_execute(struct session *s)
     sigaction(SIGINT, &sa, &old);
     struct wl_progress *prog = progress_start(s->c.progress, total, per_run);
     int failures = 0;
-    struct lib_opts lo = {.policy = s->policy, .dblwr_dir = s->dblwr_dir};
+    struct lib_opts lo = {.policy = s->policy, .doublewrite_dir = s->doublewrite_dir};
     /* Interleaved: repeat 1 of every row, then repeat 2 of every row... */
     for (unsigned rep = 0; rep < s->repeat && !interrupted; rep++) {
         for (unsigned i = 0; i < s->nrows && !interrupted; i++) {
@@ -480,7 +480,7 @@ session_finish(struct session *s, int failures)
     memset(&rep, 0, sizeof(rep));
     rep.command = s->cmd;
     rep.c = &s->c;
-    rep.dblwr_dir = s->dblwr_dir;
+    rep.doublewrite_dir = s->doublewrite_dir;
     rep.policy = s->policy;
     rep.repeat = s->repeat;
     rep.filled = s->filled;
@@ -508,6 +508,6 @@ session_finish(struct session *s, int failures)
         for (unsigned k = 0; k < s->rows[i].nruns; k++)
             wl_result_free(&s->rows[i].runs[k]);
     if (s->dblwr_created)
-        lib_remove_dblwr_dir(s->dblwr_dir);
+        lib_remove_dblwr_dir(s->doublewrite_dir);
     return exit_code;
 }

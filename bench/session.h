@@ -31,14 +31,14 @@ struct session {
     struct wl_config c;
     uint32_t path; /* run */
     uint32_t policy;
-    int paths[ATOMIO_PATH__COUNT];
+    int paths[BENCH_NPATHS];
     unsigned npaths;
     int paths_given;
     unsigned repeat;
     int baselines;
     int format; /* enum report_format */
     const char *svg;
-    char dblwr_dir[PATH_MAX];
+    char doublewrite_dir[PATH_MAX];
     int dblwr_created;
     int filled;
     int have_caps;

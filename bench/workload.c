@@ -571,8 +571,8 @@ wl_figures_of(const struct wl_result *r, uint32_t page_size, struct wl_figures *
     }
     double pp = pages > 0 ? pages : NAN;
     f->data_bytes_per_page = (double)r->bytes_data / pp;
-    f->dblwr_bytes_per_page = (double)r->bytes_dblwr / pp;
-    f->device_bytes_per_page = (double)(r->bytes_data + r->bytes_dblwr) / pp;
+    f->dblwr_bytes_per_page = (double)r->bytes_doublewrite / pp;
+    f->device_bytes_per_page = (double)(r->bytes_data + r->bytes_doublewrite) / pp;
     f->syncs_per_page = (double)r->dev_syncs / pp;
     f->cpu_us_per_page = (r->cpu_user_s + r->cpu_sys_s) * 1e6 / pp;
 }

@@ -22,8 +22,8 @@
  * IORING_OP_WRITE_FIXED: the kernel rejects RWF_ATOMIC on registered buffers with EINVAL.
  *
  * Every prepared SQE must be submitted and its result reported back exactly once
- * (atomio_complete_write(), atomio_dw_complete_store(), atomio_dw_complete_store_sync(),
- * atomio_dw_complete_inplace()), in whatever order the CQEs arrive. On error a prep function
+ * (atomio_complete_write(), atomio_doublewrite_complete_store(), atomio_doublewrite_complete_store_sync(),
+ * atomio_doublewrite_complete_inplace()), in whatever order the CQEs arrive. On error a prep function
  * turns the SQE into IORING_OP_NOP (user_data kept), so an entry already taken from the ring
  * can be submitted harmlessly. The files (and the ctx) must stay open until every SQE
  * prepared for them has been reported: the SQE names their descriptors.
@@ -85,7 +85,7 @@ ATOMIO_API ATOMIO_NODISCARD int atomio_prep_write(atomio_file *f, struct io_urin
  *     ctx recovered). Never resubmit the tail;
  *   - ATOMIO_E_NEEDS_DOUBLEWRITE: the atomic write returned EOPNOTSUPP or ENOSPC, so nothing
  *     was written; the file has been switched to DOUBLEWRITE (a runtime downgrade, counted and
- *     visible in atomio_file_info_get()). Rewrite the page through atomio_dw_stage(), or
+ *     visible in atomio_file_get_info()). Rewrite the page through atomio_doublewrite_stage(), or
  *     atomio_write(). Also after an EINVAL when the re-probe finds the file no longer takes its
  *     atomic path;
  *   - -EAGAIN: nothing was written; prepare the page again with atomio_prep_write() and resubmit.
@@ -102,32 +102,35 @@ ATOMIO_API ATOMIO_NODISCARD int atomio_complete_write(atomio_file *f, int cqe_re
 
 /* ------------------------------------------------------------------------------------------ */
 /* Doublewrite files: a staged batch the engine drives from its ring.                          */
+/* Experimental (see atomio.h): define ATOMIO_EXPERIMENTAL to use it.                          */
+
+#ifdef ATOMIO_EXPERIMENTAL
 
 /**
  * A staged doublewrite batch: the doublewrite protocol of atomio_write_batch() cut into steps
- * the engine drives from its ring. One implementation serves both (dw_write.c), so the
+ * the engine drives from its ring. One implementation serves both (store/batch.c), so the
  * invariants recovery relies on hold the same way. The steps, in order (out of order:
  * ATOMIO_E_SEQUENCE, and the batch is unchanged):
- *   1. atomio_dw_stage(): a store segment is claimed and the pages copied into it with their
+ *   1. atomio_doublewrite_stage(): a store segment is claimed and the pages copied into it with their
  *      checksums (the engine's buffers are free again when it returns);
- *   2. atomio_dw_prep_store(): one SQE writing the whole batch to the store; report its CQE
- *      with atomio_dw_complete_store();
- *   3. atomio_dw_prep_store_sync(): the durability step, an IORING_OP_FSYNC (datasync) SQE on
- *      the store file; report it with atomio_dw_complete_store_sync(). An fdatasync rather than
+ *   2. atomio_doublewrite_prep_store(): one SQE writing the whole batch to the store; report its CQE
+ *      with atomio_doublewrite_complete_store();
+ *   3. atomio_doublewrite_prep_store_sync(): the durability step, an IORING_OP_FSYNC (datasync) SQE on
+ *      the store file; report it with atomio_doublewrite_complete_store_sync(). An fdatasync rather than
  *      RWF_DSYNC on the write: it also makes the store's earlier bookkeeping writes durable,
  *      which a FUA write would not;
- *   4. atomio_dw_prep_inplace() for every entry i in [0, n): the in-place writes, all in flight
- *      together, from the batch's own copy; report each with atomio_dw_complete_inplace();
- *   5. atomio_dw_done(): fdatasync of every data file written, the batch is retired in the
+ *   4. atomio_doublewrite_prep_inplace() for every entry i in [0, n): the in-place writes, all in flight
+ *      together, from the batch's own copy; report each with atomio_doublewrite_complete_inplace();
+ *   5. atomio_doublewrite_done(): fdatasync of every data file written, the batch is retired in the
  *      store and its segment released; the batch is freed.
- * atomio_dw_abandon() gives a batch up before step 4.
+ * atomio_doublewrite_abandon() gives a batch up before step 4.
  * Calls on one batch may come from different threads (the library serializes them), but
- * atomio_dw_done() and atomio_dw_abandon() free it: nothing may race with those two.
+ * atomio_doublewrite_done() and atomio_doublewrite_abandon() free it: nothing may race with those two.
  */
-typedef struct atomio_staged_batch atomio_dw_batch;
+typedef struct atomio_staged_batch atomio_doublewrite_batch;
 
 /**
- * atomio_dw_stage() -- start a doublewrite batch of @n pages.
+ * atomio_doublewrite_stage() -- start a doublewrite batch of @n pages.
  *
  * Every entry's file must belong to @ctx, be writable and currently on the DOUBLEWRITE path
  * (atomio_prep_write() or atomio_complete_write() said ATOMIO_E_NEEDS_DOUBLEWRITE); a
@@ -137,8 +140,8 @@ typedef struct atomio_staged_batch atomio_dw_batch;
  * by batches in flight it returns -EAGAIN (finish one, then stage again).
  *
  * @param w entries (file, page_no, page); each result is set. The page bytes are copied.
- * @param n 1 .. what fits a segment (at most ctx opts dblwr_batch_pages pages of
- *        dblwr_max_page_size bytes).
+ * @param n 1 .. what fits a segment (at most ctx opts doublewrite_batch_pages pages of
+ *        doublewrite_max_page_size bytes).
  * @param flags 0.
  * @param out receives the batch.
  * @return 0; -EAGAIN (no free segment); ATOMIO_E_INVAL (NULL arguments, n == 0, flags, an entry
@@ -150,65 +153,65 @@ typedef struct atomio_staged_batch atomio_dw_batch;
  *         codes of atomio_write() (ATOMIO_E_RANGE, ATOMIO_E_FAILED, ATOMIO_E_CLOSED,
  *         ATOMIO_E_READ_ONLY); -ENOMEM. Thread-safe. Since 0.1.
  */
-ATOMIO_API ATOMIO_NODISCARD int atomio_dw_stage(atomio_ctx *ctx, atomio_page_write *w, size_t n,
-                                                uint32_t flags, atomio_dw_batch **out);
+ATOMIO_API ATOMIO_NODISCARD int atomio_doublewrite_stage(atomio_ctx *ctx, atomio_page_write *w, size_t n,
+                                                uint32_t flags, atomio_doublewrite_batch **out);
 
 /**
- * atomio_dw_prep_store() -- fill @sqe with the batch's store write (IORING_OP_WRITE of the
- * whole batch, one sequential write). Once per batch, right after atomio_dw_stage().
+ * atomio_doublewrite_prep_store() -- fill @sqe with the batch's store write (IORING_OP_WRITE of the
+ * whole batch, one sequential write). Once per batch, right after atomio_doublewrite_stage().
  * @return 0, ATOMIO_E_INVAL, ATOMIO_E_SEQUENCE. Since 0.1.
  */
-ATOMIO_API ATOMIO_NODISCARD int atomio_dw_prep_store(atomio_dw_batch *b, struct io_uring_sqe *sqe);
+ATOMIO_API ATOMIO_NODISCARD int atomio_doublewrite_prep_store(atomio_doublewrite_batch *b, struct io_uring_sqe *sqe);
 
 /**
- * atomio_dw_complete_store() -- report the store write's CQE result.
- * @return 0: go on with atomio_dw_prep_store_sync(); otherwise the batch is dead (nothing was
+ * atomio_doublewrite_complete_store() -- report the store write's CQE result.
+ * @return 0: go on with atomio_doublewrite_prep_store_sync(); otherwise the batch is dead (nothing was
  *         written in place, the data pages are intact) and must be abandoned: the CQE's -errno,
  *         or ATOMIO_E_STORE for a short store write; ATOMIO_E_INVAL, ATOMIO_E_SEQUENCE.
  * Since 0.1.
  */
-ATOMIO_API ATOMIO_NODISCARD int atomio_dw_complete_store(atomio_dw_batch *b, int cqe_res);
+ATOMIO_API ATOMIO_NODISCARD int atomio_doublewrite_complete_store(atomio_doublewrite_batch *b, int cqe_res);
 
 /**
- * atomio_dw_prep_store_sync() -- fill @sqe with the durability step: IORING_OP_FSYNC with
- * IORING_FSYNC_DATASYNC on the store file. Only after atomio_dw_complete_store() returned 0
+ * atomio_doublewrite_prep_store_sync() -- fill @sqe with the durability step: IORING_OP_FSYNC with
+ * IORING_FSYNC_DATASYNC on the store file. Only after atomio_doublewrite_complete_store() returned 0
  * (submitting it together with an unfinished store write would not order them).
  * @return 0, ATOMIO_E_INVAL, ATOMIO_E_SEQUENCE. Since 0.1.
  */
-ATOMIO_API ATOMIO_NODISCARD int atomio_dw_prep_store_sync(atomio_dw_batch *b,
+ATOMIO_API ATOMIO_NODISCARD int atomio_doublewrite_prep_store_sync(atomio_doublewrite_batch *b,
                                                           struct io_uring_sqe *sqe);
 
 /**
- * atomio_dw_complete_store_sync() -- report the store fsync's CQE result.
+ * atomio_doublewrite_complete_store_sync() -- report the store fsync's CQE result.
  * @return 0: the copies are durable, the in-place writes may start; the CQE's -errno: the store
  *         is failed for good (like a data file after a failed fdatasync: atomio_write() and
- *         atomio_dw_stage() return ATOMIO_E_STORE until the ctx is reopened) and the batch must
+ *         atomio_doublewrite_stage() return ATOMIO_E_STORE until the ctx is reopened) and the batch must
  *         be abandoned; ATOMIO_E_INVAL, ATOMIO_E_SEQUENCE. Since 0.1.
  */
-ATOMIO_API ATOMIO_NODISCARD int atomio_dw_complete_store_sync(atomio_dw_batch *b, int cqe_res);
+ATOMIO_API ATOMIO_NODISCARD int atomio_doublewrite_complete_store_sync(atomio_doublewrite_batch *b, int cqe_res);
 
 /**
- * atomio_dw_prep_inplace() -- fill @sqe with the in-place write of entry @i (IORING_OP_WRITE of
+ * atomio_doublewrite_prep_inplace() -- fill @sqe with the in-place write of entry @i (IORING_OP_WRITE of
  * the batch's own copy of the page, so the engine's buffer is not needed). Once per entry,
  * after the store sync completed.
  * @return 0; ATOMIO_E_SEQUENCE (store copy not durable yet, or entry already prepared);
  *         ATOMIO_E_RANGE (i >= n); ATOMIO_E_INVAL. Since 0.1.
  */
-ATOMIO_API ATOMIO_NODISCARD int atomio_dw_prep_inplace(atomio_dw_batch *b, size_t i,
+ATOMIO_API ATOMIO_NODISCARD int atomio_doublewrite_prep_inplace(atomio_doublewrite_batch *b, size_t i,
                                                        struct io_uring_sqe *sqe);
 
 /**
- * atomio_dw_complete_inplace() -- report the CQE result of entry @i's in-place write, judged as
+ * atomio_doublewrite_complete_inplace() -- report the CQE result of entry @i's in-place write, judged as
  * atomio_write() judges one: 0 (page written); ATOMIO_E_SHORT_WRITE or an I/O error (the file is
  * failed; the page may be torn and its store copy is kept for recovery); -ENOSPC, -EDQUOT,
  * -EFBIG (nothing written, the page is intact, the file stays usable); ATOMIO_E_RANGE,
  * ATOMIO_E_SEQUENCE (no in-place write of entry i in flight), ATOMIO_E_INVAL. Since 0.1.
  */
-ATOMIO_API ATOMIO_NODISCARD int atomio_dw_complete_inplace(atomio_dw_batch *b, size_t i,
+ATOMIO_API ATOMIO_NODISCARD int atomio_doublewrite_complete_inplace(atomio_doublewrite_batch *b, size_t i,
                                                            int cqe_res);
 
 /**
- * atomio_dw_done() -- finish the batch once every in-place write has been reported: fdatasync
+ * atomio_doublewrite_done() -- finish the batch once every in-place write has been reported: fdatasync
  * each data file that took a page (blocking), retire the batch in the store and release its
  * segment, count pages and bytes as atomio_write_batch() does, free the batch. When a file
  * failed (short or failed in-place write, failed fdatasync) its pages' store copies are kept
@@ -218,18 +221,20 @@ ATOMIO_API ATOMIO_NODISCARD int atomio_dw_complete_inplace(atomio_dw_batch *b, s
  * @return the number of entries written (n when all succeeded); ATOMIO_E_SEQUENCE (an entry
  *         not prepared or still in flight: the batch stays valid); ATOMIO_E_INVAL. Since 0.1.
  */
-ATOMIO_API ATOMIO_NODISCARD int atomio_dw_done(atomio_dw_batch *b, int *results);
+ATOMIO_API ATOMIO_NODISCARD int atomio_doublewrite_done(atomio_doublewrite_batch *b, int *results);
 
 /**
- * atomio_dw_abandon() -- give a batch up before any in-place write was prepared, for instance
+ * atomio_doublewrite_abandon() -- give a batch up before any in-place write was prepared, for instance
  * after its store write or fsync failed. If the store write may have reached the store, its
  * record is retired durably first (blocking), so recovery can never bring back pages the engine
  * gave up. Frees the batch. NULL is a no-op.
  * @return 0; ATOMIO_E_SEQUENCE (the store write or fsync is in flight, or in-place writes
- *         started: finish with atomio_dw_done(); the batch stays valid); ATOMIO_E_STORE when
+ *         started: finish with atomio_doublewrite_done(); the batch stays valid); ATOMIO_E_STORE when
  *         the retire failed (the store is then failed; the batch is freed). Since 0.1.
  */
-ATOMIO_API int atomio_dw_abandon(atomio_dw_batch *b);
+ATOMIO_API int atomio_doublewrite_abandon(atomio_doublewrite_batch *b);
+
+#endif /* ATOMIO_EXPERIMENTAL */
 
 #ifdef __cplusplus
 }

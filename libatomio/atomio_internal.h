@@ -34,6 +34,12 @@ atomio__is_pow2(uint64_t v)
     return v && !(v & (v - 1));
 }
 
+/* Paths the library knows (enum atomio_path); atomio_stats.pages[] has room for more. */
+#define ATOMIO__PATH_COUNT (ATOMIO_PATH_UNSAFE + 1)
+_Static_assert(ATOMIO__PATH_COUNT <= ATOMIO_STATS_PATHS, "atomio_stats.pages[] is too small");
+/* One past the last public error code (a moving bound, never exported). */
+#define ATOMIO__E_LAST (ATOMIO_E_UNAPPLIED - 1)
+
 #define ATOMIO_MIN_PAGE 512u
 #define ATOMIO_MAX_PAGE (1u << 20)
 
@@ -65,9 +71,9 @@ extern const struct atomio_sys atomio__sys_real;
 /* Counters (one set per file, one per ctx; the ctx set includes closed files).              */
 
 struct atomio_counters {
-    _Atomic uint64_t pages[ATOMIO_PATH__COUNT];
+    _Atomic uint64_t pages[ATOMIO__PATH_COUNT];
     _Atomic uint64_t bytes_data;
-    _Atomic uint64_t bytes_dblwr;
+    _Atomic uint64_t bytes_doublewrite;
     _Atomic uint64_t syncs;
     _Atomic uint64_t batches;
     _Atomic uint64_t downgrades;
@@ -185,7 +191,7 @@ int atomio__dir_of(const char *path, char *out, size_t len);
 /* Forget cached buffered-probe verdicts (tests). */
 void atomio__caps_cache_clear(void);
 /* Forget the cached buffered-probe verdict of one (device, page size), so the EINVAL re-probe
- * (DESIGN 6) asks the kernel again instead of reading back the verdict it is doubting. */
+ * (docs/design.md, "Runtime downgrade and re-probe") asks the kernel again instead of reading back the verdict it is doubting. */
 void atomio__caps_cache_forget(uint32_t dev_major, uint32_t dev_minor, uint32_t page_size);
 
 struct atomio_select_in {
@@ -196,7 +202,7 @@ struct atomio_select_in {
     bool have_store;        /* ctx has a doublewrite store that holds this page size */
     bool store_too_small;   /* ctx has a store, but its segments cannot hold this page */
     uint64_t calib_atomic_ns; /* CALIBRATE figures; 0 = not measured yet */
-    uint64_t calib_dblwr_ns;
+    uint64_t calib_doublewrite_ns;
 };
 
 struct atomio_select_out {
@@ -205,23 +211,23 @@ struct atomio_select_out {
                                ATOMIO_E_NO_DOUBLEWRITE */
     bool needs_calibration; /* CALIBRATE and no figures yet: measure, then select again */
     char reason[ATOMIO_REASON_LEN];                       /* why path (or why err) */
-    char reject[ATOMIO_PATH__COUNT][ATOMIO_REASON_LEN];   /* per candidate, "" if chosen */
+    char reject[ATOMIO__PATH_COUNT][ATOMIO_REASON_LEN];   /* per candidate, "" if chosen */
 };
 
-/* Pure selection: DESIGN section 5. */
+/* Pure selection (docs/design.md, "Probe and selection"). */
 void atomio__select(const struct atomio_select_in *in, struct atomio_select_out *out);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Context and file.                                                                         */
 
-struct atomio_store; /* doublewrite store (dw_store.c) */
+struct atomio_store; /* doublewrite store (store/store.c) */
 struct atomio_alloc; /* page allocator state (buf.c) */
 
 #define ATOMIO_GRAVEYARD 256 /* closed file handles kept so stale use gives ATOMIO_E_CLOSED */
 
 struct atomio_ctx {
     atomio_ctx_opts opts;           /* copied in, defaults resolved */
-    char *dblwr_dir;                /* owned copy of opts.dblwr_dir */
+    char *doublewrite_dir;                /* owned copy of opts.doublewrite_dir */
     const struct atomio_submit_ops *submit; /* resolved submitter */
     bool uring_fallback;            /* io_uring wanted but could not be set up */
     int uring_err;                  /* why (-errno) */
@@ -255,10 +261,10 @@ struct atomio_file {
     _Atomic uint32_t downgrades;
     bool reprobed;                  /* EINVAL re-probe already done */
     atomio_caps caps;
-    uint64_t calib_atomic_ns, calib_dblwr_ns;
+    uint64_t calib_atomic_ns, calib_doublewrite_ns;
     pthread_mutex_t *lock;          /* reasons, path changes (pointer: usable from const f) */
     char reason[ATOMIO_REASON_LEN];
-    char reject[ATOMIO_PATH__COUNT][ATOMIO_REASON_LEN];
+    char reject[ATOMIO__PATH_COUNT][ATOMIO_REASON_LEN];
     struct atomio_counters stats;
     struct atomio_file *next, *prev;
 };
@@ -282,7 +288,7 @@ void atomio__count_pages(atomio_file *f, uint32_t path, uint64_t lat_ns, uint64_
 /* fdatasync with the sticky failure rule; counts the sync. */
 int atomio__file_datasync(atomio_file *f);
 
-/* Copy a caller's size-versioned struct into a zeroed internal one (STYLE 2.4).
+/* Copy a caller's size-versioned struct into a zeroed internal one.
  * Returns 0, ATOMIO_E_INVAL (NULL or size < 4... ) or ATOMIO_E_ABI. */
 int atomio__copy_in(void *dst, size_t dst_size, const void *src);
 /* Copy an internal output struct out to a caller struct of size *(uint32_t *)dst. */
@@ -291,7 +297,7 @@ int atomio__copy_out(void *dst, const void *src, size_t src_size);
 void atomio__reason(char *dst, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---------------------------------------------------------------------------------------- */
-/* Doublewrite store (dw_store.c, dw_write.c, recover.c).                                    */
+/* Doublewrite store (store/store.c, store/batch.c, store/recover.c).                                    */
 
 struct atomio_dw_item {
     atomio_file *file;
@@ -300,7 +306,7 @@ struct atomio_dw_item {
     int result;   /* out */
 };
 
-/* Create or open the store in ctx->dblwr_dir; preallocate every segment. */
+/* Create or open the store in ctx->doublewrite_dir; preallocate every segment. */
 int atomio__store_open(atomio_ctx *ctx);
 void atomio__store_close(atomio_ctx *ctx);
 /* Does one page of page_size fit a store segment? (false without a store) */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * byor.c -- bring-your-own-ring (DESIGN 8): the engine's io_uring issues the writes. The paths
+ * byor.c -- bring-your-own-ring: the engine's io_uring issues the writes. The paths
  * still decide them: atomio_prep_write() runs the same checks and the same prep() as
  * atomio_write() and copies the resulting struct atomio_io into the engine's SQE;
  * atomio_complete_write() feeds the CQE result to the same complete() and turns the
@@ -12,7 +12,7 @@
  */
 #include "atomio_internal.h"
 #include "atomio_uring.h"
-#include "dw_store.h"
+#include "store/store.h"
 
 #include <errno.h>
 #include <linux/io_uring.h>
@@ -172,9 +172,9 @@ atomio_complete_write(atomio_file *f, int cqe_res, uint32_t len)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Staged doublewrite: the engine drives one run of the batch protocol (dw_store.h) from its   */
+/* Staged doublewrite: the engine drives one run of the batch protocol (store/store.h) from its   */
 /* own ring. This part only adds the order checks and the SQE form; the protocol's steps,     */
-/* and with them the invariants recovery relies on, are dw_write.c's, shared with            */
+/* and with them the invariants recovery relies on, are store/batch.c's, shared with            */
 /* atomio_write_batch().                                                                      */
 
 enum staged_state {
@@ -280,8 +280,8 @@ stage_check(atomio_ctx *ctx, atomio_page_write *w, size_t n, struct atomio_dw_it
 }
 
 int
-atomio_dw_stage(atomio_ctx *ctx, atomio_page_write *w, size_t n, uint32_t flags,
-                atomio_dw_batch **out)
+atomio_doublewrite_stage(atomio_ctx *ctx, atomio_page_write *w, size_t n, uint32_t flags,
+                atomio_doublewrite_batch **out)
 {
     if (!out)
         return ATOMIO_E_INVAL;
@@ -349,7 +349,7 @@ atomio_dw_stage(atomio_ctx *ctx, atomio_page_write *w, size_t n, uint32_t flags,
 }
 
 int
-atomio_dw_prep_store(atomio_dw_batch *b, struct io_uring_sqe *sqe)
+atomio_doublewrite_prep_store(atomio_doublewrite_batch *b, struct io_uring_sqe *sqe)
 {
     if (!b || !sqe) {
         if (sqe)
@@ -372,7 +372,7 @@ atomio_dw_prep_store(atomio_dw_batch *b, struct io_uring_sqe *sqe)
 }
 
 int
-atomio_dw_complete_store(atomio_dw_batch *b, int cqe_res)
+atomio_doublewrite_complete_store(atomio_doublewrite_batch *b, int cqe_res)
 {
     if (!b)
         return ATOMIO_E_INVAL;
@@ -387,7 +387,7 @@ atomio_dw_complete_store(atomio_dw_batch *b, int cqe_res)
 }
 
 int
-atomio_dw_prep_store_sync(atomio_dw_batch *b, struct io_uring_sqe *sqe)
+atomio_doublewrite_prep_store_sync(atomio_doublewrite_batch *b, struct io_uring_sqe *sqe)
 {
     if (!b || !sqe) {
         if (sqe)
@@ -416,7 +416,7 @@ atomio_dw_prep_store_sync(atomio_dw_batch *b, struct io_uring_sqe *sqe)
 }
 
 int
-atomio_dw_complete_store_sync(atomio_dw_batch *b, int cqe_res)
+atomio_doublewrite_complete_store_sync(atomio_doublewrite_batch *b, int cqe_res)
 {
     if (!b || cqe_res > 0)
         return ATOMIO_E_INVAL;
@@ -431,7 +431,7 @@ atomio_dw_complete_store_sync(atomio_dw_batch *b, int cqe_res)
 }
 
 int
-atomio_dw_prep_inplace(atomio_dw_batch *b, size_t i, struct io_uring_sqe *sqe)
+atomio_doublewrite_prep_inplace(atomio_doublewrite_batch *b, size_t i, struct io_uring_sqe *sqe)
 {
     if (!b || !sqe) {
         if (sqe)
@@ -460,7 +460,7 @@ atomio_dw_prep_inplace(atomio_dw_batch *b, size_t i, struct io_uring_sqe *sqe)
 }
 
 int
-atomio_dw_complete_inplace(atomio_dw_batch *b, size_t i, int cqe_res)
+atomio_doublewrite_complete_inplace(atomio_doublewrite_batch *b, size_t i, int cqe_res)
 {
     if (!b)
         return ATOMIO_E_INVAL;
@@ -484,7 +484,7 @@ atomio_dw_complete_inplace(atomio_dw_batch *b, size_t i, int cqe_res)
 }
 
 int
-atomio_dw_done(atomio_dw_batch *b, int *results)
+atomio_doublewrite_done(atomio_doublewrite_batch *b, int *results)
 {
     if (!b)
         return ATOMIO_E_INVAL;
@@ -503,7 +503,7 @@ atomio_dw_done(atomio_dw_batch *b, int *results)
 }
 
 int
-atomio_dw_abandon(atomio_dw_batch *b)
+atomio_doublewrite_abandon(atomio_doublewrite_batch *b)
 {
     if (!b)
         return 0;

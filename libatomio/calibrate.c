@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * calibrate.c -- the CALIBRATE policy's measurement (DESIGN 5.3): on a scratch O_TMPFILE in
+ * calibrate.c -- the CALIBRATE policy's measurement: on a scratch O_TMPFILE in
  * the data file's directory (so the same filesystem and device), time a few O_DIRECT
  * RWF_ATOMIC page writes against the doublewrite protocol's I/O for the same pages, both made
  * durable, and report the mean nanoseconds per page of each. The scratch file vanishes on

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * caps.c -- the per-file capability probe (DESIGN 4): raw statx through our own struct, statfs,
+ * caps.c -- the per-file capability probe: raw statx through our own struct, statfs,
  * the backing disk's sysfs atomic limit, and a buffered RWF_ATOMIC probe write on an O_TMPFILE
  * beside the file. atomio__caps_derive() turns raw figures into verdicts and reasons without a
  * syscall, so tests can feed it captured values. The data file itself is never written.
@@ -30,7 +30,7 @@ log2u(uint64_t v)
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Buffered-probe cache: one verdict per (device, page size), like DESIGN 4 asks.            */
+/* Buffered-probe cache: one verdict per (device, page size).                               */
 
 #define PROBE_CACHE 64
 
@@ -226,7 +226,7 @@ atomio__probe_fd(int fd, const char *dir_path, uint32_t page_size, atomio_caps *
     return 0;
 }
 
-/* The direct verdict: DESIGN 4's four-part rule, then the page-size range, then HW vs SW. */
+/* The direct verdict: the four-part rule of docs/design.md, then the page-size range, then HW vs SW. */
 static void
 derive_direct(atomio_caps *c)
 {
@@ -298,7 +298,7 @@ derive_direct(atomio_caps *c)
 }
 
 /*
- * derive_buffered() -- the folio-order rule (DESIGN 4) and the probe verdict. A buffered
+ * derive_buffered() -- the folio-order rule (docs/buffered-atomic.md) and the probe verdict. A buffered
  * atomic write must be exactly one page-cache folio whose order is both the mapping's minimum
  * and maximum order. Userspace sees only the minimum (from the fs block size), so the page
  * must be a power-of-two multiple of the system page, of exactly the order of max(fs block,

@@ -29,27 +29,27 @@ check_opts(atomio_ctx_opts *o)
             return ATOMIO_E_INVAL;
     if (o->numa_node < -1)
         return ATOMIO_E_INVAL;
-    if (!(o->flags & ATOMIO_CTX_NO_DOUBLEWRITE) && (!o->dblwr_dir || !o->dblwr_dir[0]))
+    if (!(o->flags & ATOMIO_CTX_NO_DOUBLEWRITE) && (!o->doublewrite_dir || !o->doublewrite_dir[0]))
         return ATOMIO_E_INVAL;
-    if (o->dblwr_max_page_size &&
-        (!atomio__is_pow2(o->dblwr_max_page_size) || o->dblwr_max_page_size < ATOMIO_MIN_PAGE ||
-         o->dblwr_max_page_size > ATOMIO_MAX_PAGE))
+    if (o->doublewrite_max_page_size &&
+        (!atomio__is_pow2(o->doublewrite_max_page_size) || o->doublewrite_max_page_size < ATOMIO_MIN_PAGE ||
+         o->doublewrite_max_page_size > ATOMIO_MAX_PAGE))
         return ATOMIO_E_PAGE_SIZE;
-    if (o->queue_depth > 4096 || o->dblwr_segments > 4096 || o->dblwr_batch_pages > 65536)
+    if (o->queue_depth > 4096 || o->doublewrite_segments > 4096 || o->doublewrite_batch_pages > 65536)
         return ATOMIO_E_INVAL;
 
     if (o->policy == ATOMIO_POLICY_DEFAULT)
         o->policy = ATOMIO_POLICY_PREFER_FAST;
     if (!o->queue_depth)
         o->queue_depth = 32;
-    if (!o->dblwr_segments) {
+    if (!o->doublewrite_segments) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
-        o->dblwr_segments = n > 2 ? (uint32_t)(2 * n) : 4;
+        o->doublewrite_segments = n > 2 ? (uint32_t)(2 * n) : 4;
     }
-    if (!o->dblwr_batch_pages)
-        o->dblwr_batch_pages = 64;
-    if (!o->dblwr_max_page_size)
-        o->dblwr_max_page_size = 16384;
+    if (!o->doublewrite_batch_pages)
+        o->doublewrite_batch_pages = 64;
+    if (!o->doublewrite_max_page_size)
+        o->doublewrite_max_page_size = 16384;
     return 0;
 }
 
@@ -113,7 +113,7 @@ ctx_free(atomio_ctx *ctx)
         pthread_mutex_destroy(ctx->lock);
         free(ctx->lock);
     }
-    free(ctx->dblwr_dir);
+    free(ctx->doublewrite_dir);
     free(ctx);
 }
 
@@ -151,13 +151,13 @@ atomio_ctx_open(const atomio_ctx_opts *opts, atomio_ctx **out)
     }
     pthread_mutex_init(ctx->lock, NULL);
     if (!(ctx->opts.flags & ATOMIO_CTX_NO_DOUBLEWRITE)) {
-        ctx->dblwr_dir = strdup(ctx->opts.dblwr_dir);
-        if (!ctx->dblwr_dir) {
+        ctx->doublewrite_dir = strdup(ctx->opts.doublewrite_dir);
+        if (!ctx->doublewrite_dir) {
             ctx_free(ctx);
             return -ENOMEM;
         }
     }
-    ctx->opts.dblwr_dir = ctx->dblwr_dir; /* never keep the caller's pointer */
+    ctx->opts.doublewrite_dir = ctx->doublewrite_dir; /* never keep the caller's pointer */
     atomic_store(&ctx->next_file_id, 1);
 
     r = atomio__alloc_init(ctx);
@@ -167,7 +167,7 @@ atomio_ctx_open(const atomio_ctx_opts *opts, atomio_ctx **out)
     }
     setup_submitter(ctx);
 
-    if (ctx->dblwr_dir) {
+    if (ctx->doublewrite_dir) {
         r = atomio__store_open(ctx);
         if (r < 0) {
             ctx_free(ctx);
@@ -245,7 +245,7 @@ atomio_ctx_sync(atomio_ctx *ctx)
 }
 
 int
-atomio_ctx_stats(const atomio_ctx *ctx, atomio_stats *st)
+atomio_ctx_get_stats(const atomio_ctx *ctx, atomio_stats *st)
 {
     if (!ctx || !st)
         return ATOMIO_E_INVAL;

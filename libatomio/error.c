@@ -36,7 +36,8 @@ static const struct code_text lib_codes[] = {
     {ATOMIO_E_READ_ONLY, "ATOMIO_E_READ_ONLY", "file was opened read-only"},
     {ATOMIO_E_NO_DOUBLEWRITE, "ATOMIO_E_NO_DOUBLEWRITE",
      "this needs a doublewrite store and the context has none"},
-    {ATOMIO_E_STORE, "ATOMIO_E_STORE", "doublewrite store is unusable (bad header or size)"},
+    {ATOMIO_E_STORE, "ATOMIO_E_STORE",
+     "the doublewrite store's bytes are bad (damaged header, or not a store)"},
     {ATOMIO_E_STORE_FULL, "ATOMIO_E_STORE_FULL", "batch does not fit a doublewrite segment"},
     {ATOMIO_E_UNRECOVERABLE, "ATOMIO_E_UNRECOVERABLE",
      "recovery found pages that neither the data file nor the doublewrite copy can restore"},
@@ -48,6 +49,13 @@ static const struct code_text lib_codes[] = {
     {ATOMIO_E_GEOMETRY, "ATOMIO_E_GEOMETRY",
      "the kernel rejected the atomic write geometry even after re-probing the file"},
     {ATOMIO_E_BUSY, "ATOMIO_E_BUSY", "resource busy"},
+    {ATOMIO_E_STORE_FAILED, "ATOMIO_E_STORE_FAILED",
+     "a doublewrite store write or sync failed; close and reopen the context"},
+    {ATOMIO_E_STORE_LOCKED, "ATOMIO_E_STORE_LOCKED",
+     "the doublewrite store is in use by another engine instance"},
+    {ATOMIO_E_UNAPPLIED, "ATOMIO_E_UNAPPLIED",
+     "recovery kept copies it could not apply (unknown file id or missing data file); "
+     "remap or discard them"},
 };
 
 

@@ -166,7 +166,7 @@ check_file_opts(const atomio_file_opts *o)
 {
     if (o->flags & ~KNOWN_FILE_FLAGS)
         return ATOMIO_E_INVAL;
-    if (o->io_style > ATOMIO_IO_DIRECT || o->path >= ATOMIO_PATH__COUNT ||
+    if (o->io_style > ATOMIO_IO_DIRECT || o->path >= ATOMIO__PATH_COUNT ||
         o->policy > ATOMIO_POLICY_CALIBRATE || o->reserved0)
         return ATOMIO_E_INVAL;
     for (size_t i = 0; i < sizeof(o->reserved) / sizeof(o->reserved[0]); i++)
@@ -232,10 +232,10 @@ choose_path(atomio_file *f, uint32_t forced)
     struct atomio_select_out out;
     atomio__select(&in, &out);
     if (!out.err && out.needs_calibration) {
-        r = atomio__calibrate(f->ctx, f, &f->calib_atomic_ns, &f->calib_dblwr_ns);
+        r = atomio__calibrate(f->ctx, f, &f->calib_atomic_ns, &f->calib_doublewrite_ns);
         if (r == 0) {
             in.calib_atomic_ns = f->calib_atomic_ns;
-            in.calib_dblwr_ns = f->calib_dblwr_ns;
+            in.calib_doublewrite_ns = f->calib_doublewrite_ns;
             atomio__select(&in, &out);
         }
         /* If calibration itself failed, keep the provisional doublewrite choice. */
@@ -390,7 +390,7 @@ atomio_file_close(atomio_file *f)
 }
 
 int
-atomio_file_info_get(const atomio_file *f, atomio_file_info *info)
+atomio_file_get_info(const atomio_file *f, atomio_file_info *info)
 {
     int r = atomio__file_check(f);
     if (r < 0)
@@ -414,7 +414,7 @@ atomio_file_info_get(const atomio_file *f, atomio_file_info *info)
     i.direct_atomic = f->caps.direct_atomic;
     i.file_id = f->file_id;
     i.calib_atomic_ns = f->calib_atomic_ns;
-    i.calib_dblwr_ns = f->calib_dblwr_ns;
+    i.calib_doublewrite_ns = f->calib_doublewrite_ns;
     memcpy(i.reason, f->reason, sizeof(i.reason));
     memcpy(i.reject_direct, f->reject[ATOMIO_PATH_DIRECT_ATOMIC], sizeof(i.reject_direct));
     memcpy(i.reject_buffered, f->reject[ATOMIO_PATH_BUFFERED_ATOMIC], sizeof(i.reject_buffered));
@@ -425,7 +425,7 @@ atomio_file_info_get(const atomio_file *f, atomio_file_info *info)
 }
 
 int
-atomio_file_caps(const atomio_file *f, atomio_caps *caps)
+atomio_file_get_caps(const atomio_file *f, atomio_caps *caps)
 {
     int r = atomio__file_check(f);
     if (r < 0)
@@ -439,7 +439,7 @@ atomio_file_caps(const atomio_file *f, atomio_caps *caps)
 }
 
 int
-atomio_file_stats(const atomio_file *f, atomio_stats *st)
+atomio_file_get_stats(const atomio_file *f, atomio_stats *st)
 {
     int r = atomio__file_check(f);
     if (r < 0)

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * opts.c -- size-versioned struct copy-in/copy-out (STYLE 2.4, the openat2 rule), option
+ * opts.c -- size-versioned struct copy-in/copy-out (the openat2 rule), option
  * initialisers, enum names and the small shared helpers (reasons, clocks, counters).
  */
 #include "atomio_internal.h"
@@ -106,10 +106,10 @@ void
 atomio__counters_read(const struct atomio_counters *c, atomio_stats *st)
 {
 #define RD(x) atomic_load_explicit(&c->x, memory_order_relaxed)
-    for (int i = 0; i < ATOMIO_PATH__COUNT; i++)
+    for (int i = 0; i < ATOMIO__PATH_COUNT; i++)
         st->pages[i] = RD(pages[i]);
     st->bytes_data = RD(bytes_data);
-    st->bytes_dblwr = RD(bytes_dblwr);
+    st->bytes_doublewrite = RD(bytes_doublewrite);
     st->syncs = RD(syncs);
     st->batches = RD(batches);
     st->downgrades = RD(downgrades);

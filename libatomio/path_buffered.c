@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * path_buffered.c -- BUFFERED_ATOMIC (DESIGN 6, docs/buffered-atomic.md): the page cache with
+ * path_buffered.c -- BUFFERED_ATOMIC (docs/buffered-atomic.md): the page cache with
  * RWF_ATOMIC, for engines that do buffered I/O (PostgreSQL-like). The recipe follows the
  * kernel proposals' rules:
  *   - a page-cache fd (never O_DIRECT: file.c opens it plain for this path);

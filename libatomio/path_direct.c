@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * path_direct.c -- DIRECT_ATOMIC (DESIGN 6): O_DIRECT, one aligned buffer, offset =
+ * path_direct.c -- DIRECT_ATOMIC (docs/design.md, "Data flow"): O_DIRECT, one aligned buffer, offset =
  * page_no x page_size, RWF_ATOMIC (+RWF_DSYNC on request), never O_APPEND/RWF_APPEND (the
  * kernel skips its alignment check for appends). The caller's buffer is used as it is.
  */

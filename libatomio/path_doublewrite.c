@@ -28,7 +28,7 @@ atomio__inplace_open_flags(const struct atomio_file *f)
 }
 
 /*
- * dw_complete() -- the failure model for one in-place write (DESIGN 6). A short write or an
+ * dw_complete() -- the failure model for one in-place write. A short write or an
  * I/O error may have left the page torn: the file is failed and its store copy kept for
  * recovery. ENOSPC, EDQUOT and EFBIG mean the kernel wrote nothing (the page is intact),
  * so the file stays usable and only this page fails.

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * select.c -- path selection (DESIGN 5) as a pure function of the probed capabilities and the
+ * select.c -- path selection (docs/design.md, "Probe and selection") as a pure function of the probed capabilities and the
  * engine's options. Every candidate that is not chosen keeps a one-line reason; AUTO only ever
  * returns a torn-write-safe path and never moves a BUFFERED engine to O_DIRECT.
  */
@@ -30,13 +30,13 @@ reject_reasons(const struct atomio_select_in *in, struct atomio_select_out *out)
         memcpy(out->reject[ATOMIO_PATH_DOUBLEWRITE], c->reason_doublewrite, ATOMIO_REASON_LEN);
     else if (in->store_too_small)
         atomio__reason(out->reject[ATOMIO_PATH_DOUBLEWRITE],
-                       "page %u does not fit a doublewrite segment (raise dblwr_max_page_size or "
-                       "dblwr_batch_pages)",
+                       "page %u does not fit a doublewrite segment (raise doublewrite_max_page_size or "
+                       "doublewrite_batch_pages)",
                        c->page_size);
     else
         atomio__reason(out->reject[ATOMIO_PATH_DOUBLEWRITE],
                        "the context has no doublewrite store (ATOMIO_CTX_NO_DOUBLEWRITE or no "
-                       "dblwr_dir)");
+                       "doublewrite_dir)");
 
     atomio__reason(out->reject[ATOMIO_PATH_UNSAFE],
                    "UNSAFE gives no torn-write protection; AUTO never picks it");
@@ -123,20 +123,20 @@ select_auto(const struct atomio_select_in *in, struct atomio_select_out *out)
             atomio__reason(why, "policy PREFER_ATOMIC takes %s", c->reason_direct);
             return choose(out, ATOMIO_PATH_DIRECT_ATOMIC, why);
         case ATOMIO_POLICY_CALIBRATE:
-            if (!in->calib_atomic_ns || !in->calib_dblwr_ns) {
+            if (!in->calib_atomic_ns || !in->calib_doublewrite_ns) {
                 out->needs_calibration = true;
                 atomio__reason(why, "policy CALIBRATE: not measured yet; doublewrite until then");
                 return choose(out, ATOMIO_PATH_DOUBLEWRITE, why);
             }
-            if (in->calib_atomic_ns <= in->calib_dblwr_ns) {
+            if (in->calib_atomic_ns <= in->calib_doublewrite_ns) {
                 atomio__reason(why,
                                "policy CALIBRATE measured software atomic %llu ns/page <= "
                                "doublewrite %llu ns/page",
                                (unsigned long long)in->calib_atomic_ns,
-                               (unsigned long long)in->calib_dblwr_ns);
+                               (unsigned long long)in->calib_doublewrite_ns);
                 atomio__reason(out->reject[ATOMIO_PATH_DOUBLEWRITE],
                                "policy CALIBRATE measured doublewrite slower (%llu vs %llu ns/page)",
-                               (unsigned long long)in->calib_dblwr_ns,
+                               (unsigned long long)in->calib_doublewrite_ns,
                                (unsigned long long)in->calib_atomic_ns);
                 return choose(out, ATOMIO_PATH_DIRECT_ATOMIC, why);
             }
@@ -144,11 +144,11 @@ select_auto(const struct atomio_select_in *in, struct atomio_select_out *out)
                            "policy CALIBRATE measured software atomic slower (%llu vs %llu "
                            "ns/page)",
                            (unsigned long long)in->calib_atomic_ns,
-                           (unsigned long long)in->calib_dblwr_ns);
+                           (unsigned long long)in->calib_doublewrite_ns);
             atomio__reason(why,
                            "policy CALIBRATE measured doublewrite %llu ns/page < software atomic "
                            "%llu ns/page",
-                           (unsigned long long)in->calib_dblwr_ns,
+                           (unsigned long long)in->calib_doublewrite_ns,
                            (unsigned long long)in->calib_atomic_ns);
             return choose(out, ATOMIO_PATH_DOUBLEWRITE, why);
         default:
@@ -191,7 +191,7 @@ static void
 not_chosen(const struct atomio_select_in *in, struct atomio_select_out *out)
 {
     const atomio_caps *c = in->caps;
-    const char *positive[ATOMIO_PATH__COUNT] = {0};
+    const char *positive[ATOMIO__PATH_COUNT] = {0};
     if (in->io_style != ATOMIO_IO_BUFFERED && c->direct_atomic != ATOMIO_ATOMIC_NONE)
         positive[ATOMIO_PATH_DIRECT_ATOMIC] = c->reason_direct;
     if (in->io_style != ATOMIO_IO_DIRECT && c->buffered_atomic)

@@ -169,8 +169,8 @@ static inline atomio_file_info
 t_info(const atomio_file *f)
 {
     atomio_file_info fi = ATOMIO_FILE_INFO_INIT;
-    int r = atomio_file_info_get(f, &fi);
-    cr_assert_eq(r, 0, "atomio_file_info_get: %s", atomio_err_name(r));
+    int r = atomio_file_get_info(f, &fi);
+    cr_assert_eq(r, 0, "atomio_file_get_info: %s", atomio_err_name(r));
     return fi;
 }
 
@@ -178,8 +178,8 @@ static inline atomio_stats
 t_fstats(const atomio_file *f)
 {
     atomio_stats st = ATOMIO_STATS_INIT;
-    int r = atomio_file_stats(f, &st);
-    cr_assert_eq(r, 0, "atomio_file_stats: %s", atomio_err_name(r));
+    int r = atomio_file_get_stats(f, &st);
+    cr_assert_eq(r, 0, "atomio_file_get_stats: %s", atomio_err_name(r));
     return st;
 }
 

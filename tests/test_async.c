@@ -190,7 +190,7 @@ Test(uring, auto_uses_io_uring_when_it_can)
     cr_assert_not(ctx->uring_fallback);
     cr_assert_eq(diag_of(ctx).queue_depth, 32, "default queue depth");
     atomio_stats st = {.size = sizeof(st)};
-    cr_assert_eq(atomio_ctx_stats(ctx, &st), 0);
+    cr_assert_eq(atomio_ctx_get_stats(ctx, &st), 0);
     cr_assert_eq(st.uring_fallbacks, 0);
     cr_assert_eq(atomio_ctx_close(ctx), 0);
 }
@@ -335,7 +335,7 @@ assert_fallback(atomio_ctx *ctx, int err)
     cr_assert(ctx->uring_fallback);
     cr_assert_eq(ctx->uring_err, err, "uring_err %d, want %d", ctx->uring_err, err);
     atomio_stats st = {.size = sizeof(st)};
-    cr_assert_eq(atomio_ctx_stats(ctx, &st), 0);
+    cr_assert_eq(atomio_ctx_get_stats(ctx, &st), 0);
     cr_assert_eq(st.uring_fallbacks, 1);
 
     atomio_file_opts fo = ATOMIO_FILE_OPTS_INIT;
@@ -346,7 +346,7 @@ assert_fallback(atomio_ctx *ctx, int err)
     int r = atomio_file_open(ctx, t_join(scratch, "fb"), &fo, &f);
     cr_assert_eq(r, 0, "file open: %s", atomio_strerror(r));
     atomio_file_info info = {.size = sizeof(info)};
-    cr_assert_eq(atomio_file_info_get(f, &info), 0);
+    cr_assert_eq(atomio_file_get_info(f, &info), 0);
     cr_assert_eq(info.submitter, ATOMIO_SUBMIT_SYNC);
     cr_assert_eq(info.uring_fallback, 1);
 
@@ -508,7 +508,7 @@ Test(uring, thread_without_a_ring_falls_back_alone)
     cr_assert_eq(d.thread_fallbacks, 1);
     cr_assert_eq(d.sync_ios, 1);
     atomio_stats st = {.size = sizeof(st)};
-    cr_assert_eq(atomio_ctx_stats(ctx, &st), 0);
+    cr_assert_eq(atomio_ctx_get_stats(ctx, &st), 0);
     cr_assert_eq(st.uring_fallbacks, 1, "a thread's fallback is counted");
     assert_page(fd, 0, 0);
     assert_page(fd, PS, 1);
@@ -578,7 +578,7 @@ open_file(atomio_ctx *ctx, const char *path, uint32_t page_size, uint32_t forced
         cr_skip_test("skipped: %s cannot do O_DIRECT RWF_ATOMIC here (kernel < 6.11?)", path);
     cr_assert_eq(r, 0, "open %s: %s", path, atomio_strerror(r));
     atomio_file_info info = {.size = sizeof(info)};
-    cr_assert_eq(atomio_file_info_get(f, &info), 0);
+    cr_assert_eq(atomio_file_get_info(f, &info), 0);
     cr_assert_eq(info.path, forced);
     cr_assert_eq(info.submitter, ATOMIO_SUBMIT_URING);
     cr_assert_eq(info.uring_fallback, 0);
@@ -630,7 +630,7 @@ Test(uring_fs, atomic_batches_on_xfs)
         atomio_page_free(ctx, bufs, ps, n);
     }
     atomio_stats st = {.size = sizeof(st)};
-    cr_assert_eq(atomio_file_stats(f, &st), 0);
+    cr_assert_eq(atomio_file_get_stats(f, &st), 0);
     cr_assert_eq(st.pages[ATOMIO_PATH_DIRECT_ATOMIC], 133);
     cr_assert_eq(atomio_sync(f), 0);
     cr_assert_eq(atomio_file_close(f), 0);
@@ -665,7 +665,7 @@ Test(uring_fs, mixed_files_and_paths_in_one_batch)
     struct atomio_uring_diag d = diag_of(ctx);
     cr_assert_eq(d.max_inflight, 32, "the batch did not go in flight together");
     atomio_stats st = {.size = sizeof(st)};
-    cr_assert_eq(atomio_ctx_stats(ctx, &st), 0);
+    cr_assert_eq(atomio_ctx_get_stats(ctx, &st), 0);
     cr_assert_eq(st.pages[ATOMIO_PATH_DIRECT_ATOMIC], N / 3);
     cr_assert_eq(st.pages[ATOMIO_PATH_UNSAFE], 2 * N / 3);
     atomio_page_free(ctx, bufs, ps, N);
@@ -706,7 +706,7 @@ Test(uring_fs, invalid_entries_leave_nothing_half_written)
         read_back(f, ps, i, 800 + i, !bad);
     }
     atomio_file_info info = {.size = sizeof(info)};
-    cr_assert_eq(atomio_file_info_get(f, &info), 0);
+    cr_assert_eq(atomio_file_get_info(f, &info), 0);
     cr_assert_eq(info.state, ATOMIO_STATE_OK, "a rejected entry must not fail the file");
     atomio_page_free(ctx, bufs, ps, N + 1);
     cr_assert_eq(atomio_file_close(f), 0);
@@ -741,9 +741,9 @@ Test(uring_fs, short_write_fails_only_its_file)
     cr_assert_eq(w[2].result, 0);
     cr_assert_eq(w[3].result, 0);
     atomio_file_info info = {.size = sizeof(info)};
-    cr_assert_eq(atomio_file_info_get(a, &info), 0);
+    cr_assert_eq(atomio_file_get_info(a, &info), 0);
     cr_assert_eq(info.state, ATOMIO_STATE_FAILED);
-    cr_assert_eq(atomio_file_info_get(b, &info), 0);
+    cr_assert_eq(atomio_file_get_info(b, &info), 0);
     cr_assert_eq(info.state, ATOMIO_STATE_OK);
     cr_assert_eq(atomio_write(a, 0, bufs, 0), ATOMIO_E_FAILED);
     cr_assert_eq(diag_of(ctx).eagain_resubmits, 0, "a short write was retried");

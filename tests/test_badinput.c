@@ -279,14 +279,14 @@ Test(badinput, null_handles_and_pointers, .init = setup, .fini = teardown)
     INVAL(atomio_read(f, 0, NULL));
     INVAL(atomio_sync(NULL));
     INVAL(atomio_ctx_sync(NULL));
-    INVAL(atomio_file_info_get(NULL, &fi));
-    INVAL(atomio_file_info_get(f, NULL));
-    INVAL(atomio_file_caps(NULL, &caps));
-    INVAL(atomio_file_caps(f, NULL));
-    INVAL(atomio_file_stats(NULL, &st));
-    INVAL(atomio_file_stats(f, NULL));
-    INVAL(atomio_ctx_stats(NULL, &st));
-    INVAL(atomio_ctx_stats(ctx, NULL));
+    INVAL(atomio_file_get_info(NULL, &fi));
+    INVAL(atomio_file_get_info(f, NULL));
+    INVAL(atomio_file_get_caps(NULL, &caps));
+    INVAL(atomio_file_get_caps(f, NULL));
+    INVAL(atomio_file_get_stats(NULL, &st));
+    INVAL(atomio_file_get_stats(f, NULL));
+    INVAL(atomio_ctx_get_stats(NULL, &st));
+    INVAL(atomio_ctx_get_stats(ctx, NULL));
     INVAL(atomio_ctx_recover(NULL, &rep));
     atomio_page_write one = {f, 0, buf, 0, 0};
     INVAL(atomio_write_batch(NULL, &one, 1, 0));
@@ -356,11 +356,11 @@ Test(badinput, wrong_option_sizes, .init = setup, .fini = teardown)
     atomio_file_info fi = ATOMIO_FILE_INFO_INIT;
     fi.size = 4;
     f = open_data(4096, ATOMIO_PATH_UNSAFE, ATOMIO_IO_BUFFERED, 0);
-    r = atomio_file_info_get(f, &fi);
+    r = atomio_file_get_info(f, &fi);
     cr_assert_eq(r, ATOMIO_E_ABI, "file_info size 4: %s", atomio_err_name(r));
     atomio_stats st = ATOMIO_STATS_INIT;
     st.size = 0;
-    r = atomio_file_stats(f, &st);
+    r = atomio_file_get_stats(f, &st);
     cr_assert_eq(r, ATOMIO_E_ABI, "stats size 0: %s", atomio_err_name(r));
     cr_assert_eq(atomio_file_close(f), 0);
     NOTHING_WRITTEN("wrong option sizes");
@@ -375,7 +375,7 @@ Test(badinput, unknown_flags_and_enum_values, .init = setup, .fini = teardown)
         {"file flag 0x100", 0x100, ATOMIO_IO_BUFFERED, ATOMIO_PATH_UNSAFE, 0},
         {"file flag 0x80000000", 0x80000000u, ATOMIO_IO_BUFFERED, ATOMIO_PATH_UNSAFE, 0},
         {"io_style 3", 0, 3, ATOMIO_PATH_UNSAFE, 0},
-        {"path 5", 0, ATOMIO_IO_BUFFERED, ATOMIO_PATH__COUNT, 0},
+        {"path 5", 0, ATOMIO_IO_BUFFERED, (ATOMIO_PATH_UNSAFE + 1), 0},
         {"path 0xffffffff", 0, ATOMIO_IO_BUFFERED, UINT32_MAX, 0},
         {"policy 4", 0, ATOMIO_IO_BUFFERED, ATOMIO_PATH_UNSAFE, 4},
     };
@@ -503,7 +503,7 @@ Test(badinput, use_after_close, .init = setup, .fini = teardown)
     r = atomio_sync(f);
     cr_assert_eq(r, ATOMIO_E_CLOSED, "sync after close: %s", atomio_err_name(r));
     atomio_file_info fi = ATOMIO_FILE_INFO_INIT;
-    r = atomio_file_info_get(f, &fi);
+    r = atomio_file_get_info(f, &fi);
     cr_assert_eq(r, ATOMIO_E_CLOSED, "info after close: %s", atomio_err_name(r));
     atomio_page_write w = {f, 0, buf, 0, 0};
     r = atomio_write_batch(ctx, &w, 1, 0);

@@ -6,7 +6,7 @@
  * and their exit codes (0 ok, 1 runtime error, 2 usage error).
  */
 #include "atomio_internal.h"
-#include "dw_store.h"
+#include "store/store.h"
 #include "helpers.h"
 
 #include <criterion/criterion.h>
@@ -66,10 +66,10 @@ make_store(void)
 {
     atomio_ctx_opts o;
     atomio_ctx_opts_init(&o);
-    o.dblwr_dir = dwdir;
-    o.dblwr_segments = 3;
-    o.dblwr_batch_pages = 4;
-    o.dblwr_max_page_size = 4096;
+    o.doublewrite_dir = dwdir;
+    o.doublewrite_segments = 3;
+    o.doublewrite_batch_pages = 4;
+    o.doublewrite_max_page_size = 4096;
     o.submitter = ATOMIO_SUBMIT_SYNC;
     atomio_ctx *ctx;
     cr_assert_eq(atomio_ctx_open(&o, &ctx), 0);
@@ -99,7 +99,7 @@ make_store(void)
                                .crc = atomio__crc32c(0, b + 4096, 4096),
                                .index = 0};
     atomio__dw_slot_encode(b, &s);
-    struct atomio_dw_batch hb = {.seq = 40, .count = 1, .byte_len = 8192};
+    struct atomio_dw_batch_hdr hb = {.seq = 40, .count = 1, .byte_len = 8192};
     atomio__dw_batch_hdr_encode(b, &hb, g.uuid);
     int fd = open(t_join(dwdir, ATOMIO_DW_STORE_FILE), O_WRONLY);
     cr_assert_eq(pwrite(fd, b, 8192, (off_t)atomio__dw_seg_off(&g, 0)), 8192);

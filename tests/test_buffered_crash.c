@@ -126,10 +126,10 @@ ctx_open_on_sim(uint32_t flags)
 {
     atomio_ctx_opts o;
     atomio_ctx_opts_init(&o);
-    o.dblwr_dir = dwdir;
-    o.dblwr_segments = 2;
-    o.dblwr_batch_pages = 8;
-    o.dblwr_max_page_size = PS;
+    o.doublewrite_dir = dwdir;
+    o.doublewrite_segments = 2;
+    o.doublewrite_batch_pages = 8;
+    o.doublewrite_max_page_size = PS;
     o.submitter = ATOMIO_SUBMIT_SYNC; /* both simulators sit on the pwritev2 seam */
     o.flags = flags;
     atomio_ctx *ctx = NULL;
@@ -156,7 +156,7 @@ run_workload(const struct wl *wl, struct call *calls)
     atomio_file_info info;
     memset(&info, 0, sizeof(info));
     info.size = sizeof(info);
-    if (atomio_file_info_get(f, &info) == 0)
+    if (atomio_file_get_info(f, &info) == 0)
         path = info.path;
     uint8_t *bufs = atomio_page_alloc(ctx, PS, MAXW);
     cr_assert(bufs);

@@ -173,7 +173,7 @@ Test(buffered_fs, buffered_engine_never_gets_o_direct)
     r = atomio_file_open(ctx, file, &fo, &f);
     cr_assert_eq(r, 0, "ANY engine on xfs: %s", atomio_err_name(r));
     atomio_file_info info = {.size = sizeof(atomio_file_info)};
-    cr_assert_eq(atomio_file_info_get(f, &info), 0);
+    cr_assert_eq(atomio_file_get_info(f, &info), 0);
     cr_assert_eq(info.path, ATOMIO_PATH_DIRECT_ATOMIC, "%s", info.reason);
     cr_assert_eq(info.o_direct, 1);
     cr_assert(strstr(info.reject_buffered, "EOPNOTSUPP"), "reject_buffered: %s",
@@ -187,7 +187,7 @@ Test(buffered_fs, buffered_engine_never_gets_o_direct)
         fo.path = ATOMIO_PATH_UNSAFE;
         r = atomio_file_open(ctx, file, &fo, &f);
         cr_assert_eq(r, 0, "UNSAFE %s: %s", atomio_io_style_name(styles[i]), atomio_err_name(r));
-        cr_assert_eq(atomio_file_info_get(f, &info), 0);
+        cr_assert_eq(atomio_file_get_info(f, &info), 0);
         cr_assert_eq(info.o_direct, want_direct[i], "UNSAFE io style %s: o_direct %u",
                      atomio_io_style_name(styles[i]), info.o_direct);
         cr_assert_eq(atomio_file_close(f), 0);
@@ -221,7 +221,7 @@ dw_roundtrip(const char *kind, unsigned size_mb)
     for (int round = 0; round < 2; round++) {
         atomio_ctx_opts o;
         atomio_ctx_opts_init(&o);
-        o.dblwr_dir = dw;
+        o.doublewrite_dir = dw;
         o.policy = ATOMIO_POLICY_PREFER_ATOMIC; /* even so: never O_DIRECT for this engine */
         atomio_ctx *ctx = NULL;
         int r = atomio_ctx_open(&o, &ctx);
@@ -234,7 +234,7 @@ dw_roundtrip(const char *kind, unsigned size_mb)
         r = atomio_file_open(ctx, path, &fo, &f);
         cr_assert_eq(r, 0, "open on %s: %s", kind, atomio_err_name(r));
         atomio_file_info info = {.size = sizeof(atomio_file_info)};
-        cr_assert_eq(atomio_file_info_get(f, &info), 0);
+        cr_assert_eq(atomio_file_get_info(f, &info), 0);
         cr_log_info("%s: BUFFERED engine: %s: %s", kind, atomio_path_name(info.path), info.reason);
         cr_assert_eq(info.path, ATOMIO_PATH_DOUBLEWRITE, "%s: %s", kind, info.reason);
         cr_assert_eq(info.o_direct, 0, "%s: a buffered engine's doublewrite fd is O_DIRECT", kind);
@@ -258,10 +258,10 @@ dw_roundtrip(const char *kind, unsigned size_mb)
             cr_assert_eq(r, N - 4, "%s batch: %d (%s)", kind, r, atomio_err_name(w[0].result));
             atomio_page_free(ctx, pool, 4096, N);
             atomio_stats st = {.size = sizeof(atomio_stats)};
-            cr_assert_eq(atomio_file_stats(f, &st), 0);
+            cr_assert_eq(atomio_file_get_stats(f, &st), 0);
             cr_assert_eq(st.pages[ATOMIO_PATH_DOUBLEWRITE], N);
-            cr_assert_eq(atomio_ctx_stats(ctx, &st), 0);
-            cr_assert_geq(st.bytes_dblwr, (uint64_t)N * 4096, "pages went through the store");
+            cr_assert_eq(atomio_ctx_get_stats(ctx, &st), 0);
+            cr_assert_geq(st.bytes_doublewrite, (uint64_t)N * 4096, "pages went through the store");
         }
         unsigned char *back = atomio_page_alloc(ctx, 4096, 1);
         cr_assert(back);

@@ -89,7 +89,7 @@ open_buffered(atomio_ctx *ctx, const char *name, uint32_t page, uint32_t flags)
     int r = atomio_file_open(ctx, t_join(dir, name), &fo, &f);
     cr_assert_eq(r, 0, "open %s: %s", name, atomio_err_name(r));
     atomio_file_info info = {.size = sizeof(atomio_file_info)};
-    cr_assert_eq(atomio_file_info_get(f, &info), 0);
+    cr_assert_eq(atomio_file_get_info(f, &info), 0);
     cr_assert_eq(info.path, ATOMIO_PATH_BUFFERED_ATOMIC, "%s: %s", atomio_path_name(info.path),
                  info.reason);
     return f;
@@ -99,7 +99,7 @@ static uint32_t
 file_state(const atomio_file *f)
 {
     atomio_file_info info = {.size = sizeof(atomio_file_info)};
-    cr_assert_eq(atomio_file_info_get(f, &info), 0);
+    cr_assert_eq(atomio_file_get_info(f, &info), 0);
     return info.state;
 }
 
@@ -450,9 +450,9 @@ Test(buffered_sim, short_copy_fails_the_file, .init = setup_4k, .fini = teardown
     cr_assert_eq(after.atomic_ok, before.atomic_ok + 1, "a failed file writes nothing more");
 
     atomio_stats st = {.size = sizeof(atomio_stats)};
-    cr_assert_eq(atomio_file_stats(f, &st), 0);
+    cr_assert_eq(atomio_file_get_stats(f, &st), 0);
     cr_assert_eq(st.short_writes, 1);
-    cr_assert_eq(atomio_ctx_stats(ctx, &st), 0);
+    cr_assert_eq(atomio_ctx_get_stats(ctx, &st), 0);
     cr_assert_eq(st.short_writes, 1);
     /* Reads still work: the engine needs them to decide what to do. */
     cr_assert_eq(atomio_read(f, 0, p), 0);
@@ -473,7 +473,7 @@ Test(buffered_sim, eio_from_the_sync_half_fails_the_file, .init = setup_4k, .fin
     cr_assert_eq(atomio_write(f, 0, p, 0), ATOMIO_E_FAILED);
     cr_assert_eq(atomio_sync(f), ATOMIO_E_FAILED);
     atomio_stats st = {.size = sizeof(atomio_stats)};
-    cr_assert_eq(atomio_file_stats(f, &st), 0);
+    cr_assert_eq(atomio_file_get_stats(f, &st), 0);
     cr_assert_eq(st.failed_syncs, 1);
     atomio_page_free(ctx, p, 4096, 1);
     cr_assert_eq(atomio_ctx_close(ctx), 0);
@@ -515,7 +515,7 @@ Test(buffered_sim, einval_reprobes_the_kernel_afresh, .init = setup_4k, .fini = 
     cr_assert_eq(after.probe_writes, before.probe_writes + 1,
                  "the re-probe must ask the kernel, not the cache");
     atomio_caps c = {.size = sizeof(atomio_caps)};
-    cr_assert_eq(atomio_file_caps(f, &c), 0);
+    cr_assert_eq(atomio_file_get_caps(f, &c), 0);
     cr_assert_eq(c.buffered_probe_err, -EINVAL, "re-probed caps: %s", c.reason_buffered);
     cr_assert_eq(c.buffered_atomic, 0);
     cr_assert_eq(file_state(f), ATOMIO_STATE_OK, "EINVAL wrote nothing");
@@ -605,7 +605,7 @@ ctx_with_store(void)
     cr_assert_eq(mkdir(dw, 0700), 0);
     atomio_ctx_opts o;
     atomio_ctx_opts_init(&o);
-    o.dblwr_dir = dw;
+    o.doublewrite_dir = dw;
     o.submitter = ATOMIO_SUBMIT_SYNC;
     atomio_ctx *ctx = NULL;
     int r = atomio_ctx_open(&o, &ctx);
@@ -637,7 +637,7 @@ downgrade_case(void (*fail)(void), const char *errname)
     int r = atomio_write(f, 1, p + 4096, 0);
     cr_assert_eq(r, 0, "the downgraded write must succeed: %s", atomio_err_name(r));
     atomio_file_info info = {.size = sizeof(atomio_file_info)};
-    cr_assert_eq(atomio_file_info_get(f, &info), 0);
+    cr_assert_eq(atomio_file_get_info(f, &info), 0);
     cr_assert_eq(info.path, ATOMIO_PATH_DOUBLEWRITE, "%s", info.reason);
     cr_assert_eq(info.downgrades, 1);
     cr_assert_eq(info.state, ATOMIO_STATE_OK);
@@ -654,7 +654,7 @@ downgrade_case(void (*fail)(void), const char *errname)
     cr_assert_eq(s.atomic_ok, atomic_before, "no atomic write after the downgrade");
     cr_assert_gt(s.mixed, 0, "doublewrite's in-place writes are plain writes");
     atomio_stats st = {.size = sizeof(atomio_stats)};
-    cr_assert_eq(atomio_file_stats(f, &st), 0);
+    cr_assert_eq(atomio_file_get_stats(f, &st), 0);
     cr_assert_eq(st.pages[ATOMIO_PATH_BUFFERED_ATOMIC], 1);
     cr_assert_eq(st.pages[ATOMIO_PATH_DOUBLEWRITE], 3);
     cr_assert_eq(st.downgrades, 1);

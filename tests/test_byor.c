@@ -63,7 +63,7 @@ static uint32_t
 file_path(const atomio_file *f)
 {
     atomio_file_info i = {.size = sizeof(i)};
-    cr_assert_eq(atomio_file_info_get(f, &i), 0);
+    cr_assert_eq(atomio_file_get_info(f, &i), 0);
     return i.path;
 }
 
@@ -71,7 +71,7 @@ static uint32_t
 file_state(const atomio_file *f)
 {
     atomio_file_info i = {.size = sizeof(i)};
-    cr_assert_eq(atomio_file_info_get(f, &i), 0);
+    cr_assert_eq(atomio_file_get_info(f, &i), 0);
     return i.state;
 }
 
@@ -79,7 +79,7 @@ static atomio_stats
 fstats(const atomio_file *f)
 {
     atomio_stats s = {.size = sizeof(s)};
-    cr_assert_eq(atomio_file_stats(f, &s), 0);
+    cr_assert_eq(atomio_file_get_stats(f, &s), 0);
     return s;
 }
 
@@ -290,7 +290,7 @@ Test(byor, short_completion_fails_file_like_atomio_write)
         assert_nop(&sqe, 1);
     }
     atomio_stats cs = {.size = sizeof(cs)};
-    cr_assert_eq(atomio_ctx_stats(ctx, &cs), 0);
+    cr_assert_eq(atomio_ctx_get_stats(ctx, &cs), 0);
     cr_assert_eq(cs.short_writes, 2);
 
     /* Zero bytes is short too. */

@@ -8,7 +8,7 @@
  */
 #include "atomio_internal.h"
 #include "atomio_uring.h"
-#include "dw_store.h"
+#include "store/store.h"
 #include "helpers.h"
 #include "t_engine.h"
 
@@ -47,11 +47,11 @@ ctx_open(const char *dblwr, uint32_t segments)
     unsetenv("ATOMIO_SUBMITTER");
     unsetenv("ATOMIO_PATH");
     atomio_ctx_opts o = ATOMIO_CTX_OPTS_INIT;
-    o.dblwr_dir = dblwr;
+    o.doublewrite_dir = dblwr;
     o.submitter = ATOMIO_SUBMIT_SYNC;
-    o.dblwr_segments = segments;
-    o.dblwr_batch_pages = 16;
-    o.dblwr_max_page_size = PS;
+    o.doublewrite_segments = segments;
+    o.doublewrite_batch_pages = 16;
+    o.doublewrite_max_page_size = PS;
     atomio_ctx *ctx = NULL;
     int r = atomio_ctx_open(&o, &ctx);
     cr_assert_eq(r, 0, "ctx open: %s", atomio_err_name(r));
@@ -86,7 +86,7 @@ static uint32_t
 file_path(const atomio_file *f)
 {
     atomio_file_info i = {.size = sizeof(i)};
-    cr_assert_eq(atomio_file_info_get(f, &i), 0);
+    cr_assert_eq(atomio_file_get_info(f, &i), 0);
     return i.path;
 }
 
@@ -94,7 +94,7 @@ static atomio_stats
 fstats(const atomio_file *f)
 {
     atomio_stats s = {.size = sizeof(s)};
-    cr_assert_eq(atomio_file_stats(f, &s), 0);
+    cr_assert_eq(atomio_file_get_stats(f, &s), 0);
     return s;
 }
 
@@ -119,11 +119,11 @@ assert_nop(const struct io_uring_sqe *sqe)
 /* ---- driving a staged batch from the engine -------------------------------------------- */
 
 struct drive {
-    atomio_dw_batch *b;
+    atomio_doublewrite_batch *b;
     size_t n;
     int store_res, sync_res;
     int inplace_res[64];
-    int inplace_ret[64]; /* what atomio_dw_complete_inplace() said */
+    int inplace_ret[64]; /* what atomio_doublewrite_complete_inplace() said */
     int own_res[64];
     unsigned nown;
     int atomio_res; /* an atomio_prep_write() SQE */
@@ -143,7 +143,7 @@ drive_cb(void *arg, uint64_t user_data, int res)
         break;
     case K_INPLACE:
         d->inplace_res[i] = res;
-        d->inplace_ret[i] = atomio_dw_complete_inplace(d->b, i, res);
+        d->inplace_ret[i] = atomio_doublewrite_complete_inplace(d->b, i, res);
         break;
     case K_OWN:
         d->own_res[i] = res;
@@ -173,7 +173,7 @@ own_write(struct t_eng *e, struct drive *d, int fd, const void *buf)
 /*
  * drive() -- the whole staged protocol for w[0..n) on the engine: stage, store write, store
  * fsync, every in-place write, done. own_fd >= 0 adds an unrelated engine write to each
- * submission. Returns atomio_dw_done()'s result; results[] gets the entries' results.
+ * submission. Returns atomio_doublewrite_done()'s result; results[] gets the entries' results.
  */
 static int
 drive(struct t_eng *e, atomio_ctx *ctx, atomio_page_write *w, size_t n, int *results, int own_fd,
@@ -182,29 +182,29 @@ drive(struct t_eng *e, atomio_ctx *ctx, atomio_page_write *w, size_t n, int *res
     struct drive d;
     memset(&d, 0, sizeof(d));
     d.n = n;
-    int r = atomio_dw_stage(ctx, w, n, 0, &d.b);
+    int r = atomio_doublewrite_stage(ctx, w, n, 0, &d.b);
     cr_assert_eq(r, 0, "stage: %s", atomio_err_name(r));
 
     struct io_uring_sqe *sqe = t_eng_sqe(e);
-    cr_assert_eq(atomio_dw_prep_store(d.b, sqe), 0);
+    cr_assert_eq(atomio_doublewrite_prep_store(d.b, sqe), 0);
     sqe->user_data = ud(K_STORE, 0);
     if (own_fd >= 0)
         own_write(e, &d, own_fd, own_buf);
     t_eng_run(e, drive_cb, &d);
-    r = atomio_dw_complete_store(d.b, d.store_res);
+    r = atomio_doublewrite_complete_store(d.b, d.store_res);
     cr_assert_eq(r, 0, "store write: %s (res %d)", atomio_err_name(r), d.store_res);
 
     sqe = t_eng_sqe(e);
-    cr_assert_eq(atomio_dw_prep_store_sync(d.b, sqe), 0);
+    cr_assert_eq(atomio_doublewrite_prep_store_sync(d.b, sqe), 0);
     sqe->user_data = ud(K_SYNC, 0);
     if (own_fd >= 0)
         own_write(e, &d, own_fd, own_buf);
     t_eng_run(e, drive_cb, &d);
-    cr_assert_eq(atomio_dw_complete_store_sync(d.b, d.sync_res), 0);
+    cr_assert_eq(atomio_doublewrite_complete_store_sync(d.b, d.sync_res), 0);
 
     for (size_t i = 0; i < n; i++) {
         sqe = t_eng_sqe(e);
-        cr_assert_eq(atomio_dw_prep_inplace(d.b, i, sqe), 0);
+        cr_assert_eq(atomio_doublewrite_prep_inplace(d.b, i, sqe), 0);
         sqe->user_data = ud(K_INPLACE, (unsigned)i);
     }
     if (own_fd >= 0)
@@ -212,7 +212,7 @@ drive(struct t_eng *e, atomio_ctx *ctx, atomio_page_write *w, size_t n, int *res
     t_eng_run(e, drive_cb, &d);
     for (unsigned i = 0; i < d.nown; i++)
         cr_assert_eq(d.own_res[i], 512, "the engine's own write %u", i);
-    return atomio_dw_done(d.b, results);
+    return atomio_doublewrite_done(d.b, results);
 }
 
 static void
@@ -268,10 +268,10 @@ staged_vs_library(int real)
         atomio_stats s = fstats(pairs[k][0]), l = fstats(pairs[k][1]);
         cr_assert_eq(s.pages[ATOMIO_PATH_DOUBLEWRITE], N / 2);
         cr_assert_eq(s.bytes_data, (N / 2) * PS, "each page once in place");
-        cr_assert_eq(s.bytes_dblwr, (N / 2) * PS, "and once in the store");
+        cr_assert_eq(s.bytes_doublewrite, (N / 2) * PS, "and once in the store");
         cr_assert_eq(s.pages[ATOMIO_PATH_DOUBLEWRITE], l.pages[ATOMIO_PATH_DOUBLEWRITE]);
         cr_assert_eq(s.bytes_data, l.bytes_data);
-        cr_assert_eq(s.bytes_dblwr, l.bytes_dblwr);
+        cr_assert_eq(s.bytes_doublewrite, l.bytes_doublewrite);
         cr_assert_eq(s.batches, l.batches);
         cr_assert_eq(s.syncs, l.syncs, "staged %llu syncs, library %llu",
                      (unsigned long long)s.syncs, (unsigned long long)l.syncs);
@@ -308,14 +308,14 @@ Test(byor_dw, prepared_sqes)
     fill_pages(pages, 2, 7);
     atomio_page_write w[2] = {{.file = f, .page_no = 9, .page = pages},
                               {.file = f, .page_no = 3, .page = pages + PS}};
-    atomio_dw_batch *b;
-    cr_assert_eq(atomio_dw_stage(x.ctx, w, 2, 0, &b), 0);
+    atomio_doublewrite_batch *b;
+    cr_assert_eq(atomio_doublewrite_stage(x.ctx, w, 2, 0, &b), 0);
     struct atomio_store *st = x.ctx->store;
 
     struct io_uring_sqe sqe;
     memset(&sqe, 0x77, sizeof(sqe));
     sqe.user_data = 42;
-    cr_assert_eq(atomio_dw_prep_store(b, &sqe), 0);
+    cr_assert_eq(atomio_doublewrite_prep_store(b, &sqe), 0);
     cr_assert_eq(sqe.opcode, IORING_OP_WRITE);
     cr_assert_eq(sqe.fd, st->fd);
     cr_assert_eq(sqe.off % ATOMIO_DW_ALIGN, 0);
@@ -323,17 +323,17 @@ Test(byor_dw, prepared_sqes)
     cr_assert_geq(sqe.len, 2 * PS + ATOMIO_DW_BATCH_HDR_LEN, "the whole batch in one write");
     cr_assert_eq(sqe.rw_flags, 0);
     cr_assert_eq(sqe.user_data, 42);
-    cr_assert_eq(atomio_dw_complete_store(b, t_eng_exec(&sqe)), 0);
+    cr_assert_eq(atomio_doublewrite_complete_store(b, t_eng_exec(&sqe)), 0);
 
-    cr_assert_eq(atomio_dw_prep_store_sync(b, &sqe), 0);
+    cr_assert_eq(atomio_doublewrite_prep_store_sync(b, &sqe), 0);
     cr_assert_eq(sqe.opcode, IORING_OP_FSYNC);
     cr_assert_eq(sqe.fd, st->fd);
     cr_assert_eq(sqe.fsync_flags, IORING_FSYNC_DATASYNC);
     cr_assert_eq(sqe.user_data, 42);
-    cr_assert_eq(atomio_dw_complete_store_sync(b, t_eng_exec(&sqe)), 0);
+    cr_assert_eq(atomio_doublewrite_complete_store_sync(b, t_eng_exec(&sqe)), 0);
 
     for (size_t i = 0; i < 2; i++) {
-        cr_assert_eq(atomio_dw_prep_inplace(b, i, &sqe), 0);
+        cr_assert_eq(atomio_doublewrite_prep_inplace(b, i, &sqe), 0);
         cr_assert_eq(sqe.opcode, IORING_OP_WRITE);
         cr_assert_eq(sqe.fd, f->fd);
         cr_assert_eq(sqe.off, w[i].page_no * PS, "entry %zu keeps its index", i);
@@ -342,10 +342,10 @@ Test(byor_dw, prepared_sqes)
         cr_assert_neq(sqe.addr, (uint64_t)(uintptr_t)w[i].page, "from the batch's copy");
         cr_assert(memcmp((const void *)(uintptr_t)sqe.addr, w[i].page, PS) == 0);
         cr_assert_eq(sqe.addr % 512, 0, "aligned for O_DIRECT");
-        cr_assert_eq(atomio_dw_complete_inplace(b, i, t_eng_exec(&sqe)), 0);
+        cr_assert_eq(atomio_doublewrite_complete_inplace(b, i, t_eng_exec(&sqe)), 0);
     }
     int res[2] = {-1, -1};
-    cr_assert_eq(atomio_dw_done(b, res), 2);
+    cr_assert_eq(atomio_doublewrite_done(b, res), 2);
     cr_assert_eq(res[0], 0);
     cr_assert_eq(res[1], 0);
     assert_page(f, 9, pages);
@@ -365,8 +365,8 @@ Test(byor_dw, every_step_out_of_order_is_refused)
     fill_pages(pages, 2, 11);
     atomio_page_write w[2] = {{.file = f, .page_no = 0, .page = pages},
                               {.file = f, .page_no = 1, .page = pages + PS}};
-    atomio_dw_batch *b;
-    cr_assert_eq(atomio_dw_stage(x.ctx, w, 2, 0, &b), 0);
+    atomio_doublewrite_batch *b;
+    cr_assert_eq(atomio_doublewrite_stage(x.ctx, w, 2, 0, &b), 0);
     struct io_uring_sqe sqe, st_sqe;
 
 #define REFUSED(call)                                                                              \
@@ -377,59 +377,59 @@ Test(byor_dw, every_step_out_of_order_is_refused)
     } while (0)
 
     /* STAGED: only the store write (or abandon). */
-    REFUSED(atomio_dw_complete_store(b, 8192));
-    REFUSED(atomio_dw_prep_store_sync(b, &sqe));
+    REFUSED(atomio_doublewrite_complete_store(b, 8192));
+    REFUSED(atomio_doublewrite_prep_store_sync(b, &sqe));
     assert_nop(&sqe);
-    REFUSED(atomio_dw_complete_store_sync(b, 0));
-    REFUSED(atomio_dw_prep_inplace(b, 0, &sqe));
+    REFUSED(atomio_doublewrite_complete_store_sync(b, 0));
+    REFUSED(atomio_doublewrite_prep_inplace(b, 0, &sqe));
     assert_nop(&sqe);
-    REFUSED(atomio_dw_complete_inplace(b, 0, (int)PS));
-    REFUSED(atomio_dw_done(b, NULL));
+    REFUSED(atomio_doublewrite_complete_inplace(b, 0, (int)PS));
+    REFUSED(atomio_doublewrite_done(b, NULL));
 
-    cr_assert_eq(atomio_dw_prep_store(b, &st_sqe), 0);
+    cr_assert_eq(atomio_doublewrite_prep_store(b, &st_sqe), 0);
     /* STORE_INFLIGHT */
-    REFUSED(atomio_dw_prep_store(b, &sqe));
+    REFUSED(atomio_doublewrite_prep_store(b, &sqe));
     assert_nop(&sqe);
-    REFUSED(atomio_dw_prep_store_sync(b, &sqe)); /* not ordered after the unfinished write */
-    REFUSED(atomio_dw_prep_inplace(b, 0, &sqe));
-    REFUSED(atomio_dw_abandon(b));
-    cr_assert_eq(atomio_dw_complete_store(b, t_eng_exec(&st_sqe)), 0);
+    REFUSED(atomio_doublewrite_prep_store_sync(b, &sqe)); /* not ordered after the unfinished write */
+    REFUSED(atomio_doublewrite_prep_inplace(b, 0, &sqe));
+    REFUSED(atomio_doublewrite_abandon(b));
+    cr_assert_eq(atomio_doublewrite_complete_store(b, t_eng_exec(&st_sqe)), 0);
     /* STORE_WRITTEN: not durable yet. */
-    REFUSED(atomio_dw_complete_store(b, 8192));
-    REFUSED(atomio_dw_prep_inplace(b, 0, &sqe));
-    REFUSED(atomio_dw_complete_store_sync(b, 0));
-    cr_assert_eq(atomio_dw_prep_store_sync(b, &st_sqe), 0);
+    REFUSED(atomio_doublewrite_complete_store(b, 8192));
+    REFUSED(atomio_doublewrite_prep_inplace(b, 0, &sqe));
+    REFUSED(atomio_doublewrite_complete_store_sync(b, 0));
+    cr_assert_eq(atomio_doublewrite_prep_store_sync(b, &st_sqe), 0);
     /* SYNC_INFLIGHT */
-    REFUSED(atomio_dw_prep_store_sync(b, &sqe));
-    REFUSED(atomio_dw_prep_inplace(b, 0, &sqe));
-    REFUSED(atomio_dw_abandon(b));
-    cr_assert_eq(atomio_dw_complete_store_sync(b, t_eng_exec(&st_sqe)), 0);
+    REFUSED(atomio_doublewrite_prep_store_sync(b, &sqe));
+    REFUSED(atomio_doublewrite_prep_inplace(b, 0, &sqe));
+    REFUSED(atomio_doublewrite_abandon(b));
+    cr_assert_eq(atomio_doublewrite_complete_store_sync(b, t_eng_exec(&st_sqe)), 0);
     /* DURABLE: in-place, one SQE per entry. */
-    cr_assert_eq(atomio_dw_prep_inplace(b, 2, &sqe), ATOMIO_E_RANGE);
-    REFUSED(atomio_dw_complete_inplace(b, 0, (int)PS));
+    cr_assert_eq(atomio_doublewrite_prep_inplace(b, 2, &sqe), ATOMIO_E_RANGE);
+    REFUSED(atomio_doublewrite_complete_inplace(b, 0, (int)PS));
     struct io_uring_sqe ip0;
-    cr_assert_eq(atomio_dw_prep_inplace(b, 0, &ip0), 0);
-    REFUSED(atomio_dw_prep_inplace(b, 0, &sqe));
-    REFUSED(atomio_dw_abandon(b)); /* in-place writes started */
-    REFUSED(atomio_dw_done(b, NULL));
-    REFUSED(atomio_dw_complete_inplace(b, 1, (int)PS)); /* entry 1 not prepared */
-    cr_assert_eq(atomio_dw_complete_inplace(b, 0, 2 * (int)PS), ATOMIO_E_INVAL, "res > len");
-    cr_assert_eq(atomio_dw_complete_inplace(b, 0, t_eng_exec(&ip0)), 0);
-    REFUSED(atomio_dw_complete_inplace(b, 0, (int)PS)); /* reported twice */
-    REFUSED(atomio_dw_done(b, NULL));                   /* entry 1 never prepared */
+    cr_assert_eq(atomio_doublewrite_prep_inplace(b, 0, &ip0), 0);
+    REFUSED(atomio_doublewrite_prep_inplace(b, 0, &sqe));
+    REFUSED(atomio_doublewrite_abandon(b)); /* in-place writes started */
+    REFUSED(atomio_doublewrite_done(b, NULL));
+    REFUSED(atomio_doublewrite_complete_inplace(b, 1, (int)PS)); /* entry 1 not prepared */
+    cr_assert_eq(atomio_doublewrite_complete_inplace(b, 0, 2 * (int)PS), ATOMIO_E_INVAL, "res > len");
+    cr_assert_eq(atomio_doublewrite_complete_inplace(b, 0, t_eng_exec(&ip0)), 0);
+    REFUSED(atomio_doublewrite_complete_inplace(b, 0, (int)PS)); /* reported twice */
+    REFUSED(atomio_doublewrite_done(b, NULL));                   /* entry 1 never prepared */
     struct io_uring_sqe ip1;
-    cr_assert_eq(atomio_dw_prep_inplace(b, 1, &ip1), 0);
-    REFUSED(atomio_dw_done(b, NULL)); /* entry 1 in flight */
-    cr_assert_eq(atomio_dw_complete_inplace(b, 1, t_eng_exec(&ip1)), 0);
-    cr_assert_eq(atomio_dw_done(b, NULL), 2);
+    cr_assert_eq(atomio_doublewrite_prep_inplace(b, 1, &ip1), 0);
+    REFUSED(atomio_doublewrite_done(b, NULL)); /* entry 1 in flight */
+    cr_assert_eq(atomio_doublewrite_complete_inplace(b, 1, t_eng_exec(&ip1)), 0);
+    cr_assert_eq(atomio_doublewrite_done(b, NULL), 2);
 #undef REFUSED
 
     /* Argument checks. */
-    cr_assert_eq(atomio_dw_prep_store(NULL, &sqe), ATOMIO_E_INVAL);
+    cr_assert_eq(atomio_doublewrite_prep_store(NULL, &sqe), ATOMIO_E_INVAL);
     assert_nop(&sqe);
-    cr_assert_eq(atomio_dw_complete_store(NULL, 0), ATOMIO_E_INVAL);
-    cr_assert_eq(atomio_dw_done(NULL, NULL), ATOMIO_E_INVAL);
-    cr_assert_eq(atomio_dw_abandon(NULL), 0);
+    cr_assert_eq(atomio_doublewrite_complete_store(NULL, 0), ATOMIO_E_INVAL);
+    cr_assert_eq(atomio_doublewrite_done(NULL, NULL), ATOMIO_E_INVAL);
+    cr_assert_eq(atomio_doublewrite_abandon(NULL), 0);
 
     assert_page(f, 0, pages);
     assert_page(f, 1, pages + PS);
@@ -447,12 +447,12 @@ Test(byor_dw, stage_refuses_bad_batches_whole)
     atomio_file *u = open_as(x.ctx, t_join(x.fs.dir, "u"), ATOMIO_PATH_UNSAFE);
     char *pages = aligned_alloc(PS, 32 * PS);
     fill_pages(pages, 32, 1);
-    atomio_dw_batch *b = (atomio_dw_batch *)&b;
+    atomio_doublewrite_batch *b = (atomio_doublewrite_batch *)&b;
 
     atomio_page_write w[3] = {{.file = f, .page_no = 0, .page = pages},
                               {.file = u, .page_no = 1, .page = pages},
                               {.file = f, .page_no = 2, .page = NULL}};
-    cr_assert_eq(atomio_dw_stage(x.ctx, w, 3, 0, &b), ATOMIO_E_INVAL);
+    cr_assert_eq(atomio_doublewrite_stage(x.ctx, w, 3, 0, &b), ATOMIO_E_INVAL);
     cr_assert_null(b);
     cr_assert_eq(w[0].result, 0);
     cr_assert_eq(w[1].result, ATOMIO_E_INVAL, "not a DOUBLEWRITE file");
@@ -461,42 +461,42 @@ Test(byor_dw, stage_refuses_bad_batches_whole)
     atomio_page_write dup[3] = {{.file = f, .page_no = 5, .page = pages},
                                 {.file = f, .page_no = 6, .page = pages},
                                 {.file = f, .page_no = 5, .page = pages + PS}};
-    cr_assert_eq(atomio_dw_stage(x.ctx, dup, 3, 0, &b), ATOMIO_E_INVAL);
+    cr_assert_eq(atomio_doublewrite_stage(x.ctx, dup, 3, 0, &b), ATOMIO_E_INVAL);
     cr_assert_eq(dup[0].result + dup[1].result, 0);
     cr_assert_eq(dup[2].result, ATOMIO_E_INVAL, "the same page twice");
 
     atomio_page_write big[17];
     for (unsigned i = 0; i < 17; i++)
         big[i] = (atomio_page_write){.file = f, .page_no = i, .page = pages + (size_t)i * PS};
-    cr_assert_eq(atomio_dw_stage(x.ctx, big, 17, 0, &b), ATOMIO_E_STORE_FULL,
+    cr_assert_eq(atomio_doublewrite_stage(x.ctx, big, 17, 0, &b), ATOMIO_E_STORE_FULL,
                  "17 pages in a 16-page segment");
     atomio_page_write range = {.file = f, .page_no = UINT64_MAX / 2, .page = pages};
-    cr_assert_eq(atomio_dw_stage(x.ctx, &range, 1, 0, &b), ATOMIO_E_RANGE);
-    cr_assert_eq(atomio_dw_stage(x.ctx, w, 1, 1, &b), ATOMIO_E_INVAL, "flags");
-    cr_assert_eq(atomio_dw_stage(x.ctx, w, 0, 0, &b), ATOMIO_E_INVAL, "n = 0");
-    cr_assert_eq(atomio_dw_stage(NULL, w, 1, 0, &b), ATOMIO_E_INVAL);
-    cr_assert_eq(atomio_dw_stage(x.ctx, w, 1, 0, NULL), ATOMIO_E_INVAL);
+    cr_assert_eq(atomio_doublewrite_stage(x.ctx, &range, 1, 0, &b), ATOMIO_E_RANGE);
+    cr_assert_eq(atomio_doublewrite_stage(x.ctx, w, 1, 1, &b), ATOMIO_E_INVAL, "flags");
+    cr_assert_eq(atomio_doublewrite_stage(x.ctx, w, 0, 0, &b), ATOMIO_E_INVAL, "n = 0");
+    cr_assert_eq(atomio_doublewrite_stage(NULL, w, 1, 0, &b), ATOMIO_E_INVAL);
+    cr_assert_eq(atomio_doublewrite_stage(x.ctx, w, 1, 0, NULL), ATOMIO_E_INVAL);
 
     /* A file of another ctx. */
     atomio_ctx_opts o = ATOMIO_CTX_OPTS_INIT;
     o.flags = ATOMIO_CTX_NO_DOUBLEWRITE;
     atomio_ctx *other = NULL;
     cr_assert_eq(atomio_ctx_open(&o, &other), 0);
-    cr_assert_eq(atomio_dw_stage(other, w, 1, 0, &b), ATOMIO_E_NO_DOUBLEWRITE);
+    cr_assert_eq(atomio_doublewrite_stage(other, w, 1, 0, &b), ATOMIO_E_NO_DOUBLEWRITE);
     atomio_file *of = open_as(other, t_join(x.fs.dir, "o"), ATOMIO_PATH_UNSAFE);
     atomio_page_write wo = {.file = of, .page_no = 0, .page = pages};
-    cr_assert_eq(atomio_dw_stage(x.ctx, &wo, 1, 0, &b), ATOMIO_E_INVAL);
+    cr_assert_eq(atomio_doublewrite_stage(x.ctx, &wo, 1, 0, &b), ATOMIO_E_INVAL);
     cr_assert_eq(atomio_ctx_close(other), 0);
 
     /* Never blocks: two segments, two batches in flight, the third is told to come back. */
-    atomio_dw_batch *b1, *b2, *b3;
-    cr_assert_eq(atomio_dw_stage(x.ctx, &w[0], 1, 0, &b1), 0);
-    cr_assert_eq(atomio_dw_stage(x.ctx, &big[1], 1, 0, &b2), 0);
-    cr_assert_eq(atomio_dw_stage(x.ctx, &big[2], 1, 0, &b3), -EAGAIN);
-    cr_assert_eq(atomio_dw_abandon(b1), 0);
-    cr_assert_eq(atomio_dw_stage(x.ctx, &big[2], 1, 0, &b3), 0);
-    cr_assert_eq(atomio_dw_abandon(b2), 0);
-    cr_assert_eq(atomio_dw_abandon(b3), 0);
+    atomio_doublewrite_batch *b1, *b2, *b3;
+    cr_assert_eq(atomio_doublewrite_stage(x.ctx, &w[0], 1, 0, &b1), 0);
+    cr_assert_eq(atomio_doublewrite_stage(x.ctx, &big[1], 1, 0, &b2), 0);
+    cr_assert_eq(atomio_doublewrite_stage(x.ctx, &big[2], 1, 0, &b3), -EAGAIN);
+    cr_assert_eq(atomio_doublewrite_abandon(b1), 0);
+    cr_assert_eq(atomio_doublewrite_stage(x.ctx, &big[2], 1, 0, &b3), 0);
+    cr_assert_eq(atomio_doublewrite_abandon(b2), 0);
+    cr_assert_eq(atomio_doublewrite_abandon(b3), 0);
 
     /* Nothing of this reached the data file. */
     struct stat st;
@@ -520,14 +520,14 @@ Test(byor_dw, abandon_after_durable_store_is_never_recovered)
     cr_assert_eq(atomio_write(f, 4, oldp, 0), 0);
 
     atomio_page_write w = {.file = f, .page_no = 4, .page = newp};
-    atomio_dw_batch *b;
-    cr_assert_eq(atomio_dw_stage(x.ctx, &w, 1, 0, &b), 0);
+    atomio_doublewrite_batch *b;
+    cr_assert_eq(atomio_doublewrite_stage(x.ctx, &w, 1, 0, &b), 0);
     struct io_uring_sqe sqe;
-    cr_assert_eq(atomio_dw_prep_store(b, &sqe), 0);
-    cr_assert_eq(atomio_dw_complete_store(b, t_eng_exec(&sqe)), 0);
-    cr_assert_eq(atomio_dw_prep_store_sync(b, &sqe), 0);
-    cr_assert_eq(atomio_dw_complete_store_sync(b, t_eng_exec(&sqe)), 0);
-    cr_assert_eq(atomio_dw_abandon(b), 0);
+    cr_assert_eq(atomio_doublewrite_prep_store(b, &sqe), 0);
+    cr_assert_eq(atomio_doublewrite_complete_store(b, t_eng_exec(&sqe)), 0);
+    cr_assert_eq(atomio_doublewrite_prep_store_sync(b, &sqe), 0);
+    cr_assert_eq(atomio_doublewrite_complete_store_sync(b, t_eng_exec(&sqe)), 0);
+    cr_assert_eq(atomio_doublewrite_abandon(b), 0);
 
     atomio_recovery_report rep = {.size = sizeof(rep)};
     cr_assert_eq(atomio_ctx_recover(x.ctx, &rep), 0);
@@ -553,17 +553,17 @@ Test(byor_dw, failed_store_write_kills_batch_not_data)
     int errs[] = {-EIO, 4096 /* short: less than the batch */};
     int want[] = {-EIO, ATOMIO_E_STORE};
     for (int k = 0; k < 2; k++) {
-        atomio_dw_batch *b;
-        cr_assert_eq(atomio_dw_stage(x.ctx, &w, 1, 0, &b), 0);
+        atomio_doublewrite_batch *b;
+        cr_assert_eq(atomio_doublewrite_stage(x.ctx, &w, 1, 0, &b), 0);
         struct io_uring_sqe sqe;
-        cr_assert_eq(atomio_dw_prep_store(b, &sqe), 0);
-        cr_assert_eq(atomio_dw_complete_store(b, errs[k]), want[k]);
-        cr_assert_eq(atomio_dw_prep_store_sync(b, &sqe), ATOMIO_E_SEQUENCE, "dead batch");
-        cr_assert_eq(atomio_dw_prep_inplace(b, 0, &sqe), ATOMIO_E_SEQUENCE);
-        cr_assert_eq(atomio_dw_abandon(b), 0);
+        cr_assert_eq(atomio_doublewrite_prep_store(b, &sqe), 0);
+        cr_assert_eq(atomio_doublewrite_complete_store(b, errs[k]), want[k]);
+        cr_assert_eq(atomio_doublewrite_prep_store_sync(b, &sqe), ATOMIO_E_SEQUENCE, "dead batch");
+        cr_assert_eq(atomio_doublewrite_prep_inplace(b, 0, &sqe), ATOMIO_E_SEQUENCE);
+        cr_assert_eq(atomio_doublewrite_abandon(b), 0);
     }
     atomio_file_info i = {.size = sizeof(i)};
-    cr_assert_eq(atomio_file_info_get(f, &i), 0);
+    cr_assert_eq(atomio_file_get_info(f, &i), 0);
     cr_assert_eq(i.state, ATOMIO_STATE_OK, "the data file was never touched");
     cr_assert_eq(atomio_write(f, 0, p, 0), 0);
     free(p);
@@ -578,22 +578,22 @@ Test(byor_dw, failed_store_fsync_fails_the_store)
     char *p = aligned_alloc(PS, PS);
     t_fill(p, PS, 3);
     atomio_page_write w = {.file = f, .page_no = 0, .page = p};
-    atomio_dw_batch *b;
-    cr_assert_eq(atomio_dw_stage(x.ctx, &w, 1, 0, &b), 0);
+    atomio_doublewrite_batch *b;
+    cr_assert_eq(atomio_doublewrite_stage(x.ctx, &w, 1, 0, &b), 0);
     struct io_uring_sqe sqe;
-    cr_assert_eq(atomio_dw_prep_store(b, &sqe), 0);
-    cr_assert_eq(atomio_dw_complete_store(b, t_eng_exec(&sqe)), 0);
-    cr_assert_eq(atomio_dw_prep_store_sync(b, &sqe), 0);
-    cr_assert_eq(atomio_dw_complete_store_sync(b, -EIO), -EIO);
-    cr_assert_eq(atomio_dw_prep_inplace(b, 0, &sqe), ATOMIO_E_SEQUENCE);
+    cr_assert_eq(atomio_doublewrite_prep_store(b, &sqe), 0);
+    cr_assert_eq(atomio_doublewrite_complete_store(b, t_eng_exec(&sqe)), 0);
+    cr_assert_eq(atomio_doublewrite_prep_store_sync(b, &sqe), 0);
+    cr_assert_eq(atomio_doublewrite_complete_store_sync(b, -EIO), -EIO);
+    cr_assert_eq(atomio_doublewrite_prep_inplace(b, 0, &sqe), ATOMIO_E_SEQUENCE);
     /* The retire is still attempted (and here the disk takes it), as atomio_write_batch()
      * does after a failed store write. */
-    cr_assert_eq(atomio_dw_abandon(b), 0);
+    cr_assert_eq(atomio_doublewrite_abandon(b), 0);
     /* Sticky, as for atomio_write_batch(): the store takes nothing more. */
-    cr_assert_eq(atomio_dw_stage(x.ctx, &w, 1, 0, &b), ATOMIO_E_STORE);
+    cr_assert_eq(atomio_doublewrite_stage(x.ctx, &w, 1, 0, &b), ATOMIO_E_STORE);
     cr_assert_eq(atomio_write(f, 0, p, 0), ATOMIO_E_STORE);
     atomio_stats cs = {.size = sizeof(cs)};
-    cr_assert_eq(atomio_ctx_stats(x.ctx, &cs), 0);
+    cr_assert_eq(atomio_ctx_get_stats(x.ctx, &cs), 0);
     cr_assert_eq(cs.failed_syncs, 1);
     free(p);
     atomio_ctx_close(x.ctx);
@@ -611,32 +611,32 @@ Test(byor_dw, short_inplace_write_fails_file_and_recovery_repairs)
     atomio_page_write w[3] = {{.file = f, .page_no = 0, .page = pages},
                               {.file = f, .page_no = 1, .page = pages + PS},
                               {.file = g, .page_no = 0, .page = pages + 2 * PS}};
-    atomio_dw_batch *b;
-    cr_assert_eq(atomio_dw_stage(x.ctx, w, 3, 0, &b), 0);
+    atomio_doublewrite_batch *b;
+    cr_assert_eq(atomio_doublewrite_stage(x.ctx, w, 3, 0, &b), 0);
     struct io_uring_sqe sqe;
-    cr_assert_eq(atomio_dw_prep_store(b, &sqe), 0);
-    cr_assert_eq(atomio_dw_complete_store(b, t_eng_exec(&sqe)), 0);
-    cr_assert_eq(atomio_dw_prep_store_sync(b, &sqe), 0);
-    cr_assert_eq(atomio_dw_complete_store_sync(b, t_eng_exec(&sqe)), 0);
+    cr_assert_eq(atomio_doublewrite_prep_store(b, &sqe), 0);
+    cr_assert_eq(atomio_doublewrite_complete_store(b, t_eng_exec(&sqe)), 0);
+    cr_assert_eq(atomio_doublewrite_prep_store_sync(b, &sqe), 0);
+    cr_assert_eq(atomio_doublewrite_complete_store_sync(b, t_eng_exec(&sqe)), 0);
     for (size_t i = 0; i < 3; i++) {
-        cr_assert_eq(atomio_dw_prep_inplace(b, i, &sqe), 0);
+        cr_assert_eq(atomio_doublewrite_prep_inplace(b, i, &sqe), 0);
         if (i == 1) {
             /* Only the first 512 bytes reach the file: a torn page in place. */
             sqe.len = 512;
             int res = t_eng_exec(&sqe);
             cr_assert_eq(res, 512);
-            cr_assert_eq(atomio_dw_complete_inplace(b, i, res), ATOMIO_E_SHORT_WRITE);
+            cr_assert_eq(atomio_doublewrite_complete_inplace(b, i, res), ATOMIO_E_SHORT_WRITE);
         } else {
-            cr_assert_eq(atomio_dw_complete_inplace(b, i, t_eng_exec(&sqe)), 0);
+            cr_assert_eq(atomio_doublewrite_complete_inplace(b, i, t_eng_exec(&sqe)), 0);
         }
     }
     int res[3];
-    cr_assert_eq(atomio_dw_done(b, res), 2);
+    cr_assert_eq(atomio_doublewrite_done(b, res), 2);
     cr_assert_eq(res[0], 0);
     cr_assert_eq(res[1], ATOMIO_E_SHORT_WRITE);
     cr_assert_eq(res[2], 0);
     atomio_file_info i = {.size = sizeof(i)};
-    cr_assert_eq(atomio_file_info_get(f, &i), 0);
+    cr_assert_eq(atomio_file_get_info(f, &i), 0);
     cr_assert_eq(i.state, ATOMIO_STATE_FAILED);
     cr_assert_eq(fstats(f).short_writes, 1);
     assert_page(g, 0, pages + 2 * PS);
@@ -667,30 +667,30 @@ Test(byor_dw, single_segment_failure_holds_the_batch_until_recovery)
     fill_pages(pages, 2, 60);
     atomio_page_write w[2] = {{.file = f, .page_no = 0, .page = pages},
                               {.file = g, .page_no = 0, .page = pages + PS}};
-    atomio_dw_batch *b;
-    cr_assert_eq(atomio_dw_stage(x.ctx, w, 2, 0, &b), 0);
+    atomio_doublewrite_batch *b;
+    cr_assert_eq(atomio_doublewrite_stage(x.ctx, w, 2, 0, &b), 0);
     struct io_uring_sqe sqe;
-    cr_assert_eq(atomio_dw_prep_store(b, &sqe), 0);
-    cr_assert_eq(atomio_dw_complete_store(b, t_eng_exec(&sqe)), 0);
-    cr_assert_eq(atomio_dw_prep_store_sync(b, &sqe), 0);
-    cr_assert_eq(atomio_dw_complete_store_sync(b, t_eng_exec(&sqe)), 0);
+    cr_assert_eq(atomio_doublewrite_prep_store(b, &sqe), 0);
+    cr_assert_eq(atomio_doublewrite_complete_store(b, t_eng_exec(&sqe)), 0);
+    cr_assert_eq(atomio_doublewrite_prep_store_sync(b, &sqe), 0);
+    cr_assert_eq(atomio_doublewrite_complete_store_sync(b, t_eng_exec(&sqe)), 0);
     for (size_t i = 0; i < 2; i++) {
-        cr_assert_eq(atomio_dw_prep_inplace(b, i, &sqe), 0);
+        cr_assert_eq(atomio_doublewrite_prep_inplace(b, i, &sqe), 0);
         if (i == 0)
             sqe.len = 512; /* a torn page in place */
-        int c = atomio_dw_complete_inplace(b, i, t_eng_exec(&sqe));
+        int c = atomio_doublewrite_complete_inplace(b, i, t_eng_exec(&sqe));
         cr_assert_eq(c, i == 0 ? ATOMIO_E_SHORT_WRITE : 0);
     }
     int res[2];
-    cr_assert_eq(atomio_dw_done(b, res), 1);
+    cr_assert_eq(atomio_doublewrite_done(b, res), 1);
     cr_assert_eq(res[0], ATOMIO_E_SHORT_WRITE);
     cr_assert_eq(res[1], 0);
 
-    atomio_dw_batch *b2 = NULL;
+    atomio_doublewrite_batch *b2 = NULL;
     atomio_page_write wg = {.file = g, .page_no = 1, .page = pages};
-    cr_assert_eq(atomio_dw_stage(x.ctx, &wg, 1, 0, &b2), ATOMIO_E_FAILED, "held with the batch");
+    cr_assert_eq(atomio_doublewrite_stage(x.ctx, &wg, 1, 0, &b2), ATOMIO_E_FAILED, "held with the batch");
     atomio_page_write wh = {.file = h, .page_no = 0, .page = pages};
-    cr_assert_eq(atomio_dw_stage(x.ctx, &wh, 1, 0, &b2), ATOMIO_E_STORE_FULL,
+    cr_assert_eq(atomio_doublewrite_stage(x.ctx, &wh, 1, 0, &b2), ATOMIO_E_STORE_FULL,
                  "the only segment is held: a full store, not -EAGAIN");
     cr_assert_null(b2);
 
@@ -778,7 +778,7 @@ Test(byor_dw, downgrade_then_staged_doublewrite)
         cr_assert_eq(ls.pages[ATOMIO_PATH_DOUBLEWRITE], 1);
         cr_assert_eq(s.pages[ATOMIO_PATH_DIRECT_ATOMIC], 0);
         atomio_file_info i = {.size = sizeof(i)};
-        cr_assert_eq(atomio_file_info_get(f, &i), 0);
+        cr_assert_eq(atomio_file_get_info(f, &i), 0);
         cr_assert(strstr(i.reason, "downgrade") != NULL, "reason: %s", i.reason);
     }
     t_eng_fini(&e);

@@ -52,22 +52,22 @@ staged_thread(void *arg)
             w[i] = (atomio_page_write){
                 .file = dwf[i % 2], .page_no = p, .page = pages + (size_t)i * PS};
         }
-        atomio_dw_batch *b;
+        atomio_doublewrite_batch *b;
         int r;
-        while ((r = atomio_dw_stage(ctx, w, PER, 0, &b)) == -EAGAIN)
+        while ((r = atomio_doublewrite_stage(ctx, w, PER, 0, &b)) == -EAGAIN)
             sched_yield();
         cr_assert_eq(r, 0, "thread %d stage: %s", t, atomio_err_name(r));
         struct io_uring_sqe sqe;
-        cr_assert_eq(atomio_dw_prep_store(b, &sqe), 0);
-        cr_assert_eq(atomio_dw_complete_store(b, t_eng_exec(&sqe)), 0);
-        cr_assert_eq(atomio_dw_prep_store_sync(b, &sqe), 0);
-        cr_assert_eq(atomio_dw_complete_store_sync(b, t_eng_exec(&sqe)), 0);
+        cr_assert_eq(atomio_doublewrite_prep_store(b, &sqe), 0);
+        cr_assert_eq(atomio_doublewrite_complete_store(b, t_eng_exec(&sqe)), 0);
+        cr_assert_eq(atomio_doublewrite_prep_store_sync(b, &sqe), 0);
+        cr_assert_eq(atomio_doublewrite_complete_store_sync(b, t_eng_exec(&sqe)), 0);
         struct io_uring_sqe ip[PER];
         for (int i = 0; i < PER; i++)
-            cr_assert_eq(atomio_dw_prep_inplace(b, (size_t)i, &ip[i]), 0);
+            cr_assert_eq(atomio_doublewrite_prep_inplace(b, (size_t)i, &ip[i]), 0);
         for (int i = PER; i-- > 0;)
-            cr_assert_eq(atomio_dw_complete_inplace(b, (size_t)i, t_eng_exec(&ip[i])), 0);
-        cr_assert_eq(atomio_dw_done(b, NULL), PER);
+            cr_assert_eq(atomio_doublewrite_complete_inplace(b, (size_t)i, t_eng_exec(&ip[i])), 0);
+        cr_assert_eq(atomio_doublewrite_done(b, NULL), PER);
     }
     free(pages);
     return NULL;
@@ -118,11 +118,11 @@ Test(byor_threads, engines_and_library_share_one_ctx)
     snprintf(dblwr, sizeof(dblwr), "%s/dblwr", dir);
     cr_assert_eq(mkdir(dblwr, 0700), 0);
     atomio_ctx_opts o = ATOMIO_CTX_OPTS_INIT;
-    o.dblwr_dir = dblwr;
+    o.doublewrite_dir = dblwr;
     o.submitter = ATOMIO_SUBMIT_SYNC;
-    o.dblwr_segments = 3; /* fewer than the threads: staging meets -EAGAIN */
-    o.dblwr_batch_pages = PER;
-    o.dblwr_max_page_size = PS;
+    o.doublewrite_segments = 3; /* fewer than the threads: staging meets -EAGAIN */
+    o.doublewrite_batch_pages = PER;
+    o.doublewrite_max_page_size = PS;
     cr_assert_eq(atomio_ctx_open(&o, &ctx), 0);
     const char *names[2] = {"a", "b"};
     for (int i = 0; i < 2; i++) {
@@ -164,7 +164,7 @@ Test(byor_threads, engines_and_library_share_one_ctx)
         }
     }
     atomio_stats s = {.size = sizeof(s)};
-    cr_assert_eq(atomio_ctx_stats(ctx, &s), 0);
+    cr_assert_eq(atomio_ctx_get_stats(ctx, &s), 0);
     cr_assert_eq(s.pages[ATOMIO_PATH_DOUBLEWRITE], (uint64_t)(NSTAGED + 1) * ROUNDS * PER);
     cr_assert_eq(s.pages[ATOMIO_PATH_UNSAFE], (uint64_t)ROUNDS * PER);
     cr_assert_eq(s.batches, (uint64_t)(NSTAGED + 1) * ROUNDS);

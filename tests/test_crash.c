@@ -18,14 +18,14 @@
  * sabotaged protocol (no store fdatasync) must be caught.
  *
  * The staged_* twins run the same workloads through the staged doublewrite an engine drives
- * from its own ring (atomio_dw_stage() ...; atomio_uring.h): every SQE the library prepares is
+ * from its own ring (atomio_doublewrite_stage() ...; atomio_uring.h): every SQE the library prepares is
  * executed through the seam by t_engine's interpreter, so the simulator sees the engine's
  * writes exactly as it sees the library's own.
  */
 #include "atomio_internal.h"
 #include "atomio_uring.h"
-#include "dw_format.h"
-#include "dw_store.h"
+#include "store/format.h"
+#include "store/store.h"
 #include "helpers.h"
 #include "sim_device.h"
 #include "t_engine.h"
@@ -185,10 +185,10 @@ ctx_open_on_sim(const struct wl *wl, uint32_t flags, int *err)
 {
     atomio_ctx_opts o;
     atomio_ctx_opts_init(&o);
-    o.dblwr_dir = dwdir;
-    o.dblwr_segments = wl->segs;
-    o.dblwr_batch_pages = wl->batch_pages;
-    o.dblwr_max_page_size = wl->max_ps;
+    o.doublewrite_dir = dwdir;
+    o.doublewrite_segments = wl->segs;
+    o.doublewrite_batch_pages = wl->batch_pages;
+    o.doublewrite_max_page_size = wl->max_ps;
     o.submitter = ATOMIO_SUBMIT_SYNC; /* io_uring would bypass the seam */
     o.flags = flags;
     atomio_ctx *ctx = NULL;
@@ -204,23 +204,23 @@ ctx_open_on_sim(const struct wl *wl, uint32_t flags, int *err)
 static void
 staged_batch(atomio_ctx *ctx, atomio_page_write *w, int n, int *results)
 {
-    atomio_dw_batch *b;
-    int r = atomio_dw_stage(ctx, w, (size_t)n, 0, &b);
+    atomio_doublewrite_batch *b;
+    int r = atomio_doublewrite_stage(ctx, w, (size_t)n, 0, &b);
     if (r < 0) {
         for (int i = 0; i < n; i++)
             results[i] = w[i].result ? w[i].result : r;
         return;
     }
     struct io_uring_sqe sqe;
-    r = atomio_dw_prep_store(b, &sqe);
+    r = atomio_doublewrite_prep_store(b, &sqe);
     cr_assert_eq(r, 0);
-    r = atomio_dw_complete_store(b, t_eng_exec(&sqe));
+    r = atomio_doublewrite_complete_store(b, t_eng_exec(&sqe));
     if (r == 0) {
-        cr_assert_eq(atomio_dw_prep_store_sync(b, &sqe), 0);
-        r = atomio_dw_complete_store_sync(b, t_eng_exec(&sqe));
+        cr_assert_eq(atomio_doublewrite_prep_store_sync(b, &sqe), 0);
+        r = atomio_doublewrite_complete_store_sync(b, t_eng_exec(&sqe));
     }
     if (r < 0) {
-        (void)atomio_dw_abandon(b); /* fails once the device is dead: expected */
+        (void)atomio_doublewrite_abandon(b); /* fails once the device is dead: expected */
         for (int i = 0; i < n; i++)
             results[i] = r;
         return;
@@ -228,15 +228,15 @@ staged_batch(atomio_ctx *ctx, atomio_page_write *w, int n, int *results)
     struct io_uring_sqe ip[MAXW];
     int res[MAXW];
     for (int i = 0; i < n; i++)
-        cr_assert_eq(atomio_dw_prep_inplace(b, (size_t)i, &ip[i]), 0);
+        cr_assert_eq(atomio_doublewrite_prep_inplace(b, (size_t)i, &ip[i]), 0);
     for (int i = 0; i < n; i++)
         res[i] = t_eng_exec(&ip[i]);
     for (int i = n; i-- > 0;) {
-        int c = atomio_dw_complete_inplace(b, (size_t)i, res[i]);
+        int c = atomio_doublewrite_complete_inplace(b, (size_t)i, res[i]);
         cr_assert(c != ATOMIO_E_SEQUENCE && c != ATOMIO_E_INVAL, "complete: %s",
                   atomio_err_name(c)); /* the page's own result comes back from done */
     }
-    cr_assert_geq(atomio_dw_done(b, results), 0);
+    cr_assert_geq(atomio_doublewrite_done(b, results), 0);
 }
 
 /* staged_step() -- a step's pages in as many staged batches as the store's segments need
@@ -364,7 +364,7 @@ run_workload(const struct wl *wl, struct call *calls)
         atomio_file_info fi;
         memset(&fi, 0, sizeof(fi));
         fi.size = sizeof(fi);
-        if (atomio_file_info_get(files[f], &fi) == 0)
+        if (atomio_file_get_info(files[f], &fi) == 0)
             last_downgrades[f] = fi.downgrades;
     }
     free(bufs);

@@ -7,7 +7,7 @@
  * parallel segments from several threads, and the failure model (rescue batch, held ids).
  */
 #include "atomio_internal.h"
-#include "dw_store.h"
+#include "store/store.h"
 #include "helpers.h"
 
 #include <criterion/criterion.h>
@@ -45,10 +45,10 @@ static atomio_ctx *
 open_ctx(uint32_t segs, uint32_t batch, uint32_t maxps, uint32_t flags)
 {
     atomio_ctx_opts o = ATOMIO_CTX_OPTS_INIT;
-    o.dblwr_dir = dwdir;
-    o.dblwr_segments = segs;
-    o.dblwr_batch_pages = batch;
-    o.dblwr_max_page_size = maxps;
+    o.doublewrite_dir = dwdir;
+    o.doublewrite_segments = segs;
+    o.doublewrite_batch_pages = batch;
+    o.doublewrite_max_page_size = maxps;
     o.submitter = ATOMIO_SUBMIT_SYNC;
     o.flags = flags;
     atomio_ctx *ctx = NULL;
@@ -70,7 +70,7 @@ open_file(atomio_ctx *ctx, const char *name, uint32_t ps, uint64_t id, uint32_t 
     int r = atomio_file_open(ctx, t_join(tmp, name), &fo, &f);
     cr_assert_eq(r, 0, "file open %s: %s", name, atomio_strerror(r));
     atomio_file_info fi = {.size = sizeof(atomio_file_info)};
-    cr_assert_eq(atomio_file_info_get(f, &fi), 0);
+    cr_assert_eq(atomio_file_get_info(f, &fi), 0);
     cr_assert_eq(fi.path, ATOMIO_PATH_DOUBLEWRITE);
     cr_assert_eq(fi.torn_write_safe, 1);
     return f;
@@ -176,7 +176,7 @@ static int
 ctx_open_err(const char *dir)
 {
     atomio_ctx_opts o = ATOMIO_CTX_OPTS_INIT;
-    o.dblwr_dir = dir;
+    o.doublewrite_dir = dir;
     o.submitter = ATOMIO_SUBMIT_SYNC;
     atomio_ctx *ctx = NULL;
     int r = atomio_ctx_open(&o, &ctx);
@@ -233,15 +233,15 @@ Test(doublewrite, pages_round_trip_and_store_ends_empty)
         check_page(ctx, f, i, 100 + i);
     free(p - 1);
     atomio_stats s = {.size = sizeof(atomio_stats)};
-    cr_assert_eq(atomio_file_stats(f, &s), 0);
+    cr_assert_eq(atomio_file_get_stats(f, &s), 0);
     cr_assert_eq(s.pages[ATOMIO_PATH_DOUBLEWRITE], 20);
     cr_assert_eq(s.bytes_data, 20 * 4096);
-    cr_assert_eq(s.bytes_dblwr, 20 * 4096);
+    cr_assert_eq(s.bytes_doublewrite, 20 * 4096);
     cr_assert_eq(s.batches, 20);
     cr_assert_eq(s.syncs, 40, "one store and one data fdatasync per single-page batch");
     atomio_stats c = {.size = sizeof(atomio_stats)};
-    cr_assert_eq(atomio_ctx_stats(ctx, &c), 0);
-    cr_assert_eq(c.bytes_dblwr, 20 * 8192, "header block + page per batch on the device");
+    cr_assert_eq(atomio_ctx_get_stats(ctx, &c), 0);
+    cr_assert_eq(c.bytes_doublewrite, 20 * 8192, "header block + page per batch on the device");
     cr_assert_eq(c.batches, 20);
     struct insp_count ic = inspect();
     cr_assert_eq(ic.files, 1);
@@ -275,7 +275,7 @@ Test(doublewrite, batch_of_mixed_page_sizes_split_over_segments)
         free(bufs[i]);
     }
     atomio_stats s = {.size = sizeof(atomio_stats)};
-    cr_assert_eq(atomio_ctx_stats(ctx, &s), 0);
+    cr_assert_eq(atomio_ctx_get_stats(ctx, &s), 0);
     cr_assert_eq(s.pages[ATOMIO_PATH_DOUBLEWRITE], N);
     /* 20 pages of 16 KiB + 20 of 4 KiB + 20 of 512 B = 410 KiB over 64 KiB segments */
     cr_assert_geq(s.batches, 7);
@@ -298,7 +298,7 @@ Test(doublewrite, same_page_twice_in_a_batch_last_wins)
     check_page(ctx, f, 5, 2);
     check_page(ctx, f, 6, 3);
     atomio_stats s = {.size = sizeof(atomio_stats)};
-    cr_assert_eq(atomio_file_stats(f, &s), 0);
+    cr_assert_eq(atomio_file_get_stats(f, &s), 0);
     cr_assert_eq(s.pages[ATOMIO_PATH_DOUBLEWRITE], 2, "the superseded copy is not written");
     free(p1), free(p2), free(p3);
     cr_assert_eq(atomio_ctx_close(ctx), 0);
@@ -461,10 +461,10 @@ threads_case(uint32_t submitter)
 {
     atomio_ctx_opts o;
     atomio_ctx_opts_init(&o);
-    o.dblwr_dir = dwdir;
-    o.dblwr_segments = 4;
-    o.dblwr_batch_pages = 16;
-    o.dblwr_max_page_size = 4096;
+    o.doublewrite_dir = dwdir;
+    o.doublewrite_segments = 4;
+    o.doublewrite_batch_pages = 16;
+    o.doublewrite_max_page_size = 4096;
     o.submitter = submitter;
     atomio_ctx *ctx = NULL;
     cr_assert_eq(atomio_ctx_open(&o, &ctx), 0);
@@ -488,7 +488,7 @@ threads_case(uint32_t submitter)
         for (uint64_t k = 0; k < 16; k++)
             check_page(ctx, f, (uint64_t)i * 16 + k, ((uint64_t)i * 16 + k) * 100 + 5);
     atomio_stats s = {.size = sizeof(atomio_stats)};
-    cr_assert_eq(atomio_ctx_stats(ctx, &s), 0);
+    cr_assert_eq(atomio_ctx_get_stats(ctx, &s), 0);
     cr_assert_eq(s.batches, T * 6);
     cr_assert_eq(atomio_ctx_sync(ctx), 0);
     cr_assert_eq(inspect().batches, 0);
@@ -524,7 +524,7 @@ plant_batch(atomio_ctx *ctx, uint32_t seg, uint64_t seq, uint64_t file_id, uint6
                                .crc = atomio__crc32c(0, page, ps),
                                .index = 0};
     atomio__dw_slot_encode(batch, &s);
-    struct atomio_dw_batch b = {.seq = seq, .count = 1, .byte_len = 4096 + ps};
+    struct atomio_dw_batch_hdr b = {.seq = seq, .count = 1, .byte_len = 4096 + ps};
     atomio__dw_batch_hdr_encode(batch, &b, st->g.uuid);
     int fd = open(t_join(dwdir, ATOMIO_DW_STORE_FILE), O_WRONLY);
     cr_assert_eq(pwrite(fd, batch, 4096 + ps, (off_t)st->segs[seg].off), (ssize_t)(4096 + ps));
@@ -601,12 +601,12 @@ Test(doublewrite, short_in_place_write_fails_file_and_keeps_its_copy)
     cr_assert_eq(w[1].result, 0);
     cr_assert_eq(w[2].result, ATOMIO_E_SHORT_WRITE);
     atomio_file_info fi = {.size = sizeof(atomio_file_info)};
-    cr_assert_eq(atomio_file_info_get(a, &fi), 0);
+    cr_assert_eq(atomio_file_get_info(a, &fi), 0);
     cr_assert_eq(fi.state, ATOMIO_STATE_FAILED);
     cr_assert_eq(atomio_write(a, 5, p, 0), ATOMIO_E_FAILED);
     cr_assert_eq(atomio_write(b, 5, p, 0), 0, "other files are not affected");
     atomio_stats s = {.size = sizeof(atomio_stats)};
-    cr_assert_eq(atomio_file_stats(a, &s), 0);
+    cr_assert_eq(atomio_file_get_stats(a, &s), 0);
     cr_assert_eq(s.short_writes, 1);
 
     /* The store keeps a held batch with a's pages only; b's pages are not pinned (their batch

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_dw_format.c -- the doublewrite store format: encode/decode round trips of the store
+ * test_store/format.c -- the doublewrite store format: encode/decode round trips of the store
  * header, batches with slots of mixed page sizes, and manifest records; every single-byte
  * corruption is caught; decoders stay total on crafted and random input (run under ASan to
  * see any out-of-bounds read).
  */
 #include "atomio_internal.h"
-#include "dw_format.h"
+#include "store/format.h"
 #include "helpers.h"
 
 #include <criterion/criterion.h>
@@ -92,7 +92,7 @@ make_batch(uint8_t *buf, size_t cap, const struct atomio_dw_geom *g, uint64_t se
         atomio__dw_slot_encode(buf, &s);
         off += sizes[k];
     }
-    struct atomio_dw_batch b = {.seq = seq, .count = 3, .byte_len = off};
+    struct atomio_dw_batch_hdr b = {.seq = seq, .count = 3, .byte_len = off};
     atomio__dw_batch_hdr_encode(buf, &b, g->uuid);
     cr_assert_leq(off, cap);
     return (size_t)off;
@@ -103,7 +103,7 @@ Test(dw_format, batch_round_trip)
     struct atomio_dw_geom g = geom();
     uint8_t *buf = malloc(g.seg_size);
     size_t len = make_batch(buf, g.seg_size, &g, 42);
-    struct atomio_dw_batch b;
+    struct atomio_dw_batch_hdr b;
     cr_assert_eq(atomio__dw_batch_decode(buf, g.seg_size, &g, &b, NULL), ATOMIO_DW_VALID);
     cr_assert_eq(atomio__dw_batch_decode(buf, len, &g, &b, NULL), ATOMIO_DW_VALID,
                  "exactly byte_len bytes suffice");
@@ -137,7 +137,7 @@ Test(dw_format, every_byte_of_a_batch_is_covered)
     size_t len = make_batch(buf, g.seg_size, &g, 9);
     uint64_t used_table = ATOMIO_DW_BATCH_HDR_LEN + 3 * ATOMIO_DW_SLOT_LEN;
     uint64_t pages = atomio__dw_table_bytes(3);
-    struct atomio_dw_batch b;
+    struct atomio_dw_batch_hdr b;
     size_t checked = 0;
     for (size_t i = 0; i < len; i++) {
         if (i >= used_table && i < pages)
@@ -158,7 +158,7 @@ Test(dw_format, stale_slots_and_foreign_batches_are_torn)
     uint8_t *a = malloc(g.seg_size), *b2 = malloc(g.seg_size);
     make_batch(a, g.seg_size, &g, 5);
     make_batch(b2, g.seg_size, &g, 6);
-    struct atomio_dw_batch b;
+    struct atomio_dw_batch_hdr b;
     /* New header over an old table (a torn reuse of the segment). */
     memcpy(a, b2, ATOMIO_DW_BATCH_HDR_LEN);
     cr_assert_eq(atomio__dw_batch_decode(a, g.seg_size, &g, &b, NULL), ATOMIO_DW_TORN);
@@ -187,12 +187,12 @@ Test(dw_format, crafted_headers_stay_in_bounds)
             size_t cap = 4096;
             uint8_t *buf = malloc(cap); /* exactly cap: ASan sees any overrun */
             memset(buf, 0x5a, cap);
-            struct atomio_dw_batch hb = {.seq = 1, .count = counts[ci], .byte_len = lens[li]};
+            struct atomio_dw_batch_hdr hb = {.seq = 1, .count = counts[ci], .byte_len = lens[li]};
             /* The encoder CRCs the table it is told about: only do that when it fits. */
             if (64 + (uint64_t)counts[ci] * 48 <= cap)
                 atomio__dw_batch_hdr_encode(buf, &hb, g.uuid);
             else {
-                atomio__dw_batch_hdr_encode(buf, &(struct atomio_dw_batch){.seq = 1}, g.uuid);
+                atomio__dw_batch_hdr_encode(buf, &(struct atomio_dw_batch_hdr){.seq = 1}, g.uuid);
                 /* patch count and re-CRC the header by hand */
                 for (int i = 0; i < 4; i++)
                     buf[16 + i] = (uint8_t)(counts[ci] >> (8 * i));
@@ -202,7 +202,7 @@ Test(dw_format, crafted_headers_stay_in_bounds)
                 for (int i = 0; i < 4; i++)
                     buf[60 + i] = (uint8_t)(c >> (8 * i));
             }
-            struct atomio_dw_batch b;
+            struct atomio_dw_batch_hdr b;
             enum atomio_dw_state s = atomio__dw_batch_decode(buf, cap, &g, &b, NULL);
             cr_assert_neq(s, ATOMIO_DW_VALID, "count %u len %llu", counts[ci],
                           (unsigned long long)lens[li]);
@@ -227,7 +227,7 @@ Test(dw_format, random_bytes_never_valid_never_crash)
             x ^= x << 13, x ^= x >> 7, x ^= x << 17;
             buf[i] = (uint8_t)x;
         }
-        struct atomio_dw_batch b;
+        struct atomio_dw_batch_hdr b;
         cr_assert_neq(atomio__dw_batch_decode(buf, len, &g, &b, NULL), ATOMIO_DW_VALID);
         (void)atomio__dw_store_hdr_decode(buf, len, &d, NULL);
         cr_assert_leq(atomio__dw_manifest_walk(buf, len, NULL, NULL), len);
@@ -322,7 +322,7 @@ load_seed(const char *name)
 
 static enum atomio_dw_state
 seg_state(const struct seed *s, const struct atomio_dw_geom *g, uint32_t i,
-          struct atomio_dw_batch *b)
+          struct atomio_dw_batch_hdr *b)
 {
     uint64_t off = atomio__dw_seg_off(g, i);
     cr_assert_leq(off + g->seg_size, s->slen);
@@ -341,7 +341,7 @@ Test(dw_format, independent_encoder_seeds_decode)
     cr_assert_eq(m.n, 2);
     cr_assert_eq(m.ids[0], 7);
     cr_assert_str_eq(m.paths[1], "/fuzz/data/b.db");
-    struct atomio_dw_batch b;
+    struct atomio_dw_batch_hdr b;
     cr_assert_eq(seg_state(&s, &g, 0, &b), ATOMIO_DW_VALID);
     cr_assert_eq(b.seq, 5);
     cr_assert_eq(b.count, 2);

@@ -9,7 +9,7 @@
  * clear error at ctx open.
  */
 #include "atomio_internal.h"
-#include "dw_store.h"
+#include "store/store.h"
 #include "helpers.h"
 
 #include <criterion/criterion.h>
@@ -53,9 +53,9 @@ ctx_open(uint32_t flags, uint32_t policy, atomio_ctx **ctx)
     atomio_ctx_opts o;
     atomio_ctx_opts_init(&o);
     o.submitter = submitter;
-    o.dblwr_dir = dwdir;
-    o.dblwr_segments = 4;
-    o.dblwr_batch_pages = 16;
+    o.doublewrite_dir = dwdir;
+    o.doublewrite_segments = 4;
+    o.doublewrite_batch_pages = 16;
     o.flags = flags;
     o.policy = policy;
     *ctx = NULL;
@@ -93,7 +93,7 @@ info_of(atomio_file *f)
     atomio_file_info i;
     memset(&i, 0, sizeof(i));
     i.size = sizeof(i);
-    cr_assert_eq(atomio_file_info_get(f, &i), 0);
+    cr_assert_eq(atomio_file_get_info(f, &i), 0);
     return i;
 }
 
@@ -168,9 +168,9 @@ Test(dw_fs, ext4_auto_picks_doublewrite_and_pages_round_trip)
         atomio_stats s;
         memset(&s, 0, sizeof(s));
         s.size = sizeof(s);
-        cr_assert_eq(atomio_file_stats(f, &s), 0);
+        cr_assert_eq(atomio_file_get_stats(f, &s), 0);
         cr_assert_eq(s.pages[ATOMIO_PATH_DOUBLEWRITE], 45);
-        cr_assert_eq(s.bytes_dblwr, 45ull * sizes[i]);
+        cr_assert_eq(s.bytes_doublewrite, 45ull * sizes[i]);
     }
     cr_assert_eq(atomio_ctx_close(ctx), 0);
     /* and after a clean reopen */
@@ -221,7 +221,7 @@ plant(uint32_t seg, uint64_t seq, uint64_t page_no, const uint8_t *page, uint32_
                                .crc = atomio__crc32c(0, page, ps),
                                .index = 0};
     atomio__dw_slot_encode(b, &s);
-    struct atomio_dw_batch hb = {.seq = seq, .count = 1, .byte_len = len};
+    struct atomio_dw_batch_hdr hb = {.seq = seq, .count = 1, .byte_len = len};
     atomio__dw_batch_hdr_encode(b, &hb, g.uuid);
     cr_assert_eq(pwrite(fd, b, len, (off_t)atomio__dw_seg_off(&g, seg)), (ssize_t)len);
     cr_assert_eq(fsync(fd), 0);
@@ -387,7 +387,7 @@ check_downgraded(atomio_file *f, const char *err)
     atomio_stats s;
     memset(&s, 0, sizeof(s));
     s.size = sizeof(s);
-    cr_assert_eq(atomio_file_stats(f, &s), 0);
+    cr_assert_eq(atomio_file_get_stats(f, &s), 0);
     cr_assert_eq(s.downgrades, 1, "counted once");
     cr_assert_gt(s.pages[ATOMIO_PATH_DOUBLEWRITE], 0);
 }
@@ -502,16 +502,16 @@ Test(dw_fs, xfs_calibrate_measures_both_paths)
     atomio_file *f = file_ok(ctx, "cal.ibd", 16384, ATOMIO_PATH_AUTO, ATOMIO_IO_DIRECT);
     atomio_file_info fi = info_of(f);
     cr_assert_gt(fi.calib_atomic_ns, 0, "CALIBRATE did not time DIRECT_ATOMIC (%s)", fi.reason);
-    cr_assert_gt(fi.calib_dblwr_ns, 0);
-    uint32_t faster = fi.calib_atomic_ns <= fi.calib_dblwr_ns ? ATOMIO_PATH_DIRECT_ATOMIC
+    cr_assert_gt(fi.calib_doublewrite_ns, 0);
+    uint32_t faster = fi.calib_atomic_ns <= fi.calib_doublewrite_ns ? ATOMIO_PATH_DIRECT_ATOMIC
                                                               : ATOMIO_PATH_DOUBLEWRITE;
     cr_assert_eq(fi.path, faster, "atomic %llu ns, doublewrite %llu ns, chose %s: %s",
-                 (unsigned long long)fi.calib_atomic_ns, (unsigned long long)fi.calib_dblwr_ns,
+                 (unsigned long long)fi.calib_atomic_ns, (unsigned long long)fi.calib_doublewrite_ns,
                  atomio_path_name(fi.path), fi.reason);
     fprintf(stderr,
             "calibrate on xfs reflink=1, 16 KiB: atomic %llu ns/page, doublewrite %llu "
             "ns/page -> %s\n",
-            (unsigned long long)fi.calib_atomic_ns, (unsigned long long)fi.calib_dblwr_ns,
+            (unsigned long long)fi.calib_atomic_ns, (unsigned long long)fi.calib_doublewrite_ns,
             atomio_path_name(fi.path));
     write_pages(ctx, f, 8, 7, true);
     expect_pages(ctx, f, 8, 7);

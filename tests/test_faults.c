@@ -144,7 +144,7 @@ Test(faults, short_write_crossing_rlimit_fsize, .fini = fini)
 {
     open_xfs_file(65536);
     atomio_caps c = ATOMIO_CAPS_INIT;
-    cr_assert_eq(atomio_file_caps(file, &c), 0);
+    cr_assert_eq(atomio_file_get_caps(file, &c), 0);
     cr_assert_geq(c.unit_max, 65536, "unit_max %u below the 64 KiB page", c.unit_max);
     cr_assert_eq(atomio_write(file, 0, pages, 0), 0);
 
@@ -162,7 +162,7 @@ Test(faults, short_write_crossing_rlimit_fsize, .fini = fini)
     cr_assert_eq(st.short_writes, 1);
     cr_assert_eq(st.pages[ATOMIO_PATH_DIRECT_ATOMIC], 1, "the torn page was counted as written");
     atomio_stats cs = ATOMIO_STATS_INIT;
-    cr_assert_eq(atomio_ctx_stats(ctx, &cs), 0);
+    cr_assert_eq(atomio_ctx_get_stats(ctx, &cs), 0);
     cr_assert_eq(cs.short_writes, 1);
 
     assert_failed_for_good("after a short write");
@@ -213,7 +213,7 @@ Test(faults, failed_fdatasync_is_sticky, .fini = fini)
     cr_assert_eq(st.failed_syncs, 1);
     assert_failed_for_good("after a failed fdatasync");
     atomio_stats cs = ATOMIO_STATS_INIT;
-    cr_assert_eq(atomio_ctx_stats(ctx, &cs), 0);
+    cr_assert_eq(atomio_ctx_get_stats(ctx, &cs), 0);
     cr_assert_eq(cs.failed_syncs, 1);
     cr_assert_neq(atomio_ctx_sync(ctx), 0, "ctx sync ignored a failed file");
 }

@@ -250,12 +250,12 @@ check_direct_atomic_roundtrip(uint32_t page)
     cr_assert_eq(lat, N_ALLOC + N_LIBC + 1, "latency histogram holds %llu writes",
                  (unsigned long long)lat);
     atomio_stats cs = ATOMIO_STATS_INIT;
-    cr_assert_eq(atomio_ctx_stats(ctx, &cs), 0);
+    cr_assert_eq(atomio_ctx_get_stats(ctx, &cs), 0);
     cr_assert_eq(cs.pages[ATOMIO_PATH_DIRECT_ATOMIC], N_ALLOC + N_LIBC + 1);
 
     cr_assert_eq(atomio_file_close(f), 0);
     /* the ctx keeps counting closed files */
-    cr_assert_eq(atomio_ctx_stats(ctx, &cs), 0);
+    cr_assert_eq(atomio_ctx_get_stats(ctx, &cs), 0);
     cr_assert_eq(cs.pages[ATOMIO_PATH_DIRECT_ATOMIC], N_ALLOC + N_LIBC + 1);
     atomio_page_free(ctx, lib, page, N_ALLOC);
     free(own);
@@ -468,11 +468,11 @@ Test(fs, page_larger_than_a_store_segment_is_refused_at_open)
     snprintf(store, sizeof(store), "%s/dblwr", dir);
     cr_assert(mkdir(store, 0700) == 0);
     atomio_ctx_opts co = ATOMIO_CTX_OPTS_INIT;
-    co.dblwr_dir = store;
+    co.doublewrite_dir = store;
     co.submitter = ATOMIO_SUBMIT_SYNC;
-    co.dblwr_max_page_size = 4096;
-    co.dblwr_batch_pages = 1;
-    co.dblwr_segments = 2;
+    co.doublewrite_max_page_size = 4096;
+    co.doublewrite_batch_pages = 1;
+    co.doublewrite_segments = 2;
     atomio_ctx *c = NULL;
     int r = atomio_ctx_open(&co, &c);
     cr_assert_eq(r, 0, "ctx open: %s", atomio_err_name(r));

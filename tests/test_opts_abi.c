@@ -30,24 +30,27 @@ ASSERT_OFF(atomio_stats, size, 0);
 ASSERT_OFF(atomio_recovery_report, size, 0);
 _Static_assert(ATOMIO_REASON_LEN == 192, "reason buffers are part of the ABI");
 _Static_assert(ATOMIO_LAT_BUCKETS == 32, "histogram length is part of the ABI");
-_Static_assert(ATOMIO_PATH__COUNT == 5, "atomio_stats.pages[] length is part of the ABI");
+_Static_assert(ATOMIO_STATS_PATHS == 8, "atomio_stats.pages[] length is part of the ABI");
 
 #if defined(__LP64__) && (defined(__x86_64__) || defined(__aarch64__) || defined(__riscv))
 #define LAYOUT_PINNED 1
-ASSERT_SIZE(atomio_ctx_opts, 96);
+ASSERT_SIZE(atomio_ctx_opts, 120);
 ASSERT_OFF(atomio_ctx_opts, flags, 4);
-ASSERT_OFF(atomio_ctx_opts, dblwr_dir, 8);
+ASSERT_OFF(atomio_ctx_opts, doublewrite_dir, 8);
 ASSERT_OFF(atomio_ctx_opts, policy, 16);
 ASSERT_OFF(atomio_ctx_opts, submitter, 20);
 ASSERT_OFF(atomio_ctx_opts, queue_depth, 24);
-ASSERT_OFF(atomio_ctx_opts, dblwr_segments, 28);
-ASSERT_OFF(atomio_ctx_opts, dblwr_batch_pages, 32);
-ASSERT_OFF(atomio_ctx_opts, dblwr_max_page_size, 36);
+ASSERT_OFF(atomio_ctx_opts, doublewrite_segments, 28);
+ASSERT_OFF(atomio_ctx_opts, doublewrite_batch_pages, 32);
+ASSERT_OFF(atomio_ctx_opts, doublewrite_max_page_size, 36);
 ASSERT_OFF(atomio_ctx_opts, numa_node, 40);
 ASSERT_OFF(atomio_ctx_opts, reserved0, 44);
 ASSERT_OFF(atomio_ctx_opts, verify, 48);
 ASSERT_OFF(atomio_ctx_opts, verify_arg, 56);
-ASSERT_OFF(atomio_ctx_opts, reserved, 64);
+ASSERT_OFF(atomio_ctx_opts, data_root, 64);
+ASSERT_OFF(atomio_ctx_opts, unapplied, 72);
+ASSERT_OFF(atomio_ctx_opts, unapplied_arg, 80);
+ASSERT_OFF(atomio_ctx_opts, reserved, 88);
 
 ASSERT_SIZE(atomio_file_opts, 72);
 ASSERT_OFF(atomio_file_opts, flags, 4);
@@ -60,36 +63,41 @@ ASSERT_OFF(atomio_file_opts, mode, 32);
 ASSERT_OFF(atomio_file_opts, reserved0, 36);
 ASSERT_OFF(atomio_file_opts, reserved, 40);
 
-ASSERT_SIZE(atomio_caps, 880);
 ASSERT_OFF(atomio_caps, valid, 4);
 ASSERT_OFF(atomio_caps, page_size, 8);
 ASSERT_OFF(atomio_caps, sys_page_size, 12);
 ASSERT_OFF(atomio_caps, fs_block_size, 16);
-ASSERT_OFF(atomio_caps, statx_mask, 20);
-ASSERT_OFF(atomio_caps, statx_attributes, 24);
-ASSERT_OFF(atomio_caps, dio_mem_align, 32);
-ASSERT_OFF(atomio_caps, dio_offset_align, 36);
-ASSERT_OFF(atomio_caps, dio_read_offset_align, 40);
-ASSERT_OFF(atomio_caps, unit_min, 44);
-ASSERT_OFF(atomio_caps, unit_max, 48);
-ASSERT_OFF(atomio_caps, segments_max, 52);
-ASSERT_OFF(atomio_caps, unit_max_opt, 56);
-ASSERT_OFF(atomio_caps, dev_major, 60);
-ASSERT_OFF(atomio_caps, dev_minor, 64);
-ASSERT_OFF(atomio_caps, hw_unit_max, 68);
-ASSERT_OFF(atomio_caps, hw_sysfs_err, 72);
-ASSERT_OFF(atomio_caps, direct_atomic, 76);
-ASSERT_OFF(atomio_caps, buffered_atomic, 80);
-ASSERT_OFF(atomio_caps, buffered_probe_err, 84);
-ASSERT_OFF(atomio_caps, page_order, 88);
-ASSERT_OFF(atomio_caps, fs_min_order, 92);
-ASSERT_OFF(atomio_caps, fs_type, 96);
-ASSERT_OFF(atomio_caps, auto_path, 104);
-ASSERT_OFF(atomio_caps, folio_ok, 108);
-ASSERT_OFF(atomio_caps, reason_direct, 112);
-ASSERT_OFF(atomio_caps, reason_buffered, 304);
-ASSERT_OFF(atomio_caps, reason_doublewrite, 496);
-ASSERT_OFF(atomio_caps, reason_auto, 688);
+ASSERT_OFF(atomio_caps, dev_major, 20);
+ASSERT_OFF(atomio_caps, dev_minor, 24);
+ASSERT_OFF(atomio_caps, hw_unit_max, 28);
+ASSERT_OFF(atomio_caps, hw_sysfs_err, 32);
+ASSERT_OFF(atomio_caps, direct_atomic, 36);
+ASSERT_OFF(atomio_caps, buffered_atomic, 40);
+ASSERT_OFF(atomio_caps, buffered_probe_err, 44);
+ASSERT_OFF(atomio_caps, page_order, 48);
+ASSERT_OFF(atomio_caps, fs_min_order, 52);
+ASSERT_OFF(atomio_caps, fs_type, 56);
+ASSERT_OFF(atomio_caps, auto_path, 64);
+ASSERT_OFF(atomio_caps, folio_ok, 68);
+ASSERT_OFF(atomio_caps, reason_direct, 72);
+ASSERT_OFF(atomio_caps, reason_buffered, 264);
+ASSERT_OFF(atomio_caps, reason_doublewrite, 456);
+ASSERT_OFF(atomio_caps, reason_auto, 648);
+#ifdef ATOMIO_EXPERIMENTAL
+/* The experimental raw statx mirror sits at the end: callers without it are 840 bytes. */
+ASSERT_SIZE(atomio_caps, 880);
+ASSERT_OFF(atomio_caps, statx_mask, 840);
+ASSERT_OFF(atomio_caps, dio_mem_align, 844);
+ASSERT_OFF(atomio_caps, statx_attributes, 848);
+ASSERT_OFF(atomio_caps, dio_offset_align, 856);
+ASSERT_OFF(atomio_caps, dio_read_offset_align, 860);
+ASSERT_OFF(atomio_caps, unit_min, 864);
+ASSERT_OFF(atomio_caps, unit_max, 868);
+ASSERT_OFF(atomio_caps, segments_max, 872);
+ASSERT_OFF(atomio_caps, unit_max_opt, 876);
+#else
+ASSERT_SIZE(atomio_caps, 840);
+#endif
 
 ASSERT_SIZE(atomio_file_info, 840);
 ASSERT_OFF(atomio_file_info, path, 4);
@@ -105,27 +113,27 @@ ASSERT_OFF(atomio_file_info, o_direct, 40);
 ASSERT_OFF(atomio_file_info, direct_atomic, 44);
 ASSERT_OFF(atomio_file_info, file_id, 48);
 ASSERT_OFF(atomio_file_info, calib_atomic_ns, 56);
-ASSERT_OFF(atomio_file_info, calib_dblwr_ns, 64);
+ASSERT_OFF(atomio_file_info, calib_doublewrite_ns, 64);
 ASSERT_OFF(atomio_file_info, reason, 72);
 ASSERT_OFF(atomio_file_info, reject_direct, 264);
 ASSERT_OFF(atomio_file_info, reject_buffered, 456);
 ASSERT_OFF(atomio_file_info, reject_doublewrite, 648);
 
-ASSERT_SIZE(atomio_stats, 376);
+ASSERT_SIZE(atomio_stats, 400);
 ASSERT_OFF(atomio_stats, reserved0, 4);
 ASSERT_OFF(atomio_stats, pages, 8);
-ASSERT_OFF(atomio_stats, bytes_data, 48);
-ASSERT_OFF(atomio_stats, bytes_dblwr, 56);
-ASSERT_OFF(atomio_stats, syncs, 64);
-ASSERT_OFF(atomio_stats, batches, 72);
-ASSERT_OFF(atomio_stats, downgrades, 80);
-ASSERT_OFF(atomio_stats, short_writes, 88);
-ASSERT_OFF(atomio_stats, failed_syncs, 96);
-ASSERT_OFF(atomio_stats, recovered_pages, 104);
-ASSERT_OFF(atomio_stats, uring_fallbacks, 112);
-ASSERT_OFF(atomio_stats, lat_hist, 120);
+ASSERT_OFF(atomio_stats, bytes_data, 72);
+ASSERT_OFF(atomio_stats, bytes_doublewrite, 80);
+ASSERT_OFF(atomio_stats, syncs, 88);
+ASSERT_OFF(atomio_stats, batches, 96);
+ASSERT_OFF(atomio_stats, downgrades, 104);
+ASSERT_OFF(atomio_stats, short_writes, 112);
+ASSERT_OFF(atomio_stats, failed_syncs, 120);
+ASSERT_OFF(atomio_stats, recovered_pages, 128);
+ASSERT_OFF(atomio_stats, uring_fallbacks, 136);
+ASSERT_OFF(atomio_stats, lat_hist, 144);
 
-ASSERT_SIZE(atomio_recovery_report, 88);
+ASSERT_SIZE(atomio_recovery_report, 120);
 ASSERT_OFF(atomio_recovery_report, reserved0, 4);
 ASSERT_OFF(atomio_recovery_report, segments_scanned, 8);
 ASSERT_OFF(atomio_recovery_report, batches_scanned, 16);
@@ -137,6 +145,10 @@ ASSERT_OFF(atomio_recovery_report, pages_verified_intact, 56);
 ASSERT_OFF(atomio_recovery_report, pages_unrecoverable, 64);
 ASSERT_OFF(atomio_recovery_report, files_missing, 72);
 ASSERT_OFF(atomio_recovery_report, unknown_file_ids, 80);
+ASSERT_OFF(atomio_recovery_report, pages_unapplied, 88);
+ASSERT_OFF(atomio_recovery_report, pages_discarded, 96);
+ASSERT_OFF(atomio_recovery_report, batches_discarded, 104);
+ASSERT_OFF(atomio_recovery_report, headers_repaired, 112);
 
 ASSERT_SIZE(atomio_page_write, 32);
 ASSERT_OFF(atomio_page_write, file, 0);
@@ -169,13 +181,13 @@ Test(opts_abi, ctx_opts_init_matches_macro)
     cr_assert_eq(m.size, sizeof(atomio_ctx_opts));
     cr_assert_eq(f.size, m.size);
     cr_assert_eq(f.flags, m.flags);
-    cr_assert_eq(f.dblwr_dir, m.dblwr_dir);
+    cr_assert_eq(f.doublewrite_dir, m.doublewrite_dir);
     cr_assert_eq(f.policy, m.policy);
     cr_assert_eq(f.submitter, m.submitter);
     cr_assert_eq(f.queue_depth, m.queue_depth);
-    cr_assert_eq(f.dblwr_segments, m.dblwr_segments);
-    cr_assert_eq(f.dblwr_batch_pages, m.dblwr_batch_pages);
-    cr_assert_eq(f.dblwr_max_page_size, m.dblwr_max_page_size);
+    cr_assert_eq(f.doublewrite_segments, m.doublewrite_segments);
+    cr_assert_eq(f.doublewrite_batch_pages, m.doublewrite_batch_pages);
+    cr_assert_eq(f.doublewrite_max_page_size, m.doublewrite_max_page_size);
     cr_assert_eq(f.numa_node, m.numa_node);
     cr_assert_eq(f.numa_node, -1, "default NUMA node is 'the calling thread's' (-1)");
     cr_assert_eq(f.reserved0, m.reserved0);
@@ -533,9 +545,9 @@ Test(opts_abi, file_info_and_stats_smaller, .init = setup_dir, .fini = teardown_
                             offsetof(atomio_file_info, reject_direct) + 3};
     for (size_t i = 0; i < sizeof(isz) / sizeof(isz[0]); i++) {
         unsigned char *b = guarded(isz[i], sizeof(atomio_file_info));
-        r = atomio_file_info_get(f, (atomio_file_info *)b);
+        r = atomio_file_get_info(f, (atomio_file_info *)b);
         cr_assert_eq(r, 0, "info size %u: %s", isz[i], atomio_err_name(r));
-        assert_guard(b, isz[i], sizeof(atomio_file_info) + SLACK, "atomio_file_info_get");
+        assert_guard(b, isz[i], sizeof(atomio_file_info) + SLACK, "atomio_file_get_info");
         uint32_t path;
         memcpy(&path, b + offsetof(atomio_file_info, path), 4);
         cr_assert_eq(path, ATOMIO_PATH_UNSAFE);
@@ -555,9 +567,9 @@ Test(opts_abi, file_info_and_stats_smaller, .init = setup_dir, .fini = teardown_
                             offsetof(atomio_stats, lat_hist) + 12};
     for (size_t i = 0; i < sizeof(ssz) / sizeof(ssz[0]); i++) {
         unsigned char *b = guarded(ssz[i], sizeof(atomio_stats));
-        r = atomio_file_stats(f, (atomio_stats *)b);
+        r = atomio_file_get_stats(f, (atomio_stats *)b);
         cr_assert_eq(r, 0, "stats size %u: %s", ssz[i], atomio_err_name(r));
-        assert_guard(b, ssz[i], sizeof(atomio_stats) + SLACK, "atomio_file_stats");
+        assert_guard(b, ssz[i], sizeof(atomio_stats) + SLACK, "atomio_file_get_stats");
         if (ssz[i] >= offsetof(atomio_stats, bytes_data)) {
             uint64_t n;
             memcpy(&n, b + offsetof(atomio_stats, pages) + 8 * ATOMIO_PATH_UNSAFE, 8);
@@ -565,9 +577,9 @@ Test(opts_abi, file_info_and_stats_smaller, .init = setup_dir, .fini = teardown_
         }
         free(b);
         b = guarded(ssz[i], sizeof(atomio_stats));
-        r = atomio_ctx_stats(ctx, (atomio_stats *)b);
+        r = atomio_ctx_get_stats(ctx, (atomio_stats *)b);
         cr_assert_eq(r, 0, "ctx stats size %u: %s", ssz[i], atomio_err_name(r));
-        assert_guard(b, ssz[i], sizeof(atomio_stats) + SLACK, "atomio_ctx_stats");
+        assert_guard(b, ssz[i], sizeof(atomio_stats) + SLACK, "atomio_ctx_get_stats");
         free(b);
     }
     cr_assert_eq(atomio_file_close(f), 0);
@@ -579,7 +591,7 @@ Test(opts_abi, recovery_report_smaller, .init = setup_dir, .fini = teardown_dir)
     snprintf(store, sizeof(store), "%s/dblwr", dir);
     cr_assert_eq(mkdir(store, 0700), 0); /* the store directory must exist (issue 3) */
     atomio_ctx_opts o = ATOMIO_CTX_OPTS_INIT;
-    o.dblwr_dir = store;
+    o.doublewrite_dir = store;
     o.submitter = ATOMIO_SUBMIT_SYNC;
     o.flags = ATOMIO_CTX_NO_RECOVER;
     atomio_ctx *c = NULL;

@@ -6,7 +6,7 @@
  * and unknown ids reported but not fatal, idempotence (also after recovery itself fails).
  */
 #include "atomio_internal.h"
-#include "dw_store.h"
+#include "store/store.h"
 #include "helpers.h"
 
 #include <criterion/criterion.h>
@@ -45,10 +45,10 @@ open_ctx(uint32_t flags, atomio_verify_fn verify, void *arg, atomio_ctx **out)
 {
     atomio_ctx_opts o;
     atomio_ctx_opts_init(&o);
-    o.dblwr_dir = dwdir;
-    o.dblwr_segments = 3;
-    o.dblwr_batch_pages = 8;
-    o.dblwr_max_page_size = PS;
+    o.doublewrite_dir = dwdir;
+    o.doublewrite_segments = 3;
+    o.doublewrite_batch_pages = 8;
+    o.doublewrite_max_page_size = PS;
     o.submitter = ATOMIO_SUBMIT_SYNC;
     o.flags = flags;
     o.verify = verify;
@@ -144,7 +144,7 @@ plant(uint32_t seg, uint64_t seq, const struct plant *pl, uint32_t n)
                                    .index = k};
         atomio__dw_slot_encode(b, &s);
     }
-    struct atomio_dw_batch hb = {.seq = seq, .count = n, .byte_len = len};
+    struct atomio_dw_batch_hdr hb = {.seq = seq, .count = n, .byte_len = len};
     atomio__dw_batch_hdr_encode(b, &hb, g.uuid);
     uint64_t off = atomio__dw_seg_off(&g, seg);
     int fd = open(t_join(dwdir, ATOMIO_DW_STORE_FILE), O_WRONLY);
@@ -228,7 +228,7 @@ Test(recovery, hand_made_torn_page_restored_and_idempotent)
     atomio_stats s;
     memset(&s, 0, sizeof(s));
     s.size = sizeof(s);
-    cr_assert_eq(atomio_ctx_stats(ctx, &s), 0);
+    cr_assert_eq(atomio_ctx_get_stats(ctx, &s), 0);
     cr_assert_eq(s.recovered_pages, 1);
     cr_assert_eq(store_batches(), 0, "recovered batches are retired");
 

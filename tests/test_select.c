@@ -59,11 +59,11 @@ sel(const atomio_caps *c, uint32_t style, uint32_t policy, uint32_t forced, bool
     in.forced = forced;
     in.have_store = store;
     in.calib_atomic_ns = cal_atomic;
-    in.calib_dblwr_ns = cal_dblwr;
+    in.calib_doublewrite_ns = cal_dblwr;
     struct atomio_select_out out;
     memset(&out, 0x5a, sizeof(out)); /* the selector must fill every field it reports */
     out.reason[0] = '\0';
-    for (int i = 0; i < ATOMIO_PATH__COUNT; i++)
+    for (int i = 0; i < (ATOMIO_PATH_UNSAFE + 1); i++)
         out.reject[i][0] = '\0';
     atomio__select(&in, &out);
     return out;

@@ -158,7 +158,7 @@ reader_main(void *arg)
     while (!atomic_load_explicit(&sh->stop, memory_order_relaxed)) {
         atomio_stats st = {.size = sizeof(st)};
         atomio_file_info info = {.size = sizeof(info)};
-        if (atomio_ctx_stats(sh->ctx, &st) != 0 || atomio_file_info_get(sh->files[0], &info) != 0)
+        if (atomio_ctx_get_stats(sh->ctx, &st) != 0 || atomio_file_get_info(sh->files[0], &info) != 0)
             atomic_fetch_add(&sh->errors, 1);
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
@@ -245,7 +245,7 @@ run_threads(const char *dir, uint32_t ps, uint32_t path, uint32_t submitter)
                       d.rings, WORKERS + 3);
 #endif
     atomio_file_info info = {.size = sizeof(info)};
-    cr_assert_eq(atomio_file_info_get(sh.files[0], &info), 0);
+    cr_assert_eq(atomio_file_get_info(sh.files[0], &info), 0);
     cr_log_info("%llu pages written by %d threads, submitter %s",
                 (unsigned long long)atomic_load(&sh.writes), WORKERS,
                 atomio_submitter_name(info.submitter));

@@ -11,19 +11,11 @@ target_compile_definitions(atomio_bench_util PUBLIC _GNU_SOURCE)
 target_compile_options(atomio_bench_util PRIVATE ${ATOMIO_WARNINGS})
 target_link_libraries(atomio_bench_util PUBLIC Threads::Threads m)
 
-set(_bench_sources ${_b}/atomio-bench.c ${_b}/cmd_probe.c ${_b}/cmd_run.c ${_b}/cmd_compare.c
-    ${_b}/session.c ${_b}/runner.c ${_b}/report.c ${_b}/svg.c)
-# `recover` and `inspect` come with the doublewrite work (bench/cmd_store.c).
-set(ATOMIO_BENCH_HAVE_STORE OFF)
-if(EXISTS ${_b}/cmd_store.c)
-  list(APPEND _bench_sources ${_b}/cmd_store.c)
-  set(ATOMIO_BENCH_HAVE_STORE ON)
-endif()
-add_executable(atomio-bench ${_bench_sources})
+add_executable(atomio-bench ${_b}/atomio-bench.c ${_b}/cmd_probe.c ${_b}/cmd_run.c
+    ${_b}/cmd_compare.c ${_b}/cmd_store.c ${_b}/session.c ${_b}/runner.c ${_b}/report.c ${_b}/svg.c)
 target_compile_options(atomio-bench PRIVATE ${ATOMIO_WARNINGS})
-if(ATOMIO_BENCH_HAVE_STORE)
-  target_compile_definitions(atomio-bench PRIVATE ATOMIO_BENCH_HAVE_STORE)
-endif()
+# `inspect` reads the store through the experimental atomio_store_inspect().
+target_compile_definitions(atomio-bench PRIVATE ATOMIO_EXPERIMENTAL)
 if(TARGET atomio)
   target_link_libraries(atomio-bench PRIVATE atomio atomio_bench_util)
 else()

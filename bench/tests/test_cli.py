@@ -33,7 +33,7 @@ RUN_KEYS = ["name", "path_actual", "submitter", "o_direct", "qd_effective", "pag
             "lat_page_p99_us", "lat_page_p999_us", "lat_page_max_us", "lat_batch_p50_us",
             "lat_batch_p99_us", "lat_batch_p999_us", "device_bytes_per_page",
             "data_bytes_per_page", "dblwr_bytes_per_page", "syncs_per_page", "cpu_us_per_page",
-            "cpu_user_s", "cpu_sys_s", "note", "bytes_data", "bytes_dblwr", "dev_syncs", "error"]
+            "cpu_user_s", "cpu_sys_s", "note", "bytes_data", "bytes_doublewrite", "dev_syncs", "error"]
 CONFIG_KEYS = ["file", "file_size_bytes", "page_size_bytes", "workload", "zipf_theta",
                "pages_per_run", "duration_s", "warmup_s", "batch_pages", "qd", "threads",
                "sync_every", "io_style", "submitter_requested", "seed"]
@@ -158,7 +158,7 @@ def test_run_outputs(tmp):
         check(False, f"run --json is not JSON: {e}: {out[:200]!r}")
         return
     check(doc.get("schema") == "atomio-bench/1" and doc.get("command") == "run", "schema/command")
-    for k in CONFIG_KEYS + ["repeat", "interleaved", "policy", "dblwr_dir"]:
+    for k in CONFIG_KEYS + ["repeat", "interleaved", "policy", "doublewrite_dir"]:
         check(k in doc.get("config", {}), f"config lacks {k!r}")
     check(doc["config"].get("page_size_bytes") == 16384, "config page size")
     check(doc["config"].get("batch_pages") == 8, "config batch")

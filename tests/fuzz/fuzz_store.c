@@ -11,8 +11,8 @@
  * Build: cmake -DATOMIO_BUILD_FUZZ=ON with clang (see tests/suites.cmake.d/doublewrite.cmake).
  */
 #include "atomio_internal.h"
-#include "dw_format.h"
-#include "dw_store.h"
+#include "store/format.h"
+#include "store/store.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -302,7 +302,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (off >= slen)
                 break;
             size_t avail = slen - off < g.seg_size ? (size_t)(slen - off) : (size_t)g.seg_size;
-            struct atomio_dw_batch b;
+            struct atomio_dw_batch_hdr b;
             (void)atomio__dw_batch_decode(store + off, avail, &g, &b, NULL);
             for (uint32_t k = 0; k < b.count && k < 4096; k++) {
                 struct atomio_dw_slot sl;
@@ -334,10 +334,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     atomio_ctx_opts o;
     atomio_ctx_opts_init(&o);
-    o.dblwr_dir = DIR;
-    o.dblwr_segments = 2;
-    o.dblwr_batch_pages = 2;
-    o.dblwr_max_page_size = 4096;
+    o.doublewrite_dir = DIR;
+    o.doublewrite_segments = 2;
+    o.doublewrite_batch_pages = 2;
+    o.doublewrite_max_page_size = 4096;
     o.submitter = ATOMIO_SUBMIT_SYNC;
     atomio_ctx *ctx = NULL;
     if (atomio_ctx_open(&o, &ctx) == 0) {

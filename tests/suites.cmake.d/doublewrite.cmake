@@ -23,7 +23,7 @@ if(ATOMIO_BUILD_FUZZ)
     add_executable(fuzz_store ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_store.c ${ATOMIO_SOURCES})
     target_include_directories(fuzz_store PRIVATE ${PROJECT_SOURCE_DIR}/include
       ${PROJECT_SOURCE_DIR}/libatomio ${PROJECT_BINARY_DIR})
-    target_compile_definitions(fuzz_store PRIVATE _GNU_SOURCE ATOMIO_STATIC_NO_EXPORT)
+    target_compile_definitions(fuzz_store PRIVATE _GNU_SOURCE ATOMIO_STATIC_NO_EXPORT ATOMIO_EXPERIMENTAL)
     target_compile_options(fuzz_store PRIVATE ${ATOMIO_WARNINGS} -g -O1
       -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined)
     target_link_options(fuzz_store PRIVATE -fsanitize=fuzzer,address,undefined)

@@ -263,7 +263,7 @@ class FileInfo:
     direct_atomic: Union[DirectAtomic, int]
     file_id: int
     calib_atomic_ns: int
-    calib_dblwr_ns: int
+    calib_doublewrite_ns: int
     reason: str
     reject_direct: str
     reject_buffered: str
@@ -278,7 +278,7 @@ class FileInfo:
             submitter=_enum(Submitter, i.submitter), uring_fallback=bool(i.uring_fallback),
             downgrades=i.downgrades, o_direct=bool(i.o_direct),
             direct_atomic=_enum(DirectAtomic, i.direct_atomic), file_id=i.file_id,
-            calib_atomic_ns=i.calib_atomic_ns, calib_dblwr_ns=i.calib_dblwr_ns,
+            calib_atomic_ns=i.calib_atomic_ns, calib_doublewrite_ns=i.calib_doublewrite_ns,
             reason=_s(i.reason), reject_direct=_s(i.reject_direct),
             reject_buffered=_s(i.reject_buffered), reject_doublewrite=_s(i.reject_doublewrite),
         )
@@ -290,7 +290,7 @@ class Stats:
     the pages written through it; lat_hist[i] counts writes of [2^i, 2^(i+1)) microseconds."""
     pages: Dict[Union[Path, int], int]
     bytes_data: int
-    bytes_dblwr: int
+    bytes_doublewrite: int
     syncs: int
     batches: int
     downgrades: int
@@ -308,7 +308,7 @@ class Stats:
     def _from(cls, s: _lib.Stats) -> "Stats":
         return cls(
             pages={_enum(Path, i): s.pages[i] for i in range(_lib.PATH__COUNT)},
-            bytes_data=s.bytes_data, bytes_dblwr=s.bytes_dblwr, syncs=s.syncs,
+            bytes_data=s.bytes_data, bytes_doublewrite=s.bytes_doublewrite, syncs=s.syncs,
             batches=s.batches, downgrades=s.downgrades, short_writes=s.short_writes,
             failed_syncs=s.failed_syncs, recovered_pages=s.recovered_pages,
             uring_fallbacks=s.uring_fallbacks, lat_hist=tuple(s.lat_hist),
@@ -485,16 +485,16 @@ def _address(data, page_size: int, align: int):
 class Ctx:
     """atomio_ctx: engine-wide context (doublewrite store, rings, buffers, counters).
 
-    dblwr_dir: the doublewrite store directory; None opens a ctx without one
+    doublewrite_dir: the doublewrite store directory; None opens a ctx without one
     (ATOMIO_CTX_NO_DOUBLEWRITE). recover=False skips recovery at open (call recover()).
     verify(file_id, page_no, page: bytes) -> bool is recovery's optional intact-page check.
     Thread-safe like the C ctx; close() closes the ctx's open File objects first.
     """
 
-    def __init__(self, dblwr_dir=None, *, recover: bool = True, lock_pages: bool = False,
+    def __init__(self, doublewrite_dir=None, *, recover: bool = True, lock_pages: bool = False,
                  policy: Policy = Policy.DEFAULT, submitter: Submitter = Submitter.AUTO,
-                 queue_depth: int = 0, dblwr_segments: int = 0, dblwr_batch_pages: int = 0,
-                 dblwr_max_page_size: int = 0, numa_node: int = -1,
+                 queue_depth: int = 0, doublewrite_segments: int = 0, doublewrite_batch_pages: int = 0,
+                 doublewrite_max_page_size: int = 0, numa_node: int = -1,
                  verify: Optional[Callable[[int, int, bytes], bool]] = None):
         lib = _lib.lib()
         self._h = None
@@ -502,11 +502,11 @@ class Ctx:
         self._buffers: "weakref.WeakSet[PageBuffer]" = weakref.WeakSet()
         o = _lib.CtxOpts()
         lib.atomio_ctx_opts_init(ctypes.byref(o))
-        if dblwr_dir is None:
+        if doublewrite_dir is None:
             o.flags |= _lib.CTX_NO_DOUBLEWRITE
         else:
-            self._dir = _path_arg(dblwr_dir)  # kept alive: the ctx may read it after open
-            o.dblwr_dir = self._dir
+            self._dir = _path_arg(doublewrite_dir)  # kept alive: the ctx may read it after open
+            o.doublewrite_dir = self._dir
         if not recover:
             o.flags |= _lib.CTX_NO_RECOVER
         if lock_pages:
@@ -514,9 +514,9 @@ class Ctx:
         o.policy = int(policy)
         o.submitter = int(submitter)
         o.queue_depth = queue_depth
-        o.dblwr_segments = dblwr_segments
-        o.dblwr_batch_pages = dblwr_batch_pages
-        o.dblwr_max_page_size = dblwr_max_page_size
+        o.doublewrite_segments = doublewrite_segments
+        o.doublewrite_batch_pages = doublewrite_batch_pages
+        o.doublewrite_max_page_size = doublewrite_max_page_size
         o.numa_node = numa_node
         self._verify = None
         if verify is not None:
@@ -610,9 +610,9 @@ class Ctx:
         _check(_lib.lib().atomio_ctx_sync(self._handle()), "ctx sync")
 
     def stats(self) -> Stats:
-        """atomio_ctx_stats(): counters summed over the ctx's files (closed ones included)."""
+        """atomio_ctx_get_stats(): counters summed over the ctx's files (closed ones included)."""
         s = _lib.sized(_lib.Stats)
-        _check(_lib.lib().atomio_ctx_stats(self._handle(), ctypes.byref(s)), "ctx stats")
+        _check(_lib.lib().atomio_ctx_get_stats(self._handle(), ctypes.byref(s)), "ctx stats")
         return Stats._from(s)
 
     def recover(self) -> RecoveryReport:
@@ -704,7 +704,7 @@ class File:
         # is what atomio_page_alloc() guarantees at least.
         self._align = 4096
         c = _lib.sized(_lib.Caps)
-        if lib.atomio_file_caps(self._h, ctypes.byref(c)) == 0 and c.dio_mem_align > 4096:
+        if lib.atomio_file_get_caps(self._h, ctypes.byref(c)) == 0 and c.dio_mem_align > 4096:
             self._align = c.dio_mem_align
 
     def _handle(self) -> int:
@@ -782,21 +782,21 @@ class File:
         _check(_lib.lib().atomio_sync(self._handle()), f"sync {self.name!s}")
 
     def info(self) -> FileInfo:
-        """atomio_file_info_get()."""
+        """atomio_file_get_info()."""
         i = _lib.sized(_lib.FileInfo)
-        _check(_lib.lib().atomio_file_info_get(self._handle(), ctypes.byref(i)), "file info")
+        _check(_lib.lib().atomio_file_get_info(self._handle(), ctypes.byref(i)), "file info")
         return FileInfo._from(i)
 
     def caps(self) -> Caps:
-        """atomio_file_caps(): the probe figures behind the file's path."""
+        """atomio_file_get_caps(): the probe figures behind the file's path."""
         c = _lib.sized(_lib.Caps)
-        _check(_lib.lib().atomio_file_caps(self._handle(), ctypes.byref(c)), "file caps")
+        _check(_lib.lib().atomio_file_get_caps(self._handle(), ctypes.byref(c)), "file caps")
         return Caps._from(c)
 
     def stats(self) -> Stats:
-        """atomio_file_stats()."""
+        """atomio_file_get_stats()."""
         s = _lib.sized(_lib.Stats)
-        _check(_lib.lib().atomio_file_stats(self._handle(), ctypes.byref(s)), "file stats")
+        _check(_lib.lib().atomio_file_get_stats(self._handle(), ctypes.byref(s)), "file stats")
         return Stats._from(s)
 
     def close(self) -> None:

@@ -191,7 +191,7 @@ def test_stats_count_writes(scratch):
         st = f.stats()
         assert st.pages[Path.UNSAFE] == 7 and st.pages_total == 7
         assert st.bytes_data == 7 * PS
-        assert st.bytes_dblwr == 0 and st.short_writes == 0 and st.failed_syncs == 0
+        assert st.bytes_doublewrite == 0 and st.short_writes == 0 and st.failed_syncs == 0
         assert st.syncs >= 1
         after = ctx.stats()
         assert after.pages[Path.UNSAFE] - before.pages[Path.UNSAFE] == 7
@@ -234,7 +234,7 @@ def test_stable_pages_doublewrite(scratch, submitter):
             f.sync()
             st = f.stats()
             assert st.pages[Path.DOUBLEWRITE] == 8
-            assert st.bytes_dblwr >= 8 * PS
+            assert st.bytes_doublewrite >= 8 * PS
             for n, data in want.items():
                 assert f.read(n) == data, n
     with atomio.Ctx(scratch / "dblwr") as ctx2, ctx2.open_file(fname, PS, create=False) as f:
@@ -300,7 +300,7 @@ def test_recover_after_clean_close(scratch):
     with ctx, ctx.open_file(fname, PS, path=Path.DOUBLEWRITE) as f:
         f.write_batch([(0, _checks.page(5, PS)), (1, _checks.page(6, PS))])
         f.sync()
-        assert f.stats().bytes_dblwr >= 2 * PS
+        assert f.stats().bytes_doublewrite >= 2 * PS
     seen = []
     with atomio.Ctx(store, recover=False, verify=lambda *a: seen.append(a) or True) as ctx:
         r = ctx.recover()

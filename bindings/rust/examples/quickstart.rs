@@ -20,7 +20,7 @@ fn main() -> atomio::Result<()> {
     );
 
     std::fs::create_dir_all(dir.join("dblwr")).expect("store directory");
-    let ctx = match Ctx::open(&CtxOptions::new().dblwr_dir(dir.join("dblwr"))) {
+    let ctx = match Ctx::open(&CtxOptions::new().doublewrite_dir(dir.join("dblwr"))) {
         Err(e) if e.is_path_unavailable() => Ctx::open(&CtxOptions::new())?,
         r => r?,
     };

@@ -12,7 +12,7 @@
 //! fn main() -> atomio::Result<()> {
 //!     let caps = atomio::probe("/data/db/t1.ibd", 16384)?; // an existing file
 //!     println!("AUTO would pick {}: {}", caps.auto_path, caps.reason_auto);
-//!     let ctx = Ctx::open(&CtxOptions::new().dblwr_dir("/data/db/dblwr"))?;
+//!     let ctx = Ctx::open(&CtxOptions::new().doublewrite_dir("/data/db/dblwr"))?;
 //!     let file = ctx.open_file("/data/db/t1.ibd", &FileOptions::new(16384))?;
 //!     let mut page = ctx.page_alloc(16384, 1)?; // aligned: written without a copy
 //!     page.fill(0x5a);
@@ -428,7 +428,7 @@ pub struct FileInfo {
     pub direct_atomic: DirectAtomic,
     pub file_id: u64,
     pub calib_atomic_ns: u64,
-    pub calib_dblwr_ns: u64,
+    pub calib_doublewrite_ns: u64,
     pub reason: String,
     pub reject_direct: String,
     pub reject_buffered: String,
@@ -451,7 +451,7 @@ impl FileInfo {
             direct_atomic: DirectAtomic(i.direct_atomic),
             file_id: i.file_id,
             calib_atomic_ns: i.calib_atomic_ns,
-            calib_dblwr_ns: i.calib_dblwr_ns,
+            calib_doublewrite_ns: i.calib_doublewrite_ns,
             reason: reason(&i.reason),
             reject_direct: reason(&i.reject_direct),
             reject_buffered: reason(&i.reject_buffered),
@@ -466,7 +466,7 @@ pub struct Stats {
     /// Pages written, indexed by the [`WritePath`] value.
     pub pages: [u64; sys::ATOMIO_PATH__COUNT as usize],
     pub bytes_data: u64,
-    pub bytes_dblwr: u64,
+    pub bytes_doublewrite: u64,
     pub syncs: u64,
     pub batches: u64,
     pub downgrades: u64,
@@ -483,7 +483,7 @@ impl Stats {
         Stats {
             pages: s.pages,
             bytes_data: s.bytes_data,
-            bytes_dblwr: s.bytes_dblwr,
+            bytes_doublewrite: s.bytes_doublewrite,
             syncs: s.syncs,
             batches: s.batches,
             downgrades: s.downgrades,
@@ -573,15 +573,15 @@ type VerifyFn = dyn Fn(u64, u64, &[u8]) -> bool + Send + Sync;
 /// Options of [`Ctx::open`] (`atomio_ctx_opts`), builder style.
 #[derive(Clone, Default)]
 pub struct CtxOptions {
-    dblwr_dir: Option<std::path::PathBuf>,
+    doublewrite_dir: Option<std::path::PathBuf>,
     no_recover: bool,
     lock_pages: bool,
     policy: Policy,
     submitter: Submitter,
     queue_depth: u32,
-    dblwr_segments: u32,
-    dblwr_batch_pages: u32,
-    dblwr_max_page_size: u32,
+    doublewrite_segments: u32,
+    doublewrite_batch_pages: u32,
+    doublewrite_max_page_size: u32,
     numa_node: Option<i32>,
     verify: Option<std::sync::Arc<VerifyFn>>,
 }
@@ -601,7 +601,7 @@ impl Default for Submitter {
 impl fmt::Debug for CtxOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CtxOptions")
-            .field("dblwr_dir", &self.dblwr_dir)
+            .field("doublewrite_dir", &self.doublewrite_dir)
             .field("no_recover", &self.no_recover)
             .field("policy", &self.policy)
             .field("submitter", &self.submitter)
@@ -611,13 +611,13 @@ impl fmt::Debug for CtxOptions {
 }
 
 impl CtxOptions {
-    /// Defaults; without [`dblwr_dir`](Self::dblwr_dir) the ctx has no doublewrite store.
+    /// Defaults; without [`doublewrite_dir`](Self::doublewrite_dir) the ctx has no doublewrite store.
     pub fn new() -> Self {
         Self::default()
     }
     /// The doublewrite store directory (created if missing).
-    pub fn dblwr_dir<P: AsRef<std::path::Path>>(mut self, dir: P) -> Self {
-        self.dblwr_dir = Some(dir.as_ref().to_path_buf());
+    pub fn doublewrite_dir<P: AsRef<std::path::Path>>(mut self, dir: P) -> Self {
+        self.doublewrite_dir = Some(dir.as_ref().to_path_buf());
         self
     }
     /// Skip recovery at open (`ATOMIO_CTX_NO_RECOVER`): call [`Ctx::recover`] yourself.
@@ -642,16 +642,16 @@ impl CtxOptions {
         self.queue_depth = n;
         self
     }
-    pub fn dblwr_segments(mut self, n: u32) -> Self {
-        self.dblwr_segments = n;
+    pub fn doublewrite_segments(mut self, n: u32) -> Self {
+        self.doublewrite_segments = n;
         self
     }
-    pub fn dblwr_batch_pages(mut self, n: u32) -> Self {
-        self.dblwr_batch_pages = n;
+    pub fn doublewrite_batch_pages(mut self, n: u32) -> Self {
+        self.doublewrite_batch_pages = n;
         self
     }
-    pub fn dblwr_max_page_size(mut self, n: u32) -> Self {
-        self.dblwr_max_page_size = n;
+    pub fn doublewrite_max_page_size(mut self, n: u32) -> Self {
+        self.doublewrite_max_page_size = n;
         self
     }
     /// NUMA node of page buffers (default: the calling thread's).
@@ -704,14 +704,14 @@ impl Ctx {
         let mut o = sys::atomio_ctx_opts::new_sized();
         // SAFETY: fills defaults into a struct of the right size.
         unsafe { sys::atomio_ctx_opts_init(&mut o) };
-        let dir = match &opts.dblwr_dir {
+        let dir = match &opts.doublewrite_dir {
             Some(d) => Some(cpath(d)?),
             None => {
                 o.flags |= sys::ATOMIO_CTX_NO_DOUBLEWRITE;
                 None
             }
         };
-        o.dblwr_dir = dir.as_ref().map_or(ptr::null(), |d| d.as_ptr());
+        o.doublewrite_dir = dir.as_ref().map_or(ptr::null(), |d| d.as_ptr());
         if opts.no_recover {
             o.flags |= sys::ATOMIO_CTX_NO_RECOVER;
         }
@@ -721,9 +721,9 @@ impl Ctx {
         o.policy = opts.policy.0;
         o.submitter = opts.submitter.0;
         o.queue_depth = opts.queue_depth;
-        o.dblwr_segments = opts.dblwr_segments;
-        o.dblwr_batch_pages = opts.dblwr_batch_pages;
-        o.dblwr_max_page_size = opts.dblwr_max_page_size;
+        o.doublewrite_segments = opts.doublewrite_segments;
+        o.doublewrite_batch_pages = opts.doublewrite_batch_pages;
+        o.doublewrite_max_page_size = opts.doublewrite_max_page_size;
         if let Some(n) = opts.numa_node {
             o.numa_node = n;
         }
@@ -735,7 +735,7 @@ impl Ctx {
         let mut raw = ptr::null_mut();
         // SAFETY: o is initialised; dir outlives the call; raw receives the handle.
         let rc = unsafe { sys::atomio_ctx_open(&o, &mut raw) };
-        check(rc, || match &opts.dblwr_dir {
+        check(rc, || match &opts.doublewrite_dir {
             Some(d) => format!("ctx open, store {}", d.display()),
             None => "ctx open, no store".to_string(),
         })?;
@@ -845,11 +845,11 @@ impl Ctx {
         .map(|_| ())
     }
 
-    /// `atomio_ctx_stats()`: counters over every file of the ctx, closed ones included.
+    /// `atomio_ctx_get_stats()`: counters over every file of the ctx, closed ones included.
     pub fn stats(&self) -> Result<Stats> {
         let mut s = sys::atomio_stats::new_sized();
         // SAFETY: live handle, sized output.
-        check(unsafe { sys::atomio_ctx_stats(self.raw, &mut s) }, || {
+        check(unsafe { sys::atomio_ctx_get_stats(self.raw, &mut s) }, || {
             "ctx stats".to_string()
         })?;
         Ok(Stats::from_raw(&s))
@@ -1173,7 +1173,7 @@ impl<'c> File<'c> {
         // In-place writes need the DIO memory alignment; atomio_page_alloc guarantees 4096.
         let mut caps = sys::atomio_caps::new_sized();
         // SAFETY: live handle, sized output.
-        let align = if unsafe { sys::atomio_file_caps(raw, &mut caps) } == 0 {
+        let align = if unsafe { sys::atomio_file_get_caps(raw, &mut caps) } == 0 {
             (caps.dio_mem_align as usize).max(4096)
         } else {
             4096
@@ -1296,32 +1296,32 @@ impl<'c> File<'c> {
         check(unsafe { sys::atomio_sync(self.raw) }, || "sync".to_string()).map(|_| ())
     }
 
-    /// `atomio_file_info_get()`.
+    /// `atomio_file_get_info()`.
     pub fn info(&self) -> Result<FileInfo> {
         let mut i = sys::atomio_file_info::new_sized();
         // SAFETY: live handle, sized output.
         check(
-            unsafe { sys::atomio_file_info_get(self.raw, &mut i) },
+            unsafe { sys::atomio_file_get_info(self.raw, &mut i) },
             || "file info".to_string(),
         )?;
         Ok(FileInfo::from_raw(&i))
     }
 
-    /// `atomio_file_caps()`: the probe figures behind the file's path.
+    /// `atomio_file_get_caps()`: the probe figures behind the file's path.
     pub fn caps(&self) -> Result<Caps> {
         let mut c = sys::atomio_caps::new_sized();
         // SAFETY: live handle, sized output.
-        check(unsafe { sys::atomio_file_caps(self.raw, &mut c) }, || {
+        check(unsafe { sys::atomio_file_get_caps(self.raw, &mut c) }, || {
             "file caps".to_string()
         })?;
         Ok(Caps::from_raw(&c))
     }
 
-    /// `atomio_file_stats()`.
+    /// `atomio_file_get_stats()`.
     pub fn stats(&self) -> Result<Stats> {
         let mut s = sys::atomio_stats::new_sized();
         // SAFETY: live handle, sized output.
-        check(unsafe { sys::atomio_file_stats(self.raw, &mut s) }, || {
+        check(unsafe { sys::atomio_file_get_stats(self.raw, &mut s) }, || {
             "file stats".to_string()
         })?;
         Ok(Stats::from_raw(&s))

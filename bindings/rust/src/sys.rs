@@ -117,13 +117,13 @@ pub type atomio_verify_fn = Option<
 pub struct atomio_ctx_opts {
     pub size: u32,
     pub flags: u32,
-    pub dblwr_dir: *const c_char,
+    pub doublewrite_dir: *const c_char,
     pub policy: u32,
     pub submitter: u32,
     pub queue_depth: u32,
-    pub dblwr_segments: u32,
-    pub dblwr_batch_pages: u32,
-    pub dblwr_max_page_size: u32,
+    pub doublewrite_segments: u32,
+    pub doublewrite_batch_pages: u32,
+    pub doublewrite_max_page_size: u32,
     pub numa_node: i32,
     pub reserved0: u32,
     pub verify: atomio_verify_fn,
@@ -215,7 +215,7 @@ pub struct atomio_file_info {
     pub direct_atomic: u32,
     pub file_id: u64,
     pub calib_atomic_ns: u64,
-    pub calib_dblwr_ns: u64,
+    pub calib_doublewrite_ns: u64,
     pub reason: [c_char; ATOMIO_REASON_LEN],
     pub reject_direct: [c_char; ATOMIO_REASON_LEN],
     pub reject_buffered: [c_char; ATOMIO_REASON_LEN],
@@ -239,7 +239,7 @@ pub struct atomio_stats {
     pub reserved0: u32,
     pub pages: [u64; ATOMIO_PATH__COUNT as usize],
     pub bytes_data: u64,
-    pub bytes_dblwr: u64,
+    pub bytes_doublewrite: u64,
     pub syncs: u64,
     pub batches: u64,
     pub downgrades: u64,
@@ -296,8 +296,8 @@ extern "C" {
         out: *mut *mut atomio_file,
     ) -> c_int;
     pub fn atomio_file_close(f: *mut atomio_file) -> c_int;
-    pub fn atomio_file_info_get(f: *const atomio_file, info: *mut atomio_file_info) -> c_int;
-    pub fn atomio_file_caps(f: *const atomio_file, caps: *mut atomio_caps) -> c_int;
+    pub fn atomio_file_get_info(f: *const atomio_file, info: *mut atomio_file_info) -> c_int;
+    pub fn atomio_file_get_caps(f: *const atomio_file, caps: *mut atomio_caps) -> c_int;
 
     pub fn atomio_page_alloc(ctx: *mut atomio_ctx, page_size: u32, npages: usize) -> *mut c_void;
     pub fn atomio_page_free(ctx: *mut atomio_ctx, buf: *mut c_void, page_size: u32, npages: usize);
@@ -318,8 +318,8 @@ extern "C" {
     pub fn atomio_sync(f: *mut atomio_file) -> c_int;
     pub fn atomio_ctx_sync(ctx: *mut atomio_ctx) -> c_int;
 
-    pub fn atomio_ctx_stats(ctx: *const atomio_ctx, st: *mut atomio_stats) -> c_int;
-    pub fn atomio_file_stats(f: *const atomio_file, st: *mut atomio_stats) -> c_int;
+    pub fn atomio_ctx_get_stats(ctx: *const atomio_ctx, st: *mut atomio_stats) -> c_int;
+    pub fn atomio_file_get_stats(f: *const atomio_file, st: *mut atomio_stats) -> c_int;
 
     pub fn atomio_path_name(path: u32) -> *const c_char;
     pub fn atomio_io_style_name(io_style: u32) -> *const c_char;

@@ -267,7 +267,7 @@ fn stats_count_writes() {
     assert_eq!(st.pages_total(), 7);
     assert_eq!(st.bytes_data, 7 * PS as u64);
     assert_eq!(
-        (st.bytes_dblwr, st.short_writes, st.failed_syncs),
+        (st.bytes_doublewrite, st.short_writes, st.failed_syncs),
         (0, 0, 0)
     );
     assert!(st.syncs >= 1);
@@ -311,7 +311,7 @@ fn stable_pages_doublewrite() {
         let d = TempDir::new("stable");
         let store = d.path().join("dblwr");
         std::fs::create_dir(&store).unwrap();
-        let ctx = match Ctx::open(&CtxOptions::new().dblwr_dir(&store).submitter(sub)) {
+        let ctx = match Ctx::open(&CtxOptions::new().doublewrite_dir(&store).submitter(sub)) {
             Ok(c) => c,
             Err(e) if e.is_path_unavailable() => {
                 common::skip(&format!("stable pages: no doublewrite store: {}", e));
@@ -351,7 +351,7 @@ fn stable_pages_doublewrite() {
             f.sync().unwrap();
             let st = f.stats().unwrap();
             assert_eq!(st.pages_on(WritePath::DOUBLEWRITE), 8, "{:?}", sub);
-            assert!(st.bytes_dblwr >= 8 * PS as u64);
+            assert!(st.bytes_doublewrite >= 8 * PS as u64);
             for (n, w) in want.iter().enumerate() {
                 assert!(
                     f.read_vec(n as u64).unwrap() == *w,
@@ -362,7 +362,7 @@ fn stable_pages_doublewrite() {
             }
         }
         ctx.close().unwrap();
-        let ctx = Ctx::open(&CtxOptions::new().dblwr_dir(&store)).unwrap();
+        let ctx = Ctx::open(&CtxOptions::new().doublewrite_dir(&store)).unwrap();
         let f = ctx
             .open_file(&data, &FileOptions::new(PS).create(false))
             .unwrap();
@@ -390,7 +390,7 @@ fn recover_with_store() {
     let d = TempDir::new("rec");
     let store = d.path().join("dblwr");
     std::fs::create_dir(&store).unwrap();
-    let ctx = match Ctx::open(&CtxOptions::new().dblwr_dir(&store)) {
+    let ctx = match Ctx::open(&CtxOptions::new().doublewrite_dir(&store)) {
         Ok(c) => c,
         Err(e) if e.is_path_unavailable() => {
             common::skip(&format!(
@@ -413,7 +413,7 @@ fn recover_with_store() {
         f.write_batch(&[(0, &p5[..]), (1, &p6[..])], WriteFlags::NONE)
             .unwrap();
         f.sync().unwrap();
-        assert!(f.stats().unwrap().bytes_dblwr >= 2 * PS as u64);
+        assert!(f.stats().unwrap().bytes_doublewrite >= 2 * PS as u64);
     }
     ctx.close().unwrap();
 
@@ -421,7 +421,7 @@ fn recover_with_store() {
     let c2 = calls.clone();
     let ctx = Ctx::open(
         &CtxOptions::new()
-            .dblwr_dir(&store)
+            .doublewrite_dir(&store)
             .no_recover(true)
             .verify(move |_, _, _| {
                 c2.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -99,7 +99,7 @@ struct rec {
 struct engine {
     /* configuration */
     const char *dir;
-    const char *dblwr_dir;
+    const char *doublewrite_dir;
     uint32_t page_size;
     uint32_t npages; /* record pages; the file has npages + 1 */
     uint32_t io_style;
@@ -443,8 +443,8 @@ engine_open(struct engine *e)
 {
     atomio_ctx_opts co = ATOMIO_CTX_OPTS_INIT;
     co.flags = ATOMIO_CTX_NO_RECOVER;
-    if (e->dblwr_dir)
-        co.dblwr_dir = e->dblwr_dir;
+    if (e->doublewrite_dir)
+        co.doublewrite_dir = e->doublewrite_dir;
     else
         co.flags |= ATOMIO_CTX_NO_DOUBLEWRITE;
     int r = atomio_ctx_open(&co, &e->ctx);
@@ -452,7 +452,7 @@ engine_open(struct engine *e)
         panic("atomio_ctx_open: %s", atomio_strerror(r));
 
     /* 1. Torn pages back to old-or-new before anyone reads them. */
-    if (e->dblwr_dir) {
+    if (e->doublewrite_dir) {
         atomio_recovery_report rep = ATOMIO_RECOVERY_REPORT_INIT;
         char buf[160];
         r = atomio_ctx_recover(e->ctx, &rep);
@@ -479,9 +479,9 @@ engine_open(struct engine *e)
     if (r < 0)
         panic("atomio_file_open %s: %s", path, atomio_strerror(r));
     e->info = (atomio_file_info)ATOMIO_FILE_INFO_INIT;
-    r = atomio_file_info_get(e->data, &e->info);
+    r = atomio_file_get_info(e->data, &e->info);
     if (r < 0)
-        panic("atomio_file_info_get: %s", atomio_strerror(r));
+        panic("atomio_file_get_info: %s", atomio_strerror(r));
     if (!e->info.torn_write_safe)
         die(EX_UNSAFE, "%s: writes through %s are not torn-write safe (%s); this engine has no "
             "doublewrite or full-page logging of its own and refuses to run",
@@ -820,7 +820,7 @@ main(int argc, char **argv)
         if (!strcmp(a, "--dir"))
             e.dir = v;
         else if (!strcmp(a, "--dblwr-dir"))
-            e.dblwr_dir = v;
+            e.doublewrite_dir = v;
         else if (!strcmp(a, "--page-size"))
             e.page_size = (uint32_t)num_arg(v);
         else if (!strcmp(a, "--pages"))
@@ -854,9 +854,9 @@ main(int argc, char **argv)
 
     /* The store directory is made together with the database, never at a later start: an
      * engine that recreated a missing store would hide the loss of the page copies in it. */
-    if (e.dblwr_dir && faccessat(e.dir_fd, "data.db", F_OK, 0) != 0 && errno == ENOENT &&
-        mkdir(e.dblwr_dir, 0700) != 0 && errno != EEXIST)
-        die(EX_PANIC, "mkdir %s: %s", e.dblwr_dir, strerror(errno));
+    if (e.doublewrite_dir && faccessat(e.dir_fd, "data.db", F_OK, 0) != 0 && errno == ENOENT &&
+        mkdir(e.doublewrite_dir, 0700) != 0 && errno != EEXIST)
+        die(EX_PANIC, "mkdir %s: %s", e.doublewrite_dir, strerror(errno));
 
     if (!strcmp(cmd, "run"))
         return cmd_run(&e, seed, ops);

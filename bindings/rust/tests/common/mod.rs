@@ -172,7 +172,7 @@ pub fn open_ctx(base: &Path, path: WritePath, sub: Submitter, policy: Policy) ->
         // directory can mean a deleted store, whose copies recovery would need).
         let store = base.join("dblwr");
         std::fs::create_dir_all(&store).unwrap();
-        match Ctx::open(&opts.clone().dblwr_dir(&store)) {
+        match Ctx::open(&opts.clone().doublewrite_dir(&store)) {
             Ok(c) => return Some(c),
             Err(e) if e.is_path_unavailable() => {
                 if path == WritePath::DOUBLEWRITE {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * dw_format.h -- the on-disk format of the doublewrite store (docs/format.md, version 1):
+ * store/format.h -- the on-disk format of the doublewrite store (docs/format.md, version 1):
  * encoders for the writer and total decoders for recovery, inspection and the fuzzer. Every
  * integer is little-endian; every record carries a CRC32C. Decoders take (buffer, length) and
  * never read outside it, whatever the bytes say: counts and offsets are checked against the
@@ -51,7 +51,7 @@ struct atomio_dw_slot {
 };
 
 /* Batch header fields. */
-struct atomio_dw_batch {
+struct atomio_dw_batch_hdr {
     uint64_t seq;
     uint32_t count;    /* slots */
     uint64_t byte_len; /* header + table + page bytes, unpadded */
@@ -91,7 +91,7 @@ uint64_t atomio__dw_table_bytes(uint32_t count);
 void atomio__dw_slot_encode(uint8_t *batch, const struct atomio_dw_slot *s);
 /* Write the batch header at buf; computes the table CRC over the count descriptors already
  * encoded there. */
-void atomio__dw_batch_hdr_encode(uint8_t *batch, const struct atomio_dw_batch *b,
+void atomio__dw_batch_hdr_encode(uint8_t *batch, const struct atomio_dw_batch_hdr *b,
                                  const uint8_t uuid[16]);
 
 /*
@@ -101,13 +101,13 @@ void atomio__dw_batch_hdr_encode(uint8_t *batch, const struct atomio_dw_batch *b
  */
 enum atomio_dw_state atomio__dw_batch_decode(const uint8_t *buf, size_t len,
                                              const struct atomio_dw_geom *g,
-                                             struct atomio_dw_batch *b, const char **why);
+                                             struct atomio_dw_batch_hdr *b, const char **why);
 /*
  * Decode slot i of a batch whose header decoded (b from atomio__dw_batch_decode, even when
  * TORN because of the table or pages). Returns 0 when the descriptor checks out, else
  * ATOMIO_E_STORE. *content_ok tells whether the page bytes match their CRC.
  */
-int atomio__dw_slot_decode(const uint8_t *buf, size_t len, const struct atomio_dw_batch *b,
+int atomio__dw_slot_decode(const uint8_t *buf, size_t len, const struct atomio_dw_batch_hdr *b,
                            uint32_t i, struct atomio_dw_slot *s, bool *content_ok);
 
 /* Manifest: a log of records "file id -> path", the last record for an id wins. */

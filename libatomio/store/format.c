@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * dw_format.c -- encode and decode the doublewrite store's records (docs/format.md). Pure
+ * store/format.c -- encode and decode the doublewrite store's records (docs/format.md). Pure
  * functions over byte buffers: no I/O, no allocation. Decoders are total: any length, any
  * bytes; every offset is checked against the buffer length in 64-bit arithmetic that cannot
  * wrap, and loops are bounded by the buffer.
  */
-#include "dw_format.h"
+#include "store/format.h"
 
 #include "atomio_internal.h"
 
@@ -224,7 +224,7 @@ atomio__dw_slot_encode(uint8_t *batch, const struct atomio_dw_slot *s)
 }
 
 void
-atomio__dw_batch_hdr_encode(uint8_t *batch, const struct atomio_dw_batch *b, const uint8_t uuid[16])
+atomio__dw_batch_hdr_encode(uint8_t *batch, const struct atomio_dw_batch_hdr *b, const uint8_t uuid[16])
 {
     uint8_t *p = batch;
     put32(p, BATCH_MAGIC);
@@ -245,7 +245,7 @@ atomio__dw_batch_hdr_encode(uint8_t *batch, const struct atomio_dw_batch *b, con
 /* decode_slot_desc() -- descriptor i of the table, checked on its own (CRC, seq, index, page
  * geometry inside the batch). Content is checked by the caller. */
 static int
-decode_slot_desc(const uint8_t *buf, const struct atomio_dw_batch *b, uint32_t i,
+decode_slot_desc(const uint8_t *buf, const struct atomio_dw_batch_hdr *b, uint32_t i,
                  struct atomio_dw_slot *s)
 {
     const uint8_t *p = buf + ATOMIO_DW_BATCH_HDR_LEN + (size_t)i * ATOMIO_DW_SLOT_LEN;
@@ -273,7 +273,7 @@ decode_slot_desc(const uint8_t *buf, const struct atomio_dw_batch *b, uint32_t i
 
 enum atomio_dw_state
 atomio__dw_batch_decode(const uint8_t *buf, size_t len, const struct atomio_dw_geom *g,
-                        struct atomio_dw_batch *b, const char **why)
+                        struct atomio_dw_batch_hdr *b, const char **why)
 {
     memset(b, 0, sizeof(*b));
     WHY("ok");
@@ -333,7 +333,7 @@ atomio__dw_batch_decode(const uint8_t *buf, size_t len, const struct atomio_dw_g
 }
 
 int
-atomio__dw_slot_decode(const uint8_t *buf, size_t len, const struct atomio_dw_batch *b, uint32_t i,
+atomio__dw_slot_decode(const uint8_t *buf, size_t len, const struct atomio_dw_batch_hdr *b, uint32_t i,
                        struct atomio_dw_slot *s, bool *content_ok)
 {
     memset(s, 0, sizeof(*s));

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * recover.c -- recovery from the doublewrite store (DESIGN 7) and read-only inspection.
+ * recover.c -- recovery from the doublewrite store (docs/format.md, "Recovery") and read-only inspection.
  * Recovery reads every segment, trusts only batches whose header, table and page CRCs all
  * hold, takes the newest copy of each (file, page), rewrites in-place pages that differ (or
  * that the engine's verify() rejects), fdatasyncs them, and only then retires every batch.
  * A crash at any point of it leaves the store as it was, so running it again is harmless.
  */
-#include "dw_store.h"
+#include "store/store.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -39,7 +39,7 @@ cmp_rslot(const void *a, const void *b)
  */
 static enum atomio_dw_state
 read_batch(int fd, const struct atomio_dw_geom *g, uint32_t i, uint8_t *buf,
-           struct atomio_dw_batch *b, const char **why, int *err)
+           struct atomio_dw_batch_hdr *b, const char **why, int *err)
 {
     uint64_t seg_off = atomio__dw_seg_off(g, i);
     size_t len = (size_t)(g->seg_size < ATOMIO_DW_ALIGN ? g->seg_size : ATOMIO_DW_ALIGN);
@@ -188,7 +188,7 @@ atomio__recover(atomio_ctx *ctx, atomio_recovery_report *out)
     }
 
     for (uint32_t i = 0; i < g->nseg; i++) {
-        struct atomio_dw_batch b;
+        struct atomio_dw_batch_hdr b;
         int err;
         enum atomio_dw_state s = read_batch(rc.rfd, g, i, buf, &b, NULL, &err);
         if (err < 0) {
@@ -317,13 +317,13 @@ inspect_manifest(const char *mpath, struct insp *in)
 }
 
 int
-atomio_store_inspect(const char *dblwr_dir, atomio_inspect_fn fn, void *arg)
+atomio_store_inspect(const char *doublewrite_dir, atomio_inspect_fn fn, void *arg)
 {
-    if (!dblwr_dir || !fn)
+    if (!doublewrite_dir || !fn)
         return ATOMIO_E_INVAL;
     char spath[4096], mpath[4096];
-    int n1 = snprintf(spath, sizeof(spath), "%s/%s", dblwr_dir, ATOMIO_DW_STORE_FILE);
-    int n2 = snprintf(mpath, sizeof(mpath), "%s/%s", dblwr_dir, ATOMIO_DW_MANIFEST_FILE);
+    int n1 = snprintf(spath, sizeof(spath), "%s/%s", doublewrite_dir, ATOMIO_DW_STORE_FILE);
+    int n2 = snprintf(mpath, sizeof(mpath), "%s/%s", doublewrite_dir, ATOMIO_DW_MANIFEST_FILE);
     if (n1 < 0 || n2 < 0 || (size_t)n1 >= sizeof(spath) || (size_t)n2 >= sizeof(mpath))
         return -ENAMETOOLONG;
     int fd = atomio__sys.open(spath, O_RDONLY, 0);
@@ -357,7 +357,7 @@ atomio_store_inspect(const char *dblwr_dir, atomio_inspect_fn fn, void *arg)
         goto out;
     }
     for (uint32_t i = 0; i < g.nseg && !in.stop; i++) {
-        struct atomio_dw_batch b;
+        struct atomio_dw_batch_hdr b;
         const char *why;
         int err;
         enum atomio_dw_state s = read_batch(fd, &g, i, buf, &b, &why, &err);

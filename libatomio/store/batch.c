@@ -1,17 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * dw_write.c -- the doublewrite protocol for a batch of pages of any files and page sizes:
+ * store/batch.c -- the doublewrite protocol for a batch of pages of any files and page sizes:
  *   fill the slots of a claimed segment -> ONE sequential write of the whole batch -> fdatasync
  *   the store (never skipped) -> every in-place write in flight together through ctx->submit
  *   -> fdatasync each touched data file -> retire the batch header -> the segment is free.
  * A batch larger than a segment is split into several runs of the protocol. Pages whose file
- * failed in place are copied into a held batch that only recovery releases (dw_store.h).
+ * failed in place are copied into a held batch that only recovery releases (store/store.h).
  *
- * One run is a state machine of steps (atomio__dw_run_*, dw_store.h): run_batch() below drives
+ * One run is a state machine of steps (atomio__dw_run_*, store/store.h): run_batch() below drives
  * it through ctx->submit for atomio_write_batch(), and the staged API (byor.c) lets an engine
  * drive the same steps from its own io_uring, so both keep the same invariants.
  */
-#include "dw_store.h"
+#include "store/store.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -149,7 +149,7 @@ seal_batch(struct atomio_dw_run *r)
         atomio__dw_slot_encode(buf, &s);
         end = (uint64_t)r->slot_off[k] + ps;
     }
-    struct atomio_dw_batch b = {.seq = r->seq, .count = r->cnt, .byte_len = end};
+    struct atomio_dw_batch_hdr b = {.seq = r->seq, .count = r->cnt, .byte_len = end};
     atomio__dw_batch_hdr_encode(buf, &b, st->g.uuid);
 }
 
@@ -178,7 +178,7 @@ atomio__dw_run_store_written(struct atomio_dw_run *r, ssize_t res)
         return (int)res;
     if ((uint64_t)res != r->len)
         return ATOMIO_E_STORE;
-    ATOMIO_COUNT(&r->ctx->stats, bytes_dblwr, r->len);
+    ATOMIO_COUNT(&r->ctx->stats, bytes_doublewrite, r->len);
     return 0;
 }
 
@@ -199,7 +199,7 @@ store_durable(atomio_ctx *ctx)
 
 /*
  * store_write() -- the sequential write of the batch and its durability, with the retires of
- * earlier batches that are pending (dw_store.c, "deferred retires") in the same submission.
+ * earlier batches that are pending (store/store.c, "deferred retires") in the same submission.
  * Returns 0 or the error every item of the batch gets (then no in-place write has been
  * issued).
  *
@@ -506,7 +506,7 @@ atomio__dw_run_finish(struct atomio_dw_run *r)
             continue;
         ok += n;
         /* count_pages adds the pages' in-place bytes (bytes_data) on the file and the ctx */
-        ATOMIO_COUNT(&f->stats, bytes_dblwr, n * f->page_size);
+        ATOMIO_COUNT(&f->stats, bytes_doublewrite, n * f->page_size);
         atomio__count_pages(f, ATOMIO_PATH_DOUBLEWRITE, lat, n);
     }
     return ok;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * dw_store.h -- the doublewrite store's private state, shared by dw_store.c (lifecycle,
- * segments, manifest), dw_write.c (the batch protocol) and recover.c (recovery, inspection).
+ * store/store.h -- the doublewrite store's private state, shared by store/store.c (lifecycle,
+ * segments, manifest), store/batch.c (the batch protocol) and store/recover.c (recovery, inspection).
  *
  * Invariants the protocol keeps (docs/format.md, "Why recovery never rolls a page back"):
  *   - a segment is claimed by one batch at a time; its bytes are reused only after the batch's
@@ -16,7 +16,7 @@
 #define ATOMIO_DW_STORE_H
 
 #include "atomio_internal.h"
-#include "dw_format.h"
+#include "store/format.h"
 
 struct atomio_dw_seg {
     uint32_t index;
@@ -26,7 +26,7 @@ struct atomio_dw_seg {
     struct atomio_dw_seg *next_free;
 };
 
-/* One taker of deferred retires while its writes are in flight (dw_store.c). */
+/* One taker of deferred retires while its writes are in flight (store/store.c). */
 struct atomio_retire_take {
     uint64_t ticket;
     struct atomio_retire_take *next;
@@ -49,7 +49,7 @@ struct atomio_store {
     pthread_cond_t cond;            /* a segment was released, or a take of retires ended */
     struct atomio_dw_seg *free_top; /* LIFO: a single writer keeps reusing a warm buffer */
     /* Finished batches whose retire is not written yet (see "deferred retires" in
-     * dw_store.c): neither busy nor free. */
+     * store/store.c): neither busy nor free. */
     struct atomio_dw_seg *pending;
     uint64_t take_next;                 /* tickets handed to takers of pending retires */
     struct atomio_retire_take *takes;   /* takers whose retire writes are in flight */
@@ -100,7 +100,7 @@ struct atomio_dw_run {
     /* zero_copy: the caller keeps the pages unchanged until the run finishes
      * (ATOMIO_WRITE_STABLE_PAGES), so aligned pages are written from where they are, the
      * store write being vectored over iov[0..iovcnt) (room for cnt + 2). Never for the staged
-     * API, whose caller's buffers are free once atomio_dw_stage() returns. */
+     * API, whose caller's buffers are free once atomio_doublewrite_stage() returns. */
     bool zero_copy;
     struct iovec *iov;
     uint32_t iovcnt; /* 0: the store write is the segment buffer alone */
@@ -134,7 +134,7 @@ bool atomio__dw_needs_recovery(atomio_ctx *ctx);
 const char *atomio__store_path_of(struct atomio_store *st, uint64_t file_id);
 /* Zero the header of segment seg (retire its batch); no sync. */
 int atomio__store_retire(struct atomio_store *st, struct atomio_dw_seg *seg);
-/* Deferred retires (dw_store.c). retire_later: the batch in the claimed seg is finished (its
+/* Deferred retires (store/store.c). retire_later: the batch in the claimed seg is finished (its
  * pages durable in place); its retire is written by a later store write step, and the segment
  * is free again once it is. take: every pending retire (NULL if none), registering t with a
  * ticket if any; *snap: the newest ticket handed out. retire_io: the write that retires seg.
@@ -159,7 +159,7 @@ int atomio__store_sync(atomio_ctx *ctx);
  * before it is issued, end with its result (counted; a failure fails the store). */
 void atomio__store_sync_begin(atomio_ctx *ctx);
 int atomio__store_sync_end(atomio_ctx *ctx, int r);
-/* Segment claim/release (dw_store.c). claim waits for a free segment if wait is set (a caller
+/* Segment claim/release (store/store.c). claim waits for a free segment if wait is set (a caller
  * already holding one must not: it could wait for itself, and a staged run must never block).
  * On NULL, *err (may be NULL) is -EAGAIN (none free, !wait, some busy and so coming back),
  * ATOMIO_E_STORE_FULL (every segment held for recovery) or -ENOMEM. */
@@ -178,7 +178,7 @@ int atomio__pread_full(int fd, void *buf, size_t len, uint64_t off);
 extern _Atomic int atomio__test_skip_dw_durability;
 /* Segment reuse order: 0 last-freed-first (production), 1 oldest-first, 2 scattered. */
 extern _Atomic int atomio__test_dw_policy;
-/* Non-zero: atomio_write_batch() writes every batch as pages + header (dw_write.c,
+/* Non-zero: atomio_write_batch() writes every batch as pages + header (store/batch.c,
  * store_write()) on any submitter, so the crash simulator sees the two writes. */
 extern _Atomic int atomio__test_dw_split;
 /* Non-zero: batches are never retired, as if every call crashed just before its retire, so a

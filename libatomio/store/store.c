@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * dw_store.c -- the doublewrite store's lifecycle: create or adopt the store file in the ctx's
+ * store/store.c -- the doublewrite store's lifecycle: create or adopt the store file in the ctx's
  * doublewrite directory (preallocated and zero-filled at ctx open, so the write path never
  * allocates a block), hand out segments to batches (one batch per segment at a time), and keep
  * the manifest (file id -> path, written durably when a file first joins). Every syscall goes
  * through atomio__sys, so the crash simulator sees all of it.
  */
-#include "dw_store.h"
+#include "store/store.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -149,13 +149,13 @@ make_uuid(uint8_t uuid[16])
 static int
 wanted_geometry(const atomio_ctx *ctx, struct atomio_dw_geom *g)
 {
-    uint32_t nseg = ctx->opts.dblwr_segments;
+    uint32_t nseg = ctx->opts.doublewrite_segments;
     if (nseg == 0) {
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         nseg = cpus > 2 ? (uint32_t)(cpus > 2048 ? 4096 : 2 * cpus) : 4;
     }
-    uint32_t batch = ctx->opts.dblwr_batch_pages ? ctx->opts.dblwr_batch_pages : 64;
-    uint32_t maxps = ctx->opts.dblwr_max_page_size ? ctx->opts.dblwr_max_page_size : 16384;
+    uint32_t batch = ctx->opts.doublewrite_batch_pages ? ctx->opts.doublewrite_batch_pages : 64;
+    uint32_t maxps = ctx->opts.doublewrite_max_page_size ? ctx->opts.doublewrite_max_page_size : 16384;
     return atomio__dw_geom_make(g, nseg, batch, maxps);
 }
 
@@ -220,7 +220,7 @@ scan_headers(struct atomio_store *st, uint64_t *max_seq, bool *live)
         int r = atomio__pread_full(st->fd, hdr, sizeof(hdr), atomio__dw_seg_off(&st->g, i));
         if (r < 0)
             return r;
-        struct atomio_dw_batch b;
+        struct atomio_dw_batch_hdr b;
         enum atomio_dw_state s = atomio__dw_batch_decode(hdr, sizeof(hdr), &st->g, &b, NULL);
         if (s == ATOMIO_DW_EMPTY)
             continue;
@@ -376,7 +376,7 @@ atomio__store_open(atomio_ctx *ctx)
 {
     if (ctx->opts.flags & ATOMIO_CTX_NO_DOUBLEWRITE)
         return 0;
-    const char *dir = ctx->dblwr_dir ? ctx->dblwr_dir : ctx->opts.dblwr_dir;
+    const char *dir = ctx->doublewrite_dir ? ctx->doublewrite_dir : ctx->opts.doublewrite_dir;
     if (!dir || !*dir)
         return ATOMIO_E_INVAL;
     struct atomio_dw_geom want;
@@ -756,7 +756,7 @@ atomio__store_sync_end(atomio_ctx *ctx, int r)
     struct atomio_store *st = ctx->store;
     ATOMIO_COUNT(&ctx->stats, syncs, 1);
     if (r < 0) {
-        /* Like a data file (DESIGN 6): after a failed fdatasync nothing about earlier writes
+        /* Like a data file: after a failed fdatasync nothing about earlier writes
          * can be trusted; the store refuses further batches until the ctx is reopened. */
         atomic_store(&st->failed, true);
         ATOMIO_COUNT(&ctx->stats, failed_syncs, 1);
