@@ -35,7 +35,7 @@ if(NM)
   endif()
   string(REPLACE "\n" ";" _lines "${_out}")
   foreach(_l IN LISTS _lines)
-    # "0000000000003fbb T atomio_ctx_close@@ATOMIO_0.1"
+    # "0000000000003fbb T atomio_ctx_close@@ATOMIO_0.2"
     if(_l MATCHES "^[0-9a-fA-F]+ [TtWiI] ([A-Za-z_][A-Za-z0-9_]*)")
       list(APPEND _syms ${CMAKE_MATCH_1})
     endif()
@@ -52,7 +52,7 @@ else()
   endif()
   string(REPLACE "\n" ";" _lines "${_out}")
   foreach(_l IN LISTS _lines)
-    # "  12: 0000000000003fbb   146 FUNC    GLOBAL DEFAULT   12 atomio_ctx_close@@ATOMIO_0.1"
+    # "  12: 0000000000003fbb   146 FUNC    GLOBAL DEFAULT   12 atomio_ctx_close@@ATOMIO_0.2"
     if(_l MATCHES "FUNC +(GLOBAL|WEAK) +DEFAULT +[0-9]+ +([A-Za-z_][A-Za-z0-9_]*)")
       list(APPEND _syms ${CMAKE_MATCH_2})
     endif()
