@@ -5,8 +5,14 @@
  * the value of every public constant, so the Python (ctypes) and Rust (extern "C") mirrors,
  * which are written by hand, can be checked against what a C caller actually gets. Test-only:
  * never linked into libatomio. A field added to a public struct must be added here too; the
- * bindings' tests then fail until their mirrors follow.
+ * bindings' tests then fail until their mirrors follow, and the layout tests check that the
+ * fields listed here tile each struct, so a field left out of this list shows as a gap.
+ *
+ * Built with ATOMIO_EXPERIMENTAL: the bindings mirror the experimental tail of atomio_caps.
  */
+#ifndef ATOMIO_EXPERIMENTAL
+#error "atomio_layout.c describes the ATOMIO_EXPERIMENTAL layout: build it with -DATOMIO_EXPERIMENTAL"
+#endif
 #include <atomio.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -46,6 +52,9 @@ static const struct atomio_layout_field fields[] = {
     F(atomio_ctx_opts, reserved0),
     F(atomio_ctx_opts, verify),
     F(atomio_ctx_opts, verify_arg),
+    F(atomio_ctx_opts, data_root),
+    F(atomio_ctx_opts, unapplied),
+    F(atomio_ctx_opts, unapplied_arg),
     F(atomio_ctx_opts, reserved),
 
     S(atomio_recovery_report),
@@ -61,6 +70,10 @@ static const struct atomio_layout_field fields[] = {
     F(atomio_recovery_report, pages_unrecoverable),
     F(atomio_recovery_report, files_missing),
     F(atomio_recovery_report, unknown_file_ids),
+    F(atomio_recovery_report, pages_unapplied),
+    F(atomio_recovery_report, pages_discarded),
+    F(atomio_recovery_report, batches_discarded),
+    F(atomio_recovery_report, headers_repaired),
 
     S(atomio_caps),
     F(atomio_caps, size),
@@ -68,15 +81,6 @@ static const struct atomio_layout_field fields[] = {
     F(atomio_caps, page_size),
     F(atomio_caps, sys_page_size),
     F(atomio_caps, fs_block_size),
-    F(atomio_caps, statx_mask),
-    F(atomio_caps, statx_attributes),
-    F(atomio_caps, dio_mem_align),
-    F(atomio_caps, dio_offset_align),
-    F(atomio_caps, dio_read_offset_align),
-    F(atomio_caps, unit_min),
-    F(atomio_caps, unit_max),
-    F(atomio_caps, segments_max),
-    F(atomio_caps, unit_max_opt),
     F(atomio_caps, dev_major),
     F(atomio_caps, dev_minor),
     F(atomio_caps, hw_unit_max),
@@ -93,6 +97,16 @@ static const struct atomio_layout_field fields[] = {
     F(atomio_caps, reason_buffered),
     F(atomio_caps, reason_doublewrite),
     F(atomio_caps, reason_auto),
+    /* experimental tail */
+    F(atomio_caps, statx_mask),
+    F(atomio_caps, dio_mem_align),
+    F(atomio_caps, statx_attributes),
+    F(atomio_caps, dio_offset_align),
+    F(atomio_caps, dio_read_offset_align),
+    F(atomio_caps, unit_min),
+    F(atomio_caps, unit_max),
+    F(atomio_caps, segments_max),
+    F(atomio_caps, unit_max_opt),
 
     S(atomio_file_opts),
     F(atomio_file_opts, size),
@@ -209,6 +223,8 @@ static const struct atomio_layout_const consts[] = {
     C(ATOMIO_CTX_NO_DOUBLEWRITE),
     C(ATOMIO_CTX_NO_RECOVER),
     C(ATOMIO_CTX_LOCK_PAGES),
+    C(ATOMIO_CTX_RESET_STORE),
+    C(ATOMIO_CTX_NO_DURABILITY),
 
     C(ATOMIO_REASON_LEN),
     C(ATOMIO_ATOMIC_NONE),

@@ -134,7 +134,8 @@ fn build_layout_helper(manifest: &Path, out: &Path, pc_include: Vec<PathBuf>) {
     let cc = env::var("CC").unwrap_or_else(|_| "cc".to_string());
     let obj = out.join("atomio_layout.o");
     let mut cmd = Command::new(&cc);
-    cmd.args(["-std=c11", "-O1", "-fPIC", "-c"]);
+    // The sys structs mirror what a caller that defines ATOMIO_EXPERIMENTAL gets.
+    cmd.args(["-std=c11", "-O1", "-fPIC", "-DATOMIO_EXPERIMENTAL", "-c"]);
     if let Some(d) = &inc {
         cmd.arg("-I").arg(d);
     }

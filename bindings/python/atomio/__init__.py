@@ -35,7 +35,8 @@ from ._lib import LibraryNotFound
 __all__ = [
     "Error", "ShortWriteError", "FileFailedError", "ClosedError", "PathUnsupportedError",
     "BatchError", "LibraryNotFound", "Path", "IoStyle", "Policy", "Submitter", "State",
-    "DirectAtomic", "Caps", "FileInfo", "Stats", "RecoveryReport", "PageBuffer", "Ctx", "File",
+    "DirectAtomic", "Caps", "StatxMirror", "FileInfo", "Stats", "RecoveryReport", "PageBuffer",
+    "Ctx", "File",
     "probe", "version", "library_path", "strerror", "err_name",
 ]
 
@@ -185,21 +186,36 @@ def _s(raw: bytes) -> str:
 
 
 @dataclass(frozen=True)
-class Caps:
-    """atomio_caps: what the probe learned about one file at one page size."""
-    valid: int
-    page_size: int
-    sys_page_size: int
-    fs_block_size: int
+class StatxMirror:
+    """Experimental: the raw statx fields behind the probe's verdicts (the tail of atomio_caps
+    declared under ATOMIO_EXPERIMENTAL). The kernel's atomic write fields are young and the
+    library may reshape this part in a minor release; the verdicts and reasons of Caps are the
+    stable answer. statx_mask says which fields the kernel filled; all are 0 when the library
+    reported none."""
     statx_mask: int
-    statx_attributes: int
     dio_mem_align: int
+    statx_attributes: int
     dio_offset_align: int
     dio_read_offset_align: int
     unit_min: int
     unit_max: int
     segments_max: int
     unit_max_opt: int
+
+    @classmethod
+    def _from(cls, c: _lib.Caps) -> "StatxMirror":
+        return cls(**{n: getattr(c, n) for n, _ in _lib.CAPS_STATX_FIELDS})
+
+
+@dataclass(frozen=True)
+class Caps:
+    """atomio_caps: what the probe learned about one file at one page size.
+
+    statx holds the experimental raw statx mirror (StatxMirror)."""
+    valid: int
+    page_size: int
+    sys_page_size: int
+    fs_block_size: int
     dev_major: int
     dev_minor: int
     hw_unit_max: int
@@ -216,16 +232,13 @@ class Caps:
     reason_buffered: str
     reason_doublewrite: str
     reason_auto: str
+    statx: StatxMirror
 
     @classmethod
     def _from(cls, c: _lib.Caps) -> "Caps":
         return cls(
             valid=c.valid, page_size=c.page_size, sys_page_size=c.sys_page_size,
-            fs_block_size=c.fs_block_size, statx_mask=c.statx_mask,
-            statx_attributes=c.statx_attributes, dio_mem_align=c.dio_mem_align,
-            dio_offset_align=c.dio_offset_align, dio_read_offset_align=c.dio_read_offset_align,
-            unit_min=c.unit_min, unit_max=c.unit_max, segments_max=c.segments_max,
-            unit_max_opt=c.unit_max_opt, dev_major=c.dev_major, dev_minor=c.dev_minor,
+            fs_block_size=c.fs_block_size, dev_major=c.dev_major, dev_minor=c.dev_minor,
             hw_unit_max=c.hw_unit_max, hw_sysfs_err=c.hw_sysfs_err,
             direct_atomic=_enum(DirectAtomic, c.direct_atomic),
             buffered_atomic=bool(c.buffered_atomic), buffered_probe_err=c.buffered_probe_err,
@@ -233,7 +246,7 @@ class Caps:
             auto_path=_enum(Path, c.auto_path), folio_ok=bool(c.folio_ok),
             reason_direct=_s(c.reason_direct),
             reason_buffered=_s(c.reason_buffered), reason_doublewrite=_s(c.reason_doublewrite),
-            reason_auto=_s(c.reason_auto),
+            reason_auto=_s(c.reason_auto), statx=StatxMirror._from(c),
         )
 
     def can(self, path: Union[Path, int]) -> Optional[bool]:
@@ -286,8 +299,9 @@ class FileInfo:
 
 @dataclass(frozen=True)
 class Stats:
-    """atomio_stats. pages maps each path (Path, or int for paths newer than this module) to
-    the pages written through it; lat_hist[i] counts writes of [2^i, 2^(i+1)) microseconds."""
+    """atomio_stats. pages maps every Path this module knows to the pages written through it,
+    plus (as an int key) any path newer than this module that wrote pages; lat_hist[i] counts
+    writes of [2^i, 2^(i+1)) microseconds."""
     pages: Dict[Union[Path, int], int]
     bytes_data: int
     bytes_doublewrite: int
@@ -307,12 +321,21 @@ class Stats:
     @classmethod
     def _from(cls, s: _lib.Stats) -> "Stats":
         return cls(
-            pages={_enum(Path, i): s.pages[i] for i in range(_lib.PATH__COUNT)},
+            pages=_pages(s.pages),
             bytes_data=s.bytes_data, bytes_doublewrite=s.bytes_doublewrite, syncs=s.syncs,
             batches=s.batches, downgrades=s.downgrades, short_writes=s.short_writes,
             failed_syncs=s.failed_syncs, recovered_pages=s.recovered_pages,
             uring_fallbacks=s.uring_fallbacks, lat_hist=tuple(s.lat_hist),
         )
+
+
+def _pages(raw) -> Dict[Union[Path, int], int]:
+    """atomio_stats.pages (ATOMIO_STATS_PATHS slots, indexed by path) as a dict."""
+    out: Dict[Union[Path, int], int] = {Path(p): raw[p] for p in _lib.PATHS}
+    for i in range(len(raw)):
+        if i not in out and raw[i]:
+            out[i] = raw[i]
+    return out
 
 
 @dataclass(frozen=True)
@@ -328,6 +351,10 @@ class RecoveryReport:
     pages_unrecoverable: int
     files_missing: int
     unknown_file_ids: int
+    pages_unapplied: int
+    pages_discarded: int
+    batches_discarded: int
+    headers_repaired: int
 
     @classmethod
     def _from(cls, r: _lib.RecoveryReport) -> "RecoveryReport":
@@ -488,14 +515,19 @@ class Ctx:
     doublewrite_dir: the doublewrite store directory; None opens a ctx without one
     (ATOMIO_CTX_NO_DOUBLEWRITE). recover=False skips recovery at open (call recover()).
     verify(file_id, page_no, page: bytes) -> bool is recovery's optional intact-page check.
+    data_root: data files under this directory are recorded in the store relative to it, so
+    the directory can move (a restore, a container) and recovery still finds them; None
+    records absolute paths.
     Thread-safe like the C ctx; close() closes the ctx's open File objects first.
     """
 
     def __init__(self, doublewrite_dir=None, *, recover: bool = True, lock_pages: bool = False,
                  policy: Policy = Policy.DEFAULT, submitter: Submitter = Submitter.AUTO,
-                 queue_depth: int = 0, doublewrite_segments: int = 0, doublewrite_batch_pages: int = 0,
-                 doublewrite_max_page_size: int = 0, numa_node: int = -1,
-                 verify: Optional[Callable[[int, int, bytes], bool]] = None):
+                 queue_depth: int = 0, doublewrite_segments: int = 0,
+                 doublewrite_batch_pages: int = 0, doublewrite_max_page_size: int = 0,
+                 numa_node: int = -1,
+                 verify: Optional[Callable[[int, int, bytes], bool]] = None,
+                 data_root=None):
         lib = _lib.lib()
         self._h = None
         self._files: "weakref.WeakSet[File]" = weakref.WeakSet()
@@ -507,6 +539,9 @@ class Ctx:
         else:
             self._dir = _path_arg(doublewrite_dir)  # kept alive: the ctx may read it after open
             o.doublewrite_dir = self._dir
+        if data_root is not None:
+            self._data_root = _path_arg(data_root)  # kept alive like the store directory
+            o.data_root = self._data_root
         if not recover:
             o.flags |= _lib.CTX_NO_RECOVER
         if lock_pages:

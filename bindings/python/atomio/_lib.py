@@ -30,7 +30,7 @@ from pathlib import Path as _FsPath
 
 # --- constants (atomio.h) ------------------------------------------------------------------
 VERSION_MAJOR = 0
-VERSION_MINOR = 1
+VERSION_MINOR = 2
 VERSION_PATCH = 0
 
 OK = 0
@@ -54,14 +54,19 @@ E_SEQUENCE = -5016
 E_NO_COPY = -5017
 E_GEOMETRY = -5018
 E_BUSY = -5019
-E__LAST = -5020
+E_STORE_FAILED = -5020
+E_STORE_LOCKED = -5021
+E_UNAPPLIED = -5022
 
 PATH_AUTO = 0
 PATH_DIRECT_ATOMIC = 1
 PATH_BUFFERED_ATOMIC = 2
 PATH_DOUBLEWRITE = 3
 PATH_UNSAFE = 4
-PATH__COUNT = 5
+# The paths this module knows, in C order. Not the length of Stats.pages: that is
+# STATS_PATHS, fixed room a newer library fills as it adds paths.
+PATHS = (PATH_AUTO, PATH_DIRECT_ATOMIC, PATH_BUFFERED_ATOMIC, PATH_DOUBLEWRITE, PATH_UNSAFE)
+STATS_PATHS = 8
 
 IO_ANY = 0
 IO_BUFFERED = 1
@@ -83,6 +88,8 @@ STATE_CLOSED = 2
 CTX_NO_DOUBLEWRITE = 0x1
 CTX_NO_RECOVER = 0x2
 CTX_LOCK_PAGES = 0x4
+CTX_RESET_STORE = 0x8
+CTX_NO_DURABILITY = 0x10
 
 REASON_LEN = 192
 ATOMIC_NONE = 0
@@ -104,6 +111,8 @@ LAT_BUCKETS = 32
 
 # --- structs -------------------------------------------------------------------------------
 VERIFY_FN = CFUNCTYPE(c_int, c_void_p, c_uint64, c_uint64, c_void_p, c_uint32)
+# atomio_unapplied_fn(arg, file_id, path, pages, err)
+UNAPPLIED_FN = CFUNCTYPE(None, c_void_p, c_uint64, c_char_p, c_uint64, c_int)
 
 
 class CtxOpts(Structure):
@@ -121,6 +130,9 @@ class CtxOpts(Structure):
         ("reserved0", c_uint32),
         ("verify", VERIFY_FN),
         ("verify_arg", c_void_p),
+        ("data_root", c_char_p),
+        ("unapplied", UNAPPLIED_FN),
+        ("unapplied_arg", c_void_p),
         ("reserved", c_uint64 * 4),
     ]
 
@@ -139,7 +151,29 @@ class RecoveryReport(Structure):
         ("pages_unrecoverable", c_uint64),
         ("files_missing", c_uint64),
         ("unknown_file_ids", c_uint64),
+        ("pages_unapplied", c_uint64),
+        ("pages_discarded", c_uint64),
+        ("batches_discarded", c_uint64),
+        ("headers_repaired", c_uint64),
     ]
+
+
+# The raw statx mirror: declared only under ATOMIO_EXPERIMENTAL, at the end of atomio_caps,
+# so that a caller without it passes the smaller size and gets the stable part alone. This
+# module mirrors the experimental layout and always passes the full size; the fields are
+# zero when a library reports no such tail (and statx_mask says which of them the kernel
+# filled).
+CAPS_STATX_FIELDS = [
+    ("statx_mask", c_uint32),
+    ("dio_mem_align", c_uint32),
+    ("statx_attributes", c_uint64),
+    ("dio_offset_align", c_uint32),
+    ("dio_read_offset_align", c_uint32),
+    ("unit_min", c_uint32),
+    ("unit_max", c_uint32),
+    ("segments_max", c_uint32),
+    ("unit_max_opt", c_uint32),
+]
 
 
 class Caps(Structure):
@@ -149,15 +183,6 @@ class Caps(Structure):
         ("page_size", c_uint32),
         ("sys_page_size", c_uint32),
         ("fs_block_size", c_uint32),
-        ("statx_mask", c_uint32),
-        ("statx_attributes", c_uint64),
-        ("dio_mem_align", c_uint32),
-        ("dio_offset_align", c_uint32),
-        ("dio_read_offset_align", c_uint32),
-        ("unit_min", c_uint32),
-        ("unit_max", c_uint32),
-        ("segments_max", c_uint32),
-        ("unit_max_opt", c_uint32),
         ("dev_major", c_uint32),
         ("dev_minor", c_uint32),
         ("hw_unit_max", c_uint32),
@@ -174,7 +199,7 @@ class Caps(Structure):
         ("reason_buffered", c_char * REASON_LEN),
         ("reason_doublewrite", c_char * REASON_LEN),
         ("reason_auto", c_char * REASON_LEN),
-    ]
+    ] + CAPS_STATX_FIELDS
 
 
 class FileOpts(Structure):
@@ -230,7 +255,7 @@ class Stats(Structure):
     _fields_ = [
         ("size", c_uint32),
         ("reserved0", c_uint32),
-        ("pages", c_uint64 * PATH__COUNT),
+        ("pages", c_uint64 * STATS_PATHS),
         ("bytes_data", c_uint64),
         ("bytes_doublewrite", c_uint64),
         ("syncs", c_uint64),
@@ -353,6 +378,19 @@ class _Loaded:
         raise AttributeError(name)
 
 
+def incompatible(number: int):
+    """Why a library reporting atomio_version_number() == number cannot back this module
+    (None if it can). The same major is needed, and before 1.0 the same minor too: 0.x
+    releases change the ABI (0.2 moved atomio_stats and atomio_caps fields) under one
+    soname, so a 0.1 library must not be read through 0.2's structs."""
+    major, minor = number // 10000, number // 100 % 100
+    if major != VERSION_MAJOR:
+        return f"major version {major}, need {VERSION_MAJOR}"
+    if major == 0 and minor != VERSION_MINOR:
+        return f"version 0.{minor}, need 0.{VERSION_MINOR} (0.x minors differ in ABI)"
+    return None
+
+
 _lock = threading.Lock()
 _loaded = None
 
@@ -373,9 +411,9 @@ def lib():
             except OSError as e:
                 tried.append(f"{how}: {cand} ({e})")
                 continue
-            major = cdll.atomio_version_number() // 10000
-            if major != VERSION_MAJOR:
-                tried.append(f"{how}: {cand} (major version {major}, need {VERSION_MAJOR})")
+            why = incompatible(cdll.atomio_version_number())
+            if why:
+                tried.append(f"{how}: {cand} ({why})")
                 continue
             _loaded = _Loaded(cdll, str(cand), how)
             return _loaded

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """The Python binding against the built library on a private temp dir (no root needed)."""
 
+import ctypes
 import os
 import pickle
 
@@ -18,6 +19,17 @@ def test_version_matches_header():
     assert v == "%d.%d.%d" % (atomio._lib.VERSION_MAJOR, atomio._lib.VERSION_MINOR,
                              atomio._lib.VERSION_PATCH)
     assert atomio._lib.lib().atomio_version_number() // 10000 == atomio._lib.VERSION_MAJOR
+    assert atomio._lib.incompatible(atomio._lib.lib().atomio_version_number()) is None
+
+
+def test_library_version_check():
+    """Before 1.0 a different minor is a different ABI (0.2 moved fields): refused."""
+    ok = atomio._lib.VERSION_MAJOR * 10000 + atomio._lib.VERSION_MINOR * 100
+    assert atomio._lib.incompatible(ok) is None
+    assert atomio._lib.incompatible(ok + 7) is None  # a patch release
+    assert "0.1" in atomio._lib.incompatible(100)
+    assert "0.3" in atomio._lib.incompatible(300)
+    assert "major version 1" in atomio._lib.incompatible(10200)
 
 
 def test_error_carries_code_name_and_message():
@@ -39,8 +51,13 @@ def test_error_carries_code_name_and_message():
 
 
 def test_every_code_has_a_name():
-    for code in range(atomio._lib.E_INVAL, atomio._lib.E__LAST, -1):
-        assert atomio.err_name(code).startswith("ATOMIO_E_"), code
+    codes = {n: v for n, v in vars(atomio._lib).items() if n.startswith("E_")}
+    # The binding's codes run without a gap from ATOMIO_E_INVAL down (the header has no
+    # end marker any more, so a code missing here would not show otherwise).
+    assert sorted(codes.values()) == list(range(min(codes.values()), atomio._lib.E_INVAL + 1))
+    assert codes["E_UNAPPLIED"] == -5022
+    for name, code in codes.items():
+        assert atomio.err_name(code) == "ATOMIO_" + name, code
         assert atomio.strerror(code) != atomio.strerror(1 << 20), code
 
 
@@ -64,6 +81,8 @@ def test_probe_temp_dir(scratch):
     assert caps.sys_page_size == os.sysconf("SC_PAGESIZE")
     assert caps.valid & atomio._lib.CAPS_VERDICTS
     assert caps.reason_direct and caps.reason_buffered and caps.reason_auto
+    # The experimental statx tail is filled: the binding passes the size that covers it.
+    assert caps.valid & atomio._lib.CAPS_STATX and caps.statx.statx_mask != 0, caps.statx
     assert caps.auto_path in (Path.DIRECT_ATOMIC, Path.BUFFERED_ATOMIC, Path.DOUBLEWRITE)
     assert fname.stat().st_size == 0, "probe must never write the file"
     # A directory probes its filesystem.
@@ -195,6 +214,20 @@ def test_stats_count_writes(scratch):
         assert st.syncs >= 1
         after = ctx.stats()
         assert after.pages[Path.UNSAFE] - before.pages[Path.UNSAFE] == 7
+        # Every known path is a key, nothing else (no other slot of the fixed array counted).
+        assert set(st.pages) == set(Path)
+
+
+def test_stats_pages_of_a_newer_path():
+    """atomio_stats.pages has ATOMIO_STATS_PATHS slots; a slot past the paths this module
+    knows shows up as an int key once it counts pages, and is never dropped from the total."""
+    raw = (ctypes.c_uint64 * atomio._lib.STATS_PATHS)()
+    raw[Path.UNSAFE] = 2
+    raw[atomio._lib.STATS_PATHS - 1] = 5
+    pages = atomio._pages(raw)
+    assert pages[Path.UNSAFE] == 2 and pages[atomio._lib.STATS_PATHS - 1] == 5
+    assert len(pages) == len(Path) + 1
+    assert sum(pages.values()) == 7
 
 
 @pytest.mark.parametrize("path", _checks.ROUND_TRIP_PATHS, ids=lambda p: p.name)
@@ -261,8 +294,45 @@ def test_recover_with_store(scratch):
     with ctx:
         r = ctx.recover()
         assert r.pages_unrecoverable == 0 and r.batches_torn == 0
+        assert (r.pages_unapplied, r.pages_discarded, r.batches_discarded) == (0, 0, 0), r
         r2 = ctx.recover()  # idempotent
         assert r2.pages_restored == 0
+
+
+def test_data_root_reaches_the_library(scratch, monkeypatch):
+    """data_root is passed in atomio_ctx_opts.data_root (NULL when not given), and the
+    library takes the 0.2 struct with it set."""
+    lib = atomio._lib.lib()
+    real = lib.atomio_ctx_open
+    seen = []
+
+    def spy(popts, pout):
+        o = popts._obj
+        seen.append((o.size, o.data_root, o.doublewrite_dir, bool(o.unapplied), o.flags))
+        return real(popts, pout)
+
+    monkeypatch.setattr(lib, "atomio_ctx_open", spy)
+    root = scratch / "data"
+    root.mkdir()
+    (scratch / "dblwr").mkdir()
+    try:
+        ctx = atomio.Ctx(scratch / "dblwr", data_root=root)
+    except Error as e:
+        if e.code in _checks.UNAVAILABLE:
+            pytest.skip(f"no doublewrite store in this build: {e}")
+        raise
+    with ctx, ctx.open_file(root / "t1", PS, path=Path.DOUBLEWRITE) as f:
+        f.write(0, _checks.page(1, PS))
+        f.sync()
+    with atomio.Ctx():
+        pass
+    size = ctypes.sizeof(atomio._lib.CtxOpts)
+    assert seen[0] == (size, os.fsencode(root), os.fsencode(scratch / "dblwr"), False, 0)
+    assert seen[1] == (size, None, None, False, atomio._lib.CTX_NO_DOUBLEWRITE)
+    monkeypatch.undo()
+    with atomio.Ctx(scratch / "dblwr", data_root=root) as ctx, \
+            ctx.open_file(root / "t1", PS, create=False) as f:
+        assert f.read(0) == _checks.page(1, PS)
 
 
 def test_file_is_shared_across_threads(scratch):

@@ -320,6 +320,24 @@ c_enum!(
 
 // --- records ------------------------------------------------------------------------------
 
+/// Experimental: the raw statx fields behind the probe's verdicts, the tail of `atomio_caps`
+/// declared under `ATOMIO_EXPERIMENTAL`. The kernel's atomic write fields are young and the
+/// library may reshape this part in a minor release; the verdicts and reasons of [`Caps`] are
+/// the stable answer. `statx_mask` says which fields the kernel filled; all are 0 when the
+/// library reported none.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatxMirror {
+    pub statx_mask: u32,
+    pub dio_mem_align: u32,
+    pub statx_attributes: u64,
+    pub dio_offset_align: u32,
+    pub dio_read_offset_align: u32,
+    pub unit_min: u32,
+    pub unit_max: u32,
+    pub segments_max: u32,
+    pub unit_max_opt: u32,
+}
+
 /// `atomio_caps`: what the probe learned about one file at one page size.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Caps {
@@ -327,15 +345,6 @@ pub struct Caps {
     pub page_size: u32,
     pub sys_page_size: u32,
     pub fs_block_size: u32,
-    pub statx_mask: u32,
-    pub statx_attributes: u64,
-    pub dio_mem_align: u32,
-    pub dio_offset_align: u32,
-    pub dio_read_offset_align: u32,
-    pub unit_min: u32,
-    pub unit_max: u32,
-    pub segments_max: u32,
-    pub unit_max_opt: u32,
     pub dev_major: u32,
     pub dev_minor: u32,
     pub hw_unit_max: u32,
@@ -353,6 +362,8 @@ pub struct Caps {
     pub reason_buffered: String,
     pub reason_doublewrite: String,
     pub reason_auto: String,
+    /// Experimental: the raw statx mirror.
+    pub statx: StatxMirror,
 }
 
 impl Caps {
@@ -362,15 +373,6 @@ impl Caps {
             page_size: c.page_size,
             sys_page_size: c.sys_page_size,
             fs_block_size: c.fs_block_size,
-            statx_mask: c.statx_mask,
-            statx_attributes: c.statx_attributes,
-            dio_mem_align: c.dio_mem_align,
-            dio_offset_align: c.dio_offset_align,
-            dio_read_offset_align: c.dio_read_offset_align,
-            unit_min: c.unit_min,
-            unit_max: c.unit_max,
-            segments_max: c.segments_max,
-            unit_max_opt: c.unit_max_opt,
             dev_major: c.dev_major,
             dev_minor: c.dev_minor,
             hw_unit_max: c.hw_unit_max,
@@ -387,6 +389,17 @@ impl Caps {
             reason_buffered: reason(&c.reason_buffered),
             reason_doublewrite: reason(&c.reason_doublewrite),
             reason_auto: reason(&c.reason_auto),
+            statx: StatxMirror {
+                statx_mask: c.statx_mask,
+                dio_mem_align: c.dio_mem_align,
+                statx_attributes: c.statx_attributes,
+                dio_offset_align: c.dio_offset_align,
+                dio_read_offset_align: c.dio_read_offset_align,
+                unit_min: c.unit_min,
+                unit_max: c.unit_max,
+                segments_max: c.segments_max,
+                unit_max_opt: c.unit_max_opt,
+            },
         }
     }
 
@@ -463,8 +476,10 @@ impl FileInfo {
 /// `atomio_stats`, per file or per ctx.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stats {
-    /// Pages written, indexed by the [`WritePath`] value.
-    pub pages: [u64; sys::ATOMIO_PATH__COUNT as usize],
+    /// Pages written, indexed by the [`WritePath`] value. `ATOMIO_STATS_PATHS` slots, more
+    /// than there are paths: a slot past [`WritePath::ALL`] counts a path newer than this
+    /// crate.
+    pub pages: [u64; sys::ATOMIO_STATS_PATHS],
     pub bytes_data: u64,
     pub bytes_doublewrite: u64,
     pub syncs: u64,
@@ -519,6 +534,10 @@ pub struct RecoveryReport {
     pub pages_unrecoverable: u64,
     pub files_missing: u64,
     pub unknown_file_ids: u64,
+    pub pages_unapplied: u64,
+    pub pages_discarded: u64,
+    pub batches_discarded: u64,
+    pub headers_repaired: u64,
 }
 
 impl RecoveryReport {
@@ -534,6 +553,10 @@ impl RecoveryReport {
             pages_unrecoverable: r.pages_unrecoverable,
             files_missing: r.files_missing,
             unknown_file_ids: r.unknown_file_ids,
+            pages_unapplied: r.pages_unapplied,
+            pages_discarded: r.pages_discarded,
+            batches_discarded: r.batches_discarded,
+            headers_repaired: r.headers_repaired,
         }
     }
 }
@@ -584,6 +607,7 @@ pub struct CtxOptions {
     doublewrite_max_page_size: u32,
     numa_node: Option<i32>,
     verify: Option<std::sync::Arc<VerifyFn>>,
+    data_root: Option<std::path::PathBuf>,
 }
 
 impl Default for Policy {
@@ -606,6 +630,7 @@ impl fmt::Debug for CtxOptions {
             .field("policy", &self.policy)
             .field("submitter", &self.submitter)
             .field("verify", &self.verify.is_some())
+            .field("data_root", &self.data_root)
             .finish()
     }
 }
@@ -615,7 +640,8 @@ impl CtxOptions {
     pub fn new() -> Self {
         Self::default()
     }
-    /// The doublewrite store directory (created if missing).
+    /// The doublewrite store directory. It must exist (a missing one is `-ENOENT`: it may
+    /// have held the only good copies); the store files in it are created.
     pub fn doublewrite_dir<P: AsRef<std::path::Path>>(mut self, dir: P) -> Self {
         self.doublewrite_dir = Some(dir.as_ref().to_path_buf());
         self
@@ -659,6 +685,13 @@ impl CtxOptions {
         self.numa_node = Some(node);
         self
     }
+    /// `data_root`: data files under this directory are recorded in the store relative to
+    /// it, so the directory can move (a restore, a container) and recovery still finds them.
+    /// Without it the store records absolute paths.
+    pub fn data_root<P: AsRef<std::path::Path>>(mut self, dir: P) -> Self {
+        self.data_root = Some(dir.as_ref().to_path_buf());
+        self
+    }
     /// Recovery's intact-page check: `verify(file_id, page_no, page) -> intact`.
     pub fn verify<F>(mut self, f: F) -> Self
     where
@@ -687,31 +720,34 @@ unsafe extern "C" fn verify_trampoline(
     }
 }
 
-/// `atomio_ctx`: the engine-wide context. Thread-safe; closed on drop.
-pub struct Ctx {
-    raw: *mut sys::atomio_ctx,
-    // Kept alive for the verify callback (its address is the callback's argument).
-    _verify: Option<Box<std::sync::Arc<VerifyFn>>>,
+/// `atomio_ctx_opts` built from [`CtxOptions`], with what its pointers point into.
+struct RawCtxOpts {
+    raw: sys::atomio_ctx_opts,
+    // doublewrite_dir and data_root point into these (a CString's bytes do not move with it).
+    strings: Vec<CString>,
+    // verify_arg is this box's address.
+    verify: Option<Box<std::sync::Arc<VerifyFn>>>,
 }
 
-// SAFETY: libatomio's ctx is thread-safe (atomio.h); the verify closure is Send + Sync.
-unsafe impl Send for Ctx {}
-unsafe impl Sync for Ctx {}
-
-impl Ctx {
-    /// `atomio_ctx_open()`. Runs recovery unless [`CtxOptions::no_recover`].
-    pub fn open(opts: &CtxOptions) -> Result<Ctx> {
+impl RawCtxOpts {
+    fn new(opts: &CtxOptions) -> Result<RawCtxOpts> {
         let mut o = sys::atomio_ctx_opts::new_sized();
         // SAFETY: fills defaults into a struct of the right size.
         unsafe { sys::atomio_ctx_opts_init(&mut o) };
-        let dir = match &opts.doublewrite_dir {
-            Some(d) => Some(cpath(d)?),
-            None => {
-                o.flags |= sys::ATOMIO_CTX_NO_DOUBLEWRITE;
-                None
+        let mut strings = Vec::new();
+        match &opts.doublewrite_dir {
+            Some(d) => {
+                let c = cpath(d)?;
+                o.doublewrite_dir = c.as_ptr();
+                strings.push(c);
             }
-        };
-        o.doublewrite_dir = dir.as_ref().map_or(ptr::null(), |d| d.as_ptr());
+            None => o.flags |= sys::ATOMIO_CTX_NO_DOUBLEWRITE,
+        }
+        if let Some(d) = &opts.data_root {
+            let c = cpath(d)?;
+            o.data_root = c.as_ptr();
+            strings.push(c);
+        }
         if opts.no_recover {
             o.flags |= sys::ATOMIO_CTX_NO_RECOVER;
         }
@@ -732,16 +768,43 @@ impl Ctx {
             o.verify = Some(verify_trampoline);
             o.verify_arg = &**v as *const std::sync::Arc<VerifyFn> as *mut c_void;
         }
+        Ok(RawCtxOpts {
+            raw: o,
+            strings,
+            verify,
+        })
+    }
+}
+
+/// `atomio_ctx`: the engine-wide context. Thread-safe; closed on drop.
+pub struct Ctx {
+    raw: *mut sys::atomio_ctx,
+    // Kept alive for the verify callback (its address is the callback's argument).
+    _verify: Option<Box<std::sync::Arc<VerifyFn>>>,
+    // The option strings, kept for the ctx's life like the Python binding does.
+    _strings: Vec<CString>,
+}
+
+// SAFETY: libatomio's ctx is thread-safe (atomio.h); the verify closure is Send + Sync.
+unsafe impl Send for Ctx {}
+unsafe impl Sync for Ctx {}
+
+impl Ctx {
+    /// `atomio_ctx_open()`. Runs recovery unless [`CtxOptions::no_recover`].
+    pub fn open(opts: &CtxOptions) -> Result<Ctx> {
+        let o = RawCtxOpts::new(opts)?;
         let mut raw = ptr::null_mut();
-        // SAFETY: o is initialised; dir outlives the call; raw receives the handle.
-        let rc = unsafe { sys::atomio_ctx_open(&o, &mut raw) };
+        // SAFETY: o.raw is initialised and what it points to lives in o; raw receives the
+        // handle.
+        let rc = unsafe { sys::atomio_ctx_open(&o.raw, &mut raw) };
         check(rc, || match &opts.doublewrite_dir {
             Some(d) => format!("ctx open, store {}", d.display()),
             None => "ctx open, no store".to_string(),
         })?;
         Ok(Ctx {
             raw,
-            _verify: verify,
+            _verify: o.verify,
+            _strings: o.strings,
         })
     }
 
@@ -849,9 +912,10 @@ impl Ctx {
     pub fn stats(&self) -> Result<Stats> {
         let mut s = sys::atomio_stats::new_sized();
         // SAFETY: live handle, sized output.
-        check(unsafe { sys::atomio_ctx_get_stats(self.raw, &mut s) }, || {
-            "ctx stats".to_string()
-        })?;
+        check(
+            unsafe { sys::atomio_ctx_get_stats(self.raw, &mut s) },
+            || "ctx stats".to_string(),
+        )?;
         Ok(Stats::from_raw(&s))
     }
 
@@ -1311,9 +1375,10 @@ impl<'c> File<'c> {
     pub fn caps(&self) -> Result<Caps> {
         let mut c = sys::atomio_caps::new_sized();
         // SAFETY: live handle, sized output.
-        check(unsafe { sys::atomio_file_get_caps(self.raw, &mut c) }, || {
-            "file caps".to_string()
-        })?;
+        check(
+            unsafe { sys::atomio_file_get_caps(self.raw, &mut c) },
+            || "file caps".to_string(),
+        )?;
         Ok(Caps::from_raw(&c))
     }
 
@@ -1321,9 +1386,10 @@ impl<'c> File<'c> {
     pub fn stats(&self) -> Result<Stats> {
         let mut s = sys::atomio_stats::new_sized();
         // SAFETY: live handle, sized output.
-        check(unsafe { sys::atomio_file_get_stats(self.raw, &mut s) }, || {
-            "file stats".to_string()
-        })?;
+        check(
+            unsafe { sys::atomio_file_get_stats(self.raw, &mut s) },
+            || "file stats".to_string(),
+        )?;
         Ok(Stats::from_raw(&s))
     }
 
@@ -1387,5 +1453,59 @@ impl<'a> BatchWrite<'a> {
         } else {
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c_str(p: *const c_char) -> Option<String> {
+        if p.is_null() {
+            None
+        } else {
+            // SAFETY: a pointer RawCtxOpts set into one of its own CStrings.
+            Some(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+        }
+    }
+
+    #[test]
+    fn ctx_options_reach_the_c_struct() {
+        let o = RawCtxOpts::new(
+            &CtxOptions::new()
+                .doublewrite_dir("/db/dblwr")
+                .data_root("/db/data")
+                .no_recover(true),
+        )
+        .unwrap();
+        assert_eq!(
+            o.raw.size as usize,
+            std::mem::size_of::<sys::atomio_ctx_opts>()
+        );
+        assert_eq!(c_str(o.raw.doublewrite_dir).as_deref(), Some("/db/dblwr"));
+        assert_eq!(c_str(o.raw.data_root).as_deref(), Some("/db/data"));
+        assert_eq!(o.raw.flags, sys::ATOMIO_CTX_NO_RECOVER);
+        assert!(o.raw.unapplied.is_none() && o.raw.unapplied_arg.is_null());
+        assert_eq!(o.raw.numa_node, -1);
+
+        let d = RawCtxOpts::new(&CtxOptions::new()).unwrap();
+        assert!(d.raw.doublewrite_dir.is_null() && d.raw.data_root.is_null());
+        assert_eq!(d.raw.flags, sys::ATOMIO_CTX_NO_DOUBLEWRITE);
+        assert!(d.strings.is_empty());
+    }
+
+    #[test]
+    fn stats_count_every_slot() {
+        let mut s = sys::atomio_stats::new_sized();
+        s.pages[sys::ATOMIO_PATH_UNSAFE as usize] = 2;
+        s.pages[sys::ATOMIO_STATS_PATHS - 1] = 5; // a path newer than this crate
+        let st = Stats::from_raw(&s);
+        assert_eq!(st.pages_on(WritePath::UNSAFE), 2);
+        assert_eq!(
+            st.pages_on(WritePath(sys::ATOMIO_STATS_PATHS as u32 - 1)),
+            5
+        );
+        assert_eq!(st.pages_on(WritePath(sys::ATOMIO_STATS_PATHS as u32)), 0);
+        assert_eq!(st.pages_total(), 7);
     }
 }

@@ -4,6 +4,9 @@
 //! Every struct is `#[repr(C)]` with the header's field order and fixed-width types; the test
 //! `tests/layout.rs` compares each size and field offset, and every constant, with what the C
 //! compiler produces (`bindings/layout/atomio_layout.c`). Prefer the safe API in the crate root.
+//!
+//! The structs are those of a C caller that defines `ATOMIO_EXPERIMENTAL`: [`atomio_caps`]
+//! ends with the experimental raw statx mirror, which such a caller gets and others do not.
 #![allow(non_camel_case_types)]
 
 use std::marker::{PhantomData, PhantomPinned};
@@ -11,7 +14,7 @@ use std::os::raw::{c_char, c_int, c_uint, c_void};
 
 // --- version ----------------------------------------------------------------------------
 pub const ATOMIO_VERSION_MAJOR: i64 = 0;
-pub const ATOMIO_VERSION_MINOR: i64 = 1;
+pub const ATOMIO_VERSION_MINOR: i64 = 2;
 pub const ATOMIO_VERSION_PATCH: i64 = 0;
 
 // --- enum atomio_error ------------------------------------------------------------------
@@ -36,7 +39,9 @@ pub const ATOMIO_E_SEQUENCE: c_int = -5016;
 pub const ATOMIO_E_NO_COPY: c_int = -5017;
 pub const ATOMIO_E_GEOMETRY: c_int = -5018;
 pub const ATOMIO_E_BUSY: c_int = -5019;
-pub const ATOMIO_E__LAST: c_int = -5020;
+pub const ATOMIO_E_STORE_FAILED: c_int = -5020;
+pub const ATOMIO_E_STORE_LOCKED: c_int = -5021;
+pub const ATOMIO_E_UNAPPLIED: c_int = -5022;
 
 // --- enums carried in uint32_t fields -----------------------------------------------------
 pub const ATOMIO_PATH_AUTO: u32 = 0;
@@ -44,7 +49,9 @@ pub const ATOMIO_PATH_DIRECT_ATOMIC: u32 = 1;
 pub const ATOMIO_PATH_BUFFERED_ATOMIC: u32 = 2;
 pub const ATOMIO_PATH_DOUBLEWRITE: u32 = 3;
 pub const ATOMIO_PATH_UNSAFE: u32 = 4;
-pub const ATOMIO_PATH__COUNT: u32 = 5;
+/// Length of `atomio_stats.pages`: fixed room, not the number of paths (a newer library may
+/// fill more slots than the paths this crate knows, which are `WritePath::ALL`).
+pub const ATOMIO_STATS_PATHS: usize = 8;
 
 pub const ATOMIO_IO_ANY: u32 = 0;
 pub const ATOMIO_IO_BUFFERED: u32 = 1;
@@ -67,6 +74,8 @@ pub const ATOMIO_STATE_CLOSED: u32 = 2;
 pub const ATOMIO_CTX_NO_DOUBLEWRITE: u32 = 0x1;
 pub const ATOMIO_CTX_NO_RECOVER: u32 = 0x2;
 pub const ATOMIO_CTX_LOCK_PAGES: u32 = 0x4;
+pub const ATOMIO_CTX_RESET_STORE: u32 = 0x8;
+pub const ATOMIO_CTX_NO_DURABILITY: u32 = 0x10;
 
 pub const ATOMIO_REASON_LEN: usize = 192;
 pub const ATOMIO_ATOMIC_NONE: u32 = 0;
@@ -111,6 +120,16 @@ pub type atomio_verify_fn = Option<
     ) -> c_int,
 >;
 
+pub type atomio_unapplied_fn = Option<
+    unsafe extern "C" fn(
+        arg: *mut c_void,
+        file_id: u64,
+        path: *const c_char,
+        pages: u64,
+        err: c_int,
+    ),
+>;
+
 // --- structs ------------------------------------------------------------------------------
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -128,6 +147,9 @@ pub struct atomio_ctx_opts {
     pub reserved0: u32,
     pub verify: atomio_verify_fn,
     pub verify_arg: *mut c_void,
+    pub data_root: *const c_char,
+    pub unapplied: atomio_unapplied_fn,
+    pub unapplied_arg: *mut c_void,
     pub reserved: [u64; 4],
 }
 
@@ -146,6 +168,10 @@ pub struct atomio_recovery_report {
     pub pages_unrecoverable: u64,
     pub files_missing: u64,
     pub unknown_file_ids: u64,
+    pub pages_unapplied: u64,
+    pub pages_discarded: u64,
+    pub batches_discarded: u64,
+    pub headers_repaired: u64,
 }
 
 #[repr(C)]
@@ -156,15 +182,6 @@ pub struct atomio_caps {
     pub page_size: u32,
     pub sys_page_size: u32,
     pub fs_block_size: u32,
-    pub statx_mask: u32,
-    pub statx_attributes: u64,
-    pub dio_mem_align: u32,
-    pub dio_offset_align: u32,
-    pub dio_read_offset_align: u32,
-    pub unit_min: u32,
-    pub unit_max: u32,
-    pub segments_max: u32,
-    pub unit_max_opt: u32,
     pub dev_major: u32,
     pub dev_minor: u32,
     pub hw_unit_max: u32,
@@ -181,6 +198,17 @@ pub struct atomio_caps {
     pub reason_buffered: [c_char; ATOMIO_REASON_LEN],
     pub reason_doublewrite: [c_char; ATOMIO_REASON_LEN],
     pub reason_auto: [c_char; ATOMIO_REASON_LEN],
+    // Experimental (ATOMIO_EXPERIMENTAL): the raw statx mirror, at the end so that a caller
+    // without it passes a smaller size and the library fills only the part above.
+    pub statx_mask: u32,
+    pub dio_mem_align: u32,
+    pub statx_attributes: u64,
+    pub dio_offset_align: u32,
+    pub dio_read_offset_align: u32,
+    pub unit_min: u32,
+    pub unit_max: u32,
+    pub segments_max: u32,
+    pub unit_max_opt: u32,
 }
 
 #[repr(C)]
@@ -237,7 +265,7 @@ pub struct atomio_page_write {
 pub struct atomio_stats {
     pub size: u32,
     pub reserved0: u32,
-    pub pages: [u64; ATOMIO_PATH__COUNT as usize],
+    pub pages: [u64; ATOMIO_STATS_PATHS],
     pub bytes_data: u64,
     pub bytes_doublewrite: u64,
     pub syncs: u64,

@@ -24,13 +24,15 @@ fn probe_xfs(dir: &Path, ps: u32) {
         "{}",
         caps.reason_direct
     );
+    let sx = caps.statx; // the experimental raw statx mirror
     assert!(
-        caps.unit_min > 0 && caps.unit_min <= ps && ps <= caps.unit_max,
+        sx.unit_min > 0 && sx.unit_min <= ps && ps <= sx.unit_max,
         "{:?}",
         caps
     );
-    assert!(caps.segments_max >= 1);
-    // AUTO under the probe's assumptions (io ANY, PREFER_FAST, store available), DESIGN 5.
+    assert!(sx.segments_max >= 1);
+    // AUTO under the probe's assumptions (io ANY, PREFER_FAST, store available), as
+    // docs/design.md describes the choice.
     let want = if caps.buffered_atomic {
         WritePath::BUFFERED_ATOMIC
     } else if caps.direct_atomic == DirectAtomic::HARDWARE {

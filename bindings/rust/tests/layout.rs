@@ -1,15 +1,23 @@
 // SPDX-License-Identifier: MIT
 //! The hand-written `atomio::sys` mirror against the C compiler's layout of atomio.h:
-//! every struct size, every field's offset and size, every constant.
+//! every struct size, every field's offset and size, every constant; and that the helper's
+//! own hand-written list leaves no field of a struct out.
 
 use atomio::__layout;
 use atomio::sys::*;
 use std::collections::BTreeMap;
-use std::mem::{size_of, MaybeUninit};
+use std::mem::{align_of, size_of, MaybeUninit};
 
 fn size_of_target<T>(_: *const T) -> usize {
     size_of::<T>()
 }
+
+fn align_of_target<T>(_: *const T) -> usize {
+    align_of::<T>()
+}
+
+/// (offset, size, alignment) by (struct, field); the struct itself under field "".
+type Layout = BTreeMap<(String, String), (usize, usize, usize)>;
 
 /// (offset, size) of a field, without offset_of! (Rust 1.77) so Debian's 1.63 builds it.
 macro_rules! field {
@@ -21,19 +29,22 @@ macro_rules! field {
         let off = fp as usize - base as usize;
         $map.insert(
             (stringify!($t).to_string(), stringify!($f).to_string()),
-            (off, size_of_target(fp)),
+            (off, size_of_target(fp), align_of_target(fp)),
         );
     }};
 }
 
 macro_rules! layout {
     ($map:ident, $t:ident { $($f:ident),* $(,)? }) => {{
-        $map.insert((stringify!($t).to_string(), String::new()), (0, size_of::<$t>()));
+        $map.insert(
+            (stringify!($t).to_string(), String::new()),
+            (0, size_of::<$t>(), align_of::<$t>()),
+        );
         $( field!($map, $t, $f); )*
     }};
 }
 
-fn rust_layout() -> BTreeMap<(String, String), (usize, usize)> {
+fn rust_layout() -> Layout {
     let mut m = BTreeMap::new();
     layout!(
         m,
@@ -51,6 +62,9 @@ fn rust_layout() -> BTreeMap<(String, String), (usize, usize)> {
             reserved0,
             verify,
             verify_arg,
+            data_root,
+            unapplied,
+            unapplied_arg,
             reserved
         }
     );
@@ -68,7 +82,11 @@ fn rust_layout() -> BTreeMap<(String, String), (usize, usize)> {
             pages_verified_intact,
             pages_unrecoverable,
             files_missing,
-            unknown_file_ids
+            unknown_file_ids,
+            pages_unapplied,
+            pages_discarded,
+            batches_discarded,
+            headers_repaired
         }
     );
     layout!(
@@ -79,15 +97,6 @@ fn rust_layout() -> BTreeMap<(String, String), (usize, usize)> {
             page_size,
             sys_page_size,
             fs_block_size,
-            statx_mask,
-            statx_attributes,
-            dio_mem_align,
-            dio_offset_align,
-            dio_read_offset_align,
-            unit_min,
-            unit_max,
-            segments_max,
-            unit_max_opt,
             dev_major,
             dev_minor,
             hw_unit_max,
@@ -103,7 +112,17 @@ fn rust_layout() -> BTreeMap<(String, String), (usize, usize)> {
             reason_direct,
             reason_buffered,
             reason_doublewrite,
-            reason_auto
+            reason_auto,
+            // experimental tail
+            statx_mask,
+            dio_mem_align,
+            statx_attributes,
+            dio_offset_align,
+            dio_read_offset_align,
+            unit_min,
+            unit_max,
+            segments_max,
+            unit_max_opt
         }
     );
     layout!(
@@ -210,13 +229,15 @@ fn rust_consts() -> BTreeMap<String, i64> {
         ATOMIO_E_NO_COPY,
         ATOMIO_E_GEOMETRY,
         ATOMIO_E_BUSY,
-        ATOMIO_E__LAST,
+        ATOMIO_E_STORE_FAILED,
+        ATOMIO_E_STORE_LOCKED,
+        ATOMIO_E_UNAPPLIED,
         ATOMIO_PATH_AUTO,
         ATOMIO_PATH_DIRECT_ATOMIC,
         ATOMIO_PATH_BUFFERED_ATOMIC,
         ATOMIO_PATH_DOUBLEWRITE,
         ATOMIO_PATH_UNSAFE,
-        ATOMIO_PATH__COUNT,
+        ATOMIO_STATS_PATHS,
         ATOMIO_IO_ANY,
         ATOMIO_IO_BUFFERED,
         ATOMIO_IO_DIRECT,
@@ -233,6 +254,8 @@ fn rust_consts() -> BTreeMap<String, i64> {
         ATOMIO_CTX_NO_DOUBLEWRITE,
         ATOMIO_CTX_NO_RECOVER,
         ATOMIO_CTX_LOCK_PAGES,
+        ATOMIO_CTX_RESET_STORE,
+        ATOMIO_CTX_NO_DURABILITY,
         ATOMIO_REASON_LEN,
         ATOMIO_ATOMIC_NONE,
         ATOMIO_ATOMIC_HARDWARE,
@@ -260,7 +283,7 @@ fn struct_layout_matches_c() {
     for (ty, field, off, size) in &c {
         match r.get(&(ty.clone(), field.clone())) {
             None => mismatches.push(format!("{}.{} missing in atomio::sys", ty, field)),
-            Some(&(ro, rs)) if (ro, rs) != (*off, *size) => mismatches.push(format!(
+            Some(&(ro, rs, _)) if (ro, rs) != (*off, *size) => mismatches.push(format!(
                 "{}.{}: C offset {} size {}, Rust offset {} size {}",
                 ty, field, off, size, ro, rs
             )),
@@ -278,6 +301,83 @@ fn struct_layout_matches_c() {
         "layout mismatches:\n{}",
         mismatches.join("\n")
     );
+}
+
+/// The helper's field list is written by hand too: a field left out of it would be left out of
+/// the comparison above as well. So the listed fields, each at the next offset its alignment
+/// allows, must cover each struct exactly; a field missing from the list shows as a gap.
+#[test]
+fn helper_fields_tile_each_struct() {
+    let c = __layout::fields();
+    assert!(!c.is_empty(), "layout helper is a stub: {}", __layout::NOTE);
+    let r = rust_layout();
+    let mut structs: BTreeMap<String, Vec<(usize, usize, String)>> = BTreeMap::new();
+    for (ty, field, off, size) in &c {
+        if !field.is_empty() {
+            structs
+                .entry(ty.clone())
+                .or_default()
+                .push((*off, *size, field.clone()));
+        }
+    }
+    let mut gaps = Vec::new();
+    for (ty, mut fields) in structs {
+        fields.sort();
+        let mut end = 0usize;
+        for (off, size, field) in &fields {
+            let align = r[&(ty.clone(), field.clone())].2;
+            let want = (end + align - 1) / align * align;
+            if *off != want {
+                gaps.push(format!(
+                    "{}: {} at {}, expected {}: a field is missing",
+                    ty, field, off, want
+                ));
+            }
+            end = off + size;
+        }
+        let (_, total, align) = r[&(ty.clone(), String::new())];
+        if total != (end + align - 1) / align * align {
+            gaps.push(format!("{}: fields end at {} of {}", ty, end, total));
+        }
+    }
+    assert!(gaps.is_empty(), "{}", gaps.join("\n"));
+}
+
+/// The experimental statx mirror is the end of atomio_caps: everything before it is the
+/// stable layout a caller without ATOMIO_EXPERIMENTAL gets.
+#[test]
+fn caps_statx_tail_is_last() {
+    let c = __layout::fields();
+    assert!(!c.is_empty(), "layout helper is a stub: {}", __layout::NOTE);
+    let tail = [
+        "statx_mask",
+        "dio_mem_align",
+        "statx_attributes",
+        "dio_offset_align",
+        "dio_read_offset_align",
+        "unit_min",
+        "unit_max",
+        "segments_max",
+        "unit_max_opt",
+    ];
+    let caps: Vec<_> = c
+        .iter()
+        .filter(|(t, f, _, _)| t == "atomio_caps" && !f.is_empty())
+        .collect();
+    let first = caps
+        .iter()
+        .filter(|(_, f, _, _)| tail.contains(&f.as_str()))
+        .map(|(_, _, off, _)| *off)
+        .min()
+        .expect("statx fields in the helper");
+    for (_, f, off, _) in &caps {
+        assert_eq!(
+            tail.contains(&f.as_str()),
+            *off >= first,
+            "atomio_caps.{}",
+            f
+        );
+    }
 }
 
 #[test]
@@ -303,5 +403,8 @@ fn enum_newtypes_carry_the_c_values() {
     for s in atomio::Policy::ALL {
         assert_eq!(c[&format!("ATOMIO_POLICY_{}", s.name())], s.raw() as i64);
     }
-    assert_eq!(atomio::WritePath::ALL.len() as i64, c["ATOMIO_PATH__COUNT"]);
+    // The known paths are the header's paths, and all fit the fixed room of atomio_stats.
+    let header_paths = c.keys().filter(|k| k.starts_with("ATOMIO_PATH_")).count();
+    assert_eq!(atomio::WritePath::ALL.len(), header_paths);
+    assert!(atomio::WritePath::ALL.len() as i64 <= c["ATOMIO_STATS_PATHS"]);
 }
