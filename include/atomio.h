@@ -170,9 +170,6 @@ typedef int (*atomio_verify_fn)(void *arg, uint64_t file_id, uint64_t page_no, c
 #define ATOMIO_CTX_NO_DOUBLEWRITE 0x1u /* no store: DOUBLEWRITE impossible, AUTO never picks it */
 #define ATOMIO_CTX_NO_RECOVER 0x2u     /* do not run recovery at open (the engine calls it) */
 #define ATOMIO_CTX_LOCK_PAGES 0x4u     /* mlock() buffers from atomio_page_alloc() */
-#define ATOMIO_CTX_RESET_STORE 0x8u    /* operator action: discard every copy the store holds
-                                          and lay it out afresh; the report of the open counts
-                                          what was discarded. Never implied by anything else */
 #define ATOMIO_CTX_NO_DURABILITY 0x10u /* start in no-durability mode (atomio_ctx_set_durability) */
 
 /**
@@ -185,6 +182,17 @@ typedef int (*atomio_verify_fn)(void *arg, uint64_t file_id, uint64_t page_no, c
 typedef void (*atomio_unapplied_fn)(void *arg, uint64_t file_id, const char *path,
                                     uint64_t pages, int err);
 
+/** When the doublewrite store releases a page's copy. */
+enum atomio_doublewrite_mode {
+    ATOMIO_DOUBLEWRITE_SYNC_BATCH = 0, /* each batch fdatasyncs its data files before the call
+                                          returns, then releases its copies (InnoDB-like) */
+    ATOMIO_DOUBLEWRITE_DEFERRED = 1    /* data files are synced on the engine's schedule
+                                          (atomio_sync() from any process); a copy is released
+                                          once such a sync covers its in-place write, or when
+                                          the store runs short of space and the library syncs
+                                          the oldest files itself (PostgreSQL-like) */
+};
+
 /** Options of atomio_ctx_open(). Set size with ATOMIO_CTX_OPTS_INIT or atomio_ctx_opts_init(). */
 typedef struct atomio_ctx_opts {
     uint32_t size;              /* sizeof(atomio_ctx_opts) as the caller knows it */
@@ -196,9 +204,11 @@ typedef struct atomio_ctx_opts {
     uint32_t policy;            /* enum atomio_policy; DEFAULT = PREFER_FAST */
     uint32_t submitter;         /* enum atomio_submitter */
     uint32_t queue_depth;       /* in-flight writes per ring; 0 = 32 */
-    uint32_t doublewrite_segments;    /* independent store segments; 0 = max(4, 2 x CPUs) */
-    uint32_t doublewrite_batch_pages; /* page slots per segment; 0 = 64 */
-    uint32_t doublewrite_max_page_size; /* largest page size the store holds; 0 = 16384 */
+    uint32_t doublewrite_mode;  /* enum atomio_doublewrite_mode: when copies are released */
+    uint32_t doublewrite_batch_pages; /* most pages in one store record (larger batches are
+                                   split); 0 = 64 */
+    uint32_t doublewrite_max_page_size; /* largest page the store takes: files with larger
+                                   pages cannot use DOUBLEWRITE; 0 = 16384 */
     int32_t numa_node;          /* page buffers: -1 = node of the calling thread */
     uint32_t reserved0;         /* must be 0 */
     atomio_verify_fn verify;    /* optional recovery callback */
@@ -208,6 +218,10 @@ typedef struct atomio_ctx_opts {
                                    container) and recovery still finds them; NULL: absolute */
     atomio_unapplied_fn unapplied; /* optional: told of every file whose copies recovery keeps */
     void *unapplied_arg;        /* passed to unapplied */
+    const char *instance;       /* engine instance name: every process that opens the store
+                                   with the same name shares it; another name (or NULL, a
+                                   private instance) is refused while it is in use */
+    uint64_t doublewrite_store_bytes; /* store capacity; 0 = 128 MiB (docs/design.md: sizing) */
     uint64_t reserved[4];       /* must be 0 */
 } atomio_ctx_opts;
 
@@ -252,7 +266,7 @@ typedef struct atomio_recovery_report {
     uint64_t pages_unapplied;     /* copies kept: their file is missing or unknown (the call
                                      fails with ATOMIO_E_UNAPPLIED; remap or discard them) */
     uint64_t pages_discarded;     /* copies dropped by atomio_ctx_discard_file() or a reset */
-    uint64_t batches_discarded;   /* valid batches dropped by ATOMIO_CTX_RESET_STORE */
+    uint64_t batches_discarded;   /* live records dropped by atomio_store_reset() */
     uint64_t headers_repaired;    /* damaged store header copies rewritten from the good one */
 } atomio_recovery_report;
 
@@ -267,6 +281,42 @@ typedef struct atomio_recovery_report {
  */
 ATOMIO_API ATOMIO_NODISCARD int atomio_ctx_recover(atomio_ctx *ctx,
                                                    atomio_recovery_report *report);
+
+/**
+ * atomio_ctx_remap_file() -- record that the copies of file_id belong to the data file at
+ * path (an operator's way out when recovery reports a file missing or unknown, e.g. after a
+ * restore to another place). Durable when it returns. Use it on a ctx opened with
+ * ATOMIO_CTX_NO_RECOVER, then call atomio_ctx_recover().
+ * @return 0; ATOMIO_E_INVAL, ATOMIO_E_NO_DOUBLEWRITE, -ENAMETOOLONG, -errno. Since 0.2.
+ */
+ATOMIO_API ATOMIO_NODISCARD int atomio_ctx_remap_file(atomio_ctx *ctx, uint64_t file_id,
+                                                      const char *path);
+
+/**
+ * atomio_ctx_discard_file() -- the next atomio_ctx_recover() on this ctx drops the copies of
+ * file_id instead of keeping them (counted in pages_discarded): the operator has decided the
+ * file is gone for good. Nothing is written until that recovery succeeds.
+ * @return 0; ATOMIO_E_INVAL, ATOMIO_E_NO_DOUBLEWRITE, -ENOMEM. Since 0.2.
+ */
+ATOMIO_API ATOMIO_NODISCARD int atomio_ctx_discard_file(atomio_ctx *ctx, uint64_t file_id);
+
+/**
+ * atomio_store_reset() -- the operator's explicit reset of a doublewrite store directory:
+ * every copy it holds is discarded (counted in report->batches_discarded and pages_discarded
+ * where the store's header is readable) and the next atomio_ctx_open() lays it out afresh.
+ * Never done implicitly. Refused while any process has the store open.
+ * @return 0; ATOMIO_E_INVAL, ATOMIO_E_ABI, ATOMIO_E_STORE_LOCKED, -errno. Since 0.2.
+ */
+ATOMIO_API ATOMIO_NODISCARD int atomio_store_reset(const char *doublewrite_dir,
+                                                   atomio_recovery_report *report);
+
+/**
+ * atomio_last_reason() -- a one-line explanation of the last failure of atomio_ctx_open(),
+ * atomio_ctx_recover() or atomio_store_reset() on the calling thread (which header check
+ * failed, which instance holds the store, what an operator can do), or "" if none.
+ * @return a thread-local string, valid until the next such call on this thread. Since 0.2.
+ */
+ATOMIO_API const char *atomio_last_reason(void);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Capabilities.                                                                                */
@@ -533,6 +583,16 @@ typedef struct atomio_stats {
     uint64_t recovered_pages;  /* pages restored by recovery */
     uint64_t uring_fallbacks;  /* io_uring setups that failed and fell back to pwritev2 */
     uint64_t lat_hist[ATOMIO_LAT_BUCKETS]; /* per-page write latency */
+    uint64_t bounce_copies;    /* pages copied to an aligned buffer before an O_DIRECT write */
+    uint64_t forced_syncs;     /* data-file syncs the library made itself because the store
+                                  ran short of space (backpressure) */
+    uint64_t group_commits;    /* store durability barriers (fdatasync of the store) */
+    uint64_t group_records;    /* store records those barriers made durable: the mean group
+                                  size is group_records / group_commits */
+    /* The rest describe the shared store (ctx only; 0 for a file). */
+    uint64_t store_bytes;      /* store capacity */
+    uint64_t store_bytes_used; /* store bytes holding copies not yet released */
+    uint64_t attached;         /* processes attached to the store */
 } atomio_stats;
 
 #define ATOMIO_STATS_INIT ATOMIO_SIZE_ONLY_INIT_(atomio_stats)
@@ -561,8 +621,8 @@ ATOMIO_API const char *atomio_submitter_name(uint32_t submitter);
 enum atomio_inspect_kind {
     ATOMIO_INSPECT_STORE = 1, /* the store header (first record) */
     ATOMIO_INSPECT_FILE = 2,  /* a manifest record: file id -> path (later records win) */
-    ATOMIO_INSPECT_BATCH = 3, /* a segment holding a batch (empty segments are skipped) */
-    ATOMIO_INSPECT_SLOT = 4   /* one page slot of the preceding batch */
+    ATOMIO_INSPECT_BATCH = 3, /* a record found in the ring (its header checks out) */
+    ATOMIO_INSPECT_SLOT = 4   /* one page slot of the preceding record */
 };
 
 /** State of a batch found in the store. */
@@ -579,25 +639,26 @@ typedef struct atomio_inspect_record {
     uint32_t size;           /* sizeof(atomio_inspect_record) as the library knows it */
     uint32_t kind;           /* enum atomio_inspect_kind */
     uint32_t format_version; /* STORE: on-disk format version */
-    uint32_t max_page_size;  /* STORE: page-size class the segments were sized for */
-    uint32_t segments;       /* STORE: number of segments */
-    uint32_t batch_pages;    /* STORE: max_page_size pages per segment */
-    uint64_t segment_size;   /* STORE: bytes per segment */
+    uint32_t max_page_size;  /* STORE: largest page a record holds */
+    uint64_t ring_size;      /* STORE: bytes of the record ring */
+    uint64_t tail;           /* STORE: durable tail: records with a lower LSN are released */
     uint8_t uuid[16];        /* STORE: store identity */
     uint64_t file_id;        /* FILE, SLOT */
-    const char *path;        /* FILE: data file path */
-    uint32_t segment;        /* BATCH, SLOT: segment index */
+    const char *path;        /* FILE: data file path as recorded */
+    uint64_t from_lsn;       /* FILE: copies with a lower LSN are never applied to it */
+    uint32_t relative;       /* FILE: 1 if path is relative to the engine's data root */
     uint32_t state;          /* BATCH: enum atomio_batch_state */
-    uint64_t seq;            /* BATCH, SLOT: batch sequence number (0 if the header is bad) */
-    uint32_t pages;          /* BATCH: slot count (0 when the header is unreadable) */
-    uint32_t slot;           /* SLOT: index in the batch */
-    uint64_t bytes;          /* BATCH: batch length in bytes */
+    uint64_t offset;         /* BATCH, SLOT: the record's offset in the store file */
+    uint64_t lsn;            /* BATCH, SLOT: the record's log sequence number */
+    uint32_t pages;          /* BATCH: slot count */
+    uint32_t slot;           /* SLOT: index in the record */
+    uint64_t bytes;          /* BATCH: record length in bytes */
     const char *why;         /* BATCH: "ok", or the first check that failed */
     uint64_t page_no;        /* SLOT: page number in the file */
     uint32_t page_size;      /* SLOT */
     uint32_t crc_ok;         /* SLOT: 1 if the slot descriptor and the page bytes check out */
     uint32_t crc;            /* SLOT: CRC32C recorded for the page */
-    uint32_t reserved0;
+    uint32_t live;           /* BATCH: valid and at or above the tail: recovery applies it */
 } atomio_inspect_record;
 
 /** Callback of atomio_store_inspect(): return 0 to continue, non-zero to stop the walk. */

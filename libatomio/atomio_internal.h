@@ -82,6 +82,10 @@ struct atomio_counters {
     _Atomic uint64_t recovered_pages;
     _Atomic uint64_t uring_fallbacks;
     _Atomic uint64_t lat_hist[ATOMIO_LAT_BUCKETS];
+    _Atomic uint64_t bounce_copies;
+    _Atomic uint64_t forced_syncs;
+    _Atomic uint64_t group_commits;
+    _Atomic uint64_t group_records;
 };
 
 #define ATOMIO_COUNT(c, field, n) atomic_fetch_add_explicit(&(c)->field, (n), memory_order_relaxed)
@@ -227,7 +231,9 @@ struct atomio_alloc; /* page allocator state (buf.c) */
 
 struct atomio_ctx {
     atomio_ctx_opts opts;           /* copied in, defaults resolved */
-    char *doublewrite_dir;                /* owned copy of opts.doublewrite_dir */
+    char *doublewrite_dir;          /* owned copies of the options' strings */
+    char *data_root;
+    char *instance;
     const struct atomio_submit_ops *submit; /* resolved submitter */
     bool uring_fallback;            /* io_uring wanted but could not be set up */
     int uring_err;                  /* why (-errno) */
@@ -295,6 +301,9 @@ int atomio__copy_in(void *dst, size_t dst_size, const void *src);
 int atomio__copy_out(void *dst, const void *src, size_t src_size);
 
 void atomio__reason(char *dst, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The thread's atomio_last_reason() (error.c). */
+void atomio__reason_set(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void atomio__reason_clear(void);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Doublewrite store (store/store.c, store/batch.c, store/recover.c).                                    */
@@ -311,13 +320,25 @@ int atomio__store_open(atomio_ctx *ctx);
 void atomio__store_close(atomio_ctx *ctx);
 /* Does one page of page_size fit a store segment? (false without a store) */
 bool atomio__store_fits(const atomio_ctx *ctx, uint32_t page_size);
-/* Record file id -> path in the manifest (durably) the first time a file joins. */
-int atomio__store_register(atomio_ctx *ctx, atomio_file *f);
 /* The doublewrite protocol for n pages (any files, any page sizes). Sets each item's result.
  * Returns the number of items written. */
-/* Write every deferred retire and make it durable (atomio_ctx_sync()); 0 without a store. */
-int atomio__store_flush_pending(atomio_ctx *ctx);
-int atomio__dw_write(atomio_ctx *ctx, struct atomio_dw_item *items, size_t n, uint32_t wflags);
+/* Release every copy a sync now covers, syncing files others wrote (atomio_ctx_sync()). */
+int atomio__store_release_all(atomio_ctx *ctx);
+/* Record f in the store's manifest (durably) when it is new or moved; fence: it is about to be
+ * written without the store, so its older copies must never be applied. */
+int atomio__store_register(atomio_ctx *ctx, atomio_file *f, bool fence);
+/* Whether this ctx set the store's instance up (it alone recovers). */
+bool atomio__store_is_first(const atomio_ctx *ctx);
+/* 0, or why the store cannot be used: ATOMIO_E_NO_DOUBLEWRITE, ATOMIO_E_STORE_FAILED,
+ * ATOMIO_E_INVAL (a ctx inherited across fork()). */
+int atomio__store_check(const atomio_ctx *ctx);
+int atomio__store_remap(atomio_ctx *ctx, uint64_t file_id, const char *path);
+int atomio__store_discard_id(struct atomio_store *st, uint64_t file_id);
+/* A data file sync, bracketed so that every process's copies it covers can be released. */
+uint64_t atomio__store_file_sync_begin(atomio_ctx *ctx, uint64_t file_id);
+void atomio__store_file_sync_end(atomio_ctx *ctx, uint64_t file_id, uint64_t ticket, bool ok);
+/* Store-wide figures for atomio_ctx_get_stats(). */
+void atomio__store_stats(const atomio_ctx *ctx, atomio_stats *s);int atomio__dw_write(atomio_ctx *ctx, struct atomio_dw_item *items, size_t n, uint32_t wflags);
 /* Recovery over the whole store. */
 int atomio__recover(atomio_ctx *ctx, atomio_recovery_report *rep);
 /* CALIBRATE: time DIRECT_ATOMIC and DOUBLEWRITE on a scratch O_TMPFILE beside f. */

@@ -57,7 +57,7 @@ sqe_nop(struct io_uring_sqe *sqe)
 static void
 io_to_sqe(const struct atomio_io *io, struct io_uring_sqe *sqe)
 {
-    /* The staged doublewrite always copies into its segment, so no io here is vectored. */
+    /* The staged doublewrite always copies into its record buffer, so no io here is vectored. */
     ATOMIO_ASSERT(io->iovcnt == 0);
     sqe_clear(sqe);
     sqe->opcode = IORING_OP_WRITE;
@@ -178,7 +178,7 @@ atomio_complete_write(atomio_file *f, int cqe_res, uint32_t len)
 /* atomio_write_batch().                                                                      */
 
 enum staged_state {
-    ST_STAGED,         /* encoded in a claimed segment; nothing written yet */
+    ST_STAGED,         /* encoded in a reserved record; nothing written yet */
     ST_STORE_INFLIGHT, /* store write prepared */
     ST_STORE_WRITTEN,  /* store write complete, not yet durable */
     ST_SYNC_INFLIGHT,  /* store fsync prepared */
@@ -195,6 +195,7 @@ struct atomio_staged_batch {
     size_t n;
     enum staged_state state;
     bool sync_skipped; /* test sabotage hook: the durability step was a NOP */
+    uint64_t sync_ticket; /* the group-commit ticket of the engine's store fsync */
     size_t ndone;      /* in-place writes reported */
     struct atomio_dw_run run;
     struct atomio_dw_item *items; /* entry i (the engine's index) */
@@ -314,12 +315,11 @@ atomio_doublewrite_stage(atomio_ctx *ctx, atomio_page_write *w, size_t n, uint32
     if (r == 0 && atomio__dw_needs_recovery(ctx))
         r = ATOMIO_E_SEQUENCE;
     if (r == 0) {
-        /* One run, one segment: the engine indexes its SQEs by entry, so no splitting. */
-        const struct atomio_dw_geom *g = &ctx->store->g;
-        uint64_t bytes = atomio__dw_table_bytes((uint32_t)(n < g->slots_max ? n : g->slots_max));
+        /* One run, one record: the engine indexes its SQEs by entry, so no splitting. */
+        uint64_t bytes = 0;
         for (size_t i = 0; i < n; i++)
             bytes += b->items[i].file->page_size;
-        if (n > g->slots_max || bytes > g->seg_size)
+        if (!atomio__dw_fits(ctx->store, (uint32_t)n, bytes))
             r = ATOMIO_E_STORE_FULL;
     }
     if (r < 0) {
@@ -336,7 +336,7 @@ atomio_doublewrite_stage(atomio_ctx *ctx, atomio_page_write *w, size_t n, uint32
                                     .files = b->files};
     for (size_t i = 0; i < n; i++)
         b->idx[i] = i;
-    r = atomio__dw_run_begin(ctx, &b->run, false);
+    r = atomio__dw_run_begin(ctx, &b->run);
     if (r < 0) {
         staged_free(b);
         return r;
@@ -405,7 +405,7 @@ atomio_doublewrite_prep_store_sync(atomio_doublewrite_batch *b, struct io_uring_
         b->sync_skipped = atomic_load(&atomio__test_skip_dw_durability) != 0;
 #endif
         if (!b->sync_skipped) {
-            atomio__store_sync_begin(b->ctx);
+            b->sync_ticket = atomio__store_flush_begin(b->ctx);
             sqe->opcode = IORING_OP_FSYNC;
             sqe->fd = b->ctx->store->fd;
             sqe->fsync_flags = IORING_FSYNC_DATASYNC;
@@ -423,7 +423,9 @@ atomio_doublewrite_complete_store_sync(atomio_doublewrite_batch *b, int cqe_res)
     pthread_mutex_lock(&b->lock);
     int r = ATOMIO_E_SEQUENCE;
     if (b->state == ST_SYNC_INFLIGHT) {
-        r = b->sync_skipped ? 0 : atomio__store_sync_end(b->ctx, cqe_res);
+        r = b->sync_skipped ? 0 : atomio__store_flush_end(b->ctx, b->sync_ticket, cqe_res);
+        if (r == 0)
+            r = atomio__store_durable(b->ctx, b->run.rec); /* covered: marks it durable */
         b->state = r == 0 ? ST_DURABLE : ST_DEAD;
     }
     pthread_mutex_unlock(&b->lock);
@@ -511,16 +513,16 @@ atomio_doublewrite_abandon(atomio_doublewrite_batch *b)
     int r = 0;
     switch (b->state) {
     case ST_STAGED:
-        /* Nothing reached the store: the segment's bytes on disk are what they were. */
-        atomio__dw_run_release_unwritten(&b->run);
+        /* Nothing reached the store. */
+        atomio__store_written(b->ctx, b->run.rec, false);
+        atomio__dw_run_abandon(&b->run);
         break;
     case ST_STORE_WRITTEN:
     case ST_DURABLE:
     case ST_DEAD:
-        /* The batch may be (partly) in the store: retire it durably before the segment is
-         * reused, or recovery could bring back pages the engine gave up. */
-        if (atomio__dw_run_abandon(&b->run) < 0)
-            r = ATOMIO_E_STORE;
+        /* The record may be (partly) in the store, and none of its pages reached a file:
+         * its copies are of writes that never returned, so it is released as it is. */
+        atomio__dw_run_abandon(&b->run);
         break;
     default:
         pthread_mutex_unlock(&b->lock);

@@ -13,7 +13,10 @@
 #include <strings.h>
 #include <unistd.h>
 
-#define KNOWN_CTX_FLAGS (ATOMIO_CTX_NO_DOUBLEWRITE | ATOMIO_CTX_NO_RECOVER | ATOMIO_CTX_LOCK_PAGES)
+#define KNOWN_CTX_FLAGS                                                                            \
+    (ATOMIO_CTX_NO_DOUBLEWRITE | ATOMIO_CTX_NO_RECOVER | ATOMIO_CTX_LOCK_PAGES |                  \
+     ATOMIO_CTX_NO_DURABILITY)
+#define INSTANCE_MAX 127 /* bytes of an instance name */
 
 static int
 check_opts(atomio_ctx_opts *o)
@@ -35,17 +38,21 @@ check_opts(atomio_ctx_opts *o)
         (!atomio__is_pow2(o->doublewrite_max_page_size) || o->doublewrite_max_page_size < ATOMIO_MIN_PAGE ||
          o->doublewrite_max_page_size > ATOMIO_MAX_PAGE))
         return ATOMIO_E_PAGE_SIZE;
-    if (o->queue_depth > 4096 || o->doublewrite_segments > 4096 || o->doublewrite_batch_pages > 65536)
+    if (o->queue_depth > 4096 || o->doublewrite_batch_pages > 65536 ||
+        o->doublewrite_mode > ATOMIO_DOUBLEWRITE_DEFERRED)
         return ATOMIO_E_INVAL;
+    if (o->instance && strlen(o->instance) > INSTANCE_MAX)
+        return ATOMIO_E_INVAL;
+    if (o->doublewrite_store_bytes &&
+        (o->doublewrite_store_bytes < (256u << 10) || o->doublewrite_store_bytes > (1ull << 40)))
+        return ATOMIO_E_INVAL;
+    if (o->data_root && o->data_root[0] != '/')
+        return ATOMIO_E_INVAL; /* a root that moves with the working directory is no root */
 
     if (o->policy == ATOMIO_POLICY_DEFAULT)
         o->policy = ATOMIO_POLICY_PREFER_FAST;
     if (!o->queue_depth)
         o->queue_depth = 32;
-    if (!o->doublewrite_segments) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        o->doublewrite_segments = n > 2 ? (uint32_t)(2 * n) : 4;
-    }
     if (!o->doublewrite_batch_pages)
         o->doublewrite_batch_pages = 64;
     if (!o->doublewrite_max_page_size)
@@ -114,6 +121,8 @@ ctx_free(atomio_ctx *ctx)
         free(ctx->lock);
     }
     free(ctx->doublewrite_dir);
+    free(ctx->data_root);
+    free(ctx->instance);
     free(ctx);
 }
 
@@ -123,6 +132,7 @@ atomio_ctx_open(const atomio_ctx_opts *opts, atomio_ctx **out)
     if (!out)
         return ATOMIO_E_INVAL;
     *out = NULL;
+    atomio__reason_clear();
     atomio_ctx *ctx = calloc(1, sizeof(*ctx));
     if (!ctx)
         return -ENOMEM;
@@ -157,7 +167,14 @@ atomio_ctx_open(const atomio_ctx_opts *opts, atomio_ctx **out)
             return -ENOMEM;
         }
     }
-    ctx->opts.doublewrite_dir = ctx->doublewrite_dir; /* never keep the caller's pointer */
+    ctx->opts.doublewrite_dir = ctx->doublewrite_dir; /* never keep the caller's pointers */
+    if ((ctx->opts.data_root && !(ctx->data_root = strdup(ctx->opts.data_root))) ||
+        (ctx->opts.instance && !(ctx->instance = strdup(ctx->opts.instance)))) {
+        ctx_free(ctx);
+        return -ENOMEM;
+    }
+    ctx->opts.data_root = ctx->data_root;
+    ctx->opts.instance = ctx->instance;
     atomic_store(&ctx->next_file_id, 1);
 
     r = atomio__alloc_init(ctx);
@@ -173,7 +190,8 @@ atomio_ctx_open(const atomio_ctx_opts *opts, atomio_ctx **out)
             ctx_free(ctx);
             return r;
         }
-        if (!(ctx->opts.flags & ATOMIO_CTX_NO_RECOVER)) {
+        /* Recovery runs once per instance, in the process that set it up. */
+        if (!(ctx->opts.flags & ATOMIO_CTX_NO_RECOVER) && atomio__store_is_first(ctx)) {
             atomio_recovery_report rep = ATOMIO_RECOVERY_REPORT_INIT;
             r = atomio__recover(ctx, &rep);
             if (r < 0) {
@@ -215,6 +233,7 @@ atomio_ctx_recover(atomio_ctx *ctx, atomio_recovery_report *report)
         return ATOMIO_E_ABI;
     if (!ctx->store)
         return ATOMIO_E_NO_DOUBLEWRITE;
+    atomio__reason_clear();
     atomio_recovery_report rep = ATOMIO_RECOVERY_REPORT_INIT;
     int r = atomio__recover(ctx, &rep);
     if (report) {
@@ -238,9 +257,9 @@ atomio_ctx_sync(atomio_ctx *ctx)
             first = r;
     }
     pthread_mutex_unlock(ctx->lock);
-    /* Finished doublewrite batches: their retires written and durable, so the store holds
-     * nothing but held batches afterwards. */
-    int r = atomio__store_flush_pending(ctx);
+    /* Copies other processes left waiting for a sync: their files synced too, so the store
+     * holds nothing but records held for recovery afterwards. */
+    int r = ctx->store ? atomio__store_release_all(ctx) : 0;
     return first ? first : r;
 }
 
@@ -253,5 +272,25 @@ atomio_ctx_get_stats(const atomio_ctx *ctx, atomio_stats *st)
     memset(&s, 0, sizeof(s));
     s.size = sizeof(s);
     atomio__counters_read(&ctx->stats, &s);
+    if (ctx->store)
+        atomio__store_stats(ctx, &s);
     return atomio__copy_out(st, &s, sizeof(s));
+}
+
+int
+atomio_ctx_remap_file(atomio_ctx *ctx, uint64_t file_id, const char *path)
+{
+    if (!ctx || !path || !*path || file_id == 0)
+        return ATOMIO_E_INVAL;
+    int r = atomio__store_check(ctx);
+    return r < 0 ? r : atomio__store_remap(ctx, file_id, path);
+}
+
+int
+atomio_ctx_discard_file(atomio_ctx *ctx, uint64_t file_id)
+{
+    if (!ctx || file_id == 0)
+        return ATOMIO_E_INVAL;
+    int r = atomio__store_check(ctx);
+    return r < 0 ? r : atomio__store_discard_id(ctx->store, file_id);
 }

@@ -6,6 +6,8 @@
 #include "atomio_internal.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 struct code_text {
@@ -58,6 +60,30 @@ static const struct code_text lib_codes[] = {
      "remap or discard them"},
 };
 
+
+/* The last failure's explanation on this thread (atomio_last_reason()). */
+static _Thread_local char last_reason[512];
+
+void
+atomio__reason_set(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_reason, sizeof(last_reason), fmt, ap);
+    va_end(ap);
+}
+
+void
+atomio__reason_clear(void)
+{
+    last_reason[0] = '\0';
+}
+
+const char *
+atomio_last_reason(void)
+{
+    return last_reason;
+}
 
 static const struct code_text *
 lookup(int err)

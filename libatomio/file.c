@@ -119,7 +119,13 @@ atomio__prep_page(atomio_file *f, uint64_t page_no, const void *page, int rwflag
 int
 atomio__file_datasync(atomio_file *f)
 {
+    /* Inside the store's sync bracket, so copies of this file that any process wrote before
+     * the sync began are released by it. */
+    bool bracket = f->ctx->store && atomio__store_check(f->ctx) == 0 && f->file_id;
+    uint64_t ticket = bracket ? atomio__store_file_sync_begin(f->ctx, f->file_id) : 0;
     int r = atomio__sys.fdatasync(f->fd);
+    if (bracket)
+        atomio__store_file_sync_end(f->ctx, f->file_id, ticket, r == 0);
     ATOMIO_COUNT(&f->stats, syncs, 1);
     ATOMIO_COUNT(&f->ctx->stats, syncs, 1);
     if (r < 0) {
@@ -334,7 +340,8 @@ atomio_file_open(atomio_ctx *ctx, const char *path, const atomio_file_opts *opts
     }
 
     if (ctx->store && !f->rdonly) {
-        r = atomio__store_register(ctx, f);
+        /* A file written without the store from now on fences off its older copies. */
+        r = atomio__store_register(ctx, f, p != ATOMIO_PATH_DOUBLEWRITE);
         if (r < 0)
             goto fail;
     }

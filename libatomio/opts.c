@@ -119,6 +119,10 @@ atomio__counters_read(const struct atomio_counters *c, atomio_stats *st)
     st->uring_fallbacks = RD(uring_fallbacks);
     for (int i = 0; i < ATOMIO_LAT_BUCKETS; i++)
         st->lat_hist[i] = RD(lat_hist[i]);
+    st->bounce_copies = RD(bounce_copies);
+    st->forced_syncs = RD(forced_syncs);
+    st->group_commits = RD(group_commits);
+    st->group_records = RD(group_records);
 #undef RD
 }
 

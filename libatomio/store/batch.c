@@ -1,15 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * store/batch.c -- the doublewrite protocol for a batch of pages of any files and page sizes:
- *   fill the slots of a claimed segment -> ONE sequential write of the whole batch -> fdatasync
- *   the store (never skipped) -> every in-place write in flight together through ctx->submit
- *   -> fdatasync each touched data file -> retire the batch header -> the segment is free.
- * A batch larger than a segment is split into several runs of the protocol. Pages whose file
- * failed in place are copied into a held batch that only recovery releases (store/store.h).
+ *   reserve a record in the ring (its LSN orders it against every copy of every process) ->
+ *   ONE sequential write of the record -> group commit: a store fdatasync begun after the
+ *   write completed (shared with every record written meanwhile) -> every in-place write in
+ *   flight together through ctx->submit -> then either fdatasync each touched data file and
+ *   release the record (ATOMIO_DOUBLEWRITE_SYNC_BATCH), or leave the data files' durability
+ *   to the engine's syncs, which release it (ATOMIO_DOUBLEWRITE_DEFERRED).
+ * A batch larger than a record is split into several runs of the protocol. A record whose
+ * in-place writes failed is held (never released) until recovery.
  *
- * One run is a state machine of steps (atomio__dw_run_*, store/store.h): run_batch() below drives
- * it through ctx->submit for atomio_write_batch(), and the staged API (byor.c) lets an engine
- * drive the same steps from its own io_uring, so both keep the same invariants.
+ * One run is a state machine of steps (atomio__dw_run_*, store/store.h): run_batch() below
+ * drives it through ctx->submit for atomio_write_batch(), and the staged API (byor.c) lets an
+ * engine drive the same steps from its own io_uring, so both keep the same invariants.
  */
 #include "store/store.h"
 
@@ -47,24 +50,31 @@ file_failed(const atomio_file *f)
     return atomic_load(&f->state) == ATOMIO_STATE_FAILED;
 }
 
+/* Where the record starts in its buffer: the header and table end where the pages begin. */
+static uint8_t *
+rec_base(const struct atomio_dw_run *r)
+{
+    return r->rec->buf + r->rec->hdr_room - atomio__dw_table_bytes(r->cnt);
+}
+
 /*
  * direct_ok() -- whether slot bytes at src may be written as they are, by the store write and
- * by the in-place write: the run may (zero_copy), and the page is whole 4 KiB blocks at an
- * address both an O_DIRECT store and the O_DIRECT data file accept.
+ * by the in-place write: the run may (zero_copy), and the address suits both an O_DIRECT
+ * store (512-byte records) and the O_DIRECT data file.
  */
 static bool
 direct_ok(const struct atomio_dw_run *r, const atomio_file *f, const uint8_t *src)
 {
-    uint32_t align = f->mem_align > ATOMIO_DW_ALIGN ? f->mem_align : ATOMIO_DW_ALIGN;
-    return r->zero_copy && f->page_size % ATOMIO_DW_ALIGN == 0 && (uintptr_t)src % align == 0;
+    uint32_t align = f->mem_align > ATOMIO_DW_GRANULE ? f->mem_align : ATOMIO_DW_GRANULE;
+    return r->zero_copy && (uintptr_t)src % align == 0;
 }
 
 /* The kernel's limit on iovecs in one write (UIO_MAXIOV); a bigger batch is copied. */
 #define STORE_IOV_MAX 1024u
 
 /* push() -- append [p, p + len) to the store write's iovecs, joining it to the last one when
- * the two are adjacent in memory (segment-buffer stretches are). iov[0], the header and slot
- * table, stays alone: an overlapped store write issues it separately (store_write()). */
+ * the two are adjacent in memory (record-buffer stretches are). iov[0], the header and slot
+ * table, stays alone: a split store write issues it separately (store_write()). */
 static void
 push(struct atomio_dw_run *r, const uint8_t *p, size_t len)
 {
@@ -79,38 +89,37 @@ push(struct atomio_dw_run *r, const uint8_t *p, size_t len)
 }
 
 /*
- * layout_batch() -- lay the batch out behind the slot table, biggest page first: the table
- * region is a multiple of 4 KiB and page sizes are powers of two, so every page starts aligned
- * to min(its size, 4 KiB). A page is copied into its place in the segment buffer, or, in a
- * zero_copy run, left where the caller has it and written from there by a vectored store write
- * (the layout on disk is the same). Afterwards r->src[k] is where slot k's bytes are: the
- * in-place writes come from there too, so store copy and in-place page are the same bytes the
- * CRC covers. Sets r->len, the padded length of the store write. The slots and the header are
- * seal_batch()'s.
+ * layout_batch() -- lay the record out: header and slot table (padded to 512 bytes), then the
+ * pages, biggest first, so every page starts 512-aligned in the record and, in memory, at
+ * min(its size, 4 KiB) alignment (the buffer puts the pages on a 4 KiB boundary). A page is
+ * copied into its place in the buffer, or, in a zero_copy run, left where the caller has it
+ * and written from there by a vectored store write (the layout on disk is the same).
+ * Afterwards r->src[k] is where slot k's bytes are: the in-place writes come from there too,
+ * so store copy and in-place page are the same bytes the CRC covers. Sets r->rec->len.
  */
 static void
 layout_batch(struct atomio_dw_run *r)
 {
     const uint8_t **src = r->src;
-    uint8_t *buf = r->seg->buf;
     uint64_t tb = atomio__dw_table_bytes(r->cnt);
-    uint64_t table_end = ATOMIO_DW_BATCH_HDR_LEN + (uint64_t)r->cnt * ATOMIO_DW_SLOT_LEN;
-    memset(buf + table_end, 0, (size_t)(tb - table_end));
+    uint8_t *base = rec_base(r);
+    uint64_t table_end = ATOMIO_DW_REC_HDR_LEN + (uint64_t)r->cnt * ATOMIO_DW_SLOT_LEN;
+    memset(base + table_end, 0, (size_t)(tb - table_end));
     bool vec = r->zero_copy && r->iov && r->cnt + 2 <= STORE_IOV_MAX;
     bool any_direct = false;
     r->iovcnt = 0;
     if (vec)
-        push(r, buf, (size_t)tb);
+        push(r, base, (size_t)tb);
     uint64_t off = tb;
     for (uint32_t k = 0; k < r->cnt; k++) {
         const struct atomio_dw_item *it = &r->items[r->idx[k]];
         uint32_t ps = it->file->page_size;
-        const uint8_t *data = buf + off;
+        const uint8_t *data = base + off;
         if (vec && direct_ok(r, it->file, src[k])) {
             data = src[k];
             any_direct = true;
         } else if (data != src[k]) {
-            memcpy(buf + off, src[k], ps);
+            memcpy(base + off, src[k], ps);
         }
         if (vec)
             push(r, data, ps);
@@ -118,39 +127,53 @@ layout_batch(struct atomio_dw_run *r)
         r->slot_off[k] = (uint32_t)off;
         off += ps;
     }
-    uint64_t padded = (off + ATOMIO_DW_ALIGN - 1) / ATOMIO_DW_ALIGN * ATOMIO_DW_ALIGN;
-    memset(buf + off, 0, (size_t)(padded - off));
-    if (vec && padded > off)
-        push(r, buf + off, (size_t)(padded - off));
     if (!any_direct)
-        r->iovcnt = 0; /* every page was copied: the plain write of the segment buffer */
-    r->len = padded;
+        r->iovcnt = 0; /* every page was copied: the plain write of the record buffer */
+    r->rec->len = off; /* page sizes are multiples of 512: the record ends on a granule */
 }
 
-/* seal_batch() -- the slot records (with each page's CRC32C) and the batch header. */
+#ifdef ATOMIO_TESTING
+/* The sabotage of the ordering (store/store.h): one counter per ctx, as if every process had
+ * its own sequence. */
+static uint64_t
+local_order_lsn(atomio_ctx *ctx)
+{
+    static _Thread_local atomio_ctx *last;
+    static _Thread_local uint64_t n;
+    if (last != ctx) {
+        last = ctx;
+        n = 0;
+    }
+    return ctx->store->g.tail + (++n) * ATOMIO_DW_GRANULE;
+}
+#endif
+
+/* seal_batch() -- the slot records (with each page's CRC32C) and the record header. */
 static void
 seal_batch(struct atomio_dw_run *r)
 {
     struct atomio_store *st = r->ctx->store;
-    uint8_t *buf = r->seg->buf;
-    uint64_t end = atomio__dw_table_bytes(r->cnt);
+    uint8_t *base = rec_base(r);
     for (uint32_t k = 0; k < r->cnt; k++) {
         const struct atomio_dw_item *it = &r->items[r->idx[k]];
         uint32_t ps = it->file->page_size;
         struct atomio_dw_slot s = {
             .file_id = it->file->file_id,
             .page_no = it->page_no,
-            .seq = r->seq,
             .offset = r->slot_off[k],
             .page_size = ps,
             .crc = atomio__crc32c(0, r->src[k], ps),
             .index = k,
         };
-        atomio__dw_slot_encode(buf, &s);
-        end = (uint64_t)r->slot_off[k] + ps;
+        atomio__dw_slot_encode(base, &s);
     }
-    struct atomio_dw_batch_hdr b = {.seq = r->seq, .count = r->cnt, .byte_len = end};
-    atomio__dw_batch_hdr_encode(buf, &b, st->g.uuid);
+    struct atomio_dw_batch_hdr b = {.lsn = r->rec->lsn, .count = r->cnt,
+                                    .byte_len = r->rec->len, .ring_size = st->g.ring_size};
+#ifdef ATOMIO_TESTING
+    if (atomic_load(&atomio__test_dw_local_order))
+        b.lsn = local_order_lsn(r->ctx);
+#endif
+    atomio__dw_batch_hdr_encode(base, &b, st->g.uuid);
 }
 
 static void
@@ -164,9 +187,9 @@ atomio__dw_run_store_io(const struct atomio_dw_run *r, struct atomio_io *io)
 {
     struct atomio_store *st = r->ctx->store;
     *io = (struct atomio_io){.fd = st->fd,
-                             .buf = r->seg->buf,
-                             .len = (uint32_t)r->len,
-                             .off = r->seg->off,
+                             .buf = rec_base(r),
+                             .len = (uint32_t)r->rec->len,
+                             .off = atomio__dw_ring_pos(&st->g, r->rec->lsn),
                              .iov = r->iovcnt ? r->iov : NULL,
                              .iovcnt = r->iovcnt};
 }
@@ -174,36 +197,22 @@ atomio__dw_run_store_io(const struct atomio_dw_run *r, struct atomio_io *io)
 int
 atomio__dw_run_store_written(struct atomio_dw_run *r, ssize_t res)
 {
-    if (res < 0)
-        return (int)res;
-    if ((uint64_t)res != r->len)
-        return ATOMIO_E_STORE;
-    ATOMIO_COUNT(&r->ctx->stats, bytes_doublewrite, r->len);
+    bool ok = res >= 0 && (uint64_t)res == r->rec->len;
+    atomio__store_written(r->ctx, r->rec, ok);
+    if (!ok) {
+        /* A store that cannot take a write is not trusted with the next one either. */
+        atomic_store(&r->ctx->store->failed, true);
+        return res < 0 ? (int)res : ATOMIO_E_STORE_FAILED;
+    }
+    ATOMIO_COUNT(&r->ctx->stats, bytes_doublewrite, r->rec->len);
     return 0;
 }
 
 /*
- * store_durable() -- the durability step, done here: fdatasync the store (never skipped; the
- * staged API issues the same fdatasync as an io_uring fsync through
- * atomio__store_sync_begin()/_end()).
- */
-static int
-store_durable(atomio_ctx *ctx)
-{
-#ifdef ATOMIO_TESTING
-    if (atomic_load(&atomio__test_skip_dw_durability))
-        return 0;
-#endif
-    return atomio__store_sync(ctx);
-}
-
-/*
- * store_write() -- the sequential write of the batch and its durability, with the retires of
- * earlier batches that are pending (store/store.c, "deferred retires") in the same submission.
- * Returns 0 or the error every item of the batch gets (then no in-place write has been
- * issued).
+ * store_write() -- the sequential write of the record, then group commit. Returns 0 or the
+ * error every item of the batch gets (then no in-place write has been issued).
  *
- * A run whose slots are not sealed yet (split) writes the batch as two writes into the same
+ * A run whose slots are not sealed yet (split) writes the record as two writes into the same
  * contiguous range, both complete before the fdatasync: the pages first, and the header and
  * slot table once seal_batch() has checksummed the pages, which it does while the pages are
  * in flight when the submitter can overlap. A crash before the fdatasync may keep any part of
@@ -213,89 +222,59 @@ static int
 store_write(struct atomio_dw_run *r, bool split)
 {
     atomio_ctx *ctx = r->ctx;
-    struct atomio_store *st = ctx->store;
-    struct atomio_retire_take take;
-    uint64_t snap;
-    struct atomio_dw_seg *taken = atomio__store_take_retires(st, &take, &snap);
-    size_t nret = 0;
-    for (struct atomio_dw_seg *t = taken; t; t = t->next_free)
-        nret++;
-    struct atomio_io small[6];
-    struct atomio_io *ios = nret + 2 <= 6 ? small : malloc((nret + 2) * sizeof(*ios));
-    if (!ios) {
-        /* Write them one by one instead; the batch itself needs no memory for this. */
-        (void)atomio__store_write_retires(st, &take, taken); /* a failure fails the store */
-        taken = NULL;
-        nret = 0;
-        ios = small;
-    }
-    size_t k = 0;
-    for (struct atomio_dw_seg *t = taken; t; t = t->next_free)
-        atomio__store_retire_io(st, t, &ios[k++]);
-    struct atomio_io *io = ios + nret; /* io[0]: the batch, or its pages; io[1]: its header */
+    struct atomio_io io[2];
     atomio__dw_run_store_io(r, &io[0]);
     size_t nio = 1;
     if (split) {
         uint64_t tb = atomio__dw_table_bytes(r->cnt);
         io[1] = io[0];
-        io[1].buf = r->seg->buf;
+        io[1].buf = rec_base(r);
         io[1].len = (uint32_t)tb;
         io[1].iov = NULL;
         io[1].iovcnt = 0;
-        io[0].off += tb; /* the pages and the tail padding */
+        io[0].off += tb; /* the pages */
         io[0].len -= (uint32_t)tb;
         if (io[0].iovcnt) {
             io[0].iov++;
             io[0].iovcnt--;
         } else {
-            io[0].buf = r->seg->buf + tb;
+            io[0].buf = rec_base(r) + tb;
         }
         nio = 2;
     }
     int e;
     if (!split) {
-        e = ctx->submit->submit(ctx, ios, nret + 1);
+        e = ctx->submit->submit(ctx, io, 1);
     } else if (ctx->submit->submit_overlap) {
-        e = ctx->submit->submit_overlap(ctx, ios, nret + 2, nret + 1, seal_cb, r);
+        e = ctx->submit->submit_overlap(ctx, io, 2, 1, seal_cb, r);
     } else {
-        e = ctx->submit->submit(ctx, ios, nret + 1);
+        e = ctx->submit->submit(ctx, io, 1);
         seal_batch(r);
         io[1].res = 0;
         if (e == 0 && io[0].res == (ssize_t)io[0].len)
             e = ctx->submit->submit(ctx, &io[1], 1);
     }
-    if (taken) {
-        bool ok = e == 0;
-        for (size_t i = 0; i < nret && ok; i++)
-            ok = ios[i].res == (ssize_t)ios[i].len;
-        atomio__store_took_retires(st, &take, taken, ok);
-    }
     ssize_t res = 0;
-    for (size_t i = 0; i < nio && e == 0; i++) {
-        if (io[i].res < 0)
+    for (size_t i = 0; i < nio; i++) {
+        if (e == 0 && io[i].res < 0)
             e = (int)io[i].res;
         res += io[i].res;
     }
-    if (ios != small)
-        free(ios);
-    if (e == 0)
-        e = atomio__dw_run_store_written(r, res);
-    if (e == 0) {
-        atomio__store_wait_retires(st, snap);
-        e = store_durable(ctx);
-    }
-    return e;
+    int w = atomio__dw_run_store_written(r, e < 0 ? e : res);
+    if (w < 0)
+        return w;
+    return atomio__store_durable(ctx, r->rec);
 }
 
 /*
- * split_store() -- whether run_batch() writes the batch as pages + header (store_write()):
+ * split_store() -- whether run_batch() writes the record as pages + header (store_write()):
  * where the submitter overlaps the checksums with the page transfer. Tests also ask for it
  * on the pwritev2 submitter, so the crash simulator sees the two writes.
  */
 static bool
 split_store(atomio_ctx *ctx, const struct atomio_dw_run *r)
 {
-    if (atomio__dw_table_bytes(r->cnt) >= r->len)
+    if (atomio__dw_table_bytes(r->cnt) >= r->rec->len)
         return false; /* nothing behind the table */
 #ifdef ATOMIO_TESTING
     if (atomic_load(&atomio__test_dw_split))
@@ -304,125 +283,63 @@ split_store(atomio_ctx *ctx, const struct atomio_dw_run *r)
     return ctx->submit->submit_overlap != NULL;
 }
 
-/*
- * abandon() -- the batch reached the store but none of its pages reached its file: retire it
- * durably, or a later retire of a newer copy of one of its pages would let this one win at
- * recovery. If that fails the store is failed and takes no more batches.
- */
-static int
-abandon(atomio_ctx *ctx, struct atomio_dw_seg *seg)
-{
-    struct atomio_store *st = ctx->store;
-    int e = atomio__store_retire(st, seg);
-    if (e == 0)
-        e = atomio__store_sync(ctx);
-    if (e < 0)
-        atomic_store(&st->failed, true);
-    atomio__store_release(ctx, seg, false);
-    return e;
-}
-
-int
+void
 atomio__dw_run_abandon(struct atomio_dw_run *r)
 {
-    int e = abandon(r->ctx, r->seg);
-    r->seg = NULL;
-    return e;
+    /* None of its pages reached their files: nothing to protect. Its bytes may be durable
+     * in the store; only a write that never returned could then come back at recovery. */
+    atomio__store_rec_end(r->ctx, r->rec, ATOMIO_REC_RELEASE);
+    atomio__store_rec_put(r->ctx, r->rec);
+    r->rec = NULL;
 }
 
-void
-atomio__dw_run_release_unwritten(struct atomio_dw_run *r)
-{
-    atomio__store_release(r->ctx, r->seg, false);
-    r->seg = NULL;
-}
-
-/*
- * rescue() -- some files failed in place (short write, EIO, failed fdatasync): their pages may
- * be torn and the store copy is the only good one until recovery. Copy just those slots into
- * a new batch that stays valid (held) until recovery, then retire the original as usual, so
- * pages of healthy files are not pinned. Their file ids are refused until recovery. Falls
- * back to holding the whole original batch (and all its files) if no segment is available.
- */
+/* distinct_files() -- the files of the run, each once. */
 static void
-rescue(atomio_ctx *ctx, struct atomio_dw_seg *seg, struct atomio_dw_run *r)
+distinct_files(struct atomio_dw_run *r)
 {
-    struct atomio_store *st = ctx->store;
-    for (uint32_t j = 0; j < r->nfiles; j++)
-        if (file_failed(r->files[j]))
-            (void)atomio__store_hold_id(st, r->files[j]->file_id);
-
-    size_t *idx2 = malloc(r->cnt * sizeof(*idx2));
-    const uint8_t **src2 = malloc(r->cnt * sizeof(*src2));
-    uint32_t *off2 = malloc(r->cnt * sizeof(*off2));
-    /* Never wait here: this run still holds its own segment, so with one segment (or all
-     * others busy with batches this thread must finish first, staged) the wait could never
-     * end. Without a free segment the whole batch is held instead. */
-    struct atomio_dw_seg *seg2 =
-        idx2 && src2 && off2 ? atomio__store_claim(ctx, false, NULL) : NULL;
-    if (seg2) {
-        struct atomio_dw_run r2 = *r;
-        r2.idx = idx2;
-        r2.src = src2;
-        r2.slot_off = off2;
-        r2.cnt = 0;
-        r2.seg = seg2;
-        r2.zero_copy = false; /* the rescue batch keeps its own copies: it outlives the call */
-        r2.iov = NULL;
-        for (uint32_t k = 0; k < r->cnt; k++) {
-            if (file_failed(r->items[r->idx[k]].file)) {
-                src2[r2.cnt] = r->src[k];
-                idx2[r2.cnt++] = r->idx[k];
-            }
-        }
-        r2.seq = atomic_fetch_add(&st->next_seq, 1);
-        layout_batch(&r2);
-        seal_batch(&r2);
-        if (store_write(&r2, false) == 0) {
-            atomio__store_release(ctx, seg2, true);
-            atomio__store_retire_later(ctx, seg);
-            free(idx2), free(src2), free(off2);
-            return;
-        }
-        abandon(ctx, seg2);
+    r->nfiles = 0;
+    for (uint32_t k = 0; k < r->cnt; k++) {
+        atomio_file *f = r->items[r->idx[k]].file;
+        uint32_t j = 0;
+        while (j < r->nfiles && r->files[j] != f)
+            j++;
+        if (j == r->nfiles)
+            r->files[r->nfiles++] = f;
     }
-    free(idx2), free(src2), free(off2);
-    for (uint32_t j = 0; j < r->nfiles; j++)
-        (void)atomio__store_hold_id(st, r->files[j]->file_id);
-    atomio__store_release(ctx, seg, true);
 }
 
 /* begin_unsealed() -- atomio__dw_run_begin() without seal_batch(). */
 static int
-begin_unsealed(atomio_ctx *ctx, struct atomio_dw_run *r, bool wait)
+begin_unsealed(atomio_ctx *ctx, struct atomio_dw_run *r)
 {
-    struct atomio_store *st = ctx->store;
     r->ctx = ctx;
     r->t0 = atomio__now_ns();
-    int err = 0;
-    r->seg = atomio__store_claim(ctx, wait, &err);
-    if (!r->seg)
-        return err;
     if (!in_size_order(r))
         qsort_r(r->idx, r->cnt, sizeof(*r->idx), cmp_size_desc, r->items);
-    for (uint32_t k = 0; k < r->cnt; k++)
+    uint64_t bytes = 0;
+    for (uint32_t k = 0; k < r->cnt; k++) {
         r->src[k] = r->items[r->idx[k]].page;
-    r->seq = atomic_fetch_add(&st->next_seq, 1);
+        bytes += r->items[r->idx[k]].file->page_size;
+    }
+    distinct_files(r);
+    r->rec = atomio__store_rec_get(ctx, r->cnt, bytes);
+    if (!r->rec)
+        return -ENOMEM;
+    r->rec->len = atomio__dw_table_bytes(r->cnt) + bytes;
+    int err = atomio__store_reserve(ctx, r->rec, r->files, r->nfiles);
+    if (err < 0) {
+        atomio__store_rec_put(ctx, r->rec);
+        r->rec = NULL;
+        return err;
+    }
     layout_batch(r);
     return 0;
 }
 
 int
-atomio__dw_run_begin(atomio_ctx *ctx, struct atomio_dw_run *r, bool wait)
+atomio__dw_run_begin(atomio_ctx *ctx, struct atomio_dw_run *r)
 {
-    /* The staged store write is one SQE on the engine's ring: pending retires are written
-     * here instead, before it, so its fdatasync covers them as store_write()'s does. */
-    int err = atomio__store_flush_retires(ctx);
-    if (err < 0) {
-        r->seg = NULL;
-        return ATOMIO_E_STORE;
-    }
-    err = begin_unsealed(ctx, r, wait);
+    int err = begin_unsealed(ctx, r);
     if (err == 0)
         seal_batch(r);
     return err;
@@ -431,7 +348,6 @@ atomio__dw_run_begin(atomio_ctx *ctx, struct atomio_dw_run *r, bool wait)
 void
 atomio__dw_run_inplace_ios(struct atomio_dw_run *r)
 {
-    r->nfiles = 0;
     for (uint32_t k = 0; k < r->cnt; k++) {
         atomio_file *f = r->items[r->idx[k]].file;
         r->ios[k] = (struct atomio_io){
@@ -444,11 +360,6 @@ atomio__dw_run_inplace_ios(struct atomio_dw_run *r)
             .index = k,
             .path = ATOMIO_PATH_DOUBLEWRITE,
         };
-        uint32_t j = 0;
-        while (j < r->nfiles && r->files[j] != f)
-            j++;
-        if (j == r->nfiles)
-            r->files[r->nfiles++] = f;
     }
 }
 
@@ -460,15 +371,26 @@ atomio__dw_run_inplace_done(struct atomio_dw_run *r, uint32_t k)
     return it->result;
 }
 
+/* sync_now() -- whether this run syncs its data files itself before returning. */
+static bool
+sync_now(const struct atomio_dw_run *r)
+{
+    atomio_ctx *ctx = r->ctx;
+    if (ctx->opts.doublewrite_mode != ATOMIO_DOUBLEWRITE_DEFERRED || r->sync_requested)
+        return true;
+    return !atomio__store_rec_tracked(ctx, r->rec); /* nobody else could release it */
+}
+
 size_t
 atomio__dw_run_finish(struct atomio_dw_run *r)
 {
     atomio_ctx *ctx = r->ctx;
-    struct atomio_dw_seg *seg = r->seg;
+    struct atomio_store *st = ctx->store;
     size_t ok = 0;
+    bool now = sync_now(r);
 
     /* Durability of every file that took a page; a failure fails the file (sticky). */
-    for (uint32_t j = 0; j < r->nfiles; j++) {
+    for (uint32_t j = 0; j < r->nfiles && now; j++) {
         atomio_file *f = r->files[j];
         bool wrote = false;
         for (uint32_t k = 0; k < r->cnt && !wrote; k++)
@@ -483,21 +405,25 @@ atomio__dw_run_finish(struct atomio_dw_run *r)
     }
 
     bool any_failed = false;
-    for (uint32_t j = 0; j < r->nfiles; j++)
-        any_failed |= file_failed(r->files[j]);
-    if (any_failed) {
-        rescue(ctx, seg, r);
-    } else {
-        atomio__store_retire_later(ctx, seg);
+    for (uint32_t j = 0; j < r->nfiles; j++) {
+        if (file_failed(r->files[j])) {
+            any_failed = true;
+            (void)atomio__store_hold_id(st, r->files[j]->file_id);
+        }
     }
-    r->seg = NULL;
+    /* A failed file's pages may be torn and the copy is the only good one: keep the record
+     * until recovery. */
+    atomio__store_rec_end(ctx, r->rec,
+                          any_failed ? ATOMIO_REC_HOLD
+                                     : now ? ATOMIO_REC_RELEASE : ATOMIO_REC_AWAIT_SYNC);
+    atomio__store_rec_put(ctx, r->rec);
+    r->rec = NULL;
 
     uint64_t lat = atomio__now_ns() - r->t0;
     ATOMIO_COUNT(&ctx->stats, batches, 1);
     for (uint32_t j = 0; j < r->nfiles; j++) {
         atomio_file *f = r->files[j];
         ATOMIO_COUNT(&f->stats, batches, 1);
-        ATOMIO_COUNT(&f->stats, syncs, 1); /* its share: the store fdatasync */
         /* One count per file and batch, not per page: the pages share the call's latency. */
         uint64_t n = 0;
         for (uint32_t k = 0; k < r->cnt; k++)
@@ -513,13 +439,14 @@ atomio__dw_run_finish(struct atomio_dw_run *r)
 }
 
 /*
- * run_batch() -- one run of the protocol for r->cnt items that fit one segment, driven
+ * run_batch() -- one run of the protocol for r->cnt items that fit one record, driven
  * through ctx->submit. Sets each item's result; returns how many succeeded.
  */
 static size_t
-run_batch(atomio_ctx *ctx, struct atomio_dw_run *r)
+run_batch(atomio_ctx *ctx, struct atomio_dw_run *r, uint32_t wflags)
 {
-    int err = begin_unsealed(ctx, r, true);
+    r->sync_requested = (wflags & ATOMIO_WRITE_DSYNC) != 0;
+    int err = begin_unsealed(ctx, r);
     if (err < 0) {
         for (uint32_t k = 0; k < r->cnt; k++)
             r->items[r->idx[k]].result = err;
@@ -543,8 +470,11 @@ run_batch(atomio_ctx *ctx, struct atomio_dw_run *r)
         atomio__dw_run_abandon(r);
         return 0;
     }
-    for (uint32_t k = 0; k < r->cnt; k++)
+    for (uint32_t k = 0; k < r->cnt; k++) {
         atomio__dw_run_inplace_done(r, k);
+        if (r->items[r->idx[k]].file->fflags & ATOMIO_FILE_DSYNC)
+            r->sync_requested = true;
+    }
     return atomio__dw_run_finish(r);
 }
 
@@ -557,9 +487,10 @@ atomio__dw_precheck(atomio_ctx *ctx, const struct atomio_dw_item *it)
         return ATOMIO_E_INVAL;
     if (file_failed(it->file))
         return ATOMIO_E_FAILED;
-    if (atomic_load(&st->failed))
-        return ATOMIO_E_STORE;
-    if (atomio__dw_table_bytes(1) + it->file->page_size > st->g.seg_size)
+    int r = atomio__store_check(ctx);
+    if (r < 0)
+        return r;
+    if (!atomio__store_fits(ctx, it->file->page_size))
         return ATOMIO_E_STORE_FULL;
     if (atomio__store_id_held(st, it->file->file_id))
         return ATOMIO_E_FAILED;
@@ -567,13 +498,9 @@ atomio__dw_precheck(atomio_ctx *ctx, const struct atomio_dw_item *it)
 }
 
 bool
-atomio__dw_needs_recovery(atomio_ctx *ctx)
+atomio__dw_fits(const struct atomio_store *st, uint32_t count, uint64_t page_bytes)
 {
-    struct atomio_store *st = ctx->store;
-    pthread_mutex_lock(&st->lock);
-    bool blocked = st->needs_recovery;
-    pthread_mutex_unlock(&st->lock);
-    return blocked;
+    return count <= st->slots_max && page_bytes <= st->rec_bytes_max;
 }
 
 /*
@@ -626,7 +553,6 @@ drop_duplicates(const struct atomio_dw_item *items, size_t *order, size_t m, siz
 int
 atomio__dw_write(atomio_ctx *ctx, struct atomio_dw_item *items, size_t n, uint32_t wflags)
 {
-    /* DSYNC is moot: every doublewrite page is durable when the call returns. */
     bool zero_copy = (wflags & ATOMIO_WRITE_STABLE_PAGES) != 0;
     struct atomio_store *st = ctx->store;
     if (n == 0)
@@ -637,7 +563,7 @@ atomio__dw_write(atomio_ctx *ctx, struct atomio_dw_item *items, size_t n, uint32
         return 0;
     }
     if (atomio__dw_needs_recovery(ctx)) {
-        /* Live batches from before the last crash: writing new ones first could later let
+        /* Live copies from before the last crash: writing new ones first could later let
          * one of those old copies win over a newer page. Recovery must run first. */
         for (size_t i = 0; i < n; i++)
             items[i].result = ATOMIO_E_SEQUENCE;
@@ -646,7 +572,7 @@ atomio__dw_write(atomio_ctx *ctx, struct atomio_dw_item *items, size_t n, uint32
 
     size_t *order = malloc(n * sizeof(*order));
     size_t *dup_of = malloc(n * sizeof(*dup_of));
-    size_t cap = st->g.slots_max < n ? st->g.slots_max : n;
+    size_t cap = st->slots_max < n ? st->slots_max : n;
     size_t *idx = malloc(cap * sizeof(*idx));
     uint32_t *slot_off = malloc(cap * sizeof(*slot_off));
     struct atomio_io *ios = malloc(cap * sizeof(*ios));
@@ -689,14 +615,14 @@ atomio__dw_write(atomio_ctx *ctx, struct atomio_dw_item *items, size_t n, uint32
                                   .zero_copy = zero_copy,
                                   .iov = iov};
         uint64_t bytes = 0;
-        while (i < m && r.cnt < st->g.slots_max) {
+        while (i < m && r.cnt < st->slots_max) {
             uint32_t ps = items[order[i]].file->page_size;
-            if (atomio__dw_table_bytes(r.cnt + 1) + bytes + ps > st->g.seg_size)
+            if (r.cnt > 0 && bytes + ps > st->rec_bytes_max)
                 break;
             bytes += ps;
             idx[r.cnt++] = order[i++];
         }
-        done += run_batch(ctx, &r);
+        done += run_batch(ctx, &r, wflags);
     }
     for (size_t i = 0; i < n; i++) {
         size_t j = i;

@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * recover.c -- recovery from the doublewrite store (docs/format.md, "Recovery") and read-only inspection.
- * Recovery reads every segment, trusts only batches whose header, table and page CRCs all
- * hold, takes the newest copy of each (file, page), rewrites in-place pages that differ (or
- * that the engine's verify() rejects), fdatasyncs them, and only then retires every batch.
- * A crash at any point of it leaves the store as it was, so running it again is harmless.
+ * store/recover.c -- reading the ring back: recovery (docs/format.md, "Recovery"), the scan
+ * open uses to find live copies, inspection and the operator's reset.
+ *
+ * Recovery reads the whole ring, trusts only records whose header, table and page CRCs all
+ * hold and whose LSN is at or above the durable tail, takes the newest copy of each (file,
+ * page), rewrites in-place pages that differ (or that the engine's verify() rejects),
+ * fdatasyncs them, and only then moves the durable tail past every record. A crash at any
+ * point of it leaves the store as it was, so running it again is harmless. Copies it cannot
+ * apply (a file missing, an id the manifest does not know) are kept and named.
  */
 #include "store/store.h"
 
@@ -13,10 +17,106 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* ---- the scan ------------------------------------------------------------------------------ */
+
+#define SCAN_CHUNK (4u << 20)
+
+/* Called for every record whose header checks out (state VALID or TORN), in ring order. rec
+ * holds byte_len bytes when the state is VALID. Non-zero stops the scan. */
+typedef int (*scan_fn)(void *arg, uint64_t where, const uint8_t *rec,
+                       const struct atomio_dw_batch_hdr *b, enum atomio_dw_state s,
+                       const char *why);
+
+/*
+ * scan_ring() -- walk the ring granule by granule; a record whose header decodes is read
+ * whole and checked; a valid one is skipped over (nothing else can be inside it), anything
+ * else is stepped over one granule at a time (a newer record may start inside a torn one).
+ */
+static int
+scan_ring(int fd, const struct atomio_dw_geom *g, scan_fn fn, void *arg)
+{
+    uint8_t *chunk = malloc(SCAN_CHUNK);
+    uint8_t *big = NULL;
+    size_t big_cap = 0;
+    if (!chunk)
+        return -ENOMEM;
+    int r = 0;
+    uint64_t pos = 0;
+    uint64_t chunk_at = UINT64_MAX;
+    while (r == 0 && pos + ATOMIO_DW_REC_HDR_LEN <= g->ring_size) {
+        if (chunk_at == UINT64_MAX || pos + ATOMIO_DW_REC_HDR_LEN > chunk_at + SCAN_CHUNK) {
+            chunk_at = pos;
+            uint64_t n = g->ring_size - pos < SCAN_CHUNK ? g->ring_size - pos : SCAN_CHUNK;
+            if ((r = atomio__pread_full(fd, chunk, (size_t)n, g->ring_offset + pos)) < 0)
+                break;
+            if (n < SCAN_CHUNK)
+                memset(chunk + n, 0, SCAN_CHUNK - (size_t)n);
+        }
+        const uint8_t *h = chunk + (pos - chunk_at);
+        struct atomio_dw_batch_hdr b;
+        const char *why;
+        if (atomio__dw_rec_hdr_decode(h, g, &b, &why) != ATOMIO_DW_VALID) {
+            pos += ATOMIO_DW_GRANULE;
+            continue;
+        }
+        const uint8_t *rec;
+        if (pos + b.byte_len <= chunk_at + SCAN_CHUNK) {
+            rec = h;
+        } else {
+            if (big_cap < b.byte_len) {
+                free(big);
+                big_cap = (size_t)b.byte_len;
+                big = malloc(big_cap);
+                if (!big) {
+                    r = -ENOMEM;
+                    break;
+                }
+            }
+            if ((r = atomio__pread_full(fd, big, (size_t)b.byte_len, g->ring_offset + pos)) < 0)
+                break;
+            rec = big;
+        }
+        enum atomio_dw_state s = atomio__dw_batch_decode(rec, (size_t)b.byte_len, g, &b, &why);
+        if (fn(arg, g->ring_offset + pos, rec, &b, s, why) != 0)
+            break;
+        pos += s == ATOMIO_DW_VALID ? b.byte_len : ATOMIO_DW_GRANULE;
+    }
+    free(chunk);
+    free(big);
+    return r;
+}
+
+static int
+live_cb(void *arg, uint64_t where, const uint8_t *rec, const struct atomio_dw_batch_hdr *b,
+        enum atomio_dw_state s, const char *why)
+{
+    (void)where, (void)rec, (void)why;
+    struct atomio_dw_scan_result *res = arg;
+    const struct atomio_dw_geom *g = (const void *)res->g;
+    if (s == ATOMIO_DW_VALID && b->lsn >= g->tail) {
+        res->live = true;
+        if (b->lsn + b->byte_len > res->head)
+            res->head = b->lsn + b->byte_len;
+    }
+    return 0;
+}
+
+int
+atomio__dw_scan_live(struct atomio_store *st, struct atomio_dw_scan_result *res)
+{
+    *res = (struct atomio_dw_scan_result){.g = &st->g};
+    return scan_ring(st->fd, &st->g, live_cb, res);
+}
+
+/* ---- recovery ------------------------------------------------------------------------------ */
 
 struct rslot {
-    uint64_t file_id, page_no, seq;
-    uint32_t page_size, index, seg, offset;
+    uint64_t file_id, page_no, lsn;
+    uint64_t where; /* file offset of the copy's bytes in the store */
+    uint32_t page_size, index;
 };
 
 static int
@@ -27,34 +127,10 @@ cmp_rslot(const void *a, const void *b)
         return x->file_id < y->file_id ? -1 : 1;
     if (x->page_no != y->page_no)
         return x->page_no < y->page_no ? -1 : 1;
-    /* newest first: higher sequence, then the later slot of the same batch */
-    if (x->seq != y->seq)
-        return x->seq > y->seq ? -1 : 1;
+    /* newest first: higher LSN, then the later slot of the same record */
+    if (x->lsn != y->lsn)
+        return x->lsn > y->lsn ? -1 : 1;
     return x->index > y->index ? -1 : x->index < y->index;
-}
-
-/*
- * read_batch() -- read segment i's batch into buf (g->seg_size bytes): its header block first,
- * then as much more as the header claims (never beyond the segment), and decode it.
- */
-static enum atomio_dw_state
-read_batch(int fd, const struct atomio_dw_geom *g, uint32_t i, uint8_t *buf,
-           struct atomio_dw_batch_hdr *b, const char **why, int *err)
-{
-    uint64_t seg_off = atomio__dw_seg_off(g, i);
-    size_t len = (size_t)(g->seg_size < ATOMIO_DW_ALIGN ? g->seg_size : ATOMIO_DW_ALIGN);
-    *err = atomio__pread_full(fd, buf, len, seg_off);
-    if (*err < 0)
-        return ATOMIO_DW_TORN;
-    enum atomio_dw_state s = atomio__dw_batch_decode(buf, len, g, b, why);
-    if (s == ATOMIO_DW_TORN && b->byte_len > len && b->byte_len <= g->seg_size) {
-        size_t more = (size_t)b->byte_len - len;
-        *err = atomio__pread_full(fd, buf + len, more, seg_off + len);
-        if (*err < 0)
-            return ATOMIO_DW_TORN;
-        s = atomio__dw_batch_decode(buf, (size_t)b->byte_len, g, b, why);
-    }
-    return s;
 }
 
 struct recov {
@@ -64,8 +140,47 @@ struct recov {
     int rfd;       /* store, read through the page cache (any offset, any length) */
     uint8_t *copy; /* one page from the store */
     uint8_t *data; /* one page from the data file */
-    int err;       /* first hard error */
+    struct rslot *slots;
+    size_t nslots, cap;
+    int err; /* first hard error */
 };
+
+static int
+collect_cb(void *arg, uint64_t where, const uint8_t *rec, const struct atomio_dw_batch_hdr *b,
+           enum atomio_dw_state s, const char *why)
+{
+    (void)why;
+    struct recov *rc = arg;
+    rc->rep.segments_scanned++;
+    rc->rep.batches_scanned++;
+    if (s != ATOMIO_DW_VALID) {
+        rc->rep.batches_torn++; /* its in-place writes never started */
+        return 0;
+    }
+    if (b->lsn < rc->st->g.tail)
+        return 0; /* released before the durable tail: never applied */
+    rc->rep.batches_valid++;
+    for (uint32_t k = 0; k < b->count; k++) {
+        struct atomio_dw_slot sl;
+        bool ok;
+        if (atomio__dw_slot_decode(rec, (size_t)b->byte_len, b, k, &sl, &ok) != 0 || !ok)
+            continue; /* cannot happen for a VALID record; keep the reader total anyway */
+        if (rc->nslots == rc->cap) {
+            size_t ncap = rc->cap ? rc->cap * 2 : 256;
+            void *p = realloc(rc->slots, ncap * sizeof(*rc->slots));
+            if (!p) {
+                rc->err = -ENOMEM;
+                return 1;
+            }
+            rc->slots = p;
+            rc->cap = ncap;
+        }
+        rc->slots[rc->nslots++] = (struct rslot){.file_id = sl.file_id, .page_no = sl.page_no,
+                                                 .lsn = b->lsn, .where = where + sl.offset,
+                                                 .page_size = sl.page_size, .index = k};
+    }
+    return 0;
+}
 
 /*
  * decide_and_restore() -- one (file, page) against its newest copy. Without a verify
@@ -79,8 +194,7 @@ decide_and_restore(struct recov *rc, int fd, const struct rslot *s, bool *restor
     const atomio_ctx_opts *o = &rc->ctx->opts;
     uint32_t ps = s->page_size;
     uint64_t off = s->page_no * ps;
-    int r = atomio__pread_full(rc->rfd, rc->copy, ps,
-                               atomio__dw_seg_off(&rc->st->g, s->seg) + s->offset);
+    int r = atomio__pread_full(rc->rfd, rc->copy, ps, s->where);
     if (r < 0)
         return r;
     if ((r = atomio__pread_full(fd, rc->data, ps, off)) < 0)
@@ -111,27 +225,50 @@ decide_and_restore(struct recov *rc, int fd, const struct rslot *s, bool *restor
     return 0;
 }
 
+
+/* unapplied() -- copies of one file id that cannot be applied: kept, counted and named. */
+static void
+unapplied(struct recov *rc, uint64_t id, const char *path, uint64_t pages, int why)
+{
+    rc->rep.pages_unapplied += pages;
+    const atomio_ctx_opts *o = &rc->ctx->opts;
+    if (o->unapplied)
+        o->unapplied(o->unapplied_arg, id, path, pages, why);
+}
+
 /* recover_file() -- every page of one file id (slots[0..n), sorted, newest first per page). */
 static void
 recover_file(struct recov *rc, const struct rslot *slots, size_t n)
 {
     uint64_t id = slots[0].file_id;
-    pthread_mutex_lock(&rc->st->mlock);
-    const char *p = atomio__store_path_of(rc->st, id);
-    char *path = p ? strdup(p) : NULL;
-    pthread_mutex_unlock(&rc->st->mlock);
-    if (!p) {
+    uint64_t pages = 0;
+    for (size_t i = 0; i < n; i++)
+        pages += i == 0 || slots[i].page_no != slots[i - 1].page_no;
+    if (atomio__store_id_discarded(rc->st, id)) {
+        rc->rep.pages_discarded += pages;
+        return;
+    }
+    char path[4096];
+    uint64_t from = 0;
+    int r = atomio__store_resolve(rc->ctx, id, path, sizeof(path), &from);
+    if (r == -ENOENT) {
         rc->rep.unknown_file_ids++;
+        unapplied(rc, id, NULL, pages, ATOMIO_E_UNAPPLIED);
         return;
     }
-    if (!path) {
-        rc->err = rc->err ? rc->err : -ENOMEM;
-        return;
-    }
-    int fd = atomio__sys.open(path, O_RDWR, 0);
-    free(path);
-    if (fd == -ENOENT) {
+    if (r == ATOMIO_E_UNAPPLIED) {
         rc->rep.files_missing++;
+        unapplied(rc, id, path, pages, r);
+        return;
+    }
+    if (r < 0) {
+        rc->err = rc->err ? rc->err : r;
+        return;
+    }
+    int fd = atomio__sys.open(path, O_RDWR | O_CLOEXEC, 0);
+    if (fd == -ENOENT || fd == -ENOTDIR) {
+        rc->rep.files_missing++;
+        unapplied(rc, id, path, pages, -ENOENT);
         return;
     }
     if (fd < 0) {
@@ -142,8 +279,10 @@ recover_file(struct recov *rc, const struct rslot *slots, size_t n)
     for (size_t i = 0; i < n; i++) {
         if (i > 0 && slots[i].page_no == slots[i - 1].page_no)
             continue; /* an older copy of the same page */
+        if (slots[i].lsn < from)
+            continue; /* older than the file's last write without the store */
         bool restored;
-        int r = decide_and_restore(rc, fd, &slots[i], &restored);
+        r = decide_and_restore(rc, fd, &slots[i], &restored);
         if (r < 0) {
             rc->err = rc->err ? rc->err : r;
             break;
@@ -151,7 +290,7 @@ recover_file(struct recov *rc, const struct rslot *slots, size_t n)
         dirty |= restored;
     }
     if (dirty) {
-        int r = atomio__sys.fdatasync(fd);
+        r = atomio__sys.fdatasync(fd);
         ATOMIO_COUNT(&rc->ctx->stats, syncs, 1);
         if (r < 0)
             rc->err = rc->err ? rc->err : r;
@@ -165,73 +304,48 @@ atomio__recover(atomio_ctx *ctx, atomio_recovery_report *out)
     struct atomio_store *st = ctx->store;
     if (!st)
         return ATOMIO_E_NO_DOUBLEWRITE;
+    int r = atomio__store_check(ctx);
+    if (r < 0)
+        return r;
     struct recov rc = {.ctx = ctx, .st = st, .rfd = -1};
-    const struct atomio_dw_geom *g = &st->g;
-    struct rslot *slots = NULL;
-    size_t nslots = 0, cap = 0;
-    bool *occupied = calloc(g->nseg, sizeof(*occupied));
-    uint8_t *buf = malloc((size_t)g->seg_size);
+    rc.rep.headers_repaired = st->headers_repaired;
+    if (!st->first || atomio__shared_attached(st) > 1) {
+        /* Recovery runs once, at engine start, before any other process attaches. */
+        r = ATOMIO_E_BUSY;
+        goto out;
+    }
+    /* Records of this instance still waiting for a sync: sync their files first, so that
+     * what recovery sees is only what a crash left. */
+    if ((r = atomio__store_release_all(ctx)) < 0)
+        goto out;
     rc.copy = malloc(ATOMIO_MAX_PAGE);
     rc.data = malloc(ATOMIO_MAX_PAGE);
-    int r = 0;
-    if (!occupied || !buf || !rc.copy || !rc.data) {
+    if (!rc.copy || !rc.data) {
         r = -ENOMEM;
         goto out;
     }
-    /* Batches of this ctx that finished but wait for their retire are not for recovery. */
-    if ((r = atomio__store_flush_retires(ctx)) < 0)
-        goto out;
-    rc.rfd = atomio__sys.open(st->path, O_RDONLY, 0);
+    rc.rfd = atomio__sys.open(st->path, O_RDONLY | O_CLOEXEC, 0);
     if (rc.rfd < 0) {
         r = rc.rfd;
         goto out;
     }
-
-    for (uint32_t i = 0; i < g->nseg; i++) {
-        struct atomio_dw_batch_hdr b;
-        int err;
-        enum atomio_dw_state s = read_batch(rc.rfd, g, i, buf, &b, NULL, &err);
-        if (err < 0) {
-            r = err;
-            goto out;
-        }
-        rc.rep.segments_scanned++;
-        if (s == ATOMIO_DW_EMPTY)
-            continue;
-        occupied[i] = true;
-        rc.rep.batches_scanned++;
-        if (s == ATOMIO_DW_TORN) {
-            rc.rep.batches_torn++; /* its in-place writes never started */
-            continue;
-        }
-        rc.rep.batches_valid++;
-        for (uint32_t k = 0; k < b.count; k++) {
-            struct atomio_dw_slot sl;
-            bool ok;
-            if (atomio__dw_slot_decode(buf, (size_t)b.byte_len, &b, k, &sl, &ok) != 0 || !ok)
-                continue; /* cannot happen for a VALID batch; keep the reader total anyway */
-            if (nslots == cap) {
-                size_t ncap = cap ? cap * 2 : 256;
-                void *p = realloc(slots, ncap * sizeof(*slots));
-                if (!p) {
-                    r = -ENOMEM;
-                    goto out;
-                }
-                slots = p;
-                cap = ncap;
-            }
-            slots[nslots++] = (struct rslot){sl.file_id, sl.page_no, sl.seq,   sl.page_size,
-                                             sl.index,   i,          sl.offset};
-        }
+    atomio__shared_lock(st);
+    r = atomio__store_man_refresh(st);
+    atomio__shared_unlock(st);
+    if (r < 0 || (r = scan_ring(rc.rfd, &st->g, collect_cb, &rc)) < 0)
+        goto out;
+    if (rc.err < 0) {
+        r = rc.err;
+        goto out;
     }
 
-    if (nslots)
-        qsort(slots, nslots, sizeof(*slots), cmp_rslot);
-    for (size_t i = 0; i < nslots;) {
+    if (rc.nslots)
+        qsort(rc.slots, rc.nslots, sizeof(*rc.slots), cmp_rslot);
+    for (size_t i = 0; i < rc.nslots;) {
         size_t j = i;
-        while (j < nslots && slots[j].file_id == slots[i].file_id)
+        while (j < rc.nslots && rc.slots[j].file_id == rc.slots[i].file_id)
             j++;
-        recover_file(&rc, slots + i, j - i);
+        recover_file(&rc, rc.slots + i, j - i);
         i = j;
     }
     ATOMIO_COUNT(&ctx->stats, recovered_pages, rc.rep.pages_restored);
@@ -244,26 +358,32 @@ atomio__recover(atomio_ctx *ctx, atomio_recovery_report *out)
         r = ATOMIO_E_UNRECOVERABLE;
         goto out;
     }
-
-    /* Every restored page is durable: retire every batch, so none of these copies can ever
-     * be applied over a page written after this point. */
-    bool wiped = false;
-    for (uint32_t i = 0; i < g->nseg; i++) {
-        if (!occupied[i])
-            continue;
-        if ((r = atomio__store_retire(st, &st->segs[i])) < 0)
-            goto out;
-        wiped = true;
-    }
-    if (wiped && (r = atomio__store_sync(ctx)) < 0)
+    if (rc.rep.pages_unapplied > 0) {
+        atomio__reason_set("recovery kept the copies of %llu page(s) it could not apply: "
+                           "remap their files (atomio_ctx_remap_file) or discard them "
+                           "(atomio_ctx_discard_file)",
+                           (unsigned long long)rc.rep.pages_unapplied);
+        r = ATOMIO_E_UNAPPLIED;
         goto out;
+    }
+
+    /* Every restored page is durable: move the durable tail past every record, so none of
+     * these copies can ever be applied over a page written after this point. */
+    uint64_t head = atomio__shared_head(st);
+    if (head < st->g.tail)
+        head = st->g.tail;
+    if ((r = atomio__store_write_headers(st, head)) < 0) {
+        atomic_store(&st->failed, true);
+        goto out;
+    }
+    atomio__shared_lock(st);
+    atomio__shared_init_ring(st, head, head);
+    atomio__shared_unlock(st);
     atomio__store_reset_after_recovery(st);
 out:
     if (rc.rfd >= 0)
         atomio__sys.close(rc.rfd);
-    free(slots);
-    free(occupied);
-    free(buf);
+    free(rc.slots);
     free(rc.copy);
     free(rc.data);
     if (out) {
@@ -275,21 +395,24 @@ out:
     return r;
 }
 
-/* ---- inspection (public) -------------------------------------------------------------------- */
+/* ---- inspection (public, experimental) ---------------------------------------------------- */
 
 struct insp {
     atomio_inspect_fn fn;
     void *arg;
     int stop;
+    const struct atomio_dw_geom *g;
 };
 
 static int
-insp_file(void *arg, uint64_t file_id, const char *path)
+insp_file(void *arg, const struct atomio_dw_man_rec *m)
 {
     struct insp *in = arg;
     atomio_inspect_record rec = {.size = sizeof(rec), .kind = ATOMIO_INSPECT_FILE};
-    rec.file_id = file_id;
-    rec.path = path;
+    rec.file_id = m->file_id;
+    rec.path = m->path;
+    rec.from_lsn = m->from_lsn;
+    rec.relative = (m->flags & ATOMIO_DW_MAN_RELATIVE) != 0;
     in->stop = in->fn(in->arg, &rec);
     return in->stop;
 }
@@ -297,23 +420,96 @@ insp_file(void *arg, uint64_t file_id, const char *path)
 static int
 inspect_manifest(const char *mpath, struct insp *in)
 {
-    int fd = atomio__sys.open(mpath, O_RDONLY, 0);
+    int fd = atomio__sys.open(mpath, O_RDONLY | O_CLOEXEC, 0);
     if (fd == -ENOENT)
         return 0;
     if (fd < 0)
         return fd;
     struct atomio_statx stx;
     int r = atomio__sys.statx(fd, "", AT_EMPTY_PATH, 0x200u /* STATX_SIZE */, &stx);
-    if (r == 0 && stx.size > (64u << 20))
+    if (r == 0 && stx.size > (256u << 20))
         r = ATOMIO_E_STORE;
     uint8_t *buf = NULL;
-    if (r == 0 && stx.size > 0 && !(buf = malloc((size_t)stx.size)))
+    size_t n = r == 0 ? (size_t)stx.size : 0;
+    if (r == 0 && n > 0 && !(buf = malloc(n)))
         r = -ENOMEM;
-    if (r == 0 && buf && (r = atomio__pread_full(fd, buf, (size_t)stx.size, 0)) == 0)
-        atomio__dw_manifest_walk(buf, (size_t)stx.size, insp_file, in);
+    if (r == 0 && buf && (r = atomio__pread_full(fd, buf, n, 0)) == 0) {
+        for (size_t off = 0; off + ATOMIO_DW_MANIFEST_HDR_LEN <= n && !in->stop;) {
+            size_t used = atomio__dw_manifest_walk(buf + off, n - off, insp_file, in);
+            off += used ? used : 8;
+        }
+    }
     free(buf);
     atomio__sys.close(fd);
     return r;
+}
+
+static int
+insp_rec(void *arg, uint64_t where, const uint8_t *buf, const struct atomio_dw_batch_hdr *b,
+         enum atomio_dw_state s, const char *why)
+{
+    struct insp *in = arg;
+    atomio_inspect_record rec = {.size = sizeof(rec), .kind = ATOMIO_INSPECT_BATCH};
+    rec.offset = where;
+    rec.state = s == ATOMIO_DW_VALID ? ATOMIO_BATCH_VALID : ATOMIO_BATCH_TORN;
+    rec.lsn = b->lsn;
+    rec.pages = b->count;
+    rec.bytes = b->byte_len;
+    rec.why = why;
+    rec.live = s == ATOMIO_DW_VALID && b->lsn >= in->g->tail;
+    if ((in->stop = in->fn(in->arg, &rec)) != 0)
+        return 1;
+    for (uint32_t k = 0; k < b->count && s == ATOMIO_DW_VALID && !in->stop; k++) {
+        struct atomio_dw_slot sl;
+        bool ok;
+        int dr = atomio__dw_slot_decode(buf, (size_t)b->byte_len, b, k, &sl, &ok);
+        rec = (atomio_inspect_record){.size = sizeof(rec), .kind = ATOMIO_INSPECT_SLOT};
+        rec.offset = where;
+        rec.lsn = b->lsn;
+        rec.slot = k;
+        rec.file_id = sl.file_id;
+        rec.page_no = sl.page_no;
+        rec.page_size = sl.page_size;
+        rec.crc = sl.crc;
+        rec.crc_ok = dr == 0 && ok;
+        in->stop = in->fn(in->arg, &rec);
+    }
+    return in->stop;
+}
+
+/* open_store_ro() -- the store file of dir and its geometry from whichever header copy holds
+ * (the newer when both do). */
+static int
+open_store_ro(const char *dir, int *fd_out, struct atomio_dw_geom *g, const char **why)
+{
+    char spath[4096];
+    int n = snprintf(spath, sizeof(spath), "%s/%s", dir, ATOMIO_DW_STORE_FILE);
+    if (n < 0 || (size_t)n >= sizeof(spath))
+        return -ENAMETOOLONG;
+    int fd = atomio__sys.open(spath, O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0)
+        return fd;
+    uint8_t buf[2 * ATOMIO_DW_ALIGN];
+    int r = atomio__pread_full(fd, buf, sizeof(buf), 0);
+    struct atomio_dw_geom gc[2];
+    int d[2] = {ATOMIO_E_STORE, ATOMIO_E_STORE};
+    for (uint32_t c = 0; c < 2 && r == 0; c++)
+        d[c] = atomio__dw_store_hdr_decode(buf + c * ATOMIO_DW_ALIGN, ATOMIO_DW_STORE_HDR_LEN, c,
+                                           &gc[c], NULL, c == 0 ? why : NULL);
+    if (r == 0) {
+        if (d[0] == 0 && (d[1] != 0 || gc[0].tail >= gc[1].tail))
+            *g = gc[0];
+        else if (d[1] == 0)
+            *g = gc[1];
+        else
+            r = ATOMIO_E_STORE; /* an all-zero header is no store either */
+    }
+    if (r < 0) {
+        atomio__sys.close(fd);
+        return r;
+    }
+    *fd_out = fd;
+    return 0;
 }
 
 int
@@ -321,80 +517,97 @@ atomio_store_inspect(const char *doublewrite_dir, atomio_inspect_fn fn, void *ar
 {
     if (!doublewrite_dir || !fn)
         return ATOMIO_E_INVAL;
-    char spath[4096], mpath[4096];
-    int n1 = snprintf(spath, sizeof(spath), "%s/%s", doublewrite_dir, ATOMIO_DW_STORE_FILE);
-    int n2 = snprintf(mpath, sizeof(mpath), "%s/%s", doublewrite_dir, ATOMIO_DW_MANIFEST_FILE);
-    if (n1 < 0 || n2 < 0 || (size_t)n1 >= sizeof(spath) || (size_t)n2 >= sizeof(mpath))
+    char mpath[4096];
+    int n = snprintf(mpath, sizeof(mpath), "%s/%s", doublewrite_dir, ATOMIO_DW_MANIFEST_FILE);
+    if (n < 0 || (size_t)n >= sizeof(mpath))
         return -ENAMETOOLONG;
-    int fd = atomio__sys.open(spath, O_RDONLY, 0);
-    if (fd < 0)
-        return fd;
-    struct insp in = {fn, arg, 0};
-    uint8_t hdr[ATOMIO_DW_STORE_HDR_LEN];
+    int fd;
     struct atomio_dw_geom g;
-    uint8_t *buf = NULL;
-    int r = atomio__pread_full(fd, hdr, sizeof(hdr), 0);
+    int r = open_store_ro(doublewrite_dir, &fd, &g, NULL);
     if (r < 0)
-        goto out;
-    r = atomio__dw_store_hdr_decode(hdr, sizeof(hdr), &g, NULL);
-    if (r != 0) {
-        r = ATOMIO_E_STORE; /* an all-zero header is no store either */
-        goto out;
-    }
+        return r;
+    struct insp in = {fn, arg, 0, &g};
     atomio_inspect_record rec = {.size = sizeof(rec), .kind = ATOMIO_INSPECT_STORE};
     rec.format_version = g.version;
     rec.max_page_size = g.max_page_size;
-    rec.segments = g.nseg;
-    rec.batch_pages = g.batch_pages;
-    rec.segment_size = g.seg_size;
+    rec.ring_size = g.ring_size;
+    rec.tail = g.tail;
     memcpy(rec.uuid, g.uuid, 16);
-    if ((in.stop = fn(arg, &rec)) != 0)
-        goto out;
-    if ((r = inspect_manifest(mpath, &in)) < 0 || in.stop)
-        goto out;
-    if (!(buf = malloc((size_t)g.seg_size))) {
-        r = -ENOMEM;
-        goto out;
-    }
-    for (uint32_t i = 0; i < g.nseg && !in.stop; i++) {
-        struct atomio_dw_batch_hdr b;
-        const char *why;
-        int err;
-        enum atomio_dw_state s = read_batch(fd, &g, i, buf, &b, &why, &err);
-        if (err < 0) {
-            r = err;
-            goto out;
-        }
-        if (s == ATOMIO_DW_EMPTY)
-            continue;
-        rec = (atomio_inspect_record){.size = sizeof(rec), .kind = ATOMIO_INSPECT_BATCH};
-        rec.segment = i;
-        rec.state = s == ATOMIO_DW_VALID ? ATOMIO_BATCH_VALID : ATOMIO_BATCH_TORN;
-        rec.seq = b.seq;
-        rec.pages = b.count;
-        rec.bytes = b.byte_len;
-        rec.why = why;
-        if ((in.stop = fn(arg, &rec)) != 0)
-            break;
-        size_t avail = b.byte_len <= g.seg_size ? (size_t)b.byte_len : 0;
-        for (uint32_t k = 0; k < b.count && avail && !in.stop; k++) {
-            struct atomio_dw_slot sl;
-            bool ok;
-            int dr = atomio__dw_slot_decode(buf, avail, &b, k, &sl, &ok);
-            rec = (atomio_inspect_record){.size = sizeof(rec), .kind = ATOMIO_INSPECT_SLOT};
-            rec.segment = i;
-            rec.seq = b.seq;
-            rec.slot = k;
-            rec.file_id = sl.file_id;
-            rec.page_no = sl.page_no;
-            rec.page_size = sl.page_size;
-            rec.crc = sl.crc;
-            rec.crc_ok = dr == 0 && ok;
-            in.stop = fn(arg, &rec);
-        }
-    }
-out:
-    free(buf);
+    if ((in.stop = fn(arg, &rec)) == 0 && (r = inspect_manifest(mpath, &in)) == 0 && !in.stop)
+        r = scan_ring(fd, &g, insp_rec, &in);
     atomio__sys.close(fd);
     return r < 0 ? r : 0;
+}
+
+/* ---- reset (public): the operator's explicit discard --------------------------------------- */
+
+static int
+count_cb(void *arg, uint64_t where, const uint8_t *rec, const struct atomio_dw_batch_hdr *b,
+         enum atomio_dw_state s, const char *why)
+{
+    (void)where, (void)rec, (void)why;
+    struct recov *rc = arg;
+    if (s == ATOMIO_DW_VALID && b->lsn >= rc->st->g.tail) {
+        rc->rep.batches_discarded++;
+        rc->rep.pages_discarded += b->count;
+    }
+    return 0;
+}
+
+int
+atomio_store_reset(const char *doublewrite_dir, atomio_recovery_report *report)
+{
+    if (!doublewrite_dir || !*doublewrite_dir)
+        return ATOMIO_E_INVAL;
+    if (report && report->size < 8)
+        return ATOMIO_E_ABI;
+    char lpath[4096], spath[4096], mpath[4096];
+    if (snprintf(lpath, sizeof(lpath), "%s/%s", doublewrite_dir, ATOMIO_DW_LOCK_FILE) >= 4096 ||
+        snprintf(spath, sizeof(spath), "%s/%s", doublewrite_dir, ATOMIO_DW_STORE_FILE) >= 4096 ||
+        snprintf(mpath, sizeof(mpath), "%s/%s", doublewrite_dir, ATOMIO_DW_MANIFEST_FILE) >= 4096)
+        return -ENAMETOOLONG;
+    int lfd = open(lpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lfd < 0)
+        return -errno;
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+    if (fcntl(lfd, F_OFD_SETLK, &fl) < 0) {
+        close(lfd);
+        atomio__reason_set("the store is in use: stop the engine before resetting it");
+        return ATOMIO_E_STORE_LOCKED;
+    }
+    struct atomio_store st = {.fd = -1};
+    struct recov rc = {.st = &st};
+    int fd;
+    if (open_store_ro(doublewrite_dir, &fd, &st.g, NULL) == 0) {
+        (void)scan_ring(fd, &st.g, count_cb, &rc);
+        atomio__sys.close(fd);
+        char name[64], *p = name;
+        p += sprintf(p, "/atomio-");
+        for (int i = 0; i < 16; i++)
+            p += sprintf(p, "%02x", st.g.uuid[i]);
+        (void)shm_unlink(name);
+    }
+    int r = 0;
+    const char *files[2] = {spath, mpath};
+    for (int i = 0; i < 2 && r == 0; i++) {
+        int f = atomio__sys.open(files[i], O_RDWR | O_CLOEXEC, 0);
+        if (f == -ENOENT)
+            continue;
+        if (f < 0) {
+            r = f;
+            break;
+        }
+        r = atomio__sys.ftruncate(f, 0);
+        if (r == 0)
+            r = atomio__sys.fdatasync(f);
+        atomio__sys.close(f);
+    }
+    close(lfd);
+    if (report) {
+        rc.rep.size = sizeof(rc.rep);
+        int cr = atomio__copy_out(report, &rc.rep, sizeof(rc.rep));
+        if (r == 0 && cr < 0)
+            r = cr;
+    }
+    return r;
 }

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store/store.c -- the doublewrite store's lifecycle: create or adopt the store file in the ctx's
- * doublewrite directory (preallocated and zero-filled at ctx open, so the write path never
- * allocates a block), hand out segments to batches (one batch per segment at a time), and keep
- * the manifest (file id -> path, written durably when a file first joins). Every syscall goes
- * through atomio__sys, so the crash simulator sees all of it.
+ * store/store.c -- the doublewrite store's files: create or adopt the store file in the ctx's
+ * doublewrite directory (preallocated and zero-filled when created, so the write path never
+ * allocates a block), its two header copies, the record buffers of this process, and the
+ * manifest (file id -> path, written durably when a file first joins). Every syscall on the
+ * store's files goes through atomio__sys, so the crash simulator sees all of it.
  */
 #include "store/store.h"
 
@@ -19,7 +19,7 @@
 
 #ifdef ATOMIO_TESTING
 _Atomic int atomio__test_skip_dw_durability;
-_Atomic int atomio__test_dw_policy;
+_Atomic int atomio__test_dw_local_order;
 _Atomic int atomio__test_dw_split;
 _Atomic int atomio__test_dw_keep_batches;
 #endif
@@ -59,7 +59,7 @@ write_full(int fd, const void *buf, size_t len, uint64_t off)
     ssize_t r = atomio__sys.pwritev2(fd, &iov, 1, off, 0);
     if (r < 0)
         return (int)r;
-    return (size_t)r == len ? 0 : ATOMIO_E_STORE;
+    return (size_t)r == len ? 0 : ATOMIO_E_STORE_FAILED;
 }
 
 /* zero_fill() -- write zeros over [off, off + len), 1 MiB per call, from the shared zero block;
@@ -80,7 +80,7 @@ zero_fill(int fd, uint64_t off, uint64_t len)
         if (r < 0)
             return (int)r;
         if ((size_t)r != want)
-            return ATOMIO_E_STORE;
+            return ATOMIO_E_STORE_FAILED;
         off += want;
         len -= want;
     }
@@ -144,133 +144,260 @@ make_uuid(uint8_t uuid[16])
     uuid[8] = (uint8_t)((uuid[8] & 0x3f) | 0x80);
 }
 
-/* ---- geometry ------------------------------------------------------------------------------ */
+
+/* ---- geometry and headers ------------------------------------------------------------------ */
+
+#define DEFAULT_STORE_BYTES (128ull << 20)
 
 static int
 wanted_geometry(const atomio_ctx *ctx, struct atomio_dw_geom *g)
 {
-    uint32_t nseg = ctx->opts.doublewrite_segments;
-    if (nseg == 0) {
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        nseg = cpus > 2 ? (uint32_t)(cpus > 2048 ? 4096 : 2 * cpus) : 4;
-    }
-    uint32_t batch = ctx->opts.doublewrite_batch_pages ? ctx->opts.doublewrite_batch_pages : 64;
-    uint32_t maxps = ctx->opts.doublewrite_max_page_size ? ctx->opts.doublewrite_max_page_size : 16384;
-    return atomio__dw_geom_make(g, nseg, batch, maxps);
+    uint64_t bytes = ctx->opts.doublewrite_store_bytes ? ctx->opts.doublewrite_store_bytes
+                                                       : DEFAULT_STORE_BYTES;
+    return atomio__dw_geom_make(g, bytes, ctx->opts.doublewrite_max_page_size);
 }
 
-static bool
-same_geometry(const struct atomio_dw_geom *a, const struct atomio_dw_geom *b)
+/* record_limits() -- the most one record holds: batch_pages pages of the largest size (or
+ * more, smaller ones down to 4 KiB), and never more than a quarter of the ring. */
+static void
+record_limits(atomio_ctx *ctx, struct atomio_store *st)
 {
-    return a->nseg == b->nseg && a->batch_pages == b->batch_pages &&
-           a->max_page_size == b->max_page_size && a->seg_size == b->seg_size &&
-           a->seg_offset == b->seg_offset && a->slots_max == b->slots_max;
+    uint32_t batch = ctx->opts.doublewrite_batch_pages;
+    uint32_t maxps = st->g.max_page_size;
+    uint64_t bytes = (uint64_t)batch * maxps;
+    uint64_t quarter = st->g.ring_size / 4;
+    if (bytes + atomio__dw_table_bytes(batch) > quarter)
+        bytes = quarter / 2;
+    if (bytes < maxps)
+        bytes = maxps;
+    st->rec_bytes_max = bytes;
+    uint64_t slots = (uint64_t)batch * (maxps > 4096 ? maxps / 4096 : 1);
+    st->slots_max = (uint32_t)(slots > 65536 ? 65536 : slots);
+    st->batch_pages = batch;
+}
+
+int
+atomio__store_write_headers(struct atomio_store *st, uint64_t tail)
+{
+    struct atomio_dw_geom g = st->g;
+    g.tail = tail;
+    g.generation = tail / ATOMIO_DW_GRANULE;
+    uint8_t hdr[ATOMIO_DW_STORE_HDR_LEN];
+    for (uint32_t copy = 0; copy < 2; copy++) {
+        atomio__dw_store_hdr_encode(&g, copy, hdr);
+        struct iovec iov[2] = {{hdr, sizeof(hdr)},
+                               {(void *)(uintptr_t)zero_block, ATOMIO_DW_ALIGN - sizeof(hdr)}};
+        ssize_t w = atomio__sys.pwritev2(st->fd, iov, 2, (uint64_t)copy * ATOMIO_DW_ALIGN, 0);
+        if (w < 0)
+            return (int)w;
+        if (w != (ssize_t)ATOMIO_DW_ALIGN)
+            return ATOMIO_E_STORE_FAILED;
+        /* Each copy durable before the other is touched: one of them always holds a tail
+         * that is safe for what the ring holds. */
+        int r = atomio__sys.fdatasync(st->fd);
+        if (r < 0)
+            return r;
+    }
+    st->g.tail = tail;
+    st->g.generation = g.generation;
+    return 0;
 }
 
 /*
- * init_store() -- lay out a fresh store with geometry g: invalidate any old header first (so a
- * crash half-way leaves an all-zero header, which the next open initialises again), size and
- * preallocate the file, zero every segment (so later writes never convert unwritten extents
- * or allocate), then write the header and make it all durable.
+ * init_store() -- lay out a fresh store with geometry g: both headers zeroed first (so a crash
+ * half-way leaves zero headers over a zero ring, which the next open lays out again), then the
+ * file sized, preallocated and the ring zero-filled (later writes never allocate or convert
+ * unwritten extents), then both headers written, each made durable.
  */
 static int
-init_store(struct atomio_store *st, const char *dir, struct atomio_dw_geom *g, bool had_header)
+init_store(struct atomio_store *st, struct atomio_dw_geom *g)
 {
     int r;
     uint64_t size = atomio__dw_store_size(g);
-    if (had_header) {
-        if ((r = write_full(st->fd, zero_block, ATOMIO_DW_ALIGN, 0)) < 0 ||
-            (r = atomio__sys.fdatasync(st->fd)) < 0)
-            return r;
-    }
+    if ((r = zero_fill(st->fd, 0, ATOMIO_DW_RING_OFFSET)) < 0 ||
+        (r = atomio__sys.fdatasync(st->fd)) < 0)
+        return r;
     if ((r = atomio__sys.ftruncate(st->fd, size)) < 0)
         return r;
     r = atomio__sys.fallocate(st->fd, 0, 0, size);
     if (r < 0 && r != -EOPNOTSUPP && r != -ENOSYS)
         return r; /* ENOSPC here, at open, rather than on the write path */
-    if ((r = zero_fill(st->fd, g->seg_offset, size - g->seg_offset)) < 0)
+    if ((r = zero_fill(st->fd, g->ring_offset, g->ring_size)) < 0)
         return r;
     make_uuid(g->uuid);
-    uint8_t hdr[ATOMIO_DW_STORE_HDR_LEN];
-    atomio__dw_store_hdr_encode(g, hdr);
-    struct iovec iov[2] = {{hdr, sizeof(hdr)},
-                           {(void *)(uintptr_t)zero_block, ATOMIO_DW_ALIGN - sizeof(hdr)}};
-    ssize_t w = atomio__sys.pwritev2(st->fd, iov, 2, 0, 0);
-    if (w < 0)
-        return (int)w;
-    if (w != (ssize_t)ATOMIO_DW_ALIGN)
-        return ATOMIO_E_STORE;
-    if ((r = atomio__sys.fdatasync(st->fd)) < 0)
+    st->g = *g;
+    if ((r = atomio__store_write_headers(st, 0)) < 0)
         return r;
-    return sync_dir(dir);
+    return sync_dir(st->dir);
+}
+
+/* v1_live() -- whether a store of format version 1 (fixed segments after a 4 KiB header)
+ * holds any batch: then its copies may be needed and it is left alone. */
+static int
+v1_live(struct atomio_store *st, const uint8_t *hdr, bool *live)
+{
+    uint32_t nseg = (uint32_t)hdr[28] | (uint32_t)hdr[29] << 8 | (uint32_t)hdr[30] << 16 |
+                    (uint32_t)hdr[31] << 24;
+    uint64_t seg_size = 0, seg_off = 0;
+    for (int i = 7; i >= 0; i--) {
+        seg_size = seg_size << 8 | hdr[40 + i];
+        seg_off = seg_off << 8 | hdr[48 + i];
+    }
+    *live = false;
+    if (nseg > 4096 || seg_size % ATOMIO_DW_ALIGN || seg_off % ATOMIO_DW_ALIGN)
+        return ATOMIO_E_STORE;
+    uint8_t b[64];
+    for (uint32_t i = 0; i < nseg && !*live; i++) {
+        int r = atomio__pread_full(st->fd, b, sizeof(b), seg_off + (uint64_t)i * seg_size);
+        if (r < 0)
+            return r;
+        for (size_t k = 0; k < sizeof(b) && !*live; k++)
+            *live = b[k] != 0;
+    }
+    return 0;
+}
+
+/* ring_has_data() -- any non-zero byte in the ring (a store whose headers are both gone). */
+static int
+ring_has_data(struct atomio_store *st, uint64_t ring_size, bool *data)
+{
+    size_t chunk = 1u << 20;
+    uint8_t *buf = malloc(chunk);
+    if (!buf)
+        return -ENOMEM;
+    uint64_t fsize;
+    int r = file_size(st->fd, &fsize);
+    *data = false;
+    uint64_t end = ATOMIO_DW_RING_OFFSET + ring_size;
+    if (r == 0 && fsize < end)
+        end = fsize;
+    for (uint64_t off = ATOMIO_DW_RING_OFFSET; r == 0 && off < end && !*data; off += chunk) {
+        size_t n = end - off < chunk ? (size_t)(end - off) : chunk;
+        r = atomio__pread_full(st->fd, buf, n, off);
+        for (size_t k = 0; r == 0 && k < n && !*data; k++)
+            *data = buf[k] != 0;
+    }
+    free(buf);
+    return r;
 }
 
 /*
- * scan_headers() -- read every segment's batch header: the highest sequence number seen (new
- * batches continue above it, so "newest copy wins" holds across restarts) and whether any
- * segment holds a live batch (then recovery must run before the store is written).
+ * read_headers() -- the store's geometry from its two header copies. 0 with st->g filled;
+ * 1 when the store was never laid out (empty file, or zero headers over a zero ring); else
+ * ATOMIO_E_STORE with a reason. A single damaged copy is survived (*repair set: the caller
+ * rewrites it from the good one).
  */
 static int
-scan_headers(struct atomio_store *st, uint64_t *max_seq, bool *live)
+read_headers(struct atomio_store *st, bool *repair)
 {
-    uint8_t hdr[ATOMIO_DW_BATCH_HDR_LEN];
-    *max_seq = 0;
-    *live = false;
-    for (uint32_t i = 0; i < st->g.nseg; i++) {
-        int r = atomio__pread_full(st->fd, hdr, sizeof(hdr), atomio__dw_seg_off(&st->g, i));
-        if (r < 0)
+    *repair = false;
+    uint64_t size;
+    int r = file_size(st->fd, &size);
+    if (r < 0)
+        return r;
+    if (size == 0)
+        return 1;
+    uint8_t buf[2 * ATOMIO_DW_ALIGN];
+    if ((r = atomio__pread_full(st->fd, buf, sizeof(buf), 0)) < 0)
+        return r;
+    struct atomio_dw_geom g[2];
+    uint32_t ver[2];
+    const char *why[2];
+    int d[2];
+    for (uint32_t c = 0; c < 2; c++)
+        d[c] = atomio__dw_store_hdr_decode(buf + c * ATOMIO_DW_ALIGN, ATOMIO_DW_STORE_HDR_LEN, c,
+                                           &g[c], &ver[c], &why[c]);
+    if (ver[0] == 1) {
+        /* A store of format version 1: the only record of the old layout we read. */
+        bool live;
+        if ((r = v1_live(st, buf, &live)) < 0) {
+            atomio__reason_set("a version 1 store with a damaged header: recover it with "
+                               "libatomio 0.1 (atomio-bench recover), then remove it");
             return r;
-        struct atomio_dw_batch_hdr b;
-        enum atomio_dw_state s = atomio__dw_batch_decode(hdr, sizeof(hdr), &st->g, &b, NULL);
-        if (s == ATOMIO_DW_EMPTY)
-            continue;
-        *live = true;
-        /* A header that checks out on its own (count/len beyond these 64 bytes make the
-         * decode say TORN here) still tells us its sequence number. */
-        if (b.seq > *max_seq)
-            *max_seq = b.seq;
+        }
+        if (live) {
+            atomio__reason_set("a version 1 store holds copies that may be needed: recover it "
+                               "with libatomio 0.1 (atomio-bench recover DIR) before opening "
+                               "it with this version");
+            return ATOMIO_E_STORE;
+        }
+        return 1; /* nothing in it: lay it out again as version 2 */
+    }
+    if (d[0] == 0 && d[1] == 0) {
+        if (memcmp(g[0].uuid, g[1].uuid, 16) != 0 || g[0].ring_size != g[1].ring_size ||
+            g[0].max_page_size != g[1].max_page_size) {
+            atomio__reason_set("the two store header copies describe different stores");
+            return ATOMIO_E_STORE;
+        }
+        /* Copy 0 is written first: when they differ it holds the newer tail. */
+        st->g = g[0].tail >= g[1].tail ? g[0] : g[1];
+    } else if (d[0] == 0 || d[1] == 0) {
+        st->g = d[0] == 0 ? g[0] : g[1];
+        *repair = true;
+    } else if (d[0] == 1 && d[1] == 1) {
+        bool data;
+        if ((r = ring_has_data(st, size > ATOMIO_DW_RING_OFFSET ? size - ATOMIO_DW_RING_OFFSET : 0,
+                               &data)) < 0)
+            return r;
+        if (!data)
+            return 1; /* a layout that never finished */
+        atomio__reason_set("both store headers are zero but the ring holds data: it may hold "
+                           "the only good copies of torn pages; inspect it, then reset it "
+                           "explicitly (atomio_store_reset, atomio-bench store reset)");
+        return ATOMIO_E_STORE;
+    } else {
+        atomio__reason_set("both store headers are unreadable (%s; %s): the store may hold the "
+                           "only good copies of torn pages; inspect it, then reset it "
+                           "explicitly (atomio_store_reset, atomio-bench store reset)",
+                           why[0], why[1]);
+        return ATOMIO_E_STORE;
+    }
+    if (size < atomio__dw_store_size(&st->g)) {
+        atomio__reason_set("store file shorter than its header says");
+        return ATOMIO_E_STORE;
     }
     return 0;
 }
 
 /* ---- manifest ------------------------------------------------------------------------------ */
 
-const char *
-atomio__store_path_of(struct atomio_store *st, uint64_t file_id)
+static const struct atomio_dw_manifest_ent *
+man_find(const struct atomio_store *st, uint64_t file_id)
 {
     for (size_t i = 0; i < st->nman; i++)
         if (st->man[i].file_id == file_id)
-            return st->man[i].path;
+            return &st->man[i];
     return NULL;
 }
 
-/* man_set() -- record file_id -> path in memory (last record wins). Caller holds mlock. */
+/* man_set() -- record a manifest entry in memory (last record wins). Caller holds mlock. */
 static int
-man_set(struct atomio_store *st, uint64_t file_id, const char *path)
+man_set(struct atomio_store *st, const struct atomio_dw_man_rec *m)
 {
-    char *copy = strdup(path);
+    char *copy = strdup(m->path);
     if (!copy)
         return -ENOMEM;
-    for (size_t i = 0; i < st->nman; i++) {
-        if (st->man[i].file_id == file_id) {
-            free(st->man[i].path);
-            st->man[i].path = copy;
-            return 0;
+    struct atomio_dw_manifest_ent *e = NULL;
+    for (size_t i = 0; i < st->nman && !e; i++)
+        if (st->man[i].file_id == m->file_id)
+            e = &st->man[i];
+    if (!e) {
+        if (st->nman == st->cap_man) {
+            size_t cap = st->cap_man ? st->cap_man * 2 : 16;
+            void *p = realloc(st->man, cap * sizeof(*st->man));
+            if (!p) {
+                free(copy);
+                return -ENOMEM;
+            }
+            st->man = p;
+            st->cap_man = cap;
         }
+        e = &st->man[st->nman++];
+        e->path = NULL;
     }
-    if (st->nman == st->cap_man) {
-        size_t cap = st->cap_man ? st->cap_man * 2 : 16;
-        void *p = realloc(st->man, cap * sizeof(*st->man));
-        if (!p) {
-            free(copy);
-            return -ENOMEM;
-        }
-        st->man = p;
-        st->cap_man = cap;
-    }
-    st->man[st->nman].file_id = file_id;
-    st->man[st->nman].path = copy;
-    st->nman++;
+    free(e->path);
+    *e = (struct atomio_dw_manifest_ent){.file_id = m->file_id, .from_lsn = m->from_lsn,
+                                         .flags = m->flags, .path = copy};
     return 0;
 }
 
@@ -283,59 +410,276 @@ man_clear(struct atomio_store *st)
 }
 
 static int
-man_load_cb(void *arg, uint64_t file_id, const char *path)
+man_load_cb(void *arg, const struct atomio_dw_man_rec *m)
 {
-    return man_set(arg, file_id, path) < 0 ? 1 : 0;
+    return man_set(arg, m) < 0 ? 1 : 0;
 }
 
-/*
- * load_manifest() -- read the manifest, keep its valid prefix (a torn last append is cut off:
- * the file it named never got a batch, since registration is durable before the first write),
- * or empty it when no live batch can refer to it.
- */
+/* man_read() -- read manifest bytes [from, to) into the map. Records never straddle a damaged
+ * stretch: the walk resumes at the next 8-byte boundary that starts a valid record. */
 static int
-load_manifest(struct atomio_store *st, bool keep)
+man_read(struct atomio_store *st, uint64_t from, uint64_t to)
+{
+    if (to <= from)
+        return 0;
+    if (to - from > (256u << 20))
+        return ATOMIO_E_STORE; /* no sane manifest is this large */
+    size_t n = (size_t)(to - from);
+    uint8_t *buf = malloc(n);
+    if (!buf)
+        return -ENOMEM;
+    int r = atomio__pread_full(st->mfd, buf, n, from);
+    for (size_t off = 0; r == 0 && off + ATOMIO_DW_MANIFEST_HDR_LEN <= n;) {
+        size_t used = atomio__dw_manifest_walk(buf + off, n - off, man_load_cb, st);
+        off += used ? used : 8;
+    }
+    free(buf);
+    return r;
+}
+
+int
+atomio__store_man_refresh(struct atomio_store *st)
+{
+    pthread_mutex_lock(&st->mlock);
+    uint64_t len = atomio__shared_man_len(st);
+    int r = man_read(st, st->man_read, len);
+    if (r == 0)
+        st->man_read = len;
+    pthread_mutex_unlock(&st->mlock);
+    return r;
+}
+
+/* man_append() -- append one record durably at the manifest's shared end. Caller holds the
+ * shared lock. */
+static int
+man_append(struct atomio_store *st, const struct atomio_dw_man_rec *m)
+{
+    size_t plen = strlen(m->path);
+    if (plen == 0 || plen > ATOMIO_DW_PATH_MAX)
+        return -ENAMETOOLONG;
+    size_t n = atomio__dw_manifest_rec_len(plen);
+    uint8_t *rec = malloc(n);
+    if (!rec)
+        return -ENOMEM;
+    atomio__dw_manifest_encode(rec, m, plen);
+    uint64_t at = atomio__shared_man_len(st);
+    int r = write_full(st->mfd, rec, n, at);
+    if (r == 0)
+        r = atomio__sys.fdatasync(st->mfd);
+    free(rec);
+    if (r < 0)
+        return r; /* a half record is skipped by readers; the next append overwrites it */
+    atomio__shared_set_man_len(st, at + n);
+    pthread_mutex_lock(&st->mlock);
+    if (st->man_read == at)
+        st->man_read = at + n;
+    r = man_set(st, m);
+    pthread_mutex_unlock(&st->mlock);
+    return r;
+}
+
+/* recorded_path() -- how path is recorded: relative to the data root when under it. */
+static const char *
+recorded_path(const atomio_ctx *ctx, const char *path, uint32_t *flags)
+{
+    const char *root = ctx->opts.data_root;
+    *flags = 0;
+    if (!root || !*root)
+        return path;
+    size_t n = strlen(root);
+    while (n > 1 && root[n - 1] == '/')
+        n--;
+    if (strncmp(path, root, n) == 0 && path[n] == '/' && path[n + 1]) {
+        *flags = ATOMIO_DW_MAN_RELATIVE;
+        return path + n + 1;
+    }
+    return path;
+}
+
+int
+atomio__store_resolve(atomio_ctx *ctx, uint64_t file_id, char *out, size_t len, uint64_t *from_lsn)
+{
+    struct atomio_store *st = ctx->store;
+    pthread_mutex_lock(&st->mlock);
+    const struct atomio_dw_manifest_ent *e = man_find(st, file_id);
+    int r = 0;
+    if (!e) {
+        r = -ENOENT;
+    } else {
+        if (from_lsn)
+            *from_lsn = e->from_lsn;
+        const char *root = ctx->opts.data_root;
+        int n;
+        if (e->flags & ATOMIO_DW_MAN_RELATIVE) {
+            if (!root || !*root) {
+                snprintf(out, len, "%s", e->path);
+                r = ATOMIO_E_UNAPPLIED; /* relative, and no data root to resolve it */
+            } else if ((n = snprintf(out, len, "%s/%s", root, e->path)) < 0 || (size_t)n >= len) {
+                r = -ENAMETOOLONG;
+            }
+        } else if ((n = snprintf(out, len, "%s", e->path)) < 0 || (size_t)n >= len) {
+            r = -ENAMETOOLONG;
+        }
+    }
+    pthread_mutex_unlock(&st->mlock);
+    return r;
+}
+
+/* derive_id() -- a stable id for a file the engine gave none: FNV-1a of its recorded path
+ * (relative to the data root when under it, so a moved directory keeps its ids) with the top
+ * bit set, out of the way of small engine ids such as tablespace numbers. */
+static uint64_t
+derive_id(const char *path)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++)
+        h = (h ^ *p) * 0x100000001b3ull;
+    return h | (1ull << 63);
+}
+
+int
+atomio__store_register(atomio_ctx *ctx, atomio_file *f, bool fence)
+{
+    struct atomio_store *st = ctx->store;
+    if (!st)
+        return 0;
+    int r = atomio__store_check(ctx);
+    if (r < 0)
+        return r;
+    if (!f->path)
+        return ATOMIO_E_INVAL;
+    uint32_t flags;
+    const char *rec_path = recorded_path(ctx, f->path, &flags);
+    size_t len = strlen(rec_path);
+    if (len == 0 || len > ATOMIO_DW_PATH_MAX)
+        return -ENAMETOOLONG;
+    if (f->file_id == 0)
+        f->file_id = derive_id(rec_path);
+
+    atomio__shared_lock(st);
+    r = atomio__store_man_refresh(st);
+    if (r == 0) {
+        uint64_t head = st->sh ? atomio__shared_head_locked(st) : 0;
+        pthread_mutex_lock(&st->mlock);
+        const struct atomio_dw_manifest_ent *e = man_find(st, f->file_id);
+        /* A file written by a path that bypasses the store gets a fence: its copies already in
+         * the store are older than anything it writes from now on. */
+        uint64_t from = fence ? head : (e ? e->from_lsn : 0);
+        bool same = e && e->flags == flags && strcmp(e->path, rec_path) == 0 &&
+                    e->from_lsn == from;
+        pthread_mutex_unlock(&st->mlock);
+        if (!same) {
+            struct atomio_dw_man_rec m = {.file_id = f->file_id, .from_lsn = from, .flags = flags,
+                                          .path = rec_path};
+            r = man_append(st, &m);
+        }
+    }
+    atomio__shared_unlock(st);
+    return r;
+}
+
+int
+atomio__store_remap(atomio_ctx *ctx, uint64_t file_id, const char *path)
+{
+    struct atomio_store *st = ctx->store;
+    uint32_t flags;
+    const char *rec_path = recorded_path(ctx, path, &flags);
+    atomio__shared_lock(st);
+    int r = atomio__store_man_refresh(st);
+    if (r == 0) {
+        pthread_mutex_lock(&st->mlock);
+        const struct atomio_dw_manifest_ent *e = man_find(st, file_id);
+        uint64_t from = e ? e->from_lsn : 0;
+        pthread_mutex_unlock(&st->mlock);
+        struct atomio_dw_man_rec m = {.file_id = file_id, .from_lsn = from, .flags = flags,
+                                      .path = rec_path};
+        r = man_append(st, &m);
+    }
+    atomio__shared_unlock(st);
+    return r;
+}
+
+/* load_manifest() -- the first process reads the whole manifest; when the store holds no live
+ * copy nothing refers to it any more and it starts empty. */
+static int
+load_manifest(struct atomio_store *st, bool live)
 {
     uint64_t size;
     int r = file_size(st->mfd, &size);
     if (r < 0)
         return r;
-    uint64_t valid = 0;
-    if (keep && size > 0) {
-        if (size > (64u << 20))
-            return ATOMIO_E_STORE; /* no sane manifest is this large */
-        uint8_t *buf = malloc((size_t)size);
-        if (!buf)
-            return -ENOMEM;
-        r = atomio__pread_full(st->mfd, buf, (size_t)size, 0);
-        if (r == 0)
-            valid = atomio__dw_manifest_walk(buf, (size_t)size, man_load_cb, st);
-        free(buf);
-        if (r < 0)
+    if (!live) {
+        if (size && ((r = atomio__sys.ftruncate(st->mfd, 0)) < 0 ||
+                     (r = atomio__sys.fdatasync(st->mfd)) < 0))
             return r;
+        size = 0;
     }
-    if (valid != size) {
-        if ((r = atomio__sys.ftruncate(st->mfd, valid)) < 0 ||
-            (r = atomio__sys.fdatasync(st->mfd)) < 0)
-            return r;
-    }
-    st->man_len = valid;
+    size = atomio__dw_round(size, 8); /* appends start 8-aligned after a torn tail */
+    if ((r = man_read(st, 0, size)) < 0)
+        return r;
+    st->man_read = size;
+    atomio__shared_set_man_len(st, size);
     return 0;
+}
+
+/* ---- record buffers ------------------------------------------------------------------------ */
+
+struct atomio_dw_rec *
+atomio__store_rec_get(atomio_ctx *ctx, uint32_t count, uint64_t page_bytes)
+{
+    struct atomio_store *st = ctx->store;
+    size_t room = (size_t)atomio__dw_round(atomio__dw_table_bytes(count), ATOMIO_DW_ALIGN);
+    size_t need = room + (size_t)page_bytes;
+    pthread_mutex_lock(&st->lock);
+    struct atomio_dw_rec **pp = &st->free_recs;
+    while (*pp && (*pp)->cap < need)
+        pp = &(*pp)->next_free;
+    struct atomio_dw_rec *rec = *pp;
+    if (rec)
+        *pp = rec->next_free;
+    pthread_mutex_unlock(&st->lock);
+    if (!rec) {
+        size_t dflt = (size_t)atomio__dw_round(atomio__dw_table_bytes(st->slots_max), ATOMIO_DW_ALIGN) +
+                      (size_t)st->rec_bytes_max;
+        size_t cap = need > dflt ? need : dflt;
+        rec = calloc(1, sizeof(*rec));
+        if (rec)
+            rec->buf = atomio__buf_alloc(ctx, cap, ATOMIO_DW_ALIGN);
+        if (!rec || !rec->buf) {
+            free(rec);
+            return NULL;
+        }
+        rec->cap = cap;
+    }
+    rec->hdr_room = room;
+    rec->next_free = NULL;
+    return rec;
+}
+
+void
+atomio__store_rec_put(atomio_ctx *ctx, struct atomio_dw_rec *rec)
+{
+    struct atomio_store *st = ctx->store;
+    pthread_mutex_lock(&st->lock);
+    rec->next_free = st->free_recs;
+    st->free_recs = rec;
+    pthread_mutex_unlock(&st->lock);
 }
 
 /* ---- open / close -------------------------------------------------------------------------- */
 
 static void
-store_free(atomio_ctx *ctx, struct atomio_store *st)
+store_free(atomio_ctx *ctx, struct atomio_store *st, bool forked)
 {
     if (!st)
         return;
-    if (st->segs) {
-        for (uint32_t i = 0; i < st->g.nseg; i++)
-            if (st->segs[i].buf)
-                atomio__buf_free(ctx, st->segs[i].buf, (size_t)st->g.seg_size);
-        free(st->segs);
+    while (st->free_recs) {
+        struct atomio_dw_rec *r = st->free_recs;
+        st->free_recs = r->next_free;
+        atomio__buf_free(ctx, r->buf, r->cap);
+        free(r);
     }
+    atomio__shared_detach(st, forked);
     if (st->fd >= 0)
         atomio__sys.close(st->fd);
     if (st->mfd >= 0)
@@ -343,32 +687,87 @@ store_free(atomio_ctx *ctx, struct atomio_store *st)
     man_clear(st);
     free(st->man);
     free(st->path);
+    free(st->dir);
     free(st->held_ids);
+    free(st->discard_ids);
     pthread_mutex_destroy(&st->lock);
     pthread_mutex_destroy(&st->mlock);
-    pthread_cond_destroy(&st->cond);
     free(st);
 }
 
 /*
  * maybe_direct() -- reopen the store with O_DIRECT when the filesystem supports it at an
- * alignment our 4 KiB layout satisfies: batch writes then skip the page cache.
+ * alignment our 512-byte records satisfy: record writes then skip the page cache.
  */
 static void
-maybe_direct(struct atomio_store *st, const char *path)
+maybe_direct(struct atomio_store *st)
 {
     struct atomio_statx stx;
     if (atomio__sys.statx(st->fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) < 0)
         return;
     if (!(stx.mask & STATX_DIOALIGN) || stx.dio_offset_align == 0 ||
-        stx.dio_offset_align > ATOMIO_DW_ALIGN || stx.dio_mem_align > ATOMIO_DW_ALIGN)
+        stx.dio_offset_align > ATOMIO_DW_GRANULE || stx.dio_mem_align > ATOMIO_DW_GRANULE)
         return;
-    int fd = atomio__sys.open(path, O_RDWR | O_DIRECT, 0);
+    int fd = atomio__sys.open(st->path, O_RDWR | O_DIRECT | O_CLOEXEC, 0);
     if (fd < 0)
         return;
     atomio__sys.close(st->fd);
     st->fd = fd;
     st->o_direct = true;
+}
+
+/* open_first() -- this process sets the instance up: headers (repaired, or laid out), the
+ * ring scanned for live copies, the shared state created, the manifest loaded. */
+static int
+open_first(atomio_ctx *ctx, struct atomio_store *st)
+{
+    bool repair;
+    int r = read_headers(st, &repair);
+    if (r < 0)
+        return r;
+    struct atomio_dw_geom want;
+    if (wanted_geometry(ctx, &want) < 0)
+        return ATOMIO_E_INVAL;
+    if (r == 1) {
+        if ((r = init_store(st, &want)) < 0)
+            return r;
+    } else if (repair) {
+        if ((r = atomio__store_write_headers(st, st->g.tail)) < 0)
+            return r;
+        st->headers_repaired = 1;
+    }
+    struct atomio_dw_scan_result sr;
+    if ((r = atomio__dw_scan_live(st, &sr)) < 0)
+        return r;
+    if (!sr.live && (st->g.ring_size != want.ring_size ||
+                     st->g.max_page_size != want.max_page_size)) {
+        /* Nothing to recover: adopt the geometry the options ask for. */
+        if ((r = init_store(st, &want)) < 0)
+            return r;
+        sr.head = 0;
+    }
+    uint64_t head = sr.live ? sr.head : (st->g.tail > sr.head ? st->g.tail : sr.head);
+    head = atomio__dw_round(head, ATOMIO_DW_GRANULE);
+    if ((r = atomio__shared_create(ctx, st)) < 0)
+        return r;
+    atomio__shared_init_ring(st, head, st->g.tail);
+    atomio__shared_set_needs_recovery(st, sr.live);
+    if ((r = load_manifest(st, sr.live)) < 0)
+        return r;
+    return sync_dir(st->dir);
+}
+
+/* open_joined() -- another process of the instance set the store up: use it as it is. */
+static int
+open_joined(atomio_ctx *ctx, struct atomio_store *st)
+{
+    bool repair;
+    int r = read_headers(st, &repair);
+    if (r != 0)
+        return r < 0 ? r : ATOMIO_E_STORE_LOCKED;
+    if ((r = atomio__shared_join(ctx, st)) < 0)
+        return r;
+    return atomio__store_man_refresh(st);
 }
 
 int
@@ -379,9 +778,6 @@ atomio__store_open(atomio_ctx *ctx)
     const char *dir = ctx->doublewrite_dir ? ctx->doublewrite_dir : ctx->opts.doublewrite_dir;
     if (!dir || !*dir)
         return ATOMIO_E_INVAL;
-    struct atomio_dw_geom want;
-    if (wanted_geometry(ctx, &want) < 0)
-        return ATOMIO_E_INVAL;
 
     /* The directory must exist: creating it would hide a deleted store (and the torn-page
      * copies it held) behind an empty new one. */
@@ -390,87 +786,48 @@ atomio__store_open(atomio_ctx *ctx)
         return dfd;
     atomio__sys.close(dfd);
 
-    char spath[4096], mpath[4096];
-    int r;
-    if ((r = join_path(spath, sizeof(spath), dir, ATOMIO_DW_STORE_FILE)) < 0 ||
-        (r = join_path(mpath, sizeof(mpath), dir, ATOMIO_DW_MANIFEST_FILE)) < 0)
-        return r;
-
     struct atomio_store *st = calloc(1, sizeof(*st));
     if (!st)
         return -ENOMEM;
-    st->fd = st->mfd = -1;
+    st->fd = st->mfd = st->lockfd = -1;
     pthread_mutex_init(&st->lock, NULL);
     pthread_mutex_init(&st->mlock, NULL);
-    pthread_cond_init(&st->cond, NULL);
-
+    int r;
+    char spath[4096], mpath[4096];
+    if ((r = join_path(spath, sizeof(spath), dir, ATOMIO_DW_STORE_FILE)) < 0 ||
+        (r = join_path(mpath, sizeof(mpath), dir, ATOMIO_DW_MANIFEST_FILE)) < 0)
+        goto fail;
     st->path = strdup(spath);
-    if (!st->path) {
+    st->dir = strdup(dir);
+    if (!st->path || !st->dir) {
         r = -ENOMEM;
         goto fail;
     }
-    st->fd = atomio__sys.open(spath, O_RDWR | O_CREAT, 0600);
+    bool first;
+    if ((r = atomio__shared_attach(ctx, st, &first)) < 0)
+        goto fail;
+    st->fd = atomio__sys.open(spath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (st->fd < 0) {
         r = st->fd;
         goto fail;
     }
-    uint8_t hdr[ATOMIO_DW_STORE_HDR_LEN];
-    if ((r = atomio__pread_full(st->fd, hdr, sizeof(hdr), 0)) < 0)
-        goto fail;
-    uint64_t size;
-    if ((r = file_size(st->fd, &size)) < 0)
-        goto fail;
-    r = atomio__dw_store_hdr_decode(hdr, size < sizeof(hdr) ? (size_t)size : sizeof(hdr), &st->g,
-                                    NULL);
-    if (r < 0)
-        goto fail; /* not ours, or damaged: never overwrite what may hold the only copies */
-    if (r == 1) {
-        st->g = want;
-        if ((r = init_store(st, dir, &st->g, false)) < 0)
-            goto fail;
-    } else if (size < atomio__dw_store_size(&st->g)) {
-        r = ATOMIO_E_STORE;
-        goto fail;
-    }
-
-    uint64_t max_seq;
-    bool live;
-    if ((r = scan_headers(st, &max_seq, &live)) < 0)
-        goto fail;
-    if (!live && !same_geometry(&st->g, &want)) {
-        /* Nothing to recover: adopt the geometry the options ask for. */
-        struct atomio_dw_geom g = want;
-        if ((r = init_store(st, dir, &g, true)) < 0)
-            goto fail;
-        st->g = g;
-    }
-    atomic_store(&st->next_seq, max_seq + 1);
-    st->needs_recovery = live;
-    maybe_direct(st, spath);
-
-    st->mfd = atomio__sys.open(mpath, O_RDWR | O_CREAT, 0600);
+    st->mfd = atomio__sys.open(mpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (st->mfd < 0) {
         r = st->mfd;
         goto fail;
     }
-    if ((r = load_manifest(st, live)) < 0 || (r = sync_dir(dir)) < 0)
+    r = first ? open_first(ctx, st) : open_joined(ctx, st);
+    if (r < 0)
         goto fail;
-
-    st->segs = calloc(st->g.nseg, sizeof(*st->segs));
-    if (!st->segs) {
-        r = -ENOMEM;
+    record_limits(ctx, st);
+    maybe_direct(st);
+    if (first && (r = atomio__shared_open_doors(st)) < 0)
         goto fail;
-    }
-    for (uint32_t i = st->g.nseg; i-- > 0;) {
-        st->segs[i].index = i;
-        st->segs[i].off = atomio__dw_seg_off(&st->g, i);
-        st->segs[i].next_free = st->free_top;
-        st->free_top = &st->segs[i];
-    }
+    st->first = first;
     ctx->store = st;
     return 0;
 fail:
-    store_free(ctx, st);
+    store_free(ctx, st, false);
     return r;
 }
 
@@ -480,310 +837,70 @@ atomio__store_close(atomio_ctx *ctx)
     struct atomio_store *st = ctx->store;
     if (!st)
         return;
-    /* Write and make durable the last retires, so a later recovery does not see batches whose
-     * files may meanwhile be written by other means. Best effort: close cannot fail usefully. */
-    if (!atomic_load(&st->failed))
-        (void)atomio__store_flush_retires(ctx);
-    if (atomic_load(&st->retire_pending) && !atomic_load(&st->failed))
-        (void)atomio__store_sync(ctx);
     ctx->store = NULL;
-    store_free(ctx, st);
+    store_free(ctx, st, st->pid != getpid());
 }
 
-/* ---- segments ------------------------------------------------------------------------------ */
-
-/*
- * atomio__store_claim() -- one claim for both drivers. A segment that is busy will come back,
- * so a waiting caller (atomio_write_batch()) sleeps for it; a caller that must not sleep gets
- * -EAGAIN instead: the staged API (an engine thread may hold the very batches it would wait
- * for) and rescue() (it holds a segment itself, and with one segment would wait for itself).
- * With every segment held for recovery nothing will ever come back: ATOMIO_E_STORE_FULL.
- */
-struct atomio_dw_seg *
-atomio__store_claim(atomio_ctx *ctx, bool wait, int *err)
+bool
+atomio__store_is_first(const atomio_ctx *ctx)
 {
-    struct atomio_store *st = ctx->store;
-    int dummy;
-    if (!err)
-        err = &dummy;
-    pthread_mutex_lock(&st->lock);
-    while (!st->free_top) {
-        if (st->pending) {
-            /* Finished batches wait for their retire: write those now, then take one. */
-            pthread_mutex_unlock(&st->lock);
-            int fr = atomio__store_flush_retires(ctx);
-            pthread_mutex_lock(&st->lock);
-            if (fr < 0) {
-                pthread_mutex_unlock(&st->lock);
-                *err = ATOMIO_E_STORE;
-                return NULL;
-            }
-            continue;
-        }
-        if (st->nbusy == 0 && !st->takes) {
-            /* Every segment is held for recovery: nothing will ever be released. */
-            pthread_mutex_unlock(&st->lock);
-            *err = ATOMIO_E_STORE_FULL;
-            return NULL;
-        }
-        if (!wait) {
-            pthread_mutex_unlock(&st->lock);
-            *err = -EAGAIN;
-            return NULL;
-        }
-        pthread_cond_wait(&st->cond, &st->lock);
-    }
-    struct atomio_dw_seg **pick = &st->free_top;
-#ifdef ATOMIO_TESTING
-    if (atomic_load(&atomio__test_dw_policy) == 2) {
-        /* Tests: a deterministic but scattered choice, so newer batches can be overwritten
-         * while older ones survive, as they can when threads finish out of order. */
-        unsigned nfree = 0;
-        for (struct atomio_dw_seg *s = st->free_top; s; s = s->next_free)
-            nfree++;
-        for (uint64_t n = atomic_load(&st->next_seq) % nfree; n > 0; n--)
-            pick = &(*pick)->next_free;
-    }
-#endif
-    struct atomio_dw_seg *seg = *pick;
-    *pick = seg->next_free;
-    seg->next_free = NULL;
-    st->nbusy++;
-    uint32_t busy = st->nbusy;
-    pthread_mutex_unlock(&st->lock);
-    uint32_t prev = atomic_load(&st->busy_max);
-    while (busy > prev && !atomic_compare_exchange_weak(&st->busy_max, &prev, busy))
-        ;
-    if (!seg->buf) {
-        seg->buf = atomio__buf_alloc(ctx, (size_t)st->g.seg_size, ATOMIO_DW_ALIGN);
-        if (!seg->buf) {
-            atomio__store_release(ctx, seg, false);
-            *err = -ENOMEM;
-            return NULL;
-        }
-    }
-    return seg;
+    return ctx->store && ctx->store->first;
 }
 
 void
-atomio__store_release(atomio_ctx *ctx, struct atomio_dw_seg *seg, bool held)
+atomio__store_stats(const atomio_ctx *ctx, atomio_stats *s)
 {
     struct atomio_store *st = ctx->store;
-    pthread_mutex_lock(&st->lock);
-    st->nbusy--;
-    if (held) {
-        seg->held = true;
-        st->nheld++;
-#ifdef ATOMIO_TESTING
-    } else if (atomic_load(&atomio__test_dw_policy) == 1) {
-        /* Tests: rotate through every segment, so the store holds batches of many ages. */
-        struct atomio_dw_seg **pp = &st->free_top;
-        while (*pp)
-            pp = &(*pp)->next_free;
-        seg->next_free = NULL;
-        *pp = seg;
-#endif
-    } else {
-        seg->next_free = st->free_top;
-        st->free_top = seg;
-    }
-    pthread_cond_broadcast(&st->cond);
-    pthread_mutex_unlock(&st->lock);
-}
-
-/*
- * Deferred retires. A finished batch is retired by zeroing its header, so that an old copy can
- * never be restored over a page written later; the retire only has to be durable before a
- * newer write of one of its pages can lose its own store copy. Rather than a write and a wait
- * of their own at the end of every batch, retires queue up (pending) and ride along with the
- * next store write, in the same submission; the store fdatasync after it makes them durable.
- * The rule that keeps this safe: every retire pending when a batch's store step starts is
- * written, and complete, before that batch's store fdatasync, so before any of its in-place
- * writes. A step takes all pending retires (a take, with a ticket); a step that finds none
- * pending still waits, before its fdatasync, for the takes with earlier tickets to end. So a
- * batch's retire is only ever written after the retires of every batch acknowledged before it
- * started are durable, exactly as when each batch retired itself before returning. A taken
- * segment is free once its retire write completed; reusing it is as safe as reusing a segment
- * retired synchronously was.
- */
-void
-atomio__store_retire_later(atomio_ctx *ctx, struct atomio_dw_seg *seg)
-{
-    struct atomio_store *st = ctx->store;
-#ifdef ATOMIO_TESTING
-    if (atomic_load(&atomio__test_dw_keep_batches)) {
-        atomio__store_release(ctx, seg, false); /* free, its batch left valid on disk */
+    if (st->pid != getpid() || !st->sh)
         return;
-    }
-#endif
-    pthread_mutex_lock(&st->lock);
-    st->nbusy--;
-    seg->next_free = st->pending;
-    st->pending = seg;
-    pthread_cond_broadcast(&st->cond);
-    pthread_mutex_unlock(&st->lock);
-}
-
-struct atomio_dw_seg *
-atomio__store_take_retires(struct atomio_store *st, struct atomio_retire_take *t, uint64_t *snap)
-{
-    pthread_mutex_lock(&st->lock);
-    struct atomio_dw_seg *taken = st->pending;
-    st->pending = NULL;
-    if (taken) {
-        t->ticket = ++st->take_next;
-        t->next = st->takes;
-        st->takes = t;
-    }
-    *snap = st->take_next;
-    pthread_mutex_unlock(&st->lock);
-    return taken;
-}
-
-void
-atomio__store_retire_io(const struct atomio_store *st, const struct atomio_dw_seg *seg,
-                        struct atomio_io *io)
-{
-    *io = (struct atomio_io){.fd = st->fd, .buf = zero_block, .len = ATOMIO_DW_ALIGN,
-                             .off = seg->off};
-}
-
-void
-atomio__store_took_retires(struct atomio_store *st, struct atomio_retire_take *t,
-                           struct atomio_dw_seg *taken, bool ok)
-{
-    pthread_mutex_lock(&st->lock);
-    for (struct atomio_retire_take **pp = &st->takes; *pp; pp = &(*pp)->next) {
-        if (*pp == t) {
-            *pp = t->next;
-            break;
-        }
-    }
-    while (taken) {
-        struct atomio_dw_seg *next = taken->next_free;
-        taken->next_free = st->free_top;
-        st->free_top = taken;
-        taken = next;
-    }
-    if (ok)
-        atomic_store(&st->retire_pending, true);
-    else
-        atomic_store(&st->failed, true); /* as for a failed retire: no more batches */
-    pthread_cond_broadcast(&st->cond);
-    pthread_mutex_unlock(&st->lock);
-}
-
-void
-atomio__store_wait_retires(struct atomio_store *st, uint64_t snap)
-{
-    pthread_mutex_lock(&st->lock);
-    for (;;) {
-        bool earlier = false;
-        for (struct atomio_retire_take *t = st->takes; t && !earlier; t = t->next)
-            earlier = t->ticket <= snap;
-        if (!earlier)
-            break;
-        pthread_cond_wait(&st->cond, &st->lock);
-    }
-    pthread_mutex_unlock(&st->lock);
+    atomio__shared_counts(st, &s->store_bytes, &s->store_bytes_used, &s->attached);
 }
 
 int
-atomio__store_write_retires(struct atomio_store *st, struct atomio_retire_take *t,
-                            struct atomio_dw_seg *taken)
+atomio__store_check(const atomio_ctx *ctx)
 {
-    int r = 0;
-    for (struct atomio_dw_seg *s = taken; s && r == 0; s = s->next_free)
-        r = write_full(st->fd, zero_block, ATOMIO_DW_ALIGN, s->off);
-    atomio__store_took_retires(st, t, taken, r == 0);
-    return r;
+    const struct atomio_store *st = ctx->store;
+    if (!st)
+        return ATOMIO_E_NO_DOUBLEWRITE;
+    if (st->pid != getpid())
+        return ATOMIO_E_INVAL; /* a ctx inherited across fork(): the child opens its own */
+    if (atomic_load(&st->failed))
+        return ATOMIO_E_STORE_FAILED;
+    return 0;
 }
 
-int
-atomio__store_flush_retires(atomio_ctx *ctx)
+bool
+atomio__store_fits(const atomio_ctx *ctx, uint32_t page_size)
 {
-    struct atomio_store *st = ctx->store;
-    struct atomio_retire_take t;
-    uint64_t snap;
-    struct atomio_dw_seg *taken = atomio__store_take_retires(st, &t, &snap);
-    int r = taken ? atomio__store_write_retires(st, &t, taken) : 0;
-    atomio__store_wait_retires(st, snap);
-    return r;
+    const struct atomio_store *st = ctx->store;
+    return st && page_size <= st->g.max_page_size && page_size <= st->rec_bytes_max;
 }
 
-int
-atomio__store_flush_pending(atomio_ctx *ctx)
-{
-    struct atomio_store *st = ctx->store;
-    if (!st || atomic_load(&st->failed))
-        return 0;
-    int r = atomio__store_flush_retires(ctx);
-    if (r == 0 && atomic_load(&st->retire_pending))
-        r = atomio__store_sync(ctx);
-    return r;
-}
+/* ---- held and discarded file ids ----------------------------------------------------------- */
 
-int
-atomio__store_retire(struct atomio_store *st, struct atomio_dw_seg *seg)
+static int
+id_add(uint64_t **ids, size_t *n, size_t *cap, uint64_t id)
 {
-#ifdef ATOMIO_TESTING
-    if (atomic_load(&atomio__test_dw_keep_batches))
-        return 0;
-#endif
-    int r = write_full(st->fd, zero_block, ATOMIO_DW_ALIGN, seg->off);
-    if (r == 0)
-        atomic_store(&st->retire_pending, true);
-    return r;
-}
-
-int
-atomio__store_sync(atomio_ctx *ctx)
-{
-    atomio__store_sync_begin(ctx);
-    return atomio__store_sync_end(ctx, atomio__sys.fdatasync(ctx->store->fd));
-}
-
-void
-atomio__store_sync_begin(atomio_ctx *ctx)
-{
-    /* Clear first: a retire completing after this point is covered by the next sync. */
-    atomic_store(&ctx->store->retire_pending, false);
-}
-
-int
-atomio__store_sync_end(atomio_ctx *ctx, int r)
-{
-    struct atomio_store *st = ctx->store;
-    ATOMIO_COUNT(&ctx->stats, syncs, 1);
-    if (r < 0) {
-        /* Like a data file: after a failed fdatasync nothing about earlier writes
-         * can be trusted; the store refuses further batches until the ctx is reopened. */
-        atomic_store(&st->failed, true);
-        ATOMIO_COUNT(&ctx->stats, failed_syncs, 1);
+    for (size_t i = 0; i < *n; i++)
+        if ((*ids)[i] == id)
+            return 0;
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 8;
+        void *p = realloc(*ids, c * sizeof(**ids));
+        if (!p)
+            return -ENOMEM;
+        *ids = p;
+        *cap = c;
     }
-    return r;
+    (*ids)[(*n)++] = id;
+    return 0;
 }
 
 int
 atomio__store_hold_id(struct atomio_store *st, uint64_t file_id)
 {
-    int r = 0;
     pthread_mutex_lock(&st->lock);
-    for (size_t i = 0; i < st->nheld_ids; i++)
-        if (st->held_ids[i] == file_id)
-            goto out;
-    if (st->nheld_ids == st->cap_held_ids) {
-        size_t cap = st->cap_held_ids ? st->cap_held_ids * 2 : 8;
-        void *p = realloc(st->held_ids, cap * sizeof(*st->held_ids));
-        if (!p) {
-            r = -ENOMEM;
-            goto out;
-        }
-        st->held_ids = p;
-        st->cap_held_ids = cap;
-    }
-    st->held_ids[st->nheld_ids++] = file_id;
-out:
+    int r = id_add(&st->held_ids, &st->nheld_ids, &st->cap_held_ids, file_id);
     pthread_mutex_unlock(&st->lock);
     return r;
 }
@@ -799,89 +916,32 @@ atomio__store_id_held(struct atomio_store *st, uint64_t file_id)
     return held;
 }
 
-void
-atomio__store_reset_after_recovery(struct atomio_store *st)
+int
+atomio__store_discard_id(struct atomio_store *st, uint64_t file_id)
 {
     pthread_mutex_lock(&st->lock);
-    for (uint32_t i = 0; i < st->g.nseg; i++) {
-        struct atomio_dw_seg *seg = &st->segs[i];
-        if (seg->held) {
-            seg->held = false;
-            seg->next_free = st->free_top;
-            st->free_top = seg;
-        }
-    }
-    st->nheld = 0;
-    st->nheld_ids = 0;
-    st->needs_recovery = false;
-    pthread_cond_broadcast(&st->cond);
+    int r = id_add(&st->discard_ids, &st->ndiscard, &st->cap_discard, file_id);
     pthread_mutex_unlock(&st->lock);
-}
-
-/* ---- registration -------------------------------------------------------------------------- */
-
-/* derive_id() -- a stable id for a file the engine gave none: FNV-1a of its absolute path with
- * the top bit set, out of the way of small engine ids such as tablespace numbers. */
-static uint64_t
-derive_id(const char *path)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (const unsigned char *p = (const unsigned char *)path; *p; p++)
-        h = (h ^ *p) * 0x100000001b3ull;
-    return h | (1ull << 63);
-}
-
-int
-atomio__store_register(atomio_ctx *ctx, atomio_file *f)
-{
-    struct atomio_store *st = ctx->store;
-    if (!st)
-        return 0;
-    if (!f->path)
-        return ATOMIO_E_INVAL;
-    size_t len = strlen(f->path);
-    if (len == 0 || len > ATOMIO_DW_PATH_MAX)
-        return -ENAMETOOLONG;
-    if (f->file_id == 0)
-        f->file_id = derive_id(f->path);
-
-    int r = 0;
-    pthread_mutex_lock(&st->mlock);
-    const char *cur = atomio__store_path_of(st, f->file_id);
-    if (!cur || strcmp(cur, f->path) != 0) {
-        /* A new id, or a renamed file keeping its id: the last record wins. */
-        size_t n = atomio__dw_manifest_rec_len(len);
-        uint8_t *rec = malloc(n);
-        if (!rec) {
-            r = -ENOMEM;
-        } else {
-            atomio__dw_manifest_encode(rec, f->file_id, f->path, len);
-            r = write_full(st->mfd, rec, n, st->man_len);
-            if (r == 0)
-                r = atomio__sys.fdatasync(st->mfd);
-            free(rec);
-            if (r == 0) {
-                st->man_len += n;
-                r = man_set(st, f->file_id, f->path);
-            } else {
-                /* The record may be half there; cut it off so later appends stay readable. */
-                (void)atomio__sys.ftruncate(st->mfd, st->man_len);
-            }
-        }
-    }
-    pthread_mutex_unlock(&st->mlock);
-    /* A handle reopened on this file may write it by another path from now on: copies of its
-     * pages in batches not retired, or retired but not durably, must not outlive that. */
-    if (r == 0 && !atomic_load(&st->failed))
-        r = atomio__store_flush_retires(ctx);
-    if (r == 0 && atomic_load(&st->retire_pending) && !atomic_load(&st->failed))
-        r = atomio__store_sync(ctx);
     return r;
 }
 
 bool
-atomio__store_fits(const atomio_ctx *ctx, uint32_t page_size)
+atomio__store_id_discarded(struct atomio_store *st, uint64_t file_id)
 {
-    const struct atomio_store *st = ctx->store;
-    return st && atomio__dw_table_bytes(1) + page_size <= st->g.seg_size;
+    bool d = false;
+    pthread_mutex_lock(&st->lock);
+    for (size_t i = 0; i < st->ndiscard && !d; i++)
+        d = st->discard_ids[i] == file_id;
+    pthread_mutex_unlock(&st->lock);
+    return d;
+}
+
+void
+atomio__store_reset_after_recovery(struct atomio_store *st)
+{
+    pthread_mutex_lock(&st->lock);
+    st->nheld_ids = 0;
+    st->ndiscard = 0;
+    pthread_mutex_unlock(&st->lock);
+    atomio__shared_set_needs_recovery(st, false);
 }

@@ -1,174 +1,229 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store/store.h -- the doublewrite store's private state, shared by store/store.c (lifecycle,
- * segments, manifest), store/batch.c (the batch protocol) and store/recover.c (recovery, inspection).
+ * store/store.h -- the doublewrite store's private state, shared by store/store.c (open,
+ * header, manifest), store/shared.c (the state every process of the instance shares: the
+ * ring's head and tail, record descriptors, file syncs, group commit), store/batch.c (the
+ * record protocol) and store/recover.c (recovery, inspection).
  *
- * Invariants the protocol keeps (docs/format.md, "Why recovery never rolls a page back"):
- *   - a segment is claimed by one batch at a time; its bytes are reused only after the batch's
- *     in-place writes are durable and its header has been retired (zeroed);
- *   - a retire write is issued before the batch's write call returns; the next store write's
- *     fdatasync makes it durable before any newer copy of the same page can be written in
- *     place, so the newest valid copy of a page is never older than its durable content;
- *   - a batch whose in-place writes failed is kept valid ("held") until recovery, and its file
- *     ids are refused until then.
+ * Invariants (docs/design.md, "The doublewrite store"; docs/format.md, "Why recovery never
+ * rolls a page back"):
+ *   - every copy gets an LSN from the instance-wide head under the shared lock, so a page
+ *     written by one process after another always has the newer copy;
+ *   - a record is durable (its group commit's fdatasync completed) before any of its in-place
+ *     writes is issued;
+ *   - a record's bytes are overwritten only after it is released (its in-place writes are
+ *     durable, by a sync of every file it touched) and after the store header's durable tail
+ *     has passed every older copy in the overwritten range, so recovery never applies a copy
+ *     older than a page's durable content;
+ *   - a record whose in-place writes failed is held until recovery.
  */
-#ifndef ATOMIO_DW_STORE_H
-#define ATOMIO_DW_STORE_H
+#ifndef ATOMIO_STORE_H
+#define ATOMIO_STORE_H
 
 #include "atomio_internal.h"
 #include "store/format.h"
 
-struct atomio_dw_seg {
-    uint32_t index;
-    uint64_t off; /* file offset of the segment */
-    uint8_t *buf; /* seg_size bytes aligned to ATOMIO_DW_ALIGN, allocated on first use */
-    bool held;    /* valid batch kept for recovery */
-    struct atomio_dw_seg *next_free;
+/* A record in the making: a private, 4 KiB-aligned buffer and, once reserved, its place in
+ * the ring. The record's bytes start at buf + hdr_room - table_bytes(count), so the header
+ * and slot table sit right before the pages and the pages are 4 KiB-aligned in memory. */
+struct atomio_dw_rec {
+    uint8_t *buf;
+    size_t cap;       /* bytes at buf */
+    size_t hdr_room;  /* multiple of 4096 before the pages */
+    uint64_t lsn;     /* first byte of the record in the log */
+    uint64_t len;     /* record length (multiple of ATOMIO_DW_GRANULE) */
+    uint64_t desc;    /* its descriptor's sequence number in the shared state */
+    uint64_t written_at; /* group-commit counter when its write completed */
+    struct atomio_dw_rec *next_free;
 };
 
-/* One taker of deferred retires while its writes are in flight (store/store.c). */
-struct atomio_retire_take {
-    uint64_t ticket;
-    struct atomio_retire_take *next;
-};
+/* The state every attached process maps (store/shared.c). */
+struct atomio_shared;
 
 struct atomio_dw_manifest_ent {
     uint64_t file_id;
-    char *path;
+    uint64_t from_lsn;
+    uint32_t flags; /* ATOMIO_DW_MAN_* */
+    char *path;     /* as recorded */
 };
 
 struct atomio_store {
+    char *dir;     /* the store directory */
     char *path;    /* store file path (recovery reads it through the page cache) */
     int fd;        /* store file */
     int mfd;       /* manifest file */
+    int lockfd;    /* lock file: an open-file-description lock marks this process attached */
     bool o_direct; /* store fd opened O_DIRECT */
+    pid_t pid;     /* the process that opened it: a forked child must not use it */
     struct atomio_dw_geom g;
-    struct atomio_dw_seg *segs;
+    uint32_t batch_pages; /* record limits */
+    uint32_t slots_max;
+    uint64_t rec_bytes_max; /* page bytes a record holds at most */
 
-    pthread_mutex_t lock;           /* free list, held state, held ids, deferred retires */
-    pthread_cond_t cond;            /* a segment was released, or a take of retires ended */
-    struct atomio_dw_seg *free_top; /* LIFO: a single writer keeps reusing a warm buffer */
-    /* Finished batches whose retire is not written yet (see "deferred retires" in
-     * store/store.c): neither busy nor free. */
-    struct atomio_dw_seg *pending;
-    uint64_t take_next;                 /* tickets handed to takers of pending retires */
-    struct atomio_retire_take *takes;   /* takers whose retire writes are in flight */
-    uint32_t nbusy;
-    uint32_t nheld;
+    struct atomio_shared *sh;
+    size_t sh_len;
+    char shm_name[64]; /* "" when the shared state is anonymous (private instance) */
+
+    pthread_mutex_t lock; /* free record buffers, held ids, discard set */
+    struct atomio_dw_rec *free_recs;
     uint64_t *held_ids; /* file ids refused until recovery */
     size_t nheld_ids, cap_held_ids;
-    bool needs_recovery; /* live batches found at open; writes refused until recovery */
+    uint64_t *discard_ids; /* file ids whose copies the next recovery drops */
+    size_t ndiscard, cap_discard;
+    bool first;           /* this process set the instance up (and may recover it) */
+    uint32_t headers_repaired; /* a damaged header copy was rewritten at open */
 
-    _Atomic uint64_t next_seq;
-    _Atomic bool failed;         /* a store write or fdatasync failed: the store is unusable */
-    _Atomic bool retire_pending; /* retire writes not yet made durable by an fdatasync */
+    _Atomic bool failed; /* a store write or fdatasync failed: the store is unusable */
 
-    pthread_mutex_t mlock; /* manifest */
+    /* Manifest, as this process has read it (the file is shared; its length is in sh). */
+    pthread_mutex_t mlock;
     struct atomio_dw_manifest_ent *man;
     size_t nman, cap_man;
-    uint64_t man_len; /* append offset (valid prefix) */
-
-    /* Test observability: most segments claimed at once. */
-    _Atomic uint32_t busy_max;
+    uint64_t man_read; /* bytes of the manifest read into man */
 };
 
+/* ---- the shared state (store/shared.c) ---------------------------------------------------- */
+
+/* Attach to the instance behind the store (ctx opts instance): take the lock file and find
+ * out whether this process is the first. The first then reads the store, creates the shared
+ * state (atomio__shared_create), recovers and lets others in (atomio__shared_open_doors);
+ * any other joins it (atomio__shared_join). ATOMIO_E_STORE_LOCKED when another instance, or
+ * another open of a private one, holds the store. */
+int atomio__shared_attach(atomio_ctx *ctx, struct atomio_store *st, bool *first);
+int atomio__shared_create(atomio_ctx *ctx, struct atomio_store *st);
+int atomio__shared_join(atomio_ctx *ctx, struct atomio_store *st);
+/* First process only, after recovery: the ring starts empty at head (tail = head). */
+void atomio__shared_init_ring(struct atomio_store *st, uint64_t head, uint64_t durable_tail);
+/* Let other processes attach (the first process, once the store is ready). */
+int atomio__shared_open_doors(struct atomio_store *st);
+void atomio__shared_detach(struct atomio_store *st, bool forked);
+/* Lock and unlock the shared state (robust: a holder that died is recovered from). */
+void atomio__shared_lock(struct atomio_store *st);
+void atomio__shared_unlock(struct atomio_store *st);
+uint64_t atomio__shared_head(struct atomio_store *st);
+uint64_t atomio__shared_head_locked(struct atomio_store *st);
+/* Live copies from before a crash: set at open by the first process, cleared by recovery. */
+void atomio__shared_set_needs_recovery(struct atomio_store *st, bool v);
+bool atomio__shared_needs_recovery(struct atomio_store *st);
+/* Processes attached (including this one). */
+uint64_t atomio__shared_attached(struct atomio_store *st);
+uint64_t atomio__shared_man_len(struct atomio_store *st);
+void atomio__shared_set_man_len(struct atomio_store *st, uint64_t len);
+void atomio__shared_counts(struct atomio_store *st, uint64_t *bytes, uint64_t *used,
+                           uint64_t *attached);
+
 /*
- * One run of the batch protocol over a single segment, as a state machine of steps shared by
- * the library-driven atomio__dw_write() and the staged API an engine drives from its own ring
- * (byor.c). The caller provides the arrays (cnt entries each) and items; the steps, in order:
- *   atomio__dw_run_begin()          claim a segment, order the slots, encode the batch
+ * Reserve len bytes of the ring for a record touching files[0..nfiles): assigns rec->lsn and
+ * rec->desc. Waits (and applies backpressure: syncs the oldest files) while the ring is full.
+ * 0, ATOMIO_E_STORE_FULL (held records fill the ring), ATOMIO_E_STORE_FAILED, -errno.
+ */
+int atomio__store_reserve(atomio_ctx *ctx, struct atomio_dw_rec *rec, atomio_file *const *files,
+                          uint32_t nfiles);
+/* The record's write completed (ok) or failed. */
+void atomio__store_written(atomio_ctx *ctx, struct atomio_dw_rec *rec, bool ok);
+/* Group commit: return once a store fdatasync begun after the record's write has completed.
+ * 0 or the fdatasync's error (the store is then failed). */
+int atomio__store_durable(atomio_ctx *ctx, struct atomio_dw_rec *rec);
+/* The same, split around an fdatasync issued elsewhere (an engine's io_uring fsync): begin
+ * before it is issued (returns its ticket), end with its result. */
+uint64_t atomio__store_flush_begin(atomio_ctx *ctx);
+int atomio__store_flush_end(atomio_ctx *ctx, uint64_t ticket, int r);
+/* The record's in-place writes are done: release it now (its files are synced), or once
+ * syncs of its files cover them (deferred), or hold it until recovery. */
+enum atomio_rec_end { ATOMIO_REC_RELEASE, ATOMIO_REC_AWAIT_SYNC, ATOMIO_REC_HOLD };
+void atomio__store_rec_end(atomio_ctx *ctx, struct atomio_dw_rec *rec, enum atomio_rec_end how);
+/* Whether the shared state tracks the record's files (else its writer syncs them itself). */
+bool atomio__store_rec_tracked(atomio_ctx *ctx, const struct atomio_dw_rec *rec);
+/* Sync every file with copies waiting for a sync and release what that covers (ctx sync). */
+int atomio__store_release_all(atomio_ctx *ctx);
+
+/* ---- records (store/batch.c) -------------------------------------------------------------- */
+
+/*
+ * One run of the record protocol, as a state machine of steps shared by the library-driven
+ * atomio__dw_write() and the staged API an engine drives from its own ring (byor.c). The
+ * caller provides the arrays (cnt entries each) and items; the steps, in order:
+ *   atomio__dw_run_begin()          reserve the record, order the slots, encode it
  *   atomio__dw_run_store_io()       the one sequential store write ...
  *   atomio__dw_run_store_written()  ... and its result
- *   (durability: atomio__store_sync(), or atomio__store_sync_begin()/_end() around an fsync
- *    issued elsewhere)
+ *   (durability: atomio__store_durable(), or atomio__store_flush_begin()/_end() around an
+ *    fdatasync issued elsewhere)
  *   atomio__dw_run_inplace_ios()    the in-place writes (ios[k] for slot k) ...
  *   atomio__dw_run_inplace_done()   ... each one's result, judged into its item
- *   atomio__dw_run_finish()         fdatasync the files, retire (or rescue), release, count
- * atomio__dw_run_abandon() retires durably and releases a run whose in-place writes never
- * started; atomio__dw_run_release_unwritten() releases one whose store write was never issued.
+ *   atomio__dw_run_finish()         sync the files (or leave that to the engine), release
+ * atomio__dw_run_abandon() gives up a run whose in-place writes never started.
  */
 struct atomio_dw_run {
     atomio_ctx *ctx;
     struct atomio_dw_item *items;
-    size_t *idx; /* items in this batch, in slot order (page size descending) */
+    size_t *idx; /* items in this record, in slot order (page size descending) */
     uint32_t cnt;
-    uint32_t *slot_off; /* page bytes of slot k in the segment buffer */
+    uint32_t *slot_off; /* page bytes of slot k, from the start of the record */
     struct atomio_io *ios;
-    const uint8_t **src; /* slot k's bytes: the caller's page, after encoding the copy in the
-                          * segment or (zero_copy) still the caller's page */
-    atomio_file **files; /* distinct files of the batch */
+    const uint8_t **src; /* slot k's bytes: the copy in the record buffer or (zero_copy)
+                          * still the caller's page */
+    atomio_file **files; /* distinct files of the record */
     /* zero_copy: the caller keeps the pages unchanged until the run finishes
      * (ATOMIO_WRITE_STABLE_PAGES), so aligned pages are written from where they are, the
      * store write being vectored over iov[0..iovcnt) (room for cnt + 2). Never for the staged
      * API, whose caller's buffers are free once atomio_doublewrite_stage() returns. */
     bool zero_copy;
     struct iovec *iov;
-    uint32_t iovcnt; /* 0: the store write is the segment buffer alone */
+    uint32_t iovcnt; /* 0: the store write is the record buffer alone */
     uint32_t nfiles;
-    struct atomio_dw_seg *seg;
-    uint64_t seq;
-    uint64_t len; /* padded length of the store write */
+    struct atomio_dw_rec *rec;
+    bool sync_requested; /* ATOMIO_WRITE_DSYNC or ATOMIO_FILE_DSYNC: sync before returning */
     uint64_t t0;
 };
 
-/* 0, or why no segment: -EAGAIN (none free and !wait), ATOMIO_E_STORE_FULL (every segment
- * held for recovery), -ENOMEM. */
-int atomio__dw_run_begin(atomio_ctx *ctx, struct atomio_dw_run *r, bool wait);
+/* 0, or why no record: ATOMIO_E_STORE_FULL, ATOMIO_E_STORE_FAILED, -ENOMEM. */
+int atomio__dw_run_begin(atomio_ctx *ctx, struct atomio_dw_run *r);
 void atomio__dw_run_store_io(const struct atomio_dw_run *r, struct atomio_io *io);
-/* 0, or the store write's error (-errno, ATOMIO_E_STORE when short): then abandon. */
+/* 0, or the store write's error (-errno, ATOMIO_E_STORE_FAILED when short): then abandon. */
 int atomio__dw_run_store_written(struct atomio_dw_run *r, ssize_t res);
 void atomio__dw_run_inplace_ios(struct atomio_dw_run *r);
 /* Judge ios[k] (res set) into its item; returns the item's result. */
 int atomio__dw_run_inplace_done(struct atomio_dw_run *r, uint32_t k);
 /* Returns the number of items written. */
 size_t atomio__dw_run_finish(struct atomio_dw_run *r);
-/* 0, or the retire/sync error (the store is then failed). */
-int atomio__dw_run_abandon(struct atomio_dw_run *r);
-void atomio__dw_run_release_unwritten(struct atomio_dw_run *r);
+void atomio__dw_run_abandon(struct atomio_dw_run *r);
 /* 0 if the item may go through the store, else its error. */
 int atomio__dw_precheck(atomio_ctx *ctx, const struct atomio_dw_item *it);
-/* Live batches from before a crash: no new batch until recovery has run. */
+/* Live records from before a crash: no new record until recovery has run. */
 bool atomio__dw_needs_recovery(atomio_ctx *ctx);
+/* Largest page bytes and slots one record may hold. */
+bool atomio__dw_fits(const struct atomio_store *st, uint32_t count, uint64_t page_bytes);
 
-/* Path of file id in the manifest (NULL if unknown). Caller holds mlock. */
-const char *atomio__store_path_of(struct atomio_store *st, uint64_t file_id);
-/* Zero the header of segment seg (retire its batch); no sync. */
-int atomio__store_retire(struct atomio_store *st, struct atomio_dw_seg *seg);
-/* Deferred retires (store/store.c). retire_later: the batch in the claimed seg is finished (its
- * pages durable in place); its retire is written by a later store write step, and the segment
- * is free again once it is. take: every pending retire (NULL if none), registering t with a
- * ticket if any; *snap: the newest ticket handed out. retire_io: the write that retires seg.
- * took: the taken writes completed (ok) or not; their segments become free. wait: until every
- * take with a ticket <= snap has ended, so an fdatasync after it covers their writes.
- * flush: take and write them here, synchronously, then wait; 0 or the write error. */
-void atomio__store_retire_later(atomio_ctx *ctx, struct atomio_dw_seg *seg);
-struct atomio_dw_seg *atomio__store_take_retires(struct atomio_store *st,
-                                                 struct atomio_retire_take *t, uint64_t *snap);
-void atomio__store_retire_io(const struct atomio_store *st, const struct atomio_dw_seg *seg,
-                             struct atomio_io *io);
-void atomio__store_took_retires(struct atomio_store *st, struct atomio_retire_take *t,
-                                struct atomio_dw_seg *taken, bool ok);
-void atomio__store_wait_retires(struct atomio_store *st, uint64_t snap);
-/* Write the taken retires here, one by one and synchronously, then took(); 0 or the error. */
-int atomio__store_write_retires(struct atomio_store *st, struct atomio_retire_take *t,
-                                struct atomio_dw_seg *taken);
-int atomio__store_flush_retires(atomio_ctx *ctx);
-/* fdatasync the store file; a failure fails the store for good. */
-int atomio__store_sync(atomio_ctx *ctx);
-/* The same, split around an fdatasync issued elsewhere (an engine's io_uring fsync): begin
- * before it is issued, end with its result (counted; a failure fails the store). */
-void atomio__store_sync_begin(atomio_ctx *ctx);
-int atomio__store_sync_end(atomio_ctx *ctx, int r);
-/* Segment claim/release (store/store.c). claim waits for a free segment if wait is set (a caller
- * already holding one must not: it could wait for itself, and a staged run must never block).
- * On NULL, *err (may be NULL) is -EAGAIN (none free, !wait, some busy and so coming back),
- * ATOMIO_E_STORE_FULL (every segment held for recovery) or -ENOMEM. */
-struct atomio_dw_seg *atomio__store_claim(atomio_ctx *ctx, bool wait, int *err);
-void atomio__store_release(atomio_ctx *ctx, struct atomio_dw_seg *seg, bool held);
+/* ---- the ring, read back (store/recover.c) ------------------------------------------------- */
+
+struct atomio_dw_scan_result {
+    const void *g; /* the geometry scanned (set by the scan) */
+    bool live;     /* a valid record at or above the durable tail */
+    uint64_t head; /* end of the newest such record (0 if none) */
+};
+/* Find the live records: open uses it to decide whether recovery has work. */
+int atomio__dw_scan_live(struct atomio_store *st, struct atomio_dw_scan_result *res);
+
+/* ---- store file and manifest (store/store.c) ---------------------------------------------- */
+
+/* A record buffer with room for page_bytes of pages and count slots (per process pool). */
+struct atomio_dw_rec *atomio__store_rec_get(atomio_ctx *ctx, uint32_t count, uint64_t page_bytes);
+void atomio__store_rec_put(atomio_ctx *ctx, struct atomio_dw_rec *rec);
+/* Write both header copies with the given durable tail, each made durable before the next. */
+int atomio__store_write_headers(struct atomio_store *st, uint64_t tail);
+/* The path of file_id as recorded (resolved against the data root when relative) into out;
+ * 0, -ENOENT when the manifest does not know it. *from_lsn (may be NULL) gets the fence. */
+int atomio__store_resolve(atomio_ctx *ctx, uint64_t file_id, char *out, size_t len,
+                          uint64_t *from_lsn);
+/* Read the manifest records other processes appended since this one last looked. Caller
+ * holds the shared lock. */
+int atomio__store_man_refresh(struct atomio_store *st);
+/* The next recovery drops copies of file_id (counted). */
+bool atomio__store_id_discarded(struct atomio_store *st, uint64_t file_id);
 /* Refuse writes to file_id until recovery. */
 int atomio__store_hold_id(struct atomio_store *st, uint64_t file_id);
 bool atomio__store_id_held(struct atomio_store *st, uint64_t file_id);
-/* After a successful recovery: every segment free, no held ids, writes allowed. */
+/* After a successful recovery: no held ids, writes allowed. */
 void atomio__store_reset_after_recovery(struct atomio_store *st);
 /* Read the whole of fd at off into buf, zero-filling past end of file. 0 or -errno. */
 int atomio__pread_full(int fd, void *buf, size_t len, uint64_t off);
@@ -176,14 +231,15 @@ int atomio__pread_full(int fd, void *buf, size_t len, uint64_t off);
 #ifdef ATOMIO_TESTING
 /* Sabotage hook for the crash simulator's self-test: skip making the store write durable. */
 extern _Atomic int atomio__test_skip_dw_durability;
-/* Segment reuse order: 0 last-freed-first (production), 1 oldest-first, 2 scattered. */
-extern _Atomic int atomio__test_dw_policy;
-/* Non-zero: atomio_write_batch() writes every batch as pages + header (store/batch.c,
+/* Sabotage hook: order copies by a per-process counter instead of the shared LSN (the
+ * simulator must catch the rollback this allows between processes). */
+extern _Atomic int atomio__test_dw_local_order;
+/* Non-zero: atomio_write_batch() writes every record as pages + header (store/batch.c,
  * store_write()) on any submitter, so the crash simulator sees the two writes. */
 extern _Atomic int atomio__test_dw_split;
-/* Non-zero: batches are never retired, as if every call crashed just before its retire, so a
- * test can look at what a real store write left on disk (through recovery). */
+/* Non-zero: records are never released, as if every call crashed just before its release, so
+ * a test can look at what a real store write left on disk (through recovery). */
 extern _Atomic int atomio__test_dw_keep_batches;
 #endif
 
-#endif /* ATOMIO_DW_STORE_H */
+#endif /* ATOMIO_STORE_H */

@@ -1,0 +1,919 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store/shared.c -- the state every process of one engine instance shares about its store,
+ * in a shared memory mapping: the log's head (where the next record goes), its tail (the
+ * oldest copy not yet released) and the durable tail the store header holds, one descriptor
+ * per record in flight or awaiting a sync, a table of data-file syncs, and the group commit.
+ *
+ * Who may attach. A lock file in the store directory carries an open-file-description lock
+ * on byte 0: write-locked by the process that sets the instance up (it recovers the store),
+ * read-locked by every attached process. The kernel drops such a lock when its holder dies,
+ * so a crashed instance never blocks the next one; a forked child that keeps the descriptor
+ * keeps the instance alive, which is what it is. The instance name (ctx opts) is in the
+ * shared state: a process of another instance, or any second open of a private one, is
+ * refused.
+ *
+ * Ordering. Every record gets its LSN from the shared head under the shared lock, so copies
+ * of one page written by different processes are ordered as the writes were.
+ *
+ * Dead processes. Waits are timed; a waiter that finds the process it waits for dead (its
+ * pid gone, or its start time changed) takes over: a record it never finished is treated as
+ * possibly written in place and released only after a sync of its files, a group commit it
+ * led is abandoned and led again.
+ */
+#include "store/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SHARED_MAGIC   0x41544f4d494f5348ull /* "HSOIMOTA" */
+#define SHARED_VERSION 1u
+#define MAX_PROCS      256u
+#define MAX_FILES      8192u /* distinct data files with copies at once */
+#define MAX_DESCS      4096u /* records in flight or awaiting a sync */
+#define DESC_FILES     8u    /* files one deferred record remembers */
+#define INSTANCE_LEN   128u
+#define WAIT_NS        (20u * 1000u * 1000u)
+
+enum desc_state {
+    D_FREE = 0,
+    D_RESERVED, /* its write may be under way */
+    D_WRITTEN,  /* written; not known durable */
+    D_INPLACE,  /* durable; in-place writes may be under way */
+    D_AWAIT,    /* in-place writes done; released once syncs of its files cover them */
+    D_HELD,     /* an in-place write failed: kept until recovery */
+    D_RELEASED
+};
+
+struct proc_ent {
+    int32_t pid;
+    uint32_t used;
+    uint64_t start; /* /proc/<pid>/stat start time: a reused pid is another process */
+};
+
+struct file_ent {
+    uint64_t file_id; /* 0: free */
+    uint64_t begun;   /* syncs begun */
+    uint64_t done;    /* highest ticket of a sync that completed */
+};
+
+struct desc {
+    uint64_t lsn, end;
+    uint32_t state;
+    uint32_t nfiles; /* > DESC_FILES: too many to track; released only by its writer */
+    uint32_t proc;   /* index in procs */
+    uint32_t pad;
+    uint32_t fidx[DESC_FILES]; /* file table entries */
+    uint64_t need[DESC_FILES]; /* released once file_ent.done > need */
+};
+
+struct atomio_shared {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t ready; /* the first process finished setting up */
+    uint8_t uuid[16];
+    char instance[INSTANCE_LEN];
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t ring_size;
+    uint64_t head;         /* next LSN */
+    uint64_t tail;         /* oldest LSN still needed */
+    uint64_t durable_tail; /* tail as the store header holds it */
+    uint32_t hdr_busy;     /* a header update is under way ... */
+    uint32_t hdr_proc;     /* ... by this process */
+    uint64_t flush_begun, flush_done;
+    uint32_t flushing, flush_proc;
+    uint64_t unflushed; /* records written since the last group commit began */
+    uint64_t man_len;   /* valid bytes of the manifest */
+    uint32_t needs_recovery; /* live copies from before a crash: no new records until then */
+    uint32_t pad;
+    uint64_t desc_first, desc_next; /* descriptors in use: [first, next) */
+    struct proc_ent procs[MAX_PROCS];
+    struct file_ent files[MAX_FILES];
+    struct desc descs[MAX_DESCS];
+};
+
+/* ---- processes ------------------------------------------------------------------------------ */
+
+static uint64_t
+proc_start_time(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    /* After the command name in parentheses (which may hold spaces): field 3 is the state,
+     * field 22 the start time. A zombie or dead process counts as gone. */
+    char *p = strrchr(buf, ')');
+    if (!p || p[1] != ' ')
+        return 0;
+    p += 2;
+    if (*p == 'Z' || *p == 'X' || *p == 'x')
+        return 0;
+    for (int field = 3; field < 22 && p; field++) {
+        p = strchr(p, ' ');
+        if (p)
+            p++;
+    }
+    return p ? strtoull(p, NULL, 10) : 0;
+}
+
+static bool
+proc_alive(const struct atomio_shared *sh, uint32_t i)
+{
+    const struct proc_ent *pe = &sh->procs[i];
+    if (!pe->used)
+        return false;
+    if (pe->pid == getpid())
+        return true;
+    return proc_start_time(pe->pid) == pe->start;
+}
+
+static uint32_t
+proc_self(struct atomio_store *st)
+{
+    struct atomio_shared *sh = st->sh;
+    pid_t me = getpid();
+    for (uint32_t i = 0; i < MAX_PROCS; i++)
+        if (sh->procs[i].used && sh->procs[i].pid == me)
+            return i;
+    return 0; /* attach registered us; unreachable unless the table was rebuilt */
+}
+
+/* ---- locking ------------------------------------------------------------------------------- */
+
+void
+atomio__shared_lock(struct atomio_store *st)
+{
+    int r = pthread_mutex_lock(&st->sh->mu);
+    if (r == EOWNERDEAD) {
+        /* Its holder died mid-update: every update below is a few stores that leave the
+         * state usable, and waiters re-check what they wait for. */
+        pthread_mutex_consistent(&st->sh->mu);
+    }
+}
+
+void
+atomio__shared_unlock(struct atomio_store *st)
+{
+    pthread_mutex_unlock(&st->sh->mu);
+}
+
+/* timed_wait() -- wait for a change, at most WAIT_NS, so dead processes are noticed. */
+static void
+timed_wait(struct atomio_store *st)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += WAIT_NS;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    int r = pthread_cond_timedwait(&st->sh->cv, &st->sh->mu, &ts);
+    if (r == EOWNERDEAD)
+        pthread_mutex_consistent(&st->sh->mu);
+}
+
+static void
+wake_all(struct atomio_store *st)
+{
+    pthread_cond_broadcast(&st->sh->cv);
+}
+
+/* ---- attach and detach --------------------------------------------------------------------- */
+
+static int
+ofd_lock(int fd, short type, bool wait)
+{
+    struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+    for (;;) {
+        if (fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl) == 0)
+            return 0;
+        if (errno == EINTR)
+            continue;
+        return -errno;
+    }
+}
+
+static int
+init_shared_mem(struct atomio_shared *sh, const struct atomio_store *st, const char *instance)
+{
+    memset(sh, 0, sizeof(*sh));
+    pthread_mutexattr_t ma;
+    pthread_condattr_t ca;
+    if (pthread_mutexattr_init(&ma) || pthread_condattr_init(&ca))
+        return -ENOMEM;
+    pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
+    pthread_condattr_setpshared(&ca, PTHREAD_PROCESS_SHARED);
+    int r = pthread_mutex_init(&sh->mu, &ma);
+    if (r == 0)
+        r = pthread_cond_init(&sh->cv, &ca);
+    pthread_mutexattr_destroy(&ma);
+    pthread_condattr_destroy(&ca);
+    if (r)
+        return -r;
+    sh->magic = SHARED_MAGIC;
+    sh->version = SHARED_VERSION;
+    memcpy(sh->uuid, st->g.uuid, 16);
+    if (instance)
+        snprintf(sh->instance, sizeof(sh->instance), "%s", instance);
+    sh->ring_size = st->g.ring_size;
+    return 0;
+}
+
+static void
+shm_name_for(struct atomio_store *st)
+{
+    char *p = st->shm_name;
+    p += sprintf(p, "/atomio-");
+    for (int i = 0; i < 16; i++)
+        p += sprintf(p, "%02x", st->g.uuid[i]);
+}
+
+/* map_shared() -- map the instance's shared state: create it (first) or open it. Without
+ * /dev/shm a private instance still works on anonymous shared memory. */
+static int
+map_shared(struct atomio_store *st, bool first, bool private_instance)
+{
+    st->sh_len = (sizeof(struct atomio_shared) + 4095) & ~(size_t)4095;
+    shm_name_for(st);
+    int fd;
+    if (first) {
+        (void)shm_unlink(st->shm_name); /* left by a crashed instance */
+        fd = shm_open(st->shm_name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd >= 0 && ftruncate(fd, (off_t)st->sh_len) < 0) {
+            int e = -errno;
+            close(fd);
+            shm_unlink(st->shm_name);
+            return e;
+        }
+    } else {
+        fd = shm_open(st->shm_name, O_RDWR | O_CLOEXEC, 0);
+    }
+    void *m;
+    if (fd < 0) {
+        int e = -errno;
+        if (!first || !private_instance)
+            return e;
+        st->shm_name[0] = '\0';
+        m = mmap(NULL, st->sh_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    } else {
+        m = mmap(NULL, st->sh_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        close(fd);
+    }
+    if (m == MAP_FAILED)
+        return -errno;
+    st->sh = m;
+    return 0;
+}
+
+static int
+register_proc(struct atomio_store *st)
+{
+    struct atomio_shared *sh = st->sh;
+    pid_t me = getpid();
+    uint64_t start = proc_start_time(me);
+    for (uint32_t pass = 0; pass < 2; pass++) {
+        for (uint32_t i = 0; i < MAX_PROCS; i++) {
+            struct proc_ent *pe = &sh->procs[i];
+            if (pe->used && pe->pid == me)
+                return 0; /* another ctx of this process */
+            if (!pe->used || (pass == 1 && !proc_alive(sh, i))) {
+                if (pass == 0 && pe->used)
+                    continue;
+                *pe = (struct proc_ent){.pid = me, .used = 1, .start = start};
+                return 0;
+            }
+        }
+    }
+    return ATOMIO_E_BUSY;
+}
+
+int
+atomio__shared_attach(atomio_ctx *ctx, struct atomio_store *st, bool *first)
+{
+    const char *instance = ctx->opts.instance;
+    char lpath[4096];
+    if (snprintf(lpath, sizeof(lpath), "%s/%s", st->dir, ATOMIO_DW_LOCK_FILE) >= (int)sizeof(lpath))
+        return -ENAMETOOLONG;
+    st->lockfd = open(lpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (st->lockfd < 0)
+        return -errno;
+    st->pid = getpid();
+    for (;;) {
+        if (ofd_lock(st->lockfd, F_WRLCK, false) == 0) {
+            *first = true;
+            return 0; /* the caller sets up, recovers, then atomio__shared_open_doors() */
+        }
+        if (!instance || !*instance) {
+            atomio__reason_set("doublewrite store in use by another process (a private "
+                               "instance: set atomio_ctx_opts.instance to share it)");
+            return ATOMIO_E_STORE_LOCKED;
+        }
+        /* Wait while the first process sets up; then check what it set up. */
+        int r = ofd_lock(st->lockfd, F_RDLCK, true);
+        if (r < 0)
+            return r;
+        *first = false;
+        return 0;
+    }
+}
+
+int
+atomio__shared_join(atomio_ctx *ctx, struct atomio_store *st)
+{
+    const char *instance = ctx->opts.instance;
+    int r = map_shared(st, false, false);
+    if (r < 0) {
+        atomio__reason_set("cannot map the shared state of the instance using the store");
+        return r == -ENOENT ? ATOMIO_E_STORE_LOCKED : r;
+    }
+    struct atomio_shared *sh = st->sh;
+    if (sh->magic != SHARED_MAGIC || sh->version != SHARED_VERSION || !sh->ready ||
+        memcmp(sh->uuid, st->g.uuid, 16) != 0) {
+        atomio__reason_set("the instance using the store is not ready, or of another version");
+        return ATOMIO_E_STORE_LOCKED;
+    }
+    atomio__shared_lock(st);
+    if (strcmp(sh->instance, instance) != 0 || !sh->instance[0]) {
+        atomio__shared_unlock(st);
+        atomio__reason_set("doublewrite store in use by instance \"%s\"", sh->instance);
+        return ATOMIO_E_STORE_LOCKED;
+    }
+    r = register_proc(st);
+    atomio__shared_unlock(st);
+    return r;
+}
+
+int
+atomio__shared_create(atomio_ctx *ctx, struct atomio_store *st)
+{
+    const char *instance = ctx->opts.instance;
+    int r = map_shared(st, true, !instance || !*instance);
+    if (r < 0)
+        return r;
+    r = init_shared_mem(st->sh, st, instance);
+    if (r == 0)
+        r = register_proc(st);
+    return r;
+}
+
+void
+atomio__shared_init_ring(struct atomio_store *st, uint64_t head, uint64_t durable_tail)
+{
+    struct atomio_shared *sh = st->sh;
+    sh->head = head;
+    sh->tail = head;
+    sh->durable_tail = durable_tail;
+}
+
+int
+atomio__shared_open_doors(struct atomio_store *st)
+{
+    st->sh->ready = 1;
+    /* Atomic for fcntl locks: no other process can slip in as "first" in between. */
+    return ofd_lock(st->lockfd, F_RDLCK, false);
+}
+
+void
+atomio__shared_detach(struct atomio_store *st, bool forked)
+{
+    if (st->sh && !forked) {
+        atomio__shared_lock(st);
+        pid_t me = getpid();
+        for (uint32_t i = 0; i < MAX_PROCS; i++)
+            if (st->sh->procs[i].used && st->sh->procs[i].pid == me)
+                st->sh->procs[i].used = 0;
+        atomio__shared_unlock(st);
+    }
+    bool last = false;
+    if (st->lockfd >= 0 && !forked)
+        last = ofd_lock(st->lockfd, F_WRLCK, false) == 0;
+    if (st->sh)
+        munmap(st->sh, st->sh_len);
+    st->sh = NULL;
+    if (last && st->shm_name[0])
+        shm_unlink(st->shm_name);
+    if (st->lockfd >= 0)
+        close(st->lockfd);
+    st->lockfd = -1;
+}
+
+/* ---- small accessors ----------------------------------------------------------------------- */
+
+uint64_t
+atomio__shared_head(struct atomio_store *st)
+{
+    atomio__shared_lock(st);
+    uint64_t h = st->sh->head;
+    atomio__shared_unlock(st);
+    return h;
+}
+
+uint64_t
+atomio__shared_head_locked(struct atomio_store *st)
+{
+    return st->sh->head;
+}
+
+void
+atomio__shared_set_needs_recovery(struct atomio_store *st, bool v)
+{
+    st->sh->needs_recovery = v;
+}
+
+bool
+atomio__shared_needs_recovery(struct atomio_store *st)
+{
+    return st->sh->needs_recovery != 0;
+}
+
+uint64_t
+atomio__shared_attached(struct atomio_store *st)
+{
+    atomio__shared_lock(st);
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < MAX_PROCS; i++)
+        n += st->sh->procs[i].used != 0;
+    atomio__shared_unlock(st);
+    return n;
+}
+
+bool
+atomio__dw_needs_recovery(atomio_ctx *ctx)
+{
+    return atomio__shared_needs_recovery(ctx->store);
+}
+
+uint64_t
+atomio__shared_man_len(struct atomio_store *st)
+{
+    return st->sh->man_len;
+}
+
+void
+atomio__shared_set_man_len(struct atomio_store *st, uint64_t len)
+{
+    st->sh->man_len = len;
+}
+
+void
+atomio__shared_counts(struct atomio_store *st, uint64_t *bytes, uint64_t *used, uint64_t *attached)
+{
+    atomio__shared_lock(st);
+    struct atomio_shared *sh = st->sh;
+    *bytes = sh->ring_size;
+    *used = sh->head - sh->tail;
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < MAX_PROCS; i++)
+        n += sh->procs[i].used != 0;
+    *attached = n;
+    atomio__shared_unlock(st);
+}
+
+/* ---- file syncs ---------------------------------------------------------------------------- */
+
+/* file_slot() -- the table entry of file_id, made if absent; UINT32_MAX when the table is
+ * full. Caller holds the lock. */
+static uint32_t
+file_slot(struct atomio_shared *sh, uint64_t file_id)
+{
+    uint64_t h = file_id * 0x9E3779B97F4A7C15ull;
+    uint32_t i = (uint32_t)(h >> 40) % MAX_FILES;
+    for (uint32_t n = 0; n < MAX_FILES; n++, i = (i + 1) % MAX_FILES) {
+        if (sh->files[i].file_id == file_id)
+            return i;
+        if (sh->files[i].file_id == 0) {
+            sh->files[i] = (struct file_ent){.file_id = file_id};
+            return i;
+        }
+    }
+    return UINT32_MAX;
+}
+
+/* advance_tail() -- release what syncs now cover and move the tail over released records.
+ * Caller holds the lock. */
+static void
+advance_tail(struct atomio_shared *sh)
+{
+    uint64_t moved = 0;
+    while (sh->desc_first < sh->desc_next) {
+        struct desc *d = &sh->descs[sh->desc_first % MAX_DESCS];
+        if (d->state == D_AWAIT && d->nfiles <= DESC_FILES) {
+            bool covered = true;
+            for (uint32_t j = 0; j < d->nfiles && covered; j++)
+                covered = sh->files[d->fidx[j]].done > d->need[j];
+            if (covered)
+                d->state = D_RELEASED;
+        }
+        if (d->state != D_RELEASED)
+            break;
+        d->state = D_FREE;
+        sh->desc_first++;
+        moved++;
+    }
+    if (sh->desc_first < sh->desc_next)
+        sh->tail = sh->descs[sh->desc_first % MAX_DESCS].lsn;
+    else
+        sh->tail = sh->head;
+    (void)moved;
+}
+
+uint64_t
+atomio__store_file_sync_begin(atomio_ctx *ctx, uint64_t file_id)
+{
+    struct atomio_store *st = ctx->store;
+    atomio__shared_lock(st);
+    uint32_t i = file_slot(st->sh, file_id);
+    uint64_t t = i == UINT32_MAX ? 0 : ++st->sh->files[i].begun;
+    atomio__shared_unlock(st);
+    return t;
+}
+
+void
+atomio__store_file_sync_end(atomio_ctx *ctx, uint64_t file_id, uint64_t ticket, bool ok)
+{
+    struct atomio_store *st = ctx->store;
+    if (!ok || ticket == 0)
+        return;
+    atomio__shared_lock(st);
+    uint32_t i = file_slot(st->sh, file_id);
+    if (i != UINT32_MAX && st->sh->files[i].done < ticket)
+        st->sh->files[i].done = ticket;
+    advance_tail(st->sh);
+    wake_all(st);
+    atomio__shared_unlock(st);
+}
+
+/* ---- dead processes ------------------------------------------------------------------------ */
+
+/*
+ * reap_dead() -- descriptors of processes that died: one that never reached its in-place
+ * writes is released (its copy, if durable at all, is of a write that never returned); one
+ * that may have started them waits for a sync of its files begun from now on. A group commit
+ * or header update led by a dead process is abandoned. Caller holds the lock.
+ */
+static void
+reap_dead(struct atomio_store *st)
+{
+    struct atomio_shared *sh = st->sh;
+    bool dead[MAX_PROCS] = {false};
+    for (uint32_t i = 0; i < MAX_PROCS; i++)
+        if (sh->procs[i].used && !proc_alive(sh, i)) {
+            dead[i] = true;
+            sh->procs[i].used = 0;
+        }
+    for (uint64_t s = sh->desc_first; s < sh->desc_next; s++) {
+        struct desc *d = &sh->descs[s % MAX_DESCS];
+        if (!dead[d->proc] && sh->procs[d->proc].used)
+            continue;
+        if (d->state == D_RESERVED || d->state == D_WRITTEN) {
+            d->state = D_RELEASED;
+        } else if (d->state == D_INPLACE) {
+            if (d->nfiles > DESC_FILES) {
+                d->state = D_HELD; /* cannot tell which files: recovery sorts it out */
+                continue;
+            }
+            for (uint32_t j = 0; j < d->nfiles; j++)
+                d->need[j] = sh->files[d->fidx[j]].begun;
+            d->state = D_AWAIT;
+        }
+    }
+    if (sh->flushing && (dead[sh->flush_proc] || !sh->procs[sh->flush_proc].used))
+        sh->flushing = 0;
+    if (sh->hdr_busy && (dead[sh->hdr_proc] || !sh->procs[sh->hdr_proc].used))
+        sh->hdr_busy = 0;
+    advance_tail(sh);
+}
+
+/* ---- backpressure -------------------------------------------------------------------------- */
+
+/*
+ * sync_for(d) -- make the oldest record releasable by syncing its files ourselves (the
+ * engine has not yet): open each by its recorded path (any process may, whoever wrote it),
+ * fdatasync it inside the sync bracket. Called and returns with the lock held; drops it
+ * around the I/O. Returns 0, or -errno when a file cannot be synced (then the record waits).
+ */
+static int
+sync_for(atomio_ctx *ctx, uint64_t seq)
+{
+    struct atomio_store *st = ctx->store;
+    struct atomio_shared *sh = st->sh;
+    struct desc *d = &sh->descs[seq % MAX_DESCS];
+    uint32_t n = d->nfiles;
+    uint64_t ids[DESC_FILES], need[DESC_FILES];
+    for (uint32_t j = 0; j < n; j++) {
+        ids[j] = sh->files[d->fidx[j]].file_id;
+        need[j] = d->need[j];
+    }
+    int err = 0;
+    for (uint32_t j = 0; j < n; j++) {
+        uint32_t fi = file_slot(sh, ids[j]);
+        if (fi == UINT32_MAX || sh->files[fi].done > need[j])
+            continue;
+        uint64_t ticket = ++sh->files[fi].begun;
+        char path[4096];
+        int r = atomio__store_man_refresh(st);
+        if (r == 0)
+            r = atomio__store_resolve(ctx, ids[j], path, sizeof(path), NULL);
+        atomio__shared_unlock(st);
+        if (r == 0) {
+            int fd = atomio__sys.open(path, O_RDONLY | O_CLOEXEC, 0);
+            if (fd < 0) {
+                r = fd;
+            } else {
+                r = atomio__sys.fdatasync(fd);
+                atomio__sys.close(fd);
+            }
+        }
+        ATOMIO_COUNT(&ctx->stats, forced_syncs, 1);
+        ATOMIO_COUNT(&ctx->stats, syncs, 1);
+        atomio__shared_lock(st);
+        if (r == 0 && sh->files[fi].done < ticket)
+            sh->files[fi].done = ticket;
+        if (r < 0 && !err)
+            err = r;
+    }
+    advance_tail(sh);
+    wake_all(st);
+    return err;
+}
+
+/*
+ * update_durable_tail() -- write the store header with the current tail before ring bytes
+ * above the old durable tail are overwritten. Called and returns with the lock held.
+ */
+static int
+update_durable_tail(struct atomio_store *st)
+{
+    struct atomio_shared *sh = st->sh;
+    uint64_t tail = sh->tail;
+    sh->hdr_busy = 1;
+    sh->hdr_proc = proc_self(st);
+    atomio__shared_unlock(st);
+    int r = atomio__store_write_headers(st, tail);
+    atomio__shared_lock(st);
+    sh->hdr_busy = 0;
+    if (r == 0 && sh->durable_tail < tail)
+        sh->durable_tail = tail;
+    wake_all(st);
+    return r;
+}
+
+/* ---- reservation --------------------------------------------------------------------------- */
+
+int
+atomio__store_reserve(atomio_ctx *ctx, struct atomio_dw_rec *rec, atomio_file *const *files,
+                      uint32_t nfiles)
+{
+    struct atomio_store *st = ctx->store;
+    struct atomio_shared *sh = st->sh;
+    uint64_t R = st->g.ring_size;
+    int err = 0;
+    atomio__shared_lock(st);
+    for (;;) {
+        if (atomic_load(&st->failed)) {
+            err = ATOMIO_E_STORE_FAILED;
+            break;
+        }
+        uint64_t lsn = sh->head;
+        uint64_t room = R - lsn % R;
+        if (room < rec->len)
+            lsn += room; /* never wrap inside a record: start the next lap */
+        uint64_t end = lsn + rec->len;
+        bool space = end - sh->tail <= R && sh->desc_next - sh->desc_first < MAX_DESCS;
+        if (space && sh->durable_tail + R >= end) {
+            /* Claim it. */
+            struct desc *d = &sh->descs[sh->desc_next % MAX_DESCS];
+            *d = (struct desc){.lsn = lsn, .end = end, .state = D_RESERVED, .nfiles = nfiles,
+                               .proc = proc_self(st)};
+            for (uint32_t j = 0; j < nfiles && j < DESC_FILES; j++) {
+                uint32_t fi = file_slot(sh, files[j]->file_id);
+                if (fi == UINT32_MAX)
+                    d->nfiles = DESC_FILES + 1; /* untracked: its writer releases it */
+                else
+                    d->fidx[j] = fi;
+            }
+            rec->desc = sh->desc_next++;
+            rec->lsn = lsn;
+            if (sh->desc_first + 1 == sh->desc_next)
+                sh->tail = lsn; /* the skipped end of a lap is free */
+            sh->head = end;
+            break;
+        }
+        if (space) {
+            /* The bytes are free, but the header still lets recovery see copies in them. */
+            if (!sh->hdr_busy) {
+                err = update_durable_tail(st);
+                if (err < 0) {
+                    atomic_store(&st->failed, true);
+                    err = ATOMIO_E_STORE_FAILED;
+                    break;
+                }
+            } else {
+                timed_wait(st);
+                reap_dead(st);
+            }
+            continue;
+        }
+        /* The ring is full: the oldest record decides. */
+        struct desc *d = &sh->descs[sh->desc_first % MAX_DESCS];
+        if (sh->desc_first < sh->desc_next && d->state == D_AWAIT && d->nfiles <= DESC_FILES) {
+            err = sync_for(ctx, sh->desc_first);
+            if (err < 0)
+                break;
+            continue;
+        }
+        if (sh->desc_first < sh->desc_next && d->state == D_HELD) {
+            err = ATOMIO_E_STORE_FULL; /* held until recovery: nothing will come back */
+            break;
+        }
+        timed_wait(st);
+        reap_dead(st);
+    }
+    atomio__shared_unlock(st);
+    return err;
+}
+
+void
+atomio__store_written(atomio_ctx *ctx, struct atomio_dw_rec *rec, bool ok)
+{
+    struct atomio_store *st = ctx->store;
+    struct atomio_shared *sh = st->sh;
+    atomio__shared_lock(st);
+    struct desc *d = &sh->descs[rec->desc % MAX_DESCS];
+    d->state = ok ? D_WRITTEN : D_RELEASED;
+    rec->written_at = sh->flush_begun;
+    if (ok)
+        sh->unflushed++;
+    else
+        advance_tail(sh);
+    atomio__shared_unlock(st);
+}
+
+/* ---- group commit -------------------------------------------------------------------------- */
+
+uint64_t
+atomio__store_flush_begin(atomio_ctx *ctx)
+{
+    struct atomio_store *st = ctx->store;
+    atomio__shared_lock(st);
+    uint64_t t = ++st->sh->flush_begun;
+    uint64_t group = st->sh->unflushed;
+    st->sh->unflushed = 0;
+    atomio__shared_unlock(st);
+    ATOMIO_COUNT(&ctx->stats, group_commits, 1);
+    ATOMIO_COUNT(&ctx->stats, group_records, group);
+    return t;
+}
+
+int
+atomio__store_flush_end(atomio_ctx *ctx, uint64_t ticket, int r)
+{
+    struct atomio_store *st = ctx->store;
+    ATOMIO_COUNT(&ctx->stats, syncs, 1);
+    atomio__shared_lock(st);
+    if (r == 0 && st->sh->flush_done < ticket)
+        st->sh->flush_done = ticket;
+    wake_all(st);
+    atomio__shared_unlock(st);
+    if (r < 0) {
+        /* After a failed fdatasync nothing about earlier store writes can be trusted: the
+         * store refuses further records until the ctx is reopened. */
+        atomic_store(&st->failed, true);
+        ATOMIO_COUNT(&ctx->stats, failed_syncs, 1);
+    }
+    return r;
+}
+
+int
+atomio__store_durable(atomio_ctx *ctx, struct atomio_dw_rec *rec)
+{
+    struct atomio_store *st = ctx->store;
+    struct atomio_shared *sh = st->sh;
+#ifdef ATOMIO_TESTING
+    if (atomic_load(&atomio__test_skip_dw_durability))
+        return 0;
+#endif
+    int err = 0;
+    atomio__shared_lock(st);
+    while (sh->flush_done <= rec->written_at && err == 0) {
+        if (atomic_load(&st->failed)) {
+            err = ATOMIO_E_STORE_FAILED;
+            break;
+        }
+        if (!sh->flushing) {
+            /* Lead one group commit: it covers every record written before it begins. */
+            sh->flushing = 1;
+            sh->flush_proc = proc_self(st);
+            uint64_t t = ++sh->flush_begun;
+            uint64_t group = sh->unflushed;
+            sh->unflushed = 0;
+            atomio__shared_unlock(st);
+            int r = atomio__sys.fdatasync(st->fd);
+            ATOMIO_COUNT(&ctx->stats, group_commits, 1);
+            ATOMIO_COUNT(&ctx->stats, group_records, group);
+            ATOMIO_COUNT(&ctx->stats, syncs, 1);
+            atomio__shared_lock(st);
+            sh->flushing = 0;
+            if (r == 0 && sh->flush_done < t)
+                sh->flush_done = t;
+            wake_all(st);
+            if (r < 0) {
+                atomic_store(&st->failed, true);
+                ATOMIO_COUNT(&ctx->stats, failed_syncs, 1);
+                err = r;
+            }
+        } else {
+            timed_wait(st);
+            if (sh->flushing && !proc_alive(sh, sh->flush_proc))
+                reap_dead(st);
+        }
+    }
+    if (err == 0)
+        sh->descs[rec->desc % MAX_DESCS].state = D_INPLACE;
+    atomio__shared_unlock(st);
+    return err;
+}
+
+/* ---- the end of a record ------------------------------------------------------------------- */
+
+void
+atomio__store_rec_end(atomio_ctx *ctx, struct atomio_dw_rec *rec, enum atomio_rec_end how)
+{
+    struct atomio_store *st = ctx->store;
+    struct atomio_shared *sh = st->sh;
+#ifdef ATOMIO_TESTING
+    if (atomic_load(&atomio__test_dw_keep_batches))
+        how = ATOMIO_REC_HOLD;
+#endif
+    atomio__shared_lock(st);
+    struct desc *d = &sh->descs[rec->desc % MAX_DESCS];
+    if (how == ATOMIO_REC_AWAIT_SYNC && d->nfiles > DESC_FILES)
+        how = ATOMIO_REC_RELEASE; /* the caller synced its files (untracked record) */
+    switch (how) {
+    case ATOMIO_REC_RELEASE:
+        d->state = D_RELEASED;
+        break;
+    case ATOMIO_REC_AWAIT_SYNC:
+        for (uint32_t j = 0; j < d->nfiles; j++)
+            d->need[j] = sh->files[d->fidx[j]].begun;
+        d->state = D_AWAIT;
+        break;
+    case ATOMIO_REC_HOLD:
+        d->state = D_HELD;
+        break;
+    }
+    advance_tail(sh);
+    wake_all(st);
+    atomio__shared_unlock(st);
+}
+
+bool
+atomio__store_rec_tracked(atomio_ctx *ctx, const struct atomio_dw_rec *rec)
+{
+    struct atomio_store *st = ctx->store;
+    atomio__shared_lock(st);
+    bool t = st->sh->descs[rec->desc % MAX_DESCS].nfiles <= DESC_FILES;
+    atomio__shared_unlock(st);
+    return t;
+}
+
+int
+atomio__store_release_all(atomio_ctx *ctx)
+{
+    struct atomio_store *st = ctx->store;
+    struct atomio_shared *sh = st->sh;
+    int err = 0;
+    atomio__shared_lock(st);
+    reap_dead(st);
+    uint64_t stop = sh->desc_next;
+    for (uint64_t s = sh->desc_first; s < stop && s < sh->desc_next; s++) {
+        struct desc *d = &sh->descs[s % MAX_DESCS];
+        if (d->state == D_AWAIT && d->nfiles <= DESC_FILES) {
+            int r = sync_for(ctx, s);
+            if (r < 0 && !err)
+                err = r;
+        }
+    }
+    advance_tail(sh);
+    atomio__shared_unlock(st);
+    return err;
+}
