@@ -56,7 +56,7 @@ enum desc_state {
 
 struct proc_ent {
     int32_t pid;
-    uint32_t used;
+    uint32_t used; /* ctxs of this process attached */
     uint64_t start; /* /proc/<pid>/stat start time: a reused pid is another process */
 };
 
@@ -293,8 +293,10 @@ register_proc(struct atomio_store *st)
     for (uint32_t pass = 0; pass < 2; pass++) {
         for (uint32_t i = 0; i < MAX_PROCS; i++) {
             struct proc_ent *pe = &sh->procs[i];
-            if (pe->used && pe->pid == me)
-                return 0; /* another ctx of this process */
+            if (pe->used && pe->pid == me) {
+                pe->used++; /* another ctx of this process */
+                return 0;
+            }
             if (!pe->used || (pass == 1 && !proc_alive(sh, i))) {
                 if (pass == 0 && pe->used)
                     continue;
@@ -400,7 +402,7 @@ atomio__shared_detach(struct atomio_store *st, bool forked)
         pid_t me = getpid();
         for (uint32_t i = 0; i < MAX_PROCS; i++)
             if (st->sh->procs[i].used && st->sh->procs[i].pid == me)
-                st->sh->procs[i].used = 0;
+                st->sh->procs[i].used--;
         atomio__shared_unlock(st);
     }
     bool last = false;
