@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_badinput.c -- every invalid argument gets its own error code and nothing is written
- * (DESIGN 11, "bad input"): misaligned buffers on O_DIRECT files, page numbers beyond a 64-bit
+ * ("bad input"): misaligned buffers on O_DIRECT files, page numbers beyond a 64-bit
  * offset, bad page sizes, page sizes outside a forced DIRECT_ATOMIC file's atomic units, NULL
  * handles and pointers, wrong option sizes, unknown flags and enum values, writes to read-only
  * files and read-only filesystems, closed handles. Each check compares the data file's bytes,
@@ -137,7 +137,7 @@ Test(badinput, misaligned_buffer_on_direct_files, .init = setup, .fini = teardow
     cr_assert_eq(t_info(f).path, ATOMIO_PATH_DIRECT_ATOMIC);
     r = atomio_write(f, 1, buf + 8, 0);
     cr_assert_eq(r, ATOMIO_E_UNALIGNED, "DIRECT_ATOMIC, buffer +8: %s", atomio_err_name(r));
-    /* DESIGN 6: one buffer aligned to max(dio_mem_align, 4096) */
+    /* one buffer aligned to max(dio_mem_align, 4096) */
     r = atomio_write(f, 1, buf + 512, 0);
     cr_assert_eq(r, ATOMIO_E_UNALIGNED, "DIRECT_ATOMIC, buffer +512: %s", atomio_err_name(r));
     r = atomio_write(f, 1, buf + 2048, ATOMIO_WRITE_DSYNC);

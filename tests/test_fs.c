@@ -3,7 +3,7 @@
  * test_fs.c -- the probe and the DIRECT_ATOMIC and UNSAFE paths on real loop-mounted
  * filesystems (root; skipped with a printed reason otherwise): XFS reflink=1 has software
  * O_DIRECT RWF_ATOMIC and pages written through it read back byte-equal, with the write
- * recipe of DESIGN 6 observed at the syscall seam; XFS reflink=0, ext4 and tmpfs have no
+ * recipe of docs/design.md observed at the syscall seam; XFS reflink=0, ext4 and tmpfs have no
  * atomic writes and say why; atomio_probe() never writes the probed file.
  */
 #include "t_core.h"

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_opts_abi.c -- the size-versioned struct contract (STYLE 2.4): today's layout of every
+ * test_opts_abi.c -- the size-versioned struct contract: today's layout of every
  * public struct is pinned at compile time; option structs from older callers (smaller) take
  * defaults for what they lack, newer callers (larger) are accepted only with a zero tail; output
  * structs are filled only up to the caller's size; the *_opts_init functions and *_INIT macros
@@ -589,7 +589,7 @@ Test(opts_abi, recovery_report_smaller, .init = setup_dir, .fini = teardown_dir)
 {
     char store[PATH_MAX + 8];
     snprintf(store, sizeof(store), "%s/dblwr", dir);
-    cr_assert_eq(mkdir(store, 0700), 0); /* the store directory must exist (issue 3) */
+    cr_assert_eq(mkdir(store, 0700), 0); /* the store directory must exist */
     atomio_ctx_opts o = ATOMIO_CTX_OPTS_INIT;
     o.doublewrite_dir = store;
     o.submitter = ATOMIO_SUBMIT_SYNC;
