@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_caps.c -- probe parsing (docs/design.md, "Probe and selection") fed with figures captured on real filesystems:
+ * test_caps.c -- probe parsing fed with figures captured on real filesystems:
  * the pure atomio__caps_derive() for the verdict rules (atomic only when mask bit, attribute,
  * unit_min > 0 and segments_max >= 1 all hold; hardware vs software from unit_max_opt or sysfs;
  * the buffered folio-order rule), and atomio__probe_fd() with atomio__sys.statx, fstatfs,

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_faults.c -- the DIRECT_ATOMIC failure model (docs/design.md) with real and injected faults on a DIRECT_ATOMIC
+ * test_faults.c -- the failure model with real and injected faults on a DIRECT_ATOMIC
  * file in a loop-mounted XFS reflink=1 (root; skipped with a printed reason otherwise):
  *   - a real short write: a 64 KiB RWF_ATOMIC write crossing RLIMIT_FSIZE is cut by the kernel
  *     after its atomic checks; the library must not retry it, must return ATOMIO_E_SHORT_WRITE
