@@ -9,6 +9,7 @@
 #include "atomio_internal.h"
 #include "atomio_uring.h"
 #include "helpers.h"
+#include "t_core.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -35,28 +36,15 @@ ctx_open_nostore(void)
      * environment overrides (ATOMIO_SUBMITTER=uring, ATOMIO_PATH) would bypass both. */
     unsetenv("ATOMIO_SUBMITTER");
     unsetenv("ATOMIO_PATH");
-    atomio_ctx_opts o = ATOMIO_CTX_OPTS_INIT;
-    o.flags = ATOMIO_CTX_NO_DOUBLEWRITE;
-    o.submitter = ATOMIO_SUBMIT_SYNC;
-    atomio_ctx *ctx = NULL;
-    int r = atomio_ctx_open(&o, &ctx);
-    cr_assert_eq(r, 0, "ctx open: %s", atomio_err_name(r));
-    return ctx;
+    return t_ctx_open(NULL);
 }
 
 static atomio_file *
 file_open(atomio_ctx *ctx, const char *path, uint32_t forced, uint32_t io_style, uint32_t flags)
 {
-    atomio_file_opts o = ATOMIO_FILE_OPTS_INIT;
-    o.flags = ATOMIO_FILE_CREATE | flags;
-    o.page_size = PS;
-    o.path = forced;
-    o.io_style = io_style;
+    atomio_file_opts o = t_file_opts(PS, forced, io_style, ATOMIO_FILE_CREATE | flags);
     o.policy = ATOMIO_POLICY_PREFER_ATOMIC;
-    atomio_file *f = NULL;
-    int r = atomio_file_open(ctx, path, &o, &f);
-    cr_assert_eq(r, 0, "open %s as %s: %s", path, atomio_path_name(forced), atomio_err_name(r));
-    return f;
+    return t_file_open(ctx, path, &o);
 }
 
 static uint32_t

@@ -8,8 +8,9 @@
  */
 #include "atomio_internal.h"
 #include "atomio_uring.h"
-#include "store/store.h"
 #include "helpers.h"
+#include "store/store.h"
+#include "t_core.h"
 #include "t_engine.h"
 
 #include <criterion/criterion.h>
@@ -46,16 +47,11 @@ ctx_open(const char *dblwr, uint32_t segments)
      * environment overrides (ATOMIO_SUBMITTER=uring, ATOMIO_PATH) would bypass both. */
     unsetenv("ATOMIO_SUBMITTER");
     unsetenv("ATOMIO_PATH");
-    atomio_ctx_opts o = ATOMIO_CTX_OPTS_INIT;
-    o.doublewrite_dir = dblwr;
-    o.submitter = ATOMIO_SUBMIT_SYNC;
+    atomio_ctx_opts o = t_ctx_opts(dblwr);
     o.doublewrite_segments = segments;
     o.doublewrite_batch_pages = 16;
     o.doublewrite_max_page_size = PS;
-    atomio_ctx *ctx = NULL;
-    int r = atomio_ctx_open(&o, &ctx);
-    cr_assert_eq(r, 0, "ctx open: %s", atomio_err_name(r));
-    return ctx;
+    return t_ctx_open(&o);
 }
 
 static void
@@ -70,16 +66,9 @@ fx_up(struct fx *x, const char *kind, uint32_t segments)
 static atomio_file *
 open_as(atomio_ctx *ctx, const char *path, uint32_t forced)
 {
-    atomio_file_opts o = ATOMIO_FILE_OPTS_INIT;
-    o.flags = ATOMIO_FILE_CREATE;
-    o.page_size = PS;
-    o.path = forced;
-    o.io_style = ATOMIO_IO_DIRECT;
+    atomio_file_opts o = t_file_opts(PS, forced, ATOMIO_IO_DIRECT, ATOMIO_FILE_CREATE);
     o.policy = ATOMIO_POLICY_PREFER_ATOMIC;
-    atomio_file *f = NULL;
-    int r = atomio_file_open(ctx, path, &o, &f);
-    cr_assert_eq(r, 0, "open %s as %s: %s", path, atomio_path_name(forced), atomio_err_name(r));
-    return f;
+    return t_file_open(ctx, path, &o);
 }
 
 static uint32_t

@@ -470,7 +470,7 @@ env_setup(void)
 {
     unsetenv("ATOMIO_PATH");
     t_tmpdir(dir, sizeof(dir));
-    ctx = t_ctx_nostore();
+    ctx = t_ctx_open(NULL);
     real_statx = atomio__sys_real.statx;
     atomio__caps_cache_clear();
 }
@@ -488,7 +488,7 @@ env_teardown(void)
 static int
 open_with(const char *name, uint32_t path, uint32_t policy, atomio_file **f)
 {
-    atomio_file_opts o = t_fopts(4096, path, ATOMIO_IO_DIRECT, ATOMIO_FILE_CREATE);
+    atomio_file_opts o = t_file_opts(4096, path, ATOMIO_IO_DIRECT, ATOMIO_FILE_CREATE);
     o.policy = policy;
     *f = NULL;
     return atomio_file_open(ctx, t_join(dir, name), &o, f);
