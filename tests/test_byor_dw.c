@@ -71,22 +71,6 @@ open_as(atomio_ctx *ctx, const char *path, uint32_t forced)
     return t_file_open(ctx, path, &o);
 }
 
-static uint32_t
-file_path(const atomio_file *f)
-{
-    atomio_file_info i = {.size = sizeof(i)};
-    cr_assert_eq(atomio_file_get_info(f, &i), 0);
-    return i.path;
-}
-
-static atomio_stats
-fstats(const atomio_file *f)
-{
-    atomio_stats s = {.size = sizeof(s)};
-    cr_assert_eq(atomio_file_get_stats(f, &s), 0);
-    return s;
-}
-
 static void
 assert_page(atomio_file *f, uint64_t page_no, const void *want)
 {
@@ -254,7 +238,7 @@ staged_vs_library(int real)
     }
     atomio_file *pairs[2][2] = {{a1, l1}, {a2, l2}};
     for (int k = 0; k < 2; k++) {
-        atomio_stats s = fstats(pairs[k][0]), l = fstats(pairs[k][1]);
+        atomio_stats s = t_fstats(pairs[k][0]), l = t_fstats(pairs[k][1]);
         cr_assert_eq(s.pages[ATOMIO_PATH_DOUBLEWRITE], N / 2);
         cr_assert_eq(s.bytes_data, (N / 2) * PS, "each page once in place");
         cr_assert_eq(s.bytes_doublewrite, (N / 2) * PS, "and once in the store");
@@ -627,7 +611,7 @@ Test(byor_dw, short_inplace_write_fails_file_and_recovery_repairs)
     atomio_file_info i = {.size = sizeof(i)};
     cr_assert_eq(atomio_file_get_info(f, &i), 0);
     cr_assert_eq(i.state, ATOMIO_STATE_FAILED);
-    cr_assert_eq(fstats(f).short_writes, 1);
+    cr_assert_eq(t_fstats(f).short_writes, 1);
     assert_page(g, 0, pages + 2 * PS);
 
     /* Close the failed file, recover: the torn page comes back whole from the store. */
@@ -745,7 +729,7 @@ Test(byor_dw, downgrade_then_staged_doublewrite)
         struct io_uring_sqe sqe;
         cr_assert_eq(atomio_prep_write(f, &sqe, 6, page, 0), 0);
         cr_assert_eq(atomio_complete_write(f, errs[k], PS), ATOMIO_E_NEEDS_DOUBLEWRITE);
-        cr_assert_eq(file_path(f), ATOMIO_PATH_DOUBLEWRITE);
+        cr_assert_eq(t_info(f).path, ATOMIO_PATH_DOUBLEWRITE);
         cr_assert_eq(atomio_prep_write(f, &sqe, 6, page, 0), ATOMIO_E_NEEDS_DOUBLEWRITE);
         atomio_page_write w = {.file = f, .page_no = 6, .page = page};
         int res;
@@ -756,11 +740,11 @@ Test(byor_dw, downgrade_then_staged_doublewrite)
         atomio__sys.pwritev2 = inject_pwritev2;
         cr_assert_eq(atomio_write(l, 6, page, 0), 0, "atomio_write() downgrades by itself");
         atomio__sys.pwritev2 = atomio__sys_real.pwritev2;
-        cr_assert_eq(file_path(l), ATOMIO_PATH_DOUBLEWRITE);
+        cr_assert_eq(t_info(l).path, ATOMIO_PATH_DOUBLEWRITE);
 
         assert_page(f, 6, page);
         assert_page(l, 6, page);
-        atomio_stats s = fstats(f), ls = fstats(l);
+        atomio_stats s = t_fstats(f), ls = t_fstats(l);
         cr_assert_eq(s.downgrades, 1);
         cr_assert_eq(ls.downgrades, 1);
         cr_assert_eq(s.pages[ATOMIO_PATH_DOUBLEWRITE], 1);
@@ -819,14 +803,14 @@ Test(byor_dw, real_eopnotsupp_on_engine_ring_downgrades)
         cr_skip_test("skipped: this kernel has buffered RWF_ATOMIC; no EOPNOTSUPP to downgrade on");
     cr_assert_eq(d.atomio_res, -EOPNOTSUPP, "CQE %d", d.atomio_res);
     cr_assert_eq(atomio_complete_write(f, d.atomio_res, PS), ATOMIO_E_NEEDS_DOUBLEWRITE);
-    cr_assert_eq(file_path(f), ATOMIO_PATH_DOUBLEWRITE);
+    cr_assert_eq(t_info(f).path, ATOMIO_PATH_DOUBLEWRITE);
 
     atomio_page_write w = {.file = f, .page_no = 2, .page = page};
     int res;
     cr_assert_eq(drive(&e, x.ctx, &w, 1, &res, -1, NULL), 1);
     cr_assert_eq(res, 0);
     assert_page(f, 2, page);
-    cr_assert_eq(fstats(f).downgrades, 1);
+    cr_assert_eq(t_fstats(f).downgrades, 1);
     t_eng_fini(&e);
     atomio_page_free(x.ctx, page, PS, 1);
     cr_assert_eq(atomio_ctx_close(x.ctx), 0);
