@@ -20,12 +20,12 @@ step "jemalloc build: page buffers from a private arena"
 cmake -S . -B build-ci-je -DATOMIO_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DATOMIO_WITH_JEMALLOC=ON >/dev/null
 cmake --build build-ci-je -j"$jobs"
-ctest --test-dir build-ci-je --output-on-failure -j"$jobs" -L 'unit|fs|threads'
+ctest --test-dir build-ci-je --output-on-failure -j"$jobs" -L 'unit|root|fs|threads'
 
 step "ASan+UBSan: unit and filesystem suites"
 cmake -S . -B build-asan -DATOMIO_WERROR=ON -DCMAKE_BUILD_TYPE=Asan >/dev/null
 cmake --build build-asan -j"$jobs"
-ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j"$jobs" -L 'unit|fs'
+ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j"$jobs" -L 'unit|root|fs'
 
 step "TSan: unit and thread suites"
 cmake -S . -B build-tsan -DATOMIO_WERROR=ON -DCMAKE_BUILD_TYPE=Tsan -DATOMIO_BUILD_BENCH=OFF >/dev/null

@@ -6,6 +6,7 @@
 #include "buffered_cases.h"
 
 #include "helpers.h"
+#include "t_core.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -22,14 +23,9 @@ uint32_t bc_submitter = ATOMIO_SUBMIT_AUTO;
 atomio_ctx *
 bc_ctx(void)
 {
-    atomio_ctx_opts o;
-    atomio_ctx_opts_init(&o);
-    o.flags = ATOMIO_CTX_NO_DOUBLEWRITE;
+    atomio_ctx_opts o = t_ctx_opts(NULL);
     o.submitter = bc_submitter;
-    atomio_ctx *ctx = NULL;
-    int r = atomio_ctx_open(&o, &ctx);
-    cr_assert_eq(r, 0, "atomio_ctx_open: %s", atomio_err_name(r));
-    return ctx;
+    return t_ctx_open(&o);
 }
 
 uint32_t
@@ -54,12 +50,7 @@ static atomio_file *
 open_file(atomio_ctx *ctx, const char *path, uint32_t page, uint32_t io_style, uint32_t forced,
           uint32_t flags, int *err)
 {
-    atomio_file_opts fo;
-    atomio_file_opts_init(&fo);
-    fo.flags = ATOMIO_FILE_CREATE | flags;
-    fo.page_size = page;
-    fo.io_style = io_style;
-    fo.path = forced;
+    atomio_file_opts fo = t_file_opts(page, forced, io_style, ATOMIO_FILE_CREATE | flags);
     atomio_file *f = NULL;
     *err = atomio_file_open(ctx, path, &fo, &f);
     return f;

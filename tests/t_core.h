@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * t_core.h -- small helpers shared by the core suites (opts ABI, caps, select, fs, faults, bad
- * input): a ctx without a doublewrite store on the pwritev2 submitter, file snapshots for
- * "nothing was written" checks, and fake statx figures captured on real filesystems.
+ * t_core.h -- small helpers shared by the suites: opening a ctx and a file (t_ctx_open(),
+ * t_file_open()), file snapshots for "nothing was written" checks, and fake statx figures
+ * captured on real filesystems.
  * Header-only (static inline) so each suite takes what it uses without unused-function noise.
  */
 #ifndef ATOMIO_TEST_T_CORE_H
@@ -140,22 +140,41 @@ t_caps_from(const struct t_figures *fg, uint32_t page_size, uint32_t sys_page, i
     return c;
 }
 
-/* A ctx without a doublewrite store whose writes go through pwritev2 (the atomio__sys seam). */
-static inline atomio_ctx *
-t_ctx_nostore(void)
+/*
+ * t_ctx_opts() -- options of a test ctx: its doublewrite store in dw_dir (NULL: no store,
+ * ATOMIO_CTX_NO_DOUBLEWRITE), writes through the synchronous pwritev2 submitter, i.e. through
+ * the atomio__sys seam the suites fake and count. Set what else the test varies, then
+ * t_ctx_open().
+ */
+static inline atomio_ctx_opts
+t_ctx_opts(const char *dw_dir)
 {
     atomio_ctx_opts o = ATOMIO_CTX_OPTS_INIT;
-    o.flags = ATOMIO_CTX_NO_DOUBLEWRITE;
+    o.doublewrite_dir = dw_dir;
+    o.flags = dw_dir ? 0 : ATOMIO_CTX_NO_DOUBLEWRITE;
     o.submitter = ATOMIO_SUBMIT_SYNC;
+    return o;
+}
+
+/* t_ctx_open() -- a ctx opened with o (NULL: t_ctx_opts(NULL)); any error fails the test. */
+static inline atomio_ctx *
+t_ctx_open(const atomio_ctx_opts *o)
+{
+    atomio_ctx_opts none = t_ctx_opts(NULL);
+    if (!o)
+        o = &none;
     atomio_ctx *ctx = NULL;
-    int r = atomio_ctx_open(&o, &ctx);
-    cr_assert_eq(r, 0, "atomio_ctx_open(no store, sync): %s", atomio_err_name(r));
+    int r = atomio_ctx_open(o, &ctx);
+    cr_assert_eq(r, 0, "atomio_ctx_open(store %s, submitter %u): %s",
+                 o->doublewrite_dir ? o->doublewrite_dir : "none", o->submitter,
+                 atomio_err_name(r));
     cr_assert_not_null(ctx);
     return ctx;
 }
 
+/* t_file_opts() -- file options with the fields every suite sets. */
 static inline atomio_file_opts
-t_fopts(uint32_t page_size, uint32_t path, uint32_t io_style, uint32_t flags)
+t_file_opts(uint32_t page_size, uint32_t path, uint32_t io_style, uint32_t flags)
 {
     atomio_file_opts o = ATOMIO_FILE_OPTS_INIT;
     o.page_size = page_size;
@@ -163,6 +182,18 @@ t_fopts(uint32_t page_size, uint32_t path, uint32_t io_style, uint32_t flags)
     o.io_style = io_style;
     o.flags = flags;
     return o;
+}
+
+/* t_file_open() -- path opened with o on ctx; any error fails the test. */
+static inline atomio_file *
+t_file_open(atomio_ctx *ctx, const char *path, const atomio_file_opts *o)
+{
+    atomio_file *f = NULL;
+    int r = atomio_file_open(ctx, path, o, &f);
+    cr_assert_eq(r, 0, "open %s (%s, %s, %u-byte pages): %s", path, atomio_path_name(o->path),
+                 atomio_io_style_name(o->io_style), o->page_size, atomio_err_name(r));
+    cr_assert_not_null(f);
+    return f;
 }
 
 static inline atomio_file_info

@@ -7,6 +7,7 @@
  */
 #include "alloc.h"
 #include "helpers.h"
+#include "t_core.h"
 
 #include <atomio.h>
 #include <criterion/criterion.h>
@@ -27,14 +28,10 @@
 static atomio_ctx *
 ctx_with(uint32_t flags, int32_t node)
 {
-    atomio_ctx_opts o = ATOMIO_CTX_OPTS_INIT;
-    o.flags = ATOMIO_CTX_NO_DOUBLEWRITE | flags;
+    atomio_ctx_opts o = t_ctx_opts(NULL);
+    o.flags |= flags;
     o.numa_node = node;
-    o.submitter = ATOMIO_SUBMIT_SYNC;
-    atomio_ctx *ctx = NULL;
-    int r = atomio_ctx_open(&o, &ctx);
-    cr_assert_eq(r, 0, "atomio_ctx_open: %s", atomio_strerror(r));
-    return ctx;
+    return t_ctx_open(&o);
 }
 
 static long

@@ -10,15 +10,16 @@
  */
 #include "helpers.h"
 #include "submit_uring.h"
+#include "t_core.h"
 
 #include <atomio.h>
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <liburing.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
-#include <liburing.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
@@ -66,14 +67,10 @@ need_uring(void)
 static atomio_ctx *
 open_ctx(uint32_t submitter, uint32_t qd)
 {
-    atomio_ctx_opts o = ATOMIO_CTX_OPTS_INIT;
-    o.flags = ATOMIO_CTX_NO_DOUBLEWRITE;
+    atomio_ctx_opts o = t_ctx_opts(NULL);
     o.submitter = submitter;
     o.queue_depth = qd;
-    atomio_ctx *ctx = NULL;
-    int r = atomio_ctx_open(&o, &ctx);
-    cr_assert_eq(r, 0, "atomio_ctx_open: %s", atomio_strerror(r));
-    return ctx;
+    return t_ctx_open(&o);
 }
 
 static atomio_ctx *
@@ -567,11 +564,7 @@ Test(uring, forked_child_never_submits_on_inherited_rings)
 static atomio_file *
 open_file(atomio_ctx *ctx, const char *path, uint32_t page_size, uint32_t forced)
 {
-    atomio_file_opts fo = ATOMIO_FILE_OPTS_INIT;
-    fo.flags = ATOMIO_FILE_CREATE;
-    fo.page_size = page_size;
-    fo.path = forced;
-    fo.io_style = ATOMIO_IO_DIRECT;
+    atomio_file_opts fo = t_file_opts(page_size, forced, ATOMIO_IO_DIRECT, ATOMIO_FILE_CREATE);
     atomio_file *f = NULL;
     int r = atomio_file_open(ctx, path, &fo, &f);
     if (r == ATOMIO_E_PATH_UNSUPPORTED && forced == ATOMIO_PATH_DIRECT_ATOMIC)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_badinput.c -- every invalid argument gets its own error code and nothing is written
- * (DESIGN 11, "bad input"): misaligned buffers on O_DIRECT files, page numbers beyond a 64-bit
+ * ("bad input"): misaligned buffers on O_DIRECT files, page numbers beyond a 64-bit
  * offset, bad page sizes, page sizes outside a forced DIRECT_ATOMIC file's atomic units, NULL
  * handles and pointers, wrong option sizes, unknown flags and enum values, writes to read-only
  * files and read-only filesystems, closed handles. Each check compares the data file's bytes,
@@ -65,7 +65,7 @@ setup(void)
     t_tmpdir(dir, sizeof(dir));
     snprintf(data, sizeof(data), "%s/data", dir);
     t_make_file(data, NPAGES * 4096, 11);
-    ctx = t_ctx_nostore();
+    ctx = t_ctx_open(NULL);
     buf = aligned_alloc(1 << 20, 2 << 20);
     cr_assert_not_null(buf);
     t_fill(buf, 2 << 20, 12);
@@ -95,7 +95,7 @@ teardown(void)
 static atomio_file *
 open_data(uint32_t page, uint32_t which, uint32_t style, uint32_t flags)
 {
-    atomio_file_opts o = t_fopts(page, which, style, flags);
+    atomio_file_opts o = t_file_opts(page, which, style, flags);
     atomio_file *f = NULL;
     int r = atomio_file_open(ctx, data, &o, &f);
     if (r == -EINVAL && style == ATOMIO_IO_DIRECT) {
@@ -137,7 +137,7 @@ Test(badinput, misaligned_buffer_on_direct_files, .init = setup, .fini = teardow
     cr_assert_eq(t_info(f).path, ATOMIO_PATH_DIRECT_ATOMIC);
     r = atomio_write(f, 1, buf + 8, 0);
     cr_assert_eq(r, ATOMIO_E_UNALIGNED, "DIRECT_ATOMIC, buffer +8: %s", atomio_err_name(r));
-    /* DESIGN 6: one buffer aligned to max(dio_mem_align, 4096) */
+    /* one buffer aligned to max(dio_mem_align, 4096) */
     r = atomio_write(f, 1, buf + 512, 0);
     cr_assert_eq(r, ATOMIO_E_UNALIGNED, "DIRECT_ATOMIC, buffer +512: %s", atomio_err_name(r));
     r = atomio_write(f, 1, buf + 2048, ATOMIO_WRITE_DSYNC);
@@ -180,7 +180,7 @@ Test(badinput, bad_page_sizes, .init = setup, .fini = teardown)
     const uint32_t bad[] = {0, 1, 256, 511, 3000, 4097, 12288, 2u << 20, 1u << 31, UINT32_MAX};
     const char *fresh = t_join(dir, "fresh");
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        atomio_file_opts o = t_fopts(bad[i], ATOMIO_PATH_UNSAFE, ATOMIO_IO_BUFFERED, 0);
+        atomio_file_opts o = t_file_opts(bad[i], ATOMIO_PATH_UNSAFE, ATOMIO_IO_BUFFERED, 0);
         atomio_file *f = NULL;
         int r = atomio_file_open(ctx, data, &o, &f);
         cr_assert_eq(r, ATOMIO_E_PAGE_SIZE, "open with page size %u: %s", bad[i],
@@ -228,7 +228,8 @@ Test(badinput, page_size_outside_atomic_units_for_forced_direct, .init = setup, 
     atomio__sys.statx = fake_statx_atomic; /* units 4 KiB .. 64 KiB */
     const uint32_t outside[] = {512, 2048, 131072, 1u << 20};
     for (size_t i = 0; i < sizeof(outside) / sizeof(outside[0]); i++) {
-        atomio_file_opts o = t_fopts(outside[i], ATOMIO_PATH_DIRECT_ATOMIC, ATOMIO_IO_DIRECT, 0);
+        atomio_file_opts o =
+            t_file_opts(outside[i], ATOMIO_PATH_DIRECT_ATOMIC, ATOMIO_IO_DIRECT, 0);
         atomio_file *f = NULL;
         int r = atomio_file_open(ctx, data, &o, &f);
         cr_assert_eq(r, ATOMIO_E_PATH_UNSUPPORTED,
@@ -252,7 +253,7 @@ Test(badinput, page_size_outside_atomic_units_for_forced_direct, .init = setup, 
 Test(badinput, null_handles_and_pointers, .init = setup, .fini = teardown)
 {
     atomio_file *f = open_data(4096, ATOMIO_PATH_UNSAFE, ATOMIO_IO_BUFFERED, 0);
-    atomio_file_opts o = t_fopts(4096, ATOMIO_PATH_UNSAFE, ATOMIO_IO_BUFFERED, 0);
+    atomio_file_opts o = t_file_opts(4096, ATOMIO_PATH_UNSAFE, ATOMIO_IO_BUFFERED, 0);
     atomio_ctx_opts co = ATOMIO_CTX_OPTS_INIT;
     co.flags = ATOMIO_CTX_NO_DOUBLEWRITE;
     atomio_file *out = NULL;
@@ -328,7 +329,7 @@ Test(badinput, wrong_option_sizes, .init = setup, .fini = teardown)
 {
     const uint32_t sizes[] = {0, 4, 7};
     for (size_t i = 0; i < 3; i++) {
-        atomio_file_opts o = t_fopts(4096, ATOMIO_PATH_UNSAFE, ATOMIO_IO_BUFFERED, 0);
+        atomio_file_opts o = t_file_opts(4096, ATOMIO_PATH_UNSAFE, ATOMIO_IO_BUFFERED, 0);
         o.size = sizes[i];
         atomio_file *f = NULL;
         int r = atomio_file_open(ctx, data, &o, &f);
@@ -346,7 +347,7 @@ Test(badinput, wrong_option_sizes, .init = setup, .fini = teardown)
         uint64_t next;
     } big;
     memset(&big, 0, sizeof(big));
-    big.o = t_fopts(4096, ATOMIO_PATH_UNSAFE, ATOMIO_IO_BUFFERED, 0);
+    big.o = t_file_opts(4096, ATOMIO_PATH_UNSAFE, ATOMIO_IO_BUFFERED, 0);
     big.o.size = sizeof(big);
     big.next = 1;
     atomio_file *f = NULL;
@@ -380,7 +381,7 @@ Test(badinput, unknown_flags_and_enum_values, .init = setup, .fini = teardown)
         {"policy 4", 0, ATOMIO_IO_BUFFERED, ATOMIO_PATH_UNSAFE, 4},
     };
     for (size_t i = 0; i < sizeof(fcases) / sizeof(fcases[0]); i++) {
-        atomio_file_opts o = t_fopts(4096, fcases[i].path, fcases[i].style, fcases[i].flags);
+        atomio_file_opts o = t_file_opts(4096, fcases[i].path, fcases[i].style, fcases[i].flags);
         o.policy = fcases[i].policy;
         atomio_file *f = NULL;
         int r = atomio_file_open(ctx, data, &o, &f);
@@ -458,8 +459,8 @@ Test(badinput, read_write_open_of_unwritable_file, .fini = teardown)
         cr_assert_eq(mount(NULL, fs.dir, NULL, MS_REMOUNT | MS_RDONLY, NULL), 0,
                      "remount read-only: %s", strerror(errno));
         snap = t_snapshot(data);
-        ctx = t_ctx_nostore();
-        atomio_file_opts o = t_fopts(4096, ATOMIO_PATH_UNSAFE, ATOMIO_IO_BUFFERED, 0);
+        ctx = t_ctx_open(NULL);
+        atomio_file_opts o = t_file_opts(4096, ATOMIO_PATH_UNSAFE, ATOMIO_IO_BUFFERED, 0);
         atomio_file *f = NULL;
         int r = atomio_file_open(ctx, data, &o, &f);
         cr_assert_eq(r, -EROFS, "read-write open on a read-only mount: %s", atomio_err_name(r));
@@ -480,7 +481,7 @@ Test(badinput, read_write_open_of_unwritable_file, .fini = teardown)
         setup();
         cr_assert_eq(chmod(data, 0444), 0);
         snap = t_snapshot(data);
-        atomio_file_opts o = t_fopts(4096, ATOMIO_PATH_UNSAFE, ATOMIO_IO_BUFFERED, 0);
+        atomio_file_opts o = t_file_opts(4096, ATOMIO_PATH_UNSAFE, ATOMIO_IO_BUFFERED, 0);
         atomio_file *f = NULL;
         int r = atomio_file_open(ctx, data, &o, &f);
         cr_assert_eq(r, -EACCES, "read-write open of a 0444 file: %s", atomio_err_name(r));

@@ -19,9 +19,11 @@
  * down as plain writes must be caught tearing pages.
  */
 #include "atomio_internal.h"
+#include "crash_explorer.h"
 #include "helpers.h"
 #include "sim_device.h"
 #include "sim_kernel.h"
+#include "t_core.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -36,14 +38,10 @@
 #define MAXW     4
 #define MAXSTEPS 12
 #define MAXVER   16
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-/* sanitizer builds: every crash point still, fewer tear patterns per point */
-#define EXHAUSTIVE_BITS  6
-#define SAMPLED_PATTERNS 32
-#else
-#define EXHAUSTIVE_BITS  10
-#define SAMPLED_PATTERNS 256
-#endif
+/* tear patterns per crash point: every one up to 2^EXHAUSTIVE_BITS, else SAMPLED_PATTERNS
+ * random ones (sanitizer builds: every crash point still, fewer patterns) */
+#define EXHAUSTIVE_BITS  (CRASH_SANITIZED ? 6 : 10)
+#define SAMPLED_PATTERNS (CRASH_SANITIZED ? 32 : 256)
 
 struct wl_write {
     uint64_t page;
@@ -124,13 +122,10 @@ fresh_device(const struct wl *wl)
 static atomio_ctx *
 ctx_open_on_sim(uint32_t flags)
 {
-    atomio_ctx_opts o;
-    atomio_ctx_opts_init(&o);
-    o.doublewrite_dir = dwdir;
+    atomio_ctx_opts o = t_ctx_opts(dwdir); /* the sync submitter: both simulators sit on the seam */
     o.doublewrite_segments = 2;
     o.doublewrite_batch_pages = 8;
     o.doublewrite_max_page_size = PS;
-    o.submitter = ATOMIO_SUBMIT_SYNC; /* both simulators sit on the pwritev2 seam */
     o.flags = flags;
     atomio_ctx *ctx = NULL;
     return atomio_ctx_open(&o, &ctx) == 0 ? ctx : NULL;
@@ -145,10 +140,7 @@ run_workload(const struct wl *wl, struct call *calls)
     atomio_ctx *ctx = ctx_open_on_sim(0);
     if (!ctx)
         return 0;
-    atomio_file_opts fo;
-    atomio_file_opts_init(&fo);
-    fo.page_size = PS;
-    fo.io_style = ATOMIO_IO_BUFFERED;
+    atomio_file_opts fo = t_file_opts(PS, ATOMIO_PATH_AUTO, ATOMIO_IO_BUFFERED, 0);
     fo.file_id = 42;
     atomio_file *f = NULL;
     if (atomio_file_open(ctx, fpath, &fo, &f) < 0)
@@ -246,74 +238,72 @@ check_pages(const struct wl *wl, const struct call *calls, long k, struct tally 
     }
 }
 
-struct pattern {
-    uint64_t bits;
-    int next;
+struct explore_arg {
+    const struct wl *wl;
+    uint32_t want_path, path; /* the path the file must get, and got in the last run */
+    bool stop_at_tear;
+    struct call calls[MAXSTEPS];
+    struct tally *t;
 };
 
-static bool
-keep_pattern(void *arg, bool effective)
+static void
+explore_fresh(void *arg)
 {
-    struct pattern *p = arg;
-    if (!effective)
-        return true;
-    int i = p->next++;
-    return i < 64 ? (p->bits >> i) & 1 : true;
+    fresh_device(((struct explore_arg *)arg)->wl);
 }
 
-static uint64_t
-rnd_next(uint64_t *x)
+static void
+explore_run(void *arg)
 {
-    *x ^= *x << 13;
-    *x ^= *x >> 7;
-    *x ^= *x << 17;
-    return *x;
+    struct explore_arg *a = arg;
+    a->path = run_workload(a->wl, a->calls);
+}
+
+static void
+explore_clean_run_done(void *arg)
+{
+    struct explore_arg *a = arg;
+    cr_assert_eq(a->path, a->want_path, "%s: file opened on %s", a->wl->name,
+                 atomio_path_name(a->path));
+}
+
+/* Reboot on the image: the ctx reopens (recovery runs at open), then every page is checked. */
+static bool
+explore_check(void *arg, const struct sim_log *log, size_t k, struct sim_image *img)
+{
+    struct explore_arg *a = arg;
+    (void)log;
+    sim_install(img);
+    a->t->states++;
+    atomio_ctx *ctx = ctx_open_on_sim(0);
+    cr_assert(ctx, "%s: reopen after crash at op %zu failed", a->wl->name, k);
+    atomio_ctx_close(ctx);
+    check_pages(a->wl, a->calls, (long)k, a->t);
+    return !(a->stop_at_tear && a->t->torn);
 }
 
 /*
- * every_crash() -- every crash point k of the workload: rerun it with the device dying at op
- * k (so the library's error paths run), then reboot on every image that crash can leave.
+ * every_crash() -- every crash point k of the workload and every image it can leave
+ * (crash_explore()), each rebooted and checked.
  */
 static void
 every_crash(const struct wl *wl, uint32_t want_path, bool stop_at_tear, struct tally *t)
 {
-    struct call calls[MAXSTEPS];
-    fresh_device(wl);
-    uint32_t path = run_workload(wl, calls);
-    cr_assert_eq(path, want_path, "%s: file opened on %s", wl->name, atomio_path_name(path));
-    long nops = sim_ops();
-    cr_assert_gt(nops, 4, "%s: only %ld device ops", wl->name, nops);
-    cr_log_info("%s: %ld device ops", wl->name, nops);
-    for (long k = 0; k <= nops; k++) {
-        fresh_device(wl);
-        sim_set_crash_at(k);
-        run_workload(wl, calls);
-        struct sim_log *log = sim_take_log();
-        size_t kk = (size_t)k < sim_log_len(log) ? (size_t)k : sim_log_len(log);
-        struct sim_replay *rp = sim_replay_new(log);
-        struct pattern count = {0, 0};
-        struct sim_image img;
-        sim_replay_image(rp, kk, keep_pattern, &count, &img);
-        sim_image_free(&img);
-        int n = count.next;
-        uint64_t patterns = n <= EXHAUSTIVE_BITS ? 1ull << n : SAMPLED_PATTERNS;
-        uint64_t seed = 0x9E3779B97F4A7C15ull ^ (uint64_t)k;
-        for (uint64_t pat = 0; pat < patterns; pat++) {
-            struct pattern p = {n <= EXHAUSTIVE_BITS ? pat : rnd_next(&seed), 0};
-            sim_replay_image(rp, kk, keep_pattern, &p, &img);
-            sim_install(&img);
-            sim_image_free(&img);
-            t->states++;
-            atomio_ctx *ctx = ctx_open_on_sim(0); /* recovery runs at open */
-            cr_assert(ctx, "%s: reopen after crash at op %ld failed", wl->name, k);
-            atomio_ctx_close(ctx);
-            check_pages(wl, calls, k, t);
-        }
-        sim_replay_free(rp);
-        sim_log_free(log);
-        if (stop_at_tear && t->torn)
-            break;
-    }
+    struct explore_arg a = {.wl = wl, .want_path = want_path, .stop_at_tear = stop_at_tear, .t = t};
+    struct crash_explorer x = {
+        .name = wl->name,
+        .exhaustive_bits = EXHAUSTIVE_BITS,
+        .sampled = SAMPLED_PATTERNS,
+        .min_ops = 4,
+        .arg = &a,
+        .fresh_device = explore_fresh,
+        .run = explore_run,
+        .clean_run_done = explore_clean_run_done,
+        .check = explore_check,
+    };
+    struct crash_counts c = {0};
+    crash_explore(&x, &c);
+    cr_log_info("%s: %ld device ops", wl->name, c.ops);
 }
 
 static const struct wl buffered_only = {

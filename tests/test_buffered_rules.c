@@ -3,7 +3,7 @@
  * test_buffered_rules.c -- the buffered-atomic verdict as a pure function of captured probe
  * figures (XFS 4 KiB / 16 KiB blocks, ext4, tmpfs as this machine's 6.18 reports them), the
  * folio-order rule's reasons, the fs block taken from statx and statfs, and every selection
- * row that involves a buffered engine or the buffered path (DESIGN 5, issue 6 item 3).
+ * row that involves a buffered engine or the buffered path.
  */
 #include "atomio_internal.h"
 

@@ -12,6 +12,7 @@
 #include "buffered_cases.h"
 #include "helpers.h"
 #include "sim_kernel.h"
+#include "t_core.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -80,14 +81,9 @@ expect_clean_traffic(void)
 static atomio_file *
 open_buffered(atomio_ctx *ctx, const char *name, uint32_t page, uint32_t flags)
 {
-    atomio_file_opts fo;
-    atomio_file_opts_init(&fo);
-    fo.flags = ATOMIO_FILE_CREATE | flags;
-    fo.page_size = page;
-    fo.io_style = ATOMIO_IO_BUFFERED;
-    atomio_file *f = NULL;
-    int r = atomio_file_open(ctx, t_join(dir, name), &fo, &f);
-    cr_assert_eq(r, 0, "open %s: %s", name, atomio_err_name(r));
+    atomio_file_opts fo =
+        t_file_opts(page, ATOMIO_PATH_AUTO, ATOMIO_IO_BUFFERED, ATOMIO_FILE_CREATE | flags);
+    atomio_file *f = t_file_open(ctx, t_join(dir, name), &fo);
     atomio_file_info info = {.size = sizeof(atomio_file_info)};
     cr_assert_eq(atomio_file_get_info(f, &info), 0);
     cr_assert_eq(info.path, ATOMIO_PATH_BUFFERED_ATOMIC, "%s: %s", atomio_path_name(info.path),
@@ -603,14 +599,8 @@ ctx_with_store(void)
     char dw[PATH_MAX + 8];
     snprintf(dw, sizeof(dw), "%s/dw", dir);
     cr_assert_eq(mkdir(dw, 0700), 0);
-    atomio_ctx_opts o;
-    atomio_ctx_opts_init(&o);
-    o.doublewrite_dir = dw;
-    o.submitter = ATOMIO_SUBMIT_SYNC;
-    atomio_ctx *ctx = NULL;
-    int r = atomio_ctx_open(&o, &ctx);
-    cr_assert_eq(r, 0, "ctx with store: %s", atomio_err_name(r));
-    return ctx;
+    atomio_ctx_opts o = t_ctx_opts(dw);
+    return t_ctx_open(&o);
 }
 
 /*

@@ -9,6 +9,7 @@
 #include "atomio_internal.h"
 #include "atomio_uring.h"
 #include "helpers.h"
+#include "t_core.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -35,52 +36,15 @@ ctx_open_nostore(void)
      * environment overrides (ATOMIO_SUBMITTER=uring, ATOMIO_PATH) would bypass both. */
     unsetenv("ATOMIO_SUBMITTER");
     unsetenv("ATOMIO_PATH");
-    atomio_ctx_opts o = ATOMIO_CTX_OPTS_INIT;
-    o.flags = ATOMIO_CTX_NO_DOUBLEWRITE;
-    o.submitter = ATOMIO_SUBMIT_SYNC;
-    atomio_ctx *ctx = NULL;
-    int r = atomio_ctx_open(&o, &ctx);
-    cr_assert_eq(r, 0, "ctx open: %s", atomio_err_name(r));
-    return ctx;
+    return t_ctx_open(NULL);
 }
 
 static atomio_file *
 file_open(atomio_ctx *ctx, const char *path, uint32_t forced, uint32_t io_style, uint32_t flags)
 {
-    atomio_file_opts o = ATOMIO_FILE_OPTS_INIT;
-    o.flags = ATOMIO_FILE_CREATE | flags;
-    o.page_size = PS;
-    o.path = forced;
-    o.io_style = io_style;
+    atomio_file_opts o = t_file_opts(PS, forced, io_style, ATOMIO_FILE_CREATE | flags);
     o.policy = ATOMIO_POLICY_PREFER_ATOMIC;
-    atomio_file *f = NULL;
-    int r = atomio_file_open(ctx, path, &o, &f);
-    cr_assert_eq(r, 0, "open %s as %s: %s", path, atomio_path_name(forced), atomio_err_name(r));
-    return f;
-}
-
-static uint32_t
-file_path(const atomio_file *f)
-{
-    atomio_file_info i = {.size = sizeof(i)};
-    cr_assert_eq(atomio_file_get_info(f, &i), 0);
-    return i.path;
-}
-
-static uint32_t
-file_state(const atomio_file *f)
-{
-    atomio_file_info i = {.size = sizeof(i)};
-    cr_assert_eq(atomio_file_get_info(f, &i), 0);
-    return i.state;
-}
-
-static atomio_stats
-fstats(const atomio_file *f)
-{
-    atomio_stats s = {.size = sizeof(s)};
-    cr_assert_eq(atomio_file_get_stats(f, &s), 0);
-    return s;
+    return t_file_open(ctx, path, &o);
 }
 
 /* An SQE full of junk with the engine's user_data set, as a reused ring slot looks. */
@@ -183,7 +147,7 @@ Test(byor, prep_fills_direct_atomic_sqe)
     cr_assert_eq(sqe.rw_flags, (uint32_t)(RWF_ATOMIC | RWF_DSYNC));
 
     /* Preparing writes nothing and counts nothing: the engine may still drop the SQE. */
-    atomio_stats s = fstats(f);
+    atomio_stats s = t_fstats(f);
     cr_assert_eq(s.pages[ATOMIO_PATH_DIRECT_ATOMIC], 0);
     atomio_page_free(ctx, page, PS, 1);
     cr_assert_eq(atomio_ctx_close(ctx), 0);
@@ -244,7 +208,7 @@ Test(byor, prep_checks_match_atomio_write)
     cr_assert_eq(atomio_complete_write(ro, (int)PS, PS), ATOMIO_E_CLOSED);
 
     /* Nothing of this was written. */
-    atomio_stats s = fstats(f);
+    atomio_stats s = t_fstats(f);
     cr_assert_eq(s.pages[ATOMIO_PATH_DIRECT_ATOMIC] + s.bytes_data, 0);
     struct stat st;
     cr_assert_eq(stat(t_join(fs.dir, "data"), &st), 0);
@@ -279,8 +243,8 @@ Test(byor, short_completion_fails_file_like_atomio_write)
     atomio_file *both[] = {f, lib};
     for (int i = 0; i < 2; i++) {
         atomio_file *x = both[i];
-        cr_assert_eq(file_state(x), ATOMIO_STATE_FAILED);
-        atomio_stats s = fstats(x);
+        cr_assert_eq(t_info(x).state, ATOMIO_STATE_FAILED);
+        atomio_stats s = t_fstats(x);
         cr_assert_eq(s.short_writes, 1);
         cr_assert_eq(s.pages[ATOMIO_PATH_DIRECT_ATOMIC], 0, "a short page is not counted");
         cr_assert_eq(atomio_write(x, 4, page, 0), ATOMIO_E_FAILED);
@@ -297,7 +261,7 @@ Test(byor, short_completion_fails_file_like_atomio_write)
     atomio_file *z =
         file_open(ctx, t_join(fs.dir, "zero"), ATOMIO_PATH_DIRECT_ATOMIC, ATOMIO_IO_DIRECT, 0);
     cr_assert_eq(atomio_complete_write(z, 0, PS), ATOMIO_E_SHORT_WRITE);
-    cr_assert_eq(file_state(z), ATOMIO_STATE_FAILED);
+    cr_assert_eq(t_info(z).state, ATOMIO_STATE_FAILED);
     atomio_page_free(ctx, page, PS, 1);
     cr_assert_eq(atomio_ctx_close(ctx), 0);
 }
@@ -310,8 +274,8 @@ Test(byor, bogus_completion_judges_nothing)
     cr_assert_eq(atomio_complete_write(NULL, (int)PS, PS), ATOMIO_E_INVAL);
     cr_assert_eq(atomio_complete_write(f, 512, 512), ATOMIO_E_INVAL, "len is not the page size");
     cr_assert_eq(atomio_complete_write(f, (int)PS * 2, PS), ATOMIO_E_INVAL, "res > len");
-    cr_assert_eq(file_state(f), ATOMIO_STATE_OK, "a bogus CQE must not fail the file");
-    atomio_stats s = fstats(f);
+    cr_assert_eq(t_info(f).state, ATOMIO_STATE_OK, "a bogus CQE must not fail the file");
+    atomio_stats s = t_fstats(f);
     cr_assert_eq(s.short_writes + s.pages[ATOMIO_PATH_DIRECT_ATOMIC], 0);
     cr_assert_eq(atomio_ctx_close(ctx), 0);
 }
@@ -337,9 +301,9 @@ Test(byor, nospace_and_notsupp_pass_through_without_store)
         atomio__sys.pwritev2 = atomio__sys_real.pwritev2;
     }
     for (atomio_file *x = f;; x = lib) {
-        cr_assert_eq(file_path(x), ATOMIO_PATH_DIRECT_ATOMIC);
-        cr_assert_eq(file_state(x), ATOMIO_STATE_OK);
-        cr_assert_eq(fstats(x).downgrades, 0);
+        cr_assert_eq(t_info(x).path, ATOMIO_PATH_DIRECT_ATOMIC);
+        cr_assert_eq(t_info(x).state, ATOMIO_STATE_OK);
+        cr_assert_eq(t_fstats(x).downgrades, 0);
         if (x == lib)
             break;
     }
@@ -360,7 +324,7 @@ Test(byor, einval_reprobe_rule_like_atomio_write)
     void *page = atomio_page_alloc(ctx, PS, 1);
 
     cr_assert_eq(atomio_complete_write(f, -EINVAL, PS), -EAGAIN);
-    cr_assert_eq(file_path(f), ATOMIO_PATH_DIRECT_ATOMIC, "re-probe still finds atomic writes");
+    cr_assert_eq(t_info(f).path, ATOMIO_PATH_DIRECT_ATOMIC, "re-probe still finds atomic writes");
     cr_assert_eq(atomio_complete_write(f, -EINVAL, PS), ATOMIO_E_GEOMETRY);
 
     inject_res = -EINVAL;
@@ -371,8 +335,8 @@ Test(byor, einval_reprobe_rule_like_atomio_write)
     cr_assert_eq(inject_left, 0, "atomio_write() retried exactly once");
 
     /* Neither failed the file: geometry errors are the library's, not a torn page. */
-    cr_assert_eq(file_state(f), ATOMIO_STATE_OK);
-    cr_assert_eq(file_state(lib), ATOMIO_STATE_OK);
+    cr_assert_eq(t_info(f).state, ATOMIO_STATE_OK);
+    cr_assert_eq(t_info(lib).state, ATOMIO_STATE_OK);
     atomio_page_free(ctx, page, PS, 1);
     cr_assert_eq(atomio_ctx_close(ctx), 0);
 }
@@ -396,14 +360,14 @@ Test(byor, unsafe_preps_plain_write)
     cr_assert_eq(sqe.rw_flags, (uint32_t)RWF_DSYNC);
 
     cr_assert_eq(atomio_complete_write(f, (int)PS, PS), 0);
-    cr_assert_eq(fstats(f).pages[ATOMIO_PATH_UNSAFE], 1);
-    cr_assert_eq(fstats(f).bytes_data, PS);
+    cr_assert_eq(t_fstats(f).pages[ATOMIO_PATH_UNSAFE], 1);
+    cr_assert_eq(t_fstats(f).bytes_data, PS);
     /* UNSAFE has no downgrade: errors are errors. A short write still fails the file. */
     cr_assert_eq(atomio_complete_write(f, -EOPNOTSUPP, PS), -EOPNOTSUPP);
     cr_assert_eq(atomio_complete_write(f, -EINVAL, PS), -EINVAL);
-    cr_assert_eq(file_path(f), ATOMIO_PATH_UNSAFE);
+    cr_assert_eq(t_info(f).path, ATOMIO_PATH_UNSAFE);
     cr_assert_eq(atomio_complete_write(f, 100, PS), ATOMIO_E_SHORT_WRITE);
-    cr_assert_eq(file_state(f), ATOMIO_STATE_FAILED);
+    cr_assert_eq(t_info(f).state, ATOMIO_STATE_FAILED);
     atomio_page_free(ctx, page, PS, 1);
     cr_assert_eq(atomio_ctx_close(ctx), 0);
     t_rmtree(dir);
@@ -417,7 +381,7 @@ open_buffered_atomic(atomio_ctx *ctx, const char *path)
     atomio_file *f = file_open(ctx, path, ATOMIO_PATH_BUFFERED_ATOMIC, ATOMIO_IO_BUFFERED, 0);
     atomio__sys.pwritev2 = atomio__sys_real.pwritev2;
     atomio__caps_cache_clear();
-    cr_assert_eq(file_path(f), ATOMIO_PATH_BUFFERED_ATOMIC);
+    cr_assert_eq(t_info(f).path, ATOMIO_PATH_BUFFERED_ATOMIC);
     return f;
 }
 
@@ -573,7 +537,7 @@ Test(byor, engine_ring_mixed_with_own_io)
         if (p % 3 == 1)
             cr_assert(memcmp(got, pages + (size_t)(p / 3) * PS, PS) == 0);
     }
-    atomio_stats a = fstats(f), b = fstats(lib);
+    atomio_stats a = t_fstats(f), b = t_fstats(lib);
     cr_assert_eq(a.pages[ATOMIO_PATH_DIRECT_ATOMIC], NPAGES);
     cr_assert_eq(a.pages[ATOMIO_PATH_DIRECT_ATOMIC], b.pages[ATOMIO_PATH_DIRECT_ATOMIC]);
     cr_assert_eq(a.bytes_data, b.bytes_data);
@@ -664,9 +628,9 @@ Test(byor, engine_ring_real_short_write_fails_file)
     cr_assert(res[0] >= 0 && res[0] < (int)PS, "CQE %d", res[0]);
     cr_assert_eq(atomio_complete_write(f, res[0], PS), ATOMIO_E_SHORT_WRITE);
     cr_assert_eq(lr, ATOMIO_E_SHORT_WRITE);
-    cr_assert_eq(file_state(f), ATOMIO_STATE_FAILED);
-    cr_assert_eq(file_state(lib), ATOMIO_STATE_FAILED);
-    cr_assert_eq(fstats(f).short_writes, fstats(lib).short_writes);
+    cr_assert_eq(t_info(f).state, ATOMIO_STATE_FAILED);
+    cr_assert_eq(t_info(lib).state, ATOMIO_STATE_FAILED);
+    cr_assert_eq(t_fstats(f).short_writes, t_fstats(lib).short_writes);
     io_uring_queue_exit(&ring);
     atomio_page_free(ctx, page, PS, 1);
     cr_assert_eq(atomio_ctx_close(ctx), 0);

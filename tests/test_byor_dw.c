@@ -8,8 +8,9 @@
  */
 #include "atomio_internal.h"
 #include "atomio_uring.h"
-#include "store/store.h"
 #include "helpers.h"
+#include "store/store.h"
+#include "t_core.h"
 #include "t_engine.h"
 
 #include <criterion/criterion.h>
@@ -46,16 +47,11 @@ ctx_open(const char *dblwr, uint32_t segments)
      * environment overrides (ATOMIO_SUBMITTER=uring, ATOMIO_PATH) would bypass both. */
     unsetenv("ATOMIO_SUBMITTER");
     unsetenv("ATOMIO_PATH");
-    atomio_ctx_opts o = ATOMIO_CTX_OPTS_INIT;
-    o.doublewrite_dir = dblwr;
-    o.submitter = ATOMIO_SUBMIT_SYNC;
+    atomio_ctx_opts o = t_ctx_opts(dblwr);
     o.doublewrite_segments = segments;
     o.doublewrite_batch_pages = 16;
     o.doublewrite_max_page_size = PS;
-    atomio_ctx *ctx = NULL;
-    int r = atomio_ctx_open(&o, &ctx);
-    cr_assert_eq(r, 0, "ctx open: %s", atomio_err_name(r));
-    return ctx;
+    return t_ctx_open(&o);
 }
 
 static void
@@ -70,32 +66,9 @@ fx_up(struct fx *x, const char *kind, uint32_t segments)
 static atomio_file *
 open_as(atomio_ctx *ctx, const char *path, uint32_t forced)
 {
-    atomio_file_opts o = ATOMIO_FILE_OPTS_INIT;
-    o.flags = ATOMIO_FILE_CREATE;
-    o.page_size = PS;
-    o.path = forced;
-    o.io_style = ATOMIO_IO_DIRECT;
+    atomio_file_opts o = t_file_opts(PS, forced, ATOMIO_IO_DIRECT, ATOMIO_FILE_CREATE);
     o.policy = ATOMIO_POLICY_PREFER_ATOMIC;
-    atomio_file *f = NULL;
-    int r = atomio_file_open(ctx, path, &o, &f);
-    cr_assert_eq(r, 0, "open %s as %s: %s", path, atomio_path_name(forced), atomio_err_name(r));
-    return f;
-}
-
-static uint32_t
-file_path(const atomio_file *f)
-{
-    atomio_file_info i = {.size = sizeof(i)};
-    cr_assert_eq(atomio_file_get_info(f, &i), 0);
-    return i.path;
-}
-
-static atomio_stats
-fstats(const atomio_file *f)
-{
-    atomio_stats s = {.size = sizeof(s)};
-    cr_assert_eq(atomio_file_get_stats(f, &s), 0);
-    return s;
+    return t_file_open(ctx, path, &o);
 }
 
 static void
@@ -265,7 +238,7 @@ staged_vs_library(int real)
     }
     atomio_file *pairs[2][2] = {{a1, l1}, {a2, l2}};
     for (int k = 0; k < 2; k++) {
-        atomio_stats s = fstats(pairs[k][0]), l = fstats(pairs[k][1]);
+        atomio_stats s = t_fstats(pairs[k][0]), l = t_fstats(pairs[k][1]);
         cr_assert_eq(s.pages[ATOMIO_PATH_DOUBLEWRITE], N / 2);
         cr_assert_eq(s.bytes_data, (N / 2) * PS, "each page once in place");
         cr_assert_eq(s.bytes_doublewrite, (N / 2) * PS, "and once in the store");
@@ -638,7 +611,7 @@ Test(byor_dw, short_inplace_write_fails_file_and_recovery_repairs)
     atomio_file_info i = {.size = sizeof(i)};
     cr_assert_eq(atomio_file_get_info(f, &i), 0);
     cr_assert_eq(i.state, ATOMIO_STATE_FAILED);
-    cr_assert_eq(fstats(f).short_writes, 1);
+    cr_assert_eq(t_fstats(f).short_writes, 1);
     assert_page(g, 0, pages + 2 * PS);
 
     /* Close the failed file, recover: the torn page comes back whole from the store. */
@@ -756,7 +729,7 @@ Test(byor_dw, downgrade_then_staged_doublewrite)
         struct io_uring_sqe sqe;
         cr_assert_eq(atomio_prep_write(f, &sqe, 6, page, 0), 0);
         cr_assert_eq(atomio_complete_write(f, errs[k], PS), ATOMIO_E_NEEDS_DOUBLEWRITE);
-        cr_assert_eq(file_path(f), ATOMIO_PATH_DOUBLEWRITE);
+        cr_assert_eq(t_info(f).path, ATOMIO_PATH_DOUBLEWRITE);
         cr_assert_eq(atomio_prep_write(f, &sqe, 6, page, 0), ATOMIO_E_NEEDS_DOUBLEWRITE);
         atomio_page_write w = {.file = f, .page_no = 6, .page = page};
         int res;
@@ -767,11 +740,11 @@ Test(byor_dw, downgrade_then_staged_doublewrite)
         atomio__sys.pwritev2 = inject_pwritev2;
         cr_assert_eq(atomio_write(l, 6, page, 0), 0, "atomio_write() downgrades by itself");
         atomio__sys.pwritev2 = atomio__sys_real.pwritev2;
-        cr_assert_eq(file_path(l), ATOMIO_PATH_DOUBLEWRITE);
+        cr_assert_eq(t_info(l).path, ATOMIO_PATH_DOUBLEWRITE);
 
         assert_page(f, 6, page);
         assert_page(l, 6, page);
-        atomio_stats s = fstats(f), ls = fstats(l);
+        atomio_stats s = t_fstats(f), ls = t_fstats(l);
         cr_assert_eq(s.downgrades, 1);
         cr_assert_eq(ls.downgrades, 1);
         cr_assert_eq(s.pages[ATOMIO_PATH_DOUBLEWRITE], 1);
@@ -830,14 +803,14 @@ Test(byor_dw, real_eopnotsupp_on_engine_ring_downgrades)
         cr_skip_test("skipped: this kernel has buffered RWF_ATOMIC; no EOPNOTSUPP to downgrade on");
     cr_assert_eq(d.atomio_res, -EOPNOTSUPP, "CQE %d", d.atomio_res);
     cr_assert_eq(atomio_complete_write(f, d.atomio_res, PS), ATOMIO_E_NEEDS_DOUBLEWRITE);
-    cr_assert_eq(file_path(f), ATOMIO_PATH_DOUBLEWRITE);
+    cr_assert_eq(t_info(f).path, ATOMIO_PATH_DOUBLEWRITE);
 
     atomio_page_write w = {.file = f, .page_no = 2, .page = page};
     int res;
     cr_assert_eq(drive(&e, x.ctx, &w, 1, &res, -1, NULL), 1);
     cr_assert_eq(res, 0);
     assert_page(f, 2, page);
-    cr_assert_eq(fstats(f).downgrades, 1);
+    cr_assert_eq(t_fstats(f).downgrades, 1);
     t_eng_fini(&e);
     atomio_page_free(x.ctx, page, PS, 1);
     cr_assert_eq(atomio_ctx_close(x.ctx), 0);

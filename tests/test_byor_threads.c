@@ -10,6 +10,7 @@
 #include "atomio_internal.h"
 #include "atomio_uring.h"
 #include "helpers.h"
+#include "t_core.h"
 #include "t_engine.h"
 
 #include <criterion/criterion.h>
@@ -117,29 +118,20 @@ Test(byor_threads, engines_and_library_share_one_ctx)
     t_tmpdir(dir, sizeof(dir));
     snprintf(dblwr, sizeof(dblwr), "%s/dblwr", dir);
     cr_assert_eq(mkdir(dblwr, 0700), 0);
-    atomio_ctx_opts o = ATOMIO_CTX_OPTS_INIT;
-    o.doublewrite_dir = dblwr;
-    o.submitter = ATOMIO_SUBMIT_SYNC;
+    atomio_ctx_opts o = t_ctx_opts(dblwr);
     o.doublewrite_segments = 3; /* fewer than the threads: staging meets -EAGAIN */
     o.doublewrite_batch_pages = PER;
     o.doublewrite_max_page_size = PS;
-    cr_assert_eq(atomio_ctx_open(&o, &ctx), 0);
+    ctx = t_ctx_open(&o);
     const char *names[2] = {"a", "b"};
     for (int i = 0; i < 2; i++) {
-        atomio_file_opts fo = ATOMIO_FILE_OPTS_INIT;
-        fo.flags = ATOMIO_FILE_CREATE;
-        fo.page_size = PS;
-        fo.path = ATOMIO_PATH_DOUBLEWRITE;
-        fo.io_style = ATOMIO_IO_BUFFERED;
-        int r = atomio_file_open(ctx, t_join(dir, names[i]), &fo, &dwf[i]);
-        cr_assert_eq(r, 0, "%s", atomio_err_name(r));
+        atomio_file_opts fo =
+            t_file_opts(PS, ATOMIO_PATH_DOUBLEWRITE, ATOMIO_IO_BUFFERED, ATOMIO_FILE_CREATE);
+        dwf[i] = t_file_open(ctx, t_join(dir, names[i]), &fo);
     }
-    atomio_file_opts fo = ATOMIO_FILE_OPTS_INIT;
-    fo.flags = ATOMIO_FILE_CREATE;
-    fo.page_size = PS;
-    fo.path = ATOMIO_PATH_UNSAFE;
-    fo.io_style = ATOMIO_IO_BUFFERED;
-    cr_assert_eq(atomio_file_open(ctx, t_join(dir, "u"), &fo, &uf), 0);
+    atomio_file_opts fo =
+        t_file_opts(PS, ATOMIO_PATH_UNSAFE, ATOMIO_IO_BUFFERED, ATOMIO_FILE_CREATE);
+    uf = t_file_open(ctx, t_join(dir, "u"), &fo);
 
     enum { NSTAGED = 3 };
     pthread_t th[NSTAGED + 2];

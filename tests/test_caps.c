@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_caps.c -- probe parsing (DESIGN 4) fed with figures captured on real filesystems:
+ * test_caps.c -- probe parsing fed with figures captured on real filesystems:
  * the pure atomio__caps_derive() for the verdict rules (atomic only when mask bit, attribute,
  * unit_min > 0 and segments_max >= 1 all hold; hardware vs software from unit_max_opt or sysfs;
  * the buffered folio-order rule), and atomio__probe_fd() with atomio__sys.statx, fstatfs,
@@ -200,7 +200,7 @@ Test(caps, folio_order_rule)
 
 Test(caps, folio_order_multi_page_when_block_not_above_system_page)
 {
-    /* libatomio's rule is stricter than DESIGN 4's sketch (recorded in docs/design.md): the
+    /* libatomio's rule is stricter than the original design sketch (docs/design.md): the
      * kernel RFC needs one folio per atomic write with min order == max order == page order,
      * and the only order userspace can see is the minimum, set by the fs block. A 16 KiB page
      * on a 4 KiB-block filesystem is order 2 on a mapping of min order 0: refused, with both

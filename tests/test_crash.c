@@ -17,17 +17,20 @@
  * that can matter; large ones are randomized (ATOMIO_CRASH_ITERATIONS, default 10000). A
  * sabotaged protocol (no store fdatasync) must be caught.
  *
- * The staged_* twins run the same workloads through the staged doublewrite an engine drives
- * from its own ring (atomio_doublewrite_stage() ...; atomio_uring.h): every SQE the library prepares is
- * executed through the seam by t_engine's interpreter, so the simulator sees the engine's
- * writes exactly as it sees the library's own.
+ * The scenarios are one table, each run by the library (atomio_write*()) and, as staged_*
+ * tests, through the staged doublewrite an engine drives from its own ring
+ * (atomio_doublewrite_stage() ...; atomio_uring.h): every SQE the library prepares is executed
+ * through the seam by t_engine's interpreter, so the simulator sees the engine's writes exactly
+ * as it sees the library's own. crash_explorer.c enumerates the crash points and tear patterns.
  */
 #include "atomio_internal.h"
 #include "atomio_uring.h"
-#include "store/format.h"
-#include "store/store.h"
+#include "crash_explorer.h"
 #include "helpers.h"
 #include "sim_device.h"
+#include "store/format.h"
+#include "store/store.h"
+#include "t_core.h"
 #include "t_engine.h"
 
 #include <criterion/criterion.h>
@@ -183,13 +186,10 @@ fresh_device(const struct wl *wl)
 static atomio_ctx *
 ctx_open_on_sim(const struct wl *wl, uint32_t flags, int *err)
 {
-    atomio_ctx_opts o;
-    atomio_ctx_opts_init(&o);
-    o.doublewrite_dir = dwdir;
+    atomio_ctx_opts o = t_ctx_opts(dwdir); /* the sync submitter: io_uring bypasses the seam */
     o.doublewrite_segments = wl->segs;
     o.doublewrite_batch_pages = wl->batch_pages;
     o.doublewrite_max_page_size = wl->max_ps;
-    o.submitter = ATOMIO_SUBMIT_SYNC; /* io_uring would bypass the seam */
     o.flags = flags;
     atomio_ctx *ctx = NULL;
     *err = atomio_ctx_open(&o, &ctx);
@@ -314,12 +314,11 @@ run_workload(const struct wl *wl, struct call *calls)
         return;
     atomio_file *files[MAXF] = {0};
     for (int f = 0; f < wl->nfiles; f++) {
-        atomio_file_opts fo;
-        atomio_file_opts_init(&fo);
-        fo.page_size = wl->ps[f];
-        fo.path = wl->path[f] ? wl->path[f] : ATOMIO_PATH_DOUBLEWRITE;
+        uint32_t path = wl->path[f] ? wl->path[f] : ATOMIO_PATH_DOUBLEWRITE;
+        atomio_file_opts fo = t_file_opts(
+            wl->ps[f], path,
+            path == ATOMIO_PATH_DIRECT_ATOMIC ? ATOMIO_IO_DIRECT : ATOMIO_IO_BUFFERED, 0);
         fo.file_id = 10 + (uint64_t)f;
-        fo.io_style = fo.path == ATOMIO_PATH_DIRECT_ATOMIC ? ATOMIO_IO_DIRECT : ATOMIO_IO_BUFFERED;
         if (atomio_file_open(ctx, fpath[f], &fo, &files[f]) < 0)
             goto out;
     }
@@ -630,48 +629,7 @@ reboot_and_check(const struct wl *wl, const struct call *calls, const struct sim
     check_pages(wl, calls, (long)k, t, wl->name);
 }
 
-/* ---- choosers ---------------------------------------------------------------------------------
- */
-
-struct pattern {
-    uint64_t bits; /* bit i: keep effective piece i */
-    int next;      /* effective pieces seen */
-};
-
-static bool
-keep_pattern(void *arg, bool effective)
-{
-    struct pattern *p = arg;
-    if (!effective)
-        return true; /* makes no difference either way */
-    int i = p->next++;
-    return i < 64 ? (p->bits >> i) & 1 : true;
-}
-
-struct rnd {
-    uint64_t x;
-    uint32_t keep_per_256; /* probability of keeping a piece */
-};
-
-static uint64_t
-rnd_next(uint64_t *x)
-{
-    *x ^= *x << 13;
-    *x ^= *x >> 7;
-    *x ^= *x << 17;
-    return *x;
-}
-
-static bool
-keep_random(void *arg, bool effective)
-{
-    struct rnd *r = arg;
-    (void)effective;
-    return (rnd_next(&r->x) & 255) < r->keep_per_256;
-}
-
-/* ---- drivers ----------------------------------------------------------------------------------
- */
+/* ---- drivers ----------------------------------------------------------------------------- */
 
 #define EXHAUSTIVE_MAX_BITS 14
 
@@ -698,49 +656,57 @@ find_short_op(struct wl *wl)
     cr_assert_geq(wl->short_op, 0, "%s: in-place write to shorten not found", wl->name);
 }
 
+struct explore_arg {
+    const struct wl *wl;
+    struct call calls[MAXSTEPS];
+    struct tally *t;
+};
+
+static void
+explore_fresh(void *arg)
+{
+    fresh_device(((struct explore_arg *)arg)->wl);
+}
+
+static void
+explore_run(void *arg)
+{
+    struct explore_arg *a = arg;
+    run_workload(a->wl, a->calls);
+}
+
+static bool
+explore_check(void *arg, const struct sim_log *log, size_t k, struct sim_image *img)
+{
+    struct explore_arg *a = arg;
+    reboot_and_check(a->wl, a->calls, log, k, img, true, a->t);
+    return true;
+}
+
 /*
  * exhaustive() -- every crash point of the workload; at each, every subset of the sector
  * pieces that can make a difference (up to 2^14; beyond that 4096 random subsets, counted in
- * sampled_points). The workload runs again for each crash point with the device dying there,
- * so the library's error paths run too.
+ * sampled_points): crash_explore().
  */
 static void
 exhaustive(const struct wl *wl, struct tally *t)
 {
-    struct call calls[MAXSTEPS];
     cr_assert(!wl->short_keep || wl->short_op > 0, "call find_short_op() first");
-    fresh_device(wl);
-    run_workload(wl, calls);
-    long nops = sim_ops();
-    cr_assert_gt(nops, 10, "%s: workload made only %ld ops", wl->name, nops);
-    for (long k = 0; k <= nops; k++) {
-        fresh_device(wl);
-        sim_set_crash_at(k);
-        run_workload(wl, calls);
-        struct sim_log *log = sim_take_log();
-        size_t kk = (size_t)k < sim_log_len(log) ? (size_t)k : sim_log_len(log);
-        struct sim_replay *rp = sim_replay_new(log);
-        struct pattern count = {0, 0};
-        struct sim_image img;
-        sim_replay_image(rp, kk, keep_pattern, &count, &img);
-        sim_image_free(&img);
-        int n = count.next;
-        uint64_t patterns = n <= EXHAUSTIVE_MAX_BITS ? 1ull << n : 4096;
-        if (n > EXHAUSTIVE_MAX_BITS)
-            t->sampled_points++;
-        uint64_t seed = 0x9E3779B97F4A7C15ull ^ (uint64_t)k;
-        /* The image needs the device's file table as it was at the crash: rebuild it for
-         * every pattern from the same log (sim_install below replaces contents only). */
-        for (uint64_t pat = 0; pat < patterns; pat++) {
-            struct pattern p = {n <= EXHAUSTIVE_MAX_BITS ? pat : rnd_next(&seed), 0};
-            sim_replay_image(rp, kk, keep_pattern, &p, &img);
-            t->crash_states++;
-            reboot_and_check(wl, calls, log, kk, &img, true, t);
-            sim_image_free(&img);
-        }
-        sim_replay_free(rp);
-        sim_log_free(log);
-    }
+    struct explore_arg a = {.wl = wl, .t = t};
+    struct crash_explorer x = {
+        .name = wl->name,
+        .exhaustive_bits = EXHAUSTIVE_MAX_BITS,
+        .sampled = 4096,
+        .min_ops = 10,
+        .arg = &a,
+        .fresh_device = explore_fresh,
+        .run = explore_run,
+        .check = explore_check,
+    };
+    struct crash_counts c = {0};
+    crash_explore(&x, &c);
+    t->crash_states += c.states;
+    t->sampled_points += c.sampled_points;
 }
 
 /*
@@ -759,7 +725,7 @@ randomized(const struct wl *wl, uint64_t seed, uint64_t points, struct tally *t)
     uint64_t *ks = malloc(points * sizeof(*ks));
     uint64_t x = seed | 1;
     for (uint64_t i = 0; i < points; i++)
-        ks[i] = rnd_next(&x) % (nops + 1);
+        ks[i] = crash_rnd_next(&x) % (nops + 1);
     /* sort ascending: the replay only moves forward */
     for (uint64_t i = 1; i < points; i++)
         for (uint64_t j = i; j > 0 && ks[j - 1] > ks[j]; j--) {
@@ -770,16 +736,16 @@ randomized(const struct wl *wl, uint64_t seed, uint64_t points, struct tally *t)
     struct sim_replay *rp = sim_replay_new(log);
     for (uint64_t i = 0; i < points; i++) {
         static const uint32_t probs[] = {128, 20, 236, 128};
-        struct rnd r = {rnd_next(&x) | 1, probs[rnd_next(&x) % 4]};
+        struct crash_rnd r = {crash_rnd_next(&x) | 1, probs[crash_rnd_next(&x) % 4]};
         struct sim_image img;
-        sim_replay_image(rp, (size_t)ks[i], keep_random, &r, &img);
+        sim_replay_image(rp, (size_t)ks[i], crash_keep_random, &r, &img);
         t->crash_states++;
-        if (rnd_next(&x) % 8 != 0) {
+        if (crash_rnd_next(&x) % 8 != 0) {
             reboot_and_check(wl, calls, log, (size_t)ks[i], &img, true, t);
         } else {
             /* crash during recovery, then recover again */
             sim_install(&img);
-            long j = (long)(rnd_next(&x) % 24);
+            long j = (long)(crash_rnd_next(&x) % 24);
             sim_set_crash_at(j);
             int err;
             atomio_ctx *ctx = ctx_open_on_sim(wl, 0, &err);
@@ -788,7 +754,7 @@ randomized(const struct wl *wl, uint64_t seed, uint64_t points, struct tally *t)
             struct sim_replay *rp2 = sim_replay_new(log2);
             struct sim_image img2;
             size_t j2 = (size_t)j < sim_log_len(log2) ? (size_t)j : sim_log_len(log2);
-            sim_replay_image(rp2, j2, keep_random, &r, &img2);
+            sim_replay_image(rp2, j2, crash_keep_random, &r, &img2);
             reboot_and_check(wl, calls, log2, (size_t)ks[i], &img2, false, t);
             sim_image_free(&img2);
             sim_replay_free(rp2);
@@ -851,36 +817,284 @@ assert_clean(const char *what, const struct tally *t)
     cr_assert_eq(t->unexpected, 0, "%s: writes failed before the crash", what);
 }
 
-Test(crash, exhaustive_two_pages_one_batch)
+/* ---- scenarios ------------------------------------------------------------------------------
+ *
+ * Each exhaustive workload once, run by the library (atomio_write*()) or by an engine's own ring
+ * (the staged doublewrite, engine_step()); a Test() per scenario and driver below.
+ */
+
+enum driver { LIBRARY, STAGED };
+
+struct scenario {
+    const char *name;
+    /* the workload on small_base(): steps and device settings */
+    void (*build)(struct wl *wl, enum driver d);
+    /* optional: asserts on the results of the run without a crash */
+    void (*check_clean_run)(const struct call *calls, enum driver d);
+    bool sabotage;      /* no store fdatasync: the explorer must find torn or lost pages */
+    bool restores;      /* some crash state needs a page restored */
+    bool tears_batch;   /* some crash tears a store batch */
+    bool every_pattern; /* no crash point has too many pieces to try every tear pattern */
+};
+
+static void
+build_two_pages(struct wl *wl, enum driver d)
 {
-    struct wl wl = small_base("2 pages, 1 batch");
-    add(&wl, 0, 0, 0, 1);
-    add(&wl, 0, 0, 2, 1);
-    struct tally t = {0};
-    sim_init(root);
-    exhaustive(&wl, &t);
-    assert_clean(wl.name, &t);
-    cr_assert_gt(t.restored_total, 0, "no crash state ever needed a restore");
-    cr_assert_eq(t.sampled_points, 0);
+    (void)d;
+    add(wl, 0, 0, 0, 1);
+    add(wl, 0, 0, 2, 1);
 }
 
 /* The store write as io_uring issues it (pages, then header and slot table once the pages are
  * checksummed): a crash may keep either without the other, with any sectors torn. */
-Test(crash, exhaustive_split_store_write)
+static void
+build_split_store_write(struct wl *wl, enum driver d)
 {
-    struct wl wl = small_base("split store write (pages, then header)");
-    wl.split = true;
-    add(&wl, 0, 0, 0, 1);
-    add(&wl, 0, 0, 2, 1);
-    add(&wl, 1, 0, 2, 2);
-    add(&wl, 1, 0, 3, 1);
+    (void)d;
+    wl->split = true;
+    add(wl, 0, 0, 0, 1);
+    add(wl, 0, 0, 2, 1);
+    add(wl, 1, 0, 2, 2);
+    add(wl, 1, 0, 3, 1);
+}
+
+static void
+build_three_pages(struct wl *wl, enum driver d)
+{
+    (void)d;
+    add(wl, 0, 0, 0, 1);
+    add(wl, 0, 0, 1, 1);
+    add(wl, 0, 0, 3, 1);
+}
+
+static void
+build_page_rewritten(struct wl *wl, enum driver d)
+{
+    (void)d;
+    add(wl, 0, 0, 0, 1);
+    add(wl, 0, 0, 1, 1);
+    add(wl, 1, 0, 1, 2);
+    add(wl, 1, 0, 2, 2);
+}
+
+/* Oldest-first segment reuse: the second batch goes to another segment while the first one's
+ * retire is still not durable -- the case the retire ordering exists for. */
+static void
+build_rotating_segments(struct wl *wl, enum driver d)
+{
+    (void)d;
+    wl->nfiles = 2;
+    wl->ps[1] = 1024;
+    wl->npages[1] = 2;
+    wl->policy = 1;
+    add(wl, 0, 0, 0, 1);
+    add(wl, 0, 1, 1, 1);
+    add(wl, 1, 0, 0, 2);
+    add(wl, 1, 1, 0, 2);
+    add(wl, 1, 0, 3, 2);
+}
+
+/* One page a call (atomio_write() for the library; the engine stages one page a batch). */
+static void
+build_single_pages_with_sync(struct wl *wl, enum driver d)
+{
+    (void)d;
+    wl->policy = 1;
+    add(wl, 0, 0, 1, 1);
+    wl->steps[0].sync = true;
+    add(wl, 1, 0, 1, 2);
+    add(wl, 2, 0, 2, 3);
+    for (int s = 0; s < 3; s++)
+        wl->steps[s].single = true;
+}
+
+/* Segments reused out of order (as when threads finish out of order): a newer copy of a page
+ * can be overwritten while an older one survives. Only the retire protocol keeps recovery from
+ * rolling such a page back. */
+static void
+build_scattered_segment_reuse(struct wl *wl, enum driver d)
+{
+    (void)d;
+    wl->segs = 3;
+    wl->policy = 2;
+    add(wl, 0, 0, 0, 1);
+    add(wl, 0, 0, 1, 1);
+    add(wl, 1, 0, 0, 2);
+    add(wl, 2, 0, 2, 1);
+    add(wl, 3, 0, 3, 1);
+    add(wl, 4, 0, 1, 2);
+}
+
+/* DIRECT_ATOMIC until the device refuses with ENOSPC (nothing written), then the file goes
+ * through the store; pages written atomically before stay as they were. On the engine's ring:
+ * atomio_prep_write() SQEs until the refusal, atomio_complete_write() downgrades the file, the
+ * engine rewrites the page through the staged doublewrite. */
+static void
+build_runtime_downgrade(struct wl *wl, enum driver d)
+{
+    (void)d;
+    wl->path[0] = ATOMIO_PATH_DIRECT_ATOMIC;
+    wl->atomic_ok = 2;
+    wl->npages[0] = 4;
+    add(wl, 0, 0, 0, 1);
+    add(wl, 0, 0, 1, 1);
+    wl->steps[0].sync = true;
+    add(wl, 1, 0, 1, 2);
+    add(wl, 1, 0, 2, 1);
+    wl->steps[1].sync = true;
+    add(wl, 2, 0, 0, 2);
+    add(wl, 2, 0, 3, 1);
+    wl->steps[2].sync = true;
+}
+
+static void
+check_runtime_downgrade(const struct call *calls, enum driver d)
+{
+    (void)d;
+    cr_assert_eq(last_downgrades[0], 1, "the file did not downgrade");
+    for (int s = 0; s < 3; s++)
+        for (int i = 0; i < 2; i++)
+            cr_assert_eq(calls[s].results[i], 0, "step %d write %d: %s", s, i,
+                         atomio_err_name(calls[s].results[i]));
+}
+
+/* One in-place write comes back short: its file fails, its page's copy moves to a held rescue
+ * batch, the original batch is retired, the other file carries on. On the engine's ring the
+ * rescue batch is made without waiting for a segment (a staged run never blocks), and since a
+ * staged batch is all or nothing, the write the failed file refuses gets a step of its own. */
+static void
+build_short_write_rescue(struct wl *wl, enum driver d)
+{
+    wl->nfiles = 2;
+    wl->ps[1] = 1024;
+    wl->npages[0] = 3;
+    wl->npages[1] = 3;
+    wl->segs = 3;
+    add(wl, 0, 0, 0, 1);
+    add(wl, 0, 1, 0, 1);
+    add(wl, 1, 0, 1, 1);
+    add(wl, 1, 1, 1, 1);
+    add(wl, 2, 1, 2, 1);
+    add(wl, 3, 1, 0, 2);
+    add(wl, d == STAGED ? 4 : 3, 0, 2, 1); /* refused: the file failed */
+    wl->short_step = 1;
+    wl->short_file = 0;
+    wl->short_page = 1;
+    wl->short_keep = 512;
+}
+
+static void
+check_short_write_rescue(const struct call *calls, enum driver d)
+{
+    cr_assert_eq(calls[1].results[0], ATOMIO_E_SHORT_WRITE);
+    cr_assert_eq(calls[1].results[1], 0);
+    cr_assert_eq(calls[3].results[0], 0);
+    if (d == STAGED)
+        cr_assert_eq(calls[4].results[0], ATOMIO_E_FAILED);
+    else
+        cr_assert_eq(calls[3].results[1], ATOMIO_E_FAILED);
+}
+
+static void
+build_sabotaged(struct wl *wl, enum driver d)
+{
+    (void)d;
+    add(wl, 0, 0, 0, 1);
+    add(wl, 0, 0, 2, 1);
+    add(wl, 1, 0, 2, 2);
+}
+
+enum {
+    SC_TWO_PAGES,
+    SC_SPLIT_STORE_WRITE,
+    SC_THREE_PAGES,
+    SC_PAGE_REWRITTEN,
+    SC_ROTATING_SEGMENTS,
+    SC_SINGLE_PAGES_WITH_SYNC,
+    SC_SCATTERED_SEGMENT_REUSE,
+    SC_RUNTIME_DOWNGRADE,
+    SC_SHORT_WRITE_RESCUE,
+    SC_SABOTAGED,
+};
+
+static const struct scenario scenarios[] = {
+    [SC_TWO_PAGES] = {"2 pages, 1 batch", build_two_pages, NULL, .restores = true,
+                      .every_pattern = true},
+    [SC_SPLIT_STORE_WRITE] = {"split store write (pages, then header)", build_split_store_write,
+                              NULL, .restores = true, .tears_batch = true},
+    [SC_THREE_PAGES] = {"3 pages, 1 batch", build_three_pages, NULL, .every_pattern = true},
+    [SC_PAGE_REWRITTEN] = {"2 batches, page rewritten", build_page_rewritten, NULL,
+                           .every_pattern = true},
+    [SC_ROTATING_SEGMENTS] = {"2 batches, 2 files, rotating segments", build_rotating_segments},
+    [SC_SINGLE_PAGES_WITH_SYNC] = {"single pages, sync, 3 batches", build_single_pages_with_sync},
+    [SC_SCATTERED_SEGMENT_REUSE] = {"scattered segment reuse, 5 batches",
+                                    build_scattered_segment_reuse},
+    [SC_RUNTIME_DOWNGRADE] = {"atomic writes, ENOSPC, downgrade", build_runtime_downgrade,
+                              check_runtime_downgrade},
+    [SC_SHORT_WRITE_RESCUE] = {"short in-place write, rescue batch", build_short_write_rescue,
+                               check_short_write_rescue},
+    [SC_SABOTAGED] = {"sabotaged: no store fdatasync", build_sabotaged, NULL, .sabotage = true},
+};
+
+static void
+run_scenario(int sc_index, enum driver d)
+{
+    const struct scenario *sc = &scenarios[sc_index];
+    char name[128];
+    snprintf(name, sizeof(name), "%s%s", d == STAGED ? "staged: " : "", sc->name);
+    struct wl wl = small_base(name);
+    wl.staged = d == STAGED;
+    sc->build(&wl, d);
+    atomic_store(&atomio__test_skip_dw_durability, sc->sabotage);
     struct tally t = {0};
     sim_init(root);
+    if (wl.short_keep)
+        find_short_op(&wl);
+    if (sc->check_clean_run) {
+        struct call calls[MAXSTEPS];
+        fresh_device(&wl);
+        run_workload(&wl, calls);
+        sc->check_clean_run(calls, d);
+    }
     exhaustive(&wl, &t);
+    if (sc->sabotage) {
+        report(wl.name, &t);
+        cr_assert_gt(t.torn + t.lost, 0,
+                     "%s: the simulator did not notice that the store write was never made "
+                     "durable",
+                     wl.name);
+        return;
+    }
     assert_clean(wl.name, &t);
-    cr_assert_gt(t.restored_total, 0, "no crash state ever needed a restore");
-    cr_assert_gt(t.torn_batches_total, 0, "no crash ever tore a store batch");
+    if (sc->restores)
+        cr_assert_gt(t.restored_total, 0, "%s: no crash state ever needed a restore", wl.name);
+    if (sc->tears_batch)
+        cr_assert_gt(t.torn_batches_total, 0, "%s: no crash ever tore a store batch", wl.name);
+    if (sc->every_pattern)
+        cr_assert_eq(t.sampled_points, 0, "%s: %llu crash points sampled", wl.name,
+                     (unsigned long long)t.sampled_points);
 }
+
+/* clang-format off */
+Test(crash, exhaustive_two_pages_one_batch)          { run_scenario(SC_TWO_PAGES, LIBRARY); }
+Test(crash, staged_exhaustive_two_pages_one_batch)   { run_scenario(SC_TWO_PAGES, STAGED); }
+Test(crash, exhaustive_split_store_write)            { run_scenario(SC_SPLIT_STORE_WRITE, LIBRARY); }
+Test(crash, exhaustive_three_pages_one_batch)        { run_scenario(SC_THREE_PAGES, LIBRARY); }
+Test(crash, exhaustive_two_batches_same_page_rewritten)        { run_scenario(SC_PAGE_REWRITTEN, LIBRARY); }
+Test(crash, staged_exhaustive_two_batches_same_page_rewritten) { run_scenario(SC_PAGE_REWRITTEN, STAGED); }
+Test(crash, exhaustive_two_batches_two_files_rotating_segments)        { run_scenario(SC_ROTATING_SEGMENTS, LIBRARY); }
+Test(crash, staged_exhaustive_two_batches_two_files_rotating_segments) { run_scenario(SC_ROTATING_SEGMENTS, STAGED); }
+Test(crash, exhaustive_single_page_calls_with_sync)  { run_scenario(SC_SINGLE_PAGES_WITH_SYNC, LIBRARY); }
+Test(crash, staged_exhaustive_single_pages_with_sync) { run_scenario(SC_SINGLE_PAGES_WITH_SYNC, STAGED); }
+Test(crash, exhaustive_scattered_segment_reuse)      { run_scenario(SC_SCATTERED_SEGMENT_REUSE, LIBRARY); }
+Test(crash, staged_exhaustive_scattered_segment_reuse) { run_scenario(SC_SCATTERED_SEGMENT_REUSE, STAGED); }
+Test(crash, exhaustive_runtime_downgrade)            { run_scenario(SC_RUNTIME_DOWNGRADE, LIBRARY); }
+Test(crash, staged_exhaustive_runtime_downgrade)     { run_scenario(SC_RUNTIME_DOWNGRADE, STAGED); }
+Test(crash, exhaustive_short_write_rescue)           { run_scenario(SC_SHORT_WRITE_RESCUE, LIBRARY); }
+Test(crash, staged_exhaustive_short_write_rescue)    { run_scenario(SC_SHORT_WRITE_RESCUE, STAGED); }
+Test(crash, sabotage_without_store_durability_is_caught)        { run_scenario(SC_SABOTAGED, LIBRARY); }
+Test(crash, staged_sabotage_without_store_durability_is_caught) { run_scenario(SC_SABOTAGED, STAGED); }
+/* clang-format on */
 
 /* ATOMIO_WRITE_STABLE_PAGES: 4 KiB pages go to the store by a vectored write from the caller's
  * buffers and in place from the same buffers; split as io_uring issues it, and not split. The
@@ -925,157 +1139,6 @@ Test(crash, exhaustive_zero_copy_store_write)
     }
 }
 
-Test(crash, exhaustive_three_pages_one_batch)
-{
-    struct wl wl = small_base("3 pages, 1 batch");
-    add(&wl, 0, 0, 0, 1);
-    add(&wl, 0, 0, 1, 1);
-    add(&wl, 0, 0, 3, 1);
-    struct tally t = {0};
-    sim_init(root);
-    exhaustive(&wl, &t);
-    assert_clean(wl.name, &t);
-    cr_assert_eq(t.sampled_points, 0);
-}
-
-Test(crash, exhaustive_two_batches_same_page_rewritten)
-{
-    struct wl wl = small_base("2 batches, page rewritten");
-    add(&wl, 0, 0, 0, 1);
-    add(&wl, 0, 0, 1, 1);
-    add(&wl, 1, 0, 1, 2);
-    add(&wl, 1, 0, 2, 2);
-    struct tally t = {0};
-    sim_init(root);
-    exhaustive(&wl, &t);
-    assert_clean(wl.name, &t);
-    cr_assert_eq(t.sampled_points, 0);
-}
-
-Test(crash, exhaustive_two_batches_two_files_rotating_segments)
-{
-    /* Oldest-first segment reuse: the second batch goes to another segment while the first
-     * one's retire is still not durable -- the case the retire ordering exists for. */
-    struct wl wl = small_base("2 batches, 2 files, rotating segments");
-    wl.nfiles = 2;
-    wl.ps[1] = 1024;
-    wl.npages[1] = 2;
-    wl.policy = 1;
-    add(&wl, 0, 0, 0, 1);
-    add(&wl, 0, 1, 1, 1);
-    add(&wl, 1, 0, 0, 2);
-    add(&wl, 1, 1, 0, 2);
-    add(&wl, 1, 0, 3, 2);
-    struct tally t = {0};
-    sim_init(root);
-    exhaustive(&wl, &t);
-    assert_clean(wl.name, &t);
-}
-
-Test(crash, exhaustive_single_page_calls_with_sync)
-{
-    struct wl wl = small_base("single-page calls, sync, 3 batches");
-    wl.policy = 1;
-    add(&wl, 0, 0, 1, 1);
-    wl.steps[0].single = true;
-    wl.steps[0].sync = true;
-    add(&wl, 1, 0, 1, 2);
-    wl.steps[1].single = true;
-    add(&wl, 2, 0, 2, 3);
-    wl.steps[2].single = true;
-    struct tally t = {0};
-    sim_init(root);
-    exhaustive(&wl, &t);
-    assert_clean(wl.name, &t);
-}
-
-Test(crash, exhaustive_scattered_segment_reuse)
-{
-    /* Segments reused out of order (as when threads finish out of order): a newer copy of a
-     * page can be overwritten while an older one survives. Only the retire protocol keeps
-     * recovery from rolling such a page back. */
-    struct wl wl = small_base("scattered segment reuse, 5 batches");
-    wl.segs = 3;
-    wl.policy = 2;
-    add(&wl, 0, 0, 0, 1);
-    add(&wl, 0, 0, 1, 1);
-    add(&wl, 1, 0, 0, 2);
-    add(&wl, 2, 0, 2, 1);
-    add(&wl, 3, 0, 3, 1);
-    add(&wl, 4, 0, 1, 2);
-    struct tally t = {0};
-    sim_init(root);
-    exhaustive(&wl, &t);
-    assert_clean(wl.name, &t);
-}
-
-Test(crash, exhaustive_runtime_downgrade)
-{
-    /* DIRECT_ATOMIC until the device refuses with ENOSPC (nothing written), then the file
-     * goes through the store; pages written atomically before stay as they were. */
-    struct wl wl = small_base("atomic writes, ENOSPC, downgrade");
-    wl.path[0] = ATOMIO_PATH_DIRECT_ATOMIC;
-    wl.atomic_ok = 2;
-    wl.npages[0] = 4;
-    add(&wl, 0, 0, 0, 1);
-    add(&wl, 0, 0, 1, 1);
-    wl.steps[0].sync = true;
-    add(&wl, 1, 0, 1, 2);
-    add(&wl, 1, 0, 2, 1);
-    wl.steps[1].sync = true;
-    add(&wl, 2, 0, 0, 2);
-    add(&wl, 2, 0, 3, 1);
-    wl.steps[2].sync = true;
-    struct tally t = {0};
-    sim_init(root);
-    struct call calls[MAXSTEPS];
-    fresh_device(&wl);
-    run_workload(&wl, calls);
-    cr_assert_eq(last_downgrades[0], 1, "the file did not downgrade");
-    for (int s = 0; s < 3; s++)
-        for (int i = 0; i < 2; i++)
-            cr_assert_eq(calls[s].results[i], 0, "step %d write %d: %s", s, i,
-                         atomio_err_name(calls[s].results[i]));
-    exhaustive(&wl, &t);
-    assert_clean(wl.name, &t);
-}
-
-Test(crash, exhaustive_short_write_rescue)
-{
-    /* One in-place write comes back short: its file fails, its page's copy moves to a held
-     * rescue batch, the original batch is retired, the other file carries on. Every crash
-     * point and tear pattern must still leave each page old or new. */
-    struct wl wl = small_base("short in-place write, rescue batch");
-    wl.nfiles = 2;
-    wl.ps[1] = 1024;
-    wl.npages[0] = 3;
-    wl.npages[1] = 3;
-    wl.segs = 3;
-    add(&wl, 0, 0, 0, 1);
-    add(&wl, 0, 1, 0, 1);
-    add(&wl, 1, 0, 1, 1);
-    add(&wl, 1, 1, 1, 1);
-    add(&wl, 2, 1, 2, 1);
-    add(&wl, 3, 1, 0, 2);
-    add(&wl, 3, 0, 2, 1); /* refused: the file failed */
-    wl.short_step = 1;
-    wl.short_file = 0;
-    wl.short_page = 1;
-    wl.short_keep = 512;
-    struct tally t = {0};
-    sim_init(root);
-    find_short_op(&wl);
-    struct call calls[MAXSTEPS];
-    fresh_device(&wl);
-    run_workload(&wl, calls);
-    cr_assert_eq(calls[1].results[0], ATOMIO_E_SHORT_WRITE);
-    cr_assert_eq(calls[1].results[1], 0);
-    cr_assert_eq(calls[3].results[0], 0);
-    cr_assert_eq(calls[3].results[1], ATOMIO_E_FAILED);
-    exhaustive(&wl, &t);
-    assert_clean(wl.name, &t);
-}
-
 /* A random workload over three files of different page sizes. */
 static struct wl
 random_wl(uint64_t seed)
@@ -1094,7 +1157,7 @@ random_wl(uint64_t seed)
     wl.batch_pages = 3; /* 48 KiB of pages per segment: big batches split */
     wl.max_ps = 16384;
     uint64_t x = seed | 1;
-    wl.policy = (int)(rnd_next(&x) % 3);
+    wl.policy = (int)(crash_rnd_next(&x) % 3);
     /* A quarter each: copied or zero-copy pages, one store write or split. */
     wl.wflags = (seed >> 3) & 1 ? ATOMIO_WRITE_STABLE_PAGES : 0;
     wl.split = (seed >> 4) & 1;
@@ -1102,10 +1165,10 @@ random_wl(uint64_t seed)
     wl.nsteps = 24;
     for (int s = 0; s < wl.nsteps; s++) {
         struct wl_step *st = &wl.steps[s];
-        int n = 1 + (int)(rnd_next(&x) % 10);
+        int n = 1 + (int)(crash_rnd_next(&x) % 10);
         for (int i = 0; i < n; i++) {
-            int f = (int)(rnd_next(&x) % 3);
-            uint64_t p = rnd_next(&x) % wl.npages[f];
+            int f = (int)(crash_rnd_next(&x) % 3);
+            uint64_t p = crash_rnd_next(&x) % wl.npages[f];
             bool dup = false;
             for (int j = 0; j < st->n; j++)
                 dup |= st->w[j].file == f && st->w[j].page == p;
@@ -1113,24 +1176,15 @@ random_wl(uint64_t seed)
                 continue;
             st->w[st->n++] = (struct wl_write){f, p, ++ver[f][p]};
         }
-        st->single = st->n == 1 && (rnd_next(&x) & 1);
-        st->sync = (rnd_next(&x) % 4) == 0;
+        st->single = st->n == 1 && (crash_rnd_next(&x) & 1);
+        st->sync = (crash_rnd_next(&x) % 4) == 0;
     }
     return wl;
 }
 
-/* Sanitizer builds run the same checks 5-15x slower: they take a tenth of the randomized
- * points by default (CI's plain build runs the full 10,000). */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define DEFAULT_ITERATIONS 1000
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define DEFAULT_ITERATIONS 1000
-#endif
-#endif
-#ifndef DEFAULT_ITERATIONS
-#define DEFAULT_ITERATIONS 10000
-#endif
+/* Sanitizer builds take a tenth of the randomized points by default (CI's plain build runs the
+ * full 10,000). */
+#define DEFAULT_ITERATIONS (CRASH_SANITIZED ? 1000 : 10000)
 
 static uint64_t
 iterations(void)
@@ -1140,7 +1194,8 @@ iterations(void)
     return n ? n : DEFAULT_ITERATIONS;
 }
 
-Test(crash, randomized_large)
+static void
+randomized_large(enum driver d)
 {
     uint64_t total = iterations();
     uint64_t per = 500;
@@ -1149,32 +1204,27 @@ Test(crash, randomized_large)
     sim_init(root);
     for (uint64_t w = 0; w < workloads; w++) {
         struct wl wl = random_wl(0xC0FFEE + w * 7919);
+        wl.staged = d == STAGED;
         uint64_t n = total - w * per < per ? total - w * per : per;
         randomized(&wl, 0xBADC0DE + w, n, &t);
     }
-    assert_clean("randomized", &t);
+    assert_clean(d == STAGED ? "staged randomized" : "randomized", &t);
     cr_assert_geq(t.crash_states, total);
     cr_assert_gt(t.restored_total, 0);
     cr_assert_gt(t.torn_batches_total, 0, "no crash ever tore a store batch");
 }
 
-/* ---- the simulator must catch a broken protocol ------------------------------------------------
- */
-
-Test(crash, sabotage_without_store_durability_is_caught)
+Test(crash, randomized_large)
 {
-    atomic_store(&atomio__test_skip_dw_durability, 1);
-    struct wl wl = small_base("sabotaged: no store fdatasync");
-    add(&wl, 0, 0, 0, 1);
-    add(&wl, 0, 0, 2, 1);
-    add(&wl, 1, 0, 2, 2);
-    struct tally t = {0};
-    sim_init(root);
-    exhaustive(&wl, &t);
-    report(wl.name, &t);
-    cr_assert_gt(t.torn + t.lost, 0,
-                 "the simulator did not notice that the store write was never made durable");
+    randomized_large(LIBRARY);
 }
+
+Test(crash, staged_randomized_large)
+{
+    randomized_large(STAGED);
+}
+
+/* ---- the simulator must catch a broken protocol ------------------------------------------- */
 
 Test(crash, sabotage_randomized_is_caught)
 {
@@ -1185,192 +1235,4 @@ Test(crash, sabotage_randomized_is_caught)
     randomized(&wl, 7, 400, &t);
     report("sabotaged randomized", &t);
     cr_assert_gt(t.torn + t.lost, 0);
-}
-
-/* ---- the same, driven from an engine's ring (staged doublewrite) ---------------------------- */
-
-Test(crash, staged_exhaustive_two_pages_one_batch)
-{
-    struct wl wl = small_base("staged: 2 pages, 1 batch");
-    wl.staged = true;
-    add(&wl, 0, 0, 0, 1);
-    add(&wl, 0, 0, 2, 1);
-    struct tally t = {0};
-    sim_init(root);
-    exhaustive(&wl, &t);
-    assert_clean(wl.name, &t);
-    cr_assert_gt(t.restored_total, 0, "no crash state ever needed a restore");
-    cr_assert_eq(t.sampled_points, 0);
-}
-
-Test(crash, staged_exhaustive_two_batches_same_page_rewritten)
-{
-    struct wl wl = small_base("staged: 2 batches, page rewritten");
-    wl.staged = true;
-    add(&wl, 0, 0, 0, 1);
-    add(&wl, 0, 0, 1, 1);
-    add(&wl, 1, 0, 1, 2);
-    add(&wl, 1, 0, 2, 2);
-    struct tally t = {0};
-    sim_init(root);
-    exhaustive(&wl, &t);
-    assert_clean(wl.name, &t);
-    cr_assert_eq(t.sampled_points, 0);
-}
-
-Test(crash, staged_exhaustive_two_batches_two_files_rotating_segments)
-{
-    struct wl wl = small_base("staged: 2 batches, 2 files, rotating segments");
-    wl.staged = true;
-    wl.nfiles = 2;
-    wl.ps[1] = 1024;
-    wl.npages[1] = 2;
-    wl.policy = 1;
-    add(&wl, 0, 0, 0, 1);
-    add(&wl, 0, 1, 1, 1);
-    add(&wl, 1, 0, 0, 2);
-    add(&wl, 1, 1, 0, 2);
-    add(&wl, 1, 0, 3, 2);
-    struct tally t = {0};
-    sim_init(root);
-    exhaustive(&wl, &t);
-    assert_clean(wl.name, &t);
-}
-
-Test(crash, staged_exhaustive_single_pages_with_sync)
-{
-    struct wl wl = small_base("staged: single pages, sync, 3 batches");
-    wl.staged = true;
-    wl.policy = 1;
-    add(&wl, 0, 0, 1, 1);
-    wl.steps[0].sync = true;
-    add(&wl, 1, 0, 1, 2);
-    add(&wl, 2, 0, 2, 3);
-    struct tally t = {0};
-    sim_init(root);
-    exhaustive(&wl, &t);
-    assert_clean(wl.name, &t);
-}
-
-Test(crash, staged_exhaustive_scattered_segment_reuse)
-{
-    struct wl wl = small_base("staged: scattered segment reuse, 5 batches");
-    wl.staged = true;
-    wl.segs = 3;
-    wl.policy = 2;
-    add(&wl, 0, 0, 0, 1);
-    add(&wl, 0, 0, 1, 1);
-    add(&wl, 1, 0, 0, 2);
-    add(&wl, 2, 0, 2, 1);
-    add(&wl, 3, 0, 3, 1);
-    add(&wl, 4, 0, 1, 2);
-    struct tally t = {0};
-    sim_init(root);
-    exhaustive(&wl, &t);
-    assert_clean(wl.name, &t);
-}
-
-Test(crash, staged_exhaustive_runtime_downgrade)
-{
-    /* The whole bring-your-own-ring flow: atomio_prep_write() SQEs until the device refuses
-     * an atomic write with ENOSPC, atomio_complete_write() downgrades the file, the engine
-     * rewrites the page through the staged doublewrite. */
-    struct wl wl = small_base("staged: atomic writes, ENOSPC, downgrade");
-    wl.staged = true;
-    wl.path[0] = ATOMIO_PATH_DIRECT_ATOMIC;
-    wl.atomic_ok = 2;
-    wl.npages[0] = 4;
-    add(&wl, 0, 0, 0, 1);
-    add(&wl, 0, 0, 1, 1);
-    wl.steps[0].sync = true;
-    add(&wl, 1, 0, 1, 2);
-    add(&wl, 1, 0, 2, 1);
-    wl.steps[1].sync = true;
-    add(&wl, 2, 0, 0, 2);
-    add(&wl, 2, 0, 3, 1);
-    wl.steps[2].sync = true;
-    struct tally t = {0};
-    sim_init(root);
-    struct call calls[MAXSTEPS];
-    fresh_device(&wl);
-    run_workload(&wl, calls);
-    cr_assert_eq(last_downgrades[0], 1, "the file did not downgrade");
-    for (int s = 0; s < 3; s++)
-        for (int i = 0; i < 2; i++)
-            cr_assert_eq(calls[s].results[i], 0, "step %d write %d: %s", s, i,
-                         atomio_err_name(calls[s].results[i]));
-    exhaustive(&wl, &t);
-    assert_clean(wl.name, &t);
-}
-
-Test(crash, staged_exhaustive_short_write_rescue)
-{
-    /* The short in-place write as the engine reports it from its ring: the rescue batch is
-     * made without waiting for a segment (a staged run never blocks). A staged batch is all or
-     * nothing, so the write the failed file is refused gets a step of its own. */
-    struct wl wl = small_base("staged: short in-place write, rescue batch");
-    wl.staged = true;
-    wl.nfiles = 2;
-    wl.ps[1] = 1024;
-    wl.npages[0] = 3;
-    wl.npages[1] = 3;
-    wl.segs = 3;
-    add(&wl, 0, 0, 0, 1);
-    add(&wl, 0, 1, 0, 1);
-    add(&wl, 1, 0, 1, 1);
-    add(&wl, 1, 1, 1, 1);
-    add(&wl, 2, 1, 2, 1);
-    add(&wl, 3, 1, 0, 2);
-    add(&wl, 4, 0, 2, 1); /* refused: the file failed */
-    wl.short_step = 1;
-    wl.short_file = 0;
-    wl.short_page = 1;
-    wl.short_keep = 512;
-    struct tally t = {0};
-    sim_init(root);
-    find_short_op(&wl);
-    struct call calls[MAXSTEPS];
-    fresh_device(&wl);
-    run_workload(&wl, calls);
-    cr_assert_eq(calls[1].results[0], ATOMIO_E_SHORT_WRITE);
-    cr_assert_eq(calls[1].results[1], 0);
-    cr_assert_eq(calls[3].results[0], 0);
-    cr_assert_eq(calls[4].results[0], ATOMIO_E_FAILED);
-    exhaustive(&wl, &t);
-    assert_clean(wl.name, &t);
-}
-
-Test(crash, staged_randomized_large)
-{
-    uint64_t total = iterations();
-    uint64_t per = 500;
-    uint64_t workloads = (total + per - 1) / per;
-    struct tally t = {0};
-    sim_init(root);
-    for (uint64_t w = 0; w < workloads; w++) {
-        struct wl wl = random_wl(0xC0FFEE + w * 7919);
-        wl.staged = true;
-        uint64_t n = total - w * per < per ? total - w * per : per;
-        randomized(&wl, 0xBADC0DE + w, n, &t);
-    }
-    assert_clean("staged randomized", &t);
-    cr_assert_geq(t.crash_states, total);
-    cr_assert_gt(t.restored_total, 0);
-    cr_assert_gt(t.torn_batches_total, 0, "no crash ever tore a store batch");
-}
-
-Test(crash, staged_sabotage_without_store_durability_is_caught)
-{
-    atomic_store(&atomio__test_skip_dw_durability, 1);
-    struct wl wl = small_base("staged, sabotaged: no store fsync");
-    wl.staged = true;
-    add(&wl, 0, 0, 0, 1);
-    add(&wl, 0, 0, 2, 1);
-    add(&wl, 1, 0, 2, 2);
-    struct tally t = {0};
-    sim_init(root);
-    exhaustive(&wl, &t);
-    report(wl.name, &t);
-    cr_assert_gt(t.torn + t.lost, 0,
-                 "the simulator did not notice that the store write was never made durable");
 }

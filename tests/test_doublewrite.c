@@ -7,8 +7,9 @@
  * parallel segments from several threads, and the failure model (rescue batch, held ids).
  */
 #include "atomio_internal.h"
-#include "store/store.h"
 #include "helpers.h"
+#include "store/store.h"
+#include "t_core.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -44,31 +45,20 @@ TestSuite(doublewrite, .init = setup, .fini = teardown);
 static atomio_ctx *
 open_ctx(uint32_t segs, uint32_t batch, uint32_t maxps, uint32_t flags)
 {
-    atomio_ctx_opts o = ATOMIO_CTX_OPTS_INIT;
-    o.doublewrite_dir = dwdir;
+    atomio_ctx_opts o = t_ctx_opts(dwdir);
     o.doublewrite_segments = segs;
     o.doublewrite_batch_pages = batch;
     o.doublewrite_max_page_size = maxps;
-    o.submitter = ATOMIO_SUBMIT_SYNC;
     o.flags = flags;
-    atomio_ctx *ctx = NULL;
-    int r = atomio_ctx_open(&o, &ctx);
-    cr_assert_eq(r, 0, "ctx open: %s", atomio_strerror(r));
-    return ctx;
+    return t_ctx_open(&o);
 }
 
 static atomio_file *
 open_file(atomio_ctx *ctx, const char *name, uint32_t ps, uint64_t id, uint32_t style)
 {
-    atomio_file_opts fo = ATOMIO_FILE_OPTS_INIT;
-    fo.flags = ATOMIO_FILE_CREATE;
-    fo.page_size = ps;
-    fo.path = ATOMIO_PATH_DOUBLEWRITE;
+    atomio_file_opts fo = t_file_opts(ps, ATOMIO_PATH_DOUBLEWRITE, style, ATOMIO_FILE_CREATE);
     fo.file_id = id;
-    fo.io_style = style;
-    atomio_file *f = NULL;
-    int r = atomio_file_open(ctx, t_join(tmp, name), &fo, &f);
-    cr_assert_eq(r, 0, "file open %s: %s", name, atomio_strerror(r));
+    atomio_file *f = t_file_open(ctx, t_join(tmp, name), &fo);
     atomio_file_info fi = {.size = sizeof(atomio_file_info)};
     cr_assert_eq(atomio_file_get_info(f, &fi), 0);
     cr_assert_eq(fi.path, ATOMIO_PATH_DOUBLEWRITE);
@@ -175,9 +165,7 @@ Test(doublewrite, default_segments_are_max_4_twice_cpus)
 static int
 ctx_open_err(const char *dir)
 {
-    atomio_ctx_opts o = ATOMIO_CTX_OPTS_INIT;
-    o.doublewrite_dir = dir;
-    o.submitter = ATOMIO_SUBMIT_SYNC;
+    atomio_ctx_opts o = t_ctx_opts(dir);
     atomio_ctx *ctx = NULL;
     int r = atomio_ctx_open(&o, &ctx);
     cr_assert(r < 0 || ctx);

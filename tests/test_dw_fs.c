@@ -9,8 +9,9 @@
  * clear error at ctx open.
  */
 #include "atomio_internal.h"
-#include "store/store.h"
 #include "helpers.h"
+#include "store/store.h"
+#include "t_core.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -50,10 +51,8 @@ static uint32_t submitter; /* AUTO (io_uring when it works); SYNC where the seam
 static int
 ctx_open(uint32_t flags, uint32_t policy, atomio_ctx **ctx)
 {
-    atomio_ctx_opts o;
-    atomio_ctx_opts_init(&o);
+    atomio_ctx_opts o = t_ctx_opts(dwdir);
     o.submitter = submitter;
-    o.doublewrite_dir = dwdir;
     o.doublewrite_segments = 4;
     o.doublewrite_batch_pages = 16;
     o.flags = flags;
@@ -74,17 +73,9 @@ ctx_ok(uint32_t flags)
 static atomio_file *
 file_ok(atomio_ctx *ctx, const char *name, uint32_t ps, uint32_t path, uint32_t style)
 {
-    atomio_file_opts fo;
-    atomio_file_opts_init(&fo);
-    fo.flags = ATOMIO_FILE_CREATE;
-    fo.page_size = ps;
-    fo.path = path;
-    fo.io_style = style;
+    atomio_file_opts fo = t_file_opts(ps, path, style, ATOMIO_FILE_CREATE);
     fo.file_id = 77;
-    atomio_file *f = NULL;
-    int r = atomio_file_open(ctx, t_join(fs.dir, name), &fo, &f);
-    cr_assert_eq(r, 0, "open %s on %s: %s", name, fs.kind, atomio_strerror(r));
-    return f;
+    return t_file_open(ctx, t_join(fs.dir, name), &fo);
 }
 
 static atomio_file_info

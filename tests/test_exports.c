@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_exports.c -- the shared library's ABI surface (STYLE 2.5), read straight from its ELF
+ * test_exports.c -- the shared library's ABI surface, read straight from its ELF
  * dynamic symbol table: only atomio_* symbols are exported, every symbol named in
  * libatomio/atomio.map is exported (and loadable with its version node through dlvsym), every
  * ATOMIO_API declaration of the public headers is in the map and vice versa, and the SONAME is

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_faults.c -- the failure model of DESIGN 6 with real and injected faults on a DIRECT_ATOMIC
+ * test_faults.c -- the failure model with real and injected faults on a DIRECT_ATOMIC
  * file in a loop-mounted XFS reflink=1 (root; skipped with a printed reason otherwise):
  *   - a real short write: a 64 KiB RWF_ATOMIC write crossing RLIMIT_FSIZE is cut by the kernel
  *     after its atomic checks; the library must not retry it, must return ATOMIO_E_SHORT_WRITE
@@ -65,12 +65,10 @@ open_xfs_file(uint32_t page)
     t_fs_mount(&fs, "xfs", FS_MB);
     psize = page;
     path = t_join(fs.dir, "data");
-    ctx = t_ctx_nostore();
+    ctx = t_ctx_open(NULL);
     atomio_file_opts o =
-        t_fopts(page, ATOMIO_PATH_DIRECT_ATOMIC, ATOMIO_IO_DIRECT, ATOMIO_FILE_CREATE);
-    int r = atomio_file_open(ctx, path, &o, &file);
-    cr_assert_eq(r, 0, "DIRECT_ATOMIC with %u-byte pages on XFS reflink=1: %s", page,
-                 atomio_err_name(r));
+        t_file_opts(page, ATOMIO_PATH_DIRECT_ATOMIC, ATOMIO_IO_DIRECT, ATOMIO_FILE_CREATE);
+    file = t_file_open(ctx, path, &o);
     pages = atomio_page_alloc(ctx, page, 4);
     cr_assert_not_null(pages);
     for (unsigned i = 0; i < 4; i++)

@@ -3,7 +3,7 @@
  * test_fs.c -- the probe and the DIRECT_ATOMIC and UNSAFE paths on real loop-mounted
  * filesystems (root; skipped with a printed reason otherwise): XFS reflink=1 has software
  * O_DIRECT RWF_ATOMIC and pages written through it read back byte-equal, with the write
- * recipe of DESIGN 6 observed at the syscall seam; XFS reflink=0, ext4 and tmpfs have no
+ * recipe of docs/design.md observed at the syscall seam; XFS reflink=0, ext4 and tmpfs have no
  * atomic writes and say why; atomio_probe() never writes the probed file.
  */
 #include "t_core.h"
@@ -102,7 +102,7 @@ probe_ok(const char *path, uint32_t page)
 static atomio_file *
 open_file(const char *path, uint32_t page, uint32_t which, uint32_t style, int *err)
 {
-    atomio_file_opts o = t_fopts(page, which, style, ATOMIO_FILE_CREATE);
+    atomio_file_opts o = t_file_opts(page, which, style, ATOMIO_FILE_CREATE);
     atomio_file *f = NULL;
     *err = atomio_file_open(ctx, path, &o, &f);
     if (*err)
@@ -148,7 +148,7 @@ check_direct_atomic_roundtrip(uint32_t page)
     struct stat st0;
     cr_assert_eq(stat(p, &st0), 0);
     rec_ino = st0.st_ino;
-    ctx = t_ctx_nostore();
+    ctx = t_ctx_open(NULL);
     atomio__sys.pwritev2 = rec_pwritev2;
     n_recs = 0;
     int err;
@@ -293,7 +293,7 @@ check_no_atomic(const char *kind, unsigned mb)
         cr_assert_eq(c.auto_path, ATOMIO_PATH_DOUBLEWRITE, "%s: AUTO picks %s (%s)", kind,
                      atomio_path_name(c.auto_path), c.reason_auto);
     }
-    ctx = t_ctx_nostore();
+    ctx = t_ctx_open(NULL);
     int err;
     atomio_file *f = open_file(p, 16384, ATOMIO_PATH_DIRECT_ATOMIC, ATOMIO_IO_DIRECT, &err);
     cr_assert_eq(err, ATOMIO_E_PATH_UNSUPPORTED, "%s: forced DIRECT_ATOMIC gave %s", kind,
@@ -349,7 +349,7 @@ Test(fs, tmpfs_has_no_atomic_and_no_o_direct, .fini = fini)
 Test(fs, unsafe_path_writes_and_reads_back, .fini = fini)
 {
     t_fs_mount(&fs, "xfs", FS_MB);
-    ctx = t_ctx_nostore();
+    ctx = t_ctx_open(NULL);
     atomio__sys.pwritev2 = rec_pwritev2;
     const uint32_t styles[] = {ATOMIO_IO_DIRECT, ATOMIO_IO_BUFFERED};
     for (size_t s = 0; s < 2; s++) {
@@ -430,7 +430,7 @@ Test(fs, probe_never_writes_the_file, .fini = fini)
 Test(fs, failed_create_leaves_no_file, .fini = fini)
 {
     t_fs_mount(&fs, "ext4", 64);
-    ctx = t_ctx_nostore();
+    ctx = t_ctx_open(NULL);
     const char *p = t_join(fs.dir, "never");
     int err;
     /* ext4 has no atomic writes: a forced DIRECT_ATOMIC open fails after creating the file */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_opts_abi.c -- the size-versioned struct contract (STYLE 2.4): today's layout of every
+ * test_opts_abi.c -- the size-versioned struct contract: today's layout of every
  * public struct is pinned at compile time; option structs from older callers (smaller) take
  * defaults for what they lack, newer callers (larger) are accepted only with a zero tail; output
  * structs are filled only up to the caller's size; the *_opts_init functions and *_INIT macros
@@ -359,7 +359,7 @@ static void
 setup_dir(void)
 {
     t_tmpdir(dir, sizeof(dir));
-    ctx = t_ctx_nostore();
+    ctx = t_ctx_open(NULL);
 }
 
 /* teardown_dir() -- idempotent: also called before cr_skip_test(), which skips .fini */
@@ -444,7 +444,7 @@ Test(opts_abi, file_opts_bad_sizes_refused, .init = setup_dir, .fini = teardown_
     const char *p = t_join(dir, "never");
     const uint32_t sizes[] = {0, 3, 4, 7};
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-        atomio_file_opts o = t_fopts(4096, ATOMIO_PATH_UNSAFE, 0, ATOMIO_FILE_CREATE);
+        atomio_file_opts o = t_file_opts(4096, ATOMIO_PATH_UNSAFE, 0, ATOMIO_FILE_CREATE);
         o.size = sizes[i];
         atomio_file *f = NULL;
         int r = atomio_file_open(ctx, p, &o, &f);
@@ -536,7 +536,8 @@ Test(opts_abi, output_size_too_small_refused, .init = setup_dir, .fini = teardow
 Test(opts_abi, file_info_and_stats_smaller, .init = setup_dir, .fini = teardown_dir)
 {
     const char *p = t_join(dir, "data");
-    atomio_file_opts o = t_fopts(4096, ATOMIO_PATH_UNSAFE, ATOMIO_IO_BUFFERED, ATOMIO_FILE_CREATE);
+    atomio_file_opts o =
+        t_file_opts(4096, ATOMIO_PATH_UNSAFE, ATOMIO_IO_BUFFERED, ATOMIO_FILE_CREATE);
     atomio_file *f = NULL;
     int r = atomio_file_open(ctx, p, &o, &f);
     cr_assert_eq(r, 0, "%s", atomio_err_name(r));
@@ -589,7 +590,7 @@ Test(opts_abi, recovery_report_smaller, .init = setup_dir, .fini = teardown_dir)
 {
     char store[PATH_MAX + 8];
     snprintf(store, sizeof(store), "%s/dblwr", dir);
-    cr_assert_eq(mkdir(store, 0700), 0); /* the store directory must exist (issue 3) */
+    cr_assert_eq(mkdir(store, 0700), 0); /* the store directory must exist */
     atomio_ctx_opts o = ATOMIO_CTX_OPTS_INIT;
     o.doublewrite_dir = store;
     o.submitter = ATOMIO_SUBMIT_SYNC;

@@ -6,8 +6,9 @@
  * and unknown ids reported but not fatal, idempotence (also after recovery itself fails).
  */
 #include "atomio_internal.h"
-#include "store/store.h"
 #include "helpers.h"
+#include "store/store.h"
+#include "t_core.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -43,13 +44,10 @@ TestSuite(recovery, .init = setup, .fini = teardown);
 static int
 open_ctx(uint32_t flags, atomio_verify_fn verify, void *arg, atomio_ctx **out)
 {
-    atomio_ctx_opts o;
-    atomio_ctx_opts_init(&o);
-    o.doublewrite_dir = dwdir;
+    atomio_ctx_opts o = t_ctx_opts(dwdir);
     o.doublewrite_segments = 3;
     o.doublewrite_batch_pages = 8;
     o.doublewrite_max_page_size = PS;
-    o.submitter = ATOMIO_SUBMIT_SYNC;
     o.flags = flags;
     o.verify = verify;
     o.verify_arg = arg;
@@ -69,17 +67,10 @@ ctx_ok(uint32_t flags, atomio_verify_fn verify, void *arg)
 static atomio_file *
 open_data(atomio_ctx *ctx, uint64_t id)
 {
-    atomio_file_opts fo;
-    atomio_file_opts_init(&fo);
-    fo.flags = ATOMIO_FILE_CREATE;
-    fo.page_size = PS;
-    fo.path = ATOMIO_PATH_DOUBLEWRITE;
+    atomio_file_opts fo =
+        t_file_opts(PS, ATOMIO_PATH_DOUBLEWRITE, ATOMIO_IO_BUFFERED, ATOMIO_FILE_CREATE);
     fo.file_id = id;
-    fo.io_style = ATOMIO_IO_BUFFERED;
-    atomio_file *f;
-    int r = atomio_file_open(ctx, dpath, &fo, &f);
-    cr_assert_eq(r, 0, "file open: %s", atomio_strerror(r));
-    return f;
+    return t_file_open(ctx, dpath, &fo);
 }
 
 /* Page version v: pattern bytes whose last 4 bytes are a CRC32C of the rest, the kind of

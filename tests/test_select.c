@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_select.c -- DESIGN section 5 through the pure atomio__select(): every combination of io
+ * test_select.c -- path selection through the pure atomio__select(): every combination of io
  * style, buffered-atomic proven or not, hardware/software/no direct atomic, policy (with and
  * without CALIBRATE figures) and store present or not, checked against the table written out
  * below; forced paths; AUTO never picks UNSAFE and never moves a BUFFERED engine to O_DIRECT;
@@ -94,7 +94,7 @@ assert_reasons(const struct atomio_select_out *o, const char *row)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* The table. expect() is DESIGN 5 written out; the loop runs every combination.                */
+/* The table. expect() is the selection rule written out; the loop runs every combination.     */
 
 enum cal_case { CAL_NONE, CAL_ATOMIC_FASTER, CAL_DBLWR_FASTER };
 
@@ -470,7 +470,7 @@ env_setup(void)
 {
     unsetenv("ATOMIO_PATH");
     t_tmpdir(dir, sizeof(dir));
-    ctx = t_ctx_nostore();
+    ctx = t_ctx_open(NULL);
     real_statx = atomio__sys_real.statx;
     atomio__caps_cache_clear();
 }
@@ -488,7 +488,7 @@ env_teardown(void)
 static int
 open_with(const char *name, uint32_t path, uint32_t policy, atomio_file **f)
 {
-    atomio_file_opts o = t_fopts(4096, path, ATOMIO_IO_DIRECT, ATOMIO_FILE_CREATE);
+    atomio_file_opts o = t_file_opts(4096, path, ATOMIO_IO_DIRECT, ATOMIO_FILE_CREATE);
     o.policy = policy;
     *f = NULL;
     return atomio_file_open(ctx, t_join(dir, name), &o, f);

@@ -9,6 +9,7 @@
  * TSan too (-DCMAKE_BUILD_TYPE=Tsan): a clean run has no report.
  */
 #include "helpers.h"
+#include "t_core.h"
 #ifdef HAVE_LIBURING
 #include "submit_uring.h"
 #endif
@@ -172,20 +173,12 @@ run_threads(const char *dir, uint32_t ps, uint32_t path, uint32_t submitter)
     struct shared sh;
     memset(&sh, 0, sizeof(sh));
     sh.ps = ps;
-    atomio_ctx_opts o;
-    atomio_ctx_opts_init(&o);
-    o.flags = ATOMIO_CTX_NO_DOUBLEWRITE;
+    atomio_ctx_opts o = t_ctx_opts(NULL);
     o.submitter = submitter;
-    int r = atomio_ctx_open(&o, &sh.ctx);
-    cr_assert_eq(r, 0, "ctx open: %s", atomio_strerror(r));
+    sh.ctx = t_ctx_open(&o);
     for (int i = 0; i < 2; i++) {
-        atomio_file_opts fo;
-        atomio_file_opts_init(&fo);
-        fo.flags = ATOMIO_FILE_CREATE;
-        fo.page_size = ps;
-        fo.path = path;
-        fo.io_style = ATOMIO_IO_DIRECT;
-        r = atomio_file_open(sh.ctx, t_join(dir, i ? "f1" : "f0"), &fo, &sh.files[i]);
+        atomio_file_opts fo = t_file_opts(ps, path, ATOMIO_IO_DIRECT, ATOMIO_FILE_CREATE);
+        int r = atomio_file_open(sh.ctx, t_join(dir, i ? "f1" : "f0"), &fo, &sh.files[i]);
         if (r == ATOMIO_E_PATH_UNSUPPORTED)
             cr_skip_test("skipped: %s cannot take path %s here", dir, atomio_path_name(path));
         cr_assert_eq(r, 0, "file open: %s", atomio_strerror(r));

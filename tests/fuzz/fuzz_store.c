@@ -8,7 +8,7 @@
  * manifest and files the manifest names, and never creates a file.
  *
  * Input: u16 little-endian manifest length m, m manifest bytes, the rest is the store file.
- * Build: cmake -DATOMIO_BUILD_FUZZ=ON with clang (see tests/suites.cmake.d/doublewrite.cmake).
+ * Build: cmake -DATOMIO_BUILD_FUZZ=ON with clang (see tests/CMakeLists.txt).
  */
 #include "atomio_internal.h"
 #include "store/format.h"

@@ -10,7 +10,7 @@
  *   - the engine never stops on its own (a PANIC is a failure).
  * What a SIGKILL cannot do is tear a page: the kernel finishes a write system call that has
  * started, and data in the page cache survives the process. Torn writes are the crash
- * simulator's job (tests/, issue 3); this test covers the engine-level protocol around
+ * simulator's job (tests/test_crash.c); this test covers the engine-level protocol around
  * libatomio: recovery before redo, write-ahead logging, checkpoints through
  * atomio_write_batch(), restart in the middle of recovery itself.
  */

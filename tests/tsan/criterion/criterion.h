@@ -2,7 +2,8 @@
 /*
  * criterion.h (TSan stand-in) -- Criterion 2.4 cannot start under ThreadSanitizer: its
  * inheritable arena looks for free address space where TSan keeps its shadow and gives up
- * ("Could not initialize inheritable arena", Criterion issue #274). Tsan builds therefore
+ * ("Could not initialize inheritable arena",
+ * https://github.com/Snaipe/Criterion/issues/274). Tsan builds therefore
  * compile the same test sources against this header and tests/tsan/runner.c, which provide the
  * subset of Criterion the suites use: Test()/TestSuite() with .init/.fini, the cr_assert_*
  * family, cr_skip_test() and cr_log_info(). Every test still runs in its own forked process.
