@@ -557,6 +557,7 @@ count_cb(void *arg, uint64_t where, const uint8_t *rec, const struct atomio_dw_b
 int
 atomio_store_reset(const char *doublewrite_dir, atomio_recovery_report *report)
 {
+    atomio__reason_clear();
     if (!doublewrite_dir || !*doublewrite_dir)
         return ATOMIO_E_INVAL;
     if (report && report->size < 8)

@@ -360,6 +360,7 @@ atomio__shared_join(atomio_ctx *ctx, struct atomio_store *st)
         return ATOMIO_E_STORE_LOCKED;
     }
     r = register_proc(st);
+    st->registered = r == 0;
     atomio__shared_unlock(st);
     return r;
 }
@@ -374,6 +375,7 @@ atomio__shared_create(atomio_ctx *ctx, struct atomio_store *st)
     r = init_shared_mem(st->sh, st, instance);
     if (r == 0)
         r = register_proc(st);
+    st->registered = r == 0;
     return r;
 }
 
@@ -397,7 +399,7 @@ atomio__shared_open_doors(struct atomio_store *st)
 void
 atomio__shared_detach(struct atomio_store *st, bool forked)
 {
-    if (st->sh && !forked) {
+    if (st->sh && !forked && st->registered) {
         atomio__shared_lock(st);
         pid_t me = getpid();
         for (uint32_t i = 0; i < MAX_PROCS; i++)

@@ -182,22 +182,23 @@ atomio__store_write_headers(struct atomio_store *st, uint64_t tail)
     struct atomio_dw_geom g = st->g;
     g.tail = tail;
     g.generation = tail / ATOMIO_DW_GRANULE;
-    uint8_t hdr[ATOMIO_DW_STORE_HDR_LEN];
-    for (uint32_t copy = 0; copy < 2; copy++) {
-        atomio__dw_store_hdr_encode(&g, copy, hdr);
-        struct iovec iov[2] = {{hdr, sizeof(hdr)},
-                               {(void *)(uintptr_t)zero_block, ATOMIO_DW_ALIGN - sizeof(hdr)}};
-        ssize_t w = atomio__sys.pwritev2(st->fd, iov, 2, (uint64_t)copy * ATOMIO_DW_ALIGN, 0);
-        if (w < 0)
-            return (int)w;
-        if (w != (ssize_t)ATOMIO_DW_ALIGN)
-            return ATOMIO_E_STORE_FAILED;
+    /* One whole aligned block per copy: the store may be O_DIRECT. */
+    uint8_t *blk = atomio__buf_alloc(NULL, ATOMIO_DW_ALIGN, ATOMIO_DW_ALIGN);
+    if (!blk)
+        return -ENOMEM;
+    int r = 0;
+    for (uint32_t copy = 0; copy < 2 && r == 0; copy++) {
+        memset(blk, 0, ATOMIO_DW_ALIGN);
+        atomio__dw_store_hdr_encode(&g, copy, blk);
+        r = write_full(st->fd, blk, ATOMIO_DW_ALIGN, (uint64_t)copy * ATOMIO_DW_ALIGN);
         /* Each copy durable before the other is touched: one of them always holds a tail
          * that is safe for what the ring holds. */
-        int r = atomio__sys.fdatasync(st->fd);
-        if (r < 0)
-            return r;
+        if (r == 0)
+            r = atomio__sys.fdatasync(st->fd);
     }
+    atomio__buf_free(NULL, blk, ATOMIO_DW_ALIGN);
+    if (r < 0)
+        return r;
     st->g.tail = tail;
     st->g.generation = g.generation;
     return 0;

@@ -62,6 +62,7 @@ struct atomio_store {
 
     struct atomio_shared *sh;
     size_t sh_len;
+    bool registered; /* counted among the instance's attached processes */
     char shm_name[64]; /* "" when the shared state is anonymous (private instance) */
 
     pthread_mutex_t lock; /* free record buffers, held ids, discard set */
