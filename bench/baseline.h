@@ -8,6 +8,7 @@
 #define ATOMIO_BENCH_BASELINE_H
 
 #include "bench.h"
+#include "clock.h"
 
 #include <stdatomic.h>
 #include <sys/uio.h>

@@ -113,7 +113,7 @@ main(int argc, char **argv)
     struct wl_progress *prog = progress_start(s.a.c.progress, 1, 0);
     progress_run_begin(prog, r.name, s.a.c.pages,
                        (double)(s.a.c.warmup_ns + s.a.c.duration_ns) / 1e9);
-    wl_run(&s.a.c, &ops, &r, prog);
+    wl_run(&s.a.c, &ops, &r, progress_add_pages, prog);
     progress_stop(prog);
     bl_count_into(&s.k, &r);
     close(s.fd);

@@ -246,16 +246,17 @@ struct wl_ops {
     int page_lat;
 };
 
-/* Progress shared with the progress bar (progress.c). */
-struct wl_progress;
+/* Told how many pages a measured batch wrote, from the writer threads (a progress bar). */
+typedef void wl_pages_fn(void *arg, uint64_t n);
 
 /*
  * wl_run() -- run the workload of c through ops with c->threads threads: warm-up, then the
  * measured part. Fills r (the caller supplies r->lat_batch / r->lat_page storage or NULL).
+ * on_pages (may be NULL) is called with on_pages_arg after every measured batch.
  * Returns 0 or the first error (also in r->err/errmsg).
  */
 int wl_run(const struct wl_config *c, const struct wl_ops *ops, struct wl_result *r,
-           struct wl_progress *prog);
+           wl_pages_fn *on_pages, void *on_pages_arg);
 
 /* Alloc/free a result's histograms. */
 int wl_result_alloc(struct wl_result *r);
@@ -267,7 +268,8 @@ void wl_result_free(struct wl_result *r);
 struct wl_progress *progress_start(int enabled, unsigned total_runs, double run_est_s);
 /* Declare the run now starting (label shown) and its length: pages (0 = time based). */
 void progress_run_begin(struct wl_progress *p, const char *label, uint64_t pages, double est_s);
-void progress_add_pages(struct wl_progress *p, uint64_t n);
+/* A wl_pages_fn: p is the struct wl_progress (NULL: no bar). */
+void progress_add_pages(void *p, uint64_t n);
 void progress_run_end(struct wl_progress *p);
 void progress_stop(struct wl_progress *p);
 
@@ -320,11 +322,5 @@ int json_flat_parse(const char *text, struct json_flat *out);
 /* Number of member key (NAN when absent or not a number); string (NULL when absent). */
 double json_flat_num(const struct json_flat *o, const char *key);
 const char *json_flat_str(const struct json_flat *o, const char *key);
-
-/* ---- time and CPU ------------------------------------------------------------------------ */
-
-uint64_t now_ns(void);
-/* user and system CPU seconds of the whole process so far (getrusage RUSAGE_SELF). */
-void cpu_seconds(double *user, double *sys);
 
 #endif

@@ -22,10 +22,11 @@ struct lib_opts {
 
 /*
  * lib_run() -- open a ctx and the file with o->path, run the workload c, fill r (figures,
- * counters from atomio_ctx_get_stats, the path actually used). Returns 0 or an error (r->errmsg).
+ * counters from atomio_ctx_get_stats, the path actually used); on_pages as for wl_run().
+ * Returns 0 or an error (r->errmsg).
  */
 int lib_run(const struct wl_config *c, const struct lib_opts *o, struct wl_result *r,
-            struct wl_progress *prog);
+            wl_pages_fn *on_pages, void *on_pages_arg);
 
 /* Default doublewrite directory for a data file: "<file>.atomio-dblwr". */
 void lib_default_dblwr_dir(const char *file, char *out, size_t len);

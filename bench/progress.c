@@ -5,6 +5,7 @@
  * compare of 5 paths x 3 repeats is one bar with "run 7/15 DOUBLEWRITE".
  */
 #include "bench.h"
+#include "clock.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -115,8 +116,9 @@ progress_run_begin(struct wl_progress *p, const char *label, uint64_t pages, dou
 }
 
 void
-progress_add_pages(struct wl_progress *p, uint64_t n)
+progress_add_pages(void *arg, uint64_t n)
 {
+    struct wl_progress *p = arg;
     if (p)
         atomic_fetch_add_explicit(&p->pages_done, n, memory_order_relaxed);
 }

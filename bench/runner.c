@@ -245,7 +245,7 @@ open_ctx(const struct wl_config *c, const struct lib_opts *o, struct wl_result *
 
 int
 lib_run(const struct wl_config *c, const struct lib_opts *o, struct wl_result *r,
-        struct wl_progress *prog)
+        wl_pages_fn *on_pages, void *on_pages_arg)
 {
     struct lib_state s;
     memset(&s, 0, sizeof(s));
@@ -312,7 +312,7 @@ lib_run(const struct wl_config *c, const struct lib_opts *o, struct wl_result *r
         .strerr = lt_strerr,
         .page_lat = 0,
     };
-    rc = wl_run(c, &ops, r, prog);
+    rc = wl_run(c, &ops, r, on_pages, on_pages_arg);
     r->bytes_data = s.st[1].bytes_data - s.st[0].bytes_data;
     r->bytes_doublewrite = s.st[1].bytes_doublewrite - s.st[0].bytes_doublewrite;
     r->dev_syncs = s.st[1].syncs - s.st[0].syncs;

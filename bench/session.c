@@ -455,7 +455,7 @@ session_execute(struct session *s)
                 rc = run_baseline(s, row, r);
             } else {
                 lo.path = (uint32_t)row->requested_path;
-                rc = lib_run(&s->c, &lo, r, prog);
+                rc = lib_run(&s->c, &lo, r, progress_add_pages, prog);
             }
             progress_run_end(prog);
             wl_figures_of(r, s->c.page_size, &row->fig[row->nruns]);
