@@ -7,11 +7,17 @@
 #ifndef ATOMIO_BENCH_BASELINE_H
 #define ATOMIO_BENCH_BASELINE_H
 
-#include "bench.h"
+#include "args.h"
 #include "clock.h"
+#include "workload.h"
 
 #include <stdatomic.h>
+#include <stdint.h>
 #include <sys/uio.h>
+
+#ifndef RWF_ATOMIC
+#define RWF_ATOMIC 0x00000040 /* Linux 6.11; Debian 12 headers lack it */
+#endif
 
 struct bl_args {
     struct wl_config c;

@@ -5,6 +5,9 @@
  */
 #include "baseline.h"
 
+#include "progress.h"
+#include "record.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>

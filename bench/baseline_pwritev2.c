@@ -6,6 +6,8 @@
  */
 #include "baseline.h"
 
+#include "progress.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,7 +108,7 @@ main(int argc, char **argv)
         .mark = t_mark,
         .page_lat = 1,
     };
-    struct wl_progress *prog = progress_start(s.a.c.progress, 1, 0);
+    struct progress *prog = progress_start(s.a.c.progress, 1, 0);
     progress_run_begin(prog, r.name, s.a.c.pages,
                        (double)(s.a.c.warmup_ns + s.a.c.duration_ns) / 1e9);
     wl_run(&s.a.c, &ops, &r, progress_add_pages, prog);

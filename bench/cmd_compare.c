@@ -4,6 +4,7 @@
  * can do plus UNSAFE (and, with --baselines, the bare loops), --repeat times interleaved, medians
  * with min-max and ratios to UNSAFE and to the bare loops, in one invocation.
  */
+#include "commands.h"
 #include "session.h"
 
 int

@@ -5,7 +5,13 @@
  * library's reason, and what AUTO picks and why. Nothing here decides anything: the verdicts
  * and reasons come from the library, this file only presents them. Never writes PATH.
  */
-#include "bench_atomio.h"
+#include "args.h"
+#include "commands.h"
+#include "record.h"
+#include "runner.h"
+#include "wl_config.h"
+
+#include <atomio.h>
 
 #include <errno.h>
 #include <stdlib.h>

@@ -4,6 +4,7 @@
  * --path says otherwise). Options, file preparation and reporting are shared with compare
  * (session.c); a run is a comparison of one row with one repeat.
  */
+#include "commands.h"
 #include "session.h"
 
 int

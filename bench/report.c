@@ -5,7 +5,13 @@
  * medians. JSON and CSV field names are a documented interface (docs/benchmarks.md): append,
  * never rename.
  */
-#include "bench_atomio.h"
+#include "report.h"
+
+#include "args.h"
+#include "record.h"
+#include "runner.h"
+
+#include <atomio.h>
 
 #include <math.h>
 #include <stdlib.h>

@@ -5,7 +5,9 @@
  * 1, the call an engine makes per page) or atomio_write_batch(), syncs through atomio_sync().
  * Device bytes, syncs and the per-page latency histogram come from atomio_ctx_get_stats() deltas.
  */
-#include "bench_atomio.h"
+#include "runner.h"
+
+#include "hist.h"
 
 #include <errno.h>
 #include <ftw.h>

@@ -7,6 +7,10 @@
  */
 #include "session.h"
 
+#include "args.h"
+#include "progress.h"
+#include "record.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -430,7 +434,7 @@ session_execute(struct session *s)
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_sigint;
     sigaction(SIGINT, &sa, &old);
-    struct wl_progress *prog = progress_start(s->c.progress, total, per_run);
+    struct progress *prog = progress_start(s->c.progress, total, per_run);
     int failures = 0;
     struct lib_opts lo = {.policy = s->policy, .doublewrite_dir = s->doublewrite_dir};
     /* Interleaved: repeat 1 of every row, then repeat 2 of every row... */

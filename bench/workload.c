@@ -6,8 +6,10 @@
  * library run and a baseline run with the same knobs do the same work and their ratio is fair.
  * Each thread owns a contiguous stripe of the file, so no two threads write the same page.
  */
-#include "bench.h"
+#include "workload.h"
+
 #include "clock.h"
+#include "hist.h"
 
 #include <errno.h>
 #include <fcntl.h>
