@@ -51,15 +51,7 @@ lt_init(void *arg, unsigned tid)
         free(t);
         return NULL;
     }
-    unsigned char *b = t->bufs;
-    size_t len = (size_t)s->c->page_size * s->c->batch;
-    uint64_t x = 0x2545F4914F6CDD1Dull ^ tid;
-    for (size_t i = 0; i < len; i += 8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        memcpy(b + i, &x, 8);
-    }
+    wl_fill_pages(t->bufs, (size_t)s->c->page_size * s->c->batch, tid);
     return t;
 }
 

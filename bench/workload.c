@@ -108,6 +108,16 @@ xorshift(uint64_t *s)
     return *s = x;
 }
 
+void
+wl_fill_pages(void *buf, size_t len, unsigned tid)
+{
+    uint64_t x = 0x2545F4914F6CDD1Dull ^ tid;
+    for (size_t i = 0; i < len; i += 8) {
+        xorshift(&x);
+        memcpy((unsigned char *)buf + i, &x, 8);
+    }
+}
+
 static double
 rand01(uint64_t *s)
 {

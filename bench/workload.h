@@ -24,6 +24,10 @@ struct hist;
  */
 int wl_prepare_file(struct wl_config *c, int *filled);
 
+/* wl_fill_pages() -- the content a runner's page buffers start with: len bytes (a multiple of 8)
+ * of a generator seeded by tid, so pages are not trivially compressible or deduplicated. */
+void wl_fill_pages(void *buf, size_t len, unsigned tid);
+
 /* One measured run. */
 struct wl_result {
     char name[48];        /* "DOUBLEWRITE", "bare-uring-atomic" */
