@@ -342,13 +342,8 @@ cmd_probe(int argc, char **argv)
                             it.arg);
             break;
         case PO_IO_STYLE:
-            if (strcmp(it.arg, "any") == 0)
-                io_style = WL_IO_ANY;
-            else if (strcmp(it.arg, "buffered") == 0)
-                io_style = WL_IO_BUFFERED;
-            else if (strcmp(it.arg, "direct") == 0)
-                io_style = WL_IO_DIRECT;
-            else
+            io_style = wl_parse_io_style(it.arg);
+            if (io_style < 0)
                 usage_error("probe", "--io-style '%s': want any, buffered or direct", it.arg);
             break;
         case PO_POLICY:

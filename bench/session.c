@@ -195,7 +195,7 @@ add_row(struct session *s, const char *name, int path, int baseline)
     return r;
 }
 
-/* baseline_dir() -- where the atomio-baseline-* programs are: $ATOMIO_BENCH_BASELINE_DIR, the
+/* baseline_exe() -- the program atomio-baseline-KIND: in $ATOMIO_BENCH_BASELINE_DIR, the
  * directory of this executable (build tree, or bin when installed there), or ../libexec/atomio. */
 static int
 baseline_exe(const char *kind, char *out, size_t len)
