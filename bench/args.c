@@ -17,13 +17,20 @@
 
 const char *bench_progname = "atomio-bench";
 
+/* message() -- "PROG: CMD: text" on stderr, without the line's end. */
+static void
+message(const char *cmd, const char *fmt, va_list ap)
+{
+    fprintf(stderr, "%s: %s%s", bench_progname, cmd ? cmd : "", cmd ? ": " : "");
+    vfprintf(stderr, fmt, ap);
+}
+
 void
 usage_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "%s: %s%s", bench_progname, cmd ? cmd : "", cmd ? ": " : "");
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    message(cmd, fmt, ap);
     va_end(ap);
     fprintf(stderr, " (try '%s %s%s--help')\n", bench_progname, cmd ? cmd : "", cmd ? " " : "");
     exit(BENCH_EXIT_USAGE);
@@ -33,9 +40,8 @@ void
 runtime_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "%s: %s%s", bench_progname, cmd ? cmd : "", cmd ? ": " : "");
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    message(cmd, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
 }
