@@ -73,7 +73,7 @@ struct baseline {
     void (*teardown)(struct bl_run *run);
     /* Optional: per-thread state in t->priv, after bufs and ring. 0 or -errno. */
     int (*thread_init)(struct bl_thread *t);
-    /* Optional: undo thread_init (also after it failed). */
+    /* Optional: free what thread_init made; also called when it failed or never ran. */
     void (*thread_fini)(struct bl_thread *t);
     /* Write page_nos[i] from page i of t->bufs, i < n; lat[i] gets each page's latency in ns.
      * Counts what it writes and syncs in t->run->k. Returns 0 or -errno. */
