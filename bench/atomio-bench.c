@@ -4,7 +4,10 @@
  * `int cmd_x(int argc, char **argv)` (argv[0] is the subcommand name) that returns the exit
  * status: 0 ok, 1 runtime error, 2 usage error. Uses only the public atomio.h.
  */
-#include "bench_atomio.h"
+#include "args.h"
+#include "commands.h"
+
+#include <atomio.h>
 
 #include <stdio.h>
 #include <string.h>

@@ -5,7 +5,13 @@
  * library's reason, and what AUTO picks and why. Nothing here decides anything: the verdicts
  * and reasons come from the library, this file only presents them. Never writes PATH.
  */
-#include "bench_atomio.h"
+#include "args.h"
+#include "commands.h"
+#include "record.h"
+#include "runner.h"
+#include "wl_config.h"
+
+#include <atomio.h>
 
 #include <errno.h>
 #include <stdlib.h>
@@ -336,13 +342,8 @@ cmd_probe(int argc, char **argv)
                             it.arg);
             break;
         case PO_IO_STYLE:
-            if (strcmp(it.arg, "any") == 0)
-                io_style = WL_IO_ANY;
-            else if (strcmp(it.arg, "buffered") == 0)
-                io_style = WL_IO_BUFFERED;
-            else if (strcmp(it.arg, "direct") == 0)
-                io_style = WL_IO_DIRECT;
-            else
+            io_style = wl_parse_io_style(it.arg);
+            if (io_style < 0)
                 usage_error("probe", "--io-style '%s': want any, buffered or direct", it.arg);
             break;
         case PO_POLICY:

@@ -4,7 +4,7 @@
  * precision, fixed size so threads keep their own and merge at the end without locks), and the
  * quantile of the library's coarse log2 histogram (atomio_stats.lat_hist).
  */
-#include "bench.h"
+#include "hist.h"
 
 #include <string.h>
 

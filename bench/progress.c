@@ -4,16 +4,19 @@
  * when stderr is a terminal (never in pipes, logs or CI). It covers a whole invocation: a
  * compare of 5 paths x 3 repeats is one bar with "run 7/15 DOUBLEWRITE".
  */
-#include "bench.h"
+#include "progress.h"
+
+#include "clock.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-struct wl_progress {
+struct progress {
     pthread_t th;
     pthread_mutex_t lock;
     _Atomic int stop;
@@ -29,7 +32,7 @@ struct wl_progress {
 
 /* fraction() -- of the whole invocation, from finished runs plus the current one. */
 static double
-fraction(struct wl_progress *p, uint64_t now)
+fraction(struct progress *p, uint64_t now)
 {
     double cur = 0;
     if (p->run_start_ns) {
@@ -44,7 +47,7 @@ fraction(struct wl_progress *p, uint64_t now)
 }
 
 static void
-draw(struct wl_progress *p)
+draw(struct progress *p)
 {
     uint64_t now = now_ns();
     pthread_mutex_lock(&p->lock);
@@ -71,7 +74,7 @@ draw(struct wl_progress *p)
 static void *
 loop(void *arg)
 {
-    struct wl_progress *p = arg;
+    struct progress *p = arg;
     while (!atomic_load(&p->stop)) {
         draw(p);
         struct timespec ts = {0, 200000000};
@@ -80,12 +83,12 @@ loop(void *arg)
     return NULL;
 }
 
-struct wl_progress *
+struct progress *
 progress_start(int enabled, unsigned total_runs, double run_est_s)
 {
     if (!enabled || !isatty(STDERR_FILENO))
         return NULL;
-    struct wl_progress *p = calloc(1, sizeof(*p));
+    struct progress *p = calloc(1, sizeof(*p));
     if (!p)
         return NULL;
     pthread_mutex_init(&p->lock, NULL);
@@ -101,7 +104,7 @@ progress_start(int enabled, unsigned total_runs, double run_est_s)
 }
 
 void
-progress_run_begin(struct wl_progress *p, const char *label, uint64_t pages, double est_s)
+progress_run_begin(struct progress *p, const char *label, uint64_t pages, double est_s)
 {
     if (!p)
         return;
@@ -115,14 +118,15 @@ progress_run_begin(struct wl_progress *p, const char *label, uint64_t pages, dou
 }
 
 void
-progress_add_pages(struct wl_progress *p, uint64_t n)
+progress_add_pages(void *arg, uint64_t n)
 {
+    struct progress *p = arg;
     if (p)
         atomic_fetch_add_explicit(&p->pages_done, n, memory_order_relaxed);
 }
 
 void
-progress_run_end(struct wl_progress *p)
+progress_run_end(struct progress *p)
 {
     if (!p)
         return;
@@ -133,7 +137,7 @@ progress_run_end(struct wl_progress *p)
 }
 
 void
-progress_stop(struct wl_progress *p)
+progress_stop(struct progress *p)
 {
     if (!p)
         return;

@@ -5,7 +5,13 @@
  * medians. JSON and CSV field names are a documented interface (docs/benchmarks.md): append,
  * never rename.
  */
-#include "bench_atomio.h"
+#include "report.h"
+
+#include "args.h"
+#include "record.h"
+#include "runner.h"
+
+#include <atomio.h>
 
 #include <math.h>
 #include <stdlib.h>
@@ -94,11 +100,12 @@ effective_path(const struct report_row *row)
     return p >= 0 ? p : row->requested_path;
 }
 
+/* find_path() -- the library row that asked for path (enum atomio_path), or NULL. */
 static const struct report_row *
-find_unsafe(const struct report *rep)
+find_path(const struct report *rep, int path)
 {
     for (unsigned i = 0; i < rep->nrows; i++)
-        if (!rep->rows[i].is_baseline && rep->rows[i].requested_path == ATOMIO_PATH_UNSAFE)
+        if (!rep->rows[i].is_baseline && rep->rows[i].requested_path == path)
             return &rep->rows[i];
     return NULL;
 }
@@ -156,15 +163,6 @@ fastest_safe(const struct report *rep)
         }
     }
     return best;
-}
-
-static const struct report_row *
-find_auto(const struct report *rep)
-{
-    for (unsigned i = 0; i < rep->nrows; i++)
-        if (!rep->rows[i].is_baseline && rep->rows[i].requested_path == ATOMIO_PATH_AUTO)
-            return &rep->rows[i];
-    return NULL;
 }
 
 static void
@@ -231,7 +229,7 @@ static void
 print_table(FILE *out, const struct report *rep)
 {
     print_header(out, rep);
-    const struct report_row *unsafe = find_unsafe(rep);
+    const struct report_row *unsafe = find_path(rep, ATOMIO_PATH_UNSAFE);
     int any_bare = 0;
     for (unsigned i = 0; i < rep->nrows; i++)
         any_bare |= rep->rows[i].is_baseline;
@@ -308,7 +306,7 @@ print_table(FILE *out, const struct report *rep)
                 "  warning: pages/s of %s varied (max-min over median): the machine is "
                 "noisy, use more --repeat or a longer --duration\n",
                 noisy);
-    const struct report_row *best = fastest_safe(rep), *au = find_auto(rep);
+    const struct report_row *best = fastest_safe(rep), *au = find_path(rep, ATOMIO_PATH_AUTO);
     if (best && unsafe) {
         double rs = ratio(best, unsafe);
         fprintf(out, "  fastest torn-safe path: %s", best->name);
@@ -368,7 +366,7 @@ print_json(FILE *out, const struct report *rep)
         json_str(&j, "auto_reason", rep->caps.reason_auto);
     }
     json_obj_close(&j);
-    const struct report_row *unsafe = find_unsafe(rep);
+    const struct report_row *unsafe = find_path(rep, ATOMIO_PATH_UNSAFE);
     json_arr_open(&j, "results");
     for (unsigned i = 0; i < rep->nrows; i++) {
         const struct report_row *r = &rep->rows[i];
@@ -399,7 +397,7 @@ print_json(FILE *out, const struct report *rep)
     }
     json_arr_close(&j);
     json_obj_open(&j, "summary");
-    const struct report_row *best = fastest_safe(rep), *au = find_auto(rep);
+    const struct report_row *best = fastest_safe(rep), *au = find_path(rep, ATOMIO_PATH_AUTO);
     json_str(&j, "fastest_safe_path", best ? best->name : NULL);
     double rs = ratio(best, unsafe);
     json_num_or_null(&j, "fastest_safe_ratio_to_unsafe", rs, isfinite(rs));
@@ -453,7 +451,7 @@ print_csv(FILE *out, const struct report *rep)
     for (size_t f = 0; f < NFIGS; f++)
         fprintf(out, ",%s,%s_min,%s_max", figs[f].key, figs[f].key, figs[f].key);
     fprintf(out, ",ratio_to_unsafe,ratio_to_bare,error\n");
-    const struct report_row *unsafe = find_unsafe(rep);
+    const struct report_row *unsafe = find_path(rep, ATOMIO_PATH_UNSAFE);
     for (unsigned i = 0; i < rep->nrows; i++) {
         const struct report_row *r = &rep->rows[i];
         unsigned ok = 0;

@@ -5,7 +5,9 @@
  * 1, the call an engine makes per page) or atomio_write_batch(), syncs through atomio_sync().
  * Device bytes, syncs and the per-page latency histogram come from atomio_ctx_get_stats() deltas.
  */
-#include "bench_atomio.h"
+#include "runner.h"
+
+#include "hist.h"
 
 #include <errno.h>
 #include <ftw.h>
@@ -49,15 +51,7 @@ lt_init(void *arg, unsigned tid)
         free(t);
         return NULL;
     }
-    unsigned char *b = t->bufs;
-    size_t len = (size_t)s->c->page_size * s->c->batch;
-    uint64_t x = 0x2545F4914F6CDD1Dull ^ tid;
-    for (size_t i = 0; i < len; i += 8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        memcpy(b + i, &x, 8);
-    }
+    wl_fill_pages(t->bufs, (size_t)s->c->page_size * s->c->batch, tid);
     return t;
 }
 
@@ -245,7 +239,7 @@ open_ctx(const struct wl_config *c, const struct lib_opts *o, struct wl_result *
 
 int
 lib_run(const struct wl_config *c, const struct lib_opts *o, struct wl_result *r,
-        struct wl_progress *prog)
+        wl_pages_fn *on_pages, void *on_pages_arg)
 {
     struct lib_state s;
     memset(&s, 0, sizeof(s));
@@ -312,7 +306,7 @@ lib_run(const struct wl_config *c, const struct lib_opts *o, struct wl_result *r
         .strerr = lt_strerr,
         .page_lat = 0,
     };
-    rc = wl_run(c, &ops, r, prog);
+    rc = wl_run(c, &ops, r, on_pages, on_pages_arg);
     r->bytes_data = s.st[1].bytes_data - s.st[0].bytes_data;
     r->bytes_doublewrite = s.st[1].bytes_doublewrite - s.st[0].bytes_doublewrite;
     r->dev_syncs = s.st[1].syncs - s.st[0].syncs;

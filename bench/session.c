@@ -7,6 +7,10 @@
  */
 #include "session.h"
 
+#include "args.h"
+#include "progress.h"
+#include "record.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -191,7 +195,7 @@ add_row(struct session *s, const char *name, int path, int baseline)
     return r;
 }
 
-/* baseline_dir() -- where the atomio-baseline-* programs are: $ATOMIO_BENCH_BASELINE_DIR, the
+/* baseline_exe() -- the program atomio-baseline-KIND: in $ATOMIO_BENCH_BASELINE_DIR, the
  * directory of this executable (build tree, or bin when installed there), or ../libexec/atomio. */
 static int
 baseline_exe(const char *kind, char *out, size_t len)
@@ -430,7 +434,7 @@ session_execute(struct session *s)
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_sigint;
     sigaction(SIGINT, &sa, &old);
-    struct wl_progress *prog = progress_start(s->c.progress, total, per_run);
+    struct progress *prog = progress_start(s->c.progress, total, per_run);
     int failures = 0;
     struct lib_opts lo = {.policy = s->policy, .doublewrite_dir = s->doublewrite_dir};
     /* Interleaved: repeat 1 of every row, then repeat 2 of every row... */
@@ -455,7 +459,7 @@ session_execute(struct session *s)
                 rc = run_baseline(s, row, r);
             } else {
                 lo.path = (uint32_t)row->requested_path;
-                rc = lib_run(&s->c, &lo, r, prog);
+                rc = lib_run(&s->c, &lo, r, progress_add_pages, prog);
             }
             progress_run_end(prog);
             wl_figures_of(r, s->c.page_size, &row->fig[row->nruns]);

@@ -6,7 +6,11 @@
 #ifndef ATOMIO_BENCH_SESSION_H
 #define ATOMIO_BENCH_SESSION_H
 
-#include "bench_atomio.h"
+#include "report.h"
+#include "runner.h"
+#include "wl_config.h"
+
+#include <atomio.h>
 
 #include <limits.h>
 

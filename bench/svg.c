@@ -4,7 +4,11 @@
  * a browser or an XML parser reads as is. Left: throughput bars (median pages/s, whiskers from
  * min to max of the repeats). Right: per-page latency p50 / p99 / p99.9 on a log axis.
  */
-#include "bench_atomio.h"
+#include "report.h"
+
+#include "runner.h"
+
+#include <atomio.h>
 
 #include <errno.h>
 #include <math.h>

@@ -6,7 +6,10 @@
  * library run and a baseline run with the same knobs do the same work and their ratio is fair.
  * Each thread owns a contiguous stripe of the file, so no two threads write the same page.
  */
-#include "bench.h"
+#include "workload.h"
+
+#include "clock.h"
+#include "hist.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,29 +18,11 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #define DEFAULT_FILE_SIZE (256ull << 20)
-
-uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-void
-cpu_seconds(double *user, double *sys)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    *user = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6;
-    *sys = (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
 
 /* ---- the file ---------------------------------------------------------------------------- */
 
@@ -121,6 +106,16 @@ xorshift(uint64_t *s)
     x ^= x >> 7;
     x ^= x << 17;
     return *s = x;
+}
+
+void
+wl_fill_pages(void *buf, size_t len, unsigned tid)
+{
+    uint64_t x = 0x2545F4914F6CDD1Dull ^ tid;
+    for (size_t i = 0; i < len; i += 8) {
+        xorshift(&x);
+        memcpy((unsigned char *)buf + i, &x, 8);
+    }
 }
 
 static double
@@ -233,7 +228,8 @@ chooser_batch(struct chooser *ch, uint64_t *out, uint32_t n)
 struct wl_shared {
     const struct wl_config *c;
     const struct wl_ops *ops;
-    struct wl_progress *prog;
+    wl_pages_fn *on_pages;
+    void *on_pages_arg;
     _Atomic int measuring;
     _Atomic int stop;
     /* The switch from warm-up to measuring happens at a batch boundary of every thread at
@@ -384,7 +380,8 @@ writer(void *arg)
         } else if (c->batch == 1) {
             hist_add(t->lat_page, t1 - t0); /* the write call of one page */
         }
-        progress_add_pages(sh->prog, n);
+        if (sh->on_pages)
+            sh->on_pages(sh->on_pages_arg, n);
     }
 out:
     if (ts)
@@ -438,7 +435,7 @@ wl_result_free(struct wl_result *r)
 
 int
 wl_run(const struct wl_config *c, const struct wl_ops *ops, struct wl_result *r,
-       struct wl_progress *prog)
+       wl_pages_fn *on_pages, void *on_pages_arg)
 {
     uint64_t npages = c->file_size / c->page_size;
     if (npages / c->threads < c->batch) {
@@ -452,7 +449,8 @@ wl_run(const struct wl_config *c, const struct wl_ops *ops, struct wl_result *r,
     memset(&sh, 0, sizeof(sh));
     sh.c = c;
     sh.ops = ops;
-    sh.prog = prog;
+    sh.on_pages = on_pages;
+    sh.on_pages_arg = on_pages_arg;
     atomic_store(&sh.remaining, (int64_t)c->pages);
     pthread_mutex_init(&sh.lock, NULL);
 

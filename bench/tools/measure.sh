@@ -26,7 +26,7 @@ mkfs.ext4 -q -F "$T/ext4.img"
 mount -o loop "$T/xfs.img" "$T/xfs"
 mount -o loop "$T/ext4.img" "$T/ext4"
 
-# The workload of issue 5's speed targets: 16 KiB pages, batch 64, queue depth 32.
+# The workload of the speed targets in docs/benchmarks.md: 16 KiB pages, batch 64, queue depth 32.
 W="--page-size 16k --batch 64 --qd 32 --duration ${DURATION:-2s} --warmup 1s --repeat ${REPEAT:-3} --file-size 256m"
 { uname -r; echo "images in ${IMGDIR:-/tmp} ($(stat -f -c %T "$T"))"; } > "$OUT/kernel.txt"
 for fs in xfs ext4; do
