@@ -14,11 +14,13 @@
 #include <unistd.h>
 
 #define KNOWN_CTX_FLAGS (ATOMIO_CTX_NO_DOUBLEWRITE | ATOMIO_CTX_NO_RECOVER | ATOMIO_CTX_LOCK_PAGES)
+/* no-durability mode (durability.c), kept apart from the flags above */
+#define KNOWN_CTX_FLAGS_WRITEPATH ATOMIO_CTX_NO_DURABILITY
 
 static int
 check_opts(atomio_ctx_opts *o)
 {
-    if (o->flags & ~KNOWN_CTX_FLAGS)
+    if (o->flags & ~(KNOWN_CTX_FLAGS | KNOWN_CTX_FLAGS_WRITEPATH))
         return ATOMIO_E_INVAL;
     if (o->policy > ATOMIO_POLICY_CALIBRATE || o->submitter > ATOMIO_SUBMIT_SYNC)
         return ATOMIO_E_INVAL;
@@ -182,6 +184,8 @@ atomio_ctx_open(const atomio_ctx_opts *opts, atomio_ctx **out)
             }
         }
     }
+    /* no-durability mode from the start (a bulk load); recovery above ran durably */
+    atomic_store(&ctx->no_durability, (ctx->opts.flags & ATOMIO_CTX_NO_DURABILITY) ? 1 : 0);
     *out = ctx;
     return 0;
 }
@@ -238,6 +242,9 @@ atomio_ctx_sync(atomio_ctx *ctx)
             first = r;
     }
     pthread_mutex_unlock(ctx->lock);
+    /* no-durability mode: nothing is synced (atomio_ctx_set_durability(ctx, 1) does it) */
+    if (atomio__nodur(ctx))
+        return first;
     /* Finished doublewrite batches: their retires written and durable, so the store holds
      * nothing but held batches afterwards. */
     int r = atomio__store_flush_pending(ctx);
