@@ -4,3 +4,4 @@
 # The unit cases fake what they need at the syscall seam; the fs cases mount loop filesystems
 # (root) and skip with a printed reason otherwise.
 atomio_add_test(test_rlimit SOURCES test_rlimit.c sim_kernel.c LABELS "unit;fs" TIMEOUT 120)
+atomio_add_test(test_bounce SOURCES test_bounce.c LABELS fs TIMEOUT 120)
