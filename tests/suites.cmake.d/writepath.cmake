@@ -6,3 +6,4 @@
 atomio_add_test(test_rlimit SOURCES test_rlimit.c sim_kernel.c LABELS "unit;fs" TIMEOUT 120)
 atomio_add_test(test_bounce SOURCES test_bounce.c LABELS fs TIMEOUT 120)
 atomio_add_test(test_nodurability SOURCES test_nodurability.c LABELS "unit;threads" TIMEOUT 120)
+atomio_add_test(test_openfd SOURCES test_openfd.c LABELS unit TIMEOUT 60)
