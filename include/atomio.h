@@ -351,7 +351,8 @@ ATOMIO_API ATOMIO_NODISCARD int atomio_probe(const char *path, uint32_t page_siz
 /* atomio_file_opts.flags */
 #define ATOMIO_FILE_CREATE 0x1u  /* create if missing (mode from opts->mode) */
 #define ATOMIO_FILE_RDONLY 0x2u  /* reads only; writes return ATOMIO_E_READ_ONLY */
-#define ATOMIO_FILE_NO_COPY 0x4u /* never bounce-copy: buffers must come from atomio_page_alloc */
+#define ATOMIO_FILE_NO_COPY 0x4u /* never bounce-copy: buffers must come from atomio_page_alloc
+                                    (or be aligned for O_DIRECT), else refused */
 #define ATOMIO_FILE_DSYNC 0x8u   /* every write is durable when it returns */
 
 /** Options of atomio_file_open(). */
@@ -457,9 +458,11 @@ ATOMIO_API void atomio_page_free(atomio_ctx *ctx, void *buf, uint32_t page_size,
 
 /**
  * atomio_write() -- write one whole page untorn.
- * @param page page_size bytes. DIRECT_ATOMIC and UNSAFE-direct files need it aligned to the
- *        file's DIO memory alignment, else ATOMIO_E_UNALIGNED (atomio_page_alloc() buffers
- *        always are); other paths copy as needed.
+ * @param page page_size bytes. On an O_DIRECT fd a page not aligned to the file's DIO memory
+ *        alignment is copied into an aligned bounce buffer first (atomio_page_alloc() buffers
+ *        never need it), or refused with ATOMIO_E_UNALIGNED under ATOMIO_FILE_NO_COPY; other
+ *        paths copy as needed. A page crossing RLIMIT_FSIZE on an atomic path: -EFBIG, nothing
+ *        written, the file stays usable.
  * @param flags ATOMIO_WRITE_*.
  * @return 0; ATOMIO_E_INVAL, ATOMIO_E_RANGE, ATOMIO_E_UNALIGNED, ATOMIO_E_READ_ONLY,
  *         ATOMIO_E_CLOSED, ATOMIO_E_FAILED, ATOMIO_E_SHORT_WRITE (file now failed),
@@ -490,7 +493,8 @@ ATOMIO_API ATOMIO_NODISCARD int atomio_write_batch(atomio_ctx *ctx, atomio_page_
                                                    size_t n, uint32_t flags);
 
 /**
- * atomio_read() -- read one page.
+ * atomio_read() -- read one page. On an O_DIRECT fd an unaligned page is read through an
+ * aligned copy (ATOMIO_E_UNALIGNED under ATOMIO_FILE_NO_COPY).
  * @return 0; ATOMIO_E_INVAL, ATOMIO_E_RANGE, ATOMIO_E_UNALIGNED, ATOMIO_E_CLOSED, -errno; a page
  *         beyond end of file reads as zeros. Thread-safe. Since 0.1.
  */
