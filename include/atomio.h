@@ -401,7 +401,8 @@ ATOMIO_API ATOMIO_NODISCARD int atomio_probe(const char *path, uint32_t page_siz
 /* atomio_file_opts.flags */
 #define ATOMIO_FILE_CREATE 0x1u  /* create if missing (mode from opts->mode) */
 #define ATOMIO_FILE_RDONLY 0x2u  /* reads only; writes return ATOMIO_E_READ_ONLY */
-#define ATOMIO_FILE_NO_COPY 0x4u /* never bounce-copy: buffers must come from atomio_page_alloc */
+#define ATOMIO_FILE_NO_COPY 0x4u /* never bounce-copy: buffers must come from atomio_page_alloc
+                                    (or be aligned for O_DIRECT), else refused */
 #define ATOMIO_FILE_DSYNC 0x8u   /* every write is durable when it returns */
 
 /** Options of atomio_file_open(). */
@@ -507,9 +508,11 @@ ATOMIO_API void atomio_page_free(atomio_ctx *ctx, void *buf, uint32_t page_size,
 
 /**
  * atomio_write() -- write one whole page untorn.
- * @param page page_size bytes. DIRECT_ATOMIC and UNSAFE-direct files need it aligned to the
- *        file's DIO memory alignment, else ATOMIO_E_UNALIGNED (atomio_page_alloc() buffers
- *        always are); other paths copy as needed.
+ * @param page page_size bytes. On an O_DIRECT fd a page not aligned to the file's DIO memory
+ *        alignment is copied into an aligned bounce buffer first (atomio_page_alloc() buffers
+ *        never need it), or refused with ATOMIO_E_UNALIGNED under ATOMIO_FILE_NO_COPY; other
+ *        paths copy as needed. A page crossing RLIMIT_FSIZE on an atomic path: -EFBIG, nothing
+ *        written, the file stays usable.
  * @param flags ATOMIO_WRITE_*.
  * @return 0; ATOMIO_E_INVAL, ATOMIO_E_RANGE, ATOMIO_E_UNALIGNED, ATOMIO_E_READ_ONLY,
  *         ATOMIO_E_CLOSED, ATOMIO_E_FAILED, ATOMIO_E_SHORT_WRITE (file now failed),
@@ -540,7 +543,8 @@ ATOMIO_API ATOMIO_NODISCARD int atomio_write_batch(atomio_ctx *ctx, atomio_page_
                                                    size_t n, uint32_t flags);
 
 /**
- * atomio_read() -- read one page.
+ * atomio_read() -- read one page. On an O_DIRECT fd an unaligned page is read through an
+ * aligned copy (ATOMIO_E_UNALIGNED under ATOMIO_FILE_NO_COPY).
  * @return 0; ATOMIO_E_INVAL, ATOMIO_E_RANGE, ATOMIO_E_UNALIGNED, ATOMIO_E_CLOSED, -errno; a page
  *         beyond end of file reads as zeros. Thread-safe. Since 0.1.
  */
@@ -607,6 +611,51 @@ ATOMIO_API const char *atomio_path_name(uint32_t path);
 ATOMIO_API const char *atomio_io_style_name(uint32_t io_style);
 ATOMIO_API const char *atomio_policy_name(uint32_t policy);
 ATOMIO_API const char *atomio_submitter_name(uint32_t submitter);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Engine-owned descriptors and no-durability mode.                                             */
+
+/**
+ * atomio_file_open_fd() -- as atomio_file_open(), on a descriptor the engine opened, so an
+ * engine that budgets its descriptors (PostgreSQL's max_files_per_process) stays in control.
+ * The library probes and writes through @fd, never opens a second descriptor for the file and
+ * never closes @fd (atomio_file_close() leaves it open; close it after that). The fd's flags
+ * decide the paths: DIRECT_ATOMIC only when it is O_DIRECT, BUFFERED_ATOMIC only when it is
+ * not; AUTO never picks the other one, and forcing it fails with ATOMIO_E_PATH_UNSUPPORTED
+ * (the reason: the descriptor is (not) O_DIRECT).
+ * @param fd an open descriptor of a regular file: O_RDWR (O_RDONLY or O_RDWR with
+ *        ATOMIO_FILE_RDONLY), never O_APPEND (the kernel checks an atomic write's alignment at
+ *        the offset asked for, then appends at end of file). Do not change its flags afterwards.
+ * @param path the same file's path (required): the doublewrite store records it for recovery
+ *        and the buffered probe uses its directory. It must name the file @fd refers to.
+ * @param opts as for atomio_file_open(), except ATOMIO_FILE_CREATE and mode, which are
+ *        refused.
+ * @return 0; ATOMIO_E_INVAL (NULL argument, fd < 0, O_APPEND or a wrong access mode, not a
+ *         regular file, path naming another file, ATOMIO_FILE_CREATE or mode set),
+ *         -EBADF (fd not open), and atomio_file_open()'s other errors. On error @fd is left
+ *         open and untouched. Thread-safe. Since 0.2.
+ */
+ATOMIO_API ATOMIO_NODISCARD int atomio_file_open_fd(atomio_ctx *ctx, int fd, const char *path,
+                                                    const atomio_file_opts *opts,
+                                                    atomio_file **out);
+
+/**
+ * atomio_ctx_set_durability() -- switch no-durability mode (for bulk loads, as PostgreSQL's
+ * fsync=off) off or on; ATOMIO_CTX_NO_DURABILITY starts a ctx with durability off.
+ * While off, every page of every path goes straight in place as a plain write (no doublewrite
+ * store, no RWF_ATOMIC, no RWF_DSYNC, ATOMIO_WRITE_DSYNC ignored; counted as UNSAFE pages),
+ * atomio_sync() and atomio_ctx_sync() skip fdatasync, and atomio_file_get_info() reports
+ * torn_write_safe 0 with the reason. A crash then may leave any page torn or lost.
+ * Bring-your-own-ring writes (atomio_prep_write()) stay protected.
+ * Switching it back on waits for write calls still running unprotected, fdatasyncs every open
+ * file of the ctx, then makes the doublewrite store's pending bookkeeping durable, all before
+ * it returns: pages written unprotected are durable before protected writes count again.
+ * @param durable 1 on, 0 off.
+ * @return 0; ATOMIO_E_INVAL (NULL ctx, durable not 0 or 1); the first error of that sync
+ *         (-EIO..., a file that failed (ATOMIO_E_FAILED); such a file is failed for good, as
+ *         after atomio_sync()). Durability is on afterwards even then. Thread-safe. Since 0.2.
+ */
+ATOMIO_API ATOMIO_NODISCARD int atomio_ctx_set_durability(atomio_ctx *ctx, int durable);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Experimental: young parts whose shape may still change between minor releases. Define       */

@@ -44,6 +44,7 @@ _Static_assert(ATOMIO__PATH_COUNT <= ATOMIO_STATS_PATHS, "atomio_stats.pages[] i
 #define ATOMIO_MAX_PAGE (1u << 20)
 
 struct statfs;
+struct rlimit;
 
 /* ---------------------------------------------------------------------------------------- */
 /* Syscall seam (sys.c). Every entry returns >= 0 or -errno; none touches errno for callers. */
@@ -60,6 +61,9 @@ struct atomio_sys {
     int (*ftruncate)(int fd, uint64_t len);
     /* read a small sysfs file into buf (NUL-terminated); returns length or -errno */
     ssize_t (*read_text)(const char *path, char *buf, size_t len);
+    /* getrlimit(2): the RLIMIT_FSIZE check before every RWF_ATOMIC write reads it here, so
+     * tests can fake a limit without lowering the process's own */
+    int (*getrlimit)(int resource, struct rlimit *rl);
 };
 
 /* The live table. Test builds (ATOMIO_TESTING) replace entries; production never does. */
@@ -170,10 +174,12 @@ extern const struct atomio_path_ops atomio__path_buffered;
 extern const struct atomio_path_ops atomio__path_doublewrite;
 extern const struct atomio_path_ops atomio__path_unsafe;
 const struct atomio_path_ops *atomio__path_ops(uint32_t path);
-/* Fill io for a plain single-buffer page write of f (no copy): ATOMIO_E_UNALIGNED if page
- * breaks the fd's alignment. Shared by the direct and unsafe paths. */
+/* Fill io for a single-buffer page write of f. A page that breaks the fd's alignment is
+ * copied into an aligned bounce buffer, or refused with ATOMIO_E_UNALIGNED under
+ * ATOMIO_FILE_NO_COPY or ATOMIO__WRITE_NO_BOUNCE (wflags). Shared by the direct and unsafe
+ * paths. */
 int atomio__prep_page(struct atomio_file *f, uint64_t page_no, const void *page, int rwflags,
-                      struct atomio_io *io);
+                      uint32_t wflags, struct atomio_io *io);
 /* A completion wrote 0 <= n < len: count it, fail the file, return ATOMIO_E_SHORT_WRITE. */
 int atomio__short_write(struct atomio_file *f);
 /* open(2) flags for in-place (non-atomic) writes as the io style asks: DOUBLEWRITE, UNSAFE. */
@@ -246,6 +252,9 @@ struct atomio_ctx {
     struct atomio_file *graveyard[ATOMIO_GRAVEYARD];
     unsigned grave_next;
     _Atomic uint64_t next_file_id;
+    /* no-durability mode (durability.c) */
+    _Atomic uint32_t no_durability;   /* 1 while off: plain in-place writes, no fdatasync */
+    _Atomic uint64_t nodur_inflight;  /* write calls running in that mode right now */
 };
 
 struct atomio_file {
@@ -273,6 +282,7 @@ struct atomio_file {
     char reject[ATOMIO__PATH_COUNT][ATOMIO_REASON_LEN];
     struct atomio_counters stats;
     struct atomio_file *next, *prev;
+    bool adopted_fd;                /* atomio_file_open_fd(): the engine's fd, never closed */
 };
 
 /* Validate a file handle for use: ATOMIO_E_INVAL for NULL, ATOMIO_E_CLOSED, else 0. */
@@ -374,5 +384,28 @@ bool atomio__buf_is_prefaulted(atomio_ctx *ctx, const void *p, size_t len);
 int atomio__buf_track(const atomio_ctx *ctx, void *p, size_t len);
 void atomio__buf_untrack(const atomio_ctx *ctx, void *p);
 void atomio__buf_untrack_ctx(const atomio_ctx *ctx);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Write-path guards: RLIMIT_FSIZE, bounce copies, no-durability mode (write.c, file.c,       */
+/* durability.c).                                                                            */
+
+/* -EFBIG if a write of len bytes at off would cross the process's RLIMIT_FSIZE (read now, it
+ * can change at run time): the kernel would cut an RWF_ATOMIC write at the limit and leave a
+ * half-new page. 0 otherwise (also when the limit cannot be read). */
+int atomio__fsize_check(uint64_t off, uint64_t len);
+/* Copy page into a bounce buffer aligned to align (at least the system page), owned by io
+ * (write.c frees it after completion), and count the copy. Returns the copy or NULL. */
+const void *atomio__bounce_page(struct atomio_file *f, const void *page, size_t align,
+                                struct atomio_io *io);
+/* A write call starts (enter) and ends (leave) in the ctx's current durability mode: enter
+ * returns true when the call runs in no-durability mode; leave must then be called. */
+bool atomio__nodur_enter(atomio_ctx *ctx);
+void atomio__nodur_leave(atomio_ctx *ctx);
+/* The ctx is in no-durability mode now (info, sync). */
+bool atomio__nodur(const atomio_ctx *ctx);
+/* Plain in-place write of one page, no RWF_ATOMIC/RWF_DSYNC, for no-durability mode; the io
+ * is completed by the UNSAFE path's complete(). */
+int atomio__prep_plain(struct atomio_file *f, uint64_t page_no, const void *page,
+                       struct atomio_io *io);
 
 #endif /* ATOMIO_INTERNAL_H */

@@ -200,6 +200,8 @@ atomio_ctx_open(const atomio_ctx_opts *opts, atomio_ctx **out)
             }
         }
     }
+    /* no-durability mode from the start (a bulk load); recovery above ran durably */
+    atomic_store(&ctx->no_durability, (ctx->opts.flags & ATOMIO_CTX_NO_DURABILITY) ? 1 : 0);
     *out = ctx;
     return 0;
 }
@@ -257,6 +259,9 @@ atomio_ctx_sync(atomio_ctx *ctx)
             first = r;
     }
     pthread_mutex_unlock(ctx->lock);
+    /* no-durability mode: nothing is synced (atomio_ctx_set_durability(ctx, 1) does it) */
+    if (atomio__nodur(ctx))
+        return first;
     /* Copies other processes left waiting for a sync: their files synced too, so the store
      * holds nothing but records held for recovery afterwards. */
     int r = ctx->store ? atomio__store_release_all(ctx) : 0;

@@ -101,19 +101,54 @@ atomio__short_write(atomio_file *f)
     return ATOMIO_E_SHORT_WRITE;
 }
 
+const void *
+atomio__bounce_page(atomio_file *f, const void *page, size_t align, struct atomio_io *io)
+{
+    void *b = atomio__buf_alloc(f->ctx, f->page_size, align);
+    if (!b)
+        return NULL;
+    memcpy(b, page, f->page_size);
+    io->bounce = b;
+    ATOMIO_COUNT(&f->stats, bounce_copies, 1);
+    ATOMIO_COUNT(&f->ctx->stats, bounce_copies, 1);
+    return b;
+}
+
+/*
+ * atomio__prep_page() -- an O_DIRECT fd takes only buffers at its DIO memory alignment. An
+ * engine whose page frames are not aligned (PostgreSQL's shared buffers) still gets its
+ * pages written: through an aligned copy, unless it said it never wants one
+ * (ATOMIO_FILE_NO_COPY) or nobody could free the copy (bring-your-own-ring).
+ */
 int
 atomio__prep_page(atomio_file *f, uint64_t page_no, const void *page, int rwflags,
-                  struct atomio_io *io)
+                  uint32_t wflags, struct atomio_io *io)
 {
-    if ((uintptr_t)page % f->mem_align)
-        return ATOMIO_E_UNALIGNED;
+    const void *src = page;
+    if ((uintptr_t)page % f->mem_align) {
+        if ((f->fflags & ATOMIO_FILE_NO_COPY) || (wflags & ATOMIO__WRITE_NO_BOUNCE))
+            return ATOMIO_E_UNALIGNED;
+        src = atomio__bounce_page(f, page, f->mem_align, io);
+        if (!src)
+            return -ENOMEM;
+    }
     io->fd = f->fd;
-    io->buf = page;
+    io->buf = src;
     io->len = f->page_size;
     io->off = page_no << f->page_shift;
     io->rwflags = rwflags;
     io->file = f;
     return 0;
+}
+
+/*
+ * atomio__prep_plain() -- no-durability mode: the page goes straight in place as a plain
+ * write on the file's own fd, whatever its path (no store, no RWF_ATOMIC, no RWF_DSYNC).
+ */
+int
+atomio__prep_plain(atomio_file *f, uint64_t page_no, const void *page, struct atomio_io *io)
+{
+    return atomio__prep_page(f, page_no, page, 0, 0, io);
 }
 
 int
@@ -212,6 +247,28 @@ file_free(atomio_file *f)
 }
 
 /*
+ * adopted_caps() -- what an engine's own descriptor allows, as the selection sees it: the
+ * library never opens a second descriptor for such a file, so a path needing other open flags
+ * than the fd has is impossible, with the reason said (the probe figures in f->caps stay as
+ * measured).
+ */
+static void
+adopted_caps(const atomio_file *f, atomio_caps *c)
+{
+    if (!f->o_direct) {
+        c->direct_atomic = ATOMIO_ATOMIC_NONE;
+        atomio__reason(c->reason_direct,
+                       "the engine's descriptor (atomio_file_open_fd) is not O_DIRECT; "
+                       "DIRECT_ATOMIC needs O_DIRECT and the library opens no second one");
+    } else {
+        c->buffered_atomic = 0;
+        atomio__reason(c->reason_buffered,
+                       "the engine's descriptor (atomio_file_open_fd) is O_DIRECT; "
+                       "BUFFERED_ATOMIC needs a page-cache descriptor");
+    }
+}
+
+/*
  * choose_path() -- probe the open fd, select, calibrate if the policy asks, record reasons.
  * Returns 0 or the selection's error.
  */
@@ -227,8 +284,11 @@ choose_path(atomio_file *f, uint32_t forced)
     r = atomio__probe_fd(f->fd, dir, f->page_size, &f->caps);
     if (r < 0)
         return r;
+    atomio_caps sel_caps = f->caps;
+    if (f->adopted_fd)
+        adopted_caps(f, &sel_caps);
 
-    struct atomio_select_in in = {.caps = &f->caps,
+    struct atomio_select_in in = {.caps = &sel_caps,
                                   .io_style = f->io_style,
                                   .policy = f->policy,
                                   .forced = forced,
@@ -254,25 +314,25 @@ choose_path(atomio_file *f, uint32_t forced)
     return 0;
 }
 
-int
-atomio_file_open(atomio_ctx *ctx, const char *path, const atomio_file_opts *opts,
-                 atomio_file **out)
+/* file_new() -- validate the options and make the handle (no fd yet). */
+static int
+file_new(atomio_ctx *ctx, const char *path, const atomio_file_opts *opts, atomio_file **out,
+         atomio_file_opts *o, uint32_t *forced, atomio_file **fp)
 {
     if (!out)
         return ATOMIO_E_INVAL;
     *out = NULL;
     if (!ctx || !path || !*path || !opts)
         return ATOMIO_E_INVAL;
-    atomio_file_opts o;
-    int r = atomio__copy_in(&o, sizeof(o), opts);
+    int r = atomio__copy_in(o, sizeof(*o), opts);
     if (r == 0)
-        r = check_file_opts(&o);
-    uint32_t forced = o.path;
+        r = check_file_opts(o);
+    *forced = o->path;
     if (r == 0)
-        r = path_from_env(&forced);
+        r = path_from_env(forced);
     if (r < 0)
         return r;
-    if ((o.flags & ATOMIO_FILE_RDONLY) && (o.flags & ATOMIO_FILE_CREATE))
+    if ((o->flags & ATOMIO_FILE_RDONLY) && (o->flags & ATOMIO_FILE_CREATE))
         return ATOMIO_E_INVAL;
 
     atomio_file *f = calloc(1, sizeof(*f));
@@ -286,12 +346,56 @@ atomio_file_open(atomio_ctx *ctx, const char *path, const atomio_file_opts *opts
     pthread_mutex_init(f->lock, NULL);
     f->ctx = ctx;
     f->fd = -1;
-    f->fflags = o.flags;
-    f->rdonly = (o.flags & ATOMIO_FILE_RDONLY) != 0;
-    f->page_size = o.page_size;
-    f->page_shift = (uint32_t)__builtin_ctz(o.page_size);
-    f->io_style = o.io_style;
-    f->policy = o.policy ? o.policy : ctx->opts.policy;
+    f->fflags = o->flags;
+    f->rdonly = (o->flags & ATOMIO_FILE_RDONLY) != 0;
+    f->page_size = o->page_size;
+    f->page_shift = (uint32_t)__builtin_ctz(o->page_size);
+    f->io_style = o->io_style;
+    f->policy = o->policy ? o->policy : ctx->opts.policy;
+    *fp = f;
+    return 0;
+}
+
+/* set_mem_align() -- the buffer alignment f's fd needs. */
+static void
+set_mem_align(atomio_file *f)
+{
+    f->mem_align = 1;
+    if (f->o_direct)
+        f->mem_align = f->caps.dio_mem_align > 4096 ? f->caps.dio_mem_align : 4096;
+}
+
+/* file_join() -- record the file in the store and the ctx's list. */
+static int
+file_join(atomio_file *f)
+{
+    atomio_ctx *ctx = f->ctx;
+    if (ctx->store && !f->rdonly) {
+        /* A file written without the store from now on fences off its older copies. */
+        bool fence = atomic_load(&f->path_cur) != ATOMIO_PATH_DOUBLEWRITE || atomio__nodur(ctx);
+        int r = atomio__store_register(ctx, f, fence);
+        if (r < 0)
+            return r;
+    }
+    pthread_mutex_lock(ctx->lock);
+    f->next = ctx->files;
+    if (ctx->files)
+        ctx->files->prev = f;
+    ctx->files = f;
+    pthread_mutex_unlock(ctx->lock);
+    return 0;
+}
+
+int
+atomio_file_open(atomio_ctx *ctx, const char *path, const atomio_file_opts *opts,
+                 atomio_file **out)
+{
+    atomio_file_opts o;
+    uint32_t forced;
+    atomio_file *f = NULL;
+    int r = file_new(ctx, path, opts, out, &o, &forced, &f);
+    if (r < 0)
+        return r;
 
     /* Create only if missing, and remember it: a failed open must not leave a file behind. */
     bool created = false;
@@ -333,25 +437,11 @@ atomio_file_open(atomio_ctx *ctx, const char *path, const atomio_file_opts *opts
     atomio__sys.close(f->fd);
     f->fd = nfd;
     f->open_flags = (f->rdonly ? O_RDONLY : O_RDWR) | (f->o_direct ? O_DIRECT : 0);
-    f->mem_align = 1;
-    if (f->o_direct) {
-        uint32_t a = f->caps.dio_mem_align > 4096 ? f->caps.dio_mem_align : 4096;
-        f->mem_align = a;
-    }
+    set_mem_align(f);
 
-    if (ctx->store && !f->rdonly) {
-        /* A file written without the store from now on fences off its older copies. */
-        r = atomio__store_register(ctx, f, p != ATOMIO_PATH_DOUBLEWRITE);
-        if (r < 0)
-            goto fail;
-    }
-
-    pthread_mutex_lock(ctx->lock);
-    f->next = ctx->files;
-    if (ctx->files)
-        ctx->files->prev = f;
-    ctx->files = f;
-    pthread_mutex_unlock(ctx->lock);
+    r = file_join(f);
+    if (r < 0)
+        goto fail;
     *out = f;
     return 0;
 
@@ -361,6 +451,68 @@ fail:
     if (created)
         unlink(path);
     file_free(f);
+    return r;
+}
+
+/*
+ * atomio_file_open_fd() -- as atomio_file_open(), on a descriptor the engine opened and keeps
+ * (engines that budget descriptors, as PostgreSQL's max_files_per_process). The fd is used as
+ * it is, for the probe and for every read and write: no second descriptor is opened for the
+ * file, and the fd is never closed. Its open flags decide what is possible: O_DIRECT or not
+ * (see adopted_caps()), and O_APPEND is refused, because the kernel checks an RWF_ATOMIC
+ * write's alignment at the offset asked for and then appends at end of file.
+ */
+int
+atomio_file_open_fd(atomio_ctx *ctx, int fd, const char *path, const atomio_file_opts *opts,
+                    atomio_file **out)
+{
+    atomio_file_opts o;
+    uint32_t forced;
+    atomio_file *f = NULL;
+    int r = file_new(ctx, path, opts, out, &o, &forced, &f);
+    if (r < 0)
+        return r;
+    f->adopted_fd = true;
+    r = ATOMIO_E_INVAL;
+    /* No file is created here: the engine did that when it opened fd. */
+    if (fd < 0 || (o.flags & ATOMIO_FILE_CREATE) || o.mode)
+        goto fail;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0) {
+        r = -EBADF;
+        goto fail;
+    }
+    int acc = fl & O_ACCMODE;
+    if ((fl & O_APPEND) || (f->rdonly ? acc == O_WRONLY : acc != O_RDWR))
+        goto fail;
+    struct stat st, pst;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        goto fail;
+    /* path is what the store records and recovery reopens: it must name this very file. */
+    if (stat(path, &pst) != 0 || pst.st_dev != st.st_dev || pst.st_ino != st.st_ino)
+        goto fail;
+    f->path = realpath(path, NULL);
+    if (!f->path) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    f->fd = fd;
+    f->o_direct = (fl & O_DIRECT) != 0;
+    f->open_flags = fl;
+    f->file_id = o.file_id ? o.file_id : derive_file_id(&st);
+
+    r = choose_path(f, forced);
+    if (r < 0)
+        goto fail;
+    set_mem_align(f);
+    r = file_join(f);
+    if (r < 0)
+        goto fail;
+    *out = f;
+    return 0;
+
+fail:
+    file_free(f); /* the fd stays the engine's, open */
     return r;
 }
 
@@ -391,7 +543,8 @@ atomio_file_close(atomio_file *f)
     ctx->graveyard[slot] = f;
     pthread_mutex_unlock(ctx->lock);
     file_free(old);
-    r = atomio__sys.close(f->fd);
+    /* An adopted descriptor is the engine's: it stays open. */
+    r = f->adopted_fd ? 0 : atomio__sys.close(f->fd);
     f->fd = -1;
     return r;
 }
@@ -410,6 +563,9 @@ atomio_file_get_info(const atomio_file *f, atomio_file_info *info)
     pthread_mutex_lock(f->lock);
     i.path = atomic_load(&f->path_cur);
     i.torn_write_safe = i.path != ATOMIO_PATH_UNSAFE;
+    bool nodur = atomio__nodur(f->ctx);
+    if (nodur)
+        i.torn_write_safe = 0;
     i.state = atomic_load(&f->state);
     i.page_size = f->page_size;
     i.io_style = f->io_style;
@@ -423,6 +579,12 @@ atomio_file_get_info(const atomio_file *f, atomio_file_info *info)
     i.calib_atomic_ns = f->calib_atomic_ns;
     i.calib_doublewrite_ns = f->calib_doublewrite_ns;
     memcpy(i.reason, f->reason, sizeof(i.reason));
+    if (nodur)
+        atomio__reason(i.reason,
+                       "no-durability mode (atomio_ctx_set_durability): pages go in place as "
+                       "plain writes, unprotected and never synced; %s resumes when durability "
+                       "is switched back on",
+                       atomio_path_name(i.path));
     memcpy(i.reject_direct, f->reject[ATOMIO_PATH_DIRECT_ATOMIC], sizeof(i.reject_direct));
     memcpy(i.reject_buffered, f->reject[ATOMIO_PATH_BUFFERED_ATOMIC], sizeof(i.reject_buffered));
     memcpy(i.reject_doublewrite, f->reject[ATOMIO_PATH_DOUBLEWRITE],
@@ -468,6 +630,10 @@ atomio_sync(atomio_file *f)
         return r;
     if (atomic_load(&f->state) == ATOMIO_STATE_FAILED)
         return ATOMIO_E_FAILED;
+    /* No-durability mode (bulk load, as fsync=off): nothing is made durable until
+     * atomio_ctx_set_durability(ctx, 1), which syncs every file itself. */
+    if (atomio__nodur(f->ctx))
+        return 0;
     return atomio__file_datasync(f);
 }
 
@@ -481,14 +647,27 @@ atomio_read(atomio_file *f, uint64_t page_no, void *page)
         return ATOMIO_E_INVAL;
     if (page_no > ((uint64_t)INT64_MAX >> f->page_shift) - 1)
         return ATOMIO_E_RANGE;
-    if ((uintptr_t)page % f->mem_align)
-        return ATOMIO_E_UNALIGNED;
+    /* An O_DIRECT fd reads only into aligned memory: read into an aligned copy and hand that
+     * over, unless the engine never wants a copy (as for writes). */
+    void *dst = page, *bounce = NULL;
+    if ((uintptr_t)page % f->mem_align) {
+        if (f->fflags & ATOMIO_FILE_NO_COPY)
+            return ATOMIO_E_UNALIGNED;
+        bounce = atomio__buf_alloc(f->ctx, f->page_size, f->mem_align);
+        if (!bounce)
+            return -ENOMEM;
+        ATOMIO_COUNT(&f->stats, bounce_copies, 1);
+        ATOMIO_COUNT(&f->ctx->stats, bounce_copies, 1);
+        dst = bounce;
+    }
     uint64_t off = page_no << f->page_shift;
     size_t done = 0;
     while (done < f->page_size) {
-        ssize_t n = atomio__sys.pread(f->fd, (char *)page + done, f->page_size - done, off + done);
-        if (n < 0)
+        ssize_t n = atomio__sys.pread(f->fd, (char *)dst + done, f->page_size - done, off + done);
+        if (n < 0) {
+            atomio__buf_free(f->ctx, bounce, f->page_size);
             return (int)n;
+        }
         if (n == 0)
             break; /* end of file: the rest reads as zeros */
         done += (size_t)n;
@@ -496,6 +675,10 @@ atomio_read(atomio_file *f, uint64_t page_no, void *page)
             break; /* a DIO read ends at EOF only */
     }
     if (done < f->page_size)
-        memset((char *)page + done, 0, f->page_size - done);
+        memset((char *)dst + done, 0, f->page_size - done);
+    if (bounce) {
+        memcpy(page, bounce, f->page_size);
+        atomio__buf_free(f->ctx, bounce, f->page_size);
+    }
     return 0;
 }

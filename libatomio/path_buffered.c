@@ -41,7 +41,11 @@ static int
 buffered_prep(struct atomio_file *f, uint64_t page_no, const void *page, uint32_t wflags,
               struct atomio_io *io)
 {
-    /* wflags' DSYNC is moot: RWF_DSYNC is always part of the recipe. */
+    /* wflags' DSYNC is moot: RWF_DSYNC is always part of the recipe. A page the kernel would
+     * cut at RLIMIT_FSIZE is refused before anything is copied or written. */
+    int r = atomio__fsize_check(page_no << f->page_shift, f->page_size);
+    if (r < 0)
+        return r;
     uintptr_t align = (uintptr_t)atomio__sys_page_size();
     const void *src = page;
 
@@ -54,14 +58,11 @@ buffered_prep(struct atomio_file *f, uint64_t page_no, const void *page, uint32_
         if ((f->fflags & ATOMIO_FILE_NO_COPY) || (wflags & ATOMIO__WRITE_NO_BOUNCE))
             return ATOMIO_E_NO_COPY;
         size_t balign = f->page_size > align ? f->page_size : align;
-        void *b = atomio__buf_alloc(f->ctx, f->page_size, balign);
-        if (!b)
-            return -ENOMEM;
         /* The copy happens here, in user space, where a fault on the caller's buffer is an
          * ordinary page-in, not a half-copied folio. */
-        memcpy(b, page, f->page_size);
-        io->bounce = b;
-        src = b;
+        src = atomio__bounce_page(f, page, balign, io);
+        if (!src)
+            return -ENOMEM;
     }
     io->fd = f->fd;
     io->buf = src;

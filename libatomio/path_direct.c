@@ -2,7 +2,8 @@
 /*
  * path_direct.c -- DIRECT_ATOMIC (docs/design.md, "Data flow"): O_DIRECT, one aligned buffer, offset =
  * page_no x page_size, RWF_ATOMIC (+RWF_DSYNC on request), never O_APPEND/RWF_APPEND (the
- * kernel skips its alignment check for appends). The caller's buffer is used as it is.
+ * kernel skips its alignment check for appends). The caller's buffer is used as it is when it
+ * has the fd's DIO alignment, else copied into an aligned bounce buffer.
  */
 #include "atomio_internal.h"
 
@@ -16,12 +17,21 @@ direct_open_flags(const struct atomio_file *f)
     return O_DIRECT;
 }
 
+/*
+ * direct_prep() -- refuse a page the kernel would cut at RLIMIT_FSIZE (it checks the limit
+ * after the atomic checks and writes the part below it), then the write itself; an unaligned
+ * page is copied into an aligned bounce buffer (atomio__prep_page()).
+ */
 static int
 direct_prep(struct atomio_file *f, uint64_t page_no, const void *page, uint32_t wflags,
             struct atomio_io *io)
 {
+    int r = atomio__fsize_check(page_no << f->page_shift, f->page_size);
+    if (r < 0)
+        return r;
     return atomio__prep_page(f, page_no, page,
-                             RWF_ATOMIC | ((wflags & ATOMIO_WRITE_DSYNC) ? RWF_DSYNC : 0), io);
+                             RWF_ATOMIC | ((wflags & ATOMIO_WRITE_DSYNC) ? RWF_DSYNC : 0),
+                             wflags, io);
 }
 
 /*

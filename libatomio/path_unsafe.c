@@ -12,7 +12,8 @@ static int
 unsafe_prep(struct atomio_file *f, uint64_t page_no, const void *page, uint32_t wflags,
             struct atomio_io *io)
 {
-    return atomio__prep_page(f, page_no, page, (wflags & ATOMIO_WRITE_DSYNC) ? RWF_DSYNC : 0, io);
+    return atomio__prep_page(f, page_no, page, (wflags & ATOMIO_WRITE_DSYNC) ? RWF_DSYNC : 0,
+                             wflags, io);
 }
 
 static int

@@ -17,6 +17,9 @@ sync_submit(atomio_ctx *ctx, struct atomio_io *ios, size_t n)
         struct iovec one = {.iov_base = (void *)(uintptr_t)io->buf, .iov_len = io->len};
         const struct iovec *iov = io->iovcnt ? io->iov : &one;
         int cnt = io->iovcnt ? (int)io->iovcnt : 1;
+        /* Never an append: the kernel would check an atomic write's alignment at off and
+         * then write at end of file. */
+        ATOMIO_ASSERT(!(io->rwflags & RWF_APPEND));
         ssize_t r;
         do
             r = atomio__sys.pwritev2(io->fd, iov, cnt, io->off, io->rwflags);

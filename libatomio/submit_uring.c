@@ -286,6 +286,9 @@ prep_write(struct io_uring_sqe *sqe, const struct atomio_io *io, size_t idx)
         io_uring_prep_writev(sqe, io->fd, io->iov, io->iovcnt, io->off);
     else
         io_uring_prep_write(sqe, io->fd, io->buf, io->len, io->off);
+    /* Never an append: the kernel would check an atomic write's alignment at off and then
+     * write at end of file. */
+    ATOMIO_ASSERT(!(io->rwflags & RWF_APPEND));
     sqe->rw_flags = io->rwflags;
     io_uring_sqe_set_data64(sqe, idx);
 }

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -125,6 +126,14 @@ sys_read_text(const char *path, char *buf, size_t len)
     KEEP_ERRNO_RET(n);
 }
 
+static int
+sys_getrlimit(int resource, struct rlimit *rl)
+{
+    KEEP_ERRNO_BEGIN;
+    int r = getrlimit((__rlimit_resource_t)resource, rl);
+    KEEP_ERRNO_RET(r < 0 ? -errno : 0);
+}
+
 const struct atomio_sys atomio__sys_real = {
     .open = sys_open,
     .close = sys_close,
@@ -136,6 +145,7 @@ const struct atomio_sys atomio__sys_real = {
     .fallocate = sys_fallocate,
     .ftruncate = sys_ftruncate,
     .read_text = sys_read_text,
+    .getrlimit = sys_getrlimit,
 };
 
 struct atomio_sys atomio__sys = {
@@ -149,4 +159,5 @@ struct atomio_sys atomio__sys = {
     .fallocate = sys_fallocate,
     .ftruncate = sys_ftruncate,
     .read_text = sys_read_text,
+    .getrlimit = sys_getrlimit,
 };

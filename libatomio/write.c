@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 /*
  * atomio__write_check() -- the file-level checks every page write passes before its path's
@@ -32,6 +33,25 @@ atomio__write_check(atomio_file *f, uint64_t page_no, const void *page)
         return ATOMIO_E_FAILED;
     if (page_no > ((uint64_t)INT64_MAX >> f->page_shift) - 1)
         return ATOMIO_E_RANGE;
+    return 0;
+}
+
+/*
+ * atomio__fsize_check() -- the kernel checks RLIMIT_FSIZE after the atomic checks and cuts a
+ * write crossing it to the part below the limit: an RWF_ATOMIC write would leave a half-new
+ * page (and fail the file). The limit is per process and can change at any time (setrlimit,
+ * prlimit from outside), so it is read for every atomic write; a getrlimit is a fraction of a
+ * microsecond against tens for the write. A limit lowered between this check and the kernel's
+ * still cuts the write, which then fails the file as any short write does.
+ */
+int
+atomio__fsize_check(uint64_t off, uint64_t len)
+{
+    struct rlimit rl;
+    if (atomio__sys.getrlimit(RLIMIT_FSIZE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+        return 0;
+    if (off + len > (uint64_t)rl.rlim_cur)
+        return -EFBIG;
     return 0;
 }
 
@@ -157,6 +177,9 @@ write_entries(atomio_ctx *ctx, atomio_page_write *w, size_t n, uint32_t flags)
     }
     size_t nio = 0, ndw = 0;
     uint64_t t0 = atomio__now_ns();
+    /* No-durability mode is decided once per call: every page of it goes in place as a plain
+     * write (counted as UNSAFE), the doublewrite store included. */
+    bool nodur = atomio__nodur_enter(ctx);
 
     for (size_t i = 0; i < n; i++) {
         int r = check_entry(ctx, &w[i]);
@@ -168,6 +191,17 @@ write_entries(atomio_ctx *ctx, atomio_page_write *w, size_t n, uint32_t flags)
         uint32_t wflags = flags | ((f->fflags & ATOMIO_FILE_DSYNC) ? ATOMIO_WRITE_DSYNC : 0);
         uint32_t path = atomic_load(&f->path_cur);
         const struct atomio_path_ops *ops = atomio__path_ops(path);
+        if (nodur) {
+            r = atomio__prep_plain(f, w[i].page_no, w[i].page, &ios[nio]);
+            if (r < 0) {
+                w[i].result = r;
+                continue;
+            }
+            ios[nio].index = (uint32_t)i;
+            ios[nio].path = ATOMIO_PATH_UNSAFE;
+            nio++;
+            continue;
+        }
         if (!ops->prep) {
             dw[ndw] = (struct atomio_dw_item){.file = f, .page_no = w[i].page_no,
                                               .page = w[i].page};
@@ -223,6 +257,8 @@ write_entries(atomio_ctx *ctx, atomio_page_write *w, size_t n, uint32_t flags)
             w[dw_entry[k]].result = dw[k].result;
     }
 
+    if (nodur)
+        atomio__nodur_leave(ctx);
     int ok = 0;
     for (size_t i = 0; i < n; i++)
         ok += w[i].result == 0;

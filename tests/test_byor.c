@@ -184,8 +184,12 @@ Test(byor, prep_checks_match_atomio_write)
         int r =
             atomio_prep_write(cases[i].f, &sqe, cases[i].page_no, cases[i].page, cases[i].flags);
         cr_assert_eq(r, cases[i].want, "%s: %s", cases[i].what, atomio_err_name(r));
-        cr_assert_eq(atomio_write(cases[i].f, cases[i].page_no, cases[i].page, cases[i].flags), r,
-                     "%s: atomio_write() disagrees", cases[i].what);
+        /* except a misaligned page, which atomio_write() copies through a bounce buffer
+         * (test_bounce.c) and the engine's ring cannot (nobody would free the copy) */
+        if (r != ATOMIO_E_UNALIGNED)
+            cr_assert_eq(atomio_write(cases[i].f, cases[i].page_no, cases[i].page,
+                                      cases[i].flags),
+                         r, "%s: atomio_write() disagrees", cases[i].what);
         assert_nop(&sqe, 40 + i);
     }
 
@@ -594,9 +598,10 @@ Test(byor, engine_ring_einval_then_retry)
     cr_assert_eq(atomio_ctx_close(ctx), 0);
 }
 
-/* A real short write through the engine's ring: the page crosses RLIMIT_FSIZE, the kernel
- * writes the part below the limit. The CQE fails the file, as the same write through
- * atomio_write() does. */
+/* A real short write through the engine's ring: RLIMIT_FSIZE is lowered after the SQE was
+ * prepared (atomio_prep_write() refuses a page crossing the limit it sees), so the kernel
+ * writes the part below the limit. The CQE fails the file. The same write through
+ * atomio_write() is refused before it is issued: -EFBIG, and that file stays usable. */
 Test(byor, engine_ring_real_short_write_fails_file)
 {
     struct t_fs fs;
@@ -611,11 +616,11 @@ Test(byor, engine_ring_real_short_write_fails_file)
 
     signal(SIGXFSZ, SIG_IGN);
     struct rlimit rl = {.rlim_cur = 10 * PS + 1024, .rlim_max = RLIM_INFINITY};
-    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
 
     struct io_uring_sqe *sqe = get_sqe(&ring);
     cr_assert_eq(atomio_prep_write(f, sqe, 10, page, 0), 0);
     io_uring_sqe_set_data64(sqe, tag(TAG_ATOMIO, 0));
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
     int res[1], none[1];
     ring_run(&ring, 1, res, none, none);
     int lr = atomio_write(lib, 10, page, 0);
@@ -627,10 +632,11 @@ Test(byor, engine_ring_real_short_write_fails_file)
                      res[0]);
     cr_assert(res[0] >= 0 && res[0] < (int)PS, "CQE %d", res[0]);
     cr_assert_eq(atomio_complete_write(f, res[0], PS), ATOMIO_E_SHORT_WRITE);
-    cr_assert_eq(lr, ATOMIO_E_SHORT_WRITE);
+    cr_assert_eq(lr, -EFBIG, "atomio_write() across the limit: %s", atomio_err_name(lr));
     cr_assert_eq(t_info(f).state, ATOMIO_STATE_FAILED);
-    cr_assert_eq(t_info(lib).state, ATOMIO_STATE_FAILED);
-    cr_assert_eq(t_fstats(f).short_writes, t_fstats(lib).short_writes);
+    cr_assert_eq(t_info(lib).state, ATOMIO_STATE_OK);
+    cr_assert_eq(t_fstats(f).short_writes, 1);
+    cr_assert_eq(t_fstats(lib).short_writes, 0);
     io_uring_queue_exit(&ring);
     atomio_page_free(ctx, page, PS, 1);
     cr_assert_eq(atomio_ctx_close(ctx), 0);
