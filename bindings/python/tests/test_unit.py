@@ -676,3 +676,16 @@ def test_unapplied_callback_exception_is_reraised(scratch):
     assert ei.value.__cause__.name == "ATOMIO_E_UNAPPLIED"
     r = atomio.store_reset(store)
     assert r.pages_discarded == 2, r
+
+
+def test_reason_is_not_left_over_from_an_earlier_failure(scratch):
+    """A failure that sets no reason of its own must not carry the previous one."""
+    store = _store(scratch)
+    with _store_ctx(store):
+        with pytest.raises(Error) as ei:
+            atomio.Ctx(store)
+        assert ei.value.reason
+        with pytest.raises(Error) as ei:
+            atomio.store_reset(scratch / "missing")
+        assert ei.value.name == "ENOENT"
+        assert ei.value.reason is None, "atomio_store_reset() kept an earlier failure's reason"

@@ -879,6 +879,28 @@ fn unapplied_panic_is_resumed() {
     assert_eq!(atomio::store_reset(&store).unwrap().pages_discarded, 2);
 }
 
+#[test]
+fn reason_is_not_left_over_from_an_earlier_failure() {
+    // A failure that sets no reason of its own must not carry the previous one.
+    setup();
+    let (d, store) = new_store("stale");
+    let _ctx = match store_ctx(&CtxOptions::new().doublewrite_dir(&store)) {
+        Some(c) => c,
+        None => return,
+    };
+    let e = Ctx::open(&CtxOptions::new().doublewrite_dir(&store))
+        .err()
+        .unwrap();
+    assert!(e.reason().is_some(), "{}", e);
+    let e = atomio::store_reset(d.path().join("missing")).unwrap_err();
+    assert_eq!(e.name(), "ENOENT");
+    assert_eq!(
+        e.reason(),
+        None,
+        "atomio_store_reset() kept an earlier failure's reason"
+    );
+}
+
 // --- child processes: this test binary run again with CHILD_ENV naming a job ----------------
 
 const CHILD_ENV: &str = "ATOMIO_RS_TEST_CHILD";
