@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import enum
+import os
 import sys
 import threading
 import warnings
@@ -35,9 +36,9 @@ from ._lib import LibraryNotFound
 __all__ = [
     "Error", "ShortWriteError", "FileFailedError", "ClosedError", "PathUnsupportedError",
     "BatchError", "LibraryNotFound", "Path", "IoStyle", "Policy", "Submitter", "State",
-    "DirectAtomic", "Caps", "StatxMirror", "FileInfo", "Stats", "RecoveryReport", "PageBuffer",
-    "Ctx", "File",
-    "probe", "version", "library_path", "strerror", "err_name",
+    "DirectAtomic", "DoublewriteMode", "Caps", "StatxMirror", "FileInfo", "Stats",
+    "RecoveryReport", "PageBuffer", "Ctx", "File",
+    "probe", "version", "library_path", "strerror", "err_name", "last_reason", "store_reset",
 ]
 
 Buffer = Union[bytes, bytearray, memoryview, "PageBuffer"]
@@ -89,6 +90,12 @@ class DirectAtomic(enum.IntEnum):
     SOFTWARE = _lib.ATOMIC_SOFTWARE
 
 
+class DoublewriteMode(enum.IntEnum):
+    """enum atomio_doublewrite_mode: when the doublewrite store releases a page's copy."""
+    SYNC_BATCH = _lib.DOUBLEWRITE_SYNC_BATCH  # each batch syncs its data files, then releases
+    DEFERRED = _lib.DOUBLEWRITE_DEFERRED      # released once the engine's syncs cover it
+
+
 def _enum(cls, value):
     """cls(value), or the plain int when a newer library returns a value this module lacks."""
     try:
@@ -112,6 +119,9 @@ class Error(Exception):
     """A negative libatomio result: code (< 0), name (atomio_err_name), message (atomio_strerror).
 
     detail, when set, says what the binding was doing (e.g. which length it got).
+    reason, for a failed Ctx() open, Ctx.recover() or store_reset(), is the library's own
+    explanation (atomio_last_reason(): which check failed, who holds the store, what to do);
+    None for other calls or when the library gave none.
     errno is -code for kernel errors and None for ATOMIO_E_* codes.
     """
 
@@ -121,19 +131,22 @@ class Error(Exception):
             cls = _SUBCLASSES.get(code, Error)
         return super().__new__(cls)
 
-    def __init__(self, code: int, detail: Optional[str] = None):
+    def __init__(self, code: int, detail: Optional[str] = None, reason: Optional[str] = None):
         self.code = int(code)
         self.name = err_name(self.code)
         self.message = strerror(self.code)
         self.detail = detail
+        self.reason = reason or None
         self.errno = -self.code if -4096 < self.code < 0 else None
         text = f"{self.name} ({self.code}): {self.message}"
         if detail:
             text += f" [{detail}]"
+        if self.reason:
+            text += f": {self.reason}"
         super().__init__(text)
 
     def __reduce__(self):
-        return (type(self), (self.code, self.detail))
+        return (type(self), (self.code, self.detail, self.reason))
 
 
 class ShortWriteError(Error):
@@ -178,6 +191,22 @@ def _check(rc: int, detail: Optional[str] = None) -> int:
     if rc < 0:
         raise Error(rc, detail)
     return rc
+
+
+def last_reason() -> str:
+    """atomio_last_reason(): the library's explanation of the last failure of a ctx open,
+    a recovery or a store reset on the calling thread ("" if none). Errors of those calls
+    carry it already, as Error.reason."""
+    return _lib.lib().atomio_last_reason().decode("utf-8", "replace")
+
+
+def _reason() -> Optional[str]:
+    """last_reason() right after a failed call, for its Error (None when the library has
+    nothing to say). Read on the failing call's thread: the library keeps it per thread."""
+    try:
+        return last_reason() or None
+    except NotImplementedError:
+        return None  # a library without atomio_last_reason(): the code alone
 
 
 # --- result records ------------------------------------------------------------------------
@@ -313,6 +342,13 @@ class Stats:
     recovered_pages: int
     uring_fallbacks: int
     lat_hist: Tuple[int, ...]
+    bounce_copies: int      # pages copied to an aligned buffer before an O_DIRECT write
+    forced_syncs: int       # data-file syncs the library made because the store ran short
+    group_commits: int      # store durability barriers (fdatasync of the store)
+    group_records: int      # store records those barriers made durable
+    store_bytes: int        # store capacity (ctx only; 0 for a file and without a store)
+    store_bytes_used: int   # store bytes holding copies not yet released (ctx only)
+    attached: int           # processes attached to the store (ctx only)
 
     @property
     def pages_total(self) -> int:
@@ -326,7 +362,13 @@ class Stats:
             batches=s.batches, downgrades=s.downgrades, short_writes=s.short_writes,
             failed_syncs=s.failed_syncs, recovered_pages=s.recovered_pages,
             uring_fallbacks=s.uring_fallbacks, lat_hist=tuple(s.lat_hist),
+            **{n: getattr(s, n) for n in _STATS_STORE_FIELDS},
         )
+
+
+# The atomio_stats fields after lat_hist, copied as they are.
+_STATS_STORE_FIELDS = ("bounce_copies", "forced_syncs", "group_commits", "group_records",
+                       "store_bytes", "store_bytes_used", "attached")
 
 
 def _pages(raw) -> Dict[Union[Path, int], int]:
@@ -340,7 +382,8 @@ def _pages(raw) -> Dict[Union[Path, int], int]:
 
 @dataclass(frozen=True)
 class RecoveryReport:
-    """atomio_recovery_report."""
+    """atomio_recovery_report. batches_discarded counts the live records store_reset()
+    dropped; pages_discarded the copies dropped by Ctx.discard_file() or a reset."""
     segments_scanned: int
     batches_scanned: int
     batches_valid: int
@@ -383,6 +426,21 @@ def probe(path, page_size: int) -> Caps:
     _check(_lib.lib().atomio_probe(_path_arg(path), page_size, ctypes.byref(caps)),
            f"probe {path!s} at page size {page_size}")
     return Caps._from(caps)
+
+
+def store_reset(doublewrite_dir) -> RecoveryReport:
+    """atomio_store_reset(): the operator's explicit discard of every copy a doublewrite store
+    holds; the next Ctx() lays it out afresh. Refused (ATOMIO_E_STORE_LOCKED) while any
+    process has the store open. Returns what was discarded (batches_discarded,
+    pages_discarded); a failure raises Error with .reason and .report."""
+    r = _lib.sized(_lib.RecoveryReport)
+    rc = _lib.lib().atomio_store_reset(_path_arg(doublewrite_dir), ctypes.byref(r))
+    report = RecoveryReport._from(r)
+    if rc < 0:
+        err = Error(rc, f"store reset {doublewrite_dir!s}", _reason())
+        err.report = report
+        raise err
+    return report
 
 
 def _valid_page_size(ps: int) -> bool:
@@ -517,21 +575,36 @@ class Ctx:
     verify(file_id, page_no, page: bytes) -> bool is recovery's optional intact-page check.
     data_root: data files under this directory are recorded in the store relative to it, so
     the directory can move (a restore, a container) and recovery still finds them; None
-    records absolute paths.
+    records absolute paths. It must be an absolute path.
+    instance: the engine instance's name. Every process (and every ctx) that opens the store
+    with the same name shares it; None (a private instance) or another name is refused with
+    ATOMIO_E_STORE_LOCKED while the store is in use.
+    doublewrite_mode: DoublewriteMode.SYNC_BATCH (each batch syncs its data files) or DEFERRED
+    (copies released once the engine's syncs cover them).
+    doublewrite_store_bytes: the store's capacity (0: the library's default, 128 MiB).
+    unapplied(file_id, path, pages, err) is told of every file whose copies recovery keeps
+    because it cannot apply them: path is the recorded path resolved against the data root
+    (None if the store does not know the id), err -ENOENT, ATOMIO_E_UNAPPLIED or another
+    negative code. It runs on the thread that opens the ctx or calls recover(); an exception
+    it raises is re-raised when that call returns (chained to the call's own Error).
+    A failed open raises Error with .reason (atomio_last_reason()).
     Thread-safe like the C ctx; close() closes the ctx's open File objects first.
     """
 
     def __init__(self, doublewrite_dir=None, *, recover: bool = True, lock_pages: bool = False,
                  policy: Policy = Policy.DEFAULT, submitter: Submitter = Submitter.AUTO,
-                 queue_depth: int = 0, doublewrite_segments: int = 0,
+                 queue_depth: int = 0,
+                 doublewrite_mode: DoublewriteMode = DoublewriteMode.SYNC_BATCH,
                  doublewrite_batch_pages: int = 0, doublewrite_max_page_size: int = 0,
-                 numa_node: int = -1,
+                 doublewrite_store_bytes: int = 0, numa_node: int = -1,
                  verify: Optional[Callable[[int, int, bytes], bool]] = None,
-                 data_root=None):
+                 data_root=None, instance: Optional[str] = None,
+                 unapplied: Optional[Callable[[int, Optional[str], int, int], None]] = None):
         lib = _lib.lib()
         self._h = None
         self._files: "weakref.WeakSet[File]" = weakref.WeakSet()
         self._buffers: "weakref.WeakSet[PageBuffer]" = weakref.WeakSet()
+        self._cb_errors: List[BaseException] = []
         o = _lib.CtxOpts()
         lib.atomio_ctx_opts_init(ctypes.byref(o))
         if doublewrite_dir is None:
@@ -549,17 +622,43 @@ class Ctx:
         o.policy = int(policy)
         o.submitter = int(submitter)
         o.queue_depth = queue_depth
-        o.doublewrite_segments = doublewrite_segments
+        o.doublewrite_mode = int(doublewrite_mode)
         o.doublewrite_batch_pages = doublewrite_batch_pages
         o.doublewrite_max_page_size = doublewrite_max_page_size
+        o.doublewrite_store_bytes = doublewrite_store_bytes
         o.numa_node = numa_node
+        if instance is not None:
+            self._instance = instance.encode()  # kept alive like the store directory
+            o.instance = self._instance
         self._verify = None
         if verify is not None:
             self._verify = _lib.VERIFY_FN(_make_verify(verify))
             o.verify = self._verify
+        # The CFUNCTYPE object is the C function pointer's trampoline: it must live as long as
+        # the library may call it, i.e. as long as the ctx (recover() calls it again).
+        self._unapplied = None
+        if unapplied is not None:
+            self._unapplied = _lib.UNAPPLIED_FN(_make_unapplied(unapplied, self._cb_errors))
+            o.unapplied = self._unapplied
         h = ctypes.c_void_p()
-        _check(lib.atomio_ctx_open(ctypes.byref(o), ctypes.byref(h)), "ctx open")
-        self._h = h.value
+        rc = lib.atomio_ctx_open(ctypes.byref(o), ctypes.byref(h))
+        err = Error(rc, _open_detail(doublewrite_dir, instance), _reason()) if rc < 0 else None
+        if err is None:
+            self._h = h.value
+        self._raise_cb_errors(err)
+        if err is not None:
+            raise err
+
+    def _raise_cb_errors(self, err: Optional[Error]) -> None:
+        """Re-raise the first exception a callback raised during the last library call (it
+        could not cross the C frames), chained to that call's own error if it failed."""
+        if not self._cb_errors:
+            return
+        first = self._cb_errors[0]
+        self._cb_errors.clear()
+        if err is not None:
+            raise first from err
+        raise first
 
     def _handle(self) -> int:
         if self._h is None:
@@ -651,15 +750,34 @@ class Ctx:
         return Stats._from(s)
 
     def recover(self) -> RecoveryReport:
-        """atomio_ctx_recover(). On failure the Error carries .report (the counts so far)."""
+        """atomio_ctx_recover(). On failure the Error carries .report (the counts so far) and
+        .reason; ATOMIO_E_UNAPPLIED means copies were kept for files it could not find (see
+        the unapplied callback, remap_file() and discard_file())."""
         r = _lib.sized(_lib.RecoveryReport)
         rc = _lib.lib().atomio_ctx_recover(self._handle(), ctypes.byref(r))
         report = RecoveryReport._from(r)
+        err = None
         if rc < 0:
-            err = Error(rc, "recover")
+            err = Error(rc, "recover", _reason())
             err.report = report
+        self._raise_cb_errors(err)
+        if err is not None:
             raise err
         return report
+
+    def remap_file(self, file_id: int, path) -> None:
+        """atomio_ctx_remap_file(): the copies of file_id belong to the data file at path (an
+        operator's way out when recovery reports a file missing or unknown, e.g. after a
+        restore elsewhere). Durable when it returns. Use on a Ctx(recover=False), then
+        recover()."""
+        _check(_lib.lib().atomio_ctx_remap_file(self._handle(), file_id, _path_arg(path)),
+               f"remap file id {file_id} to {path!s}")
+
+    def discard_file(self, file_id: int) -> None:
+        """atomio_ctx_discard_file(): the next recover() on this ctx drops the copies of
+        file_id instead of keeping them (counted in pages_discarded)."""
+        _check(_lib.lib().atomio_ctx_discard_file(self._handle(), file_id),
+               f"discard file id {file_id}")
 
     def close(self) -> None:
         """Close the ctx's File objects, free its PageBuffers, then atomio_ctx_close()."""
@@ -692,6 +810,22 @@ class Ctx:
                 self.close()
             except Exception:
                 pass
+
+
+def _open_detail(doublewrite_dir, instance) -> str:
+    if doublewrite_dir is None:
+        return "ctx open, no store"
+    who = f"instance {instance!r}" if instance is not None else "private instance"
+    return f"ctx open, store {doublewrite_dir!s}, {who}"
+
+
+def _make_unapplied(fn, errors: List[BaseException]):
+    def cb(_arg, file_id, path, pages, err):
+        try:
+            fn(file_id, None if path is None else os.fsdecode(path), pages, err)
+        except BaseException as e:  # noqa: B902 -- nothing may unwind into the library
+            errors.append(e)
+    return cb
 
 
 def _make_verify(fn):

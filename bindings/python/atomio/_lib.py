@@ -88,8 +88,10 @@ STATE_CLOSED = 2
 CTX_NO_DOUBLEWRITE = 0x1
 CTX_NO_RECOVER = 0x2
 CTX_LOCK_PAGES = 0x4
-CTX_RESET_STORE = 0x8
 CTX_NO_DURABILITY = 0x10
+
+DOUBLEWRITE_SYNC_BATCH = 0
+DOUBLEWRITE_DEFERRED = 1
 
 REASON_LEN = 192
 ATOMIC_NONE = 0
@@ -123,7 +125,7 @@ class CtxOpts(Structure):
         ("policy", c_uint32),
         ("submitter", c_uint32),
         ("queue_depth", c_uint32),
-        ("doublewrite_segments", c_uint32),
+        ("doublewrite_mode", c_uint32),
         ("doublewrite_batch_pages", c_uint32),
         ("doublewrite_max_page_size", c_uint32),
         ("numa_node", c_int32),
@@ -133,6 +135,8 @@ class CtxOpts(Structure):
         ("data_root", c_char_p),
         ("unapplied", UNAPPLIED_FN),
         ("unapplied_arg", c_void_p),
+        ("instance", c_char_p),
+        ("doublewrite_store_bytes", c_uint64),
         ("reserved", c_uint64 * 4),
     ]
 
@@ -266,6 +270,13 @@ class Stats(Structure):
         ("recovered_pages", c_uint64),
         ("uring_fallbacks", c_uint64),
         ("lat_hist", c_uint64 * LAT_BUCKETS),
+        ("bounce_copies", c_uint64),
+        ("forced_syncs", c_uint64),
+        ("group_commits", c_uint64),
+        ("group_records", c_uint64),
+        ("store_bytes", c_uint64),
+        ("store_bytes_used", c_uint64),
+        ("attached", c_uint64),
     ]
 
 
@@ -298,6 +309,10 @@ PROTOTYPES = [
     ("atomio_ctx_open", c_int, [POINTER(CtxOpts), POINTER(_P)]),
     ("atomio_ctx_close", c_int, [_P]),
     ("atomio_ctx_recover", c_int, [_P, POINTER(RecoveryReport)]),
+    ("atomio_ctx_remap_file", c_int, [_P, c_uint64, c_char_p]),
+    ("atomio_ctx_discard_file", c_int, [_P, c_uint64]),
+    ("atomio_store_reset", c_int, [c_char_p, POINTER(RecoveryReport)]),
+    ("atomio_last_reason", c_char_p, []),
     ("atomio_probe", c_int, [c_char_p, c_uint32, POINTER(Caps)]),
     ("atomio_file_opts_init", None, [POINTER(FileOpts)]),
     ("atomio_file_open", c_int, [_P, c_char_p, POINTER(FileOpts), POINTER(_P)]),

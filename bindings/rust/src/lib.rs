@@ -66,6 +66,7 @@ pub mod __layout;
 pub struct Error {
     code: i32,
     context: Option<String>,
+    reason: Option<String>,
 }
 
 /// `Result<T, atomio::Error>`.
@@ -85,6 +86,7 @@ impl Error {
         Error {
             code,
             context: None,
+            reason: None,
         }
     }
 
@@ -92,6 +94,18 @@ impl Error {
         Error {
             code,
             context: Some(context.into()),
+            reason: None,
+        }
+    }
+
+    /// The error of a failed call that sets `atomio_last_reason()` (ctx open, recovery,
+    /// store reset): read right away, on the failing thread, where the library keeps it.
+    fn with_reason(code: i32, context: impl Into<String>) -> Error {
+        let r = last_reason();
+        Error {
+            code,
+            context: Some(context.into()),
+            reason: if r.is_empty() { None } else { Some(r) },
         }
     }
 
@@ -115,6 +129,19 @@ impl Error {
     /// What the binding was doing, if it said.
     pub fn context(&self) -> Option<&str> {
         self.context.as_deref()
+    }
+
+    /// The library's own explanation (`atomio_last_reason()`) of a failed [`Ctx::open`],
+    /// [`Ctx::recover`] or [`store_reset`]: which check failed, which instance holds the
+    /// store, what an operator can do. None for other calls or when it gave none.
+    pub fn reason(&self) -> Option<&str> {
+        self.reason.as_deref()
+    }
+
+    /// `ATOMIO_E_STORE_LOCKED`: the doublewrite store is in use by another instance (or,
+    /// for a private instance, by any other open).
+    pub fn is_store_locked(&self) -> bool {
+        self.code == sys::ATOMIO_E_STORE_LOCKED
     }
 
     /// The errno for kernel errors, None for `ATOMIO_E_*` codes.
@@ -158,6 +185,9 @@ impl fmt::Display for Error {
         write!(f, "{} ({}): {}", self.name(), self.code, self.message())?;
         if let Some(c) = &self.context {
             write!(f, " [{}]", c)?;
+        }
+        if let Some(r) = &self.reason {
+            write!(f, ": {}", r)?;
         }
         Ok(())
     }
@@ -308,6 +338,25 @@ c_enum!(
     OK = sys::ATOMIO_STATE_OK,
     FAILED = sys::ATOMIO_STATE_FAILED,
     CLOSED = sys::ATOMIO_STATE_CLOSED,
+});
+
+unsafe fn doublewrite_mode_name(v: u32) -> *const c_char {
+    let s: &'static [u8] = match v {
+        sys::ATOMIO_DOUBLEWRITE_SYNC_BATCH => b"SYNC_BATCH\0",
+        sys::ATOMIO_DOUBLEWRITE_DEFERRED => b"DEFERRED\0",
+        _ => b"?\0",
+    };
+    s.as_ptr() as *const c_char
+}
+
+c_enum!(
+    /// `enum atomio_doublewrite_mode`: when the doublewrite store releases a page's copy.
+    DoublewriteMode, doublewrite_mode_name, {
+    /// Each batch syncs its data files before the call returns, then releases its copies.
+    SYNC_BATCH = sys::ATOMIO_DOUBLEWRITE_SYNC_BATCH,
+    /// Copies are released once the engine's syncs (from any process) cover their in-place
+    /// writes, or when the store runs short and the library syncs the oldest files itself.
+    DEFERRED = sys::ATOMIO_DOUBLEWRITE_DEFERRED,
 });
 
 c_enum!(
@@ -491,6 +540,20 @@ pub struct Stats {
     pub uring_fallbacks: u64,
     /// `lat_hist[i]`: writes that took [2^i, 2^(i+1)) microseconds.
     pub lat_hist: [u64; sys::ATOMIO_LAT_BUCKETS],
+    /// Pages copied to an aligned buffer before an O_DIRECT write.
+    pub bounce_copies: u64,
+    /// Data-file syncs the library made itself because the store ran short (backpressure).
+    pub forced_syncs: u64,
+    /// Store durability barriers (fdatasync of the store).
+    pub group_commits: u64,
+    /// Store records those barriers made durable (mean group: records / commits).
+    pub group_records: u64,
+    /// Store capacity (a ctx's stats only: 0 for a file and without a store).
+    pub store_bytes: u64,
+    /// Store bytes holding copies not yet released (ctx only).
+    pub store_bytes_used: u64,
+    /// Processes attached to the store (ctx only).
+    pub attached: u64,
 }
 
 impl Stats {
@@ -507,6 +570,13 @@ impl Stats {
             recovered_pages: s.recovered_pages,
             uring_fallbacks: s.uring_fallbacks,
             lat_hist: s.lat_hist,
+            bounce_copies: s.bounce_copies,
+            forced_syncs: s.forced_syncs,
+            group_commits: s.group_commits,
+            group_records: s.group_records,
+            store_bytes: s.store_bytes,
+            store_bytes_used: s.store_bytes_used,
+            attached: s.attached,
         }
     }
 
@@ -521,7 +591,8 @@ impl Stats {
     }
 }
 
-/// `atomio_recovery_report`.
+/// `atomio_recovery_report`. `batches_discarded` counts the live records [`store_reset`]
+/// dropped; `pages_discarded` the copies dropped by [`Ctx::discard_file`] or a reset.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
     pub segments_scanned: u64,
@@ -589,9 +660,42 @@ pub fn probe<P: AsRef<std::path::Path>>(path: P, page_size: u32) -> Result<Caps>
     Ok(Caps::from_raw(&caps))
 }
 
+/// `atomio_last_reason()`: the library's explanation of the last failure of a ctx open, a
+/// recovery or a store reset on the calling thread ("" if none). The [`Error`]s of those
+/// calls carry it already ([`Error::reason`]).
+pub fn last_reason() -> String {
+    // SAFETY: a thread-local NUL-terminated string, copied before any other library call.
+    let p = unsafe { sys::atomio_last_reason() };
+    if p.is_null() {
+        return String::new();
+    }
+    // SAFETY: as above.
+    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+}
+
+/// `atomio_store_reset()`: the operator's explicit discard of every copy a doublewrite store
+/// holds; the next [`Ctx::open`] lays it out afresh. Refused (`ATOMIO_E_STORE_LOCKED`, see
+/// [`Error::is_store_locked`]) while any process has the store open. Returns what was
+/// discarded (`batches_discarded`, `pages_discarded`).
+pub fn store_reset<P: AsRef<std::path::Path>>(doublewrite_dir: P) -> Result<RecoveryReport> {
+    let dir = doublewrite_dir.as_ref();
+    let c = cpath(dir)?;
+    let mut r = sys::atomio_recovery_report::new_sized();
+    // SAFETY: a C string and a sized output struct.
+    let rc = unsafe { sys::atomio_store_reset(c.as_ptr(), &mut r) };
+    if rc < 0 {
+        return Err(Error::with_reason(
+            rc,
+            format!("store reset {}", dir.display()),
+        ));
+    }
+    Ok(RecoveryReport::from_raw(&r))
+}
+
 // --- ctx ----------------------------------------------------------------------------------
 
 type VerifyFn = dyn Fn(u64, u64, &[u8]) -> bool + Send + Sync;
+type UnappliedFn = dyn Fn(u64, Option<&std::path::Path>, u64, Error) + Send + Sync;
 
 /// Options of [`Ctx::open`] (`atomio_ctx_opts`), builder style.
 #[derive(Clone, Default)]
@@ -602,12 +706,15 @@ pub struct CtxOptions {
     policy: Policy,
     submitter: Submitter,
     queue_depth: u32,
-    doublewrite_segments: u32,
+    doublewrite_mode: DoublewriteMode,
     doublewrite_batch_pages: u32,
     doublewrite_max_page_size: u32,
+    doublewrite_store_bytes: u64,
     numa_node: Option<i32>,
     verify: Option<std::sync::Arc<VerifyFn>>,
+    unapplied: Option<std::sync::Arc<UnappliedFn>>,
     data_root: Option<std::path::PathBuf>,
+    instance: Option<String>,
 }
 
 impl Default for Policy {
@@ -622,6 +729,12 @@ impl Default for Submitter {
     }
 }
 
+impl Default for DoublewriteMode {
+    fn default() -> Self {
+        DoublewriteMode::SYNC_BATCH
+    }
+}
+
 impl fmt::Debug for CtxOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CtxOptions")
@@ -629,8 +742,12 @@ impl fmt::Debug for CtxOptions {
             .field("no_recover", &self.no_recover)
             .field("policy", &self.policy)
             .field("submitter", &self.submitter)
+            .field("doublewrite_mode", &self.doublewrite_mode)
+            .field("doublewrite_store_bytes", &self.doublewrite_store_bytes)
             .field("verify", &self.verify.is_some())
+            .field("unapplied", &self.unapplied.is_some())
             .field("data_root", &self.data_root)
+            .field("instance", &self.instance)
             .finish()
     }
 }
@@ -668,16 +785,32 @@ impl CtxOptions {
         self.queue_depth = n;
         self
     }
-    pub fn doublewrite_segments(mut self, n: u32) -> Self {
-        self.doublewrite_segments = n;
+    /// When the store releases copies ([`DoublewriteMode::SYNC_BATCH`] by default).
+    pub fn doublewrite_mode(mut self, m: DoublewriteMode) -> Self {
+        self.doublewrite_mode = m;
         self
     }
+    /// Most pages in one store record (larger batches are split); 0: 64.
     pub fn doublewrite_batch_pages(mut self, n: u32) -> Self {
         self.doublewrite_batch_pages = n;
         self
     }
+    /// Largest page the store takes; 0: 16384.
     pub fn doublewrite_max_page_size(mut self, n: u32) -> Self {
         self.doublewrite_max_page_size = n;
+        self
+    }
+    /// Store capacity in bytes; 0: the library's default (128 MiB). A store that holds live
+    /// copies keeps its size until they are recovered.
+    pub fn doublewrite_store_bytes(mut self, n: u64) -> Self {
+        self.doublewrite_store_bytes = n;
+        self
+    }
+    /// The engine instance's name: every process (and ctx) that opens the store with the
+    /// same name shares it. Without one (a private instance), or with another name, the open
+    /// is refused with `ATOMIO_E_STORE_LOCKED` while the store is in use.
+    pub fn instance(mut self, name: &str) -> Self {
+        self.instance = Some(name.to_string());
         self
     }
     /// NUMA node of page buffers (default: the calling thread's).
@@ -700,6 +833,19 @@ impl CtxOptions {
         self.verify = Some(std::sync::Arc::new(f));
         self
     }
+    /// Told of every file whose copies recovery keeps because it cannot apply them:
+    /// `unapplied(file_id, path, pages, err)`, with the recorded path resolved against the
+    /// data root (None when the store does not know the id) and `err` `-ENOENT`,
+    /// `ATOMIO_E_UNAPPLIED` or another code. It runs on the thread that opens the ctx or
+    /// calls [`Ctx::recover`]; a panic in it is caught at the C boundary and resumed when
+    /// that call returns.
+    pub fn unapplied<F>(mut self, f: F) -> Self
+    where
+        F: Fn(u64, Option<&std::path::Path>, u64, Error) + Send + Sync + 'static,
+    {
+        self.unapplied = Some(std::sync::Arc::new(f));
+        self
+    }
 }
 
 unsafe extern "C" fn verify_trampoline(
@@ -720,13 +866,60 @@ unsafe extern "C" fn verify_trampoline(
     }
 }
 
+/// The unapplied closure and the panic it may have raised, behind `unapplied_arg`.
+struct UnappliedHook {
+    f: std::sync::Arc<UnappliedFn>,
+    panic: Mutex<Option<Box<dyn std::any::Any + Send>>>,
+}
+
+impl UnappliedHook {
+    /// Resume a panic the closure raised during the last library call.
+    fn resume_panic(&self) {
+        let p = self.panic.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(p) = p {
+            std::panic::resume_unwind(p);
+        }
+    }
+}
+
+unsafe extern "C" fn unapplied_trampoline(
+    arg: *mut c_void,
+    file_id: u64,
+    path: *const c_char,
+    pages: u64,
+    err: c_int,
+) {
+    // SAFETY: arg is the Box<UnappliedHook> the Ctx (or RawCtxOpts during open) keeps
+    // alive; path is NULL or a NUL-terminated string valid for the call.
+    let hook = &*(arg as *const UnappliedHook);
+    let p = if path.is_null() {
+        None
+    } else {
+        Some(std::path::Path::new(std::ffi::OsStr::from_bytes(
+            CStr::from_ptr(path).to_bytes(),
+        )))
+    };
+    // A panic must not unwind into C: keep it for the caller to resume.
+    if let Err(e) = catch_unwind(AssertUnwindSafe(|| {
+        (hook.f)(file_id, p, pages, Error::from_code(err))
+    })) {
+        let mut slot = hook.panic.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(e);
+        }
+    }
+}
+
 /// `atomio_ctx_opts` built from [`CtxOptions`], with what its pointers point into.
 struct RawCtxOpts {
     raw: sys::atomio_ctx_opts,
-    // doublewrite_dir and data_root point into these (a CString's bytes do not move with it).
+    // doublewrite_dir, data_root and instance point into these (a CString's bytes do not
+    // move with it).
     strings: Vec<CString>,
     // verify_arg is this box's address.
     verify: Option<Box<std::sync::Arc<VerifyFn>>>,
+    // unapplied_arg is this box's address.
+    unapplied: Option<Box<UnappliedHook>>,
 }
 
 impl RawCtxOpts {
@@ -748,6 +941,13 @@ impl RawCtxOpts {
             o.data_root = c.as_ptr();
             strings.push(c);
         }
+        if let Some(name) = &opts.instance {
+            let c = CString::new(name.as_bytes()).map_err(|_| {
+                Error::with(sys::ATOMIO_E_INVAL, "instance name contains a NUL byte")
+            })?;
+            o.instance = c.as_ptr();
+            strings.push(c);
+        }
         if opts.no_recover {
             o.flags |= sys::ATOMIO_CTX_NO_RECOVER;
         }
@@ -757,9 +957,10 @@ impl RawCtxOpts {
         o.policy = opts.policy.0;
         o.submitter = opts.submitter.0;
         o.queue_depth = opts.queue_depth;
-        o.doublewrite_segments = opts.doublewrite_segments;
+        o.doublewrite_mode = opts.doublewrite_mode.0;
         o.doublewrite_batch_pages = opts.doublewrite_batch_pages;
         o.doublewrite_max_page_size = opts.doublewrite_max_page_size;
+        o.doublewrite_store_bytes = opts.doublewrite_store_bytes;
         if let Some(n) = opts.numa_node {
             o.numa_node = n;
         }
@@ -768,10 +969,21 @@ impl RawCtxOpts {
             o.verify = Some(verify_trampoline);
             o.verify_arg = &**v as *const std::sync::Arc<VerifyFn> as *mut c_void;
         }
+        let unapplied = opts.unapplied.clone().map(|f| {
+            Box::new(UnappliedHook {
+                f,
+                panic: Mutex::new(None),
+            })
+        });
+        if let Some(h) = &unapplied {
+            o.unapplied = Some(unapplied_trampoline);
+            o.unapplied_arg = &**h as *const UnappliedHook as *mut c_void;
+        }
         Ok(RawCtxOpts {
             raw: o,
             strings,
             verify,
+            unapplied,
         })
     }
 }
@@ -781,6 +993,8 @@ pub struct Ctx {
     raw: *mut sys::atomio_ctx,
     // Kept alive for the verify callback (its address is the callback's argument).
     _verify: Option<Box<std::sync::Arc<VerifyFn>>>,
+    // Kept alive for the unapplied callback likewise (recover() calls it again).
+    unapplied: Option<Box<UnappliedHook>>,
     // The option strings, kept for the ctx's life like the Python binding does.
     _strings: Vec<CString>,
 }
@@ -797,15 +1011,34 @@ impl Ctx {
         // SAFETY: o.raw is initialised and what it points to lives in o; raw receives the
         // handle.
         let rc = unsafe { sys::atomio_ctx_open(&o.raw, &mut raw) };
-        check(rc, || match &opts.doublewrite_dir {
-            Some(d) => format!("ctx open, store {}", d.display()),
-            None => "ctx open, no store".to_string(),
-        })?;
-        Ok(Ctx {
+        if rc < 0 {
+            let e = Error::with_reason(
+                rc,
+                match (&opts.doublewrite_dir, &opts.instance) {
+                    (None, _) => "ctx open, no store".to_string(),
+                    (Some(d), None) => format!("ctx open, store {}, private instance", d.display()),
+                    (Some(d), Some(i)) => {
+                        format!("ctx open, store {}, instance {:?}", d.display(), i)
+                    }
+                },
+            );
+            // A panic of the unapplied closure wins over the error it came with.
+            if let Some(h) = &o.unapplied {
+                h.resume_panic();
+            }
+            return Err(e);
+        }
+        let ctx = Ctx {
             raw,
             _verify: o.verify,
+            unapplied: o.unapplied,
             _strings: o.strings,
-        })
+        };
+        // Resumed with the ctx dropped (closed) on the way out.
+        if let Some(h) = &ctx.unapplied {
+            h.resume_panic();
+        }
+        Ok(ctx)
     }
 
     /// The raw handle, for calls this crate does not wrap. Valid while `self` lives.
@@ -920,7 +1153,9 @@ impl Ctx {
     }
 
     /// `atomio_ctx_recover()`; see [`recover_with_report`](Self::recover_with_report) for the
-    /// counts of a failed recovery.
+    /// counts of a failed recovery. `ATOMIO_E_UNAPPLIED` means copies were kept for files it
+    /// could not find (see [`CtxOptions::unapplied`], [`remap_file`](Self::remap_file) and
+    /// [`discard_file`](Self::discard_file)); the error's [`reason`](Error::reason) says more.
     pub fn recover(&self) -> Result<RecoveryReport> {
         let (rc, rep) = self.recover_with_report();
         rc.map(|_| rep)
@@ -931,10 +1166,38 @@ impl Ctx {
         let mut r = sys::atomio_recovery_report::new_sized();
         // SAFETY: live handle, sized output.
         let rc = unsafe { sys::atomio_ctx_recover(self.raw, &mut r) };
-        (
-            check(rc, || "recover".to_string()).map(|_| ()),
-            RecoveryReport::from_raw(&r),
-        )
+        let res = if rc < 0 {
+            Err(Error::with_reason(rc, "recover"))
+        } else {
+            Ok(())
+        };
+        if let Some(h) = &self.unapplied {
+            h.resume_panic();
+        }
+        (res, RecoveryReport::from_raw(&r))
+    }
+
+    /// `atomio_ctx_remap_file()`: the copies of `file_id` belong to the data file at `path`
+    /// (an operator's way out when recovery reports a file missing or unknown, e.g. after a
+    /// restore elsewhere). Durable when it returns. Use it on a ctx opened with
+    /// [`CtxOptions::no_recover`], then call [`recover`](Self::recover).
+    pub fn remap_file<P: AsRef<std::path::Path>>(&self, file_id: u64, path: P) -> Result<()> {
+        let path = path.as_ref();
+        let c = cpath(path)?;
+        // SAFETY: live handle, C string.
+        let rc = unsafe { sys::atomio_ctx_remap_file(self.raw, file_id, c.as_ptr()) };
+        check(rc, || {
+            format!("remap file id {} to {}", file_id, path.display())
+        })
+        .map(|_| ())
+    }
+
+    /// `atomio_ctx_discard_file()`: the next [`recover`](Self::recover) on this ctx drops the
+    /// copies of `file_id` instead of keeping them (counted in `pages_discarded`).
+    pub fn discard_file(&self, file_id: u64) -> Result<()> {
+        // SAFETY: live handle.
+        let rc = unsafe { sys::atomio_ctx_discard_file(self.raw, file_id) };
+        check(rc, || format!("discard file id {}", file_id)).map(|_| ())
     }
 
     /// `atomio_ctx_close()` with its result (drop closes too, ignoring it).
@@ -1487,11 +1750,71 @@ mod tests {
         assert_eq!(o.raw.flags, sys::ATOMIO_CTX_NO_RECOVER);
         assert!(o.raw.unapplied.is_none() && o.raw.unapplied_arg.is_null());
         assert_eq!(o.raw.numa_node, -1);
+        assert!(o.raw.instance.is_null());
+        assert_eq!(o.raw.doublewrite_mode, sys::ATOMIO_DOUBLEWRITE_SYNC_BATCH);
+        assert_eq!(o.raw.doublewrite_store_bytes, 0);
 
         let d = RawCtxOpts::new(&CtxOptions::new()).unwrap();
         assert!(d.raw.doublewrite_dir.is_null() && d.raw.data_root.is_null());
         assert_eq!(d.raw.flags, sys::ATOMIO_CTX_NO_DOUBLEWRITE);
         assert!(d.strings.is_empty());
+    }
+
+    #[test]
+    fn store_options_reach_the_c_struct() {
+        let o = RawCtxOpts::new(
+            &CtxOptions::new()
+                .doublewrite_dir("/db/dblwr")
+                .instance("eng-1")
+                .doublewrite_mode(DoublewriteMode::DEFERRED)
+                .doublewrite_store_bytes(1 << 20)
+                .unapplied(|_, _, _, _| {}),
+        )
+        .unwrap();
+        assert_eq!(c_str(o.raw.instance).as_deref(), Some("eng-1"));
+        assert_eq!(o.raw.doublewrite_mode, sys::ATOMIO_DOUBLEWRITE_DEFERRED);
+        assert_eq!(o.raw.doublewrite_store_bytes, 1 << 20);
+        let hook = o.unapplied.as_deref().unwrap() as *const UnappliedHook as *mut c_void;
+        assert!(o.raw.unapplied.is_some());
+        assert_eq!(o.raw.unapplied_arg, hook);
+        assert_eq!(o.raw.reserved, [0; 4]);
+        let e = RawCtxOpts::new(&CtxOptions::new().instance("a\0b"))
+            .err()
+            .unwrap();
+        assert_eq!(e.code(), sys::ATOMIO_E_INVAL);
+    }
+
+    #[test]
+    fn unapplied_trampoline_passes_every_argument() {
+        let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        let o = RawCtxOpts::new(&CtxOptions::new().unapplied(move |id, path, pages, err| {
+            s2.lock()
+                .unwrap()
+                .push((id, path.map(|p| p.to_path_buf()), pages, err.code()));
+        }))
+        .unwrap();
+        let (f, arg) = (o.raw.unapplied.unwrap(), o.raw.unapplied_arg);
+        // SAFETY: the trampoline with its own argument, a C string and NULL.
+        unsafe {
+            f(arg, 42, b"/db/t1\0".as_ptr() as *const c_char, 2, -2);
+            f(arg, 7, ptr::null(), 1, sys::ATOMIO_E_UNAPPLIED);
+        }
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![
+                (42, Some(std::path::PathBuf::from("/db/t1")), 2, -2),
+                (7, None, 1, sys::ATOMIO_E_UNAPPLIED)
+            ]
+        );
+        // A panic stays on this side of the C frames and is resumed by the caller.
+        let p = RawCtxOpts::new(&CtxOptions::new().unapplied(|_, _, _, _| panic!("boom"))).unwrap();
+        // SAFETY: as above.
+        unsafe { (p.raw.unapplied.unwrap())(p.raw.unapplied_arg, 1, ptr::null(), 1, -2) };
+        let hook = p.unapplied.as_deref().unwrap();
+        let r = catch_unwind(AssertUnwindSafe(|| hook.resume_panic()));
+        assert_eq!(r.unwrap_err().downcast_ref::<&str>(), Some(&"boom"));
+        hook.resume_panic(); // taken: nothing left to resume
     }
 
     #[test]
@@ -1507,5 +1830,13 @@ mod tests {
         );
         assert_eq!(st.pages_on(WritePath(sys::ATOMIO_STATS_PATHS as u32)), 0);
         assert_eq!(st.pages_total(), 7);
+        s.store_bytes = 1 << 20;
+        s.attached = 2;
+        s.group_commits = 3;
+        let st = Stats::from_raw(&s);
+        assert_eq!(
+            (st.store_bytes, st.attached, st.group_commits),
+            (1 << 20, 2, 3)
+        );
     }
 }

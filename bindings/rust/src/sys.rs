@@ -74,8 +74,11 @@ pub const ATOMIO_STATE_CLOSED: u32 = 2;
 pub const ATOMIO_CTX_NO_DOUBLEWRITE: u32 = 0x1;
 pub const ATOMIO_CTX_NO_RECOVER: u32 = 0x2;
 pub const ATOMIO_CTX_LOCK_PAGES: u32 = 0x4;
-pub const ATOMIO_CTX_RESET_STORE: u32 = 0x8;
 pub const ATOMIO_CTX_NO_DURABILITY: u32 = 0x10;
+
+// enum atomio_doublewrite_mode (atomio_ctx_opts.doublewrite_mode)
+pub const ATOMIO_DOUBLEWRITE_SYNC_BATCH: u32 = 0;
+pub const ATOMIO_DOUBLEWRITE_DEFERRED: u32 = 1;
 
 pub const ATOMIO_REASON_LEN: usize = 192;
 pub const ATOMIO_ATOMIC_NONE: u32 = 0;
@@ -140,7 +143,7 @@ pub struct atomio_ctx_opts {
     pub policy: u32,
     pub submitter: u32,
     pub queue_depth: u32,
-    pub doublewrite_segments: u32,
+    pub doublewrite_mode: u32,
     pub doublewrite_batch_pages: u32,
     pub doublewrite_max_page_size: u32,
     pub numa_node: i32,
@@ -150,6 +153,8 @@ pub struct atomio_ctx_opts {
     pub data_root: *const c_char,
     pub unapplied: atomio_unapplied_fn,
     pub unapplied_arg: *mut c_void,
+    pub instance: *const c_char,
+    pub doublewrite_store_bytes: u64,
     pub reserved: [u64; 4],
 }
 
@@ -276,6 +281,13 @@ pub struct atomio_stats {
     pub recovered_pages: u64,
     pub uring_fallbacks: u64,
     pub lat_hist: [u64; ATOMIO_LAT_BUCKETS],
+    pub bounce_copies: u64,
+    pub forced_syncs: u64,
+    pub group_commits: u64,
+    pub group_records: u64,
+    pub store_bytes: u64,
+    pub store_bytes_used: u64,
+    pub attached: u64,
 }
 
 /// A zeroed value of a size-versioned output struct with `size` set (ATOMIO_*_INIT).
@@ -313,6 +325,13 @@ extern "C" {
     pub fn atomio_ctx_open(opts: *const atomio_ctx_opts, out: *mut *mut atomio_ctx) -> c_int;
     pub fn atomio_ctx_close(ctx: *mut atomio_ctx) -> c_int;
     pub fn atomio_ctx_recover(ctx: *mut atomio_ctx, report: *mut atomio_recovery_report) -> c_int;
+    pub fn atomio_ctx_remap_file(ctx: *mut atomio_ctx, file_id: u64, path: *const c_char) -> c_int;
+    pub fn atomio_ctx_discard_file(ctx: *mut atomio_ctx, file_id: u64) -> c_int;
+    pub fn atomio_store_reset(
+        doublewrite_dir: *const c_char,
+        report: *mut atomio_recovery_report,
+    ) -> c_int;
+    pub fn atomio_last_reason() -> *const c_char;
 
     pub fn atomio_probe(path: *const c_char, page_size: u32, caps: *mut atomio_caps) -> c_int;
 

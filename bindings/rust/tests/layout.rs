@@ -55,7 +55,7 @@ fn rust_layout() -> Layout {
             policy,
             submitter,
             queue_depth,
-            doublewrite_segments,
+            doublewrite_mode,
             doublewrite_batch_pages,
             doublewrite_max_page_size,
             numa_node,
@@ -65,6 +65,8 @@ fn rust_layout() -> Layout {
             data_root,
             unapplied,
             unapplied_arg,
+            instance,
+            doublewrite_store_bytes,
             reserved
         }
     );
@@ -189,7 +191,14 @@ fn rust_layout() -> Layout {
             failed_syncs,
             recovered_pages,
             uring_fallbacks,
-            lat_hist
+            lat_hist,
+            bounce_copies,
+            forced_syncs,
+            group_commits,
+            group_records,
+            store_bytes,
+            store_bytes_used,
+            attached
         }
     );
     m
@@ -254,8 +263,9 @@ fn rust_consts() -> BTreeMap<String, i64> {
         ATOMIO_CTX_NO_DOUBLEWRITE,
         ATOMIO_CTX_NO_RECOVER,
         ATOMIO_CTX_LOCK_PAGES,
-        ATOMIO_CTX_RESET_STORE,
         ATOMIO_CTX_NO_DURABILITY,
+        ATOMIO_DOUBLEWRITE_SYNC_BATCH,
+        ATOMIO_DOUBLEWRITE_DEFERRED,
         ATOMIO_REASON_LEN,
         ATOMIO_ATOMIC_NONE,
         ATOMIO_ATOMIC_HARDWARE,

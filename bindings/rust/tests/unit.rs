@@ -4,7 +4,9 @@
 mod common;
 
 use atomio::sys;
-use atomio::{BatchWrite, Ctx, CtxOptions, FileOptions, Submitter, WriteFlags, WritePath};
+use atomio::{
+    BatchWrite, Ctx, CtxOptions, DoublewriteMode, FileOptions, Submitter, WriteFlags, WritePath,
+};
 use common::{expect_code, setup, TempDir};
 
 const PS: u32 = 4096;
@@ -411,23 +413,17 @@ fn recover_needs_a_store() {
 
 #[test]
 fn recover_with_store() {
-    // A clean close leaves nothing to restore: recovery scans the store and reports zeros,
-    // and a verify closure is accepted (it runs only for pages that differ from their copy;
-    // producing one needs a crash inside a batch, which the C crash suites simulate).
+    // A clean close leaves nothing to restore: recovery restores nothing. The v2 store moves
+    // its durable tail lazily, so the records of the last batch may still be there to check;
+    // the verify closure is then asked about exactly those pages, and a page it calls intact
+    // stays as it is.
     setup();
     let d = TempDir::new("rec");
     let store = d.path().join("dblwr");
     std::fs::create_dir(&store).unwrap();
-    let ctx = match Ctx::open(&CtxOptions::new().doublewrite_dir(&store)) {
-        Ok(c) => c,
-        Err(e) if e.is_path_unavailable() => {
-            common::skip(&format!(
-                "recover: no doublewrite store in this build: {}",
-                e
-            ));
-            return;
-        }
-        Err(e) => panic!("{}", e),
+    let ctx = match store_ctx(&CtxOptions::new().doublewrite_dir(&store)) {
+        Some(c) => c,
+        None => return,
     };
     let data = d.path().join("data");
     let (p5, p6) = (
@@ -436,7 +432,10 @@ fn recover_with_store() {
     );
     {
         let f = ctx
-            .open_file(&data, &FileOptions::new(PS).path(WritePath::DOUBLEWRITE))
+            .open_file(
+                &data,
+                &FileOptions::new(PS).path(WritePath::DOUBLEWRITE).file_id(7),
+            )
             .unwrap();
         f.write_batch(&[(0, &p5[..]), (1, &p6[..])], WriteFlags::NONE)
             .unwrap();
@@ -445,14 +444,16 @@ fn recover_with_store() {
     }
     ctx.close().unwrap();
 
-    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let c2 = calls.clone();
+    let want = [p5.clone(), p6.clone()];
     let ctx = Ctx::open(
         &CtxOptions::new()
             .doublewrite_dir(&store)
             .no_recover(true)
-            .verify(move |_, _, _| {
-                c2.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            .verify(move |id, n, page| {
+                let ok = id == 7 && n < 2 && page == &want[n as usize][..];
+                c2.lock().unwrap().push(ok);
                 true
             }),
     )
@@ -465,12 +466,11 @@ fn recover_with_store() {
         "{:?}",
         r
     );
-    assert_eq!(
-        (r.batches_valid, r.pages_restored, r.pages_unrecoverable),
-        (0, 0, 0),
-        "{:?}",
-        r
-    );
+    assert_eq!((r.pages_restored, r.pages_unrecoverable), (0, 0), "{:?}", r);
+    let calls = calls.lock().unwrap().clone();
+    assert_eq!(r.pages_verified_intact, r.pages_checked, "{:?}", r);
+    assert_eq!(r.pages_checked as usize, calls.len(), "{:?}", r);
+    assert!(calls.iter().all(|&ok| ok), "verify saw another page");
     assert_eq!(
         ctx.recover().unwrap().pages_restored,
         0,
@@ -481,8 +481,6 @@ fn recover_with_store() {
         .open_file(&data, &FileOptions::new(PS).create(false))
         .unwrap();
     assert_eq!(f.read_vec(1).unwrap(), p6);
-    drop(f);
-    assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 0);
 }
 
 #[test]
@@ -560,4 +558,447 @@ fn file_is_shared_across_threads() {
         );
     }
     assert_eq!(f.stats().unwrap().pages_on(WritePath::UNSAFE), 32);
+}
+
+// --- the shared doublewrite store (0.2): options, stats, instances, operator calls ----------
+
+const MIB: u64 = 1 << 20;
+
+/// Ctx::open(opts), or None (the skip printed) when this build has no doublewrite store.
+fn store_ctx(opts: &CtxOptions) -> Option<Ctx> {
+    match Ctx::open(opts) {
+        Ok(c) => Some(c),
+        Err(e) if e.is_path_unavailable() => {
+            common::skip(&format!("no doublewrite store in this build: {}", e));
+            None
+        }
+        Err(e) => panic!("{}", e),
+    }
+}
+
+fn new_store(tag: &str) -> (TempDir, std::path::PathBuf) {
+    let d = TempDir::new(tag);
+    let store = d.path().join("dblwr");
+    std::fs::create_dir(&store).unwrap();
+    (d, store)
+}
+
+#[test]
+fn store_bytes_and_stats() {
+    // doublewrite_store_bytes sizes the store, and the store's counters come back in Stats.
+    setup();
+    let (d, store) = new_store("bytes");
+    let ctx = match store_ctx(
+        &CtxOptions::new()
+            .doublewrite_dir(&store)
+            .doublewrite_store_bytes(MIB),
+    ) {
+        Some(c) => c,
+        None => return,
+    };
+    let st = ctx.stats().unwrap();
+    assert_eq!(
+        (st.store_bytes, st.store_bytes_used, st.attached),
+        (MIB, 0, 1),
+        "{:?}",
+        st
+    );
+    let fst = {
+        let f = ctx
+            .open_file(
+                d.path().join("data"),
+                &FileOptions::new(PS).path(WritePath::DOUBLEWRITE),
+            )
+            .unwrap();
+        f.write(0, &common::pattern(1, PS as usize)).unwrap();
+        f.stats().unwrap()
+    };
+    let st = ctx.stats().unwrap();
+    assert!(st.group_commits >= 1 && st.group_records >= 1, "{:?}", st);
+    assert_eq!(st.forced_syncs, 0, "{:?}", st);
+    // The store figures are the ctx's; a file reports 0 for them.
+    assert_eq!((fst.store_bytes, fst.attached), (0, 0), "{:?}", fst);
+    ctx.close().unwrap();
+    // After a reset the store is laid out afresh, at the size the next open asks for.
+    atomio::store_reset(&store).unwrap();
+    let ctx = Ctx::open(
+        &CtxOptions::new()
+            .doublewrite_dir(&store)
+            .doublewrite_store_bytes(2 * MIB),
+    )
+    .unwrap();
+    assert_eq!(ctx.stats().unwrap().store_bytes, 2 * MIB);
+    let none = Ctx::open(&CtxOptions::new()).unwrap();
+    assert_eq!(none.stats().unwrap().store_bytes, 0);
+}
+
+#[test]
+fn doublewrite_mode_reaches_the_library() {
+    // SYNC_BATCH releases a batch's copies before the write returns; DEFERRED keeps them
+    // until a sync covers the in-place write. An unknown mode is refused.
+    setup();
+    let (d, store) = new_store("mode");
+    for (mode, held) in [
+        (DoublewriteMode::SYNC_BATCH, false),
+        (DoublewriteMode::DEFERRED, true),
+    ] {
+        let ctx = match store_ctx(
+            &CtxOptions::new()
+                .doublewrite_dir(&store)
+                .doublewrite_mode(mode),
+        ) {
+            Some(c) => c,
+            None => return,
+        };
+        let f = ctx
+            .open_file(
+                d.path().join("data"),
+                &FileOptions::new(PS).path(WritePath::DOUBLEWRITE),
+            )
+            .unwrap();
+        f.write(0, &common::pattern(2, PS as usize)).unwrap();
+        assert_eq!(ctx.stats().unwrap().store_bytes_used > 0, held, "{}", mode);
+        f.sync().unwrap();
+        assert_eq!(ctx.stats().unwrap().store_bytes_used, 0, "{}", mode);
+    }
+    let e = Ctx::open(
+        &CtxOptions::new()
+            .doublewrite_dir(&store)
+            .doublewrite_mode(DoublewriteMode(7)),
+    )
+    .err()
+    .unwrap();
+    assert_eq!(e.name(), "ATOMIO_E_INVAL");
+}
+
+#[test]
+fn private_store_is_locked_with_a_reason() {
+    // A second open of a private instance's store is STORE_LOCKED, and the error carries the
+    // library's reason; store_reset() is refused while the store is open.
+    setup();
+    let (_d, store) = new_store("locked");
+    let ctx = match store_ctx(&CtxOptions::new().doublewrite_dir(&store)) {
+        Some(c) => c,
+        None => return,
+    };
+    for opts in [
+        CtxOptions::new().doublewrite_dir(&store),
+        CtxOptions::new().doublewrite_dir(&store).instance("eng"),
+    ] {
+        let e = Ctx::open(&opts)
+            .err()
+            .expect("a second open of a private instance");
+        assert!(e.is_store_locked(), "{}", e);
+        let reason = e.reason().expect("a reason").to_string();
+        assert!(
+            !reason.is_empty() && e.to_string().contains(&reason),
+            "{}",
+            e
+        );
+        assert_eq!(atomio::last_reason(), reason);
+    }
+    let e = atomio::store_reset(&store).unwrap_err();
+    assert!(e.is_store_locked() && e.reason().is_some(), "{}", e);
+    ctx.close().unwrap();
+    // Closed: the reset goes through and finds nothing to discard.
+    let r = atomio::store_reset(&store).unwrap();
+    assert_eq!((r.batches_discarded, r.pages_discarded), (0, 0), "{:?}", r);
+    let ctx = Ctx::open(&CtxOptions::new().doublewrite_dir(&store)).unwrap();
+    assert!(ctx.stats().unwrap().store_bytes > 0);
+}
+
+#[test]
+fn named_instance_is_shared() {
+    // Ctxs naming the same instance share the store (another name is refused); a second
+    // process of the instance counts in stats.attached.
+    setup();
+    let (_d, store) = new_store("shared");
+    let opts = CtxOptions::new().doublewrite_dir(&store).instance("eng");
+    let a = match store_ctx(&opts.clone().doublewrite_store_bytes(MIB)) {
+        Some(c) => c,
+        None => return,
+    };
+    assert_eq!(a.stats().unwrap().attached, 1);
+    with_child_attached(&store, "eng", || a.stats().unwrap().attached == 2);
+    assert_eq!(a.stats().unwrap().attached, 1);
+    {
+        let b = Ctx::open(&opts).unwrap();
+        let st = b.stats().unwrap();
+        assert_eq!(st.store_bytes, MIB, "b joined a's store, not a fresh one");
+        assert_eq!(st.attached, 1, "attached counts processes, not ctxs");
+    }
+    let e = Ctx::open(&CtxOptions::new().doublewrite_dir(&store).instance("other"))
+        .err()
+        .unwrap();
+    assert!(e.is_store_locked(), "{}", e);
+    assert!(e.reason().unwrap().contains("\"eng\""), "{}", e);
+}
+
+#[test]
+fn process_stays_attached_while_a_ctx_uses_the_store() {
+    // Closing one of two ctxs of a process, or a refused open, must leave the process
+    // attached while its other ctx still uses the store.
+    setup();
+    let (_d, store) = new_store("stays");
+    let opts = CtxOptions::new().doublewrite_dir(&store).instance("eng");
+    let a = match store_ctx(&opts) {
+        Some(c) => c,
+        None => return,
+    };
+    Ctx::open(&opts).unwrap().close().unwrap();
+    assert_eq!(
+        a.stats().unwrap().attached,
+        1,
+        "closing a second ctx detached the process"
+    );
+    assert!(Ctx::open(&CtxOptions::new().doublewrite_dir(&store).instance("other")).is_err());
+    assert_eq!(
+        a.stats().unwrap().attached,
+        1,
+        "a refused open detached the process"
+    );
+    with_child_attached(&store, "eng", || a.stats().unwrap().attached == 2);
+}
+
+#[test]
+fn unapplied_copies_remap_and_discard() {
+    // Copies of a file that moved after a crash: the open fails with UNAPPLIED and a reason,
+    // the unapplied closure names the file, remap_file() lets recovery apply them,
+    // discard_file() drops them, and store_reset() counts the live records it discards.
+    setup();
+    let (d, store) = new_store("unapplied");
+    match store_ctx(&CtxOptions::new().doublewrite_dir(&store)) {
+        Some(c) => c.close().unwrap(),
+        None => return,
+    }
+    let data = d.path().join("data");
+    let moved = d.path().join("moved");
+    crash_child(&store, &data);
+    std::fs::rename(&data, &moved).unwrap();
+
+    type Seen = std::sync::Arc<std::sync::Mutex<Vec<(u64, Option<std::path::PathBuf>, u64, i32)>>>;
+    let seen: Seen = Default::default();
+    let opts = |seen: &Seen| {
+        let s = seen.clone();
+        CtxOptions::new()
+            .doublewrite_dir(&store)
+            .unapplied(move |id, path, pages, err| {
+                s.lock()
+                    .unwrap()
+                    .push((id, path.map(|p| p.to_path_buf()), pages, err.code()))
+            })
+    };
+    let want = vec![(42, Some(data.clone()), 2, -2)];
+    let e = Ctx::open(&opts(&seen)).err().unwrap();
+    assert_eq!(e.name(), "ATOMIO_E_UNAPPLIED", "{}", e);
+    assert!(e.reason().is_some(), "{}", e);
+    assert_eq!(*seen.lock().unwrap(), want);
+
+    seen.lock().unwrap().clear();
+    {
+        let ctx = Ctx::open(&opts(&seen).no_recover(true)).unwrap();
+        let (r, rep) = ctx.recover_with_report();
+        let e = r.unwrap_err();
+        assert_eq!(e.name(), "ATOMIO_E_UNAPPLIED");
+        assert!(e.reason().is_some(), "{}", e);
+        assert_eq!(
+            (rep.pages_unapplied, rep.files_missing),
+            (2, 1),
+            "{:?}",
+            rep
+        );
+        assert_eq!(*seen.lock().unwrap(), want);
+        assert_eq!(
+            ctx.remap_file(0, &moved).unwrap_err().name(),
+            "ATOMIO_E_INVAL"
+        );
+        ctx.remap_file(42, &moved).unwrap();
+        let rep = ctx.recover().unwrap();
+        assert_eq!(
+            (rep.pages_checked, rep.pages_unapplied),
+            (2, 0),
+            "{:?}",
+            rep
+        );
+        let f = ctx
+            .open_file(&moved, &FileOptions::new(PS).create(false))
+            .unwrap();
+        assert_eq!(f.read_vec(0).unwrap(), vec![b'a'; PS as usize]);
+        assert_eq!(f.read_vec(1).unwrap(), vec![b'b'; PS as usize]);
+    }
+
+    crash_child(&store, &data);
+    std::fs::remove_file(&data).unwrap();
+    {
+        let ctx = Ctx::open(&CtxOptions::new().doublewrite_dir(&store).no_recover(true)).unwrap();
+        ctx.discard_file(42).unwrap();
+        let rep = ctx.recover().unwrap();
+        assert_eq!(
+            (rep.pages_discarded, rep.pages_unapplied),
+            (2, 0),
+            "{:?}",
+            rep
+        );
+    }
+
+    crash_child(&store, &data);
+    let rep = atomio::store_reset(&store).unwrap();
+    assert_eq!(
+        (rep.batches_discarded, rep.pages_discarded),
+        (2, 2),
+        "{:?}",
+        rep
+    );
+    let ctx = Ctx::open(&CtxOptions::new().doublewrite_dir(&store)).unwrap();
+    assert_eq!(ctx.recover().unwrap().batches_valid, 0);
+}
+
+#[test]
+fn unapplied_panic_is_resumed() {
+    // A panic in the unapplied closure cannot cross the C frames: it is resumed when the
+    // call returns.
+    setup();
+    let (d, store) = new_store("panic");
+    match store_ctx(&CtxOptions::new().doublewrite_dir(&store)) {
+        Some(c) => c.close().unwrap(),
+        None => return,
+    }
+    let data = d.path().join("data");
+    crash_child(&store, &data);
+    std::fs::remove_file(&data).unwrap();
+    let opts = CtxOptions::new()
+        .doublewrite_dir(&store)
+        .unapplied(|_, _, _, _| panic!("from the closure"));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Ctx::open(&opts).map(|_| ())
+    }));
+    assert_eq!(
+        r.unwrap_err().downcast_ref::<&str>(),
+        Some(&"from the closure")
+    );
+    assert_eq!(atomio::store_reset(&store).unwrap().pages_discarded, 2);
+}
+
+#[test]
+fn reason_is_not_left_over_from_an_earlier_failure() {
+    // A failure that sets no reason of its own must not carry the previous one.
+    setup();
+    let (d, store) = new_store("stale");
+    let _ctx = match store_ctx(&CtxOptions::new().doublewrite_dir(&store)) {
+        Some(c) => c,
+        None => return,
+    };
+    let e = Ctx::open(&CtxOptions::new().doublewrite_dir(&store))
+        .err()
+        .unwrap();
+    assert!(e.reason().is_some(), "{}", e);
+    let e = atomio::store_reset(d.path().join("missing")).unwrap_err();
+    assert_eq!(e.name(), "ENOENT");
+    assert_eq!(
+        e.reason(),
+        None,
+        "atomio_store_reset() kept an earlier failure's reason"
+    );
+}
+
+// --- child processes: this test binary run again with CHILD_ENV naming a job ----------------
+
+const CHILD_ENV: &str = "ATOMIO_RS_TEST_CHILD";
+
+extern "C" {
+    fn _exit(status: i32) -> !;
+}
+
+/// Not a test of its own: the body of the child processes the tests above start. Without
+/// CHILD_ENV it does nothing.
+#[test]
+fn child_process() {
+    let job = match std::env::var(CHILD_ENV) {
+        Ok(j) => j,
+        Err(_) => return,
+    };
+    let store = std::env::var("ATOMIO_RS_TEST_STORE").unwrap();
+    let arg = std::env::var("ATOMIO_RS_TEST_ARG").unwrap();
+    match job.as_str() {
+        // Open the store as instance `arg`, report stats.attached, hold it until told.
+        "attach" => {
+            let ctx = Ctx::open(&CtxOptions::new().doublewrite_dir(&store).instance(&arg)).unwrap();
+            println!("attached {}", ctx.stats().unwrap().attached);
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).unwrap();
+            ctx.close().unwrap();
+        }
+        // Write two pages of file id 42 (the data file `arg`) through DEFERRED copies and die
+        // without a sync or a close, leaving both copies live in the store.
+        "crash" => {
+            let ctx = Ctx::open(
+                &CtxOptions::new()
+                    .doublewrite_dir(&store)
+                    .doublewrite_mode(DoublewriteMode::DEFERRED),
+            )
+            .unwrap();
+            let f = ctx
+                .open_file(
+                    &arg,
+                    &FileOptions::new(PS)
+                        .path(WritePath::DOUBLEWRITE)
+                        .file_id(42),
+                )
+                .unwrap();
+            f.write(0, &vec![b'a'; PS as usize]).unwrap();
+            f.write(1, &vec![b'b'; PS as usize]).unwrap();
+            // SAFETY: ends the process at once, as a crash would: no destructor runs.
+            unsafe { _exit(0) }
+        }
+        other => panic!("unknown child job {}", other),
+    }
+}
+
+fn child(job: &str, store: &std::path::Path, arg: &str) -> std::process::Command {
+    let mut c = std::process::Command::new(std::env::current_exe().unwrap());
+    c.args([
+        "--exact",
+        "child_process",
+        "--nocapture",
+        "--test-threads",
+        "1",
+        "-q",
+    ])
+    .env(CHILD_ENV, job)
+    .env("ATOMIO_RS_TEST_STORE", store)
+    .env("ATOMIO_RS_TEST_ARG", arg);
+    c
+}
+
+fn crash_child(store: &std::path::Path, data: &std::path::Path) {
+    let st = child("crash", store, data.to_str().unwrap())
+        .status()
+        .unwrap();
+    assert!(st.success(), "crash child: {}", st);
+}
+
+/// Run check() while a child process has the store open as `instance`; the child must see
+/// two processes attached.
+fn with_child_attached(store: &std::path::Path, instance: &str, check: impl FnOnce() -> bool) {
+    use std::io::{BufRead, Write};
+    let mut c = child("attach", store, instance)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(c.stdout.take().unwrap());
+    let mut seen = None;
+    let mut line = String::new();
+    while out.read_line(&mut line).unwrap() > 0 {
+        if let Some(n) = line.trim().strip_prefix("attached ") {
+            seen = Some(n.to_string());
+            break;
+        }
+        line.clear();
+    }
+    let ok = seen.as_deref() == Some("2") && check();
+    c.stdin.take().unwrap().write_all(b"\n").unwrap();
+    let st = c.wait().unwrap();
+    assert!(ok, "child saw attached {:?}", seen);
+    assert!(st.success(), "attach child: {}", st);
 }
