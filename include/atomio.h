@@ -253,7 +253,7 @@ ATOMIO_API int atomio_ctx_close(atomio_ctx *ctx);
 typedef struct atomio_recovery_report {
     uint32_t size;
     uint32_t reserved0;
-    uint64_t segments_scanned;    /* store segments read */
+    uint64_t ring_bytes_scanned;  /* bytes of the store ring read */
     uint64_t batches_scanned;     /* batch headers found (valid or not) */
     uint64_t batches_valid;       /* header and every slot CRC held */
     uint64_t batches_torn;        /* ignored: their in-place writes never started */

@@ -336,7 +336,7 @@ atomio_doublewrite_stage(atomio_ctx *ctx, atomio_page_write *w, size_t n, uint32
                                     .files = b->files};
     for (size_t i = 0; i < n; i++)
         b->idx[i] = i;
-    r = atomio__dw_run_begin(ctx, &b->run);
+    r = atomio__dw_run_begin(ctx, &b->run, false);
     if (r < 0) {
         staged_free(b);
         return r;

@@ -151,6 +151,7 @@ t_ctx_opts(const char *dw_dir)
 {
     atomio_ctx_opts o = ATOMIO_CTX_OPTS_INIT;
     o.doublewrite_dir = dw_dir;
+    o.doublewrite_store_bytes = 4u << 20; /* small: every test lays a store out */
     o.flags = dw_dir ? 0 : ATOMIO_CTX_NO_DOUBLEWRITE;
     o.submitter = ATOMIO_SUBMIT_SYNC;
     return o;

@@ -67,7 +67,6 @@ make_store(void)
     atomio_ctx_opts o;
     atomio_ctx_opts_init(&o);
     o.doublewrite_dir = dwdir;
-    o.doublewrite_segments = 3;
     o.doublewrite_batch_pages = 4;
     o.doublewrite_max_page_size = 4096;
     o.submitter = ATOMIO_SUBMIT_SYNC;

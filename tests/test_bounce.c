@@ -56,7 +56,7 @@ fini(void)
 static atomio_file *
 open_on(const char *p, uint32_t ps, uint32_t which, uint32_t flags)
 {
-    atomio_file_opts o = t_fopts(ps, which, ATOMIO_IO_DIRECT, ATOMIO_FILE_CREATE | flags);
+    atomio_file_opts o = t_file_opts(ps, which, ATOMIO_IO_DIRECT, ATOMIO_FILE_CREATE | flags);
     atomio_file *f = NULL;
     int r = atomio_file_open(ctx, p, &o, &f);
     cr_assert_eq(r, 0, "open %s on %s: %s", atomio_path_name(which), fs.kind, atomio_err_name(r));
@@ -158,7 +158,7 @@ check_no_copy_refused(atomio_file *f, const char *p, uint32_t ps)
 Test(bounce, xfs_direct_atomic_unaligned_pages, .fini = fini)
 {
     t_fs_mount(&fs, "xfs", 512);
-    ctx = t_ctx_nostore();
+    ctx = t_ctx_open(NULL);
     const uint32_t ps = 16384;
     const char *p = t_join(fs.dir, "data");
     atomio_file *f = open_on(p, ps, ATOMIO_PATH_DIRECT_ATOMIC, 0);
@@ -185,7 +185,7 @@ Test(bounce, xfs_direct_atomic_unaligned_pages, .fini = fini)
 Test(bounce, tmpfs_unsafe_direct_unaligned_pages, .fini = fini)
 {
     t_fs_mount(&fs, "tmpfs", 64);
-    ctx = t_ctx_nostore();
+    ctx = t_ctx_open(NULL);
     const uint32_t ps = 8192;
     const char *p = t_join(fs.dir, "data");
     int fd = open(p, O_CREAT | O_RDWR | O_DIRECT, 0600);

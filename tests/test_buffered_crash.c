@@ -123,7 +123,6 @@ static atomio_ctx *
 ctx_open_on_sim(uint32_t flags)
 {
     atomio_ctx_opts o = t_ctx_opts(dwdir); /* the sync submitter: both simulators sit on the seam */
-    o.doublewrite_segments = 2;
     o.doublewrite_batch_pages = 8;
     o.doublewrite_max_page_size = PS;
     o.flags = flags;

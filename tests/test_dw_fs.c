@@ -53,7 +53,6 @@ ctx_open(uint32_t flags, uint32_t policy, atomio_ctx **ctx)
 {
     atomio_ctx_opts o = t_ctx_opts(dwdir);
     o.submitter = submitter;
-    o.doublewrite_segments = 4;
     o.doublewrite_batch_pages = 16;
     o.flags = flags;
     o.policy = policy;

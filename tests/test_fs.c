@@ -472,7 +472,6 @@ Test(fs, page_larger_than_a_store_segment_is_refused_at_open)
     co.submitter = ATOMIO_SUBMIT_SYNC;
     co.doublewrite_max_page_size = 4096;
     co.doublewrite_batch_pages = 1;
-    co.doublewrite_segments = 2;
     atomio_ctx *c = NULL;
     int r = atomio_ctx_open(&co, &c);
     cr_assert_eq(r, 0, "ctx open: %s", atomio_err_name(r));

@@ -132,7 +132,7 @@ open_ctx(uint32_t flags)
 static atomio_file *
 open_data(uint32_t ps, uint32_t which, uint32_t style)
 {
-    atomio_file_opts o = t_fopts(ps, which, style, 0);
+    atomio_file_opts o = t_file_opts(ps, which, style, 0);
     atomio_file *f = NULL;
     int r = atomio_file_open(ctx, data, &o, &f);
     cr_assert_eq(r, 0, "open %s: %s", atomio_path_name(which), atomio_err_name(r));
@@ -228,7 +228,7 @@ Test(nodur, direct_atomic_file_writes_plain, .init = setup, .fini = teardown)
     const uint32_t ps = 16384;
     atomio__sys.statx = fake_statx_atomic;
     ctx = open_ctx(0);
-    atomio_file_opts o = t_fopts(ps, ATOMIO_PATH_DIRECT_ATOMIC, ATOMIO_IO_DIRECT, ATOMIO_FILE_DSYNC);
+    atomio_file_opts o = t_file_opts(ps, ATOMIO_PATH_DIRECT_ATOMIC, ATOMIO_IO_DIRECT, ATOMIO_FILE_DSYNC);
     atomio_file *f = NULL;
     int r = atomio_file_open(ctx, data, &o, &f);
     if (r == -EINVAL)

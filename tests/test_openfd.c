@@ -141,7 +141,7 @@ Test(openfd, fd_used_as_is_never_duplicated_never_closed, .init = setup, .fini =
     efd = open(data, O_RDWR | O_CLOEXEC);
     cr_assert_geq(efd, 0);
     int n0 = count_fds();
-    atomio_file_opts o = t_fopts(4096, ATOMIO_PATH_AUTO, ATOMIO_IO_BUFFERED, 0);
+    atomio_file_opts o = t_file_opts(4096, ATOMIO_PATH_AUTO, ATOMIO_IO_BUFFERED, 0);
     atomio_file *f = NULL;
     int r = atomio_file_open_fd(ctx, efd, data, &o, &f);
     cr_assert_eq(r, 0, "atomio_file_open_fd: %s", atomio_err_name(r));
@@ -182,7 +182,7 @@ Test(openfd, append_and_bad_input_refused, .init = setup, .fini = teardown)
 {
     ctx = open_ctx(true);
     struct t_snap before = t_snapshot(data);
-    atomio_file_opts o = t_fopts(4096, ATOMIO_PATH_AUTO, ATOMIO_IO_BUFFERED, 0);
+    atomio_file_opts o = t_file_opts(4096, ATOMIO_PATH_AUTO, ATOMIO_IO_BUFFERED, 0);
     atomio_file *f = (atomio_file *)(uintptr_t)1;
 
     int afd = open(data, O_RDWR | O_APPEND | O_CLOEXEC);
@@ -241,14 +241,14 @@ Test(openfd, buffered_fd_cannot_do_direct_atomic, .init = setup, .fini = teardow
     efd = open(data, O_RDWR | O_CLOEXEC);
     atomio_file *f = NULL;
     /* forced: refused with its reason */
-    atomio_file_opts o = t_fopts(4096, ATOMIO_PATH_DIRECT_ATOMIC, ATOMIO_IO_DIRECT, 0);
+    atomio_file_opts o = t_file_opts(4096, ATOMIO_PATH_DIRECT_ATOMIC, ATOMIO_IO_DIRECT, 0);
     int r = atomio_file_open_fd(ctx, efd, data, &o, &f);
     cr_assert_eq(r, ATOMIO_E_PATH_UNSUPPORTED, "forced DIRECT_ATOMIC on a buffered fd: %s",
                  atomio_err_name(r));
     cr_assert_null(f);
     assert_fd_alive(efd);
     /* AUTO (PREFER_ATOMIC would take the software atomic write) does not pick it */
-    o = t_fopts(4096, ATOMIO_PATH_AUTO, ATOMIO_IO_ANY, 0);
+    o = t_file_opts(4096, ATOMIO_PATH_AUTO, ATOMIO_IO_ANY, 0);
     r = atomio_file_open_fd(ctx, efd, data, &o, &f);
     cr_assert_eq(r, 0, "AUTO on a buffered fd: %s", atomio_err_name(r));
     atomio_file_info fi = t_info(f);
@@ -269,7 +269,7 @@ Test(openfd, direct_fd_takes_direct_atomic, .init = setup, .fini = teardown)
         cr_skip_test("skipped: $TMPDIR refuses O_DIRECT (%s)", strerror(errno));
     fake_atomic = true; /* $TMPDIR's filesystem has no RWF_ATOMIC */
     int n0 = count_fds();
-    atomio_file_opts o = t_fopts(4096, ATOMIO_PATH_DIRECT_ATOMIC, ATOMIO_IO_DIRECT, 0);
+    atomio_file_opts o = t_file_opts(4096, ATOMIO_PATH_DIRECT_ATOMIC, ATOMIO_IO_DIRECT, 0);
     atomio_file *f = NULL;
     int r = atomio_file_open_fd(ctx, efd, data, &o, &f);
     cr_assert_eq(r, 0, "forced DIRECT_ATOMIC on an O_DIRECT fd: %s", atomio_err_name(r));
@@ -278,7 +278,7 @@ Test(openfd, direct_fd_takes_direct_atomic, .init = setup, .fini = teardown)
     cr_assert_eq(fi.o_direct, 1);
     /* the opposite refusal: buffered atomic needs a page-cache fd */
     atomio_file *g = NULL;
-    atomio_file_opts ob = t_fopts(4096, ATOMIO_PATH_BUFFERED_ATOMIC, ATOMIO_IO_BUFFERED, 0);
+    atomio_file_opts ob = t_file_opts(4096, ATOMIO_PATH_BUFFERED_ATOMIC, ATOMIO_IO_BUFFERED, 0);
     cr_assert_eq(atomio_file_open_fd(ctx, efd, data, &ob, &g), ATOMIO_E_PATH_UNSUPPORTED);
     unsigned char *pg = atomio_page_alloc(ctx, 4096, 1);
     t_fill(pg, 4096, 60);

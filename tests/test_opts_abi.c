@@ -34,13 +34,13 @@ _Static_assert(ATOMIO_STATS_PATHS == 8, "atomio_stats.pages[] length is part of 
 
 #if defined(__LP64__) && (defined(__x86_64__) || defined(__aarch64__) || defined(__riscv))
 #define LAYOUT_PINNED 1
-ASSERT_SIZE(atomio_ctx_opts, 120);
+ASSERT_SIZE(atomio_ctx_opts, 136);
 ASSERT_OFF(atomio_ctx_opts, flags, 4);
 ASSERT_OFF(atomio_ctx_opts, doublewrite_dir, 8);
 ASSERT_OFF(atomio_ctx_opts, policy, 16);
 ASSERT_OFF(atomio_ctx_opts, submitter, 20);
 ASSERT_OFF(atomio_ctx_opts, queue_depth, 24);
-ASSERT_OFF(atomio_ctx_opts, doublewrite_segments, 28);
+ASSERT_OFF(atomio_ctx_opts, doublewrite_mode, 28);
 ASSERT_OFF(atomio_ctx_opts, doublewrite_batch_pages, 32);
 ASSERT_OFF(atomio_ctx_opts, doublewrite_max_page_size, 36);
 ASSERT_OFF(atomio_ctx_opts, numa_node, 40);
@@ -50,7 +50,9 @@ ASSERT_OFF(atomio_ctx_opts, verify_arg, 56);
 ASSERT_OFF(atomio_ctx_opts, data_root, 64);
 ASSERT_OFF(atomio_ctx_opts, unapplied, 72);
 ASSERT_OFF(atomio_ctx_opts, unapplied_arg, 80);
-ASSERT_OFF(atomio_ctx_opts, reserved, 88);
+ASSERT_OFF(atomio_ctx_opts, instance, 88);
+ASSERT_OFF(atomio_ctx_opts, doublewrite_store_bytes, 96);
+ASSERT_OFF(atomio_ctx_opts, reserved, 104);
 
 ASSERT_SIZE(atomio_file_opts, 72);
 ASSERT_OFF(atomio_file_opts, flags, 4);
@@ -119,7 +121,7 @@ ASSERT_OFF(atomio_file_info, reject_direct, 264);
 ASSERT_OFF(atomio_file_info, reject_buffered, 456);
 ASSERT_OFF(atomio_file_info, reject_doublewrite, 648);
 
-ASSERT_SIZE(atomio_stats, 400);
+ASSERT_SIZE(atomio_stats, 456);
 ASSERT_OFF(atomio_stats, reserved0, 4);
 ASSERT_OFF(atomio_stats, pages, 8);
 ASSERT_OFF(atomio_stats, bytes_data, 72);
@@ -132,10 +134,17 @@ ASSERT_OFF(atomio_stats, failed_syncs, 120);
 ASSERT_OFF(atomio_stats, recovered_pages, 128);
 ASSERT_OFF(atomio_stats, uring_fallbacks, 136);
 ASSERT_OFF(atomio_stats, lat_hist, 144);
+ASSERT_OFF(atomio_stats, bounce_copies, 400);
+ASSERT_OFF(atomio_stats, forced_syncs, 408);
+ASSERT_OFF(atomio_stats, group_commits, 416);
+ASSERT_OFF(atomio_stats, group_records, 424);
+ASSERT_OFF(atomio_stats, store_bytes, 432);
+ASSERT_OFF(atomio_stats, store_bytes_used, 440);
+ASSERT_OFF(atomio_stats, attached, 448);
 
 ASSERT_SIZE(atomio_recovery_report, 120);
 ASSERT_OFF(atomio_recovery_report, reserved0, 4);
-ASSERT_OFF(atomio_recovery_report, segments_scanned, 8);
+ASSERT_OFF(atomio_recovery_report, ring_bytes_scanned, 8);
 ASSERT_OFF(atomio_recovery_report, batches_scanned, 16);
 ASSERT_OFF(atomio_recovery_report, batches_valid, 24);
 ASSERT_OFF(atomio_recovery_report, batches_torn, 32);
@@ -185,7 +194,7 @@ Test(opts_abi, ctx_opts_init_matches_macro)
     cr_assert_eq(f.policy, m.policy);
     cr_assert_eq(f.submitter, m.submitter);
     cr_assert_eq(f.queue_depth, m.queue_depth);
-    cr_assert_eq(f.doublewrite_segments, m.doublewrite_segments);
+    cr_assert_eq(f.doublewrite_mode, m.doublewrite_mode);
     cr_assert_eq(f.doublewrite_batch_pages, m.doublewrite_batch_pages);
     cr_assert_eq(f.doublewrite_max_page_size, m.doublewrite_max_page_size);
     cr_assert_eq(f.numa_node, m.numa_node);
@@ -193,6 +202,11 @@ Test(opts_abi, ctx_opts_init_matches_macro)
     cr_assert_eq(f.reserved0, m.reserved0);
     cr_assert(f.verify == m.verify);
     cr_assert_eq(f.verify_arg, m.verify_arg);
+    cr_assert_eq(f.data_root, m.data_root);
+    cr_assert(f.unapplied == m.unapplied);
+    cr_assert_eq(f.unapplied_arg, m.unapplied_arg);
+    cr_assert_eq(f.instance, m.instance);
+    cr_assert_eq(f.doublewrite_store_bytes, m.doublewrite_store_bytes);
     for (int i = 0; i < 4; i++)
         cr_assert_eq(f.reserved[i], 0);
     atomio_ctx_opts_init(NULL); /* documented no-op */

@@ -7,6 +7,7 @@
  */
 #include "atomio_internal.h"
 #include "helpers.h"
+#include "t_store.h"
 #include "store/store.h"
 #include "t_core.h"
 
@@ -45,7 +46,6 @@ static int
 open_ctx(uint32_t flags, atomio_verify_fn verify, void *arg, atomio_ctx **out)
 {
     atomio_ctx_opts o = t_ctx_opts(dwdir);
-    o.doublewrite_segments = 3;
     o.doublewrite_batch_pages = 8;
     o.doublewrite_max_page_size = PS;
     o.flags = flags;
@@ -102,47 +102,20 @@ struct plant {
     const uint8_t *page;
 };
 
-/* store_geom() -- the store's geometry from its header, without opening a ctx (which would
- * find the store clean and reset its manifest). */
-static void
-store_geom(struct atomio_dw_geom *g)
-{
-    uint8_t h[ATOMIO_DW_STORE_HDR_LEN];
-    int fd = open(t_join(dwdir, ATOMIO_DW_STORE_FILE), O_RDONLY);
-    cr_assert_eq(pread(fd, h, sizeof(h), 0), (ssize_t)sizeof(h));
-    close(fd);
-    cr_assert_eq(atomio__dw_store_hdr_decode(h, sizeof(h), g, NULL), 0);
-}
-
-/* plant() -- a valid batch (sequence seq) in segment seg, written straight into the store
- * file, as if the crash came between its in-place writes and its retire. */
+/* plant() -- a valid record (LSN order by seq) holding pl[0..n), written straight into the
+ * store file, as if the crash came between its in-place writes and its release. The segment
+ * number of the old layout is kept as the callers' way to say "another record". */
 static void
 plant(uint32_t seg, uint64_t seq, const struct plant *pl, uint32_t n)
 {
+    (void)seg;
     struct atomio_dw_geom g;
-    store_geom(&g);
-    size_t tb = (size_t)atomio__dw_table_bytes(n);
-    size_t len = tb + (size_t)n * PS;
-    uint8_t *b = calloc(1, len);
-    for (uint32_t k = 0; k < n; k++) {
-        memcpy(b + tb + k * PS, pl[k].page, PS);
-        struct atomio_dw_slot s = {.file_id = pl[k].file_id,
-                                   .page_no = pl[k].page_no,
-                                   .seq = seq,
-                                   .offset = (uint32_t)(tb + k * PS),
-                                   .page_size = PS,
-                                   .crc = atomio__crc32c(0, pl[k].page, PS),
-                                   .index = k};
-        atomio__dw_slot_encode(b, &s);
-    }
-    struct atomio_dw_batch_hdr hb = {.seq = seq, .count = n, .byte_len = len};
-    atomio__dw_batch_hdr_encode(b, &hb, g.uuid);
-    uint64_t off = atomio__dw_seg_off(&g, seg);
-    int fd = open(t_join(dwdir, ATOMIO_DW_STORE_FILE), O_WRONLY);
-    cr_assert_eq(pwrite(fd, b, len, (off_t)off), (ssize_t)len);
-    cr_assert_eq(fsync(fd), 0);
-    close(fd);
-    free(b);
+    t_store_geom(dwdir, &g);
+    struct t_plant tp[8];
+    cr_assert_leq(n, 8);
+    for (uint32_t k = 0; k < n; k++)
+        tp[k] = (struct t_plant){pl[k].file_id, pl[k].page_no, pl[k].page};
+    t_plant(dwdir, t_plant_lsn(&g, seq), tp, n, PS);
 }
 
 /* Write half of version `newv` over page_no (first half new, second half old). */
@@ -178,24 +151,29 @@ recover(atomio_ctx *ctx, int want_rc)
     int r = atomio_ctx_recover(ctx, &rep);
     cr_assert_eq(r, want_rc, "recover returned %s, wanted %s", atomio_err_name(r),
                  atomio_err_name(want_rc));
-    cr_assert_eq(rep.segments_scanned, 3);
+    cr_assert_eq(rep.ring_bytes_scanned, 4u << 20, "the whole ring is read");
     return rep;
 }
 
 static int
 count_batches_cb(void *arg, const atomio_inspect_record *rec)
 {
-    if (rec->kind == ATOMIO_INSPECT_BATCH)
-        ++*(int *)arg;
+    uint64_t *c = arg; /* c[0]: the store's durable tail, c[1]: records at or above it */
+    if (rec->kind == ATOMIO_INSPECT_STORE)
+        c[0] = rec->tail;
+    if (rec->kind == ATOMIO_INSPECT_BATCH && rec->lsn >= c[0])
+        c[1]++;
     return 0;
 }
 
+/* store_batches() -- records recovery would still look at (released ones below the durable
+ * tail are never applied again, whatever their bytes). */
 static int
 store_batches(void)
 {
-    int n = 0;
-    cr_assert_eq(atomio_store_inspect(dwdir, count_batches_cb, &n), 0);
-    return n;
+    uint64_t c[2] = {0, 0};
+    cr_assert_eq(atomio_store_inspect(dwdir, count_batches_cb, c), 0);
+    return (int)c[1];
 }
 
 Test(recovery, hand_made_torn_page_restored_and_idempotent)
@@ -252,8 +230,8 @@ Test(recovery, torn_batch_is_ignored)
     plant(2, 70, &(struct plant){5, 1, v3}, 1);
     /* tear the copy: the batch's in-place writes never started, the data page is v1 */
     struct atomio_dw_geom g;
-    store_geom(&g);
-    uint64_t off = atomio__dw_seg_off(&g, 2) + 4096 + 100;
+    t_store_geom(dwdir, &g);
+    uint64_t off = atomio__dw_ring_pos(&g, t_plant_lsn(&g, 70)) + 512 + 100;
     int fd = open(t_join(dwdir, ATOMIO_DW_STORE_FILE), O_WRONLY);
     cr_assert_eq(pwrite(fd, "XXXX", 4, (off_t)off), 4);
     close(fd);
@@ -409,7 +387,7 @@ Test(recovery, verify_error_counts_as_damaged)
 
 /* ---- missing files, unknown ids ------------------------------------------------------------ */
 
-Test(recovery, missing_file_and_unknown_id_reported_not_fatal)
+Test(recovery, missing_file_and_unknown_id_keep_their_copies)
 {
     populate();
     uint8_t v2[PS];
@@ -418,16 +396,27 @@ Test(recovery, missing_file_and_unknown_id_reported_not_fatal)
     plant(0, 40, pl, 2);
     cr_assert_eq(unlink(dpath), 0);
     atomio_ctx *ctx = ctx_ok(ATOMIO_CTX_NO_RECOVER, NULL, NULL);
-    atomio_recovery_report rep = recover(ctx, 0);
+    atomio_recovery_report rep = recover(ctx, ATOMIO_E_UNAPPLIED);
     cr_assert_eq(rep.batches_valid, 1);
     cr_assert_eq(rep.files_missing, 1);
     cr_assert_eq(rep.unknown_file_ids, 1);
+    cr_assert_eq(rep.pages_unapplied, 2);
     cr_assert_eq(rep.pages_checked, 0);
     cr_assert_eq(rep.pages_restored, 0);
     cr_assert_eq(access(dpath, F_OK), -1, "recovery never creates a missing file");
+    cr_assert_eq(store_batches(), 1, "the copies are kept");
     cr_assert_eq(atomio_ctx_close(ctx), 0);
-    /* and ctx open with recovery succeeds */
-    ctx = ctx_ok(0, NULL, NULL);
+    /* ctx open with recovery fails the same way, and still keeps them */
+    atomio_ctx *c2 = NULL;
+    cr_assert_eq(open_ctx(0, NULL, NULL, &c2), ATOMIO_E_UNAPPLIED);
+    cr_assert_eq(store_batches(), 1);
+    /* the operator gives both files up: then recovery completes */
+    ctx = ctx_ok(ATOMIO_CTX_NO_RECOVER, NULL, NULL);
+    cr_assert_eq(atomio_ctx_discard_file(ctx, 5), 0);
+    cr_assert_eq(atomio_ctx_discard_file(ctx, 999), 0);
+    rep = recover(ctx, 0);
+    cr_assert_eq(rep.pages_discarded, 2);
+    cr_assert_eq(store_batches(), 0);
     cr_assert_eq(atomio_ctx_close(ctx), 0);
 }
 

@@ -123,8 +123,8 @@ tmp_direct_file(uint32_t ps)
     note_data_file(data);
     atomio__caps_cache_clear();
     atomio__sys.statx = fake_statx_atomic;
-    ctx = t_ctx_nostore();
-    atomio_file_opts o = t_fopts(ps, ATOMIO_PATH_DIRECT_ATOMIC, ATOMIO_IO_DIRECT, 0);
+    ctx = t_ctx_open(NULL);
+    atomio_file_opts o = t_file_opts(ps, ATOMIO_PATH_DIRECT_ATOMIC, ATOMIO_IO_DIRECT, 0);
     atomio_file *f = NULL;
     int r = atomio_file_open(ctx, data, &o, &f);
     if (r == -EINVAL) {
@@ -217,10 +217,10 @@ Test(rlimit_unit, buffered_atomic_refused_before_issue, .fini = fini)
     t_tmpdir(dir, sizeof(dir));
     snprintf(data, sizeof(data), "%s/data", dir);
     sim_kernel_install(&(struct sim_kernel_cfg){.fs_block = 4096, .folio_order = -1});
-    ctx = t_ctx_nostore();
+    ctx = t_ctx_open(NULL);
     const uint32_t ps = 4096;
     atomio_file_opts o =
-        t_fopts(ps, ATOMIO_PATH_BUFFERED_ATOMIC, ATOMIO_IO_BUFFERED, ATOMIO_FILE_CREATE);
+        t_file_opts(ps, ATOMIO_PATH_BUFFERED_ATOMIC, ATOMIO_IO_BUFFERED, ATOMIO_FILE_CREATE);
     atomio_file *f = NULL;
     int r = atomio_file_open(ctx, data, &o, &f);
     cr_assert_eq(r, 0, "forced BUFFERED_ATOMIC on the simulated kernel: %s", atomio_err_name(r));
@@ -271,9 +271,9 @@ Test(rlimit_fs, xfs_direct_atomic_real_limit, .fini = fini)
     t_fs_mount(&fs, "xfs", 512);
     const uint32_t ps = 65536;
     const char *p = t_join(fs.dir, "data");
-    ctx = t_ctx_nostore();
+    ctx = t_ctx_open(NULL);
     atomio_file_opts o =
-        t_fopts(ps, ATOMIO_PATH_DIRECT_ATOMIC, ATOMIO_IO_DIRECT, ATOMIO_FILE_CREATE);
+        t_file_opts(ps, ATOMIO_PATH_DIRECT_ATOMIC, ATOMIO_IO_DIRECT, ATOMIO_FILE_CREATE);
     atomio_file *f = NULL;
     int r = atomio_file_open(ctx, p, &o, &f);
     cr_assert_eq(r, 0, "DIRECT_ATOMIC, 64 KiB pages on XFS reflink=1: %s", atomio_err_name(r));

@@ -64,7 +64,7 @@ static const struct atomio_layout_field fields[] = {
     S(atomio_recovery_report),
     F(atomio_recovery_report, size),
     F(atomio_recovery_report, reserved0),
-    F(atomio_recovery_report, segments_scanned),
+    F(atomio_recovery_report, ring_bytes_scanned),
     F(atomio_recovery_report, batches_scanned),
     F(atomio_recovery_report, batches_valid),
     F(atomio_recovery_report, batches_torn),

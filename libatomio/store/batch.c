@@ -310,7 +310,7 @@ distinct_files(struct atomio_dw_run *r)
 
 /* begin_unsealed() -- atomio__dw_run_begin() without seal_batch(). */
 static int
-begin_unsealed(atomio_ctx *ctx, struct atomio_dw_run *r)
+begin_unsealed(atomio_ctx *ctx, struct atomio_dw_run *r, bool wait)
 {
     r->ctx = ctx;
     r->t0 = atomio__now_ns();
@@ -326,7 +326,7 @@ begin_unsealed(atomio_ctx *ctx, struct atomio_dw_run *r)
     if (!r->rec)
         return -ENOMEM;
     r->rec->len = atomio__dw_table_bytes(r->cnt) + bytes;
-    int err = atomio__store_reserve(ctx, r->rec, r->files, r->nfiles);
+    int err = atomio__store_reserve(ctx, r->rec, r->files, r->nfiles, wait);
     if (err < 0) {
         atomio__store_rec_put(ctx, r->rec);
         r->rec = NULL;
@@ -337,9 +337,9 @@ begin_unsealed(atomio_ctx *ctx, struct atomio_dw_run *r)
 }
 
 int
-atomio__dw_run_begin(atomio_ctx *ctx, struct atomio_dw_run *r)
+atomio__dw_run_begin(atomio_ctx *ctx, struct atomio_dw_run *r, bool wait)
 {
-    int err = begin_unsealed(ctx, r);
+    int err = begin_unsealed(ctx, r, wait);
     if (err == 0)
         seal_batch(r);
     return err;
@@ -446,7 +446,7 @@ static size_t
 run_batch(atomio_ctx *ctx, struct atomio_dw_run *r, uint32_t wflags)
 {
     r->sync_requested = (wflags & ATOMIO_WRITE_DSYNC) != 0;
-    int err = begin_unsealed(ctx, r);
+    int err = begin_unsealed(ctx, r, true);
     if (err < 0) {
         for (uint32_t k = 0; k < r->cnt; k++)
             r->items[r->idx[k]].result = err;

@@ -96,11 +96,14 @@ live_cb(void *arg, uint64_t where, const uint8_t *rec, const struct atomio_dw_ba
     (void)where, (void)rec, (void)why;
     struct atomio_dw_scan_result *res = arg;
     const struct atomio_dw_geom *g = (const void *)res->g;
-    if (s == ATOMIO_DW_VALID && b->lsn >= g->tail) {
+    if (b->lsn < g->tail)
+        return 0;
+    /* New records go above every record whose header holds, torn ones too, so recovery's
+     * tail passes them all. */
+    if (b->lsn + b->byte_len > res->head)
+        res->head = b->lsn + b->byte_len;
+    if (s == ATOMIO_DW_VALID)
         res->live = true;
-        if (b->lsn + b->byte_len > res->head)
-            res->head = b->lsn + b->byte_len;
-    }
     return 0;
 }
 
@@ -151,14 +154,13 @@ collect_cb(void *arg, uint64_t where, const uint8_t *rec, const struct atomio_dw
 {
     (void)why;
     struct recov *rc = arg;
-    rc->rep.segments_scanned++;
+    if (b->lsn < rc->st->g.tail)
+        return 0; /* released before the durable tail: never applied */
     rc->rep.batches_scanned++;
     if (s != ATOMIO_DW_VALID) {
         rc->rep.batches_torn++; /* its in-place writes never started */
         return 0;
     }
-    if (b->lsn < rc->st->g.tail)
-        return 0; /* released before the durable tail: never applied */
     rc->rep.batches_valid++;
     for (uint32_t k = 0; k < b->count; k++) {
         struct atomio_dw_slot sl;
@@ -334,6 +336,7 @@ atomio__recover(atomio_ctx *ctx, atomio_recovery_report *out)
     atomio__shared_unlock(st);
     if (r < 0 || (r = scan_ring(rc.rfd, &st->g, collect_cb, &rc)) < 0)
         goto out;
+    rc.rep.ring_bytes_scanned = st->g.ring_size;
     if (rc.err < 0) {
         r = rc.err;
         goto out;

@@ -102,6 +102,8 @@ struct atomio_shared {
     struct desc descs[MAX_DESCS];
 };
 
+static int update_durable_tail(struct atomio_store *st);
+
 /* ---- processes ------------------------------------------------------------------------------ */
 
 static uint64_t
@@ -402,6 +404,15 @@ atomio__shared_detach(struct atomio_store *st, bool forked)
     if (st->sh && !forked && st->registered) {
         atomio__shared_lock(st);
         pid_t me = getpid();
+        /* The last ctx of the instance leaves the store clean: the durable tail at the tail, so
+         * the next open has nothing to re-check but what still waits for a sync. */
+        uint64_t others = 0;
+        for (uint32_t i = 0; i < MAX_PROCS; i++)
+            if (st->sh->procs[i].used)
+                others += st->sh->procs[i].pid == me ? st->sh->procs[i].used - 1 : 1;
+        if (others == 0 && !atomic_load(&st->failed) && !st->sh->hdr_busy &&
+            !st->sh->needs_recovery && st->sh->tail > st->sh->durable_tail)
+            (void)update_durable_tail(st);
         for (uint32_t i = 0; i < MAX_PROCS; i++)
             if (st->sh->procs[i].used && st->sh->procs[i].pid == me)
                 st->sh->procs[i].used--;
@@ -685,7 +696,7 @@ update_durable_tail(struct atomio_store *st)
 
 int
 atomio__store_reserve(atomio_ctx *ctx, struct atomio_dw_rec *rec, atomio_file *const *files,
-                      uint32_t nfiles)
+                      uint32_t nfiles, bool wait)
 {
     struct atomio_store *st = ctx->store;
     struct atomio_shared *sh = st->sh;
@@ -731,6 +742,9 @@ atomio__store_reserve(atomio_ctx *ctx, struct atomio_dw_rec *rec, atomio_file *c
                     err = ATOMIO_E_STORE_FAILED;
                     break;
                 }
+            } else if (!wait) {
+                err = -EAGAIN;
+                break;
             } else {
                 timed_wait(st);
                 reap_dead(st);
@@ -747,6 +761,12 @@ atomio__store_reserve(atomio_ctx *ctx, struct atomio_dw_rec *rec, atomio_file *c
         }
         if (sh->desc_first < sh->desc_next && d->state == D_HELD) {
             err = ATOMIO_E_STORE_FULL; /* held until recovery: nothing will come back */
+            break;
+        }
+        if (!wait) {
+            /* The caller may hold the very records it would wait for (a staged batch). */
+            reap_dead(st);
+            err = -EAGAIN;
             break;
         }
         timed_wait(st);

@@ -115,11 +115,13 @@ void atomio__shared_counts(struct atomio_store *st, uint64_t *bytes, uint64_t *u
 
 /*
  * Reserve len bytes of the ring for a record touching files[0..nfiles): assigns rec->lsn and
- * rec->desc. Waits (and applies backpressure: syncs the oldest files) while the ring is full.
- * 0, ATOMIO_E_STORE_FULL (held records fill the ring), ATOMIO_E_STORE_FAILED, -errno.
+ * rec->desc. Applies backpressure (syncs the oldest record's files) while the ring is full,
+ * and waits for records in flight to finish, or with !wait returns -EAGAIN instead (a caller
+ * that may hold those records itself). 0, ATOMIO_E_STORE_FULL (held records fill the ring),
+ * ATOMIO_E_STORE_FAILED, -EAGAIN, -errno.
  */
 int atomio__store_reserve(atomio_ctx *ctx, struct atomio_dw_rec *rec, atomio_file *const *files,
-                          uint32_t nfiles);
+                          uint32_t nfiles, bool wait);
 /* The record's write completed (ok) or failed. */
 void atomio__store_written(atomio_ctx *ctx, struct atomio_dw_rec *rec, bool ok);
 /* Group commit: return once a store fdatasync begun after the record's write has completed.
@@ -177,8 +179,8 @@ struct atomio_dw_run {
     uint64_t t0;
 };
 
-/* 0, or why no record: ATOMIO_E_STORE_FULL, ATOMIO_E_STORE_FAILED, -ENOMEM. */
-int atomio__dw_run_begin(atomio_ctx *ctx, struct atomio_dw_run *r);
+/* 0, or why no record: ATOMIO_E_STORE_FULL, ATOMIO_E_STORE_FAILED, -EAGAIN (!wait), -ENOMEM. */
+int atomio__dw_run_begin(atomio_ctx *ctx, struct atomio_dw_run *r, bool wait);
 void atomio__dw_run_store_io(const struct atomio_dw_run *r, struct atomio_io *io);
 /* 0, or the store write's error (-errno, ATOMIO_E_STORE_FAILED when short): then abandon. */
 int atomio__dw_run_store_written(struct atomio_dw_run *r, ssize_t res);

@@ -384,7 +384,7 @@ def _pages(raw) -> Dict[Union[Path, int], int]:
 class RecoveryReport:
     """atomio_recovery_report. batches_discarded counts the live records store_reset()
     dropped; pages_discarded the copies dropped by Ctx.discard_file() or a reset."""
-    segments_scanned: int
+    ring_bytes_scanned: int
     batches_scanned: int
     batches_valid: int
     batches_torn: int

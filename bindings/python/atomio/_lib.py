@@ -145,7 +145,7 @@ class RecoveryReport(Structure):
     _fields_ = [
         ("size", c_uint32),
         ("reserved0", c_uint32),
-        ("segments_scanned", c_uint64),
+        ("ring_bytes_scanned", c_uint64),
         ("batches_scanned", c_uint64),
         ("batches_valid", c_uint64),
         ("batches_torn", c_uint64),

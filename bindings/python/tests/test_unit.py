@@ -376,7 +376,7 @@ def test_recover_after_clean_close(scratch):
     seen = []
     with atomio.Ctx(store, recover=False, verify=lambda *a: seen.append(a) or True) as ctx:
         r = ctx.recover()
-        assert r.segments_scanned >= 1, r
+        assert r.ring_bytes_scanned >= 1, r
         assert (r.pages_restored, r.pages_unrecoverable, r.pages_unapplied) == (0, 0, 0), r
         assert r.pages_verified_intact == r.pages_checked == len(seen), r
         assert ctx.stats().recovered_pages == 0

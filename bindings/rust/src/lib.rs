@@ -595,7 +595,7 @@ impl Stats {
 /// dropped; `pages_discarded` the copies dropped by [`Ctx::discard_file`] or a reset.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
-    pub segments_scanned: u64,
+    pub ring_bytes_scanned: u64,
     pub batches_scanned: u64,
     pub batches_valid: u64,
     pub batches_torn: u64,
@@ -614,7 +614,7 @@ pub struct RecoveryReport {
 impl RecoveryReport {
     fn from_raw(r: &sys::atomio_recovery_report) -> RecoveryReport {
         RecoveryReport {
-            segments_scanned: r.segments_scanned,
+            ring_bytes_scanned: r.ring_bytes_scanned,
             batches_scanned: r.batches_scanned,
             batches_valid: r.batches_valid,
             batches_torn: r.batches_torn,

@@ -163,7 +163,7 @@ pub struct atomio_ctx_opts {
 pub struct atomio_recovery_report {
     pub size: u32,
     pub reserved0: u32,
-    pub segments_scanned: u64,
+    pub ring_bytes_scanned: u64,
     pub batches_scanned: u64,
     pub batches_valid: u64,
     pub batches_torn: u64,

@@ -75,7 +75,7 @@ fn rust_layout() -> Layout {
         atomio_recovery_report {
             size,
             reserved0,
-            segments_scanned,
+            ring_bytes_scanned,
             batches_scanned,
             batches_valid,
             batches_torn,

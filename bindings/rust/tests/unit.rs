@@ -459,7 +459,7 @@ fn recover_with_store() {
     )
     .unwrap();
     let r = ctx.recover().unwrap();
-    assert!(r.segments_scanned >= 1, "{:?}", r);
+    assert!(r.ring_bytes_scanned >= 1, "{:?}", r);
     assert_eq!(
         (r.pages_unapplied, r.pages_discarded, r.batches_discarded),
         (0, 0, 0),
