@@ -10,6 +10,7 @@
  */
 #include "atomio_internal.h"
 #include "helpers.h"
+#include "t_store.h"
 #include "store/store.h"
 #include "t_core.h"
 
@@ -187,36 +188,15 @@ reopen_and_recover(atomio_recovery_report *rep)
     return ctx;
 }
 
-/* plant() -- a valid store batch holding `page` for (file 77, page_no), written straight into
- * the store file: as if the crash came after the batch was durable. */
+/* plant() -- a valid store record holding `page` for (file 77, page_no), written straight
+ * into the store file: as if the crash came after the record was durable. seq orders it. */
 static void
-plant(uint32_t seg, uint64_t seq, uint64_t page_no, const uint8_t *page, uint32_t ps)
+plant(uint64_t seq, uint64_t page_no, const uint8_t *page, uint32_t ps)
 {
-    char spath[PATH_MAX + 64];
-    snprintf(spath, sizeof(spath), "%s/%s", dwdir, ATOMIO_DW_STORE_FILE);
-    int fd = open(spath, O_RDWR);
-    cr_assert_geq(fd, 0);
-    uint8_t h[ATOMIO_DW_STORE_HDR_LEN];
-    cr_assert_eq(pread(fd, h, sizeof(h), 0), (ssize_t)sizeof(h));
     struct atomio_dw_geom g;
-    cr_assert_eq(atomio__dw_store_hdr_decode(h, sizeof(h), &g, NULL), 0);
-    size_t len = 4096 + ps;
-    uint8_t *b = calloc(1, len);
-    memcpy(b + 4096, page, ps);
-    struct atomio_dw_slot s = {.file_id = 77,
-                               .page_no = page_no,
-                               .seq = seq,
-                               .offset = 4096,
-                               .page_size = ps,
-                               .crc = atomio__crc32c(0, page, ps),
-                               .index = 0};
-    atomio__dw_slot_encode(b, &s);
-    struct atomio_dw_batch_hdr hb = {.seq = seq, .count = 1, .byte_len = len};
-    atomio__dw_batch_hdr_encode(b, &hb, g.uuid);
-    cr_assert_eq(pwrite(fd, b, len, (off_t)atomio__dw_seg_off(&g, seg)), (ssize_t)len);
-    cr_assert_eq(fsync(fd), 0);
-    close(fd);
-    free(b);
+    t_store_geom(dwdir, &g);
+    struct t_plant pl = {77, page_no, page};
+    t_plant(dwdir, t_plant_lsn(&g, seq), &pl, 1, ps);
 }
 
 Test(dw_fs, ext4_hand_made_torn_page_restored)
@@ -231,7 +211,7 @@ Test(dw_fs, ext4_hand_made_torn_page_restored)
     /* Page 5's new version is in the store; the data file got its first half only. */
     uint8_t *v2 = malloc(ps);
     t_fill(v2, ps, 9999);
-    plant(2, 1000, 5, v2, ps);
+    plant(2, 5, v2, ps);
     int fd = open(t_join(fs.dir, "torn.ibd"), O_WRONLY);
     cr_assert_eq(pwrite(fd, v2, ps / 2, 5 * (off_t)ps), (ssize_t)(ps / 2));
     cr_assert_eq(fsync(fd), 0);

@@ -385,6 +385,10 @@ void
 atomio__shared_init_ring(struct atomio_store *st, uint64_t head, uint64_t durable_tail)
 {
     struct atomio_shared *sh = st->sh;
+    /* Whatever was in flight or held is behind the new tail: recovery has dealt with it. */
+    for (uint64_t q = sh->desc_first; q < sh->desc_next; q++)
+        sh->descs[q % MAX_DESCS].state = D_FREE;
+    sh->desc_first = sh->desc_next;
     sh->head = head;
     sh->tail = head;
     sh->durable_tail = durable_tail;
