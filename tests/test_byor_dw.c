@@ -40,27 +40,29 @@ struct fx {
     atomio_ctx *ctx;
 };
 
+/* ctx_open() -- ring_kib: the store ring in KiB (0: the tests' default). */
 static atomio_ctx *
-ctx_open(const char *dblwr, uint32_t segments)
+ctx_open(const char *dblwr, uint32_t ring_kib)
 {
     /* Comparisons inject faults through the pwritev2 seam and force paths per file: the
      * environment overrides (ATOMIO_SUBMITTER=uring, ATOMIO_PATH) would bypass both. */
     unsetenv("ATOMIO_SUBMITTER");
     unsetenv("ATOMIO_PATH");
     atomio_ctx_opts o = t_ctx_opts(dblwr);
-    o.doublewrite_segments = segments;
+    if (ring_kib)
+        o.doublewrite_store_bytes = (uint64_t)ring_kib << 10;
     o.doublewrite_batch_pages = 16;
     o.doublewrite_max_page_size = PS;
     return t_ctx_open(&o);
 }
 
 static void
-fx_up(struct fx *x, const char *kind, uint32_t segments)
+fx_up(struct fx *x, const char *kind, uint32_t ring_kib)
 {
     t_fs_mount(&x->fs, kind, kind[0] == 'x' ? 320 : 64);
     snprintf(x->dblwr, sizeof(x->dblwr), "%s/dblwr", x->fs.dir);
     cr_assert_eq(mkdir(x->dblwr, 0700), 0);
-    x->ctx = ctx_open(x->dblwr, segments);
+    x->ctx = ctx_open(x->dblwr, ring_kib);
 }
 
 static atomio_file *
@@ -201,7 +203,7 @@ static void
 staged_vs_library(int real)
 {
     struct fx x;
-    fx_up(&x, "ext4", 4);
+    fx_up(&x, "ext4", 0);
     atomio_file *a1 = open_as(x.ctx, t_join(x.fs.dir, "a1"), ATOMIO_PATH_DOUBLEWRITE);
     atomio_file *a2 = open_as(x.ctx, t_join(x.fs.dir, "a2"), ATOMIO_PATH_DOUBLEWRITE);
     atomio_file *l1 = open_as(x.ctx, t_join(x.fs.dir, "l1"), ATOMIO_PATH_DOUBLEWRITE);
@@ -249,10 +251,12 @@ staged_vs_library(int real)
         cr_assert_eq(s.syncs, l.syncs, "staged %llu syncs, library %llu",
                      (unsigned long long)s.syncs, (unsigned long long)l.syncs);
     }
-    /* Both batches were retired: recovery finds nothing to restore. */
+    /* Both ways released every record: recovery finds nothing to restore. */
+    atomio_stats cs = ATOMIO_STATS_INIT;
+    cr_assert_eq(atomio_ctx_get_stats(x.ctx, &cs), 0);
+    cr_assert_eq(cs.store_bytes_used, 0);
     atomio_recovery_report rep = {.size = sizeof(rep)};
     cr_assert_eq(atomio_ctx_recover(x.ctx, &rep), 0);
-    cr_assert_eq(rep.batches_valid, 0);
     cr_assert_eq(rep.pages_restored, 0);
 
     t_eng_fini(&e);
@@ -275,7 +279,7 @@ Test(byor_dw, staged_through_syscall_seam_matches_write_batch)
 Test(byor_dw, prepared_sqes)
 {
     struct fx x;
-    fx_up(&x, "ext4", 4);
+    fx_up(&x, "ext4", 0);
     atomio_file *f = open_as(x.ctx, t_join(x.fs.dir, "f"), ATOMIO_PATH_DOUBLEWRITE);
     char *pages = aligned_alloc(PS, 2 * PS);
     fill_pages(pages, 2, 7);
@@ -291,9 +295,8 @@ Test(byor_dw, prepared_sqes)
     cr_assert_eq(atomio_doublewrite_prep_store(b, &sqe), 0);
     cr_assert_eq(sqe.opcode, IORING_OP_WRITE);
     cr_assert_eq(sqe.fd, st->fd);
-    cr_assert_eq(sqe.off % ATOMIO_DW_ALIGN, 0);
-    cr_assert_eq(sqe.len % ATOMIO_DW_ALIGN, 0);
-    cr_assert_geq(sqe.len, 2 * PS + ATOMIO_DW_BATCH_HDR_LEN, "the whole batch in one write");
+    cr_assert_eq(sqe.off % ATOMIO_DW_GRANULE, 0);
+    cr_assert_eq(sqe.len, 2 * PS + ATOMIO_DW_GRANULE, "the whole record in one write");
     cr_assert_eq(sqe.rw_flags, 0);
     cr_assert_eq(sqe.user_data, 42);
     cr_assert_eq(atomio_doublewrite_complete_store(b, t_eng_exec(&sqe)), 0);
@@ -332,7 +335,7 @@ Test(byor_dw, prepared_sqes)
 Test(byor_dw, every_step_out_of_order_is_refused)
 {
     struct fx x;
-    fx_up(&x, "ext4", 4);
+    fx_up(&x, "ext4", 0);
     atomio_file *f = open_as(x.ctx, t_join(x.fs.dir, "f"), ATOMIO_PATH_DOUBLEWRITE);
     char *pages = aligned_alloc(PS, 2 * PS);
     fill_pages(pages, 2, 11);
@@ -415,7 +418,7 @@ Test(byor_dw, every_step_out_of_order_is_refused)
 Test(byor_dw, stage_refuses_bad_batches_whole)
 {
     struct fx x;
-    fx_up(&x, "ext4", 2);
+    fx_up(&x, "ext4", 256);
     atomio_file *f = open_as(x.ctx, t_join(x.fs.dir, "f"), ATOMIO_PATH_DOUBLEWRITE);
     atomio_file *u = open_as(x.ctx, t_join(x.fs.dir, "u"), ATOMIO_PATH_UNSAFE);
     char *pages = aligned_alloc(PS, 32 * PS);
@@ -461,15 +464,21 @@ Test(byor_dw, stage_refuses_bad_batches_whole)
     cr_assert_eq(atomio_doublewrite_stage(x.ctx, &wo, 1, 0, &b), ATOMIO_E_INVAL);
     cr_assert_eq(atomio_ctx_close(other), 0);
 
-    /* Never blocks: two segments, two batches in flight, the third is told to come back. */
-    atomio_doublewrite_batch *b1, *b2, *b3;
-    cr_assert_eq(atomio_doublewrite_stage(x.ctx, &w[0], 1, 0, &b1), 0);
-    cr_assert_eq(atomio_doublewrite_stage(x.ctx, &big[1], 1, 0, &b2), 0);
-    cr_assert_eq(atomio_doublewrite_stage(x.ctx, &big[2], 1, 0, &b3), -EAGAIN);
-    cr_assert_eq(atomio_doublewrite_abandon(b1), 0);
-    cr_assert_eq(atomio_doublewrite_stage(x.ctx, &big[2], 1, 0, &b3), 0);
-    cr_assert_eq(atomio_doublewrite_abandon(b2), 0);
-    cr_assert_eq(atomio_doublewrite_abandon(b3), 0);
+    /* Never blocks: with the ring full of staged batches in flight, the next one is told to
+     * come back; giving up the oldest makes room. */
+    atomio_doublewrite_batch *held[80];
+    int nheld = 0, r = 0;
+    while (nheld < 80 && (r = atomio_doublewrite_stage(x.ctx, &big[nheld % 16], 1, 0,
+                                                       &held[nheld])) == 0)
+        nheld++;
+    cr_assert_eq(r, -EAGAIN, "after %d staged: %s", nheld, atomio_err_name(r));
+    cr_assert_geq(nheld, 2);
+    atomio_doublewrite_batch *more;
+    cr_assert_eq(atomio_doublewrite_abandon(held[0]), 0);
+    cr_assert_eq(atomio_doublewrite_stage(x.ctx, &big[16], 1, 0, &more), 0);
+    cr_assert_eq(atomio_doublewrite_abandon(more), 0);
+    for (int i = 1; i < nheld; i++)
+        cr_assert_eq(atomio_doublewrite_abandon(held[i]), 0);
 
     /* Nothing of this reached the data file. */
     struct stat st;
@@ -485,7 +494,7 @@ Test(byor_dw, stage_refuses_bad_batches_whole)
 Test(byor_dw, abandon_after_durable_store_is_never_recovered)
 {
     struct fx x;
-    fx_up(&x, "ext4", 4);
+    fx_up(&x, "ext4", 0);
     atomio_file *f = open_as(x.ctx, t_join(x.fs.dir, "f"), ATOMIO_PATH_DOUBLEWRITE);
     char *oldp = aligned_alloc(PS, PS), *newp = aligned_alloc(PS, PS);
     t_fill(oldp, PS, 1);
@@ -504,7 +513,7 @@ Test(byor_dw, abandon_after_durable_store_is_never_recovered)
 
     atomio_recovery_report rep = {.size = sizeof(rep)};
     cr_assert_eq(atomio_ctx_recover(x.ctx, &rep), 0);
-    cr_assert_eq(rep.batches_valid, 0, "the abandoned batch was retired");
+    cr_assert_eq(rep.pages_restored, 0, "the abandoned record was voided");
     cr_assert_eq(rep.pages_restored, 0);
     assert_page(f, 4, oldp);
     /* The file and the store are still usable. */
@@ -518,23 +527,35 @@ Test(byor_dw, abandon_after_durable_store_is_never_recovered)
 Test(byor_dw, failed_store_write_kills_batch_not_data)
 {
     struct fx x;
-    fx_up(&x, "ext4", 4);
+    fx_up(&x, "ext4", 0);
     atomio_file *f = open_as(x.ctx, t_join(x.fs.dir, "f"), ATOMIO_PATH_DOUBLEWRITE);
     char *p = aligned_alloc(PS, PS);
     t_fill(p, PS, 3);
     atomio_page_write w = {.file = f, .page_no = 0, .page = p};
-    int errs[] = {-EIO, 4096 /* short: less than the batch */};
-    int want[] = {-EIO, ATOMIO_E_STORE};
+    int errs[] = {-EIO, 4096 /* short: less than the record */};
     for (int k = 0; k < 2; k++) {
+        /* A store that failed a write takes nothing more until the ctx is reopened. */
+        if (k == 1) {
+            cr_assert_eq(atomio_ctx_close(x.ctx), 0);
+            x.ctx = ctx_open(x.dblwr, 0);
+            f = open_as(x.ctx, t_join(x.fs.dir, "f"), ATOMIO_PATH_DOUBLEWRITE);
+            w.file = f;
+        }
         atomio_doublewrite_batch *b;
         cr_assert_eq(atomio_doublewrite_stage(x.ctx, &w, 1, 0, &b), 0);
         struct io_uring_sqe sqe;
         cr_assert_eq(atomio_doublewrite_prep_store(b, &sqe), 0);
-        cr_assert_eq(atomio_doublewrite_complete_store(b, errs[k]), want[k]);
+        cr_assert_eq(atomio_doublewrite_complete_store(b, errs[k]),
+                     k == 0 ? -EIO : ATOMIO_E_STORE_FAILED);
         cr_assert_eq(atomio_doublewrite_prep_store_sync(b, &sqe), ATOMIO_E_SEQUENCE, "dead batch");
         cr_assert_eq(atomio_doublewrite_prep_inplace(b, 0, &sqe), ATOMIO_E_SEQUENCE);
         cr_assert_eq(atomio_doublewrite_abandon(b), 0);
+        cr_assert_eq(atomio_doublewrite_stage(x.ctx, &w, 1, 0, &b), ATOMIO_E_STORE_FAILED);
+        cr_assert_eq(atomio_write(f, 0, p, 0), ATOMIO_E_STORE_FAILED);
     }
+    cr_assert_eq(atomio_ctx_close(x.ctx), 0);
+    x.ctx = ctx_open(x.dblwr, 0);
+    f = open_as(x.ctx, t_join(x.fs.dir, "f"), ATOMIO_PATH_DOUBLEWRITE);
     atomio_file_info i = {.size = sizeof(i)};
     cr_assert_eq(atomio_file_get_info(f, &i), 0);
     cr_assert_eq(i.state, ATOMIO_STATE_OK, "the data file was never touched");
@@ -546,7 +567,7 @@ Test(byor_dw, failed_store_write_kills_batch_not_data)
 Test(byor_dw, failed_store_fsync_fails_the_store)
 {
     struct fx x;
-    fx_up(&x, "ext4", 4);
+    fx_up(&x, "ext4", 0);
     atomio_file *f = open_as(x.ctx, t_join(x.fs.dir, "f"), ATOMIO_PATH_DOUBLEWRITE);
     char *p = aligned_alloc(PS, PS);
     t_fill(p, PS, 3);
@@ -559,12 +580,10 @@ Test(byor_dw, failed_store_fsync_fails_the_store)
     cr_assert_eq(atomio_doublewrite_prep_store_sync(b, &sqe), 0);
     cr_assert_eq(atomio_doublewrite_complete_store_sync(b, -EIO), -EIO);
     cr_assert_eq(atomio_doublewrite_prep_inplace(b, 0, &sqe), ATOMIO_E_SEQUENCE);
-    /* The retire is still attempted (and here the disk takes it), as atomio_write_batch()
-     * does after a failed store write. */
     cr_assert_eq(atomio_doublewrite_abandon(b), 0);
     /* Sticky, as for atomio_write_batch(): the store takes nothing more. */
-    cr_assert_eq(atomio_doublewrite_stage(x.ctx, &w, 1, 0, &b), ATOMIO_E_STORE);
-    cr_assert_eq(atomio_write(f, 0, p, 0), ATOMIO_E_STORE);
+    cr_assert_eq(atomio_doublewrite_stage(x.ctx, &w, 1, 0, &b), ATOMIO_E_STORE_FAILED);
+    cr_assert_eq(atomio_write(f, 0, p, 0), ATOMIO_E_STORE_FAILED);
     atomio_stats cs = {.size = sizeof(cs)};
     cr_assert_eq(atomio_ctx_get_stats(x.ctx, &cs), 0);
     cr_assert_eq(cs.failed_syncs, 1);
@@ -576,7 +595,7 @@ Test(byor_dw, failed_store_fsync_fails_the_store)
 Test(byor_dw, short_inplace_write_fails_file_and_recovery_repairs)
 {
     struct fx x;
-    fx_up(&x, "ext4", 4);
+    fx_up(&x, "ext4", 0);
     atomio_file *f = open_as(x.ctx, t_join(x.fs.dir, "f"), ATOMIO_PATH_DOUBLEWRITE);
     atomio_file *g = open_as(x.ctx, t_join(x.fs.dir, "g"), ATOMIO_PATH_DOUBLEWRITE);
     char *pages = aligned_alloc(PS, 3 * PS);
@@ -625,14 +644,12 @@ Test(byor_dw, short_inplace_write_fails_file_and_recovery_repairs)
     cr_assert_eq(atomio_ctx_close(x.ctx), 0);
 }
 
-/* With a single segment a failed in-place write has no segment for a rescue batch: done never
- * waits for one (the batch's own segment is the only one), the whole batch is held, all its
- * files are refused, and staging reports a full store (not -EAGAIN: nothing will come back)
- * until recovery. */
-Test(byor_dw, single_segment_failure_holds_the_batch_until_recovery)
+/* A failed in-place write holds the record until recovery: its file is refused, the other
+ * files of the batch and the rest of the store go on. */
+Test(byor_dw, failed_in_place_write_holds_the_record_until_recovery)
 {
     struct fx x;
-    fx_up(&x, "ext4", 1);
+    fx_up(&x, "ext4", 0);
     atomio_file *f = open_as(x.ctx, t_join(x.fs.dir, "f"), ATOMIO_PATH_DOUBLEWRITE);
     atomio_file *g = open_as(x.ctx, t_join(x.fs.dir, "g"), ATOMIO_PATH_DOUBLEWRITE);
     atomio_file *h = open_as(x.ctx, t_join(x.fs.dir, "h"), ATOMIO_PATH_DOUBLEWRITE);
@@ -661,11 +678,15 @@ Test(byor_dw, single_segment_failure_holds_the_batch_until_recovery)
 
     atomio_doublewrite_batch *b2 = NULL;
     atomio_page_write wg = {.file = g, .page_no = 1, .page = pages};
-    cr_assert_eq(atomio_doublewrite_stage(x.ctx, &wg, 1, 0, &b2), ATOMIO_E_FAILED, "held with the batch");
-    atomio_page_write wh = {.file = h, .page_no = 0, .page = pages};
-    cr_assert_eq(atomio_doublewrite_stage(x.ctx, &wh, 1, 0, &b2), ATOMIO_E_STORE_FULL,
-                 "the only segment is held: a full store, not -EAGAIN");
+    atomio_page_write wf = {.file = f, .page_no = 1, .page = pages};
+    cr_assert_eq(atomio_doublewrite_stage(x.ctx, &wf, 1, 0, &b2), ATOMIO_E_FAILED, "f is failed");
     cr_assert_null(b2);
+    cr_assert_eq(atomio_doublewrite_stage(x.ctx, &wg, 1, 0, &b2), 0, "g is not");
+    cr_assert_eq(atomio_doublewrite_abandon(b2), 0);
+    atomio_page_write wh = {.file = h, .page_no = 0, .page = pages};
+    atomio_stats cs = ATOMIO_STATS_INIT;
+    cr_assert_eq(atomio_ctx_get_stats(x.ctx, &cs), 0);
+    cr_assert_geq(cs.store_bytes_used, 2 * PS, "the held record is kept");
 
     cr_assert_eq(atomio_file_close(f), 0);
     atomio_recovery_report rep = {.size = sizeof(rep)};
@@ -706,7 +727,7 @@ inject_pwritev2(int fd, const struct iovec *iov, int iovcnt, uint64_t off, int f
 Test(byor_dw, downgrade_then_staged_doublewrite)
 {
     struct fx x;
-    fx_up(&x, "xfs", 4);
+    fx_up(&x, "xfs", 0);
     atomio_caps c = {.size = sizeof(c)};
     int pfd = open(t_join(x.fs.dir, "probe"), O_CREAT | O_RDWR, 0600);
     cr_assert(pfd >= 0);
@@ -775,7 +796,7 @@ buffered_probe_pwritev2(int fd, const struct iovec *iov, int iovcnt, uint64_t of
 Test(byor_dw, real_eopnotsupp_on_engine_ring_downgrades)
 {
     struct fx x;
-    fx_up(&x, "xfs", 4);
+    fx_up(&x, "xfs", 0);
     atomio__caps_cache_clear();
     atomio__sys.pwritev2 = buffered_probe_pwritev2;
     atomio_file_opts o = ATOMIO_FILE_OPTS_INIT;

@@ -38,7 +38,7 @@ content(char *buf, int t, uint64_t page, int round)
 
 /*
  * staged_thread() -- an engine thread: stage PER pages, run every SQE through its own queue,
- * retrying the stage while every segment is busy (-EAGAIN).
+ * retrying the stage while the ring is full (-EAGAIN).
  */
 static void *
 staged_thread(void *arg)
@@ -119,7 +119,7 @@ Test(byor_threads, engines_and_library_share_one_ctx)
     snprintf(dblwr, sizeof(dblwr), "%s/dblwr", dir);
     cr_assert_eq(mkdir(dblwr, 0700), 0);
     atomio_ctx_opts o = t_ctx_opts(dblwr);
-    o.doublewrite_segments = 3; /* fewer than the threads: staging meets -EAGAIN */
+    o.doublewrite_store_bytes = 256u << 10; /* a small ring: staging meets -EAGAIN */
     o.doublewrite_batch_pages = PER;
     o.doublewrite_max_page_size = PS;
     ctx = t_ctx_open(&o);

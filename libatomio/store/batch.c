@@ -284,10 +284,13 @@ split_store(atomio_ctx *ctx, const struct atomio_dw_run *r)
 }
 
 void
-atomio__dw_run_abandon(struct atomio_dw_run *r)
+atomio__dw_run_abandon(struct atomio_dw_run *r, bool written)
 {
-    /* None of its pages reached their files: nothing to protect. Its bytes may be durable
-     * in the store; only a write that never returned could then come back at recovery. */
+    /* None of its pages reached their files. A record that may be in the store is voided
+     * first (its header zeroed, durably), or recovery could bring back pages the caller gave
+     * up; if even that fails the store is failed and takes nothing more. */
+    if (written && atomio__store_void(r->ctx, r->rec) < 0)
+        atomic_store(&r->ctx->store->failed, true);
     atomio__store_rec_end(r->ctx, r->rec, ATOMIO_REC_RELEASE);
     atomio__store_rec_put(r->ctx, r->rec);
     r->rec = NULL;
@@ -459,7 +462,7 @@ run_batch(atomio_ctx *ctx, struct atomio_dw_run *r, uint32_t wflags)
     if (err < 0) {
         for (uint32_t k = 0; k < r->cnt; k++)
             r->items[r->idx[k]].result = err;
-        atomio__dw_run_abandon(r);
+        atomio__dw_run_abandon(r, true);
         return 0;
     }
     atomio__dw_run_inplace_ios(r);
@@ -467,7 +470,7 @@ run_batch(atomio_ctx *ctx, struct atomio_dw_run *r, uint32_t wflags)
     if (err < 0) {
         for (uint32_t k = 0; k < r->cnt; k++)
             r->items[r->idx[k]].result = err;
-        atomio__dw_run_abandon(r);
+        atomio__dw_run_abandon(r, true);
         return 0;
     }
     for (uint32_t k = 0; k < r->cnt; k++) {

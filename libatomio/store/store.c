@@ -204,6 +204,16 @@ atomio__store_write_headers(struct atomio_store *st, uint64_t tail)
     return 0;
 }
 
+int
+atomio__store_void(atomio_ctx *ctx, const struct atomio_dw_rec *rec)
+{
+    struct atomio_store *st = ctx->store;
+    int r = write_full(st->fd, zero_block, ATOMIO_DW_GRANULE, atomio__dw_ring_pos(&st->g, rec->lsn));
+    if (r == 0)
+        r = atomio__sys.fdatasync(st->fd);
+    return r;
+}
+
 /*
  * init_store() -- lay out a fresh store with geometry g: both headers zeroed first (so a crash
  * half-way leaves zero headers over a zero ring, which the next open lays out again), then the

@@ -189,7 +189,8 @@ void atomio__dw_run_inplace_ios(struct atomio_dw_run *r);
 int atomio__dw_run_inplace_done(struct atomio_dw_run *r, uint32_t k);
 /* Returns the number of items written. */
 size_t atomio__dw_run_finish(struct atomio_dw_run *r);
-void atomio__dw_run_abandon(struct atomio_dw_run *r);
+/* Give the run up before its in-place writes; written: its store write may have happened. */
+void atomio__dw_run_abandon(struct atomio_dw_run *r, bool written);
 /* 0 if the item may go through the store, else its error. */
 int atomio__dw_precheck(atomio_ctx *ctx, const struct atomio_dw_item *it);
 /* Live records from before a crash: no new record until recovery has run. */
@@ -212,6 +213,8 @@ int atomio__dw_scan_live(struct atomio_store *st, struct atomio_dw_scan_result *
 /* A record buffer with room for page_bytes of pages and count slots (per process pool). */
 struct atomio_dw_rec *atomio__store_rec_get(atomio_ctx *ctx, uint32_t count, uint64_t page_bytes);
 void atomio__store_rec_put(atomio_ctx *ctx, struct atomio_dw_rec *rec);
+/* Zero the record's header in the store, durably: its copies can never be applied. */
+int atomio__store_void(atomio_ctx *ctx, const struct atomio_dw_rec *rec);
 /* Write both header copies with the given durable tail, each made durable before the next. */
 int atomio__store_write_headers(struct atomio_store *st, uint64_t tail);
 /* The path of file_id as recorded (resolved against the data root when relative) into out;
