@@ -44,7 +44,7 @@ check_opts(atomio_ctx_opts *o)
     if (o->instance && strlen(o->instance) > INSTANCE_MAX)
         return ATOMIO_E_INVAL;
     if (o->doublewrite_store_bytes &&
-        (o->doublewrite_store_bytes < (256u << 10) || o->doublewrite_store_bytes > (1ull << 40)))
+        (o->doublewrite_store_bytes < (16u << 10) || o->doublewrite_store_bytes > (1ull << 40)))
         return ATOMIO_E_INVAL;
     if (o->data_root && o->data_root[0] != '/')
         return ATOMIO_E_INVAL; /* a root that moves with the working directory is no root */

@@ -56,6 +56,8 @@ struct wl_step {
     struct wl_write w[MAXW];
     bool sync;   /* atomio_sync() on the step's files afterwards */
     bool single; /* issue as atomio_write() calls (n must be 1) */
+    int ctx;     /* which writer issues it (0 or 1: two processes of one instance) */
+    bool sync_by_other; /* the sync is made by the other writer (deferred release) */
 };
 
 struct wl {
@@ -63,8 +65,10 @@ struct wl {
     int nfiles;
     uint32_t ps[MAXF];
     uint64_t npages[MAXF];
-    uint32_t segs, batch_pages, max_ps;
-    int policy;          /* segment reuse order (atomio__test_dw_policy) */
+    uint32_t ring_kib, batch_pages, max_ps; /* store ring size, record limits */
+    int nctx;            /* writers: separate ctxs of one instance on one store (1 or 2) */
+    bool deferred;       /* ATOMIO_DOUBLEWRITE_DEFERRED: pages durable once synced */
+    bool local_order;    /* sabotage: copies ordered per writer (atomio__test_dw_local_order) */
     uint32_t path[MAXF]; /* forced path per file; 0 = DOUBLEWRITE */
     /* one short in-place write: the write of (short_file, short_page) in step short_step keeps
      * short_keep bytes (short_keep 0: none). The file fails; later writes to it are refused. */
@@ -107,6 +111,7 @@ struct tally {
 
 static char root[256], dwdir[300];
 static uint32_t last_downgrades[MAXF]; /* seen at the end of the last workload run */
+static uint64_t last_forced_syncs;     /* the writers' forced_syncs, summed over runs */
 static char fpath[MAXF][300];
 
 static void
@@ -123,7 +128,7 @@ static void
 teardown(void)
 {
     atomic_store(&atomio__test_skip_dw_durability, 0);
-    atomic_store(&atomio__test_dw_policy, 0);
+    atomic_store(&atomio__test_dw_local_order, 0);
     sim_fini();
     t_rmtree(root);
 }
@@ -187,7 +192,9 @@ static atomio_ctx *
 ctx_open_on_sim(const struct wl *wl, uint32_t flags, int *err)
 {
     atomio_ctx_opts o = t_ctx_opts(dwdir); /* the sync submitter: io_uring bypasses the seam */
-    o.doublewrite_segments = wl->segs;
+    o.doublewrite_store_bytes = (uint64_t)(wl->ring_kib ? wl->ring_kib : 64) << 10;
+    o.doublewrite_mode = wl->deferred ? ATOMIO_DOUBLEWRITE_DEFERRED : ATOMIO_DOUBLEWRITE_SYNC_BATCH;
+    o.instance = "crash"; /* a second writer joins the first */
     o.doublewrite_batch_pages = wl->batch_pages;
     o.doublewrite_max_page_size = wl->max_ps;
     o.flags = flags;
@@ -239,18 +246,17 @@ staged_batch(atomio_ctx *ctx, atomio_page_write *w, int n, int *results)
     cr_assert_geq(atomio_doublewrite_done(b, results), 0);
 }
 
-/* staged_step() -- a step's pages in as many staged batches as the store's segments need
- * (an engine splits as atomio_write_batch() does: a staged batch is one segment). */
+/* staged_step() -- a step's pages in as many staged batches as the store's records need
+ * (an engine splits as atomio_write_batch() does: a staged batch is one record). */
 static void
 staged_step(atomio_ctx *ctx, atomio_page_write *w, int n, int *results)
 {
-    const struct atomio_dw_geom *g = &ctx->store->g;
     for (int i = 0; i < n;) {
         int cnt = 0;
         uint64_t bytes = 0;
-        while (i + cnt < n && (uint32_t)cnt < g->slots_max) {
+        while (i + cnt < n) {
             uint32_t ps = w[i + cnt].file->page_size;
-            if (atomio__dw_table_bytes((uint32_t)cnt + 1) + bytes + ps > g->seg_size)
+            if (cnt > 0 && !atomio__dw_fits(ctx->store, (uint32_t)cnt + 1, bytes + ps))
                 break;
             bytes += ps;
             cnt++;
@@ -306,31 +312,37 @@ static void
 run_workload(const struct wl *wl, struct call *calls)
 {
     memset(calls, 0, sizeof(*calls) * (size_t)wl->nsteps);
-    atomic_store(&atomio__test_dw_policy, wl->policy);
     atomic_store(&atomio__test_dw_split, wl->split);
+    atomic_store(&atomio__test_dw_local_order, wl->local_order);
     int err;
-    atomio_ctx *ctx = ctx_open_on_sim(wl, 0, &err);
-    if (!ctx)
-        return;
-    atomio_file *files[MAXF] = {0};
-    for (int f = 0; f < wl->nfiles; f++) {
-        uint32_t path = wl->path[f] ? wl->path[f] : ATOMIO_PATH_DOUBLEWRITE;
-        atomio_file_opts fo = t_file_opts(
-            wl->ps[f], path,
-            path == ATOMIO_PATH_DIRECT_ATOMIC ? ATOMIO_IO_DIRECT : ATOMIO_IO_BUFFERED, 0);
-        fo.file_id = 10 + (uint64_t)f;
-        if (atomio_file_open(ctx, fpath[f], &fo, &files[f]) < 0)
-            goto out;
-    }
+    int nctx = wl->nctx ? wl->nctx : 1;
+    atomio_ctx *ctxs[2] = {NULL, NULL};
+    atomio_file *files[2][MAXF] = {{0}};
     uint8_t *bufs = aligned_alloc(4096, (size_t)MAXW * 16384);
+    for (int c = 0; c < nctx; c++) {
+        ctxs[c] = ctx_open_on_sim(wl, 0, &err);
+        if (!ctxs[c])
+            goto out;
+        for (int f = 0; f < wl->nfiles; f++) {
+            uint32_t path = wl->path[f] ? wl->path[f] : ATOMIO_PATH_DOUBLEWRITE;
+            atomio_file_opts fo = t_file_opts(
+                wl->ps[f], path,
+                path == ATOMIO_PATH_DIRECT_ATOMIC ? ATOMIO_IO_DIRECT : ATOMIO_IO_BUFFERED, 0);
+            fo.file_id = 10 + (uint64_t)f;
+            if (atomio_file_open(ctxs[c], fpath[f], &fo, &files[c][f]) < 0)
+                goto out;
+        }
+    }
     for (int s = 0; s < wl->nsteps; s++) {
         const struct wl_step *st = &wl->steps[s];
+        int c = st->ctx % nctx;
+        atomio_ctx *ctx = ctxs[c];
         atomio_page_write w[MAXW];
         for (int i = 0; i < st->n; i++) {
             const struct wl_write *x = &st->w[i];
             uint8_t *b = bufs + (size_t)i * 16384;
             content(b, wl->ps[x->file], x->file, x->page, x->ver);
-            w[i] = (atomio_page_write){.file = files[x->file], .page_no = x->page, .page = b};
+            w[i] = (atomio_page_write){.file = files[c][x->file], .page_no = x->page, .page = b};
         }
         calls[s].ran = true;
         calls[s].op_start = sim_ops();
@@ -345,16 +357,18 @@ run_workload(const struct wl *wl, struct call *calls)
                 calls[s].results[i] = w[i].result;
         }
         calls[s].op_end = sim_ops();
-        /* Doublewrite pages are durable when the call returns; atomic ones once a sync of
-         * their file returns. */
-        bool atomic = false, synced = true;
+        /* Doublewrite pages are durable when the call returns (each batch syncs its files);
+         * atomic ones, and all of them in deferred mode, once a sync of their file returns. */
+        bool atomic = wl->deferred, synced = true;
         for (int i = 0; i < st->n; i++)
             atomic |= wl->path[st->w[i].file] == ATOMIO_PATH_DIRECT_ATOMIC;
+        int sc = st->sync_by_other ? (c + 1) % nctx : c;
         if (st->sync)
             for (int f = 0; f < wl->nfiles; f++)
                 for (int i = 0; i < st->n; i++)
                     if (st->w[i].file == f) {
-                        synced &= atomio_sync(files[f]) == 0; /* fails once the device died */
+                        /* fails once the device died */
+                        synced &= atomio_sync(files[sc][f]) == 0;
                         break;
                     }
         calls[s].op_durable = !atomic ? calls[s].op_end : st->sync && synced ? sim_ops() : LONG_MAX;
@@ -363,12 +377,19 @@ run_workload(const struct wl *wl, struct call *calls)
         atomio_file_info fi;
         memset(&fi, 0, sizeof(fi));
         fi.size = sizeof(fi);
-        if (atomio_file_get_info(files[f], &fi) == 0)
+        if (atomio_file_get_info(files[0][f], &fi) == 0)
             last_downgrades[f] = fi.downgrades;
     }
-    free(bufs);
+    for (int c = 0; c < nctx; c++) {
+        atomio_stats st = ATOMIO_STATS_INIT;
+        if (atomio_ctx_get_stats(ctxs[c], &st) == 0)
+            last_forced_syncs += st.forced_syncs;
+    }
 out:
-    atomio_ctx_close(ctx);
+    free(bufs);
+    for (int c = nctx; c-- > 0;)
+        atomio_ctx_close(ctxs[c]);
+    atomic_store(&atomio__test_dw_local_order, 0);
 }
 
 /* ---- expectations --------------------------------------------------------------------------- */
@@ -428,12 +449,47 @@ batch_bytes(const struct sim_log *log, size_t i, uint64_t blen, uint8_t **owned)
     return NULL;
 }
 
+/* store_tail() -- the durable tail as recovery will read it from the image's two header
+ * copies (the larger tail of the valid ones). false when there is no store yet. */
+static bool
+store_tail(const uint8_t *st, size_t slen, struct atomio_dw_geom *g)
+{
+    struct atomio_dw_geom c[2];
+    int d[2] = {-1, -1};
+    for (uint32_t k = 0; k < 2; k++)
+        if (slen >= (k + 1) * 4096)
+            d[k] = atomio__dw_store_hdr_decode(st + k * 4096, ATOMIO_DW_STORE_HDR_LEN, k, &c[k],
+                                               NULL, NULL);
+    if (d[0] != 0 && d[1] != 0)
+        return false;
+    *g = d[0] == 0 && (d[1] != 0 || c[0].tail >= c[1].tail) ? c[0] : c[1];
+    return true;
+}
+
+/* logged_header() -- whether the 64 bytes at ring offset pos are the header of a record the
+ * library wrote there during the log (ops [0, k]); its op index in *which. */
+static bool
+logged_header(const struct sim_log *log, size_t k, int si, uint64_t off, const uint8_t *at,
+              size_t *which)
+{
+    for (size_t i = (k < sim_log_len(log) ? k + 1 : k); i-- > 0;) {
+        const struct sim_op *op = sim_log_op(log, i);
+        if (op->kind != SIM_WRITE || op->file != si || op->off != off || op->len < 64 ||
+            zero(op->data, 64) || memcmp(op->data, at, 64) != 0)
+            continue;
+        *which = i;
+        return true;
+    }
+    return false;
+}
+
 /*
- * expect_store() -- what recovery should find in the store image: a segment is a valid batch
- * exactly when its bytes equal, over the batch's length, one batch write the library issued
- * to it during the log (so every CRC in it holds by construction; a split write counts with
- * its pages, batch_bytes()); non-zero headers that are not such a copy are torn.
- * pages_checked: distinct (file id, page) over the valid batches.
+ * expect_store() -- what recovery should find in the store image, from the write log alone:
+ * walking the ring in 512-byte steps, a header the library wrote at that place starts a
+ * record; it is valid exactly when the record's bytes equal, over its length, that write (so
+ * every CRC in it holds by construction; a split write counts with its pages, batch_bytes()),
+ * and then the walk steps over it; otherwise it is torn. Only records at or above the durable
+ * tail count. pages_checked: distinct (file id, page) over the valid ones.
  */
 static void
 expect_store(const struct sim_log *log, size_t k, const struct sim_image *img, struct expect *e)
@@ -447,31 +503,34 @@ expect_store(const struct sim_log *log, size_t k, const struct sim_image *img, s
     const uint8_t *st = img->data[si];
     size_t slen = img->len[si];
     struct atomio_dw_geom g;
-    if (atomio__dw_store_hdr_decode(st, slen < 128 ? slen : 128, &g, NULL) != 0)
+    if (!store_tail(st, slen, &g))
         return; /* no store yet: it is created at reboot, empty */
-    uint64_t keys[2][4096];
+    static uint64_t keys[2][4096];
     size_t nkeys = 0;
-    for (uint32_t s = 0; s < g.nseg; s++) {
-        uint64_t off = g.seg_offset + (uint64_t)s * g.seg_size;
-        if (off + 64 > slen || zero(st + off, 64))
+    for (uint64_t pos = 0; pos + 64 <= g.ring_size;) {
+        uint64_t off = g.ring_offset + pos;
+        size_t i;
+        if (off + 64 > slen || !logged_header(log, k, si, off, st + off, &i)) {
+            pos += 512;
             continue;
-        e->scanned++;
-        for (size_t i = (k < sim_log_len(log) ? k + 1 : k); i-- > 0;) {
-            const struct sim_op *op = sim_log_op(log, i);
-            if (op->kind != SIM_WRITE || op->file != si || op->off != off || op->len < 64 ||
-                zero(op->data, 64))
-                continue;
-            uint64_t blen = le64(op->data + 24);
-            uint8_t *owned = NULL;
-            const uint8_t *want = off + blen <= slen ? batch_bytes(log, i, blen, &owned) : NULL;
-            bool same = want && memcmp(st + off, want, blen) == 0;
-            free(owned);
-            if (!same)
-                continue;
+        }
+        const struct sim_op *op = sim_log_op(log, i);
+        uint64_t lsn = le64(op->data + 8), blen = le64(op->data + 24);
+        uint8_t *owned = NULL;
+        const uint8_t *want = off + blen <= slen ? batch_bytes(log, i, blen, &owned) : NULL;
+        bool same = want && memcmp(st + off, want, blen) == 0;
+        free(owned);
+        if (lsn >= g.tail)
+            e->scanned++;
+        if (!same) {
+            pos += 512;
+            continue;
+        }
+        if (lsn >= g.tail) {
             e->valid++;
             uint32_t count = le32(op->data + 16);
             for (uint32_t j = 0; j < count; j++) {
-                const uint8_t *sl = op->data + 64 + (size_t)j * 48;
+                const uint8_t *sl = op->data + 64 + (size_t)j * 32;
                 uint64_t fid = le64(sl), pno = le64(sl + 8);
                 bool dup = false;
                 for (size_t q = 0; q < nkeys && !dup; q++)
@@ -481,8 +540,8 @@ expect_store(const struct sim_log *log, size_t k, const struct sim_image *img, s
                     keys[1][nkeys++] = pno;
                 }
             }
-            break;
         }
+        pos += blen;
     }
     e->pages_checked = nkeys;
 }
@@ -778,7 +837,7 @@ small_base(const char *name)
     wl.nfiles = 1;
     wl.ps[0] = 1024; /* two sectors: a page can tear */
     wl.npages[0] = 4;
-    wl.segs = 2;
+    wl.ring_kib = 64;
     wl.batch_pages = 4;
     wl.max_ps = 1024;
     return wl;
@@ -877,21 +936,84 @@ build_page_rewritten(struct wl *wl, enum driver d)
     add(wl, 1, 0, 2, 2);
 }
 
-/* Oldest-first segment reuse: the second batch goes to another segment while the first one's
- * retire is still not durable -- the case the retire ordering exists for. */
+/* Two writers (processes of one instance, each its own ctx) pass pages between them: a page
+ * written by one and then by the other must never come back as the first one's copy. */
 static void
-build_rotating_segments(struct wl *wl, enum driver d)
+build_two_writers(struct wl *wl, enum driver d)
 {
     (void)d;
     wl->nfiles = 2;
     wl->ps[1] = 1024;
     wl->npages[1] = 2;
-    wl->policy = 1;
+    wl->nctx = 2;
     add(wl, 0, 0, 0, 1);
     add(wl, 0, 1, 1, 1);
     add(wl, 1, 0, 0, 2);
     add(wl, 1, 1, 0, 2);
-    add(wl, 1, 0, 3, 2);
+    wl->steps[1].ctx = 1;
+    add(wl, 2, 0, 0, 3);
+    add(wl, 2, 0, 3, 2);
+}
+
+/* The same with the ordering sabotaged: each writer numbers its copies itself. The writer
+ * that wrote a page first wrote more copies, so its older copy outranks the other's newer
+ * one: the simulator must find the page rolled back. */
+static void
+build_local_order(struct wl *wl, enum driver d)
+{
+    (void)d;
+    wl->nctx = 2;
+    wl->local_order = true;
+    add(wl, 0, 0, 1, 1);
+    add(wl, 1, 0, 0, 1);
+    add(wl, 2, 0, 0, 2);
+    wl->steps[2].ctx = 1;
+}
+
+/* Deferred durability: no data file is synced by a batch; the other writer's atomio_sync()
+ * releases the first one's copies, and only synced pages are promised. */
+static void
+build_deferred_sync_by_other(struct wl *wl, enum driver d)
+{
+    (void)d;
+    wl->nctx = 2;
+    wl->deferred = true;
+    add(wl, 0, 0, 0, 1);
+    add(wl, 0, 0, 1, 1);
+    add(wl, 1, 0, 1, 2);
+    wl->steps[1].sync = true;
+    wl->steps[1].sync_by_other = true;
+    add(wl, 2, 0, 2, 1);
+    wl->steps[2].ctx = 1;
+    add(wl, 3, 0, 0, 2);
+    wl->steps[3].sync = true;
+}
+
+/* Deferred durability in a ring too small for the workload: the writer never syncs until
+ * the end, so reserving space syncs the oldest record's file itself (backpressure), and the
+ * ring wraps over released records. */
+static void
+build_deferred_backpressure(struct wl *wl, enum driver d)
+{
+    (void)d;
+    wl->deferred = true;
+    wl->ring_kib = 16;
+    wl->batch_pages = 2;
+    wl->npages[0] = 4;
+    for (int s = 0; s < 14; s++) {
+        add(wl, s, 0, (uint64_t)s % 4, (uint32_t)(s / 4 + 1));
+        wl->steps[s].single = true;
+    }
+    wl->steps[13].sync = true;
+}
+
+static void
+check_backpressure(const struct call *calls, enum driver d)
+{
+    (void)d;
+    for (int s = 0; s < 14; s++)
+        cr_assert_eq(calls[s].results[0], 0, "step %d: %s", s, atomio_err_name(calls[s].results[0]));
+    cr_assert_gt(last_forced_syncs, 0, "the full ring never made the library sync a file");
 }
 
 /* One page a call (atomio_write() for the library; the engine stages one page a batch). */
@@ -899,7 +1021,6 @@ static void
 build_single_pages_with_sync(struct wl *wl, enum driver d)
 {
     (void)d;
-    wl->policy = 1;
     add(wl, 0, 0, 1, 1);
     wl->steps[0].sync = true;
     add(wl, 1, 0, 1, 2);
@@ -908,21 +1029,20 @@ build_single_pages_with_sync(struct wl *wl, enum driver d)
         wl->steps[s].single = true;
 }
 
-/* Segments reused out of order (as when threads finish out of order): a newer copy of a page
- * can be overwritten while an older one survives. Only the retire protocol keeps recovery from
- * rolling such a page back. */
+/* A ring that wraps: records are written over released ones, after the store header's
+ * durable tail has passed them; a crash in between must never let an old copy win. */
 static void
-build_scattered_segment_reuse(struct wl *wl, enum driver d)
+build_ring_wraps(struct wl *wl, enum driver d)
 {
     (void)d;
-    wl->segs = 3;
-    wl->policy = 2;
-    add(wl, 0, 0, 0, 1);
-    add(wl, 0, 0, 1, 1);
-    add(wl, 1, 0, 0, 2);
-    add(wl, 2, 0, 2, 1);
-    add(wl, 3, 0, 3, 1);
-    add(wl, 4, 0, 1, 2);
+    wl->ring_kib = 16;
+    wl->batch_pages = 2;
+    for (int s = 0; s < 13; s++) {
+        add(wl, s, 0, (uint64_t)(s * 3) % 4, (uint32_t)(s / 4 + 1));
+        wl->steps[s].single = s % 3 != 0;
+        if (s % 3 == 0)
+            add(wl, s, 0, (uint64_t)(s * 3 + 1) % 4, (uint32_t)(s / 4 + 1));
+    }
 }
 
 /* DIRECT_ATOMIC until the device refuses with ENOSPC (nothing written), then the file goes
@@ -958,10 +1078,9 @@ check_runtime_downgrade(const struct call *calls, enum driver d)
                          atomio_err_name(calls[s].results[i]));
 }
 
-/* One in-place write comes back short: its file fails, its page's copy moves to a held rescue
- * batch, the original batch is retired, the other file carries on. On the engine's ring the
- * rescue batch is made without waiting for a segment (a staged run never blocks), and since a
- * staged batch is all or nothing, the write the failed file refuses gets a step of its own. */
+/* One in-place write comes back short: its file fails, its record is held until recovery,
+ * the other file carries on. Since a staged batch is all or nothing, on the engine's ring the
+ * write the failed file refuses gets a step of its own. */
 static void
 build_short_write_rescue(struct wl *wl, enum driver d)
 {
@@ -969,7 +1088,6 @@ build_short_write_rescue(struct wl *wl, enum driver d)
     wl->ps[1] = 1024;
     wl->npages[0] = 3;
     wl->npages[1] = 3;
-    wl->segs = 3;
     add(wl, 0, 0, 0, 1);
     add(wl, 0, 1, 0, 1);
     add(wl, 1, 0, 1, 1);
@@ -1009,9 +1127,12 @@ enum {
     SC_SPLIT_STORE_WRITE,
     SC_THREE_PAGES,
     SC_PAGE_REWRITTEN,
-    SC_ROTATING_SEGMENTS,
+    SC_TWO_WRITERS,
+    SC_LOCAL_ORDER,
+    SC_DEFERRED_SYNC_BY_OTHER,
+    SC_DEFERRED_BACKPRESSURE,
     SC_SINGLE_PAGES_WITH_SYNC,
-    SC_SCATTERED_SEGMENT_REUSE,
+    SC_RING_WRAPS,
     SC_RUNTIME_DOWNGRADE,
     SC_SHORT_WRITE_RESCUE,
     SC_SABOTAGED,
@@ -1025,13 +1146,18 @@ static const struct scenario scenarios[] = {
     [SC_THREE_PAGES] = {"3 pages, 1 batch", build_three_pages, NULL, .every_pattern = true},
     [SC_PAGE_REWRITTEN] = {"2 batches, page rewritten", build_page_rewritten, NULL,
                            .every_pattern = true},
-    [SC_ROTATING_SEGMENTS] = {"2 batches, 2 files, rotating segments", build_rotating_segments},
+    [SC_TWO_WRITERS] = {"2 writers pass pages", build_two_writers},
+    [SC_LOCAL_ORDER] = {"sabotaged: copies ordered per writer", build_local_order, NULL,
+                        .sabotage = true},
+    [SC_DEFERRED_SYNC_BY_OTHER] = {"deferred, synced by the other writer",
+                                   build_deferred_sync_by_other, .restores = true},
+    [SC_DEFERRED_BACKPRESSURE] = {"deferred, ring full: backpressure",
+                                  build_deferred_backpressure, check_backpressure},
     [SC_SINGLE_PAGES_WITH_SYNC] = {"single pages, sync, 3 batches", build_single_pages_with_sync},
-    [SC_SCATTERED_SEGMENT_REUSE] = {"scattered segment reuse, 5 batches",
-                                    build_scattered_segment_reuse},
+    [SC_RING_WRAPS] = {"ring wraps over released records", build_ring_wraps},
     [SC_RUNTIME_DOWNGRADE] = {"atomic writes, ENOSPC, downgrade", build_runtime_downgrade,
                               check_runtime_downgrade},
-    [SC_SHORT_WRITE_RESCUE] = {"short in-place write, rescue batch", build_short_write_rescue,
+    [SC_SHORT_WRITE_RESCUE] = {"short in-place write, record held", build_short_write_rescue,
                                check_short_write_rescue},
     [SC_SABOTAGED] = {"sabotaged: no store fdatasync", build_sabotaged, NULL, .sabotage = true},
 };
@@ -1082,12 +1208,16 @@ Test(crash, exhaustive_split_store_write)            { run_scenario(SC_SPLIT_STO
 Test(crash, exhaustive_three_pages_one_batch)        { run_scenario(SC_THREE_PAGES, LIBRARY); }
 Test(crash, exhaustive_two_batches_same_page_rewritten)        { run_scenario(SC_PAGE_REWRITTEN, LIBRARY); }
 Test(crash, staged_exhaustive_two_batches_same_page_rewritten) { run_scenario(SC_PAGE_REWRITTEN, STAGED); }
-Test(crash, exhaustive_two_batches_two_files_rotating_segments)        { run_scenario(SC_ROTATING_SEGMENTS, LIBRARY); }
-Test(crash, staged_exhaustive_two_batches_two_files_rotating_segments) { run_scenario(SC_ROTATING_SEGMENTS, STAGED); }
+Test(crash, exhaustive_two_writers_pass_pages)        { run_scenario(SC_TWO_WRITERS, LIBRARY); }
+Test(crash, staged_exhaustive_two_writers_pass_pages) { run_scenario(SC_TWO_WRITERS, STAGED); }
+Test(crash, sabotage_per_writer_order_is_caught)      { run_scenario(SC_LOCAL_ORDER, LIBRARY); }
+Test(crash, exhaustive_deferred_synced_by_other_writer)        { run_scenario(SC_DEFERRED_SYNC_BY_OTHER, LIBRARY); }
+Test(crash, staged_exhaustive_deferred_synced_by_other_writer) { run_scenario(SC_DEFERRED_SYNC_BY_OTHER, STAGED); }
+Test(crash, exhaustive_deferred_backpressure)         { run_scenario(SC_DEFERRED_BACKPRESSURE, LIBRARY); }
 Test(crash, exhaustive_single_page_calls_with_sync)  { run_scenario(SC_SINGLE_PAGES_WITH_SYNC, LIBRARY); }
 Test(crash, staged_exhaustive_single_pages_with_sync) { run_scenario(SC_SINGLE_PAGES_WITH_SYNC, STAGED); }
-Test(crash, exhaustive_scattered_segment_reuse)      { run_scenario(SC_SCATTERED_SEGMENT_REUSE, LIBRARY); }
-Test(crash, staged_exhaustive_scattered_segment_reuse) { run_scenario(SC_SCATTERED_SEGMENT_REUSE, STAGED); }
+Test(crash, exhaustive_ring_wraps)                    { run_scenario(SC_RING_WRAPS, LIBRARY); }
+Test(crash, staged_exhaustive_ring_wraps)             { run_scenario(SC_RING_WRAPS, STAGED); }
 Test(crash, exhaustive_runtime_downgrade)            { run_scenario(SC_RUNTIME_DOWNGRADE, LIBRARY); }
 Test(crash, staged_exhaustive_runtime_downgrade)     { run_scenario(SC_RUNTIME_DOWNGRADE, STAGED); }
 Test(crash, exhaustive_short_write_rescue)           { run_scenario(SC_SHORT_WRITE_RESCUE, LIBRARY); }
@@ -1125,7 +1255,8 @@ Test(crash, exhaustive_zero_copy_store_write)
         for (size_t i = 0; i < sim_log_len(log); i++) {
             const struct sim_op *op = sim_log_op(log, i);
             /* batch writes only: the store header and zero fill at creation are vectored too */
-            vectored += op->kind == SIM_WRITE && op->file == si && op->off != 0 && op->iovcnt > 1 &&
+            vectored += op->kind == SIM_WRITE && op->file == si &&
+                        op->off >= ATOMIO_DW_RING_OFFSET && op->iovcnt > 1 &&
                         op->len >= 64 && !zero(op->data, 64);
         }
         sim_log_free(log);
@@ -1153,11 +1284,13 @@ random_wl(uint64_t seed)
     wl.npages[0] = 12;
     wl.npages[1] = 8;
     wl.npages[2] = 6;
-    wl.segs = 3;
-    wl.batch_pages = 3; /* 48 KiB of pages per segment: big batches split */
+    wl.ring_kib = 128; /* the workload wraps the ring */
+    wl.batch_pages = 3; /* 48 KiB of pages per record: big batches split */
     wl.max_ps = 16384;
     uint64_t x = seed | 1;
-    wl.policy = (int)(crash_rnd_next(&x) % 3);
+    /* Two writers half of the time, deferred durability a third of the time. */
+    wl.nctx = 1 + (int)(crash_rnd_next(&x) % 2);
+    wl.deferred = crash_rnd_next(&x) % 3 == 0;
     /* A quarter each: copied or zero-copy pages, one store write or split. */
     wl.wflags = (seed >> 3) & 1 ? ATOMIO_WRITE_STABLE_PAGES : 0;
     wl.split = (seed >> 4) & 1;
@@ -1178,6 +1311,8 @@ random_wl(uint64_t seed)
         }
         st->single = st->n == 1 && (crash_rnd_next(&x) & 1);
         st->sync = (crash_rnd_next(&x) % 4) == 0;
+        st->ctx = (int)(crash_rnd_next(&x) % 2);
+        st->sync_by_other = (crash_rnd_next(&x) % 3) == 0;
     }
     return wl;
 }

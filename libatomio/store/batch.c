@@ -138,13 +138,9 @@ layout_batch(struct atomio_dw_run *r)
 static uint64_t
 local_order_lsn(atomio_ctx *ctx)
 {
-    static _Thread_local atomio_ctx *last;
-    static _Thread_local uint64_t n;
-    if (last != ctx) {
-        last = ctx;
-        n = 0;
-    }
-    return ctx->store->g.tail + (++n) * ATOMIO_DW_GRANULE;
+    struct atomio_store *st = ctx->store;
+    return st->g.tail + atomic_fetch_add(&st->test_local_seq, 1) * ATOMIO_DW_GRANULE +
+           ATOMIO_DW_GRANULE;
 }
 #endif
 

@@ -29,7 +29,7 @@
 #define ATOMIO_DW_SLOT_LEN         32u   /* one slot descriptor in a record's table */
 #define ATOMIO_DW_MANIFEST_HDR_LEN 32u   /* manifest record before its path bytes */
 #define ATOMIO_DW_PATH_MAX         4095u /* longest path a manifest record holds */
-#define ATOMIO_DW_RING_MIN         (256u * 1024u)
+#define ATOMIO_DW_RING_MIN         (16u * 1024u)
 #define ATOMIO_DW_RING_MAX         (1ull << 40)
 #define ATOMIO_DW_RING_OFFSET      (2u * ATOMIO_DW_ALIGN)
 

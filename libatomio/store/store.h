@@ -75,6 +75,7 @@ struct atomio_store {
     uint32_t headers_repaired; /* a damaged header copy was rewritten at open */
 
     _Atomic bool failed; /* a store write or fdatasync failed: the store is unusable */
+    _Atomic uint64_t test_local_seq; /* tests only: the per-ctx order of a sabotaged build */
 
     /* Manifest, as this process has read it (the file is shared; its length is in sh). */
     pthread_mutex_t mlock;
