@@ -24,6 +24,7 @@ static const struct command commands[] = {
     {"compare", cmd_compare, "run the same workload through every path, side by side"},
     {"inspect", cmd_inspect, "dump a doublewrite store directory"},
     {"recover", cmd_recover, "run recovery on a doublewrite store directory"},
+    {"store", cmd_store, "store reset DIR: discard every copy a doublewrite store holds"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

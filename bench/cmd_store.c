@@ -1,8 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * cmd_store.c -- `atomio-bench inspect DIR` (dump a doublewrite store: header, manifest,
- * every batch with its validity, every slot) and `atomio-bench recover DIR` (run recovery and
- * print the report). Public atomio.h only; human output by default, --json for machines.
+ * cmd_store.c -- the doublewrite store's operator commands:
+ *   `atomio-bench inspect DIR`      dump a store (format version 2) without changing it: the
+ *                                   header (ring size, durable tail), the manifest (with each
+ *                                   file's fence LSN and whether its path is relative), every
+ *                                   record found in the ring (offset, LSN, valid or torn, live
+ *                                   or released) and its slots;
+ *   `atomio-bench recover DIR`      run recovery and print the report;
+ *   `atomio-bench store reset DIR`  the operator's explicit reset: discard every copy the
+ *                                   store holds (atomio_store_reset) and say what was dropped.
+ * Public atomio.h only; human output by default, --json for machines.
  * Exit status: 0 ok, 1 runtime error (or pages recovery could not save), 2 usage error.
  */
 #include <atomio.h>
@@ -17,6 +24,7 @@
 
 int cmd_inspect(int argc, char **argv);
 int cmd_recover(int argc, char **argv);
+int cmd_store(int argc, char **argv);
 
 /* json_string() -- s as a JSON string literal. */
 static void
@@ -49,49 +57,85 @@ uuid_str(const uint8_t u[16], char out[37])
     *p = '\0';
 }
 
+/* bytes_str() -- n as a short human size ("256 KiB", "1 TiB", "12345 B"). */
+static const char *
+bytes_str(uint64_t n, char out[32])
+{
+    static const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int u = 0;
+    while (u < 4 && n >= 1024 && n % 1024 == 0) {
+        n /= 1024;
+        u++;
+    }
+    snprintf(out, 32, "%" PRIu64 " %s", n, unit[u]);
+    return out;
+}
+
+enum { OPT_BRIEF = 1, OPT_DATA_ROOT = 2 };
+
 struct store_args {
+    const char *cmd; /* as the user typed it: "inspect", "recover", "store reset" */
     const char *dir;
+    const char *data_root;
     int json;
     int brief; /* inspect: no slot lines */
 };
 
-/* parse() -- DIR plus flags; prints a one-line usage error and returns -1 on bad input. */
-static int
-parse(int argc, char **argv, struct store_args *a, int allow_brief)
+static void
+usage(const struct store_args *a, unsigned opts)
 {
-    memset(a, 0, sizeof(*a));
-    for (int i = 1; i < argc; i++) {
+    printf("usage: atomio-bench %s DIR [--json]%s%s\n", a->cmd,
+           opts & OPT_BRIEF ? " [--brief]" : "", opts & OPT_DATA_ROOT ? " [--data-root DIR]" : "");
+    if (opts & OPT_BRIEF)
+        printf("Dump the doublewrite store in DIR (the ctx's doublewrite_dir) without changing "
+               "it:\nthe store header (ring size, durable tail), the manifest (file id, fence "
+               "LSN, path),\nevery record in the ring (offset, LSN, valid or torn, live or "
+               "released) and its page slots.\n  --brief  records only, no slots\n");
+    else if (opts & OPT_DATA_ROOT)
+        printf("Run recovery on the doublewrite store in DIR: rewrite every torn page the "
+               "store\ncan restore, then print the recovery report. Exit 1 if pages could not "
+               "be saved.\n  --data-root DIR  the engine's data root, against which relative "
+               "manifest paths resolve\n");
+    else
+        printf("Discard every copy the doublewrite store in DIR holds (the operator's explicit "
+               "reset:\nthe next ctx open lays the store out afresh) and print what was "
+               "discarded. Refused\nwhile any process has the store open. Inspect the store "
+               "first: its copies may be\nthe only good ones of torn pages.\n");
+    printf("  --json   one JSON object on stdout\n");
+}
+
+/* parse() -- DIR plus flags from argv[first..]; prints a one-line usage error and returns -1
+ * on bad input, 1 after --help. */
+static int
+parse(int argc, char **argv, int first, struct store_args *a, unsigned opts)
+{
+    for (int i = first; i < argc; i++) {
         const char *s = argv[i];
         if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
-            printf("usage: atomio-bench %s DIR [--json]%s\n", argv[0],
-                   allow_brief ? " [--brief]" : "");
-            if (allow_brief)
-                printf("Dump the doublewrite store in DIR (the ctx's doublewrite_dir) without "
-                       "changing it:\nstore header, manifest, each batch (valid or torn) "
-                       "and its page slots.\n  --brief  batches only, no slots\n");
-            else
-                printf("Run recovery on the doublewrite store in DIR: rewrite every torn page "
-                       "the store\ncan restore, then print the recovery report. Exit 1 if "
-                       "pages could not be saved.\n");
-            printf("  --json   one JSON object on stdout\n");
+            usage(a, opts);
             return 1;
         } else if (strcmp(s, "--json") == 0) {
             a->json = 1;
-        } else if (allow_brief && strcmp(s, "--brief") == 0) {
+        } else if ((opts & OPT_BRIEF) && strcmp(s, "--brief") == 0) {
             a->brief = 1;
+        } else if ((opts & OPT_DATA_ROOT) && strcmp(s, "--data-root") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "atomio-bench %s: --data-root needs a directory\n", a->cmd);
+                return -1;
+            }
+            a->data_root = argv[++i];
         } else if (s[0] == '-' && s[1]) {
-            fprintf(stderr, "atomio-bench %s: unknown option '%s'\n", argv[0], s);
+            fprintf(stderr, "atomio-bench %s: unknown option '%s'\n", a->cmd, s);
             return -1;
         } else if (!a->dir) {
             a->dir = s;
         } else {
-            fprintf(stderr, "atomio-bench %s: unexpected argument '%s'\n", argv[0], s);
+            fprintf(stderr, "atomio-bench %s: unexpected argument '%s'\n", a->cmd, s);
             return -1;
         }
     }
     if (!a->dir) {
-        fprintf(stderr, "atomio-bench %s: missing DIR (the doublewrite store directory)\n",
-                argv[0]);
+        fprintf(stderr, "atomio-bench %s: missing DIR (the doublewrite store directory)\n", a->cmd);
         return -1;
     }
     return 0;
@@ -102,9 +146,9 @@ parse(int argc, char **argv, struct store_args *a, int allow_brief)
 struct insp {
     struct store_args *a;
     FILE *out;
-    uint64_t batches, valid, torn, slots, bad_slots, files;
-    int first_batch, first_file, in_batch, first_slot;
-    uint32_t segments;
+    uint64_t records, valid, live, torn, slots, bad_slots, files;
+    uint64_t ring_size, tail;
+    int first_record, first_file, first_slot;
 };
 
 static int
@@ -112,66 +156,72 @@ insp_cb(void *arg, const atomio_inspect_record *r)
 {
     struct insp *in = arg;
     FILE *o = in->out;
-    char u[37];
+    char u[37], b1[32], b2[32];
     switch (r->kind) {
     case ATOMIO_INSPECT_STORE:
-        in->segments = r->segments;
+        in->ring_size = r->ring_size;
+        in->tail = r->tail;
         uuid_str(r->uuid, u);
         if (in->a->json)
             fprintf(o,
                     "{\"store\":{\"format_version\":%" PRIu32 ",\"uuid\":\"%s\","
-                    "\"segments\":%" PRIu32 ",\"segment_size\":%" PRIu64
-                    ",\"max_page_size\":%" PRIu32 ",\"batch_pages\":%" PRIu32 "},\"files\":[",
-                    r->format_version, u, r->segments, r->segment_size, r->max_page_size,
-                    r->batch_pages);
+                    "\"ring_size\":%" PRIu64 ",\"max_page_size\":%" PRIu32 ",\"tail\":%" PRIu64
+                    "},\"files\":[",
+                    r->format_version, u, r->ring_size, r->max_page_size, r->tail);
         else
             fprintf(o,
                     "store     format v%" PRIu32 ", uuid %s\n"
-                    "geometry  %" PRIu32 " segments x %" PRIu64 " bytes, sized for %" PRIu32
-                    " pages of %" PRIu32 " bytes\n",
-                    r->format_version, u, r->segments, r->segment_size, r->batch_pages,
-                    r->max_page_size);
+                    "ring      %s (%" PRIu64 " bytes), pages up to %s\n"
+                    "tail      LSN %" PRIu64 " (records below it are released)\n",
+                    r->format_version, u, bytes_str(r->ring_size, b1), r->ring_size,
+                    bytes_str(r->max_page_size, b2), r->tail);
         break;
     case ATOMIO_INSPECT_FILE:
         in->files++;
         if (in->a->json) {
-            fprintf(o, "%s{\"file_id\":%" PRIu64 ",\"path\":", in->first_file ? "" : ",",
-                    r->file_id);
+            fprintf(o,
+                    "%s{\"file_id\":%" PRIu64 ",\"from_lsn\":%" PRIu64 ",\"relative\":%s,"
+                    "\"path\":",
+                    in->first_file ? "" : ",", r->file_id, r->from_lsn,
+                    r->relative ? "true" : "false");
             json_string(o, r->path);
             fputc('}', o);
         } else {
             if (in->first_file)
-                fprintf(o, "manifest\n");
-            fprintf(o, "  file %-20" PRIu64 " %s\n", r->file_id, r->path);
+                fprintf(o, "manifest  (the last record of a file id wins)\n");
+            fprintf(o, "  file %-20" PRIu64 " from LSN %-12" PRIu64 " %s%s\n", r->file_id,
+                    r->from_lsn, r->relative ? "<data root>/" : "", r->path);
         }
         in->first_file = 0;
         break;
-    case ATOMIO_INSPECT_BATCH:
-        in->batches++;
-        in->valid += r->state == ATOMIO_BATCH_VALID;
-        in->torn += r->state == ATOMIO_BATCH_TORN;
+    case ATOMIO_INSPECT_BATCH: {
+        int valid = r->state == ATOMIO_BATCH_VALID;
+        in->records++;
+        in->valid += valid;
+        in->torn += !valid;
+        in->live += r->live != 0;
+        const char *state = valid ? (r->live ? "live" : "released") : "torn";
         if (in->a->json) {
             fprintf(o,
-                    "%s%s{\"segment\":%" PRIu32 ",\"seq\":%" PRIu64 ",\"state\":\"%s\","
-                    "\"pages\":%" PRIu32 ",\"bytes\":%" PRIu64 ",\"why\":",
-                    in->first_batch ? "],\"batches\":[" : "]},", "", r->segment, r->seq,
-                    r->state == ATOMIO_BATCH_VALID ? "valid" : "torn", r->pages, r->bytes);
+                    "%s{\"offset\":%" PRIu64 ",\"lsn\":%" PRIu64 ",\"state\":\"%s\","
+                    "\"live\":%s,\"pages\":%" PRIu32 ",\"bytes\":%" PRIu64 ",\"why\":",
+                    in->first_record ? "],\"records\":[" : "]},", r->offset, r->lsn,
+                    valid ? "valid" : "torn", r->live ? "true" : "false", r->pages, r->bytes);
             json_string(o, r->why);
             fprintf(o, ",\"slots\":[");
             in->first_slot = 1;
         } else {
-            if (in->first_batch)
-                fprintf(o, "batches\n");
+            if (in->first_record)
+                fprintf(o, "records   (offset in the store file, LSN)\n");
             fprintf(o,
-                    "  segment %-4" PRIu32 " seq %-10" PRIu64 " %-5s %3" PRIu32 " pages %9" PRIu64
+                    "  offset %-12" PRIu64 " lsn %-14" PRIu64 " %-8s %4" PRIu32 " pages %9" PRIu64
                     " bytes%s%s\n",
-                    r->segment, r->seq, r->state == ATOMIO_BATCH_VALID ? "VALID" : "TORN", r->pages,
-                    r->bytes, r->state == ATOMIO_BATCH_VALID ? "" : "  ",
-                    r->state == ATOMIO_BATCH_VALID ? "" : r->why);
+                    r->offset, r->lsn, state, r->pages, r->bytes, valid ? "" : "  ",
+                    valid ? "" : r->why);
         }
-        in->first_batch = 0;
-        in->in_batch = 1;
+        in->first_record = 0;
         break;
+    }
     case ATOMIO_INSPECT_SLOT:
         in->slots++;
         in->bad_slots += !r->crc_ok;
@@ -197,32 +247,35 @@ insp_cb(void *arg, const atomio_inspect_record *r)
 int
 cmd_inspect(int argc, char **argv)
 {
-    struct store_args a;
-    int p = parse(argc, argv, &a, 1);
+    struct store_args a = {.cmd = "inspect"};
+    int p = parse(argc, argv, 1, &a, OPT_BRIEF);
     if (p)
         return p > 0 ? 0 : EXIT_USAGE;
-    struct insp in = {.a = &a, .out = stdout, .first_batch = 1, .first_file = 1};
+    struct insp in = {.a = &a, .out = stdout, .first_record = 1, .first_file = 1};
     int r = atomio_store_inspect(a.dir, insp_cb, &in);
     if (r < 0) {
         if (a.json)
             fflush(stdout);
-        fprintf(stderr, "atomio-bench inspect: %s: %s (%s)\n", a.dir, atomio_strerror(r),
-                atomio_err_name(r));
+        fprintf(stderr, "atomio-bench inspect: %s: %s (%s)%s\n", a.dir, atomio_strerror(r),
+                atomio_err_name(r), r == -ENOENT ? ": no store in this directory" : "");
         return EXIT_RUNTIME;
     }
     if (a.json) {
-        fprintf(stdout, "%s", in.first_batch ? "],\"batches\":[" : "]}");
+        fprintf(stdout, "%s", in.first_record ? "],\"records\":[" : "]}");
         fprintf(stdout,
-                "],\"summary\":{\"files\":%" PRIu64 ",\"batches\":%" PRIu64 ",\"valid\":%" PRIu64
-                ",\"torn\":%" PRIu64 ",\"slots\":%" PRIu64 ",\"bad_slots\":%" PRIu64 "}}\n",
-                in.files, in.batches, in.valid, in.torn, in.slots, in.bad_slots);
+                "],\"summary\":{\"files\":%" PRIu64 ",\"records\":%" PRIu64 ",\"valid\":%" PRIu64
+                ",\"live\":%" PRIu64 ",\"torn\":%" PRIu64 ",\"slots\":%" PRIu64
+                ",\"bad_slots\":%" PRIu64 "}}\n",
+                in.files, in.records, in.valid, in.live, in.torn, in.slots, in.bad_slots);
     } else {
         if (in.first_file)
             printf("manifest  empty\n");
-        printf("summary   %" PRIu64 " of %" PRIu32 " segments hold a batch: %" PRIu64
-               " valid, %" PRIu64 " torn; %" PRIu64 " slots%s\n",
-               in.batches, in.segments, in.valid, in.torn, in.slots,
-               in.valid ? " (recovery will check these pages)" : "");
+        if (in.first_record)
+            printf("records   none\n");
+        printf("summary   %" PRIu64 " records: %" PRIu64 " valid (%" PRIu64 " live, %" PRIu64
+               " released), %" PRIu64 " torn; %" PRIu64 " slots%s\n",
+               in.records, in.valid, in.live, in.valid - in.live, in.torn, in.slots,
+               in.live ? " (recovery will check the live ones' pages)" : "");
     }
     return 0;
 }
@@ -230,7 +283,8 @@ cmd_inspect(int argc, char **argv)
 /* ---- recover ------------------------------------------------------------------------------ */
 
 struct geom {
-    uint32_t segments, batch_pages, max_page_size;
+    uint64_t ring_size;
+    uint32_t max_page_size;
     int found;
 };
 
@@ -240,8 +294,7 @@ geom_cb(void *arg, const atomio_inspect_record *r)
     struct geom *g = arg;
     if (r->kind != ATOMIO_INSPECT_STORE)
         return 0;
-    g->segments = r->segments;
-    g->batch_pages = r->batch_pages;
+    g->ring_size = r->ring_size;
     g->max_page_size = r->max_page_size;
     g->found = 1;
     return 1; /* that is all we need */
@@ -250,65 +303,114 @@ geom_cb(void *arg, const atomio_inspect_record *r)
 int
 cmd_recover(int argc, char **argv)
 {
-    struct store_args a;
-    int p = parse(argc, argv, &a, 0);
+    struct store_args a = {.cmd = "recover"};
+    int p = parse(argc, argv, 1, &a, OPT_DATA_ROOT);
     if (p)
         return p > 0 ? 0 : EXIT_USAGE;
-    /* Open the store with its own geometry, so recovering never re-lays it out. */
+    /* Open the store with its own geometry, so that opening it never lays it out anew. */
     struct geom g = {0};
     int r = atomio_store_inspect(a.dir, geom_cb, &g);
     if (r < 0 || !g.found) {
-        fprintf(stderr, "atomio-bench recover: %s: %s (%s)\n", a.dir,
-                r < 0 ? atomio_strerror(r) : "no store header", atomio_err_name(r));
+        fprintf(stderr, "atomio-bench recover: %s: %s (%s)%s\n", a.dir,
+                r < 0 ? atomio_strerror(r) : "no store header", atomio_err_name(r),
+                r == -ENOENT ? ": no store in this directory" : "");
         return EXIT_RUNTIME;
     }
     atomio_ctx_opts o;
     atomio_ctx_opts_init(&o);
     o.doublewrite_dir = a.dir;
+    o.data_root = a.data_root;
     o.flags = ATOMIO_CTX_NO_RECOVER;
-    o.doublewrite_segments = g.segments;
-    o.doublewrite_batch_pages = g.batch_pages;
+    o.doublewrite_store_bytes = g.ring_size;
     o.doublewrite_max_page_size = g.max_page_size;
     atomio_ctx *ctx = NULL;
     r = atomio_ctx_open(&o, &ctx);
     if (r < 0) {
-        fprintf(stderr, "atomio-bench recover: cannot open the store in %s: %s (%s)\n", a.dir,
-                atomio_strerror(r), atomio_err_name(r));
+        const char *why = atomio_last_reason();
+        fprintf(stderr, "atomio-bench recover: cannot open the store in %s: %s (%s)%s%s\n", a.dir,
+                atomio_strerror(r), atomio_err_name(r), *why ? ": " : "", why);
         return EXIT_RUNTIME;
     }
-    atomio_recovery_report rep;
-    memset(&rep, 0, sizeof(rep));
-    rep.size = sizeof(rep);
+    atomio_recovery_report rep = ATOMIO_RECOVERY_REPORT_INIT;
     r = atomio_ctx_recover(ctx, &rep);
+    char why[512];
+    snprintf(why, sizeof(why), "%s", r < 0 ? atomio_last_reason() : "");
     int cr = atomio_ctx_close(ctx);
     if (a.json) {
         printf("{\"result\":");
         json_string(stdout, atomio_err_name(r));
-        printf(",\"segments_scanned\":%" PRIu64 ",\"batches_scanned\":%" PRIu64
-               ",\"batches_valid\":%" PRIu64 ",\"batches_torn\":%" PRIu64
-               ",\"pages_checked\":%" PRIu64 ",\"pages_restored\":%" PRIu64
-               ",\"pages_verified_intact\":%" PRIu64 ",\"pages_unrecoverable\":%" PRIu64
-               ",\"files_missing\":%" PRIu64 ",\"unknown_file_ids\":%" PRIu64 "}\n",
-               rep.segments_scanned, rep.batches_scanned, rep.batches_valid, rep.batches_torn,
-               rep.pages_checked, rep.pages_restored, rep.pages_verified_intact,
-               rep.pages_unrecoverable, rep.files_missing, rep.unknown_file_ids);
+        printf(",\"records_scanned\":%" PRIu64 ",\"records_valid\":%" PRIu64
+               ",\"records_torn\":%" PRIu64 ",\"pages_checked\":%" PRIu64
+               ",\"pages_restored\":%" PRIu64 ",\"pages_verified_intact\":%" PRIu64
+               ",\"pages_unrecoverable\":%" PRIu64 ",\"pages_unapplied\":%" PRIu64
+               ",\"pages_discarded\":%" PRIu64 ",\"files_missing\":%" PRIu64
+               ",\"unknown_file_ids\":%" PRIu64 ",\"headers_repaired\":%" PRIu64 "}\n",
+               rep.batches_scanned, rep.batches_valid, rep.batches_torn, rep.pages_checked,
+               rep.pages_restored, rep.pages_verified_intact, rep.pages_unrecoverable,
+               rep.pages_unapplied, rep.pages_discarded, rep.files_missing, rep.unknown_file_ids,
+               rep.headers_repaired);
     } else {
         printf("recovery of %s: %s\n", a.dir, r == 0 ? "done" : atomio_strerror(r));
-        printf("  segments scanned   %" PRIu64 "\n"
-               "  batches            %" PRIu64 " found, %" PRIu64 " valid, %" PRIu64
+        printf("  records            %" PRIu64 " found, %" PRIu64 " live, %" PRIu64
                " torn (ignored: their pages never left the store)\n"
                "  pages checked      %" PRIu64 "\n"
                "  pages restored     %" PRIu64 "\n"
                "  pages unrecoverable %" PRIu64 "\n"
+               "  pages unapplied    %" PRIu64 " (kept in the store)\n"
                "  files missing      %" PRIu64 "\n"
-               "  unknown file ids   %" PRIu64 "\n",
-               rep.segments_scanned, rep.batches_scanned, rep.batches_valid, rep.batches_torn,
-               rep.pages_checked, rep.pages_restored, rep.pages_unrecoverable, rep.files_missing,
-               rep.unknown_file_ids);
+               "  unknown file ids   %" PRIu64 "\n"
+               "  headers repaired   %" PRIu64 "\n",
+               rep.batches_scanned, rep.batches_valid, rep.batches_torn, rep.pages_checked,
+               rep.pages_restored, rep.pages_unrecoverable, rep.pages_unapplied, rep.files_missing,
+               rep.unknown_file_ids, rep.headers_repaired);
     }
     if (r < 0) {
-        fprintf(stderr, "atomio-bench recover: %s (%s)\n", atomio_strerror(r), atomio_err_name(r));
+        fprintf(stderr, "atomio-bench recover: %s (%s)%s%s\n", atomio_strerror(r),
+                atomio_err_name(r), *why ? ": " : "", why);
         return EXIT_RUNTIME;
     }
     return cr < 0 ? EXIT_RUNTIME : 0;
+}
+
+/* ---- store reset -------------------------------------------------------------------------- */
+
+static int
+store_reset(int argc, char **argv)
+{
+    struct store_args a = {.cmd = "store reset"};
+    int p = parse(argc, argv, 2, &a, 0);
+    if (p)
+        return p > 0 ? 0 : EXIT_USAGE;
+    atomio_recovery_report rep = ATOMIO_RECOVERY_REPORT_INIT;
+    int r = atomio_store_reset(a.dir, &rep);
+    if (r < 0) {
+        const char *why = atomio_last_reason();
+        fprintf(stderr, "atomio-bench store reset: %s: %s (%s)%s%s\n", a.dir, atomio_strerror(r),
+                atomio_err_name(r), *why ? ": " : "", why);
+        return EXIT_RUNTIME;
+    }
+    if (a.json)
+        printf("{\"result\":\"OK\",\"records_discarded\":%" PRIu64 ",\"pages_discarded\":%" PRIu64
+               "}\n",
+               rep.batches_discarded, rep.pages_discarded);
+    else
+        printf("reset of %s: done\n"
+               "  live records discarded %" PRIu64 "\n"
+               "  page copies discarded  %" PRIu64 "\n",
+               a.dir, rep.batches_discarded, rep.pages_discarded);
+    return 0;
+}
+
+int
+cmd_store(int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "reset") == 0)
+        return store_reset(argc, argv);
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        printf("usage: atomio-bench store reset DIR [--json]\n");
+        return 0;
+    }
+    fprintf(stderr, "atomio-bench store: %s (try 'atomio-bench store reset --help')\n",
+            argc < 2 ? "missing subcommand" : "unknown subcommand");
+    return EXIT_USAGE;
 }

@@ -11,5 +11,6 @@ int cmd_run(int argc, char **argv);     /* cmd_run.c */
 int cmd_compare(int argc, char **argv); /* cmd_run.c */
 int cmd_inspect(int argc, char **argv); /* cmd_store.c */
 int cmd_recover(int argc, char **argv); /* cmd_store.c */
+int cmd_store(int argc, char **argv);   /* cmd_store.c: store reset */
 
 #endif

@@ -321,6 +321,10 @@ atomio__dw_batch_decode(const uint8_t *buf, size_t len, const struct atomio_dw_g
             WHY("bad slot descriptor");
             return ATOMIO_DW_TORN;
         }
+        if (s.page_size > g->max_page_size) {
+            WHY("page larger than the store's largest page size");
+            return ATOMIO_DW_TORN;
+        }
         if (!ok) {
             WHY("page bytes do not match their CRC32C");
             return ATOMIO_DW_TORN;

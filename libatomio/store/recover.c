@@ -38,22 +38,33 @@ typedef int (*scan_fn)(void *arg, uint64_t where, const uint8_t *rec,
 static int
 scan_ring(int fd, const struct atomio_dw_geom *g, scan_fn fn, void *arg)
 {
-    uint8_t *chunk = malloc(SCAN_CHUNK);
     uint8_t *big = NULL;
     size_t big_cap = 0;
+    /* Past the end of the file every granule reads as zero (empty): scan only what the file
+     * holds, so a header that claims a far larger ring than the file (inspect and reset read
+     * a damaged store as it is) costs no more than the file itself. */
+    struct atomio_statx stx;
+    int r = atomio__sys.statx(fd, "", AT_EMPTY_PATH, 0x200u /* STATX_SIZE */, &stx);
+    if (r < 0)
+        return r;
+    uint64_t end = stx.size > g->ring_offset ? stx.size - g->ring_offset : 0;
+    if (end > g->ring_size)
+        end = g->ring_size;
+    /* A chunk no larger than the ring: a small store is not read through 4 MiB of zeros. */
+    size_t cap = end < SCAN_CHUNK ? (size_t)atomio__dw_round(end, ATOMIO_DW_GRANULE) : SCAN_CHUNK;
+    uint8_t *chunk = malloc(cap ? cap : 1);
     if (!chunk)
         return -ENOMEM;
-    int r = 0;
     uint64_t pos = 0;
     uint64_t chunk_at = UINT64_MAX;
-    while (r == 0 && pos + ATOMIO_DW_REC_HDR_LEN <= g->ring_size) {
-        if (chunk_at == UINT64_MAX || pos + ATOMIO_DW_REC_HDR_LEN > chunk_at + SCAN_CHUNK) {
+    while (r == 0 && pos + ATOMIO_DW_REC_HDR_LEN <= end) {
+        if (chunk_at == UINT64_MAX || pos + ATOMIO_DW_REC_HDR_LEN > chunk_at + cap) {
             chunk_at = pos;
-            uint64_t n = g->ring_size - pos < SCAN_CHUNK ? g->ring_size - pos : SCAN_CHUNK;
+            uint64_t n = end - pos < cap ? end - pos : cap;
             if ((r = atomio__pread_full(fd, chunk, (size_t)n, g->ring_offset + pos)) < 0)
                 break;
-            if (n < SCAN_CHUNK)
-                memset(chunk + n, 0, SCAN_CHUNK - (size_t)n);
+            if (n < cap)
+                memset(chunk + n, 0, cap - (size_t)n);
         }
         const uint8_t *h = chunk + (pos - chunk_at);
         struct atomio_dw_batch_hdr b;
@@ -62,8 +73,17 @@ scan_ring(int fd, const struct atomio_dw_geom *g, scan_fn fn, void *arg)
             pos += ATOMIO_DW_GRANULE;
             continue;
         }
+        if (b.lsn % g->ring_size != pos) {
+            /* A record lives at ring offset LSN mod ring size: one found elsewhere is not
+             * where its writer put it, and its length was checked against the wrong end. */
+            if (fn(arg, g->ring_offset + pos, h, &b, ATOMIO_DW_TORN,
+                   "record not at the ring position its LSN names") != 0)
+                break;
+            pos += ATOMIO_DW_GRANULE;
+            continue;
+        }
         const uint8_t *rec;
-        if (pos + b.byte_len <= chunk_at + SCAN_CHUNK) {
+        if (pos + b.byte_len <= chunk_at + cap) {
             rec = h;
         } else {
             if (big_cap < b.byte_len) {
