@@ -891,12 +891,18 @@ Test(multiproc, concurrent_start, .timeout = 120)
         close(gate[1]);
         for (int w = 0; w < NW; w++)
             cr_assert(wait_for(&L->w[w].done, 1, 30), "round %d: process %d hangs", round, w);
+        char sum[1024];
+        size_t at = 0;
+        bool ok = true;
         for (int w = 0; w < NW; w++) {
-            cr_assert_eq(atomic_load(&L->res[w]), 0, "round %d: process %d of %d: open %s (%s)",
-                         round, w, NW, atomio_err_name(atomic_load(&L->res[w])), L->reason[w]);
-            cr_assert_eq(atomic_load(&L->res[8 + w]), 0, "round %d: process %d: write %s",
-                         round, w, atomio_err_name(atomic_load(&L->res[8 + w])));
+            int32_t o = atomic_load(&L->res[w]), wr = atomic_load(&L->res[8 + w]);
+            ok &= o == 0 && wr == 0;
+            at += (size_t)snprintf(sum + at, sizeof(sum) - at, " [process %d: open %s%s%s%s, "
+                                   "write %s]", w, atomio_err_name(o), L->reason[w][0] ? " (" : "",
+                                   L->reason[w], L->reason[w][0] ? ")" : "",
+                                   o == 0 ? atomio_err_name(wr) : "-");
         }
+        cr_assert(ok, "round %d, %d processes opening together:%s", round, NW, sum);
         for (int w = 0; w < NW; w++)
             kill_wait(pids[w]);
         munmap(L, sizeof(*L));
