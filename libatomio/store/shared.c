@@ -26,17 +26,20 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #define SHARED_MAGIC   0x41544f4d494f5348ull /* "HSOIMOTA" */
-#define SHARED_VERSION 1u
+#define SHARED_VERSION 2u
 #define MAX_PROCS      256u
 #define MAX_FILES      8192u /* distinct data files with copies at once */
 #define MAX_DESCS      4096u /* records in flight or awaiting a sync */
@@ -83,7 +86,12 @@ struct atomio_shared {
     uint8_t uuid[16];
     char instance[INSTANCE_LEN];
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    /* Waiters sleep on this word (a futex), not on a pthread condvar: a process killed while
+     * waiting on a process-shared condvar leaves its internal state waiting for it forever
+     * (glibc's broadcast then blocks every other process). A futex word holds no waiter
+     * state: a dead sleeper is simply gone. */
+    _Atomic uint32_t wake_seq;
+    uint32_t wake_pad;
     uint64_t ring_size;
     uint64_t head;         /* next LSN */
     uint64_t tail;         /* oldest LSN still needed */
@@ -176,26 +184,25 @@ atomio__shared_unlock(struct atomio_store *st)
     pthread_mutex_unlock(&st->sh->mu);
 }
 
-/* timed_wait() -- wait for a change, at most WAIT_NS, so dead processes are noticed. */
+/* timed_wait() -- wait for a change, at most WAIT_NS, so dead processes are noticed. Called
+ * and returns with the lock held. A wake_all() after the lock is dropped changes the word, so
+ * the futex wait returns at once: no wakeup is lost. */
 static void
 timed_wait(struct atomio_store *st)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += WAIT_NS;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    int r = pthread_cond_timedwait(&st->sh->cv, &st->sh->mu, &ts);
-    if (r == EOWNERDEAD)
-        pthread_mutex_consistent(&st->sh->mu);
+    uint32_t seq = atomic_load(&st->sh->wake_seq);
+    atomio__shared_unlock(st);
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = WAIT_NS};
+    (void)syscall(SYS_futex, &st->sh->wake_seq, FUTEX_WAIT, seq, &ts, NULL, 0);
+    atomio__shared_lock(st);
 }
 
+/* wake_all() -- wake every waiter of every process. Caller holds the lock. */
 static void
 wake_all(struct atomio_store *st)
 {
-    pthread_cond_broadcast(&st->sh->cv);
+    atomic_fetch_add(&st->sh->wake_seq, 1);
+    (void)syscall(SYS_futex, &st->sh->wake_seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
 
 /* ---- attach and detach --------------------------------------------------------------------- */
@@ -218,17 +225,12 @@ init_shared_mem(struct atomio_shared *sh, const struct atomio_store *st, const c
 {
     memset(sh, 0, sizeof(*sh));
     pthread_mutexattr_t ma;
-    pthread_condattr_t ca;
-    if (pthread_mutexattr_init(&ma) || pthread_condattr_init(&ca))
+    if (pthread_mutexattr_init(&ma))
         return -ENOMEM;
     pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
     pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
-    pthread_condattr_setpshared(&ca, PTHREAD_PROCESS_SHARED);
     int r = pthread_mutex_init(&sh->mu, &ma);
-    if (r == 0)
-        r = pthread_cond_init(&sh->cv, &ca);
     pthread_mutexattr_destroy(&ma);
-    pthread_condattr_destroy(&ca);
     if (r)
         return -r;
     sh->magic = SHARED_MAGIC;
