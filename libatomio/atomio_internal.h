@@ -337,6 +337,9 @@ int atomio__store_release_all(atomio_ctx *ctx);
 /* Record f in the store's manifest (durably) when it is new or moved; fence: it is about to be
  * written without the store, so its older copies must never be applied. */
 int atomio__store_register(atomio_ctx *ctx, atomio_file *f, bool fence);
+/* The first process of an instance lets the others attach: after open-time recovery, or
+ * after the first successful atomio_ctx_recover() with ATOMIO_CTX_NO_RECOVER. */
+int atomio__store_ready(atomio_ctx *ctx);
 /* Whether this ctx set the store's instance up (it alone recovers). */
 bool atomio__store_is_first(const atomio_ctx *ctx);
 /* 0, or why the store cannot be used: ATOMIO_E_NO_DOUBLEWRITE, ATOMIO_E_STORE_FAILED,

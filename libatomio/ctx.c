@@ -190,10 +190,13 @@ atomio_ctx_open(const atomio_ctx_opts *opts, atomio_ctx **out)
             ctx_free(ctx);
             return r;
         }
-        /* Recovery runs once per instance, in the process that set it up. */
+        /* Recovery runs once per instance, in the process that set it up, before any other
+         * process may attach. */
         if (!(ctx->opts.flags & ATOMIO_CTX_NO_RECOVER) && atomio__store_is_first(ctx)) {
             atomio_recovery_report rep = ATOMIO_RECOVERY_REPORT_INIT;
             r = atomio__recover(ctx, &rep);
+            if (r == 0)
+                r = atomio__store_ready(ctx);
             if (r < 0) {
                 ctx_free(ctx);
                 return r;
@@ -238,6 +241,8 @@ atomio_ctx_recover(atomio_ctx *ctx, atomio_recovery_report *report)
     atomio__reason_clear();
     atomio_recovery_report rep = ATOMIO_RECOVERY_REPORT_INIT;
     int r = atomio__recover(ctx, &rep);
+    if (r == 0)
+        r = atomio__store_ready(ctx);
     if (report) {
         int c = atomio__copy_out(report, &rep, sizeof(rep));
         if (c < 0)

@@ -75,7 +75,8 @@ Test(dw_format, geometry)
     cr_assert_eq(atomio__dw_geom_make(&g, RING + 1, 512), 0);
     cr_assert_eq(g.ring_size, RING + 4096, "the ring is rounded up to 4 KiB");
     cr_assert_eq(atomio__dw_geom_make(&g, 1ull << 40, 1u << 20), 0, "1 TiB, 1 MiB pages");
-    cr_assert_eq(atomio__dw_geom_make(&g, RING - 4096, 16384), ATOMIO_E_INVAL, "below 256 KiB");
+    cr_assert_eq(atomio__dw_geom_make(&g, 16384 - 4096, 16384), ATOMIO_E_INVAL, "below 16 KiB");
+    cr_assert_eq(atomio__dw_geom_make(&g, 16384, 16384), 0, "16 KiB is the least ring");
     cr_assert_eq(atomio__dw_geom_make(&g, (1ull << 40) + 1, 16384), ATOMIO_E_INVAL, "above 1 TiB");
     cr_assert_eq(atomio__dw_geom_make(&g, 0, 16384), ATOMIO_E_INVAL);
     cr_assert_eq(atomio__dw_geom_make(&g, RING, 256), ATOMIO_E_INVAL);
@@ -167,7 +168,7 @@ Test(dw_format, store_header_field_rules_under_a_good_crc)
         {20, 4, 2, "copy index 2"},
         {48, 8, 4096, "ring offset"},
         {56, 8, RING + 512, "ring size not a multiple of 4096"},
-        {56, 8, RING - 4096, "ring below 256 KiB"},
+        {56, 8, 16384 - 4096, "ring below 16 KiB"},
         {56, 8, (1ull << 40) + 4096, "ring above 1 TiB"},
         {56, 8, 0, "ring size 0"},
         {64, 4, 4096, "granule"},

@@ -132,18 +132,6 @@ layout_batch(struct atomio_dw_run *r)
     r->rec->len = off; /* page sizes are multiples of 512: the record ends on a granule */
 }
 
-#ifdef ATOMIO_TESTING
-/* The sabotage of the ordering (store/store.h): one counter per ctx, as if every process had
- * its own sequence. */
-static uint64_t
-local_order_lsn(atomio_ctx *ctx)
-{
-    struct atomio_store *st = ctx->store;
-    return st->g.tail + atomic_fetch_add(&st->test_local_seq, 1) * ATOMIO_DW_GRANULE +
-           ATOMIO_DW_GRANULE;
-}
-#endif
-
 /* seal_batch() -- the slot records (with each page's CRC32C) and the record header. */
 static void
 seal_batch(struct atomio_dw_run *r)
@@ -165,10 +153,6 @@ seal_batch(struct atomio_dw_run *r)
     }
     struct atomio_dw_batch_hdr b = {.lsn = r->rec->lsn, .count = r->cnt,
                                     .byte_len = r->rec->len, .ring_size = st->g.ring_size};
-#ifdef ATOMIO_TESTING
-    if (atomic_load(&atomio__test_dw_local_order))
-        b.lsn = local_order_lsn(r->ctx);
-#endif
     atomio__dw_batch_hdr_encode(base, &b, st->g.uuid);
 }
 

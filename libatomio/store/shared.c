@@ -41,8 +41,8 @@
 #define SHARED_MAGIC   0x41544f4d494f5348ull /* "HSOIMOTA" */
 #define SHARED_VERSION 2u
 #define MAX_PROCS      256u
-#define MAX_FILES      8192u /* distinct data files with copies at once */
-#define MAX_DESCS      4096u /* records in flight or awaiting a sync */
+#define MAX_FILES      4096u /* distinct data files with copies at once */
+#define MAX_DESCS      2048u /* records in flight or awaiting a sync */
 #define DESC_FILES     8u    /* files one deferred record remembers */
 #define INSTANCE_LEN   128u
 #define WAIT_NS        (20u * 1000u * 1000u)
@@ -103,7 +103,7 @@ struct atomio_shared {
     uint64_t unflushed; /* records written since the last group commit began */
     uint64_t man_len;   /* valid bytes of the manifest */
     uint32_t needs_recovery; /* live copies from before a crash: no new records until then */
-    uint32_t pad;
+    uint32_t test_lanes;     /* tests: ctxs that took a lane of the per-writer sabotage */
     uint64_t desc_first, desc_next; /* descriptors in use: [first, next) */
     struct proc_ent procs[MAX_PROCS];
     struct file_ent files[MAX_FILES];
@@ -223,7 +223,7 @@ ofd_lock(int fd, short type, bool wait)
 static int
 init_shared_mem(struct atomio_shared *sh, const struct atomio_store *st, const char *instance)
 {
-    memset(sh, 0, sizeof(*sh));
+    /* A new shared memory object reads as zeros: only what must not be zero is set. */
     pthread_mutexattr_t ma;
     if (pthread_mutexattr_init(&ma))
         return -ENOMEM;
@@ -342,19 +342,31 @@ atomio__shared_attach(atomio_ctx *ctx, struct atomio_store *st, bool *first)
     }
 }
 
+void
+atomio__shared_unlock_file(struct atomio_store *st)
+{
+    (void)ofd_lock(st->lockfd, F_UNLCK, false);
+}
+
 int
 atomio__shared_join(atomio_ctx *ctx, struct atomio_store *st)
 {
     const char *instance = ctx->opts.instance;
     int r = map_shared(st, false, false);
+    if (r == -ENOENT)
+        return -EAGAIN; /* the first process gave up before it was ready: try again */
     if (r < 0) {
         atomio__reason_set("cannot map the shared state of the instance using the store");
-        return r == -ENOENT ? ATOMIO_E_STORE_LOCKED : r;
+        return r;
     }
     struct atomio_shared *sh = st->sh;
-    if (sh->magic != SHARED_MAGIC || sh->version != SHARED_VERSION || !sh->ready ||
-        memcmp(sh->uuid, st->g.uuid, 16) != 0) {
-        atomio__reason_set("the instance using the store is not ready, or of another version");
+    if (!sh->ready || memcmp(sh->uuid, st->g.uuid, 16) != 0) {
+        munmap(st->sh, st->sh_len);
+        st->sh = NULL;
+        return -EAGAIN;
+    }
+    if (sh->magic != SHARED_MAGIC || sh->version != SHARED_VERSION) {
+        atomio__reason_set("the instance using the store runs another version of libatomio");
         return ATOMIO_E_STORE_LOCKED;
     }
     atomio__shared_lock(st);
@@ -734,6 +746,19 @@ atomio__store_reserve(atomio_ctx *ctx, struct atomio_dw_rec *rec, atomio_file *c
             }
             rec->desc = sh->desc_next++;
             rec->lsn = lsn;
+#ifdef ATOMIO_TESTING
+            if (atomic_load(&atomio__test_dw_local_order)) {
+                /* The sabotage: each writer numbers and places its records in a lane of its
+                 * own, half the ring, as if every process kept its own sequence; the first
+                 * writer's numbers run higher, so its older copies outrank a later writer's. */
+                if (st->test_lane == 0)
+                    st->test_lane = ++sh->test_lanes;
+                uint64_t base = atomio__dw_round(st->g.tail + (st->test_lane == 1 ? R / 2 : 0),
+                                                 ATOMIO_DW_GRANULE);
+                rec->lsn = base + st->test_local_off;
+                st->test_local_off += rec->len;
+            }
+#endif
             if (sh->desc_first + 1 == sh->desc_next)
                 sh->tail = lsn; /* the skipped end of a lap is free */
             sh->head = end;

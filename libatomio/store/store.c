@@ -814,9 +814,6 @@ atomio__store_open(atomio_ctx *ctx)
         r = -ENOMEM;
         goto fail;
     }
-    bool first;
-    if ((r = atomio__shared_attach(ctx, st, &first)) < 0)
-        goto fail;
     st->fd = atomio__sys.open(spath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (st->fd < 0) {
         r = st->fd;
@@ -827,13 +824,23 @@ atomio__store_open(atomio_ctx *ctx)
         r = st->mfd;
         goto fail;
     }
-    r = first ? open_first(ctx, st) : open_joined(ctx, st);
+    bool first;
+    for (int tries = 0;; tries++) {
+        if ((r = atomio__shared_attach(ctx, st, &first)) < 0)
+            goto fail;
+        r = first ? open_first(ctx, st) : open_joined(ctx, st);
+        if (r != -EAGAIN || tries == 100)
+            break;
+        atomio__shared_unlock_file(st); /* the first process left unready: start over */
+        close(st->lockfd);
+        st->lockfd = -1;
+    }
     if (r < 0)
         goto fail;
     record_limits(ctx, st);
     maybe_direct(st);
-    if (first && (r = atomio__shared_open_doors(st)) < 0)
-        goto fail;
+    /* The first process lets others in once the store is recovered (ctx.c), so no process
+     * ever writes next to recovery. */
     st->first = first;
     ctx->store = st;
     return 0;
@@ -850,6 +857,18 @@ atomio__store_close(atomio_ctx *ctx)
         return;
     ctx->store = NULL;
     store_free(ctx, st, st->pid != getpid());
+}
+
+int
+atomio__store_ready(atomio_ctx *ctx)
+{
+    struct atomio_store *st = ctx->store;
+    if (!st || !st->first || st->doors_open)
+        return 0;
+    int r = atomio__shared_open_doors(st);
+    if (r == 0)
+        st->doors_open = true;
+    return r;
 }
 
 bool

@@ -72,10 +72,12 @@ struct atomio_store {
     uint64_t *discard_ids; /* file ids whose copies the next recovery drops */
     size_t ndiscard, cap_discard;
     bool first;           /* this process set the instance up (and may recover it) */
+    bool doors_open;      /* ... and has let other processes attach */
     uint32_t headers_repaired; /* a damaged header copy was rewritten at open */
 
     _Atomic bool failed; /* a store write or fdatasync failed: the store is unusable */
-    _Atomic uint64_t test_local_seq; /* tests only: the per-ctx order of a sabotaged build */
+    uint32_t test_lane;      /* tests only: the per-writer sabotage's lane and offset in it */
+    uint64_t test_local_off;
 
     /* Manifest, as this process has read it (the file is shared; its length is in sh). */
     pthread_mutex_t mlock;
@@ -93,7 +95,9 @@ struct atomio_store {
  * another open of a private one, holds the store. */
 int atomio__shared_attach(atomio_ctx *ctx, struct atomio_store *st, bool *first);
 int atomio__shared_create(atomio_ctx *ctx, struct atomio_store *st);
+/* -EAGAIN: the first process went away before it was ready; drop the lock and attach again. */
 int atomio__shared_join(atomio_ctx *ctx, struct atomio_store *st);
+void atomio__shared_unlock_file(struct atomio_store *st);
 /* First process only, after recovery: the ring starts empty at head (tail = head). */
 void atomio__shared_init_ring(struct atomio_store *st, uint64_t head, uint64_t durable_tail);
 /* Let other processes attach (the first process, once the store is ready). */
@@ -238,8 +242,8 @@ int atomio__pread_full(int fd, void *buf, size_t len, uint64_t off);
 #ifdef ATOMIO_TESTING
 /* Sabotage hook for the crash simulator's self-test: skip making the store write durable. */
 extern _Atomic int atomio__test_skip_dw_durability;
-/* Sabotage hook: order copies by a per-process counter instead of the shared LSN (the
- * simulator must catch the rollback this allows between processes). */
+/* Sabotage hook: each writer orders and places its copies in a lane of its own instead of by
+ * the shared LSN (the simulator must catch the rollback this allows between processes). */
 extern _Atomic int atomio__test_dw_local_order;
 /* Non-zero: atomio_write_batch() writes every record as pages + header (store/batch.c,
  * store_write()) on any submitter, so the crash simulator sees the two writes. */
