@@ -340,8 +340,8 @@ atomio__recover(atomio_ctx *ctx, atomio_recovery_report *out)
      * what recovery sees is only what a crash left. */
     if ((r = atomio__store_release_all(ctx)) < 0)
         goto out;
-    rc.copy = malloc(ATOMIO_MAX_PAGE);
-    rc.data = malloc(ATOMIO_MAX_PAGE);
+    rc.copy = malloc(st->g.max_page_size);
+    rc.data = malloc(st->g.max_page_size);
     if (!rc.copy || !rc.data) {
         r = -ENOMEM;
         goto out;
