@@ -251,6 +251,7 @@ load_log(void)
             if (h.type != 0 || h.off != BC_LOG_MAGIC)
                 die("%s is not a recorder log", opt.log);
             img_size = h.len;
+            flush_pos[nflush++] = 0; /* the starting image is durable: a flush at record 0 */
         }
         if (nrecs == cap) {
             cap *= 2;

@@ -89,10 +89,11 @@ mkfs_image() { # fstype image
     fi
 }
 
-# record NAME FSTYPE BASE-IMAGE -- workload args...: run the workload over a recorded device.
+# record NAME FSTYPE BASE-IMAGE MOUNT-NAME -- workload args...: run the workload over a
+# recorded device mounted at $mntroot/MOUNT-NAME.
 record() {
-    local name=$1 fs=$2 base=$3 d=$work/$1 mnt=$mntroot/$1
-    shift 4
+    local name=$1 fs=$2 base=$3 d=$work/$1 mnt=$mntroot/$4
+    shift 5
     mkdir -p "$d/fuse" "$mnt"
     cp --sparse=always "$base" "$d/disk.img"
     "$bin/blockcrash-recorder" "$d/disk.img" "$d/log" "$d/fuse" -f -s >"$d/recorder.out" 2>&1 &
@@ -119,9 +120,9 @@ record() {
     return $rc
 }
 
-check() { # NAME FSTYPE STATES EXPECT BASE [extra checker args]
-    local name=$1 fs=$2 n=$3 expect=$4 base=$5 d=$work/$1 mnt=$mntroot/$1
-    shift 5
+check() { # NAME FSTYPE STATES EXPECT BASE MOUNT-NAME [extra checker args]
+    local name=$1 fs=$2 n=$3 expect=$4 base=$5 d=$work/$1 mnt=$mntroot/$6
+    shift 6
     local b=0
     if [ "$budget" != 0 ]; then
         b=$((deadline - $(date +%s)))
@@ -149,6 +150,7 @@ scenarios=(
     "xfs-downgrade xfs 2 ok --path direct --page-sizes 16384 --threads 1 --fill"
     "control-unsafe xfs 2 violation --path unsafe --page-sizes 8192,16384 --threads 2"
     "control-sabotage ext4 2 violation --path doublewrite --page-sizes 16384,8192 --threads 2 --sabotage"
+    "control-fake-sync ext4 1 violation --path unsafe --page-sizes 4096 --threads 2 --fake-sync"
 )
 recovery_weight=2
 total_weight=$recovery_weight
@@ -171,7 +173,7 @@ for s in "${scenarios[@]}"; do
     mkdir -p "$work/$name"
     base=$work/$name/base.img
     mkfs_image "$fs" "$base" || { verdict "$name" 1; continue; }
-    if ! record "$name" "$fs" "$base" -- "$@" --seed "$seed"; then
+    if ! record "$name" "$fs" "$base" "$name" -- "$@" --seed "$seed"; then
         echo "$name: recording failed"
         verdict "$name" 1
         continue
@@ -184,32 +186,35 @@ for s in "${scenarios[@]}"; do
     fi
     extra=()
     [ "$name" = ext4-doublewrite ] && extra=(--save-recovery-base "$work/recovery-base.img")
-    check "$name" "$fs" "$n" "$expect" "$base" "${extra[@]}"
+    check "$name" "$fs" "$n" "$expect" "$base" "$name" "${extra[@]}"
     verdict "$name" $?
 done
 
-# Crash during recovery: a crash state of ext4-doublewrite with live batches and pages to
-# restore is the starting image; the recovery run over it is recorded and crashed in turn.
+# Crash during recovery: the ext4-doublewrite crash state whose recovery restored the most
+# pages (live batches, torn or old pages in place) is the starting image; a recovery run over
+# it is recorded and crashed in turn. Every page must still be one version its phase-one state
+# allowed, and, once recovery has returned, the version recovery left.
 if want recovery-crash; then
     name=recovery-crash
     echo "== $name (ext4): recovery over a crash state with live batches, crashed"
     weight=$recovery_weight
     weight_left_share=100
     n=$((states * weight / total_weight))
-    if [ ! -s "$work/recovery-base.img" ]; then
-        echo "$name: no recovery base (ext4-doublewrite did not run or found no state with pages to restore)"
+    rb=$work/recovery-base.img
+    if [ ! -s "$rb" ]; then
+        echo "$name: no recovery base (ext4-doublewrite did not run, or none of its states had pages to restore)"
         verdict "$name" 1
     else
         mkdir -p "$work/$name"
-        cp --sparse=always "$work/recovery-base.img" "$work/$name/base.img"
-        # The base's files live under ext4-doublewrite's mount point: record at that path.
-        mntroot_saved=$mntroot
-        if record "$name" ext4 "$work/$name/base.img" -- --mode recover \
-            --page-sizes 4096,8192,16384 --pages 24 --path doublewrite \
-            --data-root-from ext4-doublewrite; then
-            :
+        # The files of that state live under ext4-doublewrite's mount point: use that path.
+        if record "$name" ext4 "$rb" ext4-doublewrite -- --mode recover \
+            --page-sizes 4096,8192,16384 --pages 24; then
+            check "$name" ext4 "$n" ok "$rb" ext4-doublewrite --constraints "$rb.constraints"
+            verdict "$name" $?
+        else
+            echo "$name: recording failed"
+            verdict "$name" 1
         fi
-        verdict "$name" 1
     fi
 fi
 

@@ -46,7 +46,7 @@ static struct {
     unsigned npages;
     unsigned rounds;
     unsigned threads;
-    bool reopen, sabotage, fill, recover_mode;
+    bool reopen, sabotage, fill, recover_mode, fake_sync;
     uint64_t seed;
 } opt = {.npages = 24, .rounds = 6, .threads = 2, .seed = 1};
 
@@ -128,7 +128,9 @@ static void
 sync_file(unsigned f, uint64_t id)
 {
     mark("SB %u %" PRIu64, f, id);
-    int r = bc_lib_sync(lib, f);
+    /* --fake-sync: claim the sync returned without making it (a control for the checker's
+     * durability rule) */
+    int r = opt.fake_sync && id > opt.nfiles ? 0 : bc_lib_sync(lib, f);
     mark("SA %u %" PRIu64 " %d", f, id, r);
 }
 
@@ -163,7 +165,7 @@ thread_main(void *argp)
     for (unsigned g = 0; g < total; g++)
         if (g % opt.threads == a->t)
             mine[nmine++] = g;
-    uint64_t sync_id = (uint64_t)a->t * 1000000;
+    uint64_t sync_id = (uint64_t)(a->t + 1) * 1000000;
     for (unsigned r = 0; r < opt.rounds; r++) {
         uint64_t ver = 2 + r;
         if (opt.reopen && r == opt.rounds / 2) {
@@ -277,7 +279,7 @@ main(int argc, char **argv)
         {"path", 1, 0, 'p'},       {"page-sizes", 1, 0, 'z'}, {"pages", 1, 0, 'n'},
         {"rounds", 1, 0, 'r'},     {"threads", 1, 0, 't'}, {"reopen", 0, 0, 'o'},
         {"sabotage", 0, 0, 'S'},   {"fill", 0, 0, 'F'},    {"mode", 1, 0, 'm'},
-        {"seed", 1, 0, 'x'},       {0, 0, 0, 0}};
+        {"seed", 1, 0, 'x'},       {"fake-sync", 0, 0, 'Y'},  {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (c) {
@@ -300,6 +302,7 @@ main(int argc, char **argv)
         case 'F': opt.fill = true; break;
         case 'm': opt.recover_mode = !strcmp(optarg, "recover"); break;
         case 'x': opt.seed = strtoull(optarg, NULL, 0); break;
+        case 'Y': opt.fake_sync = true; break;
         default: die("bad option");
         }
     }
