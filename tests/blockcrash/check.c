@@ -28,6 +28,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <linux/falloc.h>
 #include <linux/loop.h>
 #include <linux/fs.h>
 #include <sched.h>
@@ -442,8 +443,8 @@ static uint64_t
 sector_hash(uint64_t idx, const uint8_t *d)
 {
     static const uint8_t zero[BC_SECTOR];
-    if (!d)
-        d = zero;
+    if (!d || (d[0] == 0 && !memcmp(d, zero, BC_SECTOR)))
+        return 0; /* zero sectors add nothing: hashing a mostly empty image is cheap */
     uint64_t acc = bc_mix64(idx);
     for (unsigned i = 0; i < BC_SECTOR; i += 8) {
         uint64_t w;
@@ -664,7 +665,10 @@ struct result {
     char msg[480];
 };
 
+#define CHUNK (64u << 10) /* image reset granularity: only non-zero chunks are rewritten */
+
 struct worker {
+    uint8_t *nonzero; /* per CHUNK of base: may hold non-zero bytes */
     int id;
     int img_fd;
     int loop_fd;
@@ -690,6 +694,14 @@ worker_init(struct worker *w, int id)
     w->id = id;
     w->base = load_base();
     w->items = xcalloc(nrecs, sizeof(*w->items));
+    /* The per-state child needs none of this: keep it out of its page tables. */
+    madvise(w->base, img_size & ~(uint64_t)4095, MADV_DONTFORK);
+    w->nonzero = xcalloc(img_size / CHUNK + 1, 1);
+    static const uint8_t zero[CHUNK];
+    for (uint64_t c = 0; c * CHUNK < img_size; c++) {
+        uint64_t len = img_size - c * CHUNK < CHUNK ? img_size - c * CHUNK : CHUNK;
+        w->nonzero[c] = memcmp(w->base + c * CHUNK, zero, len) != 0;
+    }
     char path[128];
     snprintf(path, sizeof(path), "/dev/shm/blockcrash-%d-w%d.img", (int)getpid(), id);
     w->img_fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
@@ -723,8 +735,13 @@ worker_init(struct worker *w, int id)
 static void
 worker_advance(struct worker *w, uint32_t epoch)
 {
-    for (; w->applied < flush_pos[epoch]; w->applied++)
+    for (; w->applied < flush_pos[epoch]; w->applied++) {
+        const struct rec *r = &recs[w->applied];
+        if (r->type == BC_REC_WRITE)
+            for (uint64_t c = r->off / CHUNK; c <= (r->off + r->len - 1) / CHUNK; c++)
+                w->nonzero[c] = 1;
         apply_rec_to(w->base, w->applied);
+    }
 }
 
 static void
@@ -752,11 +769,15 @@ static void
 build_image(struct worker *w, uint32_t epoch, const struct item *it, size_t n)
 {
     worker_advance(w, epoch);
-    for (uint64_t off = 0; off < img_size;) {
-        ssize_t k = pwrite(w->img_fd, w->base + off, img_size - off, (off_t)off);
-        if (k <= 0)
+    /* Zero the whole file (tmpfs frees the pages), then write back what is not zero. */
+    if (fallocate(w->img_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)img_size) < 0)
+        die("punch state image: %s", strerror(errno));
+    for (uint64_t c = 0; c * CHUNK < img_size; c++) {
+        if (!w->nonzero[c])
+            continue;
+        uint64_t off = c * CHUNK, len = img_size - off < CHUNK ? img_size - off : CHUNK;
+        if (pwrite(w->img_fd, w->base + off, len, (off_t)off) != (ssize_t)len)
             die("write state image: %s", strerror(errno));
-        off += (uint64_t)k;
     }
     for (size_t i = 0; i < n; i++)
         apply_item(&it[i], write_piece, w);
@@ -867,11 +888,17 @@ run_fsck(const char *dev)
     return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 1;
 }
 
+static double now_s(void);
+static double phase_t[5]; /* image, mount, recovery+check, umount, fsck (this process) */
+
 static struct result
 check_items(struct worker *w, uint32_t epoch, const struct item *it, size_t n)
 {
     struct result res = {0};
+    double t = now_s(), t1;
     build_image(w, epoch, it, n);
+    phase_t[0] += (t1 = now_s()) - t;
+    t = t1;
     ioctl(w->loop_fd, BLKFLSBUF, 0); /* drop the device's cache of the previous state */
     const char *mopts = !strcmp(opt.fstype, "xfs") ? "nouuid" : "";
     if (mount(w->loop_dev, opt.mnt, opt.fstype, 0, mopts) < 0) {
@@ -879,6 +906,8 @@ check_items(struct worker *w, uint32_t epoch, const struct item *it, size_t n)
         snprintf(res.msg, sizeof(res.msg), "mount: %s", strerror(errno));
         return res;
     }
+    phase_t[1] += (t1 = now_s()) - t;
+    t = t1;
     size_t end_pos = n ? it[n - 1].rec : flush_pos[epoch];
     size_t flush_bound = epoch + 1 < nflush ? flush_pos[epoch + 1] : nrecs;
     int pfd[2];
@@ -911,13 +940,18 @@ check_items(struct worker *w, uint32_t epoch, const struct item *it, size_t n)
         snprintf(res.msg, sizeof(res.msg), "recovery/check process died (%s)",
                  WIFSIGNALED(st) ? strsignal(WTERMSIG(st)) : "no result");
     }
+    phase_t[2] += (t1 = now_s()) - t;
+    t = t1;
     for (int tries = 0; umount2(opt.mnt, 0) < 0; tries++) {
         if (tries > 100)
             die("umount %s: %s", opt.mnt, strerror(errno));
         usleep(20000);
     }
+    phase_t[3] += (t1 = now_s()) - t;
+    t = t1;
     if (opt.fsck)
         res.fsck_failed = run_fsck(w->loop_dev);
+    phase_t[4] += now_s() - t;
     return res;
 }
 
@@ -1095,6 +1129,7 @@ main(int argc, char **argv)
         die("usage: --base IMG --log LOG --fstype xfs|ext4 --mnt DIR --store DIR [--states N] "
             "[--seed S] [--workers W] [--tear 4096|512] [--expect ok|violation] [--fsck] "
             "[--results DIR] [--constraints FILE] [--only EPOCH:REC,RECt@SEED,..]");
+    setvbuf(stdout, NULL, _IOLBF, 0); /* workers print too, and leave with _exit() */
     load_log();
     if (opt.constraints)
         load_constraints();
@@ -1139,6 +1174,12 @@ main(int argc, char **argv)
                            states[i].epoch, states[i].kind, verdict_name[sh->res[i].verdict],
                            sh->res[i].msg);
             }
+            if (opt.verbose)
+                printf("%s: worker %u ms total: image %.0f, mount %.0f, recovery+check %.0f, "
+                       "umount %.0f, fsck %.0f\n",
+                       opt.name, k, phase_t[0] * 1e3, phase_t[1] * 1e3, phase_t[2] * 1e3,
+                       phase_t[3] * 1e3, phase_t[4] * 1e3);
+            fflush(stdout);
             _exit(0);
         }
     }

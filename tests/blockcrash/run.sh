@@ -113,7 +113,14 @@ record() {
         "$@" >"$d/workload.out" 2>&1
     local rc=$?
     sed "s/^/  $name workload: /" "$d/workload.out"
-    umount "$mnt" && losetup -d "$loop" && fusermount3 -u "$d/fuse" || return 1
+    umount "$mnt" && losetup -d "$loop" || return 1
+    # The loop device lets go of disk.img asynchronously after detach: wait for it.
+    local i
+    for i in $(seq 100); do
+        fusermount3 -u "$d/fuse" 2>/dev/null && break
+        sleep 0.1
+    done
+    [ "$i" -lt 100 ] || { echo "$name: FUSE mount still busy"; return 1; }
     wait "${rec_pids[-1]}" 2>/dev/null
     rm -f "$d/disk.img"
     [ -s "$d/recorder.out" ] && sed "s/^/  $name recorder: /" "$d/recorder.out"
@@ -131,7 +138,7 @@ check() { # NAME FSTYPE STATES EXPECT BASE MOUNT-NAME [extra checker args]
     "$bin/blockcrash-check" --base "$base" --log "$d/log" --fstype "$fs" --mnt "$mnt" \
         --store "$mnt/store" --states "$n" --seed "$seed" --workers "$workers" --tear "$tear" \
         --expect "$expect" --name "$name" --results "$results" \
-        ${b:+--budget $(( b * weight_left_share / 100 ))} $fsck "$@"
+        ${b:+--budget $(( b * weight_left_share / 100 ))} $fsck ${BLOCKCRASH_CHECK_ARGS:-} "$@"
 }
 
 passed=0
@@ -184,6 +191,7 @@ for s in "${scenarios[@]}"; do
         verdict "$name" 1
         continue
     fi
+    rm -rf "${results:?}/$name"
     extra=()
     [ "$name" = ext4-doublewrite ] && extra=(--save-recovery-base "$work/recovery-base.img")
     check "$name" "$fs" "$n" "$expect" "$base" "$name" "${extra[@]}"
@@ -206,6 +214,7 @@ if want recovery-crash; then
         verdict "$name" 1
     else
         mkdir -p "$work/$name"
+        rm -rf "${results:?}/$name"
         # The files of that state live under ext4-doublewrite's mount point: use that path.
         if record "$name" ext4 "$rb" ext4-doublewrite -- --mode recover \
             --page-sizes 4096,8192,16384 --pages 24; then
