@@ -1136,6 +1136,17 @@ main(int argc, char **argv)
     own_namespace();
 
     if (opt.only) {
+        /* The run that kept the state removed its mount point; it only has to exist. */
+        char dir[4096];
+        snprintf(dir, sizeof(dir), "%s", opt.mnt);
+        for (char *p = dir + 1; *p; p++) {
+            if (*p == '/') {
+                *p = 0;
+                mkdir(dir, 0755);
+                *p = '/';
+            }
+        }
+        mkdir(dir, 0755);
         struct worker w;
         worker_init(&w, 0);
         uint32_t epoch;
@@ -1237,9 +1248,12 @@ main(int argc, char **argv)
         fprintf(fp, "scenario=%s seed=%" PRIu64 " state=%zu kind=%u writes-before-shrink=%zu\n",
                 opt.name, opt.seed, i, states[i].kind, n0);
         describe(fp, states[i].epoch, w.items, n);
-        fprintf(fp, "verdict: %s\nreproduce: blockcrash-check <same --base/--log/--fstype/--mnt/"
-                    "--store> --tear %u --only %u:",
-                last.msg, opt.tear, states[i].epoch);
+        /* run.sh copies the log and the base image next to the kept states. */
+        fprintf(fp,
+                "verdict: %s\nreproduce: blockcrash-check --base %s/%s/base.img --log %s/%s/log "
+                "--fstype %s --mnt %s --store %s --tear %u --only %u:",
+                last.msg, opt.results, opt.name, opt.results, opt.name, opt.fstype, opt.mnt,
+                opt.store, opt.tear, states[i].epoch);
         for (size_t k = 0; k < n; k++) {
             fprintf(fp, "%s%zu", k ? "," : "", w.items[k].rec);
             if (w.items[k].torn)

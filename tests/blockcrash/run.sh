@@ -141,6 +141,14 @@ check() { # NAME FSTYPE STATES EXPECT BASE MOUNT-NAME [extra checker args]
         ${b:+--budget $(( b * weight_left_share / 100 ))} $fsck ${BLOCKCRASH_CHECK_ARGS:-} "$@"
 }
 
+# keep_inputs NAME BASE: next to kept failing states, the log and base image they came from
+# (state.txt's reproduce line points at them).
+keep_inputs() {
+    [ -d "$results/$1" ] || return 0
+    cp --sparse=always "$2" "$results/$1/base.img"
+    cp "$work/$1/log" "$results/$1/log"
+}
+
 passed=0
 failed=0
 summary=()
@@ -195,7 +203,9 @@ for s in "${scenarios[@]}"; do
     extra=()
     [ "$name" = ext4-doublewrite ] && extra=(--save-recovery-base "$work/recovery-base.img")
     check "$name" "$fs" "$n" "$expect" "$base" "$name" "${extra[@]}"
-    verdict "$name" $?
+    rc=$?
+    keep_inputs "$name" "$base"
+    verdict "$name" $rc
 done
 
 # Crash during recovery: the ext4-doublewrite crash state whose recovery restored the most
@@ -219,7 +229,10 @@ if want recovery-crash; then
         if record "$name" ext4 "$rb" ext4-doublewrite -- --mode recover \
             --page-sizes 4096,8192,16384 --pages 24; then
             check "$name" ext4 "$n" ok "$rb" ext4-doublewrite --constraints "$rb.constraints"
-            verdict "$name" $?
+            rc=$?
+            keep_inputs "$name" "$rb"
+            [ -d "$results/$name" ] && cp "$rb.constraints" "$results/$name/"
+            verdict "$name" $rc
         else
             echo "$name: recording failed"
             verdict "$name" 1
