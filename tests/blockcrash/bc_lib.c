@@ -16,9 +16,9 @@
 extern _Atomic int atomio__test_skip_dw_durability;
 
 /* Store geometry: the workload and the checker must open the store alike. */
-#define BC_STORE_SEGMENTS 4
+#define BC_STORE_SEGMENTS    4
 #define BC_STORE_BATCH_PAGES 16
-#define BC_STORE_MAX_PAGE 16384
+#define BC_STORE_MAX_PAGE    16384
 
 struct bc_lib {
     atomio_ctx *ctx;
@@ -130,8 +130,8 @@ bc_lib_file_downgrades(bc_lib *l, unsigned idx)
 }
 
 int
-bc_lib_write(bc_lib *l, size_t n, const unsigned *idx, const uint64_t *page_no,
-             void *const *buf, int *results)
+bc_lib_write(bc_lib *l, size_t n, const unsigned *idx, const uint64_t *page_no, void *const *buf,
+             int *results)
 {
     if (n == 1) {
         results[0] = atomio_write(l->f[idx[0]], page_no[0], buf[0], 0);

@@ -12,10 +12,10 @@
 #include <stdint.h>
 #include <string.h>
 
-#define BC_SECTOR 512u
+#define BC_SECTOR     512u
 #define BC_PAGE_MAGIC 0x47504342u /* "BCPG" */
-#define BC_GARBAGE (-1)           /* a sector that is neither zeros nor a valid encoding */
-#define BC_FOREIGN (-2)           /* a valid sector of another file, page or sector index */
+#define BC_GARBAGE    (-1)        /* a sector that is neither zeros nor a valid encoding */
+#define BC_FOREIGN    (-2)        /* a valid sector of another file, page or sector index */
 
 struct bc_sector_hdr {
     uint32_t magic;

@@ -29,8 +29,8 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <linux/falloc.h>
-#include <linux/loop.h>
 #include <linux/fs.h>
+#include <linux/loop.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -57,8 +57,13 @@ static struct {
     uint64_t seed;
     bool expect_violation, fsck, verbose;
     double budget_s;
-} opt = {.states = 500, .workers = 2, .tear = 4096, .seed = 1, .name = "blockcrash",
-         .keep_fail = 3, .budget_s = 1e9};
+} opt = {.states = 500,
+         .workers = 2,
+         .tear = 4096,
+         .seed = 1,
+         .name = "blockcrash",
+         .keep_fail = 3,
+         .budget_s = 1e9};
 
 struct rec {
     uint32_t type;
@@ -81,7 +86,7 @@ struct page_ver {
 struct page_info {
     struct page_ver *v;
     size_t nv, cap;
-    uint64_t acked; /* newest acknowledged version so far (while parsing) */
+    uint64_t acked;      /* newest acknowledged version so far (while parsing) */
     uint64_t cmin, cmax; /* from --constraints */
     int64_t observed;    /* V marker (--mode recover runs) */
 };
@@ -263,8 +268,8 @@ load_log(void)
         recs[nrecs] = (struct rec){h.type, h.off, h.len, m + off};
         if (h.type == BC_REC_WRITE || h.type == BC_REC_DISCARD) {
             if (h.off % BC_SECTOR || h.len % BC_SECTOR || h.off + h.len > img_size)
-                die("record %zu: write %" PRIu64 "+%" PRIu64 " not sector-aligned", nrecs,
-                    h.off, h.len);
+                die("record %zu: write %" PRIu64 "+%" PRIu64 " not sector-aligned", nrecs, h.off,
+                    h.len);
         } else if (h.type == BC_REC_FLUSH) {
             if (nflush == fcap) {
                 fcap *= 2;
@@ -317,14 +322,14 @@ enum kind { K_NONE, K_PREFIX, K_SUBSET, K_TORN };
 struct state {
     uint32_t epoch; /* index into flush_pos */
     uint32_t kind;
-    uint32_t k;     /* PREFIX: count; TORN: which eligible write */
+    uint32_t k; /* PREFIX: count; TORN: which eligible write */
     uint32_t pad;
     uint64_t seed;
     uint64_t hash;
 };
 
 struct item {
-    size_t rec;   /* record index of the write */
+    size_t rec; /* record index of the write */
     bool torn;
     uint64_t tseed;
 };
@@ -373,9 +378,14 @@ materialize(const struct state *s, struct item *out)
         bool take = false, torn = false;
         rng = bc_mix64(rng);
         switch (s->kind) {
-        case K_NONE: break;
-        case K_PREFIX: take = w < s->k; break;
-        case K_SUBSET: take = rng & 1; break;
+        case K_NONE:
+            break;
+        case K_PREFIX:
+            take = w < s->k;
+            break;
+        case K_SUBSET:
+            take = rng & 1;
+            break;
         case K_TORN:
             if (tearable(r) && elig++ == s->k)
                 take = torn = true;
@@ -809,8 +819,7 @@ check_pages(size_t end_pos, size_t flush_bound, struct result *res)
             ssize_t k = pread(fd, buf + off, need - off, (off_t)off);
             if (k < 0) {
                 if (!bad++)
-                    snprintf(res->msg, sizeof(res->msg), "read %s: %s", bf->path,
-                             strerror(errno));
+                    snprintf(res->msg, sizeof(res->msg), "read %s: %s", bf->path, strerror(errno));
                 break;
             }
             if (k == 0)
@@ -849,16 +858,14 @@ check_pages(size_t end_pos, size_t flush_bound, struct result *res)
                                  pi->observed);
                 }
                 if (!begun)
-                    snprintf(why, sizeof(why), "version %" PRId64 " was never started by then",
-                             v);
+                    snprintf(why, sizeof(why), "version %" PRId64 " was never started by then", v);
                 else if ((uint64_t)v < floor)
                     snprintf(why, sizeof(why),
-                             "version %" PRId64 " older than durable version %" PRIu64, v,
-                             floor);
+                             "version %" PRId64 " older than durable version %" PRIu64, v, floor);
             }
             if (why[0] && !bad++)
-                snprintf(res->msg, sizeof(res->msg), "file %u (%u B) page %u: %s", f,
-                         bf->page_size, p, why);
+                snprintf(res->msg, sizeof(res->msg), "file %u (%u B) page %u: %s", f, bf->page_size,
+                         p, why);
         }
     }
     free(buf);
@@ -1057,8 +1064,8 @@ save_recovery_base(struct worker *w, struct shared *sh, size_t done)
         }
     }
     fclose(fp);
-    printf("%s: recovery base (state %zu, %" PRIu64 " pages to restore) saved to %s\n",
-           opt.name, best, sh->res[best].restored, opt.save_recovery_base);
+    printf("%s: recovery base (state %zu, %" PRIu64 " pages to restore) saved to %s\n", opt.name,
+           best, sh->res[best].restored, opt.save_recovery_base);
 }
 
 static int
@@ -1091,37 +1098,88 @@ parse_only(const char *spec, uint32_t *epoch, struct item *it)
 int
 main(int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"base", 1, 0, 'b'},        {"log", 1, 0, 'l'},          {"fstype", 1, 0, 'f'},
-        {"mnt", 1, 0, 'm'},         {"store", 1, 0, 's'},        {"states", 1, 0, 'n'},
-        {"seed", 1, 0, 'x'},        {"workers", 1, 0, 'w'},      {"tear", 1, 0, 't'},
-        {"expect", 1, 0, 'e'},      {"name", 1, 0, 'N'},         {"results", 1, 0, 'r'},
-        {"fsck", 0, 0, 'F'},        {"constraints", 1, 0, 'C'},  {"only", 1, 0, 'o'},
-        {"budget", 1, 0, 'B'},      {"keep-failures", 1, 0, 'k'}, {"verbose", 0, 0, 'v'},
-        {"save-recovery-base", 1, 0, 'R'}, {0, 0, 0, 0}};
+    static const struct option lo[] = {{"base", 1, 0, 'b'},
+                                       {"log", 1, 0, 'l'},
+                                       {"fstype", 1, 0, 'f'},
+                                       {"mnt", 1, 0, 'm'},
+                                       {"store", 1, 0, 's'},
+                                       {"states", 1, 0, 'n'},
+                                       {"seed", 1, 0, 'x'},
+                                       {"workers", 1, 0, 'w'},
+                                       {"tear", 1, 0, 't'},
+                                       {"expect", 1, 0, 'e'},
+                                       {"name", 1, 0, 'N'},
+                                       {"results", 1, 0, 'r'},
+                                       {"fsck", 0, 0, 'F'},
+                                       {"constraints", 1, 0, 'C'},
+                                       {"only", 1, 0, 'o'},
+                                       {"budget", 1, 0, 'B'},
+                                       {"keep-failures", 1, 0, 'k'},
+                                       {"verbose", 0, 0, 'v'},
+                                       {"save-recovery-base", 1, 0, 'R'},
+                                       {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (c) {
-        case 'b': opt.base = optarg; break;
-        case 'l': opt.log = optarg; break;
-        case 'f': opt.fstype = optarg; break;
-        case 'm': opt.mnt = optarg; break;
-        case 's': opt.store = optarg; break;
-        case 'n': opt.states = (unsigned)atoi(optarg); break;
-        case 'x': opt.seed = strtoull(optarg, NULL, 0); break;
-        case 'w': opt.workers = (unsigned)atoi(optarg); break;
-        case 't': opt.tear = (unsigned)atoi(optarg); break;
-        case 'e': opt.expect_violation = !strcmp(optarg, "violation"); break;
-        case 'N': opt.name = optarg; break;
-        case 'r': opt.results = optarg; break;
-        case 'F': opt.fsck = true; break;
-        case 'C': opt.constraints = optarg; break;
-        case 'o': opt.only = optarg; break;
-        case 'B': opt.budget_s = atof(optarg); break;
-        case 'k': opt.keep_fail = (unsigned)atoi(optarg); break;
-        case 'v': opt.verbose = true; break;
-        case 'R': opt.save_recovery_base = optarg; break;
-        default: die("bad option");
+        case 'b':
+            opt.base = optarg;
+            break;
+        case 'l':
+            opt.log = optarg;
+            break;
+        case 'f':
+            opt.fstype = optarg;
+            break;
+        case 'm':
+            opt.mnt = optarg;
+            break;
+        case 's':
+            opt.store = optarg;
+            break;
+        case 'n':
+            opt.states = (unsigned)atoi(optarg);
+            break;
+        case 'x':
+            opt.seed = strtoull(optarg, NULL, 0);
+            break;
+        case 'w':
+            opt.workers = (unsigned)atoi(optarg);
+            break;
+        case 't':
+            opt.tear = (unsigned)atoi(optarg);
+            break;
+        case 'e':
+            opt.expect_violation = !strcmp(optarg, "violation");
+            break;
+        case 'N':
+            opt.name = optarg;
+            break;
+        case 'r':
+            opt.results = optarg;
+            break;
+        case 'F':
+            opt.fsck = true;
+            break;
+        case 'C':
+            opt.constraints = optarg;
+            break;
+        case 'o':
+            opt.only = optarg;
+            break;
+        case 'B':
+            opt.budget_s = atof(optarg);
+            break;
+        case 'k':
+            opt.keep_fail = (unsigned)atoi(optarg);
+            break;
+        case 'v':
+            opt.verbose = true;
+            break;
+        case 'R':
+            opt.save_recovery_base = optarg;
+            break;
+        default:
+            die("bad option");
         }
     }
     if (!opt.base || !opt.log || !opt.fstype || !opt.mnt || !opt.store || !opt.workers ||
@@ -1181,9 +1239,8 @@ main(int argc, char **argv)
                 size_t n = materialize(&states[i], w.items);
                 sh->res[i] = check_items(&w, states[i].epoch, w.items, n);
                 if (opt.verbose || (sh->res[i].verdict != V_OK && !opt.expect_violation))
-                    printf("%s: state %zu epoch %u kind %u: %s %s\n", opt.name, i,
-                           states[i].epoch, states[i].kind, verdict_name[sh->res[i].verdict],
-                           sh->res[i].msg);
+                    printf("%s: state %zu epoch %u kind %u: %s %s\n", opt.name, i, states[i].epoch,
+                           states[i].kind, verdict_name[sh->res[i].verdict], sh->res[i].msg);
             }
             if (opt.verbose)
                 printf("%s: worker %u ms total: image %.0f, mount %.0f, recovery+check %.0f, "
@@ -1261,8 +1318,8 @@ main(int argc, char **argv)
         }
         fprintf(fp, "\n");
         fclose(fp);
-        printf("%s: failing state %zu shrunk from %zu to %zu writes: %s\n  kept in %s\n",
-               opt.name, i, n0, n, last.msg, dir);
+        printf("%s: failing state %zu shrunk from %zu to %zu writes: %s\n  kept in %s\n", opt.name,
+               i, n0, n, last.msg, dir);
         kept++;
     }
     if (opt.save_recovery_base) {
@@ -1293,8 +1350,8 @@ main(int argc, char **argv)
            "records, %zu flushes): ok %" PRIu64 ", violation %" PRIu64 ", mount-failure %" PRIu64
            ", duplicate-skipped %" PRIu64 ", not-run %" PRIu64 "%s, recovery restored pages in "
            "%" PRIu64 " -- expect %s: %s: %s\n",
-           opt.name, done, elapsed, per_min, tgen, nrecs, nflush, count[V_OK],
-           count[V_VIOLATION], count[V_MOUNT_FAIL], dup_skipped, not_run,
+           opt.name, done, elapsed, per_min, tgen, nrecs, nflush, count[V_OK], count[V_VIOLATION],
+           count[V_MOUNT_FAIL], dup_skipped, not_run,
            opt.fsck ? (fsck_bad ? ", fsck-failure some" : ", fsck clean") : "", restored_states,
            opt.expect_violation ? "violation" : "ok", pass ? "PASS" : "FAIL", why);
     if (opt.fsck)

@@ -80,8 +80,8 @@ rec_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 }
 
 static int
-rec_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
-            struct fuse_file_info *fi, enum fuse_readdir_flags flags)
+rec_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off, struct fuse_file_info *fi,
+            enum fuse_readdir_flags flags)
 {
     (void)off;
     (void)fi;

@@ -275,18 +275,26 @@ int
 main(int argc, char **argv)
 {
     static const struct option lo[] = {
-        {"ctl", 1, 0, 'c'},        {"data", 1, 0, 'd'},    {"store", 1, 0, 's'},
-        {"path", 1, 0, 'p'},       {"page-sizes", 1, 0, 'z'}, {"pages", 1, 0, 'n'},
-        {"rounds", 1, 0, 'r'},     {"threads", 1, 0, 't'}, {"reopen", 0, 0, 'o'},
-        {"sabotage", 0, 0, 'S'},   {"fill", 0, 0, 'F'},    {"mode", 1, 0, 'm'},
-        {"seed", 1, 0, 'x'},       {"fake-sync", 0, 0, 'Y'},  {0, 0, 0, 0}};
+        {"ctl", 1, 0, 'c'},      {"data", 1, 0, 'd'},       {"store", 1, 0, 's'},
+        {"path", 1, 0, 'p'},     {"page-sizes", 1, 0, 'z'}, {"pages", 1, 0, 'n'},
+        {"rounds", 1, 0, 'r'},   {"threads", 1, 0, 't'},    {"reopen", 0, 0, 'o'},
+        {"sabotage", 0, 0, 'S'}, {"fill", 0, 0, 'F'},       {"mode", 1, 0, 'm'},
+        {"seed", 1, 0, 'x'},     {"fake-sync", 0, 0, 'Y'},  {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (c) {
-        case 'c': opt.ctl = optarg; break;
-        case 'd': opt.data = optarg; break;
-        case 's': opt.store = optarg; break;
-        case 'p': opt.path = parse_path(optarg); break;
+        case 'c':
+            opt.ctl = optarg;
+            break;
+        case 'd':
+            opt.data = optarg;
+            break;
+        case 's':
+            opt.store = optarg;
+            break;
+        case 'p':
+            opt.path = parse_path(optarg);
+            break;
         case 'z':
             for (char *s = optarg; *s && opt.nfiles < BC_LIB_MAX_FILES;) {
                 opt.page_size[opt.nfiles++] = (uint32_t)strtoul(s, &s, 10);
@@ -294,16 +302,35 @@ main(int argc, char **argv)
                     s++;
             }
             break;
-        case 'n': opt.npages = (unsigned)atoi(optarg); break;
-        case 'r': opt.rounds = (unsigned)atoi(optarg); break;
-        case 't': opt.threads = (unsigned)atoi(optarg); break;
-        case 'o': opt.reopen = true; break;
-        case 'S': opt.sabotage = true; break;
-        case 'F': opt.fill = true; break;
-        case 'm': opt.recover_mode = !strcmp(optarg, "recover"); break;
-        case 'x': opt.seed = strtoull(optarg, NULL, 0); break;
-        case 'Y': opt.fake_sync = true; break;
-        default: die("bad option");
+        case 'n':
+            opt.npages = (unsigned)atoi(optarg);
+            break;
+        case 'r':
+            opt.rounds = (unsigned)atoi(optarg);
+            break;
+        case 't':
+            opt.threads = (unsigned)atoi(optarg);
+            break;
+        case 'o':
+            opt.reopen = true;
+            break;
+        case 'S':
+            opt.sabotage = true;
+            break;
+        case 'F':
+            opt.fill = true;
+            break;
+        case 'm':
+            opt.recover_mode = !strcmp(optarg, "recover");
+            break;
+        case 'x':
+            opt.seed = strtoull(optarg, NULL, 0);
+            break;
+        case 'Y':
+            opt.fake_sync = true;
+            break;
+        default:
+            die("bad option");
         }
     }
     if (!opt.ctl || !opt.data || !opt.store || !opt.nfiles || !opt.threads)
