@@ -130,7 +130,7 @@ record() {
 check() { # NAME FSTYPE STATES EXPECT BASE MOUNT-NAME [extra checker args]
     local name=$1 fs=$2 n=$3 expect=$4 base=$5 d=$work/$1 mnt=$mntroot/$6
     shift 6
-    local b=0
+    local b="" # no --budget at all when the run has none
     if [ "$budget" != 0 ]; then
         b=$((deadline - $(date +%s)))
         [ $b -lt 20 ] && b=20
