@@ -602,7 +602,7 @@ generate(void)
     for (uint64_t s = 0; s < img_size / BC_SECTOR; s++)
         h0 += sector_hash(s, base + s * BC_SECTOR);
     /* Sweeps over the log until enough distinct states, or a sweep finds nothing new. */
-    for (unsigned sweep = 0; sweep < 8 && nstates < opt.states; sweep++) {
+    for (unsigned sweep = 0; sweep < 64 && nstates < opt.states; sweep++) {
         size_t before = nstates;
         memcpy(img, base, img_size);
         uint64_t h = h0;
