@@ -16,7 +16,7 @@
 extern _Atomic int atomio__test_skip_dw_durability;
 
 /* Store geometry: the workload and the checker must open the store alike. */
-#define BC_STORE_SEGMENTS    4
+#define BC_STORE_BYTES       (1u << 20) /* small: the images are 128 MiB */
 #define BC_STORE_BATCH_PAGES 16
 #define BC_STORE_MAX_PAGE    16384
 
@@ -29,10 +29,10 @@ static void
 ctx_opts(atomio_ctx_opts *o, const char *store_dir)
 {
     atomio_ctx_opts_init(o);
-    o->dblwr_dir = store_dir;
-    o->dblwr_segments = BC_STORE_SEGMENTS;
-    o->dblwr_batch_pages = BC_STORE_BATCH_PAGES;
-    o->dblwr_max_page_size = BC_STORE_MAX_PAGE;
+    o->doublewrite_dir = store_dir;
+    o->doublewrite_store_bytes = BC_STORE_BYTES;
+    o->doublewrite_batch_pages = BC_STORE_BATCH_PAGES;
+    o->doublewrite_max_page_size = BC_STORE_MAX_PAGE;
 }
 
 int
@@ -100,7 +100,7 @@ info_of(bc_lib *l, unsigned idx, atomio_file_info *fi)
     *fi = (atomio_file_info)ATOMIO_FILE_INFO_INIT;
     if (idx >= BC_LIB_MAX_FILES || !l->f[idx])
         return ATOMIO_E_INVAL;
-    return atomio_file_info_get(l->f[idx], fi);
+    return atomio_file_get_info(l->f[idx], fi);
 }
 
 void
@@ -180,6 +180,6 @@ bc_lib_recover(const char *store_dir, uint64_t *restored)
     if (r < 0)
         return r;
     atomio_stats st = ATOMIO_STATS_INIT;
-    *restored = atomio_ctx_stats(ctx, &st) == 0 ? st.recovered_pages : 0;
+    *restored = atomio_ctx_get_stats(ctx, &st) == 0 ? st.recovered_pages : 0;
     return atomio_ctx_close(ctx);
 }

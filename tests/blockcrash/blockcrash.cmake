@@ -2,7 +2,7 @@
 # Block-level crash harness (docs/reliability.md): a FUSE recorder
 # under a loop device logs every write and flush of a real XFS or ext4 while the workload
 # writes through libatomio; the checker replays crash states from the log, mounts them, runs
-# recovery and checks every page. Included from tests/suites.cmake.d/blockcrash.cmake.
+# recovery and checks every page. Included from tests/CMakeLists.txt.
 set(_bc ${CMAKE_CURRENT_LIST_DIR})
 pkg_check_modules(FUSE3 QUIET IMPORTED_TARGET fuse3)
 if(NOT FUSE3_FOUND)
