@@ -142,6 +142,26 @@ void atomio__uring_ctx_fini(atomio_ctx *ctx);
 /* ---------------------------------------------------------------------------------------- */
 /* Paths.                                                                                    */
 
+/*
+ * What a path's complete() made of a finished write. The outcomes that only the library acts
+ * on are a type of their own, not values in the int result space, so none of them can leave an
+ * exported call by mistake: every exported call turns a verdict into a public result.
+ */
+enum atomio__next {
+    ATOMIO__NEXT_RESULT = 0,    /* .result is the page's result */
+    ATOMIO__NEXT_DOUBLEWRITE,   /* nothing was written: send the page through doublewrite */
+    ATOMIO__NEXT_REPROBE        /* EINVAL from an atomic write: re-probe once, then retry */
+};
+struct atomio_verdict {
+    enum atomio__next next;
+    int result;
+};
+static inline struct atomio_verdict
+atomio__verdict(int result)
+{
+    return (struct atomio_verdict){.next = ATOMIO__NEXT_RESULT, .result = result};
+}
+
 struct atomio_path_ops {
     uint32_t id; /* enum atomio_path */
     const char *name;
@@ -151,9 +171,9 @@ struct atomio_path_ops {
      * ATOMIO_E_UNALIGNED etc. A NULL prep means the path is batch-only (DOUBLEWRITE). */
     int (*prep)(struct atomio_file *f, uint64_t page_no, const void *page, uint32_t wflags,
                 struct atomio_io *io);
-    /* Apply the failure model to a completed io: 0 ok, ATOMIO_E_SHORT_WRITE (file failed),
-     * ATOMIO__DOWNGRADE (nothing written; redo via doublewrite), or an error. */
-    int (*complete)(struct atomio_file *f, struct atomio_io *io);
+    /* Apply the failure model to a completed io: the page's result (0 ok,
+     * ATOMIO_E_SHORT_WRITE with the file failed, or an error), or what to do instead. */
+    struct atomio_verdict (*complete)(struct atomio_file *f, struct atomio_io *io);
 };
 
 /* Internal-only wflags bit for prep(): the caller's buffer stays untouched until the write
@@ -164,10 +184,6 @@ struct atomio_path_ops {
 /* every public ATOMIO_WRITE_* flag atomio_write() and atomio_write_batch() take */
 #define ATOMIO__WRITE_FLAGS (ATOMIO_WRITE_DSYNC | ATOMIO_WRITE_STABLE_PAGES)
 
-/* Internal-only result: "nothing was written, send this page through doublewrite". */
-#define ATOMIO__DOWNGRADE (-6000)
-/* Internal-only result: EINVAL from an atomic write; the caller re-probes once. */
-#define ATOMIO__REPROBE (-6001)
 
 extern const struct atomio_path_ops atomio__path_direct;
 extern const struct atomio_path_ops atomio__path_buffered;
@@ -185,7 +201,7 @@ int atomio__short_write(struct atomio_file *f);
 /* open(2) flags for in-place (non-atomic) writes as the io style asks: DOUBLEWRITE, UNSAFE. */
 int atomio__inplace_open_flags(const struct atomio_file *f);
 /* The failure model of an RWF_ATOMIC completion (direct and buffered paths share it). */
-int atomio__atomic_complete(struct atomio_file *f, struct atomio_io *io);
+struct atomio_verdict atomio__atomic_complete(struct atomio_file *f, struct atomio_io *io);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Capability probe (caps.c) and selection (select.c).                                       */
@@ -294,9 +310,10 @@ void atomio__file_downgrade(atomio_file *f, int err);
 /* The file-level checks of a page write (handle, buffer, read-only, failed, range) that come
  * before the path's prep() (write.c; shared with bring-your-own-ring). */
 int atomio__write_check(atomio_file *f, uint64_t page_no, const void *page);
-/* EINVAL from an atomic write on path cur: re-probe once per file (write.c). Returns 0 (retry
- * once), 1 (file switched to DOUBLEWRITE) or ATOMIO_E_GEOMETRY (second EINVAL). */
-int atomio__file_reprobe(atomio_file *f, uint32_t cur);
+/* EINVAL from an atomic write on path cur: re-probe once per file (write.c). Returns 0 with
+ * *how (retry once, or the file now on DOUBLEWRITE), or ATOMIO_E_GEOMETRY (second EINVAL). */
+enum atomio__reprobed { ATOMIO__REPROBED_RETRY, ATOMIO__REPROBED_NOW_DOUBLEWRITE };
+int atomio__file_reprobe(atomio_file *f, uint32_t cur, enum atomio__reprobed *how);
 /* Count one written page on the file and the ctx. */
 void atomio__count_page(atomio_file *f, uint32_t path, uint64_t lat_ns);
 /* n pages that share one latency (a doublewrite batch's pages of one file) */

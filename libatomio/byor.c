@@ -152,23 +152,25 @@ atomio_complete_write(atomio_file *f, int cqe_res, uint32_t len)
     io.res = cqe_res;
     io.file = f;
     io.path = path;
-    r = atomio__path_ops(path)->complete(f, &io);
-    switch (r) {
-    case 0:
-        count_page(f, path);
-        return 0;
-    case ATOMIO__DOWNGRADE:
+    struct atomio_verdict v = atomio__path_ops(path)->complete(f, &io);
+    switch (v.next) {
+    case ATOMIO__NEXT_DOUBLEWRITE:
         atomio__file_downgrade(f, cqe_res);
         return ATOMIO_E_NEEDS_DOUBLEWRITE;
-    case ATOMIO__REPROBE:
+    case ATOMIO__NEXT_REPROBE: {
         /* atomio_write() would retry once itself; here the engine's ring must. */
-        r = atomio__file_reprobe(f, path);
+        enum atomio__reprobed rp;
+        r = atomio__file_reprobe(f, path, &rp);
         if (r < 0)
             return r;
-        return r == 1 ? ATOMIO_E_NEEDS_DOUBLEWRITE : -EAGAIN;
-    default:
-        return r;
+        return rp == ATOMIO__REPROBED_NOW_DOUBLEWRITE ? ATOMIO_E_NEEDS_DOUBLEWRITE : -EAGAIN;
     }
+    case ATOMIO__NEXT_RESULT:
+        break;
+    }
+    if (v.result == 0)
+        count_page(f, path);
+    return v.result;
 }
 
 /* ------------------------------------------------------------------------------------------ */

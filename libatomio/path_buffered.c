@@ -79,11 +79,11 @@ buffered_prep(struct atomio_file *f, uint64_t page_no, const void *page, uint32_
  * data reached the page cache. The kernel has then consumed the error (a later fdatasync may
  * report success over lost data), exactly the fsync case: the file fails for good.
  */
-static int
+static struct atomio_verdict
 buffered_complete(struct atomio_file *f, struct atomio_io *io)
 {
-    int r = atomio__atomic_complete(f, io);
-    if (r == -EIO) {
+    struct atomio_verdict r = atomio__atomic_complete(f, io);
+    if (r.next == ATOMIO__NEXT_RESULT && r.result == -EIO) {
         ATOMIO_COUNT(&f->stats, failed_syncs, 1);
         ATOMIO_COUNT(&f->ctx->stats, failed_syncs, 1);
         atomio__file_fail(f);

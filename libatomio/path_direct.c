@@ -40,18 +40,18 @@ direct_prep(struct atomio_file *f, uint64_t page_no, const void *page, uint32_t 
  * the tail would tear the page); EOPNOTSUPP/ENOSPC mean nothing was written, so the page can
  * go through doublewrite; EINVAL means our geometry is wrong: re-probe once.
  */
-int
+struct atomio_verdict
 atomio__atomic_complete(struct atomio_file *f, struct atomio_io *io)
 {
     if (io->res == (ssize_t)io->len)
-        return 0;
+        return atomio__verdict(0);
     if (io->res >= 0)
-        return atomio__short_write(f);
+        return atomio__verdict(atomio__short_write(f));
     if ((io->res == -EOPNOTSUPP || io->res == -ENOSPC) && atomio__store_fits(f->ctx, f->page_size))
-        return ATOMIO__DOWNGRADE;
+        return (struct atomio_verdict){.next = ATOMIO__NEXT_DOUBLEWRITE};
     if (io->res == -EINVAL)
-        return ATOMIO__REPROBE;
-    return (int)io->res;
+        return (struct atomio_verdict){.next = ATOMIO__NEXT_REPROBE};
+    return atomio__verdict((int)io->res);
 }
 
 const struct atomio_path_ops atomio__path_direct = {

@@ -33,18 +33,17 @@ atomio__inplace_open_flags(const struct atomio_file *f)
  * recovery. ENOSPC, EDQUOT and EFBIG mean the kernel wrote nothing (the page is intact),
  * so the file stays usable and only this page fails.
  */
-static int
+static struct atomio_verdict
 dw_complete(struct atomio_file *f, struct atomio_io *io)
 {
     if (io->res == (ssize_t)io->len)
-        return 0;
+        return atomio__verdict(0);
     if (io->res >= 0)
-        return atomio__short_write(f);
+        return atomio__verdict(atomio__short_write(f));
     int err = (int)io->res;
-    if (err == -ENOSPC || err == -EDQUOT || err == -EFBIG)
-        return err;
-    atomio__file_fail(f);
-    return err;
+    if (err != -ENOSPC && err != -EDQUOT && err != -EFBIG)
+        atomio__file_fail(f);
+    return atomio__verdict(err);
 }
 
 const struct atomio_path_ops atomio__path_doublewrite = {

@@ -16,14 +16,14 @@ unsafe_prep(struct atomio_file *f, uint64_t page_no, const void *page, uint32_t 
                              wflags, io);
 }
 
-static int
+static struct atomio_verdict
 unsafe_complete(struct atomio_file *f, struct atomio_io *io)
 {
     if (io->res == (ssize_t)io->len)
-        return 0;
+        return atomio__verdict(0);
     if (io->res >= 0)
-        return atomio__short_write(f);
-    return (int)io->res;
+        return atomio__verdict(atomio__short_write(f));
+    return atomio__verdict((int)io->res);
 }
 
 const struct atomio_path_ops atomio__path_unsafe = {

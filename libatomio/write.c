@@ -70,13 +70,14 @@ check_entry(atomio_ctx *ctx, const atomio_page_write *w)
  * atomio__file_reprobe() -- EINVAL from an atomic write means our geometry is wrong, or the
  * file changed under us (remount, reflink state). Probe again, once per file: if the file no
  * longer takes cur, the atomic path that got EINVAL (and a store exists), switch it to
- * DOUBLEWRITE and return 1;
- * otherwise return 0 and the caller retries exactly once. A second EINVAL on the file is a
- * bug: ATOMIO_E_GEOMETRY. Shared with atomio_complete_write() (byor.c).
+ * DOUBLEWRITE (*how: NOW_DOUBLEWRITE); otherwise the caller retries exactly once (*how:
+ * RETRY). A second EINVAL on the file is a bug: ATOMIO_E_GEOMETRY. Shared with
+ * atomio_complete_write() (byor.c).
  */
 int
-atomio__file_reprobe(atomio_file *f, uint32_t cur)
+atomio__file_reprobe(atomio_file *f, uint32_t cur, enum atomio__reprobed *how)
 {
+    *how = ATOMIO__REPROBED_RETRY;
     pthread_mutex_lock(f->lock);
     bool again = f->reprobed;
     f->reprobed = true;
@@ -96,7 +97,8 @@ atomio__file_reprobe(atomio_file *f, uint32_t cur)
             if (!still && f->ctx->store) {
                 pthread_mutex_unlock(f->lock);
                 atomio__file_downgrade(f, -EINVAL);
-                return 1;
+                *how = ATOMIO__REPROBED_NOW_DOUBLEWRITE;
+                return 0;
             }
         }
     }
@@ -114,10 +116,11 @@ reprobe_and_retry(atomio_file *f, struct atomio_io *io, uint64_t page_no, const 
      * meanwhile, and DOUBLEWRITE has no prep(). index/path survive the re-prep. */
     uint32_t cur = io->path;
     uint32_t index = io->index;
-    int r = atomio__file_reprobe(f, cur);
+    enum atomio__reprobed how;
+    int r = atomio__file_reprobe(f, cur, &how);
     if (r < 0)
         return r;
-    if (r == 1) {
+    if (how == ATOMIO__REPROBED_NOW_DOUBLEWRITE) {
         *to_dw = true;
         return 0;
     }
@@ -134,15 +137,15 @@ reprobe_and_retry(atomio_file *f, struct atomio_io *io, uint64_t page_no, const 
     r = f->ctx->submit->submit(f->ctx, io, 1);
     if (r < 0)
         return r;
-    r = ops->complete(f, io);
-    if (r == ATOMIO__REPROBE)
-        return ATOMIO_E_GEOMETRY;
-    if (r == ATOMIO__DOWNGRADE) {
+    struct atomio_verdict v = ops->complete(f, io);
+    if (v.next == ATOMIO__NEXT_REPROBE)
+        return ATOMIO_E_GEOMETRY; /* EINVAL again after the re-probe */
+    if (v.next == ATOMIO__NEXT_DOUBLEWRITE) {
         atomio__file_downgrade(f, (int)io->res);
         *to_dw = true;
         return 0;
     }
-    return r;
+    return v.result;
 }
 
 /* Batches up to this size keep their bookkeeping on the stack: atomio_write() (n = 1) is the
@@ -226,17 +229,19 @@ write_entries(atomio_ctx *ctx, atomio_page_write *w, size_t n, uint32_t flags)
             atomio_page_write *e = &w[io->index];
             atomio_file *f = io->file;
             uint32_t path = io->path;
-            int c = r < 0 ? r : atomio__path_ops(path)->complete(f, io);
-            if (c == ATOMIO__REPROBE) {
+            struct atomio_verdict v =
+                r < 0 ? atomio__verdict(r) : atomio__path_ops(path)->complete(f, io);
+            if (v.next == ATOMIO__NEXT_REPROBE) {
                 bool to_dw;
                 uint32_t wflags = flags | ((f->fflags & ATOMIO_FILE_DSYNC) ? ATOMIO_WRITE_DSYNC : 0);
-                c = reprobe_and_retry(f, io, e->page_no, e->page, wflags, &to_dw);
-                if (c == 0 && to_dw)
-                    c = ATOMIO__DOWNGRADE;
-            } else if (c == ATOMIO__DOWNGRADE) {
+                v = atomio__verdict(reprobe_and_retry(f, io, e->page_no, e->page, wflags, &to_dw));
+                if (v.result == 0 && to_dw)
+                    v.next = ATOMIO__NEXT_DOUBLEWRITE;
+            } else if (v.next == ATOMIO__NEXT_DOUBLEWRITE) {
                 atomio__file_downgrade(f, (int)io->res);
             }
-            if (c == ATOMIO__DOWNGRADE) {
+            int c = v.result;
+            if (v.next == ATOMIO__NEXT_DOUBLEWRITE) {
                 dw[ndw] = (struct atomio_dw_item){.file = f, .page_no = e->page_no,
                                                   .page = e->page};
                 dw_entry[ndw++] = io->index;

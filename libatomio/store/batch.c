@@ -350,7 +350,7 @@ int
 atomio__dw_run_inplace_done(struct atomio_dw_run *r, uint32_t k)
 {
     struct atomio_dw_item *it = &r->items[r->idx[k]];
-    it->result = atomio__path_doublewrite.complete(r->ios[k].file, &r->ios[k]);
+    it->result = atomio__path_doublewrite.complete(r->ios[k].file, &r->ios[k]).result;
     return it->result;
 }
 
