@@ -32,6 +32,8 @@ atomio__path_ops(uint32_t path)
     case ATOMIO_PATH_UNSAFE:
         return &atomio__path_unsafe;
     default:
+        /* Callers pass a path a file is on (never AUTO): anything else is a library bug. */
+        ATOMIO_ASSERT(!"path table lookup of a path no file can be on");
         return NULL;
     }
 }

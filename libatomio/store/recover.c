@@ -311,12 +311,14 @@ recover_file(struct recov *rc, const struct rslot *slots, size_t n)
         }
         dirty |= restored;
     }
-    if (dirty) {
-        r = atomio__sys.fdatasync(fd);
-        ATOMIO_COUNT(&rc->ctx->stats, syncs, 1);
-        if (r < 0)
-            rc->err = rc->err ? rc->err : r;
-    }
+    /* Every file recovery looked at is synced, rewritten or not: a page that matched its copy
+     * may match it only in the page cache (its writer died, the machine did not), and the
+     * copy is about to be released. */
+    (void)dirty;
+    r = atomio__sys.fdatasync(fd);
+    ATOMIO_COUNT(&rc->ctx->stats, syncs, 1);
+    if (r < 0)
+        rc->err = rc->err ? rc->err : r;
     atomio__sys.close(fd);
 }
 

@@ -79,6 +79,44 @@ struct desc {
     uint64_t need[DESC_FILES]; /* released once file_ent.done > need */
 };
 
+/*
+ * The life of a descriptor. Every change of state goes through desc_move(), which checks it
+ * is one of these (a test build asserts it):
+ *   FREE -> RESERVED            reserve: a range of the ring claimed at the head
+ *   RESERVED -> WRITTEN         its store write completed
+ *   RESERVED -> RELEASED        its store write failed, or it was given up before any
+ *   WRITTEN -> INPLACE          a group commit made it durable: in-place writes may start
+ *   WRITTEN -> RELEASED         given up (abandoned, voided) before any in-place write
+ *   INPLACE -> RELEASED         its files synced by the batch itself
+ *   INPLACE -> AWAIT            deferred: released by later syncs of its files
+ *   INPLACE -> HELD             an in-place write failed: kept until recovery
+ *   AWAIT -> RELEASED           a sync of every one of its files covered it
+ *   RESERVED|WRITTEN -> RELEASED, INPLACE -> AWAIT|HELD   its writer died (reap_dead)
+ *   RELEASED -> FREE            the tail moved over it
+ * Recovery frees every descriptor at once (atomio__shared_init_ring()).
+ */
+static inline bool
+desc_move_ok(uint32_t from, uint32_t to)
+{
+    static const uint8_t moves[] = {
+        [D_FREE] = 1u << D_RESERVED,
+        [D_RESERVED] = 1u << D_WRITTEN | 1u << D_RELEASED,
+        [D_WRITTEN] = 1u << D_INPLACE | 1u << D_RELEASED,
+        [D_INPLACE] = 1u << D_RELEASED | 1u << D_AWAIT | 1u << D_HELD,
+        [D_AWAIT] = 1u << D_RELEASED,
+        [D_HELD] = 0,
+        [D_RELEASED] = 1u << D_FREE,
+    };
+    return from < sizeof(moves) && (moves[from] >> to & 1u);
+}
+
+static void
+desc_move(struct desc *d, enum desc_state to)
+{
+    ATOMIO_ASSERT(desc_move_ok(d->state, to));
+    d->state = to;
+}
+
 struct atomio_shared {
     uint64_t magic;
     uint32_t version;
@@ -111,6 +149,7 @@ struct atomio_shared {
 };
 
 static int update_durable_tail(struct atomio_store *st);
+static void reap_dead(struct atomio_store *st);
 
 /* ---- processes ------------------------------------------------------------------------------ */
 
@@ -436,14 +475,29 @@ atomio__shared_detach(struct atomio_store *st, bool forked)
                 st->sh->procs[i].used--;
         atomio__shared_unlock(st);
     }
+    /* Drop this ctx's lock (its description may be shared with children forked since: they
+     * are not attached, and must not keep the store locked), then see on a description of
+     * our own whether anyone is still attached. */
     bool last = false;
-    if (st->lockfd >= 0 && !forked)
-        last = ofd_lock(st->lockfd, F_WRLCK, false) == 0;
+    if (st->lockfd >= 0 && !forked) {
+        (void)ofd_lock(st->lockfd, F_UNLCK, false);
+        char lpath[4096];
+        int fd = snprintf(lpath, sizeof(lpath), "%s/%s", st->dir, ATOMIO_DW_LOCK_FILE) <
+                         (int)sizeof(lpath)
+                     ? open(lpath, O_RDWR | O_CLOEXEC)
+                     : -1;
+        if (fd >= 0) {
+            last = ofd_lock(fd, F_WRLCK, false) == 0;
+            if (last && st->sh)
+                st->sh->ready = 0; /* a joiner that maps it now starts over as first */
+            if (last && st->shm_name[0])
+                shm_unlink(st->shm_name);
+            close(fd);
+        }
+    }
     if (st->sh)
         munmap(st->sh, st->sh_len);
     st->sh = NULL;
-    if (last && st->shm_name[0])
-        shm_unlink(st->shm_name);
     if (st->lockfd >= 0)
         close(st->lockfd);
     st->lockfd = -1;
@@ -482,6 +536,7 @@ uint64_t
 atomio__shared_attached(struct atomio_store *st)
 {
     atomio__shared_lock(st);
+    reap_dead(st); /* a process killed a moment ago is not attached */
     uint64_t n = 0;
     for (uint32_t i = 0; i < MAX_PROCS; i++)
         n += st->sh->procs[i].used != 0;
@@ -554,11 +609,11 @@ advance_tail(struct atomio_shared *sh)
             for (uint32_t j = 0; j < d->nfiles && covered; j++)
                 covered = sh->files[d->fidx[j]].done > d->need[j];
             if (covered)
-                d->state = D_RELEASED;
+                desc_move(d, D_RELEASED);
         }
         if (d->state != D_RELEASED)
             break;
-        d->state = D_FREE;
+        desc_move(d, D_FREE);
         sh->desc_first++;
         moved++;
     }
@@ -618,15 +673,15 @@ reap_dead(struct atomio_store *st)
         if (!dead[d->proc] && sh->procs[d->proc].used)
             continue;
         if (d->state == D_RESERVED || d->state == D_WRITTEN) {
-            d->state = D_RELEASED;
+            desc_move(d, D_RELEASED);
         } else if (d->state == D_INPLACE) {
             if (d->nfiles > DESC_FILES) {
-                d->state = D_HELD; /* cannot tell which files: recovery sorts it out */
+                desc_move(d, D_HELD); /* cannot tell which files: recovery sorts it out */
                 continue;
             }
             for (uint32_t j = 0; j < d->nfiles; j++)
                 d->need[j] = sh->files[d->fidx[j]].begun;
-            d->state = D_AWAIT;
+            desc_move(d, D_AWAIT);
         }
     }
     if (sh->flushing && (dead[sh->flush_proc] || !sh->procs[sh->flush_proc].used))
@@ -733,8 +788,11 @@ atomio__store_reserve(atomio_ctx *ctx, struct atomio_dw_rec *rec, atomio_file *c
         uint64_t end = lsn + rec->len;
         bool space = end - sh->tail <= R && sh->desc_next - sh->desc_first < MAX_DESCS;
         if (space && sh->durable_tail + R >= end) {
-            /* Claim it. */
+            /* Claim it: every older copy in [lsn, end) is released and below the header's
+             * durable tail, so overwriting it cannot let an older copy win at recovery. */
+            ATOMIO_ASSERT(end - sh->tail <= R && sh->durable_tail + R >= end);
             struct desc *d = &sh->descs[sh->desc_next % MAX_DESCS];
+            ATOMIO_ASSERT(d->state == D_FREE);
             *d = (struct desc){.lsn = lsn, .end = end, .state = D_RESERVED, .nfiles = nfiles,
                                .proc = proc_self(st)};
             for (uint32_t j = 0; j < nfiles && j < DESC_FILES; j++) {
@@ -814,7 +872,7 @@ atomio__store_written(atomio_ctx *ctx, struct atomio_dw_rec *rec, bool ok)
     struct atomio_shared *sh = st->sh;
     atomio__shared_lock(st);
     struct desc *d = &sh->descs[rec->desc % MAX_DESCS];
-    d->state = ok ? D_WRITTEN : D_RELEASED;
+    desc_move(d, ok ? D_WRITTEN : D_RELEASED);
     rec->written_at = sh->flush_begun;
     if (ok)
         sh->unflushed++;
@@ -903,7 +961,7 @@ atomio__store_durable(atomio_ctx *ctx, struct atomio_dw_rec *rec)
         }
     }
     if (err == 0)
-        sh->descs[rec->desc % MAX_DESCS].state = D_INPLACE;
+        desc_move(&sh->descs[rec->desc % MAX_DESCS], D_INPLACE);
     atomio__shared_unlock(st);
     return err;
 }
@@ -925,15 +983,15 @@ atomio__store_rec_end(atomio_ctx *ctx, struct atomio_dw_rec *rec, enum atomio_re
         how = ATOMIO_REC_RELEASE; /* the caller synced its files (untracked record) */
     switch (how) {
     case ATOMIO_REC_RELEASE:
-        d->state = D_RELEASED;
+        desc_move(d, D_RELEASED);
         break;
     case ATOMIO_REC_AWAIT_SYNC:
         for (uint32_t j = 0; j < d->nfiles; j++)
             d->need[j] = sh->files[d->fidx[j]].begun;
-        d->state = D_AWAIT;
+        desc_move(d, D_AWAIT);
         break;
     case ATOMIO_REC_HOLD:
-        d->state = D_HELD;
+        desc_move(d, D_HELD);
         break;
     }
     advance_tail(sh);
