@@ -80,7 +80,8 @@ enum atomio_error {
     ATOMIO_E_NO_DOUBLEWRITE = -5011,   /* the path needs a doublewrite store and the ctx has none */
     ATOMIO_E_STORE = -5012,            /* the doublewrite store's bytes are bad (damaged
                                           header, not a store); see the reason */
-    ATOMIO_E_STORE_FULL = -5013,       /* batch larger than a doublewrite segment */
+    ATOMIO_E_STORE_FULL = -5013,       /* the pages do not fit one store record, or records
+                                          held for recovery fill the store */
     ATOMIO_E_UNRECOVERABLE = -5014,    /* recovery found pages neither copy can save */
     ATOMIO_E_NEEDS_DOUBLEWRITE = -5015,/* bring-your-own-ring: rewrite via the doublewrite API */
     ATOMIO_E_SEQUENCE = -5016,         /* staged call out of order */
@@ -232,12 +233,16 @@ ATOMIO_API void atomio_ctx_opts_init(atomio_ctx_opts *o);
 
 /**
  * atomio_ctx_open() -- create an engine-wide context.
- * Creates (or opens) and preallocates the doublewrite store in opts->doublewrite_dir, then runs
- * recovery (unless ATOMIO_CTX_NO_RECOVER) so every page is old or new before the engine reads.
+ * Creates (or opens) and preallocates the doublewrite store in opts->doublewrite_dir. The first
+ * process of an instance runs recovery (unless ATOMIO_CTX_NO_RECOVER) so every page is old or
+ * new before the engine reads, and only then lets other processes of the instance (the same
+ * opts->instance) attach; they wait for it. atomio_last_reason() explains a failure.
  * @param opts NULL for defaults (then there is no store: as ATOMIO_CTX_NO_DOUBLEWRITE).
  * @param out receives the context.
- * @return 0; ATOMIO_E_INVAL, ATOMIO_E_ABI, ATOMIO_E_STORE, ATOMIO_E_UNRECOVERABLE, -ENOENT,
- *         -EACCES, -ENOSPC, -ENOMEM, other -errno. Thread-safe. Since 0.1.
+ * @return 0; ATOMIO_E_INVAL, ATOMIO_E_ABI, ATOMIO_E_STORE (the store's bytes are bad),
+ *         ATOMIO_E_STORE_LOCKED (another instance, or another open of a private one),
+ *         ATOMIO_E_UNRECOVERABLE, ATOMIO_E_UNAPPLIED (copies kept that recovery could not
+ *         apply), -ENOENT, -EACCES, -ENOSPC, -ENOMEM, other -errno. Thread-safe. Since 0.1.
  */
 ATOMIO_API ATOMIO_NODISCARD int atomio_ctx_open(const atomio_ctx_opts *opts, atomio_ctx **out);
 
@@ -558,9 +563,10 @@ ATOMIO_API ATOMIO_NODISCARD int atomio_read(atomio_file *f, uint64_t page_no, vo
  */
 ATOMIO_API ATOMIO_NODISCARD int atomio_sync(atomio_file *f);
 
-/** atomio_ctx_sync() -- atomio_sync() every open file of the ctx, then write and sync the
- * retires of finished doublewrite batches still waiting for the next store write (the store then
- * holds only batches kept for recovery). @return 0 or the first error. Since 0.1. */
+/** atomio_ctx_sync() -- atomio_sync() every open file of the ctx, then sync the files of every
+ * copy still waiting for a sync, whichever process of the instance wrote it (deferred mode),
+ * so the store then holds only records kept for recovery. @return 0 or the first error.
+ * Since 0.1. */
 ATOMIO_API ATOMIO_NODISCARD int atomio_ctx_sync(atomio_ctx *ctx);
 
 /* ------------------------------------------------------------------------------------------ */
@@ -648,12 +654,15 @@ ATOMIO_API ATOMIO_NODISCARD int atomio_file_open_fd(atomio_ctx *ctx, int fd, con
  * torn_write_safe 0 with the reason. A crash then may leave any page torn or lost.
  * Bring-your-own-ring writes (atomio_prep_write()) stay protected.
  * Switching it back on waits for write calls still running unprotected, fdatasyncs every open
- * file of the ctx, then makes the doublewrite store's pending bookkeeping durable, all before
- * it returns: pages written unprotected are durable before protected writes count again.
+ * file of the ctx before it returns: pages written unprotected are durable before protected
+ * writes count again. Switching it off first records, for every open file, that its older
+ * copies in the store must never be applied over pages written from now on.
  * @param durable 1 on, 0 off.
  * @return 0; ATOMIO_E_INVAL (NULL ctx, durable not 0 or 1); the first error of that sync
  *         (-EIO..., a file that failed (ATOMIO_E_FAILED); such a file is failed for good, as
- *         after atomio_sync()). Durability is on afterwards even then. Thread-safe. Since 0.2.
+ *         after atomio_sync()). Durability is on afterwards even then. Switching off fails
+ *         (and leaves durability on) when that record cannot be written: its -errno.
+ *         Thread-safe. Since 0.2.
  */
 ATOMIO_API ATOMIO_NODISCARD int atomio_ctx_set_durability(atomio_ctx *ctx, int durable);
 
@@ -715,7 +724,7 @@ typedef int (*atomio_inspect_fn)(void *arg, const atomio_inspect_record *rec);
 
 /**
  * atomio_store_inspect() -- read a doublewrite store directory without a ctx and without
- * writing anything: the store header, the manifest, then every non-empty segment's batch and
+ * writing anything: the store header, the manifest, then every record found in the ring and
  * its slots, in that order, each as a record passed to fn.
  * @param doublewrite_dir the directory given as atomio_ctx_opts.doublewrite_dir.
  * @param fn called once per record, on the calling thread.

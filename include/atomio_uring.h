@@ -111,18 +111,18 @@ ATOMIO_API ATOMIO_NODISCARD int atomio_complete_write(atomio_file *f, int cqe_re
  * the engine drives from its ring. One implementation serves both (store/batch.c), so the
  * invariants recovery relies on hold the same way. The steps, in order (out of order:
  * ATOMIO_E_SEQUENCE, and the batch is unchanged):
- *   1. atomio_doublewrite_stage(): a store segment is claimed and the pages copied into it with their
- *      checksums (the engine's buffers are free again when it returns);
+ *   1. atomio_doublewrite_stage(): a store record is reserved and the pages copied into it with
+ *      their checksums (the engine's buffers are free again when it returns);
  *   2. atomio_doublewrite_prep_store(): one SQE writing the whole batch to the store; report its CQE
  *      with atomio_doublewrite_complete_store();
  *   3. atomio_doublewrite_prep_store_sync(): the durability step, an IORING_OP_FSYNC (datasync) SQE on
- *      the store file; report it with atomio_doublewrite_complete_store_sync(). An fdatasync rather than
- *      RWF_DSYNC on the write: it also makes the store's earlier bookkeeping writes durable,
- *      which a FUA write would not;
+ *      the store file; report it with atomio_doublewrite_complete_store_sync(). It also counts
+ *      as a group commit for every other record written before it was issued;
  *   4. atomio_doublewrite_prep_inplace() for every entry i in [0, n): the in-place writes, all in flight
  *      together, from the batch's own copy; report each with atomio_doublewrite_complete_inplace();
- *   5. atomio_doublewrite_done(): fdatasync of every data file written, the batch is retired in the
- *      store and its segment released; the batch is freed.
+ *   5. atomio_doublewrite_done(): fdatasync of every data file written (or, with
+ *      ATOMIO_DOUBLEWRITE_DEFERRED, left to the engine's atomio_sync()), the record released
+ *      (or left to be released by those syncs); the batch is freed.
  * atomio_doublewrite_abandon() gives a batch up before step 4.
  * Calls on one batch may come from different threads (the library serializes them), but
  * atomio_doublewrite_done() and atomio_doublewrite_abandon() free it: nothing may race with those two.
@@ -134,22 +134,24 @@ typedef struct atomio_staged_batch atomio_doublewrite_batch;
  *
  * Every entry's file must belong to @ctx, be writable and currently on the DOUBLEWRITE path
  * (atomio_prep_write() or atomio_complete_write() said ATOMIO_E_NEEDS_DOUBLEWRITE); a
- * (file, page) may appear once per batch, and the batch must fit one store segment. Either
+ * (file, page) may appear once per batch, and the batch must fit one store record. Either
  * every entry is staged or none: on error each entry's result says what was wrong with it (0
- * for entries that were fine) and no batch exists. Never blocks: when every segment is taken
- * by batches in flight it returns -EAGAIN (finish one, then stage again).
+ * for entries that were fine) and no batch exists. Never waits for other batches: when the
+ * store has no room until batches in flight finish, it returns -EAGAIN (finish one, then stage
+ * again).
  *
  * @param w entries (file, page_no, page); each result is set. The page bytes are copied.
- * @param n 1 .. what fits a segment (at most ctx opts doublewrite_batch_pages pages of
+ * @param n 1 .. what fits a record (at most ctx opts doublewrite_batch_pages pages of
  *        doublewrite_max_page_size bytes).
  * @param flags 0.
  * @param out receives the batch.
- * @return 0; -EAGAIN (no free segment); ATOMIO_E_INVAL (NULL arguments, n == 0, flags, an entry
+ * @return 0; -EAGAIN (no room yet); ATOMIO_E_INVAL (NULL arguments, n == 0, flags, an entry
  *         of a file that is not on DOUBLEWRITE or of another ctx, a duplicate page);
  *         ATOMIO_E_NO_DOUBLEWRITE (no store); ATOMIO_E_STORE_FULL (the pages do not fit one
- *         segment, or every segment holds copies kept for recovery after failed in-place
- *         writes: nothing frees one until atomio_ctx_recover()); ATOMIO_E_STORE (the store failed earlier); ATOMIO_E_SEQUENCE (the store
- *         holds batches from before a crash: run atomio_ctx_recover() first); the per-entry
+ *         record, or records kept for recovery after failed in-place writes fill the store:
+ *         nothing frees them until atomio_ctx_recover()); ATOMIO_E_STORE_FAILED (the store
+ *         failed earlier); ATOMIO_E_SEQUENCE (the store holds copies from before a crash: run
+ *         atomio_ctx_recover() first); the per-entry
  *         codes of atomio_write() (ATOMIO_E_RANGE, ATOMIO_E_FAILED, ATOMIO_E_CLOSED,
  *         ATOMIO_E_READ_ONLY); -ENOMEM. Thread-safe. Since 0.1.
  */
@@ -167,7 +169,8 @@ ATOMIO_API ATOMIO_NODISCARD int atomio_doublewrite_prep_store(atomio_doublewrite
  * atomio_doublewrite_complete_store() -- report the store write's CQE result.
  * @return 0: go on with atomio_doublewrite_prep_store_sync(); otherwise the batch is dead (nothing was
  *         written in place, the data pages are intact) and must be abandoned: the CQE's -errno,
- *         or ATOMIO_E_STORE for a short store write; ATOMIO_E_INVAL, ATOMIO_E_SEQUENCE.
+ *         or ATOMIO_E_STORE_FAILED for a short store write (either way the store takes no more
+ *         records until the ctx is reopened); ATOMIO_E_INVAL, ATOMIO_E_SEQUENCE.
  * Since 0.1.
  */
 ATOMIO_API ATOMIO_NODISCARD int atomio_doublewrite_complete_store(atomio_doublewrite_batch *b, int cqe_res);
@@ -185,7 +188,7 @@ ATOMIO_API ATOMIO_NODISCARD int atomio_doublewrite_prep_store_sync(atomio_double
  * atomio_doublewrite_complete_store_sync() -- report the store fsync's CQE result.
  * @return 0: the copies are durable, the in-place writes may start; the CQE's -errno: the store
  *         is failed for good (like a data file after a failed fdatasync: atomio_write() and
- *         atomio_doublewrite_stage() return ATOMIO_E_STORE until the ctx is reopened) and the batch must
+ *         atomio_doublewrite_stage() return ATOMIO_E_STORE_FAILED until the ctx is reopened) and the batch must
  *         be abandoned; ATOMIO_E_INVAL, ATOMIO_E_SEQUENCE. Since 0.1.
  */
 ATOMIO_API ATOMIO_NODISCARD int atomio_doublewrite_complete_store_sync(atomio_doublewrite_batch *b, int cqe_res);
@@ -212,8 +215,9 @@ ATOMIO_API ATOMIO_NODISCARD int atomio_doublewrite_complete_inplace(atomio_doubl
 
 /**
  * atomio_doublewrite_done() -- finish the batch once every in-place write has been reported: fdatasync
- * each data file that took a page (blocking), retire the batch in the store and release its
- * segment, count pages and bytes as atomio_write_batch() does, free the batch. When a file
+ * each data file that took a page (blocking; in deferred mode only for ATOMIO_FILE_DSYNC files,
+ * the engine's atomio_sync() does the rest), release the record or leave it to those syncs,
+ * count pages and bytes as atomio_write_batch() does, free the batch. When a file
  * failed (short or failed in-place write, failed fdatasync) its pages' store copies are kept
  * valid until atomio_ctx_recover(), so recovery can repair them.
  * @param results NULL, or n ints receiving each entry's final result (0, or why that page is
@@ -226,11 +230,12 @@ ATOMIO_API ATOMIO_NODISCARD int atomio_doublewrite_done(atomio_doublewrite_batch
 /**
  * atomio_doublewrite_abandon() -- give a batch up before any in-place write was prepared, for instance
  * after its store write or fsync failed. If the store write may have reached the store, its
- * record is retired durably first (blocking), so recovery can never bring back pages the engine
- * gave up. Frees the batch. NULL is a no-op.
+ * record is voided first (its header zeroed, durably; blocking), so recovery can never bring
+ * back pages the engine gave up. Frees the batch. NULL is a no-op.
  * @return 0; ATOMIO_E_SEQUENCE (the store write or fsync is in flight, or in-place writes
- *         started: finish with atomio_doublewrite_done(); the batch stays valid); ATOMIO_E_STORE when
- *         the retire failed (the store is then failed; the batch is freed). Since 0.1.
+ *         started: finish with atomio_doublewrite_done(); the batch stays valid);
+ *         ATOMIO_E_STORE_FAILED when voiding failed (the store is then failed; the batch is
+ *         freed). Since 0.1.
  */
 ATOMIO_API int atomio_doublewrite_abandon(atomio_doublewrite_batch *b);
 

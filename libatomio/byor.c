@@ -516,14 +516,14 @@ atomio_doublewrite_abandon(atomio_doublewrite_batch *b)
     switch (b->state) {
     case ST_STAGED:
         /* Nothing reached the store. */
-        atomio__dw_run_abandon(&b->run, false);
+        (void)atomio__dw_run_abandon(&b->run, false);
         break;
     case ST_STORE_WRITTEN:
     case ST_DURABLE:
     case ST_DEAD:
         /* The record may be (partly) in the store, and none of its pages reached a file:
          * voided, so recovery never brings back pages the engine gave up. */
-        atomio__dw_run_abandon(&b->run, true);
+        r = atomio__dw_run_abandon(&b->run, true);
         break;
     default:
         pthread_mutex_unlock(&b->lock);

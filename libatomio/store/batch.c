@@ -263,17 +263,21 @@ split_store(atomio_ctx *ctx, const struct atomio_dw_run *r)
     return ctx->submit->submit_overlap != NULL;
 }
 
-void
+int
 atomio__dw_run_abandon(struct atomio_dw_run *r, bool written)
 {
+    int e = 0;
     /* None of its pages reached their files. A record that may be in the store is voided
      * first (its header zeroed, durably), or recovery could bring back pages the caller gave
      * up; if even that fails the store is failed and takes nothing more. */
-    if (written && atomio__store_void(r->ctx, r->rec) < 0)
+    if (written && atomio__store_void(r->ctx, r->rec) < 0) {
         atomic_store(&r->ctx->store->failed, true);
+        e = ATOMIO_E_STORE_FAILED;
+    }
     atomio__store_rec_end(r->ctx, r->rec, ATOMIO_REC_RELEASE);
     atomio__store_rec_put(r->ctx, r->rec);
     r->rec = NULL;
+    return e;
 }
 
 /* distinct_files() -- the files of the run, each once. */
@@ -361,6 +365,9 @@ sync_now(const struct atomio_dw_run *r)
     atomio_ctx *ctx = r->ctx;
     if (ctx->opts.doublewrite_mode != ATOMIO_DOUBLEWRITE_DEFERRED || r->sync_requested)
         return true;
+    for (uint32_t j = 0; j < r->nfiles; j++)
+        if (r->files[j]->fflags & ATOMIO_FILE_DSYNC)
+            return true; /* every write of such a file is durable when it returns */
     return !atomio__store_rec_tracked(ctx, r->rec); /* nobody else could release it */
 }
 
@@ -442,7 +449,7 @@ run_batch(atomio_ctx *ctx, struct atomio_dw_run *r, uint32_t wflags)
     if (err < 0) {
         for (uint32_t k = 0; k < r->cnt; k++)
             r->items[r->idx[k]].result = err;
-        atomio__dw_run_abandon(r, true);
+        (void)atomio__dw_run_abandon(r, true); /* a failure fails the store: seen next call */
         return 0;
     }
     atomio__dw_run_inplace_ios(r);
@@ -450,14 +457,11 @@ run_batch(atomio_ctx *ctx, struct atomio_dw_run *r, uint32_t wflags)
     if (err < 0) {
         for (uint32_t k = 0; k < r->cnt; k++)
             r->items[r->idx[k]].result = err;
-        atomio__dw_run_abandon(r, true);
+        (void)atomio__dw_run_abandon(r, true);
         return 0;
     }
-    for (uint32_t k = 0; k < r->cnt; k++) {
+    for (uint32_t k = 0; k < r->cnt; k++)
         atomio__dw_run_inplace_done(r, k);
-        if (r->items[r->idx[k]].file->fflags & ATOMIO_FILE_DSYNC)
-            r->sync_requested = true;
-    }
     return atomio__dw_run_finish(r);
 }
 

@@ -195,7 +195,7 @@ int atomio__dw_run_inplace_done(struct atomio_dw_run *r, uint32_t k);
 /* Returns the number of items written. */
 size_t atomio__dw_run_finish(struct atomio_dw_run *r);
 /* Give the run up before its in-place writes; written: its store write may have happened. */
-void atomio__dw_run_abandon(struct atomio_dw_run *r, bool written);
+int atomio__dw_run_abandon(struct atomio_dw_run *r, bool written);
 /* 0 if the item may go through the store, else its error. */
 int atomio__dw_precheck(atomio_ctx *ctx, const struct atomio_dw_item *it);
 /* Live records from before a crash: no new record until recovery has run. */
