@@ -222,6 +222,7 @@ dw_roundtrip(const char *kind, unsigned size_mb)
         atomio_ctx_opts o;
         atomio_ctx_opts_init(&o);
         o.doublewrite_dir = dw;
+        o.doublewrite_store_bytes = 4u << 20; /* the test filesystem is small */
         o.policy = ATOMIO_POLICY_PREFER_ATOMIC; /* even so: never O_DIRECT for this engine */
         atomio_ctx *ctx = NULL;
         int r = atomio_ctx_open(&o, &ctx);

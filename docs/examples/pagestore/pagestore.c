@@ -443,8 +443,12 @@ engine_open(struct engine *e)
 {
     atomio_ctx_opts co = ATOMIO_CTX_OPTS_INIT;
     co.flags = ATOMIO_CTX_NO_RECOVER;
-    if (e->doublewrite_dir)
+    if (e->doublewrite_dir) {
         co.doublewrite_dir = e->doublewrite_dir;
+        /* The store must hold the copies written between two checkpoints' syncs; this toy
+         * engine's data file is a few MiB, so a few MiB of store do. */
+        co.doublewrite_store_bytes = 4u << 20;
+    }
     else
         co.flags |= ATOMIO_CTX_NO_DOUBLEWRITE;
     int r = atomio_ctx_open(&co, &e->ctx);
