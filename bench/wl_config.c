@@ -17,7 +17,7 @@ const struct opt_spec wl_opt_specs[] = {
     {"random", 0, WO_RANDOM, NULL, "random page numbers (default)"},
     {"sequential", 0, WO_SEQUENTIAL, NULL, "ascending page numbers"},
     {"workload", 1, WO_WORKLOAD, "KIND",
-     "random | sequential | checkpoint (zipfian dirty pages, sync per batch)"},
+     "random | sequential | checkpoint (zipfian dirty pages, sync per batch unless --sync)"},
     {"pages", 1, WO_PAGES, "N", "measure N pages per run (instead of --duration)"},
     {"duration", 1, WO_DURATION, "TIME", "measured time per run (default 5s)"},
     {"warmup", 1, WO_WARMUP, "TIME", "warm-up per run, excluded from figures (default 1s)"},
