@@ -77,10 +77,10 @@ prepare(struct bl_run *run)
         runtime_error(NULL, "%s: cannot create or fill: %s", run->c.file, strerror(-rc));
         exit(BENCH_EXIT_RUNTIME);
     }
-    if (run->c.file_size / run->c.page_size / run->c.threads < run->c.batch)
-        usage_error(NULL, "%s holds %llu pages, fewer than batch x threads (%u x %u)", run->c.file,
-                    (unsigned long long)(run->c.file_size / run->c.page_size), run->c.batch,
-                    run->c.threads);
+    if (run->c.file_size / run->c.page_size / run->c.threads / run->c.processes < run->c.batch)
+        usage_error(NULL, "%s holds %llu pages, fewer than batch x threads x processes (%u x %u x %u)",
+                    run->c.file, (unsigned long long)(run->c.file_size / run->c.page_size),
+                    run->c.batch, run->c.threads, run->c.processes);
 }
 
 static void
@@ -161,7 +161,7 @@ thread_init(void *arg, unsigned tid)
         return NULL;
     t->run = run;
     t->tid = tid;
-    t->bufs = bl_alloc_pages(&run->c, tid);
+    t->bufs = bl_alloc_pages(&run->c, run->c.proc_index * run->c.threads + tid);
     if (!t->bufs)
         goto fail;
 #ifdef HAVE_LIBURING
@@ -207,6 +207,52 @@ mark(void *arg, int phase)
     count_mark(&run->k, phase);
 }
 
+/* run_one() -- open the file, set up, run the workload, count; in one writer process. */
+static int
+run_one(struct bl_run *run, struct wl_result *r, wl_pages_fn *on_pages, void *on_pages_arg)
+{
+    const struct baseline *b = run->b;
+    run->fd = bl_open(run, run->c.file, &r->o_direct);
+    if (b->setup) {
+        int rc = b->setup(run);
+        if (rc) {
+            snprintf(r->errmsg, sizeof(r->errmsg), "%s: setup failed", b->progname);
+            return r->err = -EIO;
+        }
+    }
+#ifdef HAVE_LIBURING
+    run->use_uring = b->submit == BL_URING ||
+                     (b->submit == BL_URING_UNLESS_SYNC && run->c.submitter != WL_SUBMIT_SYNC);
+#endif
+    snprintf(r->name, sizeof(r->name), "%s%s", b->name, run->atomic ? "-atomic" : "");
+    snprintf(r->submitter, sizeof(r->submitter), "%s", run->use_uring ? "uring" : "sync");
+    r->qd_effective = run->use_uring ? run->c.qd : 1;
+    struct wl_ops ops = {
+        .arg = run,
+        .thread_init = thread_init,
+        .write_batch = write_batch,
+        .sync = sync_data,
+        .thread_fini = thread_fini,
+        .mark = mark,
+        .page_lat = 1,
+    };
+    int rc = wl_run(&run->c, &ops, r, on_pages, on_pages_arg);
+    count_into(&run->k, r);
+    close(run->fd);
+    if (b->teardown)
+        b->teardown(run);
+    return rc;
+}
+
+/* A writer process of --processes: its copy of the run with its own config. */
+static int
+run_proc(void *arg, const struct wl_config *c, struct wl_result *r)
+{
+    struct bl_run *run = arg;
+    run->c = *c;
+    return run_one(run, r, NULL, NULL);
+}
+
 int
 bl_main(const struct baseline *b, int argc, char **argv)
 {
@@ -218,37 +264,15 @@ bl_main(const struct baseline *b, int argc, char **argv)
     struct wl_result r;
     if (wl_result_alloc(&r) != 0)
         return BENCH_EXIT_RUNTIME;
-    run.fd = bl_open(&run, run.c.file, &r.o_direct);
-    if (b->setup) {
-        int rc = b->setup(&run);
-        if (rc)
-            return rc;
+    if (run.c.processes > 1) {
+        wl_run_processes(&run.c, run_proc, &run, &r);
+    } else {
+        struct progress *prog = progress_start(run.c.progress, 1, 0);
+        progress_run_begin(prog, b->name, run.c.pages,
+                           (double)(run.c.warmup_ns + run.c.duration_ns) / 1e9);
+        run_one(&run, &r, progress_add_pages, prog);
+        progress_stop(prog);
     }
-#ifdef HAVE_LIBURING
-    run.use_uring = b->submit == BL_URING ||
-                    (b->submit == BL_URING_UNLESS_SYNC && run.c.submitter != WL_SUBMIT_SYNC);
-#endif
-    snprintf(r.name, sizeof(r.name), "%s%s", b->name, run.atomic ? "-atomic" : "");
-    snprintf(r.submitter, sizeof(r.submitter), "%s", run.use_uring ? "uring" : "sync");
-    r.qd_effective = run.use_uring ? run.c.qd : 1;
-    struct wl_ops ops = {
-        .arg = &run,
-        .thread_init = thread_init,
-        .write_batch = write_batch,
-        .sync = sync_data,
-        .thread_fini = thread_fini,
-        .mark = mark,
-        .page_lat = 1,
-    };
-    struct progress *prog = progress_start(run.c.progress, 1, 0);
-    progress_run_begin(prog, r.name, run.c.pages,
-                       (double)(run.c.warmup_ns + run.c.duration_ns) / 1e9);
-    wl_run(&run.c, &ops, &r, progress_add_pages, prog);
-    progress_stop(prog);
-    count_into(&run.k, &r);
-    close(run.fd);
-    if (b->teardown)
-        b->teardown(&run);
     int rc = output(&run, b->command, &r);
     wl_result_free(&r);
     return rc;

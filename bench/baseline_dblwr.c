@@ -23,8 +23,9 @@ static struct {
     char path[4096];
 } store;
 
-/* make_store() -- FILE.bare-dblwr, one batch-sized segment per thread, written once so the
- * batch writes are overwrites of allocated blocks (as InnoDB's preallocated doublewrite). */
+/* make_store() -- FILE.bare-dblwr, one batch-sized segment per thread of every writer process
+ * (each process writes its own), written once so the batch writes are overwrites of allocated
+ * blocks (as InnoDB's preallocated doublewrite). */
 static int
 make_store(struct bl_run *run)
 {
@@ -36,7 +37,8 @@ make_store(struct bl_run *run)
     if (!buf)
         return -ENOMEM;
     int rc = 0;
-    for (unsigned t = 0; t < run->c.threads && !rc; t++) {
+    unsigned first = run->c.proc_index * run->c.threads;
+    for (unsigned t = first; t < first + run->c.threads && !rc; t++) {
         ssize_t w = pwrite(store.fd, buf, seg, (off_t)(t * seg));
         if (w != (ssize_t)seg)
             rc = w < 0 ? -errno : -EIO;
@@ -90,7 +92,8 @@ write_pages(struct bl_thread *t, const uint64_t *pages, uint32_t n, uint64_t *la
     for (uint32_t i = 0; i < n; i++)
         memcpy((unsigned char *)t->priv + (size_t)i * ps, bl_page(t, i), ps);
     /* 1. the whole batch, one sequential write into this thread's segment */
-    uint64_t seg_off = (uint64_t)t->tid * run->c.batch * ps;
+    uint64_t gtid = (uint64_t)run->c.proc_index * run->c.threads + t->tid;
+    uint64_t seg_off = gtid * run->c.batch * ps;
     struct iovec iov = {t->priv, (size_t)n * ps};
     ssize_t w;
     do

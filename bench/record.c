@@ -32,12 +32,15 @@ json_config_fields(struct json *j, const struct wl_config *c)
     json_u64(j, "batch_pages", c->batch);
     json_u64(j, "qd", c->qd);
     json_u64(j, "threads", c->threads);
+    json_u64(j, "processes", c->processes);
     if (c->sync_every == WL_SYNC_BATCH)
         json_str(j, "sync_every", "batch");
     else if (c->sync_every == WL_SYNC_NEVER)
         json_str(j, "sync_every", "never");
     else
         json_u64(j, "sync_every", c->sync_every);
+    /* Library runs: when a page's doublewrite copy is released (the bare loops ignore it). */
+    json_str(j, "doublewrite_mode", wl_doublewrite_mode_name(c));
     json_str(j, "io_style", wl_io_style_name(c->io_style));
     json_str(j, "submitter_requested", wl_submitter_name(c->submitter));
     json_bool(j, "stable_pages", !c->copy_pages);
@@ -69,6 +72,8 @@ wl_result_from_flat(struct wl_result *r, const struct json_flat *o)
     U64("bytes_doublewrite", bytes_doublewrite);
     U64("dev_syncs", dev_syncs);
 #undef U64
+    v = json_flat_num(o, "processes");
+    r->processes = isnan(v) || v < 1 ? 1 : (uint32_t)v;
     v = json_flat_num(o, "elapsed_s");
     r->elapsed_s = isnan(v) ? 0 : v;
     static const char *const pk[4] = {"lat_page_p50_us", "lat_page_p99_us", "lat_page_p999_us",
@@ -128,6 +133,16 @@ json_run_fields(struct json *j, const struct wl_result *r, const struct wl_confi
     json_u64(j, "bytes_data", r->bytes_data);
     json_u64(j, "bytes_doublewrite", r->bytes_doublewrite);
     json_u64(j, "dev_syncs", r->dev_syncs);
+    json_u64(j, "processes", r->processes);
+    json_u64(j, "bounce_copies", r->bounce_copies);
+    json_u64(j, "forced_syncs", r->forced_syncs);
+    json_u64(j, "group_commits", r->group_commits);
+    json_u64(j, "group_records", r->group_records);
+    json_num_or_null(j, "group_commit_records", f.group_commit_records,
+                     isfinite(f.group_commit_records));
+    json_u64(j, "store_bytes", r->store_bytes);
+    json_u64(j, "store_bytes_used", r->store_bytes_used);
+    json_u64(j, "attached", r->attached);
     if (r->err) {
         json_i64(j, "error_code", r->err);
         json_str(j, "error", r->errmsg);

@@ -36,6 +36,9 @@ static const struct {
     {"dblwr_bytes_per_page", FIG(dblwr_bytes_per_page)},
     {"syncs_per_page", FIG(syncs_per_page)},
     {"cpu_us_per_page", FIG(cpu_us_per_page)},
+    {"group_commit_records", FIG(group_commit_records)},
+    {"forced_syncs", FIG(forced_syncs)},
+    {"attached", FIG(attached)},
 };
 #define NFIGS (sizeof(figs) / sizeof(figs[0]))
 
@@ -219,6 +222,11 @@ print_header(FILE *out, const struct report *rep)
                                                                     : "no",
                 rep->caps.buffered_atomic ? "yes" : "no", atomio_path_name(rep->caps.auto_path));
     fprintf(out, "  workload: %s\n", desc);
+    fprintf(out, "  doublewrite: %s (%s), store %s%s\n", wl_doublewrite_mode_name(c),
+            c->deferred ? "copies released by the engine's syncs or the library's forced syncs"
+                        : "every batch syncs its data files, then releases its copies",
+            rep->store_bytes ? fmt_bytes(rep->store_bytes) : "default size",
+            c->processes > 1 ? ", shared by every writer process (one engine instance)" : "");
     if (rep->repeat > 1)
         fprintf(out, "  %u runs per row, interleaved; medians, pages/s with [min-max]\n",
                 rep->repeat);
@@ -233,13 +241,13 @@ print_table(FILE *out, const struct report *rep)
     int any_bare = 0;
     for (unsigned i = 0; i < rep->nrows; i++)
         any_bare |= rep->rows[i].is_baseline;
-    fprintf(out, "%-24s %9s %-17s %7s %8s %8s %8s %9s %9s %9s %8s %8s %9s%s\n", "path", "pages/s",
-            rep->repeat > 1 ? " [min-max]" : "", "MB/s", "p50 us", "p99 us", "p99.9 us",
-            "batch p50", "batch p99", "dev B/pg", "syncs/pg", "CPU us", "vs UNSAFE",
-            any_bare ? "  vs bare" : "");
+    fprintf(out, "%-24s %9s %-17s %7s %8s %8s %8s %9s %9s %9s %9s %8s %8s %6s %6s %5s %9s%s\n",
+            "path", "pages/s", rep->repeat > 1 ? " [min-max]" : "", "MB/s", "p50 us", "p99 us",
+            "p99.9 us", "batch p50", "batch p99", "dev B/pg", "store B/pg", "syncs/pg", "CPU us",
+            "group", "forced", "procs", "vs UNSAFE", any_bare ? "  vs bare" : "");
     for (unsigned i = 0; i < rep->nrows; i++) {
         const struct report_row *r = &rep->rows[i];
-        char name[64], b[14][32], range[48] = "";
+        char name[64], b[14][32], range[48] = "", procs[16];
         display_name(r, name, sizeof(name));
         struct agg pps = row_agg(r, FIG(pages_per_s));
         if (!pps.valid) {
@@ -258,16 +266,24 @@ print_table(FILE *out, const struct report *rep)
             snprintf(rbb, sizeof(rbb), "  %7.2fx", rb);
         else if (any_bare)
             snprintf(rbb, sizeof(rbb), "  %8s", "-");
-        fprintf(out, "%-24s %9.0f %-17s %7s %8s %8s %8s %9s %9s %9s %8s %8s %9s%s\n", name,
-                pps.median, range, agg_median(r, FIG(mb_per_s), b[0], 32),
+        /* processes: attached to the store (library), else as configured */
+        struct agg att = row_agg(r, FIG(attached));
+        snprintf(procs, sizeof(procs), "%u",
+                 att.valid ? (unsigned)att.median : (unsigned)rep->c->processes);
+        fprintf(out,
+                "%-24s %9.0f %-17s %7s %8s %8s %8s %9s %9s %9s %9s %8s %8s %6s %6s %5s %9s%s\n",
+                name, pps.median, range, agg_median(r, FIG(mb_per_s), b[0], 32),
                 agg_median(r, FIG(lat_page_p50_us), b[1], 32),
                 agg_median(r, FIG(lat_page_p99_us), b[2], 32),
                 agg_median(r, FIG(lat_page_p999_us), b[3], 32),
                 agg_median(r, FIG(lat_batch_p50_us), b[4], 32),
                 agg_median(r, FIG(lat_batch_p99_us), b[5], 32),
                 agg_median(r, FIG(device_bytes_per_page), b[6], 32),
+                agg_median(r, FIG(dblwr_bytes_per_page), b[9], 32),
                 agg_median(r, FIG(syncs_per_page), b[7], 32),
-                agg_median(r, FIG(cpu_us_per_page), b[8], 32), rub, rbb);
+                agg_median(r, FIG(cpu_us_per_page), b[8], 32),
+                agg_median(r, FIG(group_commit_records), b[10], 32),
+                agg_median(r, FIG(forced_syncs), b[11], 32), procs, rub, rbb);
     }
     /* Notes: AUTO's reason and fallbacks per row; then one line each for the rows whose
      * per-page latency is the library's coarse histogram, and for noisy rows. */
@@ -321,7 +337,11 @@ print_table(FILE *out, const struct report *rep)
                     actual_path(au) ? actual_path(au) : "?", ra);
     }
     fprintf(out, "  latencies in microseconds; batch = one write call plus the sync after it; "
-                 "dev B/pg = bytes to data file + doublewrite store per page\n");
+                 "dev B/pg = bytes to data file + doublewrite store per page; store B/pg = "
+                 "doublewrite store bytes per page; group = store records per store fdatasync "
+                 "(group commit); forced = data-file syncs the library made itself because the "
+                 "store ran full (per run); procs = writer processes (library rows: attached "
+                 "to the store)\n");
 }
 
 /* ---- JSON -------------------------------------------------------------------------------- */
@@ -352,6 +372,7 @@ print_json(FILE *out, const struct report *rep)
     json_bool(&j, "interleaved", 1);
     json_str(&j, "policy", atomio_policy_name(rep->policy));
     json_str(&j, "doublewrite_dir", rep->doublewrite_dir);
+    json_num_or_null(&j, "store_size_bytes", (double)rep->store_bytes, rep->store_bytes != 0);
     json_obj_close(&j);
     json_obj_open(&j, "file");
     json_bool(&j, "filled_by_tool", rep->filled);

@@ -30,6 +30,7 @@ struct report {
     const char *command; /* "run" or "compare" */
     const struct wl_config *c;
     const char *doublewrite_dir;
+    uint64_t store_bytes; /* --store-size, 0 = default */
     uint32_t policy;
     unsigned repeat;
     int filled; /* the tool created/filled the file */

@@ -51,7 +51,8 @@ lt_init(void *arg, unsigned tid)
         free(t);
         return NULL;
     }
-    wl_fill_pages(t->bufs, (size_t)s->c->page_size * s->c->batch, tid);
+    wl_fill_pages(t->bufs, (size_t)s->c->page_size * s->c->batch,
+                  s->c->proc_index * s->c->threads + tid);
     return t;
 }
 
@@ -227,6 +228,9 @@ open_ctx(const struct wl_config *c, const struct lib_opts *o, struct wl_result *
     co.queue_depth = c->qd;
     co.doublewrite_batch_pages = c->batch > 64 ? c->batch : 0;
     co.doublewrite_max_page_size = c->page_size > 16384 ? c->page_size : 0;
+    co.doublewrite_mode = c->deferred ? ATOMIO_DOUBLEWRITE_DEFERRED : ATOMIO_DOUBLEWRITE_SYNC_BATCH;
+    co.doublewrite_store_bytes = o->store_bytes;
+    co.instance = o->instance;
     int rc = atomio_ctx_open(&co, ctx);
     if (rc == 0 || o->path == ATOMIO_PATH_DOUBLEWRITE)
         return rc;
@@ -235,6 +239,18 @@ open_ctx(const struct wl_config *c, const struct lib_opts *o, struct wl_result *
     co.flags |= ATOMIO_CTX_NO_DOUBLEWRITE;
     co.doublewrite_dir = NULL;
     return atomio_ctx_open(&co, ctx);
+}
+
+static int
+lib_proc(void *arg, const struct wl_config *c, struct wl_result *r)
+{
+    return lib_run(c, arg, r, NULL, NULL);
+}
+
+int
+lib_run_processes(const struct wl_config *c, const struct lib_opts *o, struct wl_result *r)
+{
+    return wl_run_processes(c, lib_proc, (void *)(uintptr_t)o, r);
 }
 
 int
@@ -307,24 +323,28 @@ lib_run(const struct wl_config *c, const struct lib_opts *o, struct wl_result *r
         .page_lat = 0,
     };
     rc = wl_run(c, &ops, r, on_pages, on_pages_arg);
-    r->bytes_data = s.st[1].bytes_data - s.st[0].bytes_data;
-    r->bytes_doublewrite = s.st[1].bytes_doublewrite - s.st[0].bytes_doublewrite;
-    r->dev_syncs = s.st[1].syncs - s.st[0].syncs;
-    if (!(r->lat_page && r->lat_page->count)) {
-        uint64_t d[ATOMIO_LAT_BUCKETS];
-        int top = -1;
-        for (int i = 0; i < ATOMIO_LAT_BUCKETS; i++) {
-            d[i] = s.st[1].lat_hist[i] - s.st[0].lat_hist[i];
-            if (d[i])
-                top = i;
-        }
-        if (top >= 0) {
-            r->lat_page_q[0] = log2hist_quantile(d, ATOMIO_LAT_BUCKETS, 0.50);
-            r->lat_page_q[1] = log2hist_quantile(d, ATOMIO_LAT_BUCKETS, 0.99);
-            r->lat_page_q[2] = log2hist_quantile(d, ATOMIO_LAT_BUCKETS, 0.999);
-            r->lat_page_q[3] = (double)(1ull << (top + 1)); /* upper edge of the top bucket */
-            r->lat_page_source = "library-histogram";
-        }
+    const atomio_stats *a = &s.st[0], *b = &s.st[1];
+    r->bytes_data = b->bytes_data - a->bytes_data;
+    r->bytes_doublewrite = b->bytes_doublewrite - a->bytes_doublewrite;
+    r->dev_syncs = b->syncs - a->syncs;
+    for (int i = 0; i < ATOMIO_LAT_BUCKETS && i < WL_LOG2_BUCKETS; i++)
+        r->log2_lat[i] = b->lat_hist[i] - a->lat_hist[i];
+    r->bounce_copies = b->bounce_copies - a->bounce_copies;
+    r->forced_syncs = b->forced_syncs - a->forced_syncs;
+    r->group_commits = b->group_commits - a->group_commits;
+    r->group_records = b->group_records - a->group_records;
+    r->store_bytes = b->store_bytes;
+    r->store_bytes_used = b->store_bytes_used;
+    /* At the start of measurement every process is attached; at its end some may be gone. */
+    r->attached = a->attached > b->attached ? a->attached : b->attached;
+    wl_result_log2_quantiles(r);
+    /* Deferred durability: a last engine sync (after measurement), as at shutdown, so the
+     * next run's ctx does not open a store full of copies to recover. */
+    int src = c->deferred && !rc ? atomio_sync(s.f) : 0;
+    if (src < 0) {
+        rc = r->err = src;
+        snprintf(r->errmsg, sizeof(r->errmsg), "final atomio_sync: %s (%s)", atomio_err_name(src),
+                 atomio_strerror(src));
     }
     int crc = atomio_file_close(s.f);
     int xrc = atomio_ctx_close(s.ctx);

@@ -20,6 +20,8 @@ struct lib_opts {
     uint32_t path;         /* enum atomio_path asked for */
     uint32_t policy;       /* enum atomio_policy for the ctx */
     const char *doublewrite_dir; /* doublewrite store directory */
+    uint64_t store_bytes;        /* atomio_ctx_opts.doublewrite_store_bytes; 0 = default */
+    const char *instance;        /* atomio_ctx_opts.instance: shared by the writer processes */
 };
 
 /*
@@ -29,6 +31,9 @@ struct lib_opts {
  */
 int lib_run(const struct wl_config *c, const struct lib_opts *o, struct wl_result *r,
             wl_pages_fn *on_pages, void *on_pages_arg);
+/* lib_run_processes() -- lib_run() in c->processes writer processes (wl_run_processes()),
+ * each with its own ctx opened with instance o->instance on the one store; results summed. */
+int lib_run_processes(const struct wl_config *c, const struct lib_opts *o, struct wl_result *r);
 
 /* Default doublewrite directory for a data file: "<file>.atomio-dblwr". */
 void lib_default_dblwr_dir(const char *file, char *out, size_t len);

@@ -34,6 +34,9 @@ static const struct opt_spec session_specs[] = {
     {"policy", 1, SO_POLICY, "POLICY", "AUTO's policy: fast (default) | atomic | calibrate"},
     {"dblwr-dir", 1, SO_DBLWR_DIR, "DIR",
      "doublewrite store directory (default FILE.atomio-dblwr, removed after)"},
+    {"store-size", 1, SO_STORE_SIZE, "SIZE",
+     "doublewrite store capacity (atomio_ctx_opts.doublewrite_store_bytes; default the "
+     "library's, 128m)"},
     {"json", 0, SO_JSON, NULL, "one JSON object on stdout (fields: docs/benchmarks.md)"},
     {"csv", 0, SO_CSV, NULL, "CSV on stdout: a header line, one line per path"},
     {"svg", 1, SO_SVG, "FILE", "also write a self-contained SVG chart to FILE"},
@@ -175,6 +178,10 @@ session_parse(struct session *s, int is_compare, int argc, char **argv)
         case SO_SVG:
             s->svg = it.arg;
             break;
+        case SO_STORE_SIZE:
+            if (parse_size(it.arg, &s->store_bytes) || s->store_bytes == 0)
+                usage_error(cmd, "--store-size '%s': want a size such as 128m or 1g", it.arg);
+            break;
         }
     }
     if (!s->c.file)
@@ -288,12 +295,14 @@ run_baseline(struct session *s, struct report_row *row, struct wl_result *r)
     ARG("--batch=%u", c->batch);
     ARG("--qd=%u", c->qd);
     ARG("--threads=%u", c->threads);
+    ARG("--processes=%u", c->processes);
+    /* The bare loops sync on the same cadence; deferred durability is the library's. */
     if (c->sync_every == WL_SYNC_BATCH)
         ARG("--sync=batch");
     else if (c->sync_every == WL_SYNC_NEVER)
-        ARG("--sync=never");
+        ARG("--sync=%s", c->deferred ? "deferred" : "never");
     else
-        ARG("--sync=%llu", (unsigned long long)c->sync_every);
+        ARG("--sync=%s%llu", c->deferred ? "every:" : "", (unsigned long long)c->sync_every);
     ARG("--io-style=%s", wl_io_style_name(c->io_style));
     ARG("--submitter=%s", wl_submitter_name(c->submitter));
     ARG("--seed=%llu", (unsigned long long)c->seed);
@@ -371,10 +380,11 @@ session_setup(struct session *s)
         return BENCH_EXIT_RUNTIME;
     }
     s->filled = filled;
-    if (s->c.file_size / s->c.page_size / s->c.threads < s->c.batch)
-        usage_error(s->cmd, "%s holds %llu pages, fewer than batch x threads (%u x %u)", s->c.file,
-                    (unsigned long long)(s->c.file_size / s->c.page_size), s->c.batch,
-                    s->c.threads);
+    if (s->c.file_size / s->c.page_size / s->c.threads / s->c.processes < s->c.batch)
+        usage_error(s->cmd,
+                    "%s holds %llu pages, fewer than batch x threads x processes (%u x %u x %u)",
+                    s->c.file, (unsigned long long)(s->c.file_size / s->c.page_size),
+                    s->c.batch, s->c.threads, s->c.processes);
     s->caps.size = sizeof(s->caps);
     s->have_caps = atomio_probe(s->c.file, s->c.page_size, &s->caps) == 0;
     if (!s->doublewrite_dir[0])
@@ -436,7 +446,14 @@ session_execute(struct session *s)
     sigaction(SIGINT, &sa, &old);
     struct progress *prog = progress_start(s->c.progress, total, per_run);
     int failures = 0;
-    struct lib_opts lo = {.policy = s->policy, .doublewrite_dir = s->doublewrite_dir};
+    struct lib_opts lo = {.policy = s->policy,
+                          .doublewrite_dir = s->doublewrite_dir,
+                          .store_bytes = s->store_bytes};
+    if (s->c.processes > 1) {
+        /* One engine instance: every writer process opens the store under this name. */
+        snprintf(s->instance, sizeof(s->instance), "atomio-bench-%ld", (long)getpid());
+        lo.instance = s->instance;
+    }
     /* Interleaved: repeat 1 of every row, then repeat 2 of every row... */
     for (unsigned rep = 0; rep < s->repeat && !interrupted; rep++) {
         for (unsigned i = 0; i < s->nrows && !interrupted; i++) {
@@ -459,7 +476,10 @@ session_execute(struct session *s)
                 rc = run_baseline(s, row, r);
             } else {
                 lo.path = (uint32_t)row->requested_path;
-                rc = lib_run(&s->c, &lo, r, progress_add_pages, prog);
+                if (s->c.processes > 1)
+                    rc = lib_run_processes(&s->c, &lo, r);
+                else
+                    rc = lib_run(&s->c, &lo, r, progress_add_pages, prog);
             }
             progress_run_end(prog);
             wl_figures_of(r, s->c.page_size, &row->fig[row->nruns]);
@@ -485,6 +505,7 @@ session_finish(struct session *s, int failures)
     rep.command = s->cmd;
     rep.c = &s->c;
     rep.doublewrite_dir = s->doublewrite_dir;
+    rep.store_bytes = s->store_bytes;
     rep.policy = s->policy;
     rep.repeat = s->repeat;
     rep.filled = s->filled;

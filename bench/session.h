@@ -25,6 +25,7 @@ enum {
     SO_JSON,
     SO_CSV,
     SO_SVG,
+    SO_STORE_SIZE,
 };
 
 #define MAX_ROWS 12
@@ -43,6 +44,8 @@ struct session {
     int format; /* enum report_format */
     const char *svg;
     char doublewrite_dir[PATH_MAX];
+    uint64_t store_bytes; /* --store-size; 0 = the library's default */
+    char instance[64];    /* the engine instance the writer processes share */
     int dblwr_created;
     int filled;
     int have_caps;

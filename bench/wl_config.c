@@ -17,14 +17,21 @@ const struct opt_spec wl_opt_specs[] = {
     {"random", 0, WO_RANDOM, NULL, "random page numbers (default)"},
     {"sequential", 0, WO_SEQUENTIAL, NULL, "ascending page numbers"},
     {"workload", 1, WO_WORKLOAD, "KIND",
-     "random | sequential | checkpoint (zipfian dirty pages, sync per batch)"},
+     "random | sequential | checkpoint (zipfian dirty pages, sync per batch unless --sync)"},
     {"pages", 1, WO_PAGES, "N", "measure N pages per run (instead of --duration)"},
     {"duration", 1, WO_DURATION, "TIME", "measured time per run (default 5s)"},
     {"warmup", 1, WO_WARMUP, "TIME", "warm-up per run, excluded from figures (default 1s)"},
     {"batch", 1, WO_BATCH, "N", "pages per write call (default 64)"},
     {"qd", 1, WO_QD, "N", "queue depth, in-flight writes per ring (default 32)"},
-    {"threads", 1, WO_THREADS, "N", "writer threads, each on its own pages (default 1)"},
-    {"sync", 1, WO_SYNC, "N|batch|never", "sync every N pages, every batch (default), or never"},
+    {"threads", 1, WO_THREADS, "N", "writer threads per process, each on its own pages (default 1)"},
+    {"processes", 1, WO_PROCESSES, "N",
+     "writer processes (default 1): each opens its own ctx on one shared store (one engine "
+     "instance) and writes its own stripe of the file; figures are summed"},
+    {"sync", 1, WO_SYNC, "WHEN",
+     "batch (default): every batch durable, the store copy released per batch (InnoDB-like); "
+     "N: also sync every N pages; every:N: deferred durability, the library releases copies "
+     "when the engine syncs, every N pages per thread (checkpoint-like); deferred: never sync "
+     "(copies released by the library's forced syncs); never: no syncs"},
     {"direct", 0, WO_DIRECT, NULL, "io style DIRECT (O_DIRECT, InnoDB-like)"},
     {"buffered", 0, WO_BUFFERED, NULL, "io style BUFFERED (page cache, PostgreSQL-like)"},
     {"io-style", 1, WO_IO_STYLE, "STYLE", "any (default) | buffered | direct"},
@@ -49,6 +56,7 @@ wl_config_defaults(struct wl_config *c)
     c->batch = 64;
     c->qd = 32;
     c->threads = 1;
+    c->processes = 1;
     c->sync_every = WL_SYNC_BATCH;
     c->io_style = WL_IO_ANY;
     c->submitter = WL_SUBMIT_AUTO;
@@ -127,14 +135,33 @@ wl_handle_opt(struct wl_config *c, const char *cmd, int id, const char *arg)
             usage_error(cmd, "--threads '%s': want 1 to 1024", arg);
         return 1;
     case WO_SYNC:
-        if (strcmp(arg, "batch") == 0)
+        c->sync_given = 1;
+        c->deferred = 0;
+        if (strcmp(arg, "batch") == 0) {
             c->sync_every = WL_SYNC_BATCH;
-        else if (strcmp(arg, "never") == 0 || strcmp(arg, "0") == 0)
+        } else if (strcmp(arg, "never") == 0 || strcmp(arg, "0") == 0) {
             c->sync_every = WL_SYNC_NEVER;
-        else if (parse_size(arg, &v) || v == 0)
-            usage_error(cmd, "--sync '%s': want a page count, 'batch' or 'never'", arg);
-        else
+        } else if (strcmp(arg, "deferred") == 0) {
+            c->sync_every = WL_SYNC_NEVER;
+            c->deferred = 1;
+        } else if (strncmp(arg, "every:", 6) == 0) {
+            if (parse_size(arg + 6, &v) || v == 0)
+                usage_error(cmd, "--sync '%s': want every:N with N a page count such as 4096",
+                            arg);
             c->sync_every = v;
+            c->deferred = 1;
+        } else if (parse_size(arg, &v) || v == 0) {
+            usage_error(cmd,
+                        "--sync '%s': want batch, a page count, every:N (deferred), deferred "
+                        "or never",
+                        arg);
+        } else {
+            c->sync_every = v;
+        }
+        return 1;
+    case WO_PROCESSES:
+        if (parse_u32(arg, 1, 64, &c->processes))
+            usage_error(cmd, "--processes '%s': want 1 to 64", arg);
         return 1;
     case WO_DIRECT:
         c->io_style = WL_IO_DIRECT;
@@ -184,17 +211,19 @@ wl_handle_opt(struct wl_config *c, const char *cmd, int id, const char *arg)
 void
 wl_check(struct wl_config *c, const char *cmd)
 {
-    if (c->pattern == WL_CHECKPOINT)
+    if (c->pattern == WL_CHECKPOINT && !c->sync_given)
         c->sync_every = WL_SYNC_BATCH; /* a checkpoint cycle is a batch, then a sync */
     if (c->file_size_given) {
         if (c->file_size % c->page_size)
             usage_error(cmd, "--file-size %s is not a multiple of the page size %s",
                         fmt_bytes(c->file_size), fmt_bytes(c->page_size));
         uint64_t npages = c->file_size / c->page_size;
-        if (npages < (uint64_t)c->batch * c->threads)
+        if (npages < (uint64_t)c->batch * c->threads * c->processes)
             usage_error(cmd,
-                        "--file-size %s holds %llu pages, fewer than batch x threads (%u x %u)",
-                        fmt_bytes(c->file_size), (unsigned long long)npages, c->batch, c->threads);
+                        "--file-size %s holds %llu pages, fewer than batch x threads x "
+                        "processes (%u x %u x %u)",
+                        fmt_bytes(c->file_size), (unsigned long long)npages, c->batch, c->threads,
+                        c->processes);
     }
 }
 
@@ -241,21 +270,30 @@ wl_submitter_name(int s)
 }
 
 const char *
-wl_sync_name(uint64_t sync_every, char *buf, size_t len)
+wl_sync_name(const struct wl_config *c, char *buf, size_t len)
 {
-    if (sync_every == WL_SYNC_BATCH)
-        snprintf(buf, len, "every batch");
-    else if (sync_every == WL_SYNC_NEVER)
-        snprintf(buf, len, "never");
+    const char *d = c->deferred ? " (deferred durability)" : "";
+    if (c->sync_every == WL_SYNC_BATCH)
+        snprintf(buf, len, "every batch%s", d);
+    else if (c->sync_every == WL_SYNC_NEVER)
+        snprintf(buf, len, "never%s", d);
     else
-        snprintf(buf, len, "every %llu pages", (unsigned long long)sync_every);
+        snprintf(buf, len, "every %llu pages%s", (unsigned long long)c->sync_every, d);
     return buf;
+}
+
+const char *
+wl_doublewrite_mode_name(const struct wl_config *c)
+{
+    return c->deferred ? "deferred" : "sync_batch";
 }
 
 void
 wl_describe(const struct wl_config *c, char *out, size_t len)
 {
-    char sync[48], amount[64];
+    char sync[80], amount[64], procs[32] = "";
+    if (c->processes > 1)
+        snprintf(procs, sizeof(procs), " x %u processes", c->processes);
     if (c->pages)
         snprintf(amount, sizeof(amount), "%llu pages", (unsigned long long)c->pages);
     else
@@ -264,11 +302,11 @@ wl_describe(const struct wl_config *c, char *out, size_t len)
     if (c->pattern == WL_CHECKPOINT)
         snprintf(zipf, sizeof(zipf), " (zipf %.2f)", c->zipf_theta);
     snprintf(out, len,
-             "%s%s, %s pages, batch %u, qd %u, %u thread%s, sync %s, io %s, submitter %s, "
+             "%s%s, %s pages, batch %u, qd %u, %u thread%s%s, sync %s, io %s, submitter %s, "
              "%s, %s per run + %s warm-up",
              wl_pattern_name(c->pattern), zipf, fmt_bytes(c->page_size), c->batch, c->qd,
-             c->threads, c->threads == 1 ? "" : "s",
-             wl_sync_name(c->sync_every, sync, sizeof(sync)), wl_io_style_name(c->io_style),
+             c->threads, c->threads == 1 ? "" : "s", procs,
+             wl_sync_name(c, sync, sizeof(sync)), wl_io_style_name(c->io_style),
              wl_submitter_name(c->submitter),
              c->copy_pages ? "pages copied by the library" : "pages stable during writes", amount,
              fmt_duration((double)c->warmup_ns / 1e9));

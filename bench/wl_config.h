@@ -30,14 +30,22 @@ struct wl_config {
     uint64_t warmup_ns;   /* excluded from every figure */
     uint32_t batch;       /* pages per write call */
     uint32_t qd;          /* queue depth (ctx queue_depth / ring entries) */
-    uint32_t threads;
+    uint32_t threads;     /* writer threads per process */
+    uint32_t processes;   /* writer processes (fork), each with its own ctx on one store */
     uint64_t sync_every; /* pages per thread between syncs; WL_SYNC_BATCH; WL_SYNC_NEVER */
+    int sync_given;      /* --sync was given (the checkpoint workload then keeps it) */
+    /* 1: --sync every:K / deferred: library runs open the ctx with ATOMIO_DOUBLEWRITE_DEFERRED,
+     * so a copy is released by the engine's sync (every K pages per thread), not per batch. */
+    int deferred;
     int io_style;        /* enum wl_io_style */
     int submitter;       /* enum wl_submitter */
     int copy_pages;      /* 1: no ATOMIO_WRITE_STABLE_PAGES, so DOUBLEWRITE copies each page */
     double zipf_theta;   /* skew of --workload checkpoint */
     uint64_t seed;
     int progress; /* 1: show a progress bar (only if stderr is a TTY) */
+    /* Set in each writer process by wl_run_processes(), 0 / NULL otherwise. */
+    unsigned proc_index; /* this process's number: its stripes follow those of the ones before */
+    void *proc_shared;   /* the processes' start barrier (wl_run waits on it) */
 };
 
 void wl_config_defaults(struct wl_config *c);
@@ -64,6 +72,7 @@ enum {
     WO_SEED,
     WO_NO_PROGRESS,
     WO_COPY_PAGES,
+    WO_PROCESSES,
 };
 /* The shared workload options, terminated by a {NULL} entry; concatenated by commands. */
 extern const struct opt_spec wl_opt_specs[];
@@ -79,6 +88,9 @@ int wl_parse_io_style(const char *s);
 const char *wl_pattern_name(int p);
 const char *wl_io_style_name(int s);
 const char *wl_submitter_name(int s);
-const char *wl_sync_name(uint64_t sync_every, char *buf, size_t len);
+/* "every batch", "never", "every 4096 pages", with ", deferred" when c->deferred. */
+const char *wl_sync_name(const struct wl_config *c, char *buf, size_t len);
+/* The library's doublewrite release mode the knobs ask for: "sync_batch" or "deferred". */
+const char *wl_doublewrite_mode_name(const struct wl_config *c);
 
 #endif

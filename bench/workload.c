@@ -16,9 +16,12 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -144,10 +147,12 @@ chooser_init(struct chooser *ch, const struct wl_config *c, unsigned tid, uint32
 {
     memset(ch, 0, sizeof(*ch));
     uint64_t npages = c->file_size / c->page_size;
+    /* Every thread of every process owns a stripe: process i's come after those of 0..i-1. */
+    uint64_t gtid = (uint64_t)c->proc_index * c->threads + tid;
     ch->pattern = c->pattern;
-    ch->n = npages / c->threads;
-    ch->base = ch->n * tid;
-    ch->rng = (c->seed + 1) * 0x9E3779B97F4A7C15ull ^ (tid + 1) * 0xD1B54A32D192ED03ull;
+    ch->n = npages / ((uint64_t)c->threads * (c->processes ? c->processes : 1));
+    ch->base = ch->n * gtid;
+    ch->rng = (c->seed + 1) * 0x9E3779B97F4A7C15ull ^ (gtid + 1) * 0xD1B54A32D192ED03ull;
     if (!ch->rng)
         ch->rng = 1;
     for (int i = 0; i < 8; i++)
@@ -410,6 +415,193 @@ sleep_until(struct wl_shared *sh, uint64_t deadline)
     }
 }
 
+/* ---- several writer processes ----------------------------------------------------------- */
+
+/* One process's result, as it travels back to the parent (no pointers). */
+struct proc_slot {
+    struct wl_result r; /* lat_batch / lat_page NULL: they are the two below */
+    struct hist lat_batch, lat_page;
+    int done;
+};
+
+/* Shared by the parent and its writer processes (MAP_SHARED). */
+struct proc_shared {
+    _Atomic unsigned arrived; /* processes set up and waiting to start */
+    _Atomic int abort;        /* a process died before it arrived: nobody waits for it */
+    unsigned n;
+    struct proc_slot slot[];
+};
+
+/* proc_start() -- wait until every writer process is set up (or one died first). */
+static void
+proc_start(struct proc_shared *ps, int *arrived)
+{
+    if (!ps || *arrived)
+        return;
+    *arrived = 1;
+    atomic_fetch_add(&ps->arrived, 1);
+    while (atomic_load(&ps->arrived) < ps->n && !atomic_load(&ps->abort)) {
+        struct timespec ts = {0, 200000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static _Thread_local int proc_arrived; /* this process has passed proc_start() */
+
+static void
+merge_result(struct wl_result *r, const struct wl_result *x, unsigned i)
+{
+    if (i == 0) {
+        memcpy(r->name, x->name, sizeof(r->name));
+        memcpy(r->path_actual, x->path_actual, sizeof(r->path_actual));
+        memcpy(r->submitter, x->submitter, sizeof(r->submitter));
+        memcpy(r->note, x->note, sizeof(r->note));
+        r->o_direct = x->o_direct;
+        r->qd_effective = x->qd_effective;
+        r->lat_page_source = "none";
+    }
+    r->pages += x->pages;
+    r->batches += x->batches;
+    r->syncs_issued += x->syncs_issued;
+    if (x->elapsed_s > r->elapsed_s)
+        r->elapsed_s = x->elapsed_s;
+    r->cpu_user_s += x->cpu_user_s;
+    r->cpu_sys_s += x->cpu_sys_s;
+    r->bytes_data += x->bytes_data;
+    r->bytes_doublewrite += x->bytes_doublewrite;
+    r->dev_syncs += x->dev_syncs;
+    for (int b = 0; b < WL_LOG2_BUCKETS; b++)
+        r->log2_lat[b] += x->log2_lat[b];
+    r->bounce_copies += x->bounce_copies;
+    r->forced_syncs += x->forced_syncs;
+    r->group_commits += x->group_commits;
+    r->group_records += x->group_records;
+#define MAXOF(f) (r->f = x->f > r->f ? x->f : r->f)
+    MAXOF(store_bytes);
+    MAXOF(store_bytes_used);
+    MAXOF(attached);
+#undef MAXOF
+    if (x->err && !r->err) {
+        r->err = x->err;
+        snprintf(r->errmsg, sizeof(r->errmsg), "process %u: %.200s", i, x->errmsg);
+    }
+}
+
+int
+wl_run_processes(const struct wl_config *c, wl_proc_fn *fn, void *arg, struct wl_result *r)
+{
+    unsigned n = c->processes ? c->processes : 1;
+    size_t len = sizeof(struct proc_shared) + n * sizeof(struct proc_slot);
+    struct proc_shared *ps =
+        mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (ps == MAP_FAILED) {
+        r->err = -errno;
+        snprintf(r->errmsg, sizeof(r->errmsg), "mmap: %s", strerror(errno));
+        return r->err;
+    }
+    ps->n = n;
+    pid_t *pids = calloc(n, sizeof(pid_t));
+    if (!pids) {
+        munmap(ps, len);
+        return r->err = -ENOMEM;
+    }
+    fflush(NULL); /* nothing buffered twice */
+    unsigned started = 0;
+    for (; started < n; started++) {
+        pid_t pid = fork();
+        if (pid < 0)
+            break;
+        if (pid == 0) {
+            struct wl_config ci = *c;
+            ci.proc_index = started;
+            ci.proc_shared = ps;
+            ci.progress = 0;
+            if (c->pages)
+                ci.pages = c->pages / n + (started < c->pages % n);
+            struct proc_slot *sl = &ps->slot[started];
+            struct wl_result cr;
+            int rc = wl_result_alloc(&cr);
+            if (rc == 0)
+                rc = fn(arg, &ci, &cr);
+            proc_start(ps, &proc_arrived); /* never let the others wait for a failed setup */
+            sl->r = cr;
+            sl->r.lat_batch = sl->r.lat_page = NULL;
+            if (cr.lat_batch)
+                sl->lat_batch = *cr.lat_batch;
+            if (cr.lat_page)
+                sl->lat_page = *cr.lat_page;
+            if (rc && !sl->r.err)
+                sl->r.err = rc;
+            sl->done = 1;
+            _exit(rc ? 1 : 0);
+        }
+        pids[started] = pid;
+    }
+    if (started < n) {
+        atomic_store(&ps->abort, 1);
+        r->err = -EAGAIN;
+        snprintf(r->errmsg, sizeof(r->errmsg), "fork: %s", strerror(errno));
+    }
+    for (unsigned left = started; left;) {
+        int st;
+        pid_t pid = waitpid(-1, &st, 0);
+        if (pid < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        for (unsigned i = 0; i < started; i++) {
+            if (pids[i] != pid)
+                continue;
+            left--;
+            if (!ps->slot[i].done) {
+                /* Died before reporting (a signal): the others must not wait for it. */
+                atomic_store(&ps->abort, 1);
+                ps->slot[i].r.err = -EPROTO;
+                snprintf(ps->slot[i].r.errmsg, sizeof(ps->slot[i].r.errmsg),
+                         "writer process %s %d", WIFSIGNALED(st) ? "killed by signal" : "exit",
+                         WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+            }
+        }
+    }
+    struct hist *lb = r->lat_batch, *lp = r->lat_page;
+    for (unsigned i = 0; i < started; i++) {
+        merge_result(r, &ps->slot[i].r, i);
+        if (lb)
+            hist_merge(lb, &ps->slot[i].lat_batch);
+        if (lp)
+            hist_merge(lp, &ps->slot[i].lat_page);
+    }
+    r->lat_batch = lb;
+    r->lat_page = lp;
+    r->processes = n;
+    /* A string literal of the same program: fork kept its address. */
+    if (lp && lp->count && ps->slot[0].r.lat_page_source)
+        r->lat_page_source = ps->slot[0].r.lat_page_source;
+    free(pids);
+    munmap(ps, len);
+    wl_result_log2_quantiles(r);
+    return r->err;
+}
+
+void
+wl_result_log2_quantiles(struct wl_result *r)
+{
+    if (r->lat_page && r->lat_page->count)
+        return;
+    int top = -1;
+    for (int i = 0; i < WL_LOG2_BUCKETS; i++)
+        if (r->log2_lat[i])
+            top = i;
+    if (top < 0)
+        return;
+    r->lat_page_q[0] = log2hist_quantile(r->log2_lat, WL_LOG2_BUCKETS, 0.50);
+    r->lat_page_q[1] = log2hist_quantile(r->log2_lat, WL_LOG2_BUCKETS, 0.99);
+    r->lat_page_q[2] = log2hist_quantile(r->log2_lat, WL_LOG2_BUCKETS, 0.999);
+    r->lat_page_q[3] = (double)(1ull << (top + 1)); /* upper edge of the top bucket */
+    r->lat_page_source = "library-histogram";
+}
+
 int
 wl_result_alloc(struct wl_result *r)
 {
@@ -422,6 +614,7 @@ wl_result_alloc(struct wl_result *r)
     for (int i = 0; i < 3; i++)
         r->lat_batch_q[i] = -1;
     r->lat_page_source = "none";
+    r->processes = 1;
     return r->lat_batch && r->lat_page ? 0 : -ENOMEM;
 }
 
@@ -438,11 +631,14 @@ wl_run(const struct wl_config *c, const struct wl_ops *ops, struct wl_result *r,
        wl_pages_fn *on_pages, void *on_pages_arg)
 {
     uint64_t npages = c->file_size / c->page_size;
-    if (npages / c->threads < c->batch) {
+    unsigned nproc = c->processes ? c->processes : 1;
+    if (npages / c->threads / nproc < c->batch) {
         r->err = -EINVAL;
         snprintf(r->errmsg, sizeof(r->errmsg),
-                 "the file holds %llu pages, fewer than batch x threads (%u x %u)",
-                 (unsigned long long)npages, c->batch, c->threads);
+                 "the file holds %llu pages, fewer than batch x threads x processes (%u x %u x "
+                 "%u)",
+                 (unsigned long long)npages, c->batch, c->threads, nproc);
+        proc_start(c->proc_shared, &proc_arrived);
         return r->err;
     }
     struct wl_shared sh;
@@ -472,6 +668,8 @@ wl_run(const struct wl_config *c, const struct wl_ops *ops, struct wl_result *r,
     uint64_t t1;
     pthread_cond_init(&sh.cond, NULL);
     sh.live = c->threads;
+    /* Several processes: every one is set up (ctx open, recovery done) before any starts. */
+    proc_start(c->proc_shared, &proc_arrived);
     if (!atomic_load(&sh.err)) {
         uint64_t start = now_ns();
         if (c->warmup_ns == 0) {
@@ -573,4 +771,8 @@ wl_figures_of(const struct wl_result *r, uint32_t page_size, struct wl_figures *
     f->device_bytes_per_page = (double)(r->bytes_data + r->bytes_doublewrite) / pp;
     f->syncs_per_page = (double)r->dev_syncs / pp;
     f->cpu_us_per_page = (r->cpu_user_s + r->cpu_sys_s) * 1e6 / pp;
+    f->group_commit_records =
+        r->group_commits ? (double)r->group_records / (double)r->group_commits : NAN;
+    f->forced_syncs = r->path_actual[0] && r->bytes_doublewrite ? (double)r->forced_syncs : NAN;
+    f->attached = r->attached ? (double)r->attached : NAN;
 }

@@ -28,7 +28,10 @@ int wl_prepare_file(struct wl_config *c, int *filled);
  * of a generator seeded by tid, so pages are not trivially compressible or deduplicated. */
 void wl_fill_pages(void *buf, size_t len, unsigned tid);
 
-/* One measured run. */
+/* Buckets of the library's per-page latency histogram (atomio_stats.lat_hist, log2 of us). */
+#define WL_LOG2_BUCKETS 32
+
+/* One measured run (of all processes, summed, when there are several). */
 struct wl_result {
     char name[48];        /* "DOUBLEWRITE", "bare-uring-atomic" */
     char path_actual[32]; /* what the library actually used ("" for baselines) */
@@ -49,6 +52,14 @@ struct wl_result {
     uint64_t bytes_data;  /* written in place to the data file during measurement */
     uint64_t bytes_doublewrite; /* written to a doublewrite store */
     uint64_t dev_syncs;   /* fdatasync calls (data + store); from the library or counted */
+    /* The library's own per-page histogram over the measured part (delta), summed over the
+     * processes; turned into lat_page_q by wl_result_log2_quantiles(). */
+    uint64_t log2_lat[WL_LOG2_BUCKETS];
+    /* Library counters over the measured part (0 for baselines): summed over processes,
+     * except the store-wide ones (store_bytes, store_bytes_used, attached: the largest seen). */
+    uint64_t bounce_copies, forced_syncs, group_commits, group_records;
+    uint64_t store_bytes, store_bytes_used, attached;
+    uint32_t processes; /* writer processes whose results are summed here */
     char note[256];       /* AUTO's reason, fallbacks; "" if none */
     int err;              /* 0, or the failing result */
     char errmsg[256];
@@ -65,6 +76,9 @@ struct wl_figures {
     double lat_batch_p50_us, lat_batch_p99_us, lat_batch_p999_us;
     double device_bytes_per_page, data_bytes_per_page, dblwr_bytes_per_page;
     double syncs_per_page, cpu_us_per_page;
+    /* store records per store fdatasync (group_records / group_commits), forced syncs per run,
+     * processes attached to the store: NAN / unknown when the run had no doublewrite store */
+    double group_commit_records, forced_syncs, attached;
 };
 void wl_figures_of(const struct wl_result *r, uint32_t page_size, struct wl_figures *f);
 
@@ -98,5 +112,19 @@ typedef void wl_pages_fn(void *arg, uint64_t n);
  */
 int wl_run(const struct wl_config *c, const struct wl_ops *ops, struct wl_result *r,
            wl_pages_fn *on_pages, void *on_pages_arg);
+
+/*
+ * wl_run_processes() -- fork c->processes writer processes; process i calls fn(arg, ci, ri)
+ * with ci a copy of c whose proc_index is i (its threads write stripes of their own) and whose
+ * pages, in --pages mode, are its share. fn sets itself up (opens its ctx, its files) and then
+ * calls wl_run(ci, ...), which waits until every process is set up, so all measure together.
+ * The results are summed into r (pages, bytes, syncs, counters, CPU; histograms merged; the
+ * elapsed time is the longest). Returns 0 or the first error (r->err, r->errmsg).
+ */
+typedef int wl_proc_fn(void *arg, const struct wl_config *c, struct wl_result *r);
+int wl_run_processes(const struct wl_config *c, wl_proc_fn *fn, void *arg, struct wl_result *r);
+
+/* wl_result_log2_quantiles() -- lat_page_q from r->log2_lat when no page was measured. */
+void wl_result_log2_quantiles(struct wl_result *r);
 
 #endif

@@ -95,7 +95,9 @@ def test_parsing():
             ["--random"], ["--sequential"], ["--zipf", "0.8"], ["--seed", "42"],
             ["--path", "doublewrite"], ["--path", "DIRECT_ATOMIC"], ["--path", "unsafe"],
             ["--policy", "calibrate"], ["--json"], ["--csv"], ["--svg", "/tmp/x.svg"],
-            ["--dblwr-dir", "/tmp/d"], ["--no-progress"]]
+            ["--dblwr-dir", "/tmp/d"], ["--no-progress"], ["--processes", "4"],
+            ["--sync", "every:4096"], ["--sync", "every:4k"], ["--sync", "deferred"],
+            ["--store-size", "256m"]]
     for g in good:
         accepted(["run", f] + g)
     for g in [["--paths", "auto,doublewrite,unsafe"], ["--repeat", "5"], ["--baselines"]]:
@@ -106,6 +108,8 @@ def test_parsing():
            ["--duration", "10parsecs"], ["--duration", "-1s"], ["--duration", "0"],
            ["--warmup", "soon"], ["--pages", "0"], ["--batch", "0"], ["--batch", "70000"],
            ["--qd", "0"], ["--qd", "9999"], ["--threads", "0"], ["--sync", "sometimes"],
+           ["--sync", "every:"], ["--sync", "every:0"], ["--processes", "0"],
+           ["--processes", "65"], ["--store-size", "0"], ["--store-size", "big"],
            ["--io-style", "mmap"], ["--submitter", "aio"], ["--workload", "oltp"],
            ["--zipf", "1.5"], ["--seed", "-3"], ["--path", "fastest"], ["--policy", "yolo"],
            ["--json", "--csv"], ["--bogus"], ["-x"], ["--json=yes"],
@@ -233,6 +237,46 @@ def test_run_outputs(tmp):
     except (ValueError, KeyError, IndexError) as e:
         check(False, f"run --path doublewrite --json: {e}")
     check(not os.path.exists(f + ".atomio-dblwr"), "doublewrite dir removed after the run")
+
+    # Several writer processes, one shared store, deferred durability: figures summed over the
+    # processes, the new counters present, the mode in the config.
+    rc, out, err = run(["run"] + common + ["--path", "doublewrite", "--processes", "2",
+                                           "--batch", "1", "--sync", "every:64", "--json"])
+    check(rc == 0, f"run --processes 2 exit {rc}: {err.strip()}")
+    try:
+        doc = json.loads(out)
+        check(doc["config"]["processes"] == 2, f"config processes {doc['config'].get('processes')}")
+        check(doc["config"]["doublewrite_mode"] == "deferred",
+              f"config doublewrite_mode {doc['config'].get('doublewrite_mode')}")
+        rec = doc["results"][0]["runs"][0]
+        check(rec["pages"] == 256, f"--processes 2 measured {rec['pages']} pages, want 256")
+        check(rec["processes"] == 2, f"run record processes {rec.get('processes')}")
+        for k in ["bounce_copies", "forced_syncs", "group_commits", "group_records",
+                  "group_commit_records", "store_bytes", "store_bytes_used", "attached"]:
+            check(k in rec, f"run record has {k}")
+        check(rec["group_commits"] > 0 and rec["store_bytes"] > 0,
+              f"store counters {rec['group_commits']} {rec['store_bytes']}")
+    except (ValueError, KeyError, IndexError) as e:
+        check(False, f"run --processes 2 --json: {e}")
+    check(not os.path.exists(f + ".atomio-dblwr"), "doublewrite dir removed after --processes")
+    rc, out, err = run(["run"] + common + ["--processes", "2", "--json"])
+    try:
+        rec = json.loads(out)["results"][0]["runs"][0]
+        check(rc == 0 and rec["pages"] == 256 and rec["processes"] == 2,
+              f"UNSAFE --processes 2: rc {rc}, {rec.get('pages')} pages")
+        check(json.loads(out)["config"]["doublewrite_mode"] == "sync_batch", "default mode")
+    except (ValueError, KeyError, IndexError) as e:
+        check(False, f"UNSAFE --processes 2 --json: {e} {err.strip()}")
+    rc, out, err = run(common[:1] + common[3:] +
+                       ["--processes", "2", "--json"],
+                       prog=os.path.join(BENCH_DIR, "atomio-baseline-dblwr"))
+    try:
+        rec = json.loads(out)
+        check(rc == 0 and rec["pages"] == 256 and rec["processes"] == 2,
+              f"bare-dblwr --processes 2: rc {rc}, {rec.get('pages')} pages, {err.strip()}")
+        check(rec["bytes_doublewrite"] == 256 * 16384, f"bare-dblwr store bytes {rec}")
+    except (ValueError, KeyError) as e:
+        check(False, f"bare-dblwr --processes 2 --json: {e} {err.strip()}")
 
     # A path the file cannot do is a runtime error (1) with one line naming the reason.
     rc, out, err = run(["run"] + common + ["--path", "buffered"])

@@ -4,11 +4,11 @@
 # then the compare runs whose JSON, SVG and tables the doc shows. Needs root. Mounts live in a
 # private mount namespace and are removed on exit, also on failure.
 #
-# usage: bench/tools/measure.sh BUILD_DIR OUT_DIR   (BUILD_DIR: a Release build)
+# usage: bench/tools/measure.sh BUILD_DIR OUT_DIR
 # environment: IMGDIR where the images live (default /tmp: a disk-backed loop device;
 #              /dev/shm gives a RAM-backed one, whose figures are far steadier on a busy
-#              machine and show the CPU and syscall cost of each path), REPEAT (default 3),
-#              DURATION (default 2s).
+#              machine and show the CPU and syscall cost of each path), REPEAT (default 5),
+#              DURATION (default 2s), FS (default "xfs ext4").
 set -eu
 BUILD=$(cd "$1" && pwd)
 OUT=$(mkdir -p "$2" && cd "$2" && pwd)
@@ -26,25 +26,30 @@ mkfs.ext4 -q -F "$T/ext4.img"
 mount -o loop "$T/xfs.img" "$T/xfs"
 mount -o loop "$T/ext4.img" "$T/ext4"
 
-# The workload of the speed targets in docs/benchmarks.md: 16 KiB pages, batch 64, queue depth 32.
-W="--page-size 16k --batch 64 --qd 32 --duration ${DURATION:-2s} --warmup 1s --repeat ${REPEAT:-3} --file-size 256m"
+W="--qd 32 --duration ${DURATION:-2s} --warmup 1s --repeat ${REPEAT:-5} --file-size 256m"
 { uname -r; echo "images in ${IMGDIR:-/tmp} ($(stat -f -c %T "$T"))"; } > "$OUT/kernel.txt"
-for fs in xfs ext4; do
-  f=$T/$fs/bench.dat
-  # 1. every path the file can do + UNSAFE + the bare loops (submitter auto)
-  "$B/atomio-bench" compare "$f" $W --baselines --json --svg "$OUT/$fs-compare.svg" \
-      > "$OUT/$fs.json" || echo "$fs: compare exit $?"
-  # 2. library overhead: sync submitter against the bare pwritev2 loops
-  paths=unsafe; [ $fs = xfs ] && paths=direct,unsafe
-  "$B/atomio-bench" compare "$f" $W --submitter sync --paths $paths --baselines --json \
-      > "$OUT/$fs-sync.json" || echo "$fs-sync: compare exit $?"
-  # 3. DOUBLEWRITE without ATOMIO_WRITE_STABLE_PAGES: every page copied into the segment
-  "$B/atomio-bench" compare "$f" $W --copy-pages --paths doublewrite,unsafe --baselines --json \
-      > "$OUT/$fs-copy.json" || echo "$fs-copy: compare exit $?"
-  "$B/atomio-bench" probe "$f" --page-size 16k > "$OUT/$fs-probe.txt" 2>&1 || true
+for fs in ${FS:-xfs ext4}; do
+  f16=$T/$fs/bench16k.dat
+  f8=$T/$fs/bench8k.dat
+  # 1. per-batch durable (the default, InnoDB-like): every path + UNSAFE + the bare loops
+  "$B/atomio-bench" compare "$f16" $W --page-size 16k --batch 64 --baselines --json \
+      --svg "$OUT/$fs-batch.svg" > "$OUT/$fs-batch.json" || echo "$fs-batch: exit $?"
+  # 2. deferred durability, one writer, batch 64, engine sync every 4096 pages: 16 KiB O_DIRECT
+  "$B/atomio-bench" compare "$f16" $W --page-size 16k --batch 64 --direct --sync every:4096 \
+      --paths doublewrite,unsafe --baselines --json > "$OUT/$fs-deferred-16k-direct.json" \
+      || echo "$fs-deferred-16k-direct: exit $?"
+  # 3. the same with 8 KiB buffered pages
+  "$B/atomio-bench" compare "$f8" $W --page-size 8k --batch 64 --buffered --sync every:4096 \
+      --paths doublewrite,unsafe --baselines --json > "$OUT/$fs-deferred-8k-buffered.json" \
+      || echo "$fs-deferred-8k-buffered: exit $?"
+  # 4. page-at-a-time buffered writers: 4 processes on one store, engine sync every 4096 pages
+  "$B/atomio-bench" compare "$f8" $W --page-size 8k --batch 1 --buffered --processes 4 \
+      --sync every:4096 --store-size 256m --paths doublewrite,unsafe --json \
+      > "$OUT/$fs-procs4-batch1.json" || echo "$fs-procs4-batch1: exit $?"
+  "$B/atomio-bench" probe "$f16" --page-size 16k > "$OUT/$fs-probe.txt" 2>&1 || true
 done
-python3 "$(dirname "$0")/json2md.py" "$OUT"/xfs.json "$OUT"/xfs-sync.json "$OUT"/xfs-copy.json \
-    "$OUT"/ext4.json "$OUT"/ext4-sync.json "$OUT"/ext4-copy.json > "$OUT/tables.md"
+ls "$OUT"/*-batch.json "$OUT"/*-deferred-*.json "$OUT"/*-procs4-*.json 2>/dev/null \
+  | xargs python3 "$(dirname "$0")/json2md.py" > "$OUT/tables.md"
 # Paths in the outputs name the temp dir; keep them stable for the docs.
 sed -i "s|$T/||g" "$OUT"/*.json "$OUT"/*.svg "$OUT"/*.txt
 echo "results in $OUT"
