@@ -28,6 +28,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +43,11 @@
 #define SHARED_VERSION 2u
 #define MAX_PROCS      256u
 #define MAX_FILES      4096u /* distinct data files with copies at once */
-#define MAX_DESCS      2048u /* records in flight or awaiting a sync */
+/* Records in flight or awaiting a sync: one descriptor per 4 KiB of ring (a record is at least
+ * 1 KiB, a lone 4 KiB page 4.5 KiB), so the ring, not the table, is what fills up. */
+#define MIN_DESCS      1024u
+#define MAX_DESCS      (1u << 18)
+#define GROUP_WAIT_NS  (200u * 1000u) /* a group commit waits this long for writes in flight */
 #define DESC_FILES     8u    /* files one deferred record remembers */
 #define INSTANCE_LEN   128u
 #define WAIT_NS        (20u * 1000u * 1000u)
@@ -145,10 +150,13 @@ struct atomio_shared {
     uint64_t desc_first, desc_next; /* descriptors in use: [first, next) */
     struct proc_ent procs[MAX_PROCS];
     struct file_ent files[MAX_FILES];
-    struct desc descs[MAX_DESCS];
+    uint32_t ndesc;   /* entries of descs[] */
+    uint32_t writing; /* records reserved whose store write has not completed */
+    struct desc descs[]; /* ndesc_for(ring_size) entries */
 };
 
 static int update_durable_tail(struct atomio_store *st);
+static uint32_t ndesc_for(uint64_t ring_size);
 static void reap_dead(struct atomio_store *st);
 
 /* ---- processes ------------------------------------------------------------------------------ */
@@ -278,7 +286,15 @@ init_shared_mem(struct atomio_shared *sh, const struct atomio_store *st, const c
     if (instance)
         snprintf(sh->instance, sizeof(sh->instance), "%s", instance);
     sh->ring_size = st->g.ring_size;
+    sh->ndesc = ndesc_for(st->g.ring_size);
     return 0;
+}
+
+static uint32_t
+ndesc_for(uint64_t ring_size)
+{
+    uint64_t n = ring_size / 4096;
+    return n < MIN_DESCS ? MIN_DESCS : n > MAX_DESCS ? MAX_DESCS : (uint32_t)n;
 }
 
 static void
@@ -295,7 +311,9 @@ shm_name_for(struct atomio_store *st)
 static int
 map_shared(struct atomio_store *st, bool first, bool private_instance)
 {
-    st->sh_len = (sizeof(struct atomio_shared) + 4095) & ~(size_t)4095;
+    st->sh_len = (sizeof(struct atomio_shared) + ndesc_for(st->g.ring_size) * sizeof(struct desc) +
+                  4095) &
+                 ~(size_t)4095;
     shm_name_for(st);
     int fd;
     if (first) {
@@ -399,7 +417,8 @@ atomio__shared_join(atomio_ctx *ctx, struct atomio_store *st)
         return r;
     }
     struct atomio_shared *sh = st->sh;
-    if (!sh->ready || memcmp(sh->uuid, st->g.uuid, 16) != 0) {
+    if (!sh->ready || memcmp(sh->uuid, st->g.uuid, 16) != 0 ||
+        sh->ndesc != ndesc_for(st->g.ring_size)) {
         munmap(st->sh, st->sh_len);
         st->sh = NULL;
         return -EAGAIN;
@@ -440,7 +459,7 @@ atomio__shared_init_ring(struct atomio_store *st, uint64_t head, uint64_t durabl
     struct atomio_shared *sh = st->sh;
     /* Whatever was in flight or held is behind the new tail: recovery has dealt with it. */
     for (uint64_t q = sh->desc_first; q < sh->desc_next; q++)
-        sh->descs[q % MAX_DESCS].state = D_FREE;
+        sh->descs[q % sh->ndesc].state = D_FREE;
     sh->desc_first = sh->desc_next;
     sh->head = head;
     sh->tail = head;
@@ -603,7 +622,7 @@ advance_tail(struct atomio_shared *sh)
 {
     uint64_t moved = 0;
     while (sh->desc_first < sh->desc_next) {
-        struct desc *d = &sh->descs[sh->desc_first % MAX_DESCS];
+        struct desc *d = &sh->descs[sh->desc_first % sh->ndesc];
         if (d->state == D_AWAIT && d->nfiles <= DESC_FILES) {
             bool covered = true;
             for (uint32_t j = 0; j < d->nfiles && covered; j++)
@@ -618,7 +637,7 @@ advance_tail(struct atomio_shared *sh)
         moved++;
     }
     if (sh->desc_first < sh->desc_next)
-        sh->tail = sh->descs[sh->desc_first % MAX_DESCS].lsn;
+        sh->tail = sh->descs[sh->desc_first % sh->ndesc].lsn;
     else
         sh->tail = sh->head;
     (void)moved;
@@ -669,10 +688,12 @@ reap_dead(struct atomio_store *st)
             sh->procs[i].used = 0;
         }
     for (uint64_t s = sh->desc_first; s < sh->desc_next; s++) {
-        struct desc *d = &sh->descs[s % MAX_DESCS];
+        struct desc *d = &sh->descs[s % sh->ndesc];
         if (!dead[d->proc] && sh->procs[d->proc].used)
             continue;
         if (d->state == D_RESERVED || d->state == D_WRITTEN) {
+            if (d->state == D_RESERVED && sh->writing)
+                sh->writing--; /* its write will never complete */
             desc_move(d, D_RELEASED);
         } else if (d->state == D_INPLACE) {
             if (d->nfiles > DESC_FILES) {
@@ -704,7 +725,7 @@ sync_for(atomio_ctx *ctx, uint64_t seq)
 {
     struct atomio_store *st = ctx->store;
     struct atomio_shared *sh = st->sh;
-    struct desc *d = &sh->descs[seq % MAX_DESCS];
+    struct desc *d = &sh->descs[seq % sh->ndesc];
     uint32_t n = d->nfiles;
     uint64_t ids[DESC_FILES], need[DESC_FILES];
     for (uint32_t j = 0; j < n; j++) {
@@ -786,12 +807,12 @@ atomio__store_reserve(atomio_ctx *ctx, struct atomio_dw_rec *rec, atomio_file *c
         if (room < rec->len)
             lsn += room; /* never wrap inside a record: start the next lap */
         uint64_t end = lsn + rec->len;
-        bool space = end - sh->tail <= R && sh->desc_next - sh->desc_first < MAX_DESCS;
+        bool space = end - sh->tail <= R && sh->desc_next - sh->desc_first < sh->ndesc;
         if (space && sh->durable_tail + R >= end) {
             /* Claim it: every older copy in [lsn, end) is released and below the header's
              * durable tail, so overwriting it cannot let an older copy win at recovery. */
             ATOMIO_ASSERT(end - sh->tail <= R && sh->durable_tail + R >= end);
-            struct desc *d = &sh->descs[sh->desc_next % MAX_DESCS];
+            struct desc *d = &sh->descs[sh->desc_next % sh->ndesc];
             ATOMIO_ASSERT(d->state == D_FREE);
             *d = (struct desc){.lsn = lsn, .end = end, .state = D_RESERVED, .nfiles = nfiles,
                                .proc = proc_self(st)};
@@ -804,6 +825,7 @@ atomio__store_reserve(atomio_ctx *ctx, struct atomio_dw_rec *rec, atomio_file *c
             }
             rec->desc = sh->desc_next++;
             rec->lsn = lsn;
+            sh->writing++;
 #ifdef ATOMIO_TESTING
             if (atomic_load(&atomio__test_dw_local_order)) {
                 /* The sabotage: each writer numbers and places its records in a lane of its
@@ -841,7 +863,7 @@ atomio__store_reserve(atomio_ctx *ctx, struct atomio_dw_rec *rec, atomio_file *c
             continue;
         }
         /* The ring is full: the oldest record decides. */
-        struct desc *d = &sh->descs[sh->desc_first % MAX_DESCS];
+        struct desc *d = &sh->descs[sh->desc_first % sh->ndesc];
         if (sh->desc_first < sh->desc_next && d->state == D_AWAIT && d->nfiles <= DESC_FILES) {
             err = sync_for(ctx, sh->desc_first);
             if (err < 0)
@@ -871,8 +893,10 @@ atomio__store_written(atomio_ctx *ctx, struct atomio_dw_rec *rec, bool ok)
     struct atomio_store *st = ctx->store;
     struct atomio_shared *sh = st->sh;
     atomio__shared_lock(st);
-    struct desc *d = &sh->descs[rec->desc % MAX_DESCS];
+    struct desc *d = &sh->descs[rec->desc % sh->ndesc];
     desc_move(d, ok ? D_WRITTEN : D_RELEASED);
+    if (sh->writing)
+        sh->writing--;
     rec->written_at = sh->flush_begun;
     if (ok)
         sh->unflushed++;
@@ -933,7 +957,17 @@ atomio__store_durable(atomio_ctx *ctx, struct atomio_dw_rec *rec)
             break;
         }
         if (!sh->flushing) {
-            /* Lead one group commit: it covers every record written before it begins. */
+            /* Lead one group commit: it covers every record written before it begins. Records
+             * whose writes are in flight right now would need the next one: give them a moment
+             * to join this one instead (a lone writer never waits). */
+            uint64_t until = atomio__now_ns() + GROUP_WAIT_NS;
+            while (sh->writing > 0 && !sh->flushing && atomio__now_ns() < until) {
+                atomio__shared_unlock(st);
+                sched_yield();
+                atomio__shared_lock(st);
+            }
+            if (sh->flushing)
+                continue; /* another writer took the lead meanwhile: wait for its commit */
             sh->flushing = 1;
             sh->flush_proc = proc_self(st);
             uint64_t t = ++sh->flush_begun;
@@ -961,7 +995,7 @@ atomio__store_durable(atomio_ctx *ctx, struct atomio_dw_rec *rec)
         }
     }
     if (err == 0)
-        desc_move(&sh->descs[rec->desc % MAX_DESCS], D_INPLACE);
+        desc_move(&sh->descs[rec->desc % sh->ndesc], D_INPLACE);
     atomio__shared_unlock(st);
     return err;
 }
@@ -978,7 +1012,7 @@ atomio__store_rec_end(atomio_ctx *ctx, struct atomio_dw_rec *rec, enum atomio_re
         how = ATOMIO_REC_HOLD;
 #endif
     atomio__shared_lock(st);
-    struct desc *d = &sh->descs[rec->desc % MAX_DESCS];
+    struct desc *d = &sh->descs[rec->desc % sh->ndesc];
     if (how == ATOMIO_REC_AWAIT_SYNC && d->nfiles > DESC_FILES)
         how = ATOMIO_REC_RELEASE; /* the caller synced its files (untracked record) */
     switch (how) {
@@ -1004,7 +1038,7 @@ atomio__store_rec_tracked(atomio_ctx *ctx, const struct atomio_dw_rec *rec)
 {
     struct atomio_store *st = ctx->store;
     atomio__shared_lock(st);
-    bool t = st->sh->descs[rec->desc % MAX_DESCS].nfiles <= DESC_FILES;
+    bool t = st->sh->descs[rec->desc % st->sh->ndesc].nfiles <= DESC_FILES;
     atomio__shared_unlock(st);
     return t;
 }
@@ -1019,7 +1053,7 @@ atomio__store_release_all(atomio_ctx *ctx)
     reap_dead(st);
     uint64_t stop = sh->desc_next;
     for (uint64_t s = sh->desc_first; s < stop && s < sh->desc_next; s++) {
-        struct desc *d = &sh->descs[s % MAX_DESCS];
+        struct desc *d = &sh->descs[s % sh->ndesc];
         if (d->state == D_AWAIT && d->nfiles <= DESC_FILES) {
             int r = sync_for(ctx, s);
             if (r < 0 && !err)
