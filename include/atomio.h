@@ -32,7 +32,7 @@ extern "C" {
 #endif
 
 #if defined(__GNUC__) || defined(__clang__)
-#define ATOMIO_NODISCARD __attribute__((warn_unused_result))
+#define ATOMIO_NODISCARD       __attribute__((warn_unused_result))
 #define ATOMIO_DEPRECATED(msg) __attribute__((deprecated(msg)))
 #else
 #define ATOMIO_NODISCARD
@@ -42,7 +42,10 @@ extern "C" {
 /* Initializers are designated (C99, and C++20), so appending a field never shifts them: every
  * field not named is zero. ATOMIO_*_INIT work in both languages; before C++20 use the
  * atomio_*_init() functions instead. */
-#define ATOMIO_SIZE_ONLY_INIT_(T) {.size = sizeof(T)}
+#define ATOMIO_SIZE_ONLY_INIT_(T)                                                                  \
+    {                                                                                              \
+        .size = sizeof(T)                                                                          \
+    }
 
 /* ------------------------------------------------------------------------------------------ */
 /* Version. This header is the only place the version is written; CMake reads it from here.   */
@@ -50,7 +53,7 @@ extern "C" {
 #define ATOMIO_VERSION_MAJOR 0
 #define ATOMIO_VERSION_MINOR 2
 #define ATOMIO_VERSION_PATCH 0
-#define ATOMIO_VERSION_NUMBER                                                                    \
+#define ATOMIO_VERSION_NUMBER                                                                      \
     (ATOMIO_VERSION_MAJOR * 10000 + ATOMIO_VERSION_MINOR * 100 + ATOMIO_VERSION_PATCH)
 #define ATOMIO_VERSION_STRING "0.2.0"
 
@@ -83,19 +86,19 @@ enum atomio_error {
     ATOMIO_E_STORE_FULL = -5013,       /* the pages do not fit one store record, or records
                                           held for recovery fill the store */
     ATOMIO_E_UNRECOVERABLE = -5014,    /* recovery found pages neither copy can save */
-    ATOMIO_E_NEEDS_DOUBLEWRITE = -5015,/* bring-your-own-ring: rewrite via the doublewrite API */
-    ATOMIO_E_SEQUENCE = -5016,         /* staged call out of order */
-    ATOMIO_E_NO_COPY = -5017,          /* ATOMIO_FILE_NO_COPY and the buffer is not from
-                                          atomio_page_alloc() */
-    ATOMIO_E_GEOMETRY = -5018,         /* the kernel rejected our atomic geometry (EINVAL) even
-                                          after a re-probe: a library bug or a changed file */
-    ATOMIO_E_BUSY = -5019,             /* resource busy (e.g. a staged batch still in flight) */
-    ATOMIO_E_STORE_FAILED = -5020,     /* a store write or sync failed earlier: the store is
-                                          unusable until the ctx is closed and reopened */
-    ATOMIO_E_STORE_LOCKED = -5021,     /* the store is in use by another engine instance */
-    ATOMIO_E_UNAPPLIED = -5022         /* recovery kept copies it could not apply (unknown file
-                                          id, missing data file): see the report, then remap
-                                          or discard them */
+    ATOMIO_E_NEEDS_DOUBLEWRITE = -5015, /* bring-your-own-ring: rewrite via the doublewrite API */
+    ATOMIO_E_SEQUENCE = -5016,          /* staged call out of order */
+    ATOMIO_E_NO_COPY = -5017,           /* ATOMIO_FILE_NO_COPY and the buffer is not from
+                                           atomio_page_alloc() */
+    ATOMIO_E_GEOMETRY = -5018,          /* the kernel rejected our atomic geometry (EINVAL) even
+                                           after a re-probe: a library bug or a changed file */
+    ATOMIO_E_BUSY = -5019,              /* resource busy (e.g. a staged batch still in flight) */
+    ATOMIO_E_STORE_FAILED = -5020,      /* a store write or sync failed earlier: the store is
+                                           unusable until the ctx is closed and reopened */
+    ATOMIO_E_STORE_LOCKED = -5021,      /* the store is in use by another engine instance */
+    ATOMIO_E_UNAPPLIED = -5022          /* recovery kept copies it could not apply (unknown file
+                                           id, missing data file): see the report, then remap
+                                           or discard them */
 };
 
 /**
@@ -168,10 +171,10 @@ typedef int (*atomio_verify_fn)(void *arg, uint64_t file_id, uint64_t page_no, c
                                 uint32_t page_size);
 
 /* atomio_ctx_opts.flags */
-#define ATOMIO_CTX_NO_DOUBLEWRITE 0x1u /* no store: DOUBLEWRITE impossible, AUTO never picks it */
-#define ATOMIO_CTX_NO_RECOVER 0x2u     /* do not run recovery at open (the engine calls it) */
-#define ATOMIO_CTX_LOCK_PAGES 0x4u     /* mlock() buffers from atomio_page_alloc() */
-#define ATOMIO_CTX_NO_DURABILITY 0x10u /* start in no-durability mode (atomio_ctx_set_durability) */
+#define ATOMIO_CTX_NO_DOUBLEWRITE 0x1u  /* no store: DOUBLEWRITE impossible, AUTO never picks it */
+#define ATOMIO_CTX_NO_RECOVER     0x2u  /* do not run recovery at open (the engine calls it) */
+#define ATOMIO_CTX_LOCK_PAGES     0x4u  /* mlock() buffers from atomio_page_alloc() */
+#define ATOMIO_CTX_NO_DURABILITY  0x10u /* start with durability off (atomio_ctx_set_durability) */
 
 /**
  * Recovery callback for copies it cannot apply: called once per file id whose copies are kept
@@ -180,8 +183,8 @@ typedef int (*atomio_verify_fn)(void *arg, uint64_t file_id, uint64_t page_no, c
  * @param pages how many pages of the file the store holds copies of.
  * @param err -ENOENT (file missing), ATOMIO_E_UNAPPLIED (id unknown), or another -errno.
  */
-typedef void (*atomio_unapplied_fn)(void *arg, uint64_t file_id, const char *path,
-                                    uint64_t pages, int err);
+typedef void (*atomio_unapplied_fn)(void *arg, uint64_t file_id, const char *path, uint64_t pages,
+                                    int err);
 
 /** When the doublewrite store releases a page's copy. */
 enum atomio_doublewrite_mode {
@@ -196,37 +199,40 @@ enum atomio_doublewrite_mode {
 
 /** Options of atomio_ctx_open(). Set size with ATOMIO_CTX_OPTS_INIT or atomio_ctx_opts_init(). */
 typedef struct atomio_ctx_opts {
-    uint32_t size;              /* sizeof(atomio_ctx_opts) as the caller knows it */
-    uint32_t flags;             /* ATOMIO_CTX_* */
-    const char *doublewrite_dir;      /* doublewrite store directory; must exist (a missing one is
-                                   -ENOENT, never silently recreated: it may have held the
-                                   only good copies); the store files in it are created.
-                                   Required unless ATOMIO_CTX_NO_DOUBLEWRITE */
-    uint32_t policy;            /* enum atomio_policy; DEFAULT = PREFER_FAST */
-    uint32_t submitter;         /* enum atomio_submitter */
-    uint32_t queue_depth;       /* in-flight writes per ring; 0 = 32 */
-    uint32_t doublewrite_mode;  /* enum atomio_doublewrite_mode: when copies are released */
-    uint32_t doublewrite_batch_pages; /* most pages in one store record (larger batches are
-                                   split); 0 = 64 */
+    uint32_t size;                      /* sizeof(atomio_ctx_opts) as the caller knows it */
+    uint32_t flags;                     /* ATOMIO_CTX_* */
+    const char *doublewrite_dir;        /* doublewrite store directory; must exist (a missing one is
+                                     -ENOENT, never silently recreated: it may have held the
+                                     only good copies); the store files in it are created.
+                                     Required unless ATOMIO_CTX_NO_DOUBLEWRITE */
+    uint32_t policy;                    /* enum atomio_policy; DEFAULT = PREFER_FAST */
+    uint32_t submitter;                 /* enum atomio_submitter */
+    uint32_t queue_depth;               /* in-flight writes per ring; 0 = 32 */
+    uint32_t doublewrite_mode;          /* enum atomio_doublewrite_mode: when copies are released */
+    uint32_t doublewrite_batch_pages;   /* most pages in one store record (larger batches are
+                                     split); 0 = 64 */
     uint32_t doublewrite_max_page_size; /* largest page the store takes: files with larger
                                    pages cannot use DOUBLEWRITE; 0 = 16384 */
-    int32_t numa_node;          /* page buffers: -1 = node of the calling thread */
-    uint32_t reserved0;         /* must be 0 */
-    atomio_verify_fn verify;    /* optional recovery callback */
-    void *verify_arg;           /* passed to verify */
-    const char *data_root;      /* data files under this directory are recorded in the store
-                                   relative to it, so the directory can move (a restore, a
-                                   container) and recovery still finds them; NULL: absolute */
-    atomio_unapplied_fn unapplied; /* optional: told of every file whose copies recovery keeps */
-    void *unapplied_arg;        /* passed to unapplied */
-    const char *instance;       /* engine instance name: every process that opens the store
-                                   with the same name shares it; another name (or NULL, a
-                                   private instance) is refused while it is in use */
+    int32_t numa_node;                  /* page buffers: -1 = node of the calling thread */
+    uint32_t reserved0;                 /* must be 0 */
+    atomio_verify_fn verify;            /* optional recovery callback */
+    void *verify_arg;                   /* passed to verify */
+    const char *data_root;              /* data files under this directory are recorded in the store
+                                           relative to it, so the directory can move (a restore, a
+                                           container) and recovery still finds them; NULL: absolute */
+    atomio_unapplied_fn unapplied;    /* optional: told of every file whose copies recovery keeps */
+    void *unapplied_arg;              /* passed to unapplied */
+    const char *instance;             /* engine instance name: every process that opens the store
+                                         with the same name shares it; another name (or NULL, a
+                                         private instance) is refused while it is in use */
     uint64_t doublewrite_store_bytes; /* store capacity; 0 = 128 MiB (docs/design.md: sizing) */
-    uint64_t reserved[4];       /* must be 0 */
+    uint64_t reserved[4];             /* must be 0 */
 } atomio_ctx_opts;
 
-#define ATOMIO_CTX_OPTS_INIT {.size = sizeof(atomio_ctx_opts), .numa_node = -1}
+#define ATOMIO_CTX_OPTS_INIT                                                                       \
+    {                                                                                              \
+        .size = sizeof(atomio_ctx_opts), .numa_node = -1                                           \
+    }
 
 /** Fill *o with defaults and o->size. NULL is a no-op. Thread-safe. Since 0.1. */
 ATOMIO_API void atomio_ctx_opts_init(atomio_ctx_opts *o);
@@ -258,21 +264,21 @@ ATOMIO_API int atomio_ctx_close(atomio_ctx *ctx);
 typedef struct atomio_recovery_report {
     uint32_t size;
     uint32_t reserved0;
-    uint64_t ring_bytes_scanned;  /* bytes of the store ring read */
-    uint64_t batches_scanned;     /* batch headers found (valid or not) */
-    uint64_t batches_valid;       /* header and every slot CRC held */
-    uint64_t batches_torn;        /* ignored: their in-place writes never started */
-    uint64_t pages_checked;       /* (file, page) pairs compared against their newest copy */
-    uint64_t pages_restored;      /* in-place page differed and was rewritten from the copy */
+    uint64_t ring_bytes_scanned;    /* bytes of the store ring read */
+    uint64_t batches_scanned;       /* batch headers found (valid or not) */
+    uint64_t batches_valid;         /* header and every slot CRC held */
+    uint64_t batches_torn;          /* ignored: their in-place writes never started */
+    uint64_t pages_checked;         /* (file, page) pairs compared against their newest copy */
+    uint64_t pages_restored;        /* in-place page differed and was rewritten from the copy */
     uint64_t pages_verified_intact; /* the engine's verify() said intact; left alone */
-    uint64_t pages_unrecoverable; /* verify() rejected both the page and the copy */
-    uint64_t files_missing;       /* file ids whose recorded path does not exist */
-    uint64_t unknown_file_ids;    /* file ids with copies but absent from the manifest */
-    uint64_t pages_unapplied;     /* copies kept: their file is missing or unknown (the call
-                                     fails with ATOMIO_E_UNAPPLIED; remap or discard them) */
-    uint64_t pages_discarded;     /* copies dropped by atomio_ctx_discard_file() or a reset */
-    uint64_t batches_discarded;   /* live records dropped by atomio_store_reset() */
-    uint64_t headers_repaired;    /* damaged store header copies rewritten from the good one */
+    uint64_t pages_unrecoverable;   /* verify() rejected both the page and the copy */
+    uint64_t files_missing;         /* file ids whose recorded path does not exist */
+    uint64_t unknown_file_ids;      /* file ids with copies but absent from the manifest */
+    uint64_t pages_unapplied;       /* copies kept: their file is missing or unknown (the call
+                                       fails with ATOMIO_E_UNAPPLIED; remap or discard them) */
+    uint64_t pages_discarded;       /* copies dropped by atomio_ctx_discard_file() or a reset */
+    uint64_t batches_discarded;     /* live records dropped by atomio_store_reset() */
+    uint64_t headers_repaired;      /* damaged store header copies rewritten from the good one */
 } atomio_recovery_report;
 
 #define ATOMIO_RECOVERY_REPORT_INIT ATOMIO_SIZE_ONLY_INIT_(atomio_recovery_report)
@@ -284,8 +290,7 @@ typedef struct atomio_recovery_report {
  * @return 0; ATOMIO_E_UNRECOVERABLE when pages_unrecoverable > 0; ATOMIO_E_NO_DOUBLEWRITE;
  *         ATOMIO_E_STORE; -errno. Since 0.1.
  */
-ATOMIO_API ATOMIO_NODISCARD int atomio_ctx_recover(atomio_ctx *ctx,
-                                                   atomio_recovery_report *report);
+ATOMIO_API ATOMIO_NODISCARD int atomio_ctx_recover(atomio_ctx *ctx, atomio_recovery_report *report);
 
 /**
  * atomio_ctx_remap_file() -- record that the copies of file_id belong to the data file at
@@ -329,13 +334,13 @@ ATOMIO_API const char *atomio_last_reason(void);
 #define ATOMIO_REASON_LEN 192
 
 /* atomio_caps.direct_atomic */
-#define ATOMIO_ATOMIC_NONE 0u     /* no O_DIRECT RWF_ATOMIC for this file and page size */
+#define ATOMIO_ATOMIC_NONE     0u /* no O_DIRECT RWF_ATOMIC for this file and page size */
 #define ATOMIO_ATOMIC_HARDWARE 1u /* device-backed (fast) */
 #define ATOMIO_ATOMIC_SOFTWARE 2u /* filesystem copy-on-write (XFS), slow */
 
 /* atomio_caps.valid bits */
-#define ATOMIO_CAPS_STATX 0x1u    /* statx figures filled */
-#define ATOMIO_CAPS_SYSFS 0x2u    /* hw_unit_max from sysfs filled */
+#define ATOMIO_CAPS_STATX    0x1u /* statx figures filled */
+#define ATOMIO_CAPS_SYSFS    0x2u /* hw_unit_max from sysfs filled */
 #define ATOMIO_CAPS_BUFFERED 0x4u /* buffered probe write done */
 #define ATOMIO_CAPS_VERDICTS 0x8u /* verdicts and reasons filled */
 
@@ -346,42 +351,41 @@ ATOMIO_API const char *atomio_last_reason(void);
  */
 typedef struct atomio_caps {
     uint32_t size;
-    uint32_t valid;            /* ATOMIO_CAPS_* */
-    uint32_t page_size;        /* asked for */
-    uint32_t sys_page_size;    /* sysconf(_SC_PAGESIZE) */
-    uint32_t fs_block_size;    /* fs block: min(stx_blksize, statfs f_bsize) */
-    uint32_t dev_major;        /* st_dev of the file */
+    uint32_t valid;         /* ATOMIO_CAPS_* */
+    uint32_t page_size;     /* asked for */
+    uint32_t sys_page_size; /* sysconf(_SC_PAGESIZE) */
+    uint32_t fs_block_size; /* fs block: min(stx_blksize, statfs f_bsize) */
+    uint32_t dev_major;     /* st_dev of the file */
     uint32_t dev_minor;
-    uint32_t hw_unit_max;      /* sysfs queue/atomic_write_unit_max_bytes of the backing disk */
-    int32_t hw_sysfs_err;      /* 0, or -errno reading sysfs (no block device: -ENODEV) */
-    uint32_t direct_atomic;    /* ATOMIO_ATOMIC_* for this page size */
-    uint32_t buffered_atomic;  /* 1 if the buffered probe write succeeded */
+    uint32_t hw_unit_max;       /* sysfs queue/atomic_write_unit_max_bytes of the backing disk */
+    int32_t hw_sysfs_err;       /* 0, or -errno reading sysfs (no block device: -ENODEV) */
+    uint32_t direct_atomic;     /* ATOMIO_ATOMIC_* for this page size */
+    uint32_t buffered_atomic;   /* 1 if the buffered probe write succeeded */
     int32_t buffered_probe_err; /* result of the probe write: 0 or -errno (e.g. -EOPNOTSUPP) */
-    uint32_t page_order;       /* log2(page_size / sys_page_size), or UINT32_MAX if not whole */
-    uint32_t fs_min_order;     /* log2(max(fs_block, sys_page) / sys_page) */
-    uint64_t fs_type;          /* statfs f_type (XFS 0x58465342, ext4 0xef53, tmpfs 0x1021994) */
-    uint32_t auto_path;        /* enum atomio_path AUTO picks with the probe's io style/policy */
-    uint32_t folio_ok;         /* 1 if the page fits the folio-order rule of buffered atomics */
-    char reason_direct[ATOMIO_REASON_LEN];     /* why DIRECT_ATOMIC is (not) possible */
-    char reason_buffered[ATOMIO_REASON_LEN];   /* why BUFFERED_ATOMIC is (not) possible */
-    char reason_doublewrite[ATOMIO_REASON_LEN];/* DOUBLEWRITE verdict */
-    char reason_auto[ATOMIO_REASON_LEN];       /* why AUTO picks auto_path */
+    uint32_t page_order;        /* log2(page_size / sys_page_size), or UINT32_MAX if not whole */
+    uint32_t fs_min_order;      /* log2(max(fs_block, sys_page) / sys_page) */
+    uint64_t fs_type;           /* statfs f_type (XFS 0x58465342, ext4 0xef53, tmpfs 0x1021994) */
+    uint32_t auto_path;         /* enum atomio_path AUTO picks with the probe's io style/policy */
+    uint32_t folio_ok;          /* 1 if the page fits the folio-order rule of buffered atomics */
+    char reason_direct[ATOMIO_REASON_LEN];      /* why DIRECT_ATOMIC is (not) possible */
+    char reason_buffered[ATOMIO_REASON_LEN];    /* why BUFFERED_ATOMIC is (not) possible */
+    char reason_doublewrite[ATOMIO_REASON_LEN]; /* DOUBLEWRITE verdict */
+    char reason_auto[ATOMIO_REASON_LEN];        /* why AUTO picks auto_path */
 #ifdef ATOMIO_EXPERIMENTAL
     /* Raw mirror of the statx fields behind the verdicts. Experimental: the kernel's atomic
      * write fields are young and may be reshaped. At the end of the struct, so a caller built
      * without ATOMIO_EXPERIMENTAL has a smaller size and the library fills only what fits. */
-    uint32_t statx_mask;       /* stx_mask as returned */
-    uint32_t dio_mem_align;    /* stx_dio_mem_align */
-    uint64_t statx_attributes; /* stx_attributes */
-    uint32_t dio_offset_align; /* stx_dio_offset_align */
+    uint32_t statx_mask;            /* stx_mask as returned */
+    uint32_t dio_mem_align;         /* stx_dio_mem_align */
+    uint64_t statx_attributes;      /* stx_attributes */
+    uint32_t dio_offset_align;      /* stx_dio_offset_align */
     uint32_t dio_read_offset_align; /* stx_dio_read_offset_align */
-    uint32_t unit_min;         /* stx_atomic_write_unit_min */
-    uint32_t unit_max;         /* stx_atomic_write_unit_max */
-    uint32_t segments_max;     /* stx_atomic_write_segments_max */
-    uint32_t unit_max_opt;     /* stx_atomic_write_unit_max_opt (6.16+) */
+    uint32_t unit_min;              /* stx_atomic_write_unit_min */
+    uint32_t unit_max;              /* stx_atomic_write_unit_max */
+    uint32_t segments_max;          /* stx_atomic_write_segments_max */
+    uint32_t unit_max_opt;          /* stx_atomic_write_unit_max_opt (6.16+) */
 #endif
 } atomio_caps;
-
 
 #define ATOMIO_CAPS_INIT ATOMIO_SIZE_ONLY_INIT_(atomio_caps)
 
@@ -404,11 +408,12 @@ ATOMIO_API ATOMIO_NODISCARD int atomio_probe(const char *path, uint32_t page_siz
 /* Files.                                                                                       */
 
 /* atomio_file_opts.flags */
-#define ATOMIO_FILE_CREATE 0x1u  /* create if missing (mode from opts->mode) */
-#define ATOMIO_FILE_RDONLY 0x2u  /* reads only; writes return ATOMIO_E_READ_ONLY */
-#define ATOMIO_FILE_NO_COPY 0x4u /* never bounce-copy: buffers must come from atomio_page_alloc
-                                    (or be aligned for O_DIRECT), else refused */
-#define ATOMIO_FILE_DSYNC 0x8u   /* every write is durable when it returns */
+#define ATOMIO_FILE_CREATE 0x1u /* create if missing (mode from opts->mode) */
+#define ATOMIO_FILE_RDONLY 0x2u /* reads only; writes return ATOMIO_E_READ_ONLY */
+#define ATOMIO_FILE_NO_COPY                                                                        \
+    0x4u                       /* never bounce-copy: buffers must come from atomio_page_alloc      \
+                                  (or be aligned for O_DIRECT), else refused */
+#define ATOMIO_FILE_DSYNC 0x8u /* every write is durable when it returns */
 
 /** Options of atomio_file_open(). */
 typedef struct atomio_file_opts {
@@ -449,24 +454,25 @@ ATOMIO_API ATOMIO_NODISCARD int atomio_file_open(atomio_ctx *ctx, const char *pa
  */
 ATOMIO_API int atomio_file_close(atomio_file *f);
 
-/** Per-file facts (atomio_file_get_info()): the chosen path and why, the state, the figures behind the choice. */
+/** Per-file facts (atomio_file_get_info()): the chosen path and why, the state, the figures behind
+ * the choice. */
 typedef struct atomio_file_info {
     uint32_t size;
     uint32_t path;            /* enum atomio_path currently in force */
     uint32_t torn_write_safe; /* 1 unless path is UNSAFE */
     uint32_t state;           /* enum atomio_file_state */
     uint32_t page_size;
-    uint32_t io_style;        /* as asked */
-    uint32_t policy;          /* as in force */
-    uint32_t submitter;       /* enum atomio_submitter actually used (URING or SYNC) */
-    uint32_t uring_fallback;  /* 1 if io_uring was wanted but could not be set up */
-    uint32_t downgrades;      /* runtime downgrades to DOUBLEWRITE so far */
-    uint32_t o_direct;        /* 1 if the data fd is O_DIRECT */
-    uint32_t direct_atomic;   /* ATOMIO_ATOMIC_* from the probe */
-    uint64_t file_id;         /* id in the doublewrite store */
-    uint64_t calib_atomic_ns; /* CALIBRATE: mean ns per page, DIRECT_ATOMIC (0 = not run) */
+    uint32_t io_style;              /* as asked */
+    uint32_t policy;                /* as in force */
+    uint32_t submitter;             /* enum atomio_submitter actually used (URING or SYNC) */
+    uint32_t uring_fallback;        /* 1 if io_uring was wanted but could not be set up */
+    uint32_t downgrades;            /* runtime downgrades to DOUBLEWRITE so far */
+    uint32_t o_direct;              /* 1 if the data fd is O_DIRECT */
+    uint32_t direct_atomic;         /* ATOMIO_ATOMIC_* from the probe */
+    uint64_t file_id;               /* id in the doublewrite store */
+    uint64_t calib_atomic_ns;       /* CALIBRATE: mean ns per page, DIRECT_ATOMIC (0 = not run) */
     uint64_t calib_doublewrite_ns;  /* CALIBRATE: mean ns per page, DOUBLEWRITE */
-    char reason[ATOMIO_REASON_LEN];        /* why the current path */
+    char reason[ATOMIO_REASON_LEN]; /* why the current path */
     char reject_direct[ATOMIO_REASON_LEN]; /* why DIRECT_ATOMIC was not chosen ("" if chosen) */
     char reject_buffered[ATOMIO_REASON_LEN];
     char reject_doublewrite[ATOMIO_REASON_LEN];
@@ -476,8 +482,7 @@ typedef struct atomio_file_info {
 
 /** atomio_file_get_info() -- fill *info. @return 0, ATOMIO_E_INVAL, ATOMIO_E_ABI, ATOMIO_E_CLOSED.
  * Thread-safe. Since 0.1. */
-ATOMIO_API ATOMIO_NODISCARD int atomio_file_get_info(const atomio_file *f,
-                                                     atomio_file_info *info);
+ATOMIO_API ATOMIO_NODISCARD int atomio_file_get_info(const atomio_file *f, atomio_file_info *info);
 
 /** atomio_file_get_caps() -- the probe figures behind the file's choice. Same errors as
  * atomio_file_get_info(). Thread-safe. Since 0.1. */
@@ -544,8 +549,8 @@ typedef struct atomio_page_write {
  * @return the number of entries written (n when all succeeded), or ATOMIO_E_INVAL for a NULL
  *         array. Each entry's result holds its own code. Thread-safe. Since 0.1.
  */
-ATOMIO_API ATOMIO_NODISCARD int atomio_write_batch(atomio_ctx *ctx, atomio_page_write *w,
-                                                   size_t n, uint32_t flags);
+ATOMIO_API ATOMIO_NODISCARD int atomio_write_batch(atomio_ctx *ctx, atomio_page_write *w, size_t n,
+                                                   uint32_t flags);
 
 /**
  * atomio_read() -- read one page. On an O_DIRECT fd an unaligned page is read through an
@@ -572,8 +577,9 @@ ATOMIO_API ATOMIO_NODISCARD int atomio_ctx_sync(atomio_ctx *ctx);
 /* ------------------------------------------------------------------------------------------ */
 /* Observability.                                                                               */
 
-#define ATOMIO_LAT_BUCKETS 32 /* bucket i: write latencies in [2^i, 2^(i+1)) microseconds;
-                                 bucket 0 also holds < 1 us */
+#define ATOMIO_LAT_BUCKETS                                                                         \
+    32 /* bucket i: write latencies in [2^i, 2^(i+1)) microseconds;                                \
+          bucket 0 also holds < 1 us */
 
 /* Room for paths in atomio_stats.pages[]: fixed, so a new path never moves later fields. */
 #define ATOMIO_STATS_PATHS 8
@@ -583,22 +589,22 @@ typedef struct atomio_stats {
     uint32_t size;
     uint32_t reserved0;
     uint64_t pages[ATOMIO_STATS_PATHS]; /* pages written, indexed by enum atomio_path */
-    uint64_t bytes_data;       /* bytes written in place to data files */
-    uint64_t bytes_doublewrite;      /* bytes written to the doublewrite store */
-    uint64_t syncs;            /* fdatasync calls (data files and store) */
-    uint64_t batches;          /* doublewrite batches completed */
-    uint64_t downgrades;       /* atomic -> doublewrite runtime downgrades */
-    uint64_t short_writes;     /* short writes seen (each failed a file) */
-    uint64_t failed_syncs;     /* fdatasync failures (each failed a file) */
-    uint64_t recovered_pages;  /* pages restored by recovery */
-    uint64_t uring_fallbacks;  /* io_uring setups that failed and fell back to pwritev2 */
+    uint64_t bytes_data;                /* bytes written in place to data files */
+    uint64_t bytes_doublewrite;         /* bytes written to the doublewrite store */
+    uint64_t syncs;                     /* fdatasync calls (data files and store) */
+    uint64_t batches;                   /* doublewrite batches completed */
+    uint64_t downgrades;                /* atomic -> doublewrite runtime downgrades */
+    uint64_t short_writes;              /* short writes seen (each failed a file) */
+    uint64_t failed_syncs;              /* fdatasync failures (each failed a file) */
+    uint64_t recovered_pages;           /* pages restored by recovery */
+    uint64_t uring_fallbacks;           /* io_uring setups that failed and fell back to pwritev2 */
     uint64_t lat_hist[ATOMIO_LAT_BUCKETS]; /* per-page write latency */
-    uint64_t bounce_copies;    /* pages copied to an aligned buffer before an O_DIRECT write */
-    uint64_t forced_syncs;     /* data-file syncs the library made itself because the store
-                                  ran short of space (backpressure) */
-    uint64_t group_commits;    /* store durability barriers (fdatasync of the store) */
-    uint64_t group_records;    /* store records those barriers made durable: the mean group
-                                  size is group_records / group_commits */
+    uint64_t bounce_copies; /* pages copied to an aligned buffer before an O_DIRECT write */
+    uint64_t forced_syncs;  /* data-file syncs the library made itself because the store
+                               ran short of space (backpressure) */
+    uint64_t group_commits; /* store durability barriers (fdatasync of the store) */
+    uint64_t group_records; /* store records those barriers made durable: the mean group
+                               size is group_records / group_commits */
     /* The rest describe the shared store (ctx only; 0 for a file). */
     uint64_t store_bytes;      /* store capacity */
     uint64_t store_bytes_used; /* store bytes holding copies not yet released */
@@ -733,8 +739,8 @@ typedef int (*atomio_inspect_fn)(void *arg, const atomio_inspect_record *rec);
  *         -ENOMEM, other -errno. Thread-safe; a store in use may be seen mid-batch (such
  *         batches show as TORN). Since 0.1.
  */
-ATOMIO_API ATOMIO_NODISCARD int atomio_store_inspect(const char *doublewrite_dir, atomio_inspect_fn fn,
-                                                     void *arg);
+ATOMIO_API ATOMIO_NODISCARD int atomio_store_inspect(const char *doublewrite_dir,
+                                                     atomio_inspect_fn fn, void *arg);
 
 #endif /* ATOMIO_EXPERIMENTAL */
 

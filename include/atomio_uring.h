@@ -22,11 +22,12 @@
  * IORING_OP_WRITE_FIXED: the kernel rejects RWF_ATOMIC on registered buffers with EINVAL.
  *
  * Every prepared SQE must be submitted and its result reported back exactly once
- * (atomio_complete_write(), atomio_doublewrite_complete_store(), atomio_doublewrite_complete_store_sync(),
- * atomio_doublewrite_complete_inplace()), in whatever order the CQEs arrive. On error a prep function
- * turns the SQE into IORING_OP_NOP (user_data kept), so an entry already taken from the ring
- * can be submitted harmlessly. The files (and the ctx) must stay open until every SQE
- * prepared for them has been reported: the SQE names their descriptors.
+ * (atomio_complete_write(), atomio_doublewrite_complete_store(),
+ * atomio_doublewrite_complete_store_sync(), atomio_doublewrite_complete_inplace()), in whatever
+ * order the CQEs arrive. On error a prep function turns the SQE into IORING_OP_NOP (user_data
+ * kept), so an entry already taken from the ring can be submitted harmlessly. The files (and the
+ * ctx) must stay open until every SQE prepared for them has been reported: the SQE names their
+ * descriptors.
  */
 #ifndef ATOMIO_URING_H
 #define ATOMIO_URING_H
@@ -113,19 +114,21 @@ ATOMIO_API ATOMIO_NODISCARD int atomio_complete_write(atomio_file *f, int cqe_re
  * ATOMIO_E_SEQUENCE, and the batch is unchanged):
  *   1. atomio_doublewrite_stage(): a store record is reserved and the pages copied into it with
  *      their checksums (the engine's buffers are free again when it returns);
- *   2. atomio_doublewrite_prep_store(): one SQE writing the whole batch to the store; report its CQE
- *      with atomio_doublewrite_complete_store();
- *   3. atomio_doublewrite_prep_store_sync(): the durability step, an IORING_OP_FSYNC (datasync) SQE on
- *      the store file; report it with atomio_doublewrite_complete_store_sync(). It also counts
- *      as a group commit for every other record written before it was issued;
- *   4. atomio_doublewrite_prep_inplace() for every entry i in [0, n): the in-place writes, all in flight
- *      together, from the batch's own copy; report each with atomio_doublewrite_complete_inplace();
+ *   2. atomio_doublewrite_prep_store(): one SQE writing the whole batch to the store; report its
+ * CQE with atomio_doublewrite_complete_store();
+ *   3. atomio_doublewrite_prep_store_sync(): the durability step, an IORING_OP_FSYNC (datasync) SQE
+ * on the store file; report it with atomio_doublewrite_complete_store_sync(). It also counts as a
+ * group commit for every other record written before it was issued;
+ *   4. atomio_doublewrite_prep_inplace() for every entry i in [0, n): the in-place writes, all in
+ * flight together, from the batch's own copy; report each with
+ * atomio_doublewrite_complete_inplace();
  *   5. atomio_doublewrite_done(): fdatasync of every data file written (or, with
  *      ATOMIO_DOUBLEWRITE_DEFERRED, left to the engine's atomio_sync()), the record released
  *      (or left to be released by those syncs); the batch is freed.
  * atomio_doublewrite_abandon() gives a batch up before step 4.
  * Calls on one batch may come from different threads (the library serializes them), but
- * atomio_doublewrite_done() and atomio_doublewrite_abandon() free it: nothing may race with those two.
+ * atomio_doublewrite_done() and atomio_doublewrite_abandon() free it: nothing may race with those
+ * two.
  */
 typedef struct atomio_staged_batch atomio_doublewrite_batch;
 
@@ -155,68 +158,71 @@ typedef struct atomio_staged_batch atomio_doublewrite_batch;
  *         codes of atomio_write() (ATOMIO_E_RANGE, ATOMIO_E_FAILED, ATOMIO_E_CLOSED,
  *         ATOMIO_E_READ_ONLY); -ENOMEM. Thread-safe. Since 0.1.
  */
-ATOMIO_API ATOMIO_NODISCARD int atomio_doublewrite_stage(atomio_ctx *ctx, atomio_page_write *w, size_t n,
-                                                uint32_t flags, atomio_doublewrite_batch **out);
+ATOMIO_API ATOMIO_NODISCARD int atomio_doublewrite_stage(atomio_ctx *ctx, atomio_page_write *w,
+                                                         size_t n, uint32_t flags,
+                                                         atomio_doublewrite_batch **out);
 
 /**
  * atomio_doublewrite_prep_store() -- fill @sqe with the batch's store write (IORING_OP_WRITE of the
  * whole batch, one sequential write). Once per batch, right after atomio_doublewrite_stage().
  * @return 0, ATOMIO_E_INVAL, ATOMIO_E_SEQUENCE. Since 0.1.
  */
-ATOMIO_API ATOMIO_NODISCARD int atomio_doublewrite_prep_store(atomio_doublewrite_batch *b, struct io_uring_sqe *sqe);
+ATOMIO_API ATOMIO_NODISCARD int atomio_doublewrite_prep_store(atomio_doublewrite_batch *b,
+                                                              struct io_uring_sqe *sqe);
 
 /**
  * atomio_doublewrite_complete_store() -- report the store write's CQE result.
- * @return 0: go on with atomio_doublewrite_prep_store_sync(); otherwise the batch is dead (nothing was
- *         written in place, the data pages are intact) and must be abandoned: the CQE's -errno,
- *         or ATOMIO_E_STORE_FAILED for a short store write (either way the store takes no more
- *         records until the ctx is reopened); ATOMIO_E_INVAL, ATOMIO_E_SEQUENCE.
- * Since 0.1.
+ * @return 0: go on with atomio_doublewrite_prep_store_sync(); otherwise the batch is dead (nothing
+ * was written in place, the data pages are intact) and must be abandoned: the CQE's -errno, or
+ * ATOMIO_E_STORE_FAILED for a short store write (either way the store takes no more records until
+ * the ctx is reopened); ATOMIO_E_INVAL, ATOMIO_E_SEQUENCE. Since 0.1.
  */
-ATOMIO_API ATOMIO_NODISCARD int atomio_doublewrite_complete_store(atomio_doublewrite_batch *b, int cqe_res);
+ATOMIO_API ATOMIO_NODISCARD int atomio_doublewrite_complete_store(atomio_doublewrite_batch *b,
+                                                                  int cqe_res);
 
 /**
  * atomio_doublewrite_prep_store_sync() -- fill @sqe with the durability step: IORING_OP_FSYNC with
- * IORING_FSYNC_DATASYNC on the store file. Only after atomio_doublewrite_complete_store() returned 0
- * (submitting it together with an unfinished store write would not order them).
+ * IORING_FSYNC_DATASYNC on the store file. Only after atomio_doublewrite_complete_store() returned
+ * 0 (submitting it together with an unfinished store write would not order them).
  * @return 0, ATOMIO_E_INVAL, ATOMIO_E_SEQUENCE. Since 0.1.
  */
 ATOMIO_API ATOMIO_NODISCARD int atomio_doublewrite_prep_store_sync(atomio_doublewrite_batch *b,
-                                                          struct io_uring_sqe *sqe);
+                                                                   struct io_uring_sqe *sqe);
 
 /**
  * atomio_doublewrite_complete_store_sync() -- report the store fsync's CQE result.
  * @return 0: the copies are durable, the in-place writes may start; the CQE's -errno: the store
  *         is failed for good (like a data file after a failed fdatasync: atomio_write() and
- *         atomio_doublewrite_stage() return ATOMIO_E_STORE_FAILED until the ctx is reopened) and the batch must
- *         be abandoned; ATOMIO_E_INVAL, ATOMIO_E_SEQUENCE. Since 0.1.
+ *         atomio_doublewrite_stage() return ATOMIO_E_STORE_FAILED until the ctx is reopened) and
+ * the batch must be abandoned; ATOMIO_E_INVAL, ATOMIO_E_SEQUENCE. Since 0.1.
  */
-ATOMIO_API ATOMIO_NODISCARD int atomio_doublewrite_complete_store_sync(atomio_doublewrite_batch *b, int cqe_res);
+ATOMIO_API ATOMIO_NODISCARD int atomio_doublewrite_complete_store_sync(atomio_doublewrite_batch *b,
+                                                                       int cqe_res);
 
 /**
- * atomio_doublewrite_prep_inplace() -- fill @sqe with the in-place write of entry @i (IORING_OP_WRITE of
- * the batch's own copy of the page, so the engine's buffer is not needed). Once per entry,
- * after the store sync completed.
+ * atomio_doublewrite_prep_inplace() -- fill @sqe with the in-place write of entry @i
+ * (IORING_OP_WRITE of the batch's own copy of the page, so the engine's buffer is not needed). Once
+ * per entry, after the store sync completed.
  * @return 0; ATOMIO_E_SEQUENCE (store copy not durable yet, or entry already prepared);
  *         ATOMIO_E_RANGE (i >= n); ATOMIO_E_INVAL. Since 0.1.
  */
-ATOMIO_API ATOMIO_NODISCARD int atomio_doublewrite_prep_inplace(atomio_doublewrite_batch *b, size_t i,
-                                                       struct io_uring_sqe *sqe);
+ATOMIO_API ATOMIO_NODISCARD int atomio_doublewrite_prep_inplace(atomio_doublewrite_batch *b,
+                                                                size_t i, struct io_uring_sqe *sqe);
 
 /**
- * atomio_doublewrite_complete_inplace() -- report the CQE result of entry @i's in-place write, judged as
- * atomio_write() judges one: 0 (page written); ATOMIO_E_SHORT_WRITE or an I/O error (the file is
- * failed; the page may be torn and its store copy is kept for recovery); -ENOSPC, -EDQUOT,
+ * atomio_doublewrite_complete_inplace() -- report the CQE result of entry @i's in-place write,
+ * judged as atomio_write() judges one: 0 (page written); ATOMIO_E_SHORT_WRITE or an I/O error (the
+ * file is failed; the page may be torn and its store copy is kept for recovery); -ENOSPC, -EDQUOT,
  * -EFBIG (nothing written, the page is intact, the file stays usable); ATOMIO_E_RANGE,
  * ATOMIO_E_SEQUENCE (no in-place write of entry i in flight), ATOMIO_E_INVAL. Since 0.1.
  */
-ATOMIO_API ATOMIO_NODISCARD int atomio_doublewrite_complete_inplace(atomio_doublewrite_batch *b, size_t i,
-                                                           int cqe_res);
+ATOMIO_API ATOMIO_NODISCARD int atomio_doublewrite_complete_inplace(atomio_doublewrite_batch *b,
+                                                                    size_t i, int cqe_res);
 
 /**
- * atomio_doublewrite_done() -- finish the batch once every in-place write has been reported: fdatasync
- * each data file that took a page (blocking; in deferred mode only for ATOMIO_FILE_DSYNC files,
- * the engine's atomio_sync() does the rest), release the record or leave it to those syncs,
+ * atomio_doublewrite_done() -- finish the batch once every in-place write has been reported:
+ * fdatasync each data file that took a page (blocking; in deferred mode only for ATOMIO_FILE_DSYNC
+ * files, the engine's atomio_sync() does the rest), release the record or leave it to those syncs,
  * count pages and bytes as atomio_write_batch() does, free the batch. When a file
  * failed (short or failed in-place write, failed fdatasync) its pages' store copies are kept
  * valid until atomio_ctx_recover(), so recovery can repair them.
@@ -228,9 +234,9 @@ ATOMIO_API ATOMIO_NODISCARD int atomio_doublewrite_complete_inplace(atomio_doubl
 ATOMIO_API ATOMIO_NODISCARD int atomio_doublewrite_done(atomio_doublewrite_batch *b, int *results);
 
 /**
- * atomio_doublewrite_abandon() -- give a batch up before any in-place write was prepared, for instance
- * after its store write or fsync failed. If the store write may have reached the store, its
- * record is voided first (its header zeroed, durably; blocking), so recovery can never bring
+ * atomio_doublewrite_abandon() -- give a batch up before any in-place write was prepared, for
+ * instance after its store write or fsync failed. If the store write may have reached the store,
+ * its record is voided first (its header zeroed, durably; blocking), so recovery can never bring
  * back pages the engine gave up. Frees the batch. NULL is a no-op.
  * @return 0; ATOMIO_E_SEQUENCE (the store write or fsync is in flight, or in-place writes
  *         started: finish with atomio_doublewrite_done(); the batch stays valid);

@@ -32,10 +32,10 @@ int atomio__numa_node_of(const void *p);
 /* ---- page-memory backend (alloc_libc.c / alloc_jemalloc.c) ---------------------------- */
 
 struct atomio_alloc {
-    int node;            /* fixed node from ctx opts, or -1 = calling thread's node */
-    bool lock_pages;     /* ATOMIO_CTX_LOCK_PAGES */
-    size_t sys_page;     /* sysconf(_SC_PAGESIZE) */
-    void *backend;       /* backend state */
+    int node;        /* fixed node from ctx opts, or -1 = calling thread's node */
+    bool lock_pages; /* ATOMIO_CTX_LOCK_PAGES */
+    size_t sys_page; /* sysconf(_SC_PAGESIZE) */
+    void *backend;   /* backend state */
 };
 
 /* Name of the backend compiled in ("mmap" or "jemalloc"). */

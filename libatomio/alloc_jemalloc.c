@@ -25,10 +25,10 @@
 #include <sys/types.h>
 
 #define JEMALLOC_NO_RENAME
-#define je_mallocx atomio_je_mallocx
-#define je_dallocx atomio_je_dallocx
-#define je_sallocx atomio_je_sallocx
-#define je_mallctl atomio_je_mallctl
+#define je_mallocx        atomio_je_mallocx
+#define je_dallocx        atomio_je_dallocx
+#define je_sallocx        atomio_je_sallocx
+#define je_mallctl        atomio_je_mallctl
 #define je_malloc_message atomio_je_malloc_message
 #include <jemalloc/jemalloc.h>
 
@@ -82,8 +82,8 @@ hook_destroy(extent_hooks_t *h, void *addr, size_t size, bool committed, unsigne
 }
 
 static bool
-hook_split(extent_hooks_t *h, void *addr, size_t size, size_t size_a, size_t size_b,
-           bool committed, unsigned arena_ind)
+hook_split(extent_hooks_t *h, void *addr, size_t size, size_t size_a, size_t size_b, bool committed,
+           unsigned arena_ind)
 {
     (void)h, (void)addr, (void)size, (void)size_a, (void)size_b, (void)committed, (void)arena_ind;
     return false; /* anonymous mappings split anywhere on a page boundary */

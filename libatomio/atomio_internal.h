@@ -103,18 +103,18 @@ uint64_t atomio__now_ns(void);
 
 struct atomio_io {
     int fd;
-    int rwflags;          /* RWF_* for pwritev2 / sqe->rw_flags */
-    const void *buf;      /* aligned as the fd requires */
-    uint32_t len;         /* bytes (with iov: the sum of the iovecs) */
+    int rwflags;             /* RWF_* for pwritev2 / sqe->rw_flags */
+    const void *buf;         /* aligned as the fd requires */
+    uint32_t len;            /* bytes (with iov: the sum of the iovecs) */
     const struct iovec *iov; /* a vectored write when iovcnt > 0 (then buf is unused); the
                               * array must live until the io completes */
     uint32_t iovcnt;
     uint64_t off;
-    ssize_t res;          /* out: bytes written or -errno */
+    ssize_t res; /* out: bytes written or -errno */
     struct atomio_file *file;
-    uint32_t index;       /* caller's bookkeeping (batch entry index) */
-    uint32_t path;        /* enum atomio_path that prepared it (its complete() applies) */
-    void *bounce;         /* owned copy of the page when the path had to copy; freed after */
+    uint32_t index; /* caller's bookkeeping (batch entry index) */
+    uint32_t path;  /* enum atomio_path that prepared it (its complete() applies) */
+    void *bounce;   /* owned copy of the page when the path had to copy; freed after */
 };
 
 struct atomio_submit_ops {
@@ -148,9 +148,9 @@ void atomio__uring_ctx_fini(atomio_ctx *ctx);
  * exported call by mistake: every exported call turns a verdict into a public result.
  */
 enum atomio__next {
-    ATOMIO__NEXT_RESULT = 0,    /* .result is the page's result */
-    ATOMIO__NEXT_DOUBLEWRITE,   /* nothing was written: send the page through doublewrite */
-    ATOMIO__NEXT_REPROBE        /* EINVAL from an atomic write: re-probe once, then retry */
+    ATOMIO__NEXT_RESULT = 0,  /* .result is the page's result */
+    ATOMIO__NEXT_DOUBLEWRITE, /* nothing was written: send the page through doublewrite */
+    ATOMIO__NEXT_REPROBE      /* EINVAL from an atomic write: re-probe once, then retry */
 };
 struct atomio_verdict {
     enum atomio__next next;
@@ -184,7 +184,6 @@ struct atomio_path_ops {
 /* every public ATOMIO_WRITE_* flag atomio_write() and atomio_write_batch() take */
 #define ATOMIO__WRITE_FLAGS (ATOMIO_WRITE_DSYNC | ATOMIO_WRITE_STABLE_PAGES)
 
-
 extern const struct atomio_path_ops atomio__path_direct;
 extern const struct atomio_path_ops atomio__path_buffered;
 extern const struct atomio_path_ops atomio__path_doublewrite;
@@ -217,27 +216,28 @@ int atomio__dir_of(const char *path, char *out, size_t len);
 /* Forget cached buffered-probe verdicts (tests). */
 void atomio__caps_cache_clear(void);
 /* Forget the cached buffered-probe verdict of one (device, page size), so the EINVAL re-probe
- * (docs/design.md, "Runtime downgrade and re-probe") asks the kernel again instead of reading back the verdict it is doubting. */
+ * (docs/design.md, "Runtime downgrade and re-probe") asks the kernel again instead of reading back
+ * the verdict it is doubting. */
 void atomio__caps_cache_forget(uint32_t dev_major, uint32_t dev_minor, uint32_t page_size);
 
 struct atomio_select_in {
     const atomio_caps *caps;
-    uint32_t io_style;      /* enum atomio_io_style */
-    uint32_t policy;        /* resolved: PREFER_FAST, PREFER_ATOMIC or CALIBRATE */
-    uint32_t forced;        /* enum atomio_path; AUTO = choose */
-    bool have_store;        /* ctx has a doublewrite store that holds this page size */
-    bool store_too_small;   /* ctx has a store, but its segments cannot hold this page */
+    uint32_t io_style;        /* enum atomio_io_style */
+    uint32_t policy;          /* resolved: PREFER_FAST, PREFER_ATOMIC or CALIBRATE */
+    uint32_t forced;          /* enum atomio_path; AUTO = choose */
+    bool have_store;          /* ctx has a doublewrite store that holds this page size */
+    bool store_too_small;     /* ctx has a store, but its segments cannot hold this page */
     uint64_t calib_atomic_ns; /* CALIBRATE figures; 0 = not measured yet */
     uint64_t calib_doublewrite_ns;
 };
 
 struct atomio_select_out {
-    uint32_t path;          /* chosen path (valid when err == 0) */
-    int err;                /* 0, ATOMIO_E_PATH_UNSUPPORTED, ATOMIO_E_FOLIO_ORDER,
-                               ATOMIO_E_NO_DOUBLEWRITE */
-    bool needs_calibration; /* CALIBRATE and no figures yet: measure, then select again */
-    char reason[ATOMIO_REASON_LEN];                       /* why path (or why err) */
-    char reject[ATOMIO__PATH_COUNT][ATOMIO_REASON_LEN];   /* per candidate, "" if chosen */
+    uint32_t path;                  /* chosen path (valid when err == 0) */
+    int err;                        /* 0, ATOMIO_E_PATH_UNSUPPORTED, ATOMIO_E_FOLIO_ORDER,
+                                       ATOMIO_E_NO_DOUBLEWRITE */
+    bool needs_calibration;         /* CALIBRATE and no figures yet: measure, then select again */
+    char reason[ATOMIO_REASON_LEN]; /* why path (or why err) */
+    char reject[ATOMIO__PATH_COUNT][ATOMIO_REASON_LEN]; /* per candidate, "" if chosen */
 };
 
 /* Pure selection (docs/design.md, "Probe and selection"). */
@@ -252,53 +252,53 @@ struct atomio_alloc; /* page allocator state (buf.c) */
 #define ATOMIO_GRAVEYARD 256 /* closed file handles kept so stale use gives ATOMIO_E_CLOSED */
 
 struct atomio_ctx {
-    atomio_ctx_opts opts;           /* copied in, defaults resolved */
-    char *doublewrite_dir;          /* owned copies of the options' strings */
+    atomio_ctx_opts opts;  /* copied in, defaults resolved */
+    char *doublewrite_dir; /* owned copies of the options' strings */
     char *data_root;
     char *instance;
     const struct atomio_submit_ops *submit; /* resolved submitter */
-    bool uring_fallback;            /* io_uring wanted but could not be set up */
-    int uring_err;                  /* why (-errno) */
-    void *uring;                    /* submit_uring.c state */
-    struct atomio_store *store;     /* NULL with ATOMIO_CTX_NO_DOUBLEWRITE */
-    struct atomio_alloc *alloc;     /* buf.c state */
+    bool uring_fallback;                    /* io_uring wanted but could not be set up */
+    int uring_err;                          /* why (-errno) */
+    void *uring;                            /* submit_uring.c state */
+    struct atomio_store *store;             /* NULL with ATOMIO_CTX_NO_DOUBLEWRITE */
+    struct atomio_alloc *alloc;             /* buf.c state */
     struct atomio_counters stats;
-    pthread_mutex_t *lock;          /* files list, graveyard */
-    struct atomio_file *files;      /* open files (doubly linked) */
+    pthread_mutex_t *lock;     /* files list, graveyard */
+    struct atomio_file *files; /* open files (doubly linked) */
     struct atomio_file *graveyard[ATOMIO_GRAVEYARD];
     unsigned grave_next;
     _Atomic uint64_t next_file_id;
     /* no-durability mode (durability.c) */
-    _Atomic uint32_t no_durability;   /* 1 while off: plain in-place writes, no fdatasync */
-    _Atomic uint64_t nodur_inflight;  /* write calls running in that mode right now */
+    _Atomic uint32_t no_durability;  /* 1 while off: plain in-place writes, no fdatasync */
+    _Atomic uint64_t nodur_inflight; /* write calls running in that mode right now */
 };
 
 struct atomio_file {
     atomio_ctx *ctx;
     int fd;
-    int open_flags;                 /* flags the fd was opened with */
+    int open_flags; /* flags the fd was opened with */
     bool o_direct;
     bool rdonly;
-    uint32_t fflags;                /* ATOMIO_FILE_* */
+    uint32_t fflags; /* ATOMIO_FILE_* */
     uint32_t page_size;
     uint32_t page_shift;
     uint32_t io_style;
     uint32_t policy;
-    uint32_t mem_align;             /* buffer alignment the fd needs (1 if buffered) */
+    uint32_t mem_align; /* buffer alignment the fd needs (1 if buffered) */
     uint64_t file_id;
-    char *path;                     /* absolute path */
-    _Atomic uint32_t path_cur;      /* enum atomio_path in force */
-    _Atomic uint32_t state;         /* enum atomio_file_state */
+    char *path;                /* absolute path */
+    _Atomic uint32_t path_cur; /* enum atomio_path in force */
+    _Atomic uint32_t state;    /* enum atomio_file_state */
     _Atomic uint32_t downgrades;
-    bool reprobed;                  /* EINVAL re-probe already done */
+    bool reprobed; /* EINVAL re-probe already done */
     atomio_caps caps;
     uint64_t calib_atomic_ns, calib_doublewrite_ns;
-    pthread_mutex_t *lock;          /* reasons, path changes (pointer: usable from const f) */
+    pthread_mutex_t *lock; /* reasons, path changes (pointer: usable from const f) */
     char reason[ATOMIO_REASON_LEN];
     char reject[ATOMIO__PATH_COUNT][ATOMIO_REASON_LEN];
     struct atomio_counters stats;
     struct atomio_file *next, *prev;
-    bool adopted_fd;                /* atomio_file_open_fd(): the engine's fd, never closed */
+    bool adopted_fd; /* atomio_file_open_fd(): the engine's fd, never closed */
 };
 
 /* Validate a file handle for use: ATOMIO_E_INVAL for NULL, ATOMIO_E_CLOSED, else 0. */
@@ -333,13 +333,13 @@ void atomio__reason_set(const char *fmt, ...) __attribute__((format(printf, 1, 2
 void atomio__reason_clear(void);
 
 /* ---------------------------------------------------------------------------------------- */
-/* Doublewrite store (store/store.c, store/batch.c, store/recover.c).                                    */
+/* Doublewrite store (store/store.c, store/batch.c, store/recover.c). */
 
 struct atomio_dw_item {
     atomio_file *file;
     uint64_t page_no;
     const void *page;
-    int result;   /* out */
+    int result; /* out */
 };
 
 /* Create or open the store in ctx->doublewrite_dir; preallocate every segment. */
@@ -368,7 +368,8 @@ int atomio__store_discard_id(struct atomio_store *st, uint64_t file_id);
 uint64_t atomio__store_file_sync_begin(atomio_ctx *ctx, uint64_t file_id);
 void atomio__store_file_sync_end(atomio_ctx *ctx, uint64_t file_id, uint64_t ticket, bool ok);
 /* Store-wide figures for atomio_ctx_get_stats(). */
-void atomio__store_stats(const atomio_ctx *ctx, atomio_stats *s);int atomio__dw_write(atomio_ctx *ctx, struct atomio_dw_item *items, size_t n, uint32_t wflags);
+void atomio__store_stats(const atomio_ctx *ctx, atomio_stats *s);
+int atomio__dw_write(atomio_ctx *ctx, struct atomio_dw_item *items, size_t n, uint32_t wflags);
 /* Recovery over the whole store. */
 int atomio__recover(atomio_ctx *ctx, atomio_recovery_report *rep);
 /* CALIBRATE: time DIRECT_ATOMIC and DOUBLEWRITE on a scratch O_TMPFILE beside f. */

@@ -48,8 +48,7 @@ atomio__map_pages(size_t size, size_t align, size_t sys_page, int node)
     if (size > SIZE_MAX - slack)
         return NULL;
     int saved = errno;
-    char *m = mmap(NULL, size + slack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-                   0);
+    char *m = mmap(NULL, size + slack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) {
         errno = saved;
         return NULL;

@@ -196,9 +196,9 @@ struct atomio_staged_batch {
     atomio_ctx *ctx;
     size_t n;
     enum staged_state state;
-    bool sync_skipped; /* test sabotage hook: the durability step was a NOP */
+    bool sync_skipped;    /* test sabotage hook: the durability step was a NOP */
     uint64_t sync_ticket; /* the group-commit ticket of the engine's store fsync */
-    size_t ndone;      /* in-place writes reported */
+    size_t ndone;         /* in-place writes reported */
     struct atomio_dw_run run;
     struct atomio_dw_item *items; /* entry i (the engine's index) */
     uint32_t *slot_of;            /* entry i -> slot k of the run */
@@ -284,7 +284,7 @@ stage_check(atomio_ctx *ctx, atomio_page_write *w, size_t n, struct atomio_dw_it
 
 int
 atomio_doublewrite_stage(atomio_ctx *ctx, atomio_page_write *w, size_t n, uint32_t flags,
-                atomio_doublewrite_batch **out)
+                         atomio_doublewrite_batch **out)
 {
     if (!out)
         return ATOMIO_E_INVAL;

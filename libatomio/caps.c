@@ -48,8 +48,8 @@ probe_cache_get(uint32_t major, uint32_t minor, uint32_t page_size, int *err)
     bool hit = false;
     pthread_mutex_lock(&probe_cache_lock);
     for (unsigned i = 0; i < PROBE_CACHE; i++) {
-        if (probe_cache[i].used && probe_cache[i].major == major &&
-            probe_cache[i].minor == minor && probe_cache[i].page_size == page_size) {
+        if (probe_cache[i].used && probe_cache[i].major == major && probe_cache[i].minor == minor &&
+            probe_cache[i].page_size == page_size) {
             *err = probe_cache[i].err;
             hit = true;
             break;
@@ -77,8 +77,8 @@ atomio__caps_cache_forget(uint32_t major, uint32_t minor, uint32_t page_size)
 {
     pthread_mutex_lock(&probe_cache_lock);
     for (unsigned i = 0; i < PROBE_CACHE; i++)
-        if (probe_cache[i].used && probe_cache[i].major == major &&
-            probe_cache[i].minor == minor && probe_cache[i].page_size == page_size)
+        if (probe_cache[i].used && probe_cache[i].major == major && probe_cache[i].minor == minor &&
+            probe_cache[i].page_size == page_size)
             probe_cache[i].used = false;
     pthread_mutex_unlock(&probe_cache_lock);
 }
@@ -142,8 +142,8 @@ sysfs_hw_unit_max(uint32_t major, uint32_t minor, uint32_t *out)
              minor);
     ssize_t n = atomio__sys.read_text(path, buf, sizeof(buf));
     if (n == -ENOENT) {
-        snprintf(path, sizeof(path),
-                 "/sys/dev/block/%u:%u/../queue/atomic_write_unit_max_bytes", major, minor);
+        snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/../queue/atomic_write_unit_max_bytes",
+                 major, minor);
         n = atomio__sys.read_text(path, buf, sizeof(buf));
     }
     if (n < 0)
@@ -226,7 +226,8 @@ atomio__probe_fd(int fd, const char *dir_path, uint32_t page_size, atomio_caps *
     return 0;
 }
 
-/* The direct verdict: the four-part rule of docs/design.md, then the page-size range, then HW vs SW. */
+/* The direct verdict: the four-part rule of docs/design.md, then the page-size range, then HW vs
+ * SW. */
 static void
 derive_direct(atomio_caps *c)
 {
@@ -266,8 +267,8 @@ derive_direct(atomio_caps *c)
         if (p <= c->unit_max_opt) {
             c->direct_atomic = ATOMIO_ATOMIC_HARDWARE;
             atomio__reason(c->reason_direct,
-                           "hardware atomic writes: page %u <= unit_max_opt %u (range [%u, %u])",
-                           p, c->unit_max_opt, c->unit_min, c->unit_max);
+                           "hardware atomic writes: page %u <= unit_max_opt %u (range [%u, %u])", p,
+                           c->unit_max_opt, c->unit_min, c->unit_max);
         } else {
             c->direct_atomic = ATOMIO_ATOMIC_SOFTWARE;
             atomio__reason(c->reason_direct,
@@ -298,9 +299,9 @@ derive_direct(atomio_caps *c)
 }
 
 /*
- * derive_buffered() -- the folio-order rule (docs/buffered-atomic.md) and the probe verdict. A buffered
- * atomic write must be exactly one page-cache folio whose order is both the mapping's minimum
- * and maximum order. Userspace sees only the minimum (from the fs block size), so the page
+ * derive_buffered() -- the folio-order rule (docs/buffered-atomic.md) and the probe verdict. A
+ * buffered atomic write must be exactly one page-cache folio whose order is both the mapping's
+ * minimum and maximum order. Userspace sees only the minimum (from the fs block size), so the page
  * must be a power-of-two multiple of the system page, of exactly the order of max(fs block,
  * system page), and inside [unit_min, unit_max] when the file reports atomic limits at all
  * (a kernel without O_DIRECT atomics for the file reports zeros; then the probe write of the
@@ -314,15 +315,20 @@ derive_buffered(atomio_caps *c)
     uint32_t p = c->page_size, sp = c->sys_page_size, bs = c->fs_block_size;
     char folio[ATOMIO_REASON_LEN] = "";
 
-    c->page_order = (p >= sp && p % sp == 0 && atomio__is_pow2(p / sp)) ? log2u(p / sp) : UINT32_MAX;
+    c->page_order =
+        (p >= sp && p % sp == 0 && atomio__is_pow2(p / sp)) ? log2u(p / sp) : UINT32_MAX;
     c->fs_min_order = (bs > sp && atomio__is_pow2(bs)) ? log2u(bs / sp) : 0;
 
     if (c->page_order == UINT32_MAX)
-        atomio__reason(folio, "page %u is not a power-of-two multiple of the system page %u "
-                       "(no folio order)", p, sp);
+        atomio__reason(folio,
+                       "page %u is not a power-of-two multiple of the system page %u "
+                       "(no folio order)",
+                       p, sp);
     else if (c->page_order != c->fs_min_order)
-        atomio__reason(folio, "page %u = order %u, fs block %u = min order %u: one folio per "
-                       "page needs equal orders", p, c->page_order, bs, c->fs_min_order);
+        atomio__reason(folio,
+                       "page %u = order %u, fs block %u = min order %u: one folio per "
+                       "page needs equal orders",
+                       p, c->page_order, bs, c->fs_min_order);
     else if (c->unit_min && (p < c->unit_min || p > c->unit_max))
         atomio__reason(folio, "page %u = order %u is outside the atomic unit range [%u, %u]", p,
                        c->page_order, c->unit_min, c->unit_max);
@@ -335,8 +341,8 @@ derive_buffered(atomio_caps *c)
             atomio__reason(why, "cannot create the O_TMPFILE probe file: %s",
                            atomio_err_name(c->buffered_probe_err));
         if (folio[0])
-            atomio__reason(c->reason_buffered, "%s; buffered atomic writes not probed (%s)",
-                           folio, why);
+            atomio__reason(c->reason_buffered, "%s; buffered atomic writes not probed (%s)", folio,
+                           why);
         else
             atomio__reason(c->reason_buffered, "buffered atomic writes not probed: %s", why);
         return;

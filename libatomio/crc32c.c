@@ -92,8 +92,8 @@ atomio__crc32c_sw(uint32_t crc, const void *buf, size_t len)
  * GF(2) product r * x^(8k) mod P. For a fixed k that product is linear in r, so it is four
  * 256-entry table lookups, one per byte of r (shift_tab[j][b] = (b << 8j) * x^(8k) mod P).
  */
-#define CRC_LONG_BLOCK 1024u /* bytes per stream per round of the long loop (3 KiB a round) */
-#define CRC_SHORT_BLOCK 128u /* the same for the tail loop (384 B a round) */
+#define CRC_LONG_BLOCK  1024u /* bytes per stream per round of the long loop (3 KiB a round) */
+#define CRC_SHORT_BLOCK 128u  /* the same for the tail loop (384 B a round) */
 
 static uint32_t shift_long[4][256];
 static uint32_t shift_short[4][256];
@@ -249,8 +249,7 @@ enum { FOLD_256, FOLD_192, FOLD_128, FOLD_64, FOLD_48, FOLD_32, FOLD_16 };
 __attribute__((target(FOLD_TARGET))) static inline __m512i
 fold_k512(int d)
 {
-    return _mm512_broadcast_i32x4(
-        _mm_set_epi64x((long long)fold_k[d][1], (long long)fold_k[d][0]));
+    return _mm512_broadcast_i32x4(_mm_set_epi64x((long long)fold_k[d][1], (long long)fold_k[d][0]));
 }
 
 /* fold512() -- each 16-byte lane of x moved on by the distance k stands for, XOR y. */
@@ -265,9 +264,8 @@ __attribute__((target(FOLD_TARGET))) static inline __m128i
 fold128(__m128i x, int d, __m128i y)
 {
     __m128i k = _mm_set_epi64x((long long)fold_k[d][1], (long long)fold_k[d][0]);
-    return _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x, k, 0x00),
-                                       _mm_clmulepi64_si128(x, k, 0x11)),
-                         y);
+    return _mm_xor_si128(
+        _mm_xor_si128(_mm_clmulepi64_si128(x, k, 0x00), _mm_clmulepi64_si128(x, k, 0x11)), y);
 }
 
 /*

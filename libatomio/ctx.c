@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #define KNOWN_CTX_FLAGS                                                                            \
-    (ATOMIO_CTX_NO_DOUBLEWRITE | ATOMIO_CTX_NO_RECOVER | ATOMIO_CTX_LOCK_PAGES |                  \
+    (ATOMIO_CTX_NO_DOUBLEWRITE | ATOMIO_CTX_NO_RECOVER | ATOMIO_CTX_LOCK_PAGES |                   \
      ATOMIO_CTX_NO_DURABILITY)
 #define INSTANCE_MAX 127 /* bytes of an instance name */
 
@@ -34,9 +34,9 @@ check_opts(atomio_ctx_opts *o)
         return ATOMIO_E_INVAL;
     if (!(o->flags & ATOMIO_CTX_NO_DOUBLEWRITE) && (!o->doublewrite_dir || !o->doublewrite_dir[0]))
         return ATOMIO_E_INVAL;
-    if (o->doublewrite_max_page_size &&
-        (!atomio__is_pow2(o->doublewrite_max_page_size) || o->doublewrite_max_page_size < ATOMIO_MIN_PAGE ||
-         o->doublewrite_max_page_size > ATOMIO_MAX_PAGE))
+    if (o->doublewrite_max_page_size && (!atomio__is_pow2(o->doublewrite_max_page_size) ||
+                                         o->doublewrite_max_page_size < ATOMIO_MIN_PAGE ||
+                                         o->doublewrite_max_page_size > ATOMIO_MAX_PAGE))
         return ATOMIO_E_PAGE_SIZE;
     if (o->queue_depth > 4096 || o->doublewrite_batch_pages > 65536 ||
         o->doublewrite_mode > ATOMIO_DOUBLEWRITE_DEFERRED)

@@ -60,7 +60,6 @@ static const struct code_text lib_codes[] = {
      "remap or discard them"},
 };
 
-
 /* The last failure's explanation on this thread (atomio_last_reason()). */
 static _Thread_local char last_reason[512];
 

@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define KNOWN_FILE_FLAGS                                                                       \
+#define KNOWN_FILE_FLAGS                                                                           \
     (ATOMIO_FILE_CREATE | ATOMIO_FILE_RDONLY | ATOMIO_FILE_NO_COPY | ATOMIO_FILE_DSYNC)
 
 const struct atomio_path_ops *
@@ -123,8 +123,8 @@ atomio__bounce_page(atomio_file *f, const void *page, size_t align, struct atomi
  * (ATOMIO_FILE_NO_COPY) or nobody could free the copy (bring-your-own-ring).
  */
 int
-atomio__prep_page(atomio_file *f, uint64_t page_no, const void *page, int rwflags,
-                  uint32_t wflags, struct atomio_io *io)
+atomio__prep_page(atomio_file *f, uint64_t page_no, const void *page, int rwflags, uint32_t wflags,
+                  struct atomio_io *io)
 {
     const void *src = page;
     if ((uintptr_t)page % f->mem_align) {
@@ -295,8 +295,8 @@ choose_path(atomio_file *f, uint32_t forced)
                                   .policy = f->policy,
                                   .forced = forced,
                                   .have_store = atomio__store_fits(f->ctx, f->page_size),
-                                  .store_too_small = f->ctx->store &&
-                                                     !atomio__store_fits(f->ctx, f->page_size)};
+                                  .store_too_small =
+                                      f->ctx->store && !atomio__store_fits(f->ctx, f->page_size)};
     struct atomio_select_out out;
     atomio__select(&in, &out);
     if (!out.err && out.needs_calibration) {
@@ -389,8 +389,7 @@ file_join(atomio_file *f)
 }
 
 int
-atomio_file_open(atomio_ctx *ctx, const char *path, const atomio_file_opts *opts,
-                 atomio_file **out)
+atomio_file_open(atomio_ctx *ctx, const char *path, const atomio_file_opts *opts, atomio_file **out)
 {
     atomio_file_opts o;
     uint32_t forced;
@@ -430,8 +429,8 @@ atomio_file_open(atomio_ctx *ctx, const char *path, const atomio_file_opts *opts
     /* Reopen with the path's flags; the probe fd was opened plain. Never O_APPEND. */
     uint32_t p = atomic_load(&f->path_cur);
     f->o_direct = (atomio__path_ops(p)->open_flags(f) & O_DIRECT) != 0;
-    int nfd = atomio__sys.open(f->path, (f->rdonly ? O_RDONLY : O_RDWR) |
-                                            (f->o_direct ? O_DIRECT : 0), 0);
+    int nfd = atomio__sys.open(f->path,
+                               (f->rdonly ? O_RDONLY : O_RDWR) | (f->o_direct ? O_DIRECT : 0), 0);
     if (nfd < 0) {
         r = nfd;
         goto fail;
@@ -589,8 +588,7 @@ atomio_file_get_info(const atomio_file *f, atomio_file_info *info)
                        atomio_path_name(i.path));
     memcpy(i.reject_direct, f->reject[ATOMIO_PATH_DIRECT_ATOMIC], sizeof(i.reject_direct));
     memcpy(i.reject_buffered, f->reject[ATOMIO_PATH_BUFFERED_ATOMIC], sizeof(i.reject_buffered));
-    memcpy(i.reject_doublewrite, f->reject[ATOMIO_PATH_DOUBLEWRITE],
-           sizeof(i.reject_doublewrite));
+    memcpy(i.reject_doublewrite, f->reject[ATOMIO_PATH_DOUBLEWRITE], sizeof(i.reject_doublewrite));
     pthread_mutex_unlock(f->lock);
     return atomio__copy_out(info, &i, sizeof(i));
 }

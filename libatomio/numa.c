@@ -76,8 +76,8 @@ atomio__numa_bind(void *p, size_t len, int node)
     if (node > numa_max)
         return -EINVAL;
     unsigned long mask[MASK_BITS / (8 * sizeof(unsigned long))] = {0};
-    mask[(unsigned)node / (8 * sizeof(unsigned long))] |= 1ul << ((unsigned)node %
-                                                                   (8 * sizeof(unsigned long)));
+    mask[(unsigned)node / (8 * sizeof(unsigned long))] |=
+        1ul << ((unsigned)node % (8 * sizeof(unsigned long)));
     int saved = errno;
     /* maxnode counts one past the last bit the kernel should read (the mbind(2) convention). */
     long r = mbind(p, len, MPOL_PREFERRED, mask, MASK_BITS + 1, 0);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * path_direct.c -- DIRECT_ATOMIC (docs/design.md, "Data flow"): O_DIRECT, one aligned buffer, offset =
- * page_no x page_size, RWF_ATOMIC (+RWF_DSYNC on request), never O_APPEND/RWF_APPEND (the
+ * path_direct.c -- DIRECT_ATOMIC (docs/design.md, "Data flow"): O_DIRECT, one aligned buffer,
+ * offset = page_no x page_size, RWF_ATOMIC (+RWF_DSYNC on request), never O_APPEND/RWF_APPEND (the
  * kernel skips its alignment check for appends). The caller's buffer is used as it is when it
  * has the fd's DIO alignment, else copied into an aligned bounce buffer.
  */
@@ -29,9 +29,8 @@ direct_prep(struct atomio_file *f, uint64_t page_no, const void *page, uint32_t 
     int r = atomio__fsize_check(page_no << f->page_shift, f->page_size);
     if (r < 0)
         return r;
-    return atomio__prep_page(f, page_no, page,
-                             RWF_ATOMIC | ((wflags & ATOMIO_WRITE_DSYNC) ? RWF_DSYNC : 0),
-                             wflags, io);
+    return atomio__prep_page(
+        f, page_no, page, RWF_ATOMIC | ((wflags & ATOMIO_WRITE_DSYNC) ? RWF_DSYNC : 0), wflags, io);
 }
 
 /*

@@ -10,8 +10,8 @@
 #include <fcntl.h>
 
 /*
- * atomio__inplace_open_flags() -- O_DIRECT when the engine asked for direct I/O, or left it to us and the
- * file can do direct I/O at its page size; never for an engine that wants the page cache.
+ * atomio__inplace_open_flags() -- O_DIRECT when the engine asked for direct I/O, or left it to us
+ * and the file can do direct I/O at its page size; never for an engine that wants the page cache.
  * Pages always leave from the store's 4 KiB-aligned batch buffer, so the caller's buffers
  * need no alignment either way.
  */

@@ -6,8 +6,6 @@
  */
 #include "atomio_internal.h"
 
-
-
 static int
 unsafe_prep(struct atomio_file *f, uint64_t page_no, const void *page, uint32_t wflags,
             struct atomio_io *io)

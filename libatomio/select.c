@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * select.c -- path selection (docs/design.md, "Probe and selection") as a pure function of the probed capabilities and the
- * engine's options. Every candidate that is not chosen keeps a one-line reason; AUTO only ever
- * returns a torn-write-safe path and never moves a BUFFERED engine to O_DIRECT.
+ * select.c -- path selection (docs/design.md, "Probe and selection") as a pure function of the
+ * probed capabilities and the engine's options. Every candidate that is not chosen keeps a one-line
+ * reason; AUTO only ever returns a torn-write-safe path and never moves a BUFFERED engine to
+ * O_DIRECT.
  */
 #include "atomio_internal.h"
 
@@ -29,10 +30,11 @@ reject_reasons(const struct atomio_select_in *in, struct atomio_select_out *out)
     if (in->have_store)
         memcpy(out->reject[ATOMIO_PATH_DOUBLEWRITE], c->reason_doublewrite, ATOMIO_REASON_LEN);
     else if (in->store_too_small)
-        atomio__reason(out->reject[ATOMIO_PATH_DOUBLEWRITE],
-                       "page %u does not fit a doublewrite segment (raise doublewrite_max_page_size or "
-                       "doublewrite_batch_pages)",
-                       c->page_size);
+        atomio__reason(
+            out->reject[ATOMIO_PATH_DOUBLEWRITE],
+            "page %u does not fit a doublewrite segment (raise doublewrite_max_page_size or "
+            "doublewrite_batch_pages)",
+            c->page_size);
     else
         atomio__reason(out->reject[ATOMIO_PATH_DOUBLEWRITE],
                        "the context has no doublewrite store (ATOMIO_CTX_NO_DOUBLEWRITE or no "
@@ -134,10 +136,11 @@ select_auto(const struct atomio_select_in *in, struct atomio_select_out *out)
                                "doublewrite %llu ns/page",
                                (unsigned long long)in->calib_atomic_ns,
                                (unsigned long long)in->calib_doublewrite_ns);
-                atomio__reason(out->reject[ATOMIO_PATH_DOUBLEWRITE],
-                               "policy CALIBRATE measured doublewrite slower (%llu vs %llu ns/page)",
-                               (unsigned long long)in->calib_doublewrite_ns,
-                               (unsigned long long)in->calib_atomic_ns);
+                atomio__reason(
+                    out->reject[ATOMIO_PATH_DOUBLEWRITE],
+                    "policy CALIBRATE measured doublewrite slower (%llu vs %llu ns/page)",
+                    (unsigned long long)in->calib_doublewrite_ns,
+                    (unsigned long long)in->calib_atomic_ns);
                 return choose(out, ATOMIO_PATH_DIRECT_ATOMIC, why);
             }
             atomio__reason(out->reject[ATOMIO_PATH_DIRECT_ATOMIC],

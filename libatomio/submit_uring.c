@@ -32,9 +32,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LEASES 4             /* ctxs a thread holds a ring for at once */
-#define STALL_RETRIES 1000   /* io_uring_enter -EAGAIN/-EBUSY with nothing in the kernel */
-#define PENDING INT64_MIN    /* io->res of a write that has no completion yet */
+#define LEASES        4         /* ctxs a thread holds a ring for at once */
+#define STALL_RETRIES 1000      /* io_uring_enter -EAGAIN/-EBUSY with nothing in the kernel */
+#define PENDING       INT64_MIN /* io->res of a write that has no completion yet */
 
 #ifndef IORING_NOP_INJECT_RESULT
 #define IORING_NOP_INJECT_RESULT (1U << 0) /* Linux 6.9: NOP completes with sqe->len */
@@ -52,13 +52,13 @@ struct ring {
 };
 
 struct uring_state {
-    uint64_t id;            /* never reused: stale thread-local leases cannot match */
-    unsigned fork_gen;      /* fork_gen when the rings were made */
+    uint64_t id;       /* never reused: stale thread-local leases cannot match */
+    unsigned fork_gen; /* fork_gen when the rings were made */
     atomio_ctx *ctx;
     unsigned qd;
     unsigned setup_flags;
-    bool wait_all;          /* SUBMIT_ALL: the kernel never stops a submission half-way */
-    pthread_mutex_t lock;   /* all, idle, nrings */
+    bool wait_all;        /* SUBMIT_ALL: the kernel never stops a submission half-way */
+    pthread_mutex_t lock; /* all, idle, nrings */
     struct ring *all;
     struct ring *idle;
     unsigned nrings;
@@ -73,8 +73,8 @@ static struct uring_state *reg_head;
 static _Atomic uint64_t next_id = 1;
 
 struct lease {
-    uint64_t id;            /* 0 = free slot */
-    struct ring *ring;      /* NULL: this thread could not get a ring; use pwritev2 */
+    uint64_t id;       /* 0 = free slot */
+    struct ring *ring; /* NULL: this thread could not get a ring; use pwritev2 */
 };
 static __thread struct lease leases[LEASES];
 static __thread unsigned lease_evict;
@@ -299,8 +299,7 @@ prep_write(struct io_uring_sqe *sqe, const struct atomio_io *io, size_t idx)
  * completion through pwritev2. in_kernel: SQEs the kernel consumed whose CQE is not reaped.
  */
 static void
-salvage(struct uring_state *st, struct ring *r, struct atomio_io *ios, size_t n,
-        unsigned in_kernel)
+salvage(struct uring_state *st, struct ring *r, struct atomio_io *ios, size_t n, unsigned in_kernel)
 {
     unsigned tries = 0;
     while (in_kernel > 0) {

@@ -11,16 +11,16 @@
 #ifdef HAVE_LIBURING
 
 struct atomio_uring_diag {
-    unsigned queue_depth;   /* SQ entries per ring */
-    unsigned setup_flags;   /* IORING_SETUP_* every ring of the ctx uses */
-    unsigned rings;         /* rings created and alive */
-    unsigned max_inflight;  /* most writes one submit call had in flight at once */
-    uint64_t batches;       /* submit calls that used a ring */
-    uint64_t enters;        /* io_uring_enter calls made for them */
+    unsigned queue_depth;      /* SQ entries per ring */
+    unsigned setup_flags;      /* IORING_SETUP_* every ring of the ctx uses */
+    unsigned rings;            /* rings created and alive */
+    unsigned max_inflight;     /* most writes one submit call had in flight at once */
+    uint64_t batches;          /* submit calls that used a ring */
+    uint64_t enters;           /* io_uring_enter calls made for them */
     uint64_t eagain_resubmits; /* whole writes resubmitted after a -EAGAIN completion */
     uint64_t thread_fallbacks; /* threads whose own ring could not be set up (they use
                                   pwritev2; each also counts in stats.uring_fallbacks) */
-    uint64_t sync_ios;      /* writes issued by pwritev2 from inside the uring submitter */
+    uint64_t sync_ios;         /* writes issued by pwritev2 from inside the uring submitter */
 };
 
 /* Fill *d for a ctx whose submitter is io_uring; -EINVAL otherwise. Thread-safe. */

@@ -17,11 +17,11 @@
 
 #define KEEP_ERRNO_BEGIN int saved_errno_ = errno
 /* Evaluate the result (which may read errno) before restoring the caller's errno. */
-#define KEEP_ERRNO_RET(r)                                                                      \
-    do {                                                                                       \
-        __typeof__(r) r_ = (r);                                                                \
-        errno = saved_errno_;                                                                  \
-        return r_;                                                                             \
+#define KEEP_ERRNO_RET(r)                                                                          \
+    do {                                                                                           \
+        __typeof__(r) r_ = (r);                                                                    \
+        errno = saved_errno_;                                                                      \
+        return r_;                                                                                 \
     } while (0)
 
 static int

@@ -206,8 +206,8 @@ write_entries(atomio_ctx *ctx, atomio_page_write *w, size_t n, uint32_t flags)
             continue;
         }
         if (!ops->prep) {
-            dw[ndw] = (struct atomio_dw_item){.file = f, .page_no = w[i].page_no,
-                                              .page = w[i].page};
+            dw[ndw] =
+                (struct atomio_dw_item){.file = f, .page_no = w[i].page_no, .page = w[i].page};
             dw_entry[ndw++] = (uint32_t)i;
             continue;
         }
@@ -233,7 +233,8 @@ write_entries(atomio_ctx *ctx, atomio_page_write *w, size_t n, uint32_t flags)
                 r < 0 ? atomio__verdict(r) : atomio__path_ops(path)->complete(f, io);
             if (v.next == ATOMIO__NEXT_REPROBE) {
                 bool to_dw;
-                uint32_t wflags = flags | ((f->fflags & ATOMIO_FILE_DSYNC) ? ATOMIO_WRITE_DSYNC : 0);
+                uint32_t wflags =
+                    flags | ((f->fflags & ATOMIO_FILE_DSYNC) ? ATOMIO_WRITE_DSYNC : 0);
                 v = atomio__verdict(reprobe_and_retry(f, io, e->page_no, e->page, wflags, &to_dw));
                 if (v.result == 0 && to_dw)
                     v.next = ATOMIO__NEXT_DOUBLEWRITE;
@@ -242,8 +243,8 @@ write_entries(atomio_ctx *ctx, atomio_page_write *w, size_t n, uint32_t flags)
             }
             int c = v.result;
             if (v.next == ATOMIO__NEXT_DOUBLEWRITE) {
-                dw[ndw] = (struct atomio_dw_item){.file = f, .page_no = e->page_no,
-                                                  .page = e->page};
+                dw[ndw] =
+                    (struct atomio_dw_item){.file = f, .page_no = e->page_no, .page = e->page};
                 dw_entry[ndw++] = io->index;
             } else {
                 e->result = c;

@@ -10,6 +10,6 @@ $SUDO apt-get install -y -qq --no-install-recommends \
     build-essential cmake pkg-config git ca-certificates \
     liburing-dev libnuma-dev libjemalloc-dev libcriterion-dev \
     xfsprogs e2fsprogs util-linux kmod fuse3 libfuse3-dev \
-    clang libclang-rt-14-dev \
+    clang clang-format libclang-rt-14-dev \
     python3 python3-pytest python3-setuptools python3-pip python3-venv cargo \
     groff-base man-db binutils >/dev/null

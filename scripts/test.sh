@@ -10,6 +10,9 @@ jobs=$(nproc)
 
 step() { printf '\n==== %s\n' "$*"; }
 
+step "format: the library and its headers follow .clang-format"
+bash scripts/format-check.sh
+
 step "build (warnings are errors)"
 cmake -S . -B build-ci -DATOMIO_WERROR=ON -DATOMIO_REQUIRE_ALL_TESTS=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build-ci -j"$jobs"

@@ -151,8 +151,8 @@ seal_batch(struct atomio_dw_run *r)
         };
         atomio__dw_slot_encode(base, &s);
     }
-    struct atomio_dw_batch_hdr b = {.lsn = r->rec->lsn, .count = r->cnt,
-                                    .byte_len = r->rec->len, .ring_size = st->g.ring_size};
+    struct atomio_dw_batch_hdr b = {
+        .lsn = r->rec->lsn, .count = r->cnt, .byte_len = r->rec->len, .ring_size = st->g.ring_size};
     atomio__dw_batch_hdr_encode(base, &b, st->g.uuid);
 }
 
@@ -405,7 +405,8 @@ atomio__dw_run_finish(struct atomio_dw_run *r)
      * until recovery. */
     atomio__store_rec_end(ctx, r->rec,
                           any_failed ? ATOMIO_REC_HOLD
-                                     : now ? ATOMIO_REC_RELEASE : ATOMIO_REC_AWAIT_SYNC);
+                          : now      ? ATOMIO_REC_RELEASE
+                                     : ATOMIO_REC_AWAIT_SYNC);
     atomio__store_rec_put(ctx, r->rec);
     r->rec = NULL;
 
@@ -566,8 +567,7 @@ atomio__dw_write(atomio_ctx *ctx, struct atomio_dw_item *items, size_t n, uint32
     atomio_file **files = malloc(cap * sizeof(*files));
     const uint8_t **src = malloc(cap * sizeof(*src));
     struct iovec *iov = zero_copy ? malloc((cap + 2) * sizeof(*iov)) : NULL;
-    if (!order || !dup_of || !idx || !slot_off || !ios || !files || !src ||
-        (zero_copy && !iov)) {
+    if (!order || !dup_of || !idx || !slot_off || !ios || !files || !src || (zero_copy && !iov)) {
         for (size_t i = 0; i < n; i++)
             items[i].result = -ENOMEM;
         free(order), free(dup_of), free(idx), free(slot_off), free(ios), free(files);

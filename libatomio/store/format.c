@@ -63,7 +63,6 @@ all_zero(const uint8_t *p, size_t n)
     return true;
 }
 
-
 /* ---- geometry and store header --------------------------------------------------------- */
 
 uint64_t
@@ -123,8 +122,8 @@ atomio__dw_store_hdr_encode(const struct atomio_dw_geom *g, uint32_t copy,
     } while (0)
 
 int
-atomio__dw_store_hdr_decode(const uint8_t *buf, size_t len, uint32_t copy,
-                            struct atomio_dw_geom *g, uint32_t *version, const char **why)
+atomio__dw_store_hdr_decode(const uint8_t *buf, size_t len, uint32_t copy, struct atomio_dw_geom *g,
+                            uint32_t *version, const char **why)
 {
     memset(g, 0, sizeof(*g));
     if (version)
@@ -215,8 +214,8 @@ atomio__dw_batch_hdr_encode(uint8_t *rec, const struct atomio_dw_batch_hdr *b,
     put32(p + 20, 0); /* flags */
     put64(p + 24, b->byte_len);
     memcpy(p + 32, uuid, 16);
-    put32(p + 48, atomio__crc32c(0, rec + ATOMIO_DW_REC_HDR_LEN,
-                                 (size_t)b->count * ATOMIO_DW_SLOT_LEN));
+    put32(p + 48,
+          atomio__crc32c(0, rec + ATOMIO_DW_REC_HDR_LEN, (size_t)b->count * ATOMIO_DW_SLOT_LEN));
     put64(p + 52, b->ring_size);
     put32(p + 60, atomio__crc32c(0, p, 60));
 }
@@ -274,7 +273,8 @@ decode_slot_desc(const uint8_t *buf, const struct atomio_dw_batch_hdr *b, uint32
     s->index = i;
     if (get32(p + 28) != 0)
         return ATOMIO_E_STORE;
-    if (!atomio__is_pow2(s->page_size) || s->page_size < ATOMIO_MIN_PAGE || s->page_size > ATOMIO_MAX_PAGE)
+    if (!atomio__is_pow2(s->page_size) || s->page_size < ATOMIO_MIN_PAGE ||
+        s->page_size > ATOMIO_MAX_PAGE)
         return ATOMIO_E_STORE;
     /* The page's home offset must be representable as a non-negative off_t. */
     if (s->page_no > (uint64_t)INT64_MAX / s->page_size - 1)
@@ -398,8 +398,8 @@ atomio__dw_manifest_walk(const uint8_t *buf, size_t len,
         memcpy(path, p + ATOMIO_DW_MANIFEST_HDR_LEN, plen);
         path[plen] = '\0';
         off += rec;
-        struct atomio_dw_man_rec m = {.file_id = get64(p + 8), .from_lsn = get64(p + 16),
-                                      .flags = flags, .path = path};
+        struct atomio_dw_man_rec m = {
+            .file_id = get64(p + 8), .from_lsn = get64(p + 16), .flags = flags, .path = path};
         if (fn && fn(arg, &m) != 0)
             break;
     }

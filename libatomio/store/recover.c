@@ -197,9 +197,12 @@ collect_cb(void *arg, uint64_t where, const uint8_t *rec, const struct atomio_dw
             rc->slots = p;
             rc->cap = ncap;
         }
-        rc->slots[rc->nslots++] = (struct rslot){.file_id = sl.file_id, .page_no = sl.page_no,
-                                                 .lsn = b->lsn, .where = where + sl.offset,
-                                                 .page_size = sl.page_size, .index = k};
+        rc->slots[rc->nslots++] = (struct rslot){.file_id = sl.file_id,
+                                                 .page_no = sl.page_no,
+                                                 .lsn = b->lsn,
+                                                 .where = where + sl.offset,
+                                                 .page_size = sl.page_size,
+                                                 .index = k};
     }
     return 0;
 }
@@ -246,7 +249,6 @@ decide_and_restore(struct recov *rc, int fd, const struct rslot *s, bool *restor
     *restored = true;
     return 0;
 }
-
 
 /* unapplied() -- copies of one file id that cannot be applied: kept, counted and named. */
 static void

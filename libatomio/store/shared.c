@@ -45,12 +45,12 @@
 #define MAX_FILES      4096u /* distinct data files with copies at once */
 /* Records in flight or awaiting a sync: one descriptor per 4 KiB of ring (a record is at least
  * 1 KiB, a lone 4 KiB page 4.5 KiB), so the ring, not the table, is what fills up. */
-#define MIN_DESCS      1024u
-#define MAX_DESCS      (1u << 18)
-#define GROUP_WAIT_NS  (200u * 1000u) /* a group commit waits this long for writes in flight */
-#define DESC_FILES     8u    /* files one deferred record remembers */
-#define INSTANCE_LEN   128u
-#define WAIT_NS        (20u * 1000u * 1000u)
+#define MIN_DESCS     1024u
+#define MAX_DESCS     (1u << 18)
+#define GROUP_WAIT_NS (200u * 1000u) /* a group commit waits this long for writes in flight */
+#define DESC_FILES    8u             /* files one deferred record remembers */
+#define INSTANCE_LEN  128u
+#define WAIT_NS       (20u * 1000u * 1000u)
 
 enum desc_state {
     D_FREE = 0,
@@ -64,7 +64,7 @@ enum desc_state {
 
 struct proc_ent {
     int32_t pid;
-    uint32_t used; /* ctxs of this process attached */
+    uint32_t used;  /* ctxs of this process attached */
     uint64_t start; /* /proc/<pid>/stat start time: a reused pid is another process */
 };
 
@@ -143,15 +143,15 @@ struct atomio_shared {
     uint32_t hdr_proc;     /* ... by this process */
     uint64_t flush_begun, flush_done;
     uint32_t flushing, flush_proc;
-    uint64_t unflushed; /* records written since the last group commit began */
-    uint64_t man_len;   /* valid bytes of the manifest */
-    uint32_t needs_recovery; /* live copies from before a crash: no new records until then */
-    uint32_t test_lanes;     /* tests: ctxs that took a lane of the per-writer sabotage */
+    uint64_t unflushed;             /* records written since the last group commit began */
+    uint64_t man_len;               /* valid bytes of the manifest */
+    uint32_t needs_recovery;        /* live copies from before a crash: no new records until then */
+    uint32_t test_lanes;            /* tests: ctxs that took a lane of the per-writer sabotage */
     uint64_t desc_first, desc_next; /* descriptors in use: [first, next) */
     struct proc_ent procs[MAX_PROCS];
     struct file_ent files[MAX_FILES];
-    uint32_t ndesc;   /* entries of descs[] */
-    uint32_t writing; /* records reserved whose store write has not completed */
+    uint32_t ndesc;      /* entries of descs[] */
+    uint32_t writing;    /* records reserved whose store write has not completed */
     struct desc descs[]; /* ndesc_for(ring_size) entries */
 };
 
@@ -311,9 +311,9 @@ shm_name_for(struct atomio_store *st)
 static int
 map_shared(struct atomio_store *st, bool first, bool private_instance)
 {
-    st->sh_len = (sizeof(struct atomio_shared) + ndesc_for(st->g.ring_size) * sizeof(struct desc) +
-                  4095) &
-                 ~(size_t)4095;
+    st->sh_len =
+        (sizeof(struct atomio_shared) + ndesc_for(st->g.ring_size) * sizeof(struct desc) + 4095) &
+        ~(size_t)4095;
     shm_name_for(st);
     int fd;
     if (first) {
@@ -814,7 +814,10 @@ atomio__store_reserve(atomio_ctx *ctx, struct atomio_dw_rec *rec, atomio_file *c
             ATOMIO_ASSERT(end - sh->tail <= R && sh->durable_tail + R >= end);
             struct desc *d = &sh->descs[sh->desc_next % sh->ndesc];
             ATOMIO_ASSERT(d->state == D_FREE);
-            *d = (struct desc){.lsn = lsn, .end = end, .state = D_RESERVED, .nfiles = nfiles,
+            *d = (struct desc){.lsn = lsn,
+                               .end = end,
+                               .state = D_RESERVED,
+                               .nfiles = nfiles,
                                .proc = proc_self(st)};
             for (uint32_t j = 0; j < nfiles && j < DESC_FILES; j++) {
                 uint32_t fi = file_slot(sh, files[j]->file_id);

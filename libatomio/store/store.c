@@ -144,7 +144,6 @@ make_uuid(uint8_t uuid[16])
     uuid[8] = (uint8_t)((uuid[8] & 0x3f) | 0x80);
 }
 
-
 /* ---- geometry and headers ------------------------------------------------------------------ */
 
 #define DEFAULT_STORE_BYTES (128ull << 20)
@@ -152,8 +151,8 @@ make_uuid(uint8_t uuid[16])
 static int
 wanted_geometry(const atomio_ctx *ctx, struct atomio_dw_geom *g)
 {
-    uint64_t bytes = ctx->opts.doublewrite_store_bytes ? ctx->opts.doublewrite_store_bytes
-                                                       : DEFAULT_STORE_BYTES;
+    uint64_t bytes =
+        ctx->opts.doublewrite_store_bytes ? ctx->opts.doublewrite_store_bytes : DEFAULT_STORE_BYTES;
     return atomio__dw_geom_make(g, bytes, ctx->opts.doublewrite_max_page_size);
 }
 
@@ -208,7 +207,8 @@ int
 atomio__store_void(atomio_ctx *ctx, const struct atomio_dw_rec *rec)
 {
     struct atomio_store *st = ctx->store;
-    int r = write_full(st->fd, zero_block, ATOMIO_DW_GRANULE, atomio__dw_ring_pos(&st->g, rec->lsn));
+    int r =
+        write_full(st->fd, zero_block, ATOMIO_DW_GRANULE, atomio__dw_ring_pos(&st->g, rec->lsn));
     if (r == 0)
         r = atomio__sys.fdatasync(st->fd);
     return r;
@@ -407,8 +407,8 @@ man_set(struct atomio_store *st, const struct atomio_dw_man_rec *m)
         e->path = NULL;
     }
     free(e->path);
-    *e = (struct atomio_dw_manifest_ent){.file_id = m->file_id, .from_lsn = m->from_lsn,
-                                         .flags = m->flags, .path = copy};
+    *e = (struct atomio_dw_manifest_ent){
+        .file_id = m->file_id, .from_lsn = m->from_lsn, .flags = m->flags, .path = copy};
     return 0;
 }
 
@@ -576,12 +576,11 @@ atomio__store_register(atomio_ctx *ctx, atomio_file *f, bool fence)
         /* A file written by a path that bypasses the store gets a fence: its copies already in
          * the store are older than anything it writes from now on. */
         uint64_t from = fence ? head : (e ? e->from_lsn : 0);
-        bool same = e && e->flags == flags && strcmp(e->path, rec_path) == 0 &&
-                    e->from_lsn == from;
+        bool same = e && e->flags == flags && strcmp(e->path, rec_path) == 0 && e->from_lsn == from;
         pthread_mutex_unlock(&st->mlock);
         if (!same) {
-            struct atomio_dw_man_rec m = {.file_id = f->file_id, .from_lsn = from, .flags = flags,
-                                          .path = rec_path};
+            struct atomio_dw_man_rec m = {
+                .file_id = f->file_id, .from_lsn = from, .flags = flags, .path = rec_path};
             r = man_append(st, &m);
         }
     }
@@ -602,8 +601,8 @@ atomio__store_remap(atomio_ctx *ctx, uint64_t file_id, const char *path)
         const struct atomio_dw_manifest_ent *e = man_find(st, file_id);
         uint64_t from = e ? e->from_lsn : 0;
         pthread_mutex_unlock(&st->mlock);
-        struct atomio_dw_man_rec m = {.file_id = file_id, .from_lsn = from, .flags = flags,
-                                      .path = rec_path};
+        struct atomio_dw_man_rec m = {
+            .file_id = file_id, .from_lsn = from, .flags = flags, .path = rec_path};
         r = man_append(st, &m);
     }
     atomio__shared_unlock(st);
@@ -650,8 +649,9 @@ atomio__store_rec_get(atomio_ctx *ctx, uint32_t count, uint64_t page_bytes)
         *pp = rec->next_free;
     pthread_mutex_unlock(&st->lock);
     if (!rec) {
-        size_t dflt = (size_t)atomio__dw_round(atomio__dw_table_bytes(st->slots_max), ATOMIO_DW_ALIGN) +
-                      (size_t)st->rec_bytes_max;
+        size_t dflt =
+            (size_t)atomio__dw_round(atomio__dw_table_bytes(st->slots_max), ATOMIO_DW_ALIGN) +
+            (size_t)st->rec_bytes_max;
         size_t cap = need > dflt ? need : dflt;
         rec = calloc(1, sizeof(*rec));
         if (rec)
@@ -750,8 +750,8 @@ open_first(atomio_ctx *ctx, struct atomio_store *st)
     struct atomio_dw_scan_result sr;
     if ((r = atomio__dw_scan_live(st, &sr)) < 0)
         return r;
-    if (!sr.live && (st->g.ring_size != want.ring_size ||
-                     st->g.max_page_size != want.max_page_size)) {
+    if (!sr.live &&
+        (st->g.ring_size != want.ring_size || st->g.max_page_size != want.max_page_size)) {
         /* Nothing to recover: adopt the geometry the options ask for. */
         if ((r = init_store(st, &want)) < 0)
             return r;

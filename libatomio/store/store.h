@@ -28,11 +28,11 @@
  * and slot table sit right before the pages and the pages are 4 KiB-aligned in memory. */
 struct atomio_dw_rec {
     uint8_t *buf;
-    size_t cap;       /* bytes at buf */
-    size_t hdr_room;  /* multiple of 4096 before the pages */
-    uint64_t lsn;     /* first byte of the record in the log */
-    uint64_t len;     /* record length (multiple of ATOMIO_DW_GRANULE) */
-    uint64_t desc;    /* its descriptor's sequence number in the shared state */
+    size_t cap;          /* bytes at buf */
+    size_t hdr_room;     /* multiple of 4096 before the pages */
+    uint64_t lsn;        /* first byte of the record in the log */
+    uint64_t len;        /* record length (multiple of ATOMIO_DW_GRANULE) */
+    uint64_t desc;       /* its descriptor's sequence number in the shared state */
     uint64_t written_at; /* group-commit counter when its write completed */
     struct atomio_dw_rec *next_free;
 };
@@ -62,7 +62,7 @@ struct atomio_store {
 
     struct atomio_shared *sh;
     size_t sh_len;
-    bool registered; /* counted among the instance's attached processes */
+    bool registered;   /* counted among the instance's attached processes */
     char shm_name[64]; /* "" when the shared state is anonymous (private instance) */
 
     pthread_mutex_t lock; /* free record buffers, held ids, discard set */
@@ -71,12 +71,12 @@ struct atomio_store {
     size_t nheld_ids, cap_held_ids;
     uint64_t *discard_ids; /* file ids whose copies the next recovery drops */
     size_t ndiscard, cap_discard;
-    bool first;           /* this process set the instance up (and may recover it) */
-    bool doors_open;      /* ... and has let other processes attach */
+    bool first;                /* this process set the instance up (and may recover it) */
+    bool doors_open;           /* ... and has let other processes attach */
     uint32_t headers_repaired; /* a damaged header copy was rewritten at open */
 
     _Atomic bool failed; /* a store write or fdatasync failed: the store is unusable */
-    uint32_t test_lane;      /* tests only: the per-writer sabotage's lane and offset in it */
+    uint32_t test_lane;  /* tests only: the per-writer sabotage's lane and offset in it */
     uint64_t test_local_off;
 
     /* Manifest, as this process has read it (the file is shared; its length is in sh). */
