@@ -410,10 +410,10 @@ ATOMIO_API ATOMIO_NODISCARD int atomio_probe(const char *path, uint32_t page_siz
 /* atomio_file_opts.flags */
 #define ATOMIO_FILE_CREATE 0x1u /* create if missing (mode from opts->mode) */
 #define ATOMIO_FILE_RDONLY 0x2u /* reads only; writes return ATOMIO_E_READ_ONLY */
-#define ATOMIO_FILE_NO_COPY                                                                        \
-    0x4u                       /* never bounce-copy: buffers must come from atomio_page_alloc      \
-                                  (or be aligned for O_DIRECT), else refused */
-#define ATOMIO_FILE_DSYNC 0x8u /* every write is durable when it returns */
+/* never bounce-copy: buffers must come from atomio_page_alloc (or be aligned for O_DIRECT),
+ * else refused */
+#define ATOMIO_FILE_NO_COPY 0x4u
+#define ATOMIO_FILE_DSYNC   0x8u /* every write is durable when it returns */
 
 /** Options of atomio_file_open(). */
 typedef struct atomio_file_opts {
@@ -577,9 +577,9 @@ ATOMIO_API ATOMIO_NODISCARD int atomio_ctx_sync(atomio_ctx *ctx);
 /* ------------------------------------------------------------------------------------------ */
 /* Observability.                                                                               */
 
-#define ATOMIO_LAT_BUCKETS                                                                         \
-    32 /* bucket i: write latencies in [2^i, 2^(i+1)) microseconds;                                \
-          bucket 0 also holds < 1 us */
+/* Latency histogram: bucket i holds write latencies in [2^i, 2^(i+1)) microseconds; bucket 0
+ * also holds < 1 us. */
+#define ATOMIO_LAT_BUCKETS 32
 
 /* Room for paths in atomio_stats.pages[]: fixed, so a new path never moves later fields. */
 #define ATOMIO_STATS_PATHS 8
