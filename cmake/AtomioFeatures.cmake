@@ -19,7 +19,7 @@ __attribute__((target(\"avx512f,vpclmulqdq\"))) long long f(long long a) {
 int main(void) { return (int)f(1); }" HAVE_VPCLMUL_INTRIN)
 unset(CMAKE_REQUIRED_DEFINITIONS)
 # Each optional backend counts as present only once its source file exists.
-if(ATOMIO_WITH_LIBURING_FOUND AND EXISTS ${PROJECT_SOURCE_DIR}/libatomio/submit_uring.c)
+if(ATOMIO_WITH_LIBURING_FOUND)
   set(HAVE_LIBURING ON)
 endif()
 set(HAVE_NUMA ${ATOMIO_WITH_NUMA_FOUND})
