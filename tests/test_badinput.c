@@ -12,6 +12,7 @@
  * mounts its own tmpfs as root, and uses a 0444 file as non-root.
  */
 #include "t_core.h"
+#include "t_seam.h"
 
 #include <atomio.h>
 #include <criterion/criterion.h>
@@ -40,22 +41,6 @@ count_pwritev2(int fd, const struct iovec *iov, int iovcnt, uint64_t off, int fl
     if (fstat(fd, &st) == 0 && st.st_dev == data_dev && st.st_ino == data_ino)
         n_writes++;
     return atomio__sys_real.pwritev2(fd, iov, iovcnt, off, flags);
-}
-
-/* fake_statx_atomic() -- the real statx plus XFS-like software atomic figures, 4 .. 64 KiB. */
-static int
-fake_statx_atomic(int dirfd, const char *path, int flags, unsigned mask, struct atomio_statx *s)
-{
-    int r = atomio__sys_real.statx(dirfd, path, flags, mask, s);
-    if (r == 0) {
-        s->mask |= STATX_WRITE_ATOMIC;
-        s->attributes |= STATX_ATTR_WRITE_ATOMIC;
-        s->atomic_write_unit_min = 4096;
-        s->atomic_write_unit_max = 65536;
-        s->atomic_write_segments_max = 1;
-        s->atomic_write_unit_max_opt = 0;
-    }
-    return r;
 }
 
 static void
@@ -134,7 +119,7 @@ Test(badinput, misaligned_buffer_on_direct_files, .init = setup, .fini = teardow
     cr_assert_eq(r, 0);
     cr_assert_eq(atomio_file_close(f), 0);
 
-    atomio__sys.statx = fake_statx_atomic;
+    atomio__sys.statx = t_statx_sw_atomic;
     f = open_data(4096, ATOMIO_PATH_DIRECT_ATOMIC, ATOMIO_IO_DIRECT, ATOMIO_FILE_NO_COPY);
     cr_assert_eq(t_info(f).path, ATOMIO_PATH_DIRECT_ATOMIC);
     r = atomio_write(f, 1, buf + 8, 0);
@@ -227,7 +212,7 @@ Test(badinput, page_alloc_refuses_bad_page_sizes, .init = setup, .fini = teardow
 
 Test(badinput, page_size_outside_atomic_units_for_forced_direct, .init = setup, .fini = teardown)
 {
-    atomio__sys.statx = fake_statx_atomic; /* units 4 KiB .. 64 KiB */
+    atomio__sys.statx = t_statx_sw_atomic; /* units 4 KiB .. 64 KiB */
     const uint32_t outside[] = {512, 2048, 131072, 1u << 20};
     for (size_t i = 0; i < sizeof(outside) / sizeof(outside[0]); i++) {
         atomio_file_opts o =

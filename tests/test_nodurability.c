@@ -10,6 +10,7 @@
  * observed at the syscall seam (pwritev2 submitter).
  */
 #include "t_core.h"
+#include "t_seam.h"
 
 #include <atomio.h>
 #include <criterion/criterion.h>
@@ -62,20 +63,6 @@ rec_fdatasync(int fd)
             return inject_sync;
     }
     return atomio__sys_real.fdatasync(fd);
-}
-
-static int
-fake_statx_atomic(int dirfd, const char *path, int flags, unsigned mask, struct atomio_statx *s)
-{
-    int r = atomio__sys_real.statx(dirfd, path, flags, mask, s);
-    if (r == 0) {
-        s->mask |= STATX_WRITE_ATOMIC;
-        s->attributes |= STATX_ATTR_WRITE_ATOMIC;
-        s->atomic_write_unit_min = 4096;
-        s->atomic_write_unit_max = 65536;
-        s->atomic_write_segments_max = 1;
-    }
-    return r;
 }
 
 static void
@@ -226,7 +213,7 @@ Test(nodur, doublewrite_file_bypasses_store_until_switched_on, .init = setup, .f
 Test(nodur, direct_atomic_file_writes_plain, .init = setup, .fini = teardown)
 {
     const uint32_t ps = 16384;
-    atomio__sys.statx = fake_statx_atomic;
+    atomio__sys.statx = t_statx_sw_atomic;
     ctx = open_ctx(0);
     atomio_file_opts o = t_file_opts(ps, ATOMIO_PATH_DIRECT_ATOMIC, ATOMIO_IO_DIRECT, ATOMIO_FILE_DSYNC);
     atomio_file *f = NULL;

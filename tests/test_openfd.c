@@ -8,6 +8,7 @@
  * them; the O_DIRECT cases skip where $TMPDIR refuses O_DIRECT).
  */
 #include "t_core.h"
+#include "t_seam.h"
 
 #include <atomio.h>
 #include <criterion/criterion.h>
@@ -62,20 +63,6 @@ rec_pwritev2(int fd, const struct iovec *iov, int iovcnt, uint64_t off, int flag
     if (fd == efd && fake_atomic)
         flags &= ~RWF_ATOMIC;
     return atomio__sys_real.pwritev2(fd, iov, iovcnt, off, flags);
-}
-
-static int
-fake_statx_atomic(int dirfd, const char *path, int flags, unsigned mask, struct atomio_statx *s)
-{
-    int r = atomio__sys_real.statx(dirfd, path, flags, mask, s);
-    if (r == 0) {
-        s->mask |= STATX_WRITE_ATOMIC;
-        s->attributes |= STATX_ATTR_WRITE_ATOMIC;
-        s->atomic_write_unit_min = 4096;
-        s->atomic_write_unit_max = 65536;
-        s->atomic_write_segments_max = 1;
-    }
-    return r;
 }
 
 static void
@@ -236,7 +223,7 @@ Test(openfd, append_and_bad_input_refused, .init = setup, .fini = teardown)
 
 Test(openfd, buffered_fd_cannot_do_direct_atomic, .init = setup, .fini = teardown)
 {
-    atomio__sys.statx = fake_statx_atomic;
+    atomio__sys.statx = t_statx_sw_atomic;
     ctx = open_ctx(true);
     efd = open(data, O_RDWR | O_CLOEXEC);
     atomio_file *f = NULL;
@@ -262,7 +249,7 @@ Test(openfd, buffered_fd_cannot_do_direct_atomic, .init = setup, .fini = teardow
 
 Test(openfd, direct_fd_takes_direct_atomic, .init = setup, .fini = teardown)
 {
-    atomio__sys.statx = fake_statx_atomic;
+    atomio__sys.statx = t_statx_sw_atomic;
     ctx = open_ctx(false);
     efd = open(data, O_RDWR | O_DIRECT | O_CLOEXEC);
     if (efd < 0)

@@ -12,6 +12,7 @@
  */
 #include "sim_kernel.h"
 #include "t_core.h"
+#include "t_seam.h"
 
 #include <atomio.h>
 #include <atomio_uring.h>
@@ -55,20 +56,6 @@ fake_getrlimit(int resource, struct rlimit *rl)
     rl->rlim_cur = fake_limit;
     rl->rlim_max = RLIM_INFINITY;
     return 0;
-}
-
-static int
-fake_statx_atomic(int dirfd, const char *path, int flags, unsigned mask, struct atomio_statx *s)
-{
-    int r = atomio__sys_real.statx(dirfd, path, flags, mask, s);
-    if (r == 0) {
-        s->mask |= STATX_WRITE_ATOMIC;
-        s->attributes |= STATX_ATTR_WRITE_ATOMIC;
-        s->atomic_write_unit_min = 4096;
-        s->atomic_write_unit_max = 65536;
-        s->atomic_write_segments_max = 1;
-    }
-    return r;
 }
 
 static void
@@ -122,7 +109,7 @@ tmp_direct_file(uint32_t ps)
     t_make_file(data, 0, 0);
     note_data_file(data);
     atomio__caps_cache_clear();
-    atomio__sys.statx = fake_statx_atomic;
+    atomio__sys.statx = t_statx_sw_atomic;
     ctx = t_ctx_open(NULL);
     atomio_file_opts o = t_file_opts(ps, ATOMIO_PATH_DIRECT_ATOMIC, ATOMIO_IO_DIRECT, 0);
     atomio_file *f = NULL;

@@ -926,44 +926,49 @@ id_add(uint64_t **ids, size_t *n, size_t *cap, uint64_t id)
     return 0;
 }
 
+/* id_in() -- whether id is among ids[0..n), under the store's lock. */
+static bool
+id_in(struct atomio_store *st, uint64_t **ids, size_t *n, uint64_t id)
+{
+    bool found = false;
+    pthread_mutex_lock(&st->lock);
+    for (size_t i = 0; i < *n && !found; i++)
+        found = (*ids)[i] == id;
+    pthread_mutex_unlock(&st->lock);
+    return found;
+}
+
+static int
+id_add_locked(struct atomio_store *st, uint64_t **ids, size_t *n, size_t *cap, uint64_t id)
+{
+    pthread_mutex_lock(&st->lock);
+    int r = id_add(ids, n, cap, id);
+    pthread_mutex_unlock(&st->lock);
+    return r;
+}
+
 int
 atomio__store_hold_id(struct atomio_store *st, uint64_t file_id)
 {
-    pthread_mutex_lock(&st->lock);
-    int r = id_add(&st->held_ids, &st->nheld_ids, &st->cap_held_ids, file_id);
-    pthread_mutex_unlock(&st->lock);
-    return r;
+    return id_add_locked(st, &st->held_ids, &st->nheld_ids, &st->cap_held_ids, file_id);
 }
 
 bool
 atomio__store_id_held(struct atomio_store *st, uint64_t file_id)
 {
-    bool held = false;
-    pthread_mutex_lock(&st->lock);
-    for (size_t i = 0; i < st->nheld_ids && !held; i++)
-        held = st->held_ids[i] == file_id;
-    pthread_mutex_unlock(&st->lock);
-    return held;
+    return id_in(st, &st->held_ids, &st->nheld_ids, file_id);
 }
 
 int
 atomio__store_discard_id(struct atomio_store *st, uint64_t file_id)
 {
-    pthread_mutex_lock(&st->lock);
-    int r = id_add(&st->discard_ids, &st->ndiscard, &st->cap_discard, file_id);
-    pthread_mutex_unlock(&st->lock);
-    return r;
+    return id_add_locked(st, &st->discard_ids, &st->ndiscard, &st->cap_discard, file_id);
 }
 
 bool
 atomio__store_id_discarded(struct atomio_store *st, uint64_t file_id)
 {
-    bool d = false;
-    pthread_mutex_lock(&st->lock);
-    for (size_t i = 0; i < st->ndiscard && !d; i++)
-        d = st->discard_ids[i] == file_id;
-    pthread_mutex_unlock(&st->lock);
-    return d;
+    return id_in(st, &st->discard_ids, &st->ndiscard, file_id);
 }
 
 void
