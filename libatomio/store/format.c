@@ -131,7 +131,7 @@ atomio__dw_store_hdr_decode(const uint8_t *buf, size_t len, uint32_t copy, struc
     WHY("ok");
     if (len == 0 || (len < ATOMIO_DW_STORE_HDR_LEN && all_zero(buf, len))) {
         WHY("empty store file");
-        return 1;
+        return ATOMIO_DW_HDR_EMPTY;
     }
     if (len < 16) {
         WHY("store header truncated");
@@ -140,7 +140,7 @@ atomio__dw_store_hdr_decode(const uint8_t *buf, size_t len, uint32_t copy, struc
     if (memcmp(buf, STORE_MAGIC, 8) != 0) {
         if (len >= ATOMIO_DW_STORE_HDR_LEN && all_zero(buf, ATOMIO_DW_STORE_HDR_LEN)) {
             WHY("store header all zero");
-            return 1;
+            return ATOMIO_DW_HDR_EMPTY;
         }
         WHY("bad store magic (not an atomio doublewrite store, or a damaged header)");
         return ATOMIO_E_STORE;

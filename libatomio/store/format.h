@@ -90,10 +90,14 @@ atomio__dw_ring_pos(const struct atomio_dw_geom *g, uint64_t lsn)
     return g->ring_offset + lsn % g->ring_size;
 }
 
+/* What a store header decoder found besides an error: a header, or never-written bytes. */
+enum atomio_dw_hdr { ATOMIO_DW_HDR_OK = 0, ATOMIO_DW_HDR_EMPTY = 1 };
+
 /* Encode header copy `copy` (0 or 1) of g into out. */
 void atomio__dw_store_hdr_encode(const struct atomio_dw_geom *g, uint32_t copy,
                                  uint8_t out[ATOMIO_DW_STORE_HDR_LEN]);
-/* 0 valid (g filled), 1 when the bytes are all zero, ATOMIO_E_STORE otherwise (*why, which
+/* ATOMIO_DW_HDR_OK (g filled), ATOMIO_DW_HDR_EMPTY when the bytes are all zero, ATOMIO_E_STORE
+ * otherwise (*why, which
  * may be NULL, names the first failed check). *version is set when the magic matched (so a
  * store of another format version can be told apart), else 0. */
 int atomio__dw_store_hdr_decode(const uint8_t *buf, size_t len, uint32_t copy,

@@ -293,10 +293,10 @@ ring_has_data(struct atomio_store *st, uint64_t ring_size, bool *data)
 }
 
 /*
- * read_headers() -- the store's geometry from its two header copies. 0 with st->g filled;
- * 1 when the store was never laid out (empty file, or zero headers over a zero ring); else
- * ATOMIO_E_STORE with a reason. A single damaged copy is survived (*repair set: the caller
- * rewrites it from the good one).
+ * read_headers() -- the store's geometry from its two header copies. ATOMIO_DW_HDR_OK with
+ * st->g filled; ATOMIO_DW_HDR_EMPTY when the store was never laid out (empty file, or zero headers
+ * over a zero ring); else ATOMIO_E_STORE with a reason. A single damaged copy is survived (*repair
+ * set: the caller rewrites it from the good one).
  */
 static int
 read_headers(struct atomio_store *st, bool *repair)
@@ -307,7 +307,7 @@ read_headers(struct atomio_store *st, bool *repair)
     if (r < 0)
         return r;
     if (size == 0)
-        return 1;
+        return ATOMIO_DW_HDR_EMPTY;
     uint8_t buf[2 * ATOMIO_DW_ALIGN];
     if ((r = atomio__pread_full(st->fd, buf, sizeof(buf), 0)) < 0)
         return r;
@@ -332,7 +332,7 @@ read_headers(struct atomio_store *st, bool *repair)
                                "it with this version");
             return ATOMIO_E_STORE;
         }
-        return 1; /* nothing in it: lay it out again as version 2 */
+        return ATOMIO_DW_HDR_EMPTY; /* nothing in it: lay it out again as version 2 */
     }
     if (d[0] == 0 && d[1] == 0) {
         if (memcmp(g[0].uuid, g[1].uuid, 16) != 0 || g[0].ring_size != g[1].ring_size ||
@@ -345,13 +345,13 @@ read_headers(struct atomio_store *st, bool *repair)
     } else if (d[0] == 0 || d[1] == 0) {
         st->g = d[0] == 0 ? g[0] : g[1];
         *repair = true;
-    } else if (d[0] == 1 && d[1] == 1) {
+    } else if (d[0] == ATOMIO_DW_HDR_EMPTY && d[1] == ATOMIO_DW_HDR_EMPTY) {
         bool data;
         if ((r = ring_has_data(st, size > ATOMIO_DW_RING_OFFSET ? size - ATOMIO_DW_RING_OFFSET : 0,
                                &data)) < 0)
             return r;
         if (!data)
-            return 1; /* a layout that never finished */
+            return ATOMIO_DW_HDR_EMPTY; /* a layout that never finished */
         atomio__reason_set("both store headers are zero but the ring holds data: it may hold "
                            "the only good copies of torn pages; inspect it, then reset it "
                            "explicitly (atomio_store_reset, atomio-bench store reset)");
@@ -739,7 +739,7 @@ open_first(atomio_ctx *ctx, struct atomio_store *st)
     struct atomio_dw_geom want;
     if (wanted_geometry(ctx, &want) < 0)
         return ATOMIO_E_INVAL;
-    if (r == 1) {
+    if (r == ATOMIO_DW_HDR_EMPTY) {
         if ((r = init_store(st, &want)) < 0)
             return r;
     } else if (repair) {
