@@ -201,15 +201,11 @@ proc_alive(const struct atomio_shared *sh, uint32_t i)
     return proc_start_time(pe->pid) == pe->start;
 }
 
+/* proc_self() -- this process's entry in the table (found at attach: no syscall per call). */
 static uint32_t
 proc_self(struct atomio_store *st)
 {
-    struct atomio_shared *sh = st->sh;
-    pid_t me = getpid();
-    for (uint32_t i = 0; i < MAX_PROCS; i++)
-        if (sh->procs[i].used && sh->procs[i].pid == me)
-            return i;
-    return 0; /* attach registered us; unreachable unless the table was rebuilt */
+    return st->proc_index;
 }
 
 /* ---- locking ------------------------------------------------------------------------------- */
@@ -356,12 +352,14 @@ register_proc(struct atomio_store *st)
             struct proc_ent *pe = &sh->procs[i];
             if (pe->used && pe->pid == me) {
                 pe->used++; /* another ctx of this process */
+                st->proc_index = i;
                 return 0;
             }
             if (!pe->used || (pass == 1 && !proc_alive(sh, i))) {
                 if (pass == 0 && pe->used)
                     continue;
                 *pe = (struct proc_ent){.pid = me, .used = 1, .start = start};
+                st->proc_index = i;
                 return 0;
             }
         }

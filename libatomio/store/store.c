@@ -27,6 +27,23 @@ _Atomic int atomio__test_dw_keep_batches;
 /* One zero block, aligned for O_DIRECT: retire writes and zero fills point iovecs at it. */
 static _Alignas(ATOMIO_DW_ALIGN) const uint8_t zero_block[ATOMIO_DW_ALIGN];
 
+/* Counted up in every child fork() makes (pthread_atfork), so a ctx inherited across fork()
+ * is recognised without a getpid() per page. */
+static _Atomic unsigned fork_gen;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void
+count_fork(void)
+{
+    atomic_fetch_add(&fork_gen, 1);
+}
+
+static void
+watch_forks(void)
+{
+    (void)pthread_atfork(NULL, NULL, count_fork);
+}
+
 #ifndef STATX_SIZE
 #define STATX_SIZE 0x200u
 #endif
@@ -842,6 +859,8 @@ atomio__store_open(atomio_ctx *ctx)
     /* The first process lets others in once the store is recovered (ctx.c), so no process
      * ever writes next to recovery. */
     st->first = first;
+    pthread_once(&fork_once, watch_forks);
+    st->fork_gen = atomic_load(&fork_gen);
     ctx->store = st;
     return 0;
 fail:
@@ -892,7 +911,7 @@ atomio__store_check(const atomio_ctx *ctx)
     const struct atomio_store *st = ctx->store;
     if (!st)
         return ATOMIO_E_NO_DOUBLEWRITE;
-    if (st->pid != getpid())
+    if (st->fork_gen != atomic_load_explicit(&fork_gen, memory_order_relaxed))
         return ATOMIO_E_INVAL; /* a ctx inherited across fork(): the child opens its own */
     if (atomic_load(&st->failed))
         return ATOMIO_E_STORE_FAILED;

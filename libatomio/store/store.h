@@ -62,8 +62,10 @@ struct atomio_store {
 
     struct atomio_shared *sh;
     size_t sh_len;
-    bool registered;   /* counted among the instance's attached processes */
-    char shm_name[64]; /* "" when the shared state is anonymous (private instance) */
+    bool registered;     /* counted among the instance's attached processes */
+    uint32_t proc_index; /* this process's entry in the shared table of processes */
+    unsigned fork_gen;   /* fork_gen (store.c) when opened: a forked child sees another value */
+    char shm_name[64];   /* "" when the shared state is anonymous (private instance) */
 
     pthread_mutex_t lock; /* free record buffers, held ids, discard set */
     struct atomio_dw_rec *free_recs;
