@@ -256,6 +256,8 @@ atomio_ctx_sync(atomio_ctx *ctx)
 {
     if (!ctx)
         return ATOMIO_E_INVAL;
+    if (ctx->store && atomio__store_check(ctx) == ATOMIO_E_INVAL)
+        return ATOMIO_E_INVAL; /* a ctx inherited across fork(): the child opens its own */
     int first = 0;
     pthread_mutex_lock(ctx->lock);
     for (atomio_file *f = ctx->files; f; f = f->next) {

@@ -407,6 +407,7 @@ Test(store_safety, an_inherited_ctx_refuses_work_in_the_child)
         uint8_t p[PS];
         page_of(p, 1, 1);
         int bad = atomio_write(f, 1, p, 0) == ATOMIO_E_INVAL ? 0 : 1;
+        bad |= atomio_ctx_sync(ctx) == ATOMIO_E_INVAL ? 0 : 1;
         /* The child attaches with its own ctx, as one more process of the instance. */
         atomio_ctx *mine;
         if (open_ctx(&(struct opener){.instance = "forked"}, &mine) != 0)
