@@ -466,3 +466,48 @@ Test(store_safety, an_empty_version_1_store_is_laid_out_again)
     cr_assert_eq(r, 0, "%s (%s)", atomio_err_name(r), atomio_last_reason());
     atomio_ctx_close(ctx);
 }
+
+Test(store_safety, a_copy_of_a_store_in_use_never_shares_its_state)
+{
+    /* A restored backup, or a crash image mounted elsewhere, is a copy of the store with the
+     * same identity. Opened next to the original under the same instance name, it must get
+     * state of its own: the original's processes keep seeing the original's ring. */
+    struct opener deferred = {.instance = "pg"};
+    atomio_ctx *a;
+    cr_assert_eq(open_ctx(&deferred, &a), 0);
+    atomio_file *f = open_file(a, dpath);
+    uint8_t p[PS];
+    page_of(p, 1, 1);
+    atomic_store(&atomio__test_dw_keep_batches, 1); /* an unreleased copy in the ring */
+    cr_assert_eq(atomio_write(f, 1, p, 0), 0);
+    atomic_store(&atomio__test_dw_keep_batches, 0);
+    atomio_stats sa = ATOMIO_STATS_INIT;
+    cr_assert_eq(atomio_ctx_get_stats(a, &sa), 0);
+    cr_assert_gt(sa.store_bytes_used, 0);
+
+    char copy[400], cmd[1000];
+    snprintf(copy, sizeof(copy), "%s/dw-copy", tmp);
+    snprintf(cmd, sizeof(cmd), "cp -a '%s' '%s'", dwdir, copy);
+    cr_assert_eq(system(cmd), 0);
+    atomio_ctx_opts oc;
+    atomio_ctx_opts_init(&oc);
+    oc.doublewrite_dir = copy;
+    oc.doublewrite_store_bytes = 1u << 20;
+    oc.doublewrite_batch_pages = 8;
+    oc.doublewrite_max_page_size = PS;
+    oc.submitter = ATOMIO_SUBMIT_SYNC;
+    oc.instance = "pg";
+    oc.flags = ATOMIO_CTX_NO_RECOVER;
+    atomio_ctx *c = NULL;
+    int r = atomio_ctx_open(&oc, &c);
+    cr_assert_eq(r, 0, "the copy opens as an instance of its own: %s", atomio_last_reason());
+
+    atomio_ctx *b;
+    cr_assert_eq(open_ctx(&deferred, &b), 0, "%s", atomio_last_reason());
+    atomio_stats sb = ATOMIO_STATS_INIT;
+    cr_assert_eq(atomio_ctx_get_stats(b, &sb), 0);
+    cr_assert_eq(sb.store_bytes_used, sa.store_bytes_used, "a joiner of the original sees its ring");
+    atomio_ctx_close(b);
+    atomio_ctx_close(c);
+    atomio_ctx_close(a);
+}

@@ -608,12 +608,10 @@ atomio_store_reset(const char *doublewrite_dir, atomio_recovery_report *report)
     int fd;
     if (open_store_ro(doublewrite_dir, &fd, &st.g, NULL) == 0) {
         (void)scan_ring(fd, &st.g, count_cb, &rc);
-        atomio__sys.close(fd);
-        char name[64], *p = name;
-        p += sprintf(p, "/atomio-");
-        for (int i = 0; i < 16; i++)
-            p += sprintf(p, "%02x", st.g.uuid[i]);
+        char name[96];
+        atomio__shm_name(name, st.g.uuid, fd);
         (void)shm_unlink(name);
+        atomio__sys.close(fd);
     }
     int r = 0;
     const char *files[2] = {spath, mpath};

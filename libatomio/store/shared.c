@@ -293,13 +293,23 @@ ndesc_for(uint64_t ring_size)
     return n < MIN_DESCS ? MIN_DESCS : n > MAX_DESCS ? MAX_DESCS : (uint32_t)n;
 }
 
+void
+atomio__shm_name(char out[96], const uint8_t uuid[16], int fd)
+{
+    struct stat sb;
+    if (fstat(fd, &sb) != 0)
+        memset(&sb, 0, sizeof(sb));
+    char *p = out;
+    p += sprintf(p, "/atomio-");
+    for (int i = 0; i < 16; i++)
+        p += sprintf(p, "%02x", uuid[i]);
+    sprintf(p, "-%llx-%llx", (unsigned long long)sb.st_dev, (unsigned long long)sb.st_ino);
+}
+
 static void
 shm_name_for(struct atomio_store *st)
 {
-    char *p = st->shm_name;
-    p += sprintf(p, "/atomio-");
-    for (int i = 0; i < 16; i++)
-        p += sprintf(p, "%02x", st->g.uuid[i]);
+    atomio__shm_name(st->shm_name, st->g.uuid, st->fd);
 }
 
 /* map_shared() -- map the instance's shared state: create it (first) or open it. Without

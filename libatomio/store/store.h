@@ -65,7 +65,7 @@ struct atomio_store {
     bool registered;     /* counted among the instance's attached processes */
     uint32_t proc_index; /* this process's entry in the shared table of processes */
     unsigned fork_gen;   /* fork_gen (store.c) when opened: a forked child sees another value */
-    char shm_name[64];   /* "" when the shared state is anonymous (private instance) */
+    char shm_name[96];   /* "" when the shared state is anonymous (private instance) */
 
     pthread_mutex_t lock; /* free record buffers, held ids, discard set */
     struct atomio_dw_rec *free_recs;
@@ -97,6 +97,9 @@ struct atomio_store {
  * another open of a private one, holds the store. */
 int atomio__shared_attach(atomio_ctx *ctx, struct atomio_store *st, bool *first);
 int atomio__shared_create(atomio_ctx *ctx, struct atomio_store *st);
+/* The shared state's name for the store whose file is open at fd: the store's uuid and the
+ * file's identity, so a copy of a store (a restored backup) never meets the original's state. */
+void atomio__shm_name(char out[96], const uint8_t uuid[16], int fd);
 /* -EAGAIN: the first process went away before it was ready; drop the lock and attach again. */
 int atomio__shared_join(atomio_ctx *ctx, struct atomio_store *st);
 void atomio__shared_unlock_file(struct atomio_store *st);
