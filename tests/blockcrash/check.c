@@ -206,7 +206,7 @@ parse_marker(size_t pos, const char *txt, size_t len)
     uint64_t p, v, id;
     int d, e;
     char path[4000];
-    if (sscanf(line, "R %3999s", path) == 1) {
+    if (line[0] == 'R' && line[1] == ' ' && sscanf(line + 2, "%3999s", path) == 1) {
         snprintf(data_root, sizeof(data_root), "%s", path);
     } else if (!strcmp(line, "M deferred")) {
         deferred = true;
