@@ -34,6 +34,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -55,9 +56,10 @@ static struct {
     unsigned rounds;
     unsigned threads;
     unsigned procs; /* > 0: that many processes, one writer each, instead of threads */
+    unsigned sync_every; /* a sync after one write call in this many, on average */
     bool reopen, sabotage, fill, recover_mode, fake_sync, deferred;
     uint64_t seed;
-} opt = {.npages = 24, .rounds = 6, .threads = 2, .seed = 1};
+} opt = {.npages = 24, .rounds = 6, .threads = 2, .seed = 1, .sync_every = 3};
 
 /* Every process of the workload opens the store as this one engine instance. */
 #define INSTANCE "blockcrash"
@@ -240,7 +242,7 @@ thread_main(void *argp)
             i += (unsigned)n;
             /* With --procs, a random file: mostly one that other processes wrote too, so
              * their writes are made durable by a sync of this process. */
-            if ((rng >> 20) % 3 == 0) {
+            if ((rng >> 20) % opt.sync_every == 0) {
                 sync_file(opt.procs ? (unsigned)(rng >> 32) % opt.nfiles : f[0], ++sync_id);
                 syncs++;
             }
@@ -315,10 +317,21 @@ run_procs(void)
         fflush(stdout);
         _exit(0);
     }
-    for (unsigned t = 0; t < opt.procs; t++) {
+    /* A writer that fails leaves the others waiting at the barrier: end them, not hang. */
+    for (unsigned left = opt.procs; left > 0; left--) {
         int st;
-        if (waitpid(pid[t], &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
-            die("writer process %u failed", t);
+        pid_t p = waitpid(-1, &st, 0);
+        if (p < 0)
+            die("waitpid: %s", strerror(errno));
+        for (unsigned t = 0; t < opt.procs; t++)
+            if (pid[t] == p)
+                pid[t] = 0; /* reaped: never signalled */
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            for (unsigned t = 0; t < opt.procs; t++)
+                if (pid[t] > 0)
+                    kill(pid[t], SIGKILL);
+            die("a writer process (pid %d) failed", (int)p);
+        }
     }
 }
 
@@ -398,7 +411,8 @@ main(int argc, char **argv)
         {"rounds", 1, 0, 'r'},   {"threads", 1, 0, 't'},    {"reopen", 0, 0, 'o'},
         {"sabotage", 0, 0, 'S'}, {"fill", 0, 0, 'F'},       {"mode", 1, 0, 'm'},
         {"seed", 1, 0, 'x'},     {"fake-sync", 0, 0, 'Y'},  {"data-root", 1, 0, 'D'},
-        {"dw-mode", 1, 0, 'M'},  {"procs", 1, 0, 'P'},      {0, 0, 0, 0}};
+        {"dw-mode", 1, 0, 'M'},  {"procs", 1, 0, 'P'},      {"sync-every", 1, 0, 'E'},
+        {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (c) {
@@ -459,15 +473,18 @@ main(int argc, char **argv)
         case 'P':
             opt.procs = (unsigned)atoi(optarg);
             break;
+        case 'E':
+            opt.sync_every = (unsigned)atoi(optarg);
+            break;
         default:
             die("bad option");
         }
     }
-    if (!opt.ctl || !opt.data || !opt.store || !opt.nfiles || !opt.threads)
+    if (!opt.ctl || !opt.data || !opt.store || !opt.nfiles || !opt.threads || !opt.sync_every)
         die("usage: --ctl F --data DIR --store DIR --page-sizes A,B,.. [--path P] [--pages N] "
             "[--rounds R] [--threads T | --procs P] [--reopen] [--sabotage] [--fill] "
             "[--mode recover] [--fake-sync] [--data-root DIR|none] "
-            "[--dw-mode sync-batch|deferred]");
+            "[--dw-mode sync-batch|deferred] [--sync-every N]");
     if (opt.procs > 16 || (opt.procs && opt.reopen))
         die("--procs: at most 16, and not with --reopen");
     ctl_fd = open(opt.ctl, O_WRONLY);
