@@ -722,7 +722,8 @@ struct result {
 struct worker {
     uint8_t *nonzero; /* per CHUNK of base: may hold non-zero bytes */
     int id;
-    char mnt[4200]; /* where it mounts its states */
+    char mnt[4200];     /* where it mounts its states */
+    char mnt_top[4200]; /* the outermost directory made for it ("" if none) */
     int img_fd;
     int loop_fd;
     char loop_dev[64];
@@ -740,21 +741,42 @@ own_namespace(void)
         die("make / private: %s", strerror(errno));
 }
 
-/* mkdir_p() -- make dir and its parents (they may be gone: a kept state checked again). */
+/* mkdir_p() -- make dir and its parents (they may be gone: a kept state checked again).
+ * *top gets the outermost directory it made ("" if none), for rmdir_up(). */
 static void
-mkdir_p(const char *path)
+mkdir_p(const char *path, char *top, size_t toplen)
 {
     char dir[4200];
     snprintf(dir, sizeof(dir), "%s", path);
-    for (char *p = dir + 1; *p; p++) {
-        if (*p == '/') {
+    top[0] = 0;
+    for (char *p = dir + 1;; p++) {
+        if (*p == '/' || !*p) {
+            char c = *p;
             *p = 0;
-            mkdir(dir, 0755);
-            *p = '/';
+            if (mkdir(dir, 0755) == 0 && !top[0])
+                snprintf(top, toplen, "%s", dir);
+            else if (!c && errno != EEXIST && !top[0])
+                die("mkdir %s: %s", dir, strerror(errno));
+            *p = c;
+            if (!c)
+                break;
         }
     }
-    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-        die("mkdir %s: %s", dir, strerror(errno));
+}
+
+/* rmdir_up() -- remove dir and its parents up to top, which mkdir_p() made. */
+static void
+rmdir_up(const char *path, const char *top)
+{
+    char dir[4200];
+    snprintf(dir, sizeof(dir), "%s", path);
+    size_t n = strlen(top);
+    while (n && strlen(dir) >= n && rmdir(dir) == 0 && strcmp(dir, top) != 0) {
+        char *sl = strrchr(dir, '/');
+        if (!sl || sl == dir)
+            break;
+        *sl = 0;
+    }
 }
 
 /* local_path() -- where the workload's path is under this worker's mount point: with a data
@@ -777,7 +799,7 @@ worker_init(struct worker *w, int id)
     if (data_root[0]) {
         /* Not the workload's mount point: recovery must find the files through the root. */
         snprintf(w->mnt, sizeof(w->mnt), "%s.w%d", opt.mnt, id);
-        mkdir_p(w->mnt);
+        mkdir_p(w->mnt, w->mnt_top, sizeof(w->mnt_top));
     } else {
         snprintf(w->mnt, sizeof(w->mnt), "%s", opt.mnt);
     }
@@ -875,8 +897,7 @@ build_image(struct worker *w, uint32_t epoch, const struct item *it, size_t n)
 static void
 worker_done(struct worker *w)
 {
-    if (data_root[0])
-        rmdir(w->mnt);
+    rmdir_up(w->mnt, w->mnt_top);
 }
 
 /* The page check, run after recovery in the child. */
@@ -1281,14 +1302,16 @@ main(int argc, char **argv)
 
     if (opt.only) {
         /* The run that kept the state removed its mount point; it only has to exist. */
+        char top[4200] = "";
         if (!data_root[0])
-            mkdir_p(opt.mnt);
+            mkdir_p(opt.mnt, top, sizeof(top));
         struct worker w;
         worker_init(&w, 0);
         uint32_t epoch;
         int n = parse_only(opt.only, &epoch, w.items);
         struct result r = check_items(&w, epoch, w.items, (size_t)n);
         worker_done(&w);
+        rmdir_up(opt.mnt, top);
         printf("%s: %s%s%s\n", opt.name, verdict_name[r.verdict], r.msg[0] ? ": " : "", r.msg);
         return r.verdict == V_VIOLATION ? 1 : 0;
     }
