@@ -26,24 +26,27 @@ struct bc_lib {
 };
 
 static void
-ctx_opts(atomio_ctx_opts *o, const char *store_dir)
+ctx_opts(atomio_ctx_opts *o, const char *store_dir, const char *data_root)
 {
     atomio_ctx_opts_init(o);
     o->doublewrite_dir = store_dir;
+    o->data_root = data_root;
     o->doublewrite_store_bytes = BC_STORE_BYTES;
     o->doublewrite_batch_pages = BC_STORE_BATCH_PAGES;
     o->doublewrite_max_page_size = BC_STORE_MAX_PAGE;
 }
 
 int
-bc_lib_open(bc_lib **out, const char *store_dir, int sabotage)
+bc_lib_open(bc_lib **out, const struct bc_lib_conf *conf)
 {
-    atomic_store(&atomio__test_skip_dw_durability, sabotage ? 1 : 0);
+    atomic_store(&atomio__test_skip_dw_durability, conf->sabotage ? 1 : 0);
     bc_lib *l = calloc(1, sizeof(*l));
     if (!l)
         return -12;
     atomio_ctx_opts o;
-    ctx_opts(&o, store_dir);
+    ctx_opts(&o, conf->store_dir, conf->data_root);
+    o.instance = conf->instance;
+    o.doublewrite_mode = conf->deferred ? ATOMIO_DOUBLEWRITE_DEFERRED : ATOMIO_DOUBLEWRITE_SYNC_BATCH;
     int r = atomio_ctx_open(&o, &l->ctx);
     if (r < 0) {
         free(l);
@@ -92,6 +95,23 @@ bc_lib_file_open(bc_lib *l, unsigned idx, const char *path, uint32_t page_size,
     fo.policy = ATOMIO_POLICY_PREFER_ATOMIC;
     fo.file_id = 1000 + idx;
     return atomio_file_open(l->ctx, path, &fo, &l->f[idx]);
+}
+
+void
+bc_lib_describe(bc_lib *l, char *buf, size_t len)
+{
+    atomio_stats st = ATOMIO_STATS_INIT;
+    int r = atomio_ctx_get_stats(l->ctx, &st);
+    if (r < 0)
+        snprintf(buf, len, "stats: %s", atomio_strerror(r));
+    else
+        snprintf(buf, len,
+                 "attached=%llu batches=%llu group-commits=%llu (records %llu) syncs=%llu "
+                 "forced-syncs=%llu store-bytes-used=%llu",
+                 (unsigned long long)st.attached, (unsigned long long)st.batches,
+                 (unsigned long long)st.group_commits, (unsigned long long)st.group_records,
+                 (unsigned long long)st.syncs, (unsigned long long)st.forced_syncs,
+                 (unsigned long long)st.store_bytes_used);
 }
 
 static int
@@ -171,10 +191,12 @@ bc_lib_strerror(int err)
 }
 
 int
-bc_lib_recover(const char *store_dir, uint64_t *restored)
+bc_lib_recover(const char *store_dir, const char *data_root, uint64_t *restored)
 {
+    /* A private instance: the checker's workers recover copies of one store (one uuid) side
+     * by side, and the shared state of a named instance is found by that uuid. */
     atomio_ctx_opts o;
-    ctx_opts(&o, store_dir);
+    ctx_opts(&o, store_dir, data_root);
     atomio_ctx *ctx;
     int r = atomio_ctx_open(&o, &ctx); /* recovery runs here, as at an engine's start-up */
     if (r < 0)

@@ -29,7 +29,7 @@ target_compile_definitions(blockcrash-check PRIVATE _GNU_SOURCE)
 target_compile_options(blockcrash-check PRIVATE ${ATOMIO_WARNINGS})
 target_link_libraries(blockcrash-check PRIVATE atomio_testing)
 
-# CI size: ATOMIO_BLOCKCRASH_STATES (default 2400 over all scenarios) and a 10-minute budget.
+# CI size: ATOMIO_BLOCKCRASH_STATES (default 3600 over all scenarios) and a 10-minute budget.
 add_test(NAME blockcrash COMMAND ${_bc}/run.sh --bin-dir ${CMAKE_CURRENT_BINARY_DIR}
          --results ${CMAKE_CURRENT_BINARY_DIR}/blockcrash-results)
 # Two worker processes: tell ctest -j so it does not stack other suites on top.

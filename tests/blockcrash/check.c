@@ -8,14 +8,23 @@
  * seed (the same seed gives the same states), and a state whose image equals one already
  * generated is skipped (an incremental hash of every 512-byte sector of the image).
  *
- * Each worker process has its own mount namespace, loop device and image file in /dev/shm, so
- * every worker mounts its states at the path the workload used (the store's manifest names the
- * data files by absolute path). Per state: build the image, mount it (the filesystem replays
- * its journal), run libatomio's recovery in a child process, read every page and check:
+ * Each worker process has its own loop device and image file in /dev/shm, and its own mount
+ * namespace, so its mounts go away with it. When the workload named a data root (an "R"
+ * marker: the store's manifest then records data-file paths relative to the mount point),
+ * every worker mounts its states at a directory of its own, never the workload's, and runs
+ * recovery with the data root set to it: every state also checks that recovery does not
+ * depend on where the filesystem is mounted. Without one (absolute paths in the manifest),
+ * workers mount at the workload's path, which their private namespaces make possible. Per
+ * state: build the image, mount it (the filesystem replays its journal), run libatomio's
+ * recovery in a child process, read every page and check:
  *   - every page is wholly one version, sector by sector (512 B);
  *   - that version was started before the last write of the state was received;
- *   - it is at least the version a returned sync (or a doublewrite acknowledgement, which is
- *     durable on return) made durable, when that return was logged before the next flush.
+ *   - it is at least the version a returned sync made durable, when that return was logged
+ *     before the next flush; a sync covers every write to the file acknowledged before the
+ *     sync started, by any thread or process. A doublewrite acknowledgement is durable on
+ *     return too, except in deferred mode (an "M deferred" marker), where only syncs are.
+ *     In deferred mode the checker also counts, for information, the states where a page is
+ *     older than an acknowledgement that the synchronous rule would have made durable.
  * A state that does not mount is a mount failure, counted apart from violations. Failing
  * states are shrunk (writes dropped one at a time while the state still fails) and their
  * image and description are kept in the results directory.
@@ -94,12 +103,14 @@ struct page_info {
 struct bc_file {
     uint32_t page_size;
     uint32_t npages;
-    char path[4096];
+    char path[4096]; /* as the workload named it */
     struct page_info *pg;
 };
 
 static struct bc_file files[BC_LIB_MAX_FILES];
 static unsigned nfiles;
+static char data_root[4096]; /* "R" marker: the workload's data root, "" if none */
+static bool deferred;        /* "M deferred" marker: acknowledgements are not durable */
 
 /* A page's durable floor rises at pos: a returned sync or a durable acknowledgement. */
 struct floor_ev {
@@ -110,6 +121,9 @@ struct floor_ev {
 };
 static struct floor_ev *floors;
 static size_t nfloors, capfloors;
+/* Deferred mode: acknowledgements, durable only under the synchronous rule (information). */
+static struct floor_ev *ackfloors;
+static size_t nackfloors, capackfloors;
 static size_t re_pos = SIZE_MAX; /* "RE 0 ..." of a recovery run */
 
 static void
@@ -134,15 +148,33 @@ xcalloc(size_t n, size_t sz)
 }
 
 static void
-add_floor(size_t pos, unsigned f, uint32_t p, uint64_t v)
+add_floor_to(struct floor_ev **fl, size_t *n, size_t *cap, size_t pos, unsigned f, uint32_t p,
+             uint64_t v)
 {
-    if (nfloors == capfloors) {
-        capfloors = capfloors ? capfloors * 2 : 1024;
-        floors = realloc(floors, capfloors * sizeof(*floors));
-        if (!floors)
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 1024;
+        *fl = realloc(*fl, *cap * sizeof(**fl));
+        if (!*fl)
             die("out of memory");
     }
-    floors[nfloors++] = (struct floor_ev){pos, f, p, v};
+    (*fl)[(*n)++] = (struct floor_ev){pos, f, p, v};
+}
+
+static void
+add_floor(size_t pos, unsigned f, uint32_t p, uint64_t v)
+{
+    add_floor_to(&floors, &nfloors, &capfloors, pos, f, p, v);
+}
+
+/* floor_of() -- the highest version of (f, p) among fl's events logged before bound. */
+static uint64_t
+floor_of(const struct floor_ev *fl, size_t n, size_t bound, unsigned f, uint32_t p)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n && fl[i].pos < bound; i++)
+        if (fl[i].file == f && fl[i].page == p && fl[i].ver > v)
+            v = fl[i].ver;
+    return v;
 }
 
 static struct page_info *
@@ -174,7 +206,11 @@ parse_marker(size_t pos, const char *txt, size_t len)
     uint64_t p, v, id;
     int d, e;
     char path[4000];
-    if (sscanf(line, "L %u %u %u %3999s", &f, &ps, &np, path) == 4) {
+    if (line[0] == 'R' && line[1] == ' ' && sscanf(line + 2, "%3999s", path) == 1) {
+        snprintf(data_root, sizeof(data_root), "%s", path);
+    } else if (!strcmp(line, "M deferred")) {
+        deferred = true;
+    } else if (sscanf(line, "L %u %u %u %3999s", &f, &ps, &np, path) == 4) {
         if (f >= BC_LIB_MAX_FILES)
             die("layout file index %u", f);
         if (f >= nfiles)
@@ -200,7 +236,11 @@ parse_marker(size_t pos, const char *txt, size_t len)
         struct page_info *pi = page_of(f, p);
         if (v > pi->acked)
             pi->acked = v;
-        if (d)
+        /* In deferred mode the workload marks no acknowledgement durable; whatever it says,
+         * the rule is the checker's: only a returned sync is. */
+        if (deferred)
+            add_floor_to(&ackfloors, &nackfloors, &capackfloors, pos, f, (uint32_t)p, v);
+        else if (d)
             add_floor(pos, f, (uint32_t)p, v);
     } else if (sscanf(line, "SB %u %" SCNu64, &f, &id) == 2) {
         snaps = realloc(snaps, (nsnaps + 1) * sizeof(*snaps));
@@ -672,6 +712,8 @@ struct result {
     int32_t verdict;
     int32_t fsck_failed;
     uint64_t restored;
+    uint32_t ack_older; /* deferred mode: pages older than an acknowledgement (information) */
+    uint32_t pad;
     char msg[480];
 };
 
@@ -680,6 +722,8 @@ struct result {
 struct worker {
     uint8_t *nonzero; /* per CHUNK of base: may hold non-zero bytes */
     int id;
+    char mnt[4200];     /* where it mounts its states */
+    char mnt_top[4200]; /* the outermost directory made for it ("" if none) */
     int img_fd;
     int loop_fd;
     char loop_dev[64];
@@ -697,11 +741,68 @@ own_namespace(void)
         die("make / private: %s", strerror(errno));
 }
 
+/* mkdir_p() -- make dir and its parents (they may be gone: a kept state checked again).
+ * *top gets the outermost directory it made ("" if none), for rmdir_up(). */
+static void
+mkdir_p(const char *path, char *top, size_t toplen)
+{
+    char dir[4200];
+    snprintf(dir, sizeof(dir), "%s", path);
+    top[0] = 0;
+    for (char *p = dir + 1;; p++) {
+        if (*p == '/' || !*p) {
+            char c = *p;
+            *p = 0;
+            if (mkdir(dir, 0755) == 0 && !top[0])
+                snprintf(top, toplen, "%s", dir);
+            else if (!c && errno != EEXIST && !top[0])
+                die("mkdir %s: %s", dir, strerror(errno));
+            *p = c;
+            if (!c)
+                break;
+        }
+    }
+}
+
+/* rmdir_up() -- remove dir and its parents up to top, which mkdir_p() made. */
+static void
+rmdir_up(const char *path, const char *top)
+{
+    char dir[4200];
+    snprintf(dir, sizeof(dir), "%s", path);
+    size_t n = strlen(top);
+    while (n && strlen(dir) >= n && rmdir(dir) == 0 && strcmp(dir, top) != 0) {
+        char *sl = strrchr(dir, '/');
+        if (!sl || sl == dir)
+            break;
+        *sl = 0;
+    }
+}
+
+/* local_path() -- where the workload's path is under this worker's mount point: with a data
+ * root, the part below it moves to the worker's mount; without one, paths stay as they are. */
+static void
+local_path(const struct worker *w, const char *path, char *out, size_t len)
+{
+    size_t n = strlen(data_root);
+    if (n && !strncmp(path, data_root, n) && (path[n] == '/' || !path[n]))
+        snprintf(out, len, "%s%s", w->mnt, path + n);
+    else
+        snprintf(out, len, "%s", path);
+}
+
 static void
 worker_init(struct worker *w, int id)
 {
     memset(w, 0, sizeof(*w));
     w->id = id;
+    if (data_root[0]) {
+        /* Not the workload's mount point: recovery must find the files through the root. */
+        snprintf(w->mnt, sizeof(w->mnt), "%s.w%d", opt.mnt, id);
+        mkdir_p(w->mnt, w->mnt_top, sizeof(w->mnt_top));
+    } else {
+        snprintf(w->mnt, sizeof(w->mnt), "%s", opt.mnt);
+    }
     w->base = load_base();
     w->items = xcalloc(nrecs, sizeof(*w->items));
     /* The per-state child needs none of this: keep it out of its page tables. */
@@ -793,9 +894,15 @@ build_image(struct worker *w, uint32_t epoch, const struct item *it, size_t n)
         apply_item(&it[i], write_piece, w);
 }
 
+static void
+worker_done(struct worker *w)
+{
+    rmdir_up(w->mnt, w->mnt_top);
+}
+
 /* The page check, run after recovery in the child. */
 static void
-check_pages(size_t end_pos, size_t flush_bound, struct result *res)
+check_pages(const struct worker *w, size_t end_pos, size_t flush_bound, struct result *res)
 {
     unsigned bad = 0;
     uint8_t *buf = NULL;
@@ -809,17 +916,19 @@ check_pages(size_t end_pos, size_t flush_bound, struct result *res)
             bufsz = need;
         }
         memset(buf, 0, need);
-        int fd = open(bf->path, O_RDONLY);
+        char path[4300];
+        local_path(w, bf->path, path, sizeof(path));
+        int fd = open(path, O_RDONLY);
         if (fd < 0) {
             if (!bad++)
-                snprintf(res->msg, sizeof(res->msg), "%s: %s", bf->path, strerror(errno));
+                snprintf(res->msg, sizeof(res->msg), "%.300s: %s", path, strerror(errno));
             continue;
         }
         for (size_t off = 0; off < need;) {
             ssize_t k = pread(fd, buf + off, need - off, (off_t)off);
             if (k < 0) {
                 if (!bad++)
-                    snprintf(res->msg, sizeof(res->msg), "read %s: %s", bf->path, strerror(errno));
+                    snprintf(res->msg, sizeof(res->msg), "read %.300s: %s", path, strerror(errno));
                 break;
             }
             if (k == 0)
@@ -842,10 +951,9 @@ check_pages(size_t end_pos, size_t flush_bound, struct result *res)
                     n += snprintf(why + n, sizeof(why) - (size_t)n, " %" PRId64,
                                   bc_sector_version(pg + s * BC_SECTOR, f, p, s));
             } else {
-                uint64_t floor = 0;
-                for (size_t i = 0; i < nfloors && floors[i].pos < flush_bound; i++)
-                    if (floors[i].file == f && floors[i].page == p && floors[i].ver > floor)
-                        floor = floors[i].ver;
+                uint64_t floor = floor_of(floors, nfloors, flush_bound, f, p);
+                if ((uint64_t)v < floor_of(ackfloors, nackfloors, flush_bound, f, p))
+                    res->ack_older++;
                 bool begun = v == 0;
                 for (size_t i = 0; i < pi->nv && !begun; i++)
                     begun = pi->v[i].ver == (uint64_t)v && pi->v[i].bpos < end_pos;
@@ -908,7 +1016,7 @@ check_items(struct worker *w, uint32_t epoch, const struct item *it, size_t n)
     t = t1;
     ioctl(w->loop_fd, BLKFLSBUF, 0); /* drop the device's cache of the previous state */
     const char *mopts = !strcmp(opt.fstype, "xfs") ? "nouuid" : "";
-    if (mount(w->loop_dev, opt.mnt, opt.fstype, 0, mopts) < 0) {
+    if (mount(w->loop_dev, w->mnt, opt.fstype, 0, mopts) < 0) {
         res.verdict = V_MOUNT_FAIL;
         snprintf(res.msg, sizeof(res.msg), "mount: %s", strerror(errno));
         return res;
@@ -925,12 +1033,14 @@ check_items(struct worker *w, uint32_t epoch, const struct item *it, size_t n)
         close(pfd[0]);
         alarm(60);
         struct result r = {0};
-        int rc = bc_lib_recover(opt.store, &r.restored);
+        char store[4300];
+        local_path(w, opt.store, store, sizeof(store));
+        int rc = bc_lib_recover(store, data_root[0] ? w->mnt : NULL, &r.restored);
         if (rc < 0) {
             r.verdict = V_VIOLATION;
             snprintf(r.msg, sizeof(r.msg), "recovery failed: %s", bc_lib_strerror(rc));
         } else {
-            check_pages(end_pos, flush_bound, &r);
+            check_pages(w, end_pos, flush_bound, &r);
         }
         if (write(pfd[1], &r, sizeof(r)) != (ssize_t)sizeof(r))
             _exit(3);
@@ -949,9 +1059,9 @@ check_items(struct worker *w, uint32_t epoch, const struct item *it, size_t n)
     }
     phase_t[2] += (t1 = now_s()) - t;
     t = t1;
-    for (int tries = 0; umount2(opt.mnt, 0) < 0; tries++) {
+    for (int tries = 0; umount2(w->mnt, 0) < 0; tries++) {
         if (tries > 100)
-            die("umount %s: %s", opt.mnt, strerror(errno));
+            die("umount %s: %s", w->mnt, strerror(errno));
         usleep(20000);
     }
     phase_t[3] += (t1 = now_s()) - t;
@@ -1053,10 +1163,7 @@ save_recovery_base(struct worker *w, struct shared *sh, size_t done)
     for (unsigned f = 0; f < nfiles; f++) {
         for (uint32_t p = 0; p < files[f].npages; p++) {
             struct page_info *pi = &files[f].pg[p];
-            uint64_t lo = 0, hi = 0;
-            for (size_t i = 0; i < nfloors && floors[i].pos < fb; i++)
-                if (floors[i].file == f && floors[i].page == p && floors[i].ver > lo)
-                    lo = floors[i].ver;
+            uint64_t lo = floor_of(floors, nfloors, fb, f, p), hi = 0;
             for (size_t i = 0; i < pi->nv; i++)
                 if (pi->v[i].bpos < end_pos && pi->v[i].ver > hi)
                     hi = pi->v[i].ver;
@@ -1195,21 +1302,16 @@ main(int argc, char **argv)
 
     if (opt.only) {
         /* The run that kept the state removed its mount point; it only has to exist. */
-        char dir[4096];
-        snprintf(dir, sizeof(dir), "%s", opt.mnt);
-        for (char *p = dir + 1; *p; p++) {
-            if (*p == '/') {
-                *p = 0;
-                mkdir(dir, 0755);
-                *p = '/';
-            }
-        }
-        mkdir(dir, 0755);
+        char top[4200] = "";
+        if (!data_root[0])
+            mkdir_p(opt.mnt, top, sizeof(top));
         struct worker w;
         worker_init(&w, 0);
         uint32_t epoch;
         int n = parse_only(opt.only, &epoch, w.items);
         struct result r = check_items(&w, epoch, w.items, (size_t)n);
+        worker_done(&w);
+        rmdir_up(opt.mnt, top);
         printf("%s: %s%s%s\n", opt.name, verdict_name[r.verdict], r.msg[0] ? ": " : "", r.msg);
         return r.verdict == V_VIOLATION ? 1 : 0;
     }
@@ -1247,6 +1349,7 @@ main(int argc, char **argv)
                        "umount %.0f, fsck %.0f\n",
                        opt.name, k, phase_t[0] * 1e3, phase_t[1] * 1e3, phase_t[2] * 1e3,
                        phase_t[3] * 1e3, phase_t[4] * 1e3);
+            worker_done(&w);
             fflush(stdout);
             _exit(0);
         }
@@ -1263,6 +1366,7 @@ main(int argc, char **argv)
     double elapsed = now_s() - t0;
 
     uint64_t count[V__COUNT] = {0}, fsck_bad = 0, not_run = 0, restored_states = 0;
+    uint64_t ack_older_states = 0;
     size_t done = 0;
     for (size_t i = 0; i < nstates; i++) {
         if (sh->res[i].verdict < 0) {
@@ -1273,6 +1377,7 @@ main(int argc, char **argv)
         count[sh->res[i].verdict]++;
         fsck_bad += (uint64_t)sh->res[i].fsck_failed;
         restored_states += sh->res[i].restored > 0;
+        ack_older_states += sh->res[i].ack_older > 0;
     }
 
     /* Keep failing states, shrunk, with their images. */
@@ -1329,6 +1434,8 @@ main(int argc, char **argv)
         }
         save_recovery_base(&w, sh, nstates);
     }
+    if (have_worker)
+        worker_done(&w);
 
     double per_min = elapsed > 0 ? (double)done * 60.0 / elapsed : 0;
     bool pass;
@@ -1356,5 +1463,9 @@ main(int argc, char **argv)
            opt.expect_violation ? "violation" : "ok", pass ? "PASS" : "FAIL", why);
     if (opt.fsck)
         printf("%s: fsck-failure %" PRIu64 "\n", opt.name, fsck_bad);
+    if (deferred)
+        printf("%s: deferred mode: %" PRIu64 " states held a page older than an acknowledged "
+               "write the synchronous rule would have made durable (allowed)\n",
+               opt.name, ack_older_states);
     return pass ? 0 : 1;
 }

@@ -11,7 +11,7 @@
 #          [--tear 4096|512] [--fsck] [--only name,name] [--budget SECONDS]
 #
 # ATOMIO_BLOCKCRASH_STATES (or --states) is the total number of states over all scenarios:
-# 2400 by default (CI); e.g. ATOMIO_BLOCKCRASH_STATES=50000 for a long local run.
+# 3600 by default (CI); e.g. ATOMIO_BLOCKCRASH_STATES=50000 for a long local run.
 # ATOMIO_BLOCKCRASH_SEED, ATOMIO_BLOCKCRASH_WORKERS and ATOMIO_BLOCKCRASH_BUDGET (seconds for
 # the whole run, 540 by default; 0 = none) do the same as their flags.
 # Exit: 0 all scenarios passed, 1 some failed, 77 skipped (the reason is printed).
@@ -20,7 +20,7 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${BLOCKCRASH_BIN:-$here/../../build/tests}
 results=""
-states=${ATOMIO_BLOCKCRASH_STATES:-2400}
+states=${ATOMIO_BLOCKCRASH_STATES:-3600}
 seed=${ATOMIO_BLOCKCRASH_SEED:-1}
 workers=${ATOMIO_BLOCKCRASH_WORKERS:-2}
 budget=${ATOMIO_BLOCKCRASH_BUDGET:-540}
@@ -58,8 +58,10 @@ for b in blockcrash-recorder blockcrash-workload blockcrash-check; do
 done
 
 work=$(mktemp -d /dev/shm/blockcrash.XXXXXX) || exit 1
-# The workload's mount point: crash states are mounted at the same path (in the checker's
-# private mount namespaces), because the store's manifest records absolute data-file paths.
+# The workload's mount points. The workload names its mount point as the store's data root, so
+# the manifest records paths relative to it and the checker mounts crash states elsewhere; a
+# scenario with --data-root none records absolute paths, and its states are mounted at the
+# same path (in the checker's private mount namespaces).
 mntroot=/tmp/atomio-blockcrash.$$
 mkdir -p "$mntroot" "$results"
 rec_pids=()
@@ -110,7 +112,7 @@ record() {
     mount -t "$fs" $mo "$loop" "$mnt" || return 1
     mounts+=("$mnt")
     "$bin/blockcrash-workload" --ctl "$d/fuse/ctl" --data "$mnt/data" --store "$mnt/store" \
-        "$@" >"$d/workload.out" 2>&1
+        --data-root "$mnt" "$@" >"$d/workload.out" 2>&1
     local rc=$?
     sed "s/^/  $name workload: /" "$d/workload.out"
     umount "$mnt" && losetup -d "$loop" || return 1
@@ -158,14 +160,21 @@ verdict() { # NAME RC
 want() { [ -z "$only" ] || [[ ",$only," == *",$1,"* ]]; }
 
 # Scenarios: name fstype weight expect workload-args. Weights share out the states.
+# xfs-doublewrite records absolute paths (--data-root none), the others paths relative to the
+# mount point.
 scenarios=(
     "xfs-direct xfs 5 ok --path direct --page-sizes 4096,8192,16384 --threads 2 --reopen"
     "ext4-doublewrite ext4 5 ok --path doublewrite --page-sizes 4096,8192,16384 --threads 2 --reopen"
-    "xfs-doublewrite xfs 4 ok --path doublewrite --page-sizes 16384,8192 --threads 2"
+    "xfs-doublewrite xfs 4 ok --path doublewrite --page-sizes 16384,8192 --threads 2 --data-root none"
     "xfs-downgrade xfs 2 ok --path direct --page-sizes 16384 --threads 1 --fill"
+    "ext4-deferred ext4 4 ok --path doublewrite --dw-mode deferred --page-sizes 4096,8192,16384 --threads 2 --reopen"
+    "xfs-deferred xfs 3 ok --path doublewrite --dw-mode deferred --page-sizes 16384,8192 --threads 2 --sync-every 24 --rounds 10"
+    "ext4-multiproc ext4 4 ok --path doublewrite --dw-mode deferred --page-sizes 4096,8192,16384 --procs 3"
+    "xfs-multiproc xfs 2 ok --path doublewrite --dw-mode deferred --page-sizes 16384,8192 --procs 2 --sync-every 24 --rounds 10"
     "control-unsafe xfs 2 violation --path unsafe --page-sizes 8192,16384 --threads 2"
     "control-sabotage ext4 2 violation --path doublewrite --page-sizes 16384,8192 --threads 2 --sabotage"
     "control-fake-sync ext4 1 violation --path unsafe --page-sizes 4096 --threads 2 --fake-sync"
+    "control-deferred-sync ext4 1 violation --path doublewrite --dw-mode deferred --page-sizes 4096 --threads 2 --sabotage --fake-sync"
 )
 recovery_weight=2
 total_weight=$recovery_weight

@@ -1,15 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * workload.c -- what the block-level crash harness records: pages of several files and page
- * sizes written through libatomio (bc_lib.c) by several threads, with syncs, batches and a
- * close and reopen, each step announced by a marker written to the recorder's control file so
- * that the checker knows, at every point of the log, which version of each page was started,
- * acknowledged and made durable.
+ * sizes written through libatomio (bc_lib.c) by several threads, or by several processes that
+ * share one doublewrite store as one engine instance, with syncs, batches and a close and
+ * reopen, each step announced by a marker written to the recorder's control file so that the
+ * checker knows, at every point of the log, which version of each page was started,
+ * acknowledged and made durable. Markers of all threads and processes go through the one
+ * control file: the recorder logs them in one order, each before or after the call it frames.
  *
  * Markers (one write() each, text):
+ *   R dir                          data files are recorded in the store relative to dir
+ *   M deferred                     the store is in ATOMIO_DOUBLEWRITE_DEFERRED mode: an
+ *                                  acknowledgement is not durable, only a returned sync is
  *   L file page_size npages path   layout              I file text   what the library chose
  *   G                              setup durable: crash states start here
  *   B file page ver                write started       A file page ver durable   acknowledged
+ *                                  (durable: 1 when the write is durable on return)
  *   E file page ver err            write failed
  *   SB file id / SA file id err    sync started / returned
  *   C / O                          everything closed / reopened (recovery ran at open)
@@ -28,32 +34,40 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define MAX_BATCH 8
 
 static struct {
-    const char *ctl, *data, *store;
+    const char *ctl, *data, *store, *data_root;
     enum bc_path path;
     uint32_t page_size[BC_LIB_MAX_FILES];
     unsigned nfiles;
     unsigned npages;
     unsigned rounds;
     unsigned threads;
-    bool reopen, sabotage, fill, recover_mode, fake_sync;
+    unsigned procs; /* > 0: that many processes, one writer each, instead of threads */
+    unsigned sync_every; /* a sync after one write call in this many, on average */
+    bool reopen, sabotage, fill, recover_mode, fake_sync, deferred;
     uint64_t seed;
-} opt = {.npages = 24, .rounds = 6, .threads = 2, .seed = 1};
+} opt = {.npages = 24, .rounds = 6, .threads = 2, .seed = 1, .sync_every = 3};
+
+/* Every process of the workload opens the store as this one engine instance. */
+#define INSTANCE "blockcrash"
 
 static int ctl_fd = -1;
 static bc_lib *lib;
 static char fpath[BC_LIB_MAX_FILES][4096];
-static pthread_barrier_t barrier;
+static pthread_barrier_t *barrier; /* process-shared in --procs runs */
 
 static void
 die(const char *fmt, ...)
@@ -118,7 +132,7 @@ write_pages(size_t n, const unsigned *f, const uint64_t *p, uint64_t ver, void *
     for (size_t i = 0; i < n; i++) {
         if (res[i] == 0)
             mark("A %u %" PRIu64 " %" PRIu64 " %d", f[i], p[i], ver,
-                 bc_lib_file_is_doublewrite(lib, f[i]));
+                 !opt.deferred && bc_lib_file_is_doublewrite(lib, f[i]));
         else
             mark("E %u %" PRIu64 " %" PRIu64 " %d", f[i], p[i], ver, res[i]);
     }
@@ -135,6 +149,19 @@ sync_file(unsigned f, uint64_t id)
 }
 
 static void
+open_lib(const char *what)
+{
+    struct bc_lib_conf c = {.store_dir = opt.store,
+                            .data_root = opt.data_root,
+                            .instance = INSTANCE,
+                            .deferred = opt.deferred,
+                            .sabotage = opt.sabotage};
+    int r = bc_lib_open(&lib, &c);
+    if (r < 0)
+        die("%s: %s", what, bc_lib_strerror(r));
+}
+
+static void
 reopen_all(void)
 {
     mark("C");
@@ -142,9 +169,7 @@ reopen_all(void)
     if (r < 0)
         die("close: %s", bc_lib_strerror(r));
     lib = NULL;
-    r = bc_lib_open(&lib, opt.store, opt.sabotage);
-    if (r < 0)
-        die("reopen: %s", bc_lib_strerror(r));
+    open_lib("reopen");
     open_files();
     mark("O");
 }
@@ -154,25 +179,42 @@ struct thread_arg {
     void *buf[MAX_BATCH];
 };
 
+/* owner() -- the writer (thread or process) of global page g in round r: g modulo the
+ * writers. With --procs, in every third run of that many consecutive pages, each page moves to
+ * the next process each round: its newer versions are written by another process than the
+ * older ones, one round (and one barrier) later, so the newest version of a page is always
+ * well defined. */
+static unsigned
+owner(unsigned g, unsigned r)
+{
+    unsigned nw = opt.procs ? opt.procs : opt.threads;
+    return (g + (opt.procs && (g / nw) % 3 == 0 ? r : 0)) % nw;
+}
+
 static void *
 thread_main(void *argp)
 {
     struct thread_arg *a = argp;
     uint64_t rng = bc_mix64(opt.seed * 977 + a->t);
     unsigned total = opt.nfiles * opt.npages;
-    unsigned *mine = calloc(total, sizeof(*mine));
-    unsigned nmine = 0;
-    for (unsigned g = 0; g < total; g++)
-        if (g % opt.threads == a->t)
-            mine[nmine++] = g;
+    unsigned *mine = calloc(total, sizeof(*mine)), nmine = 0;
     uint64_t sync_id = (uint64_t)(a->t + 1) * 1000000;
+    unsigned writes = 0, taken = 0, syncs = 0;
     for (unsigned r = 0; r < opt.rounds; r++) {
         uint64_t ver = 2 + r;
+        if (opt.procs) /* every write of the last round has returned in every process */
+            pthread_barrier_wait(barrier);
         if (opt.reopen && r == opt.rounds / 2) {
-            pthread_barrier_wait(&barrier);
+            pthread_barrier_wait(barrier);
             if (a->t == 0)
                 reopen_all();
-            pthread_barrier_wait(&barrier);
+            pthread_barrier_wait(barrier);
+        }
+        if (r == 0 || opt.procs) { /* threads keep their pages (and last round's order) */
+            nmine = 0;
+            for (unsigned g = 0; g < total; g++)
+                if (owner(g, r) == a->t)
+                    mine[nmine++] = g;
         }
         for (unsigned i = nmine; i > 1; i--) { /* shuffle */
             rng = bc_mix64(rng);
@@ -193,15 +235,104 @@ thread_main(void *argp)
             for (size_t k = 0; k < n; k++) {
                 f[k] = mine[i + k] / opt.npages;
                 p[k] = mine[i + k] % opt.npages;
+                taken += r > 0 && owner(mine[i + k], r - 1) != a->t;
             }
+            writes += (unsigned)n;
             write_pages(n, f, p, ver, a->buf);
             i += (unsigned)n;
-            if ((rng >> 20) % 3 == 0)
-                sync_file(f[0], ++sync_id);
+            /* With --procs, a random file: mostly one that other processes wrote too, so
+             * their writes are made durable by a sync of this process. */
+            if ((rng >> 20) % opt.sync_every == 0) {
+                sync_file(opt.procs ? (unsigned)(rng >> 32) % opt.nfiles : f[0], ++sync_id);
+                syncs++;
+            }
         }
     }
+    if (opt.procs)
+        printf("writer process %u: %u page writes (%u of pages another process wrote a round "
+               "before), %u syncs\n", a->t, writes, taken, syncs);
     free(mine);
     return NULL;
+}
+
+static void
+run_threads(void)
+{
+    static pthread_barrier_t b;
+    barrier = &b;
+    pthread_barrier_init(barrier, NULL, opt.threads);
+    pthread_t th[16];
+    struct thread_arg ta[16];
+    if (opt.threads > 16)
+        die("at most 16 threads");
+    for (unsigned t = 0; t < opt.threads; t++) {
+        ta[t].t = t;
+        for (unsigned k = 0; k < MAX_BATCH; k++)
+            ta[t].buf[k] = aligned_alloc(4096, 16384);
+        pthread_create(&th[t], NULL, thread_main, &ta[t]);
+    }
+    for (unsigned t = 0; t < opt.threads; t++)
+        pthread_join(th[t], NULL);
+}
+
+/* run_procs() -- one writer process per --procs, each with a context of its own on the store,
+ * opened as the same instance while this process keeps its own attached (as an engine's
+ * postmaster would). Rounds are separated by a process-shared barrier. */
+static void
+run_procs(void)
+{
+    barrier = mmap(NULL, sizeof(*barrier), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                   -1, 0);
+    if (barrier == MAP_FAILED)
+        die("mmap: %s", strerror(errno));
+    pthread_barrierattr_t ba;
+    pthread_barrierattr_init(&ba);
+    pthread_barrierattr_setpshared(&ba, PTHREAD_PROCESS_SHARED);
+    pthread_barrier_init(barrier, &ba, opt.procs);
+    fflush(stdout);
+    pid_t pid[16];
+    for (unsigned t = 0; t < opt.procs; t++) {
+        pid[t] = fork();
+        if (pid[t] < 0)
+            die("fork: %s", strerror(errno));
+        if (pid[t] > 0)
+            continue;
+        /* The child leaves the parent's context alone: its own, over the same store. */
+        open_lib("ctx open (writer process)");
+        for (unsigned i = 0; i < opt.nfiles; i++) {
+            int r = bc_lib_file_open(lib, i, fpath[i], opt.page_size[i], opt.path);
+            if (r < 0)
+                die("open %s in process %u: %s", fpath[i], t, bc_lib_strerror(r));
+        }
+        struct thread_arg ta = {.t = t};
+        for (unsigned k = 0; k < MAX_BATCH; k++)
+            ta.buf[k] = aligned_alloc(4096, 16384);
+        thread_main(&ta);
+        char d[512];
+        bc_lib_describe(lib, d, sizeof(d));
+        printf("writer process %u: %s\n", t, d);
+        int r = bc_lib_close(lib);
+        if (r < 0)
+            die("close in process %u: %s", t, bc_lib_strerror(r));
+        fflush(stdout);
+        _exit(0);
+    }
+    /* A writer that fails leaves the others waiting at the barrier: end them, not hang. */
+    for (unsigned left = opt.procs; left > 0; left--) {
+        int st;
+        pid_t p = waitpid(-1, &st, 0);
+        if (p < 0)
+            die("waitpid: %s", strerror(errno));
+        for (unsigned t = 0; t < opt.procs; t++)
+            if (pid[t] == p)
+                pid[t] = 0; /* reaped: never signalled */
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            for (unsigned t = 0; t < opt.procs; t++)
+                if (pid[t] > 0)
+                    kill(pid[t], SIGKILL);
+            die("a writer process (pid %d) failed", (int)p);
+        }
+    }
 }
 
 static void
@@ -232,7 +363,7 @@ recover_run(void)
     mark("G");
     mark("RB");
     uint64_t restored = 0;
-    int r = bc_lib_recover(opt.store, &restored);
+    int r = bc_lib_recover(opt.store, opt.data_root, &restored);
     mark("RE %d %" PRIu64, r, restored);
     printf("recovery: %s, %" PRIu64 " pages restored\n", r ? bc_lib_strerror(r) : "ok", restored);
     uint8_t *buf = aligned_alloc(4096, 1 << 20);
@@ -279,7 +410,9 @@ main(int argc, char **argv)
         {"path", 1, 0, 'p'},     {"page-sizes", 1, 0, 'z'}, {"pages", 1, 0, 'n'},
         {"rounds", 1, 0, 'r'},   {"threads", 1, 0, 't'},    {"reopen", 0, 0, 'o'},
         {"sabotage", 0, 0, 'S'}, {"fill", 0, 0, 'F'},       {"mode", 1, 0, 'm'},
-        {"seed", 1, 0, 'x'},     {"fake-sync", 0, 0, 'Y'},  {0, 0, 0, 0}};
+        {"seed", 1, 0, 'x'},     {"fake-sync", 0, 0, 'Y'},  {"data-root", 1, 0, 'D'},
+        {"dw-mode", 1, 0, 'M'},  {"procs", 1, 0, 'P'},      {"sync-every", 1, 0, 'E'},
+        {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (c) {
@@ -329,16 +462,38 @@ main(int argc, char **argv)
         case 'Y':
             opt.fake_sync = true;
             break;
+        case 'D':
+            opt.data_root = strcmp(optarg, "none") ? optarg : NULL;
+            break;
+        case 'M':
+            if (strcmp(optarg, "deferred") && strcmp(optarg, "sync-batch"))
+                die("--dw-mode deferred|sync-batch");
+            opt.deferred = !strcmp(optarg, "deferred");
+            break;
+        case 'P':
+            opt.procs = (unsigned)atoi(optarg);
+            break;
+        case 'E':
+            opt.sync_every = (unsigned)atoi(optarg);
+            break;
         default:
             die("bad option");
         }
     }
-    if (!opt.ctl || !opt.data || !opt.store || !opt.nfiles || !opt.threads)
+    if (!opt.ctl || !opt.data || !opt.store || !opt.nfiles || !opt.threads || !opt.sync_every)
         die("usage: --ctl F --data DIR --store DIR --page-sizes A,B,.. [--path P] [--pages N] "
-            "[--rounds R] [--threads T] [--reopen] [--sabotage] [--fill] [--mode recover]");
+            "[--rounds R] [--threads T | --procs P] [--reopen] [--sabotage] [--fill] "
+            "[--mode recover] [--fake-sync] [--data-root DIR|none] "
+            "[--dw-mode sync-batch|deferred] [--sync-every N]");
+    if (opt.procs > 16 || (opt.procs && opt.reopen))
+        die("--procs: at most 16, and not with --reopen");
     ctl_fd = open(opt.ctl, O_WRONLY);
     if (ctl_fd < 0)
         die("%s: %s", opt.ctl, strerror(errno));
+    if (opt.data_root)
+        mark("R %s", opt.data_root);
+    if (opt.deferred)
+        mark("M deferred");
     for (unsigned i = 0; i < opt.nfiles; i++) {
         snprintf(fpath[i], sizeof(fpath[i]), "%s/f%u", opt.data, i);
         mark("L %u %u %u %s", i, opt.page_size[i], opt.npages, fpath[i]);
@@ -354,10 +509,9 @@ main(int argc, char **argv)
         die("mkdir %s: %s", opt.data, strerror(errno));
     if (mkdir(opt.store, 0700) < 0 && errno != EEXIST)
         die("mkdir %s: %s", opt.store, strerror(errno));
-    int r = bc_lib_open(&lib, opt.store, opt.sabotage);
-    if (r < 0)
-        die("ctx open: %s", bc_lib_strerror(r));
+    open_lib("ctx open");
     open_files();
+    int r;
 
     /* Setup: every page at version 1, durable, and the directories too. */
     void *buf[MAX_BATCH];
@@ -385,19 +539,10 @@ main(int argc, char **argv)
     sync();
     mark("G");
 
-    pthread_barrier_init(&barrier, NULL, opt.threads);
-    pthread_t th[16];
-    struct thread_arg ta[16];
-    if (opt.threads > 16)
-        die("at most 16 threads");
-    for (unsigned t = 0; t < opt.threads; t++) {
-        ta[t].t = t;
-        for (unsigned k = 0; k < MAX_BATCH; k++)
-            ta[t].buf[k] = aligned_alloc(4096, 16384);
-        pthread_create(&th[t], NULL, thread_main, &ta[t]);
-    }
-    for (unsigned t = 0; t < opt.threads; t++)
-        pthread_join(th[t], NULL);
+    if (opt.procs)
+        run_procs();
+    else
+        run_threads();
     unsigned downgrades = 0;
     for (unsigned f = 0; f < opt.nfiles; f++) {
         char d[512];
@@ -407,6 +552,9 @@ main(int argc, char **argv)
         downgrades += bc_lib_file_downgrades(lib, f);
     }
     printf("downgrades=%u\n", downgrades);
+    char d[512];
+    bc_lib_describe(lib, d, sizeof(d));
+    printf("ctx at the end: %s\n", d);
     mark("Z");
     r = bc_lib_close(lib);
     if (r < 0)
