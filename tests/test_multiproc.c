@@ -233,7 +233,7 @@ test_seed(void)
 struct env {
     struct t_fs fs;
     char dw[PATH_MAX + 8];
-    char files[NFILES][PATH_MAX + 16];
+    char files[NFILES][PATH_MAX + 32];
 };
 
 static void
