@@ -93,6 +93,8 @@ run_one(const struct t_shim_test *t)
     }
     if (pid == 0) {
         current_fini = fini;
+        if (t->timeout > 0)
+            alarm((unsigned)t->timeout + 1); /* as Criterion's .timeout: the test dies */
         if (init)
             init();
         t->fn();

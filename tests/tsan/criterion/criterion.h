@@ -25,6 +25,7 @@ struct t_shim_test {
     void (*fn)(void);
     void (*init)(void);
     void (*fini)(void);
+    double timeout; /* seconds, as Criterion's .timeout; 0: none */
     struct t_shim_test *next;
 };
 
