@@ -89,7 +89,7 @@ struct desc {
  * is one of these (a test build asserts it):
  *   FREE -> RESERVED            reserve: a range of the ring claimed at the head
  *   RESERVED -> WRITTEN         its store write completed
- *   RESERVED -> RELEASED        its store write failed, or it was given up before any
+ *   RESERVED -> RELEASED        given up (its store write failed, or was never issued)
  *   WRITTEN -> INPLACE          a group commit made it durable: in-place writes may start
  *   WRITTEN -> RELEASED         given up (abandoned, voided) before any in-place write
  *   INPLACE -> RELEASED         its files synced by the batch itself
@@ -905,14 +905,15 @@ atomio__store_written(atomio_ctx *ctx, struct atomio_dw_rec *rec, bool ok)
     struct atomio_shared *sh = st->sh;
     atomio__shared_lock(st);
     struct desc *d = &sh->descs[rec->desc % sh->ndesc];
-    desc_move(d, ok ? D_WRITTEN : D_RELEASED);
+    /* A failed write leaves the record reserved: its writer gives it up next (abandon), which
+     * voids and releases it exactly once. */
+    if (ok)
+        desc_move(d, D_WRITTEN);
     if (sh->writing)
         sh->writing--;
     rec->written_at = sh->flush_begun;
     if (ok)
         sh->unflushed++;
-    else
-        advance_tail(sh);
     atomio__shared_unlock(st);
 }
 
@@ -956,12 +957,16 @@ atomio__store_durable(atomio_ctx *ctx, struct atomio_dw_rec *rec)
 {
     struct atomio_store *st = ctx->store;
     struct atomio_shared *sh = st->sh;
-#ifdef ATOMIO_TESTING
-    if (atomic_load(&atomio__test_skip_dw_durability))
-        return 0;
-#endif
     int err = 0;
     atomio__shared_lock(st);
+#ifdef ATOMIO_TESTING
+    if (atomic_load(&atomio__test_skip_dw_durability)) {
+        /* The sabotage: in-place writes may start without the store made durable. */
+        desc_move(&sh->descs[rec->desc % sh->ndesc], D_INPLACE);
+        atomio__shared_unlock(st);
+        return 0;
+    }
+#endif
     while (sh->flush_done <= rec->written_at && err == 0) {
         if (atomic_load(&st->failed)) {
             err = ATOMIO_E_STORE_FAILED;

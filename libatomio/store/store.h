@@ -132,7 +132,7 @@ void atomio__shared_counts(struct atomio_store *st, uint64_t *bytes, uint64_t *u
  */
 int atomio__store_reserve(atomio_ctx *ctx, struct atomio_dw_rec *rec, atomio_file *const *files,
                           uint32_t nfiles, bool wait);
-/* The record's write completed (ok) or failed. */
+/* The record's write completed (ok) or failed (then the caller abandons the run). */
 void atomio__store_written(atomio_ctx *ctx, struct atomio_dw_rec *rec, bool ok);
 /* Group commit: return once a store fdatasync begun after the record's write has completed.
  * 0 or the fdatasync's error (the store is then failed). */
