@@ -271,8 +271,11 @@ run_threads(void)
             ta[t].buf[k] = aligned_alloc(4096, 16384);
         pthread_create(&th[t], NULL, thread_main, &ta[t]);
     }
-    for (unsigned t = 0; t < opt.threads; t++)
+    for (unsigned t = 0; t < opt.threads; t++) {
         pthread_join(th[t], NULL);
+        for (unsigned k = 0; k < MAX_BATCH; k++)
+            free(ta[t].buf[k]);
+    }
 }
 
 /* run_procs() -- one writer process per --procs, each with a context of its own on the store,
@@ -308,6 +311,8 @@ run_procs(void)
         for (unsigned k = 0; k < MAX_BATCH; k++)
             ta.buf[k] = aligned_alloc(4096, 16384);
         thread_main(&ta);
+        for (unsigned k = 0; k < MAX_BATCH; k++)
+            free(ta.buf[k]);
         char d[512];
         bc_lib_describe(lib, d, sizeof(d));
         printf("writer process %u: %s\n", t, d);
@@ -538,6 +543,8 @@ main(int argc, char **argv)
     sync_dir(opt.store);
     sync();
     mark("G");
+    for (unsigned k = 0; k < MAX_BATCH; k++)
+        free(buf[k]);
 
     if (opt.procs)
         run_procs();
