@@ -100,7 +100,8 @@ struct desc {
  *   RELEASED -> FREE            the tail moved over it
  * Recovery frees every descriptor at once (atomio__shared_init_ring()).
  */
-static inline bool
+/* Only assertions call it: unused where NDEBUG removes them. */
+__attribute__((unused)) static bool
 desc_move_ok(uint32_t from, uint32_t to)
 {
     static const uint8_t moves[] = {

@@ -126,7 +126,7 @@ static struct floor_ev *ackfloors;
 static size_t nackfloors, capackfloors;
 static size_t re_pos = SIZE_MAX; /* "RE 0 ..." of a recovery run */
 
-static void
+__attribute__((format(printf, 1, 2))) static void
 die(const char *fmt, ...)
 {
     va_list ap;

@@ -69,7 +69,7 @@ static bc_lib *lib;
 static char fpath[BC_LIB_MAX_FILES][4096];
 static pthread_barrier_t *barrier; /* process-shared in --procs runs */
 
-static void
+__attribute__((format(printf, 1, 2))) static void
 die(const char *fmt, ...)
 {
     va_list ap;
@@ -81,7 +81,7 @@ die(const char *fmt, ...)
     exit(1);
 }
 
-static void
+__attribute__((format(printf, 1, 2))) static void
 mark(const char *fmt, ...)
 {
     char buf[4200];
