@@ -546,7 +546,8 @@ state_hash(const uint8_t *img, uint64_t img_hash, const struct item *it, size_t 
         uint32_t order = (uint32_t)i;
         apply_item(&it[i], collect_piece, &order);
     }
-    qsort(pieces, npieces, sizeof(*pieces), piece_cmp);
+    if (npieces > 1)
+        qsort(pieces, npieces, sizeof(*pieces), piece_cmp); /* pieces is NULL while empty */
     uint64_t h = img_hash;
     for (size_t i = 0; i < npieces; i++) {
         if (i + 1 < npieces && pieces[i + 1].sector == pieces[i].sector)
@@ -696,7 +697,8 @@ generate(void)
     }
     free(img);
     free(base);
-    qsort(states, nstates, sizeof(*states), state_cmp);
+    if (nstates > 1)
+        qsort(states, nstates, sizeof(*states), state_cmp);
     free(it);
     free(w);
     free(hs.v);
