@@ -449,6 +449,11 @@ uring_submit_overlap(atomio_ctx *ctx, struct atomio_io *ios, size_t n, size_t fi
             work(arg);
         return 0;
     }
+    /* A lone write to the page cache gains nothing from a ring: there is nothing to overlap it
+     * with, and a buffered write the kernel cannot finish inline is handed to an io-wq worker
+     * (two context switches). pwritev2 copies it in the caller's own time. */
+    if (n == 1 && !work && ios[0].file && !ios[0].file->o_direct)
+        return atomio__submit_sync.submit(ctx, ios, n);
     struct ring *r = NULL;
     if (st && st->fork_gen == atomic_load_explicit(&fork_gen, memory_order_relaxed))
         r = lease_get(st);

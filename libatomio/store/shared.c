@@ -40,7 +40,7 @@
 #include <unistd.h>
 
 #define SHARED_MAGIC   0x41544f4d494f5348ull /* "HSOIMOTA" */
-#define SHARED_VERSION 2u
+#define SHARED_VERSION 3u
 #define MAX_PROCS      256u
 #define MAX_FILES      4096u /* distinct data files with copies at once */
 /* Records in flight or awaiting a sync: one descriptor per 4 KiB of ring (a record is at least
@@ -135,7 +135,9 @@ struct atomio_shared {
      * (glibc's broadcast then blocks every other process). A futex word holds no waiter
      * state: a dead sleeper is simply gone. */
     _Atomic uint32_t wake_seq;
-    uint32_t wake_pad;
+    uint32_t waiters;               /* sleeping on wake_seq: wake_all() skips the syscall at 0 */
+    _Atomic uint32_t flush_seq;     /* the group commit's own word: bumped when one ends */
+    uint32_t flush_waiters;         /* sleeping on flush_seq */
     uint64_t ring_size;
     uint64_t head;         /* next LSN */
     uint64_t tail;         /* oldest LSN still needed */
@@ -228,25 +230,58 @@ atomio__shared_unlock(struct atomio_store *st)
     pthread_mutex_unlock(&st->sh->mu);
 }
 
-/* timed_wait() -- wait for a change, at most WAIT_NS, so dead processes are noticed. Called
- * and returns with the lock held. A wake_all() after the lock is dropped changes the word, so
- * the futex wait returns at once: no wakeup is lost. */
+/* futex_sleep() -- wait until *word moves on from seq, at most WAIT_NS, so dead processes are
+ * noticed. Called and returns with the lock held; *count says how many sleep on the word. A
+ * waker bumps the word under the lock, so a bump after the lock is dropped makes the futex wait
+ * return at once: no wakeup is lost. */
+static void
+futex_sleep(struct atomio_store *st, _Atomic uint32_t *word, uint32_t *count)
+{
+    uint32_t seq = atomic_load(word);
+    (*count)++;
+    atomio__shared_unlock(st);
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = WAIT_NS};
+    (void)syscall(SYS_futex, word, FUTEX_WAIT, seq, &ts, NULL, 0);
+    atomio__shared_lock(st);
+    (*count)--;
+}
+
+/* futex_wake() -- wake every sleeper on *word, of every process. Caller holds the lock. With
+ * nobody asleep it only bumps the word: most state changes have no one waiting for them, and a
+ * wake of sleepers that find nothing to do costs each of them two context switches. */
+static void
+futex_wake(_Atomic uint32_t *word, uint32_t count)
+{
+    atomic_fetch_add(word, 1);
+    if (count)
+        (void)syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+/* timed_wait() / wake_all(): the general channel (space, headers, syncs, recovery). */
 static void
 timed_wait(struct atomio_store *st)
 {
-    uint32_t seq = atomic_load(&st->sh->wake_seq);
-    atomio__shared_unlock(st);
-    struct timespec ts = {.tv_sec = 0, .tv_nsec = WAIT_NS};
-    (void)syscall(SYS_futex, &st->sh->wake_seq, FUTEX_WAIT, seq, &ts, NULL, 0);
-    atomio__shared_lock(st);
+    futex_sleep(st, &st->sh->wake_seq, &st->sh->waiters);
 }
 
-/* wake_all() -- wake every waiter of every process. Caller holds the lock. */
 static void
 wake_all(struct atomio_store *st)
 {
-    atomic_fetch_add(&st->sh->wake_seq, 1);
-    (void)syscall(SYS_futex, &st->sh->wake_seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+    futex_wake(&st->sh->wake_seq, st->sh->waiters);
+}
+
+/* flush_wait() / flush_wake(): writers waiting for a group commit to cover their records sleep
+ * on a word of their own, so the many releases and tail moves do not wake them for nothing. */
+static void
+flush_wait(struct atomio_store *st)
+{
+    futex_sleep(st, &st->sh->flush_seq, &st->sh->flush_waiters);
+}
+
+static void
+flush_wake(struct atomio_store *st)
+{
+    futex_wake(&st->sh->flush_seq, st->sh->flush_waiters);
 }
 
 /* ---- attach and detach --------------------------------------------------------------------- */
@@ -714,8 +749,10 @@ reap_dead(struct atomio_store *st)
             desc_move(d, D_AWAIT);
         }
     }
-    if (sh->flushing && (dead[sh->flush_proc] || !sh->procs[sh->flush_proc].used))
+    if (sh->flushing && (dead[sh->flush_proc] || !sh->procs[sh->flush_proc].used)) {
         sh->flushing = 0;
+        flush_wake(st); /* its followers must elect another leader */
+    }
     if (sh->hdr_busy && (dead[sh->hdr_proc] || !sh->procs[sh->hdr_proc].used))
         sh->hdr_busy = 0;
     advance_tail(sh);
@@ -942,7 +979,7 @@ atomio__store_flush_end(atomio_ctx *ctx, uint64_t ticket, int r)
     atomio__shared_lock(st);
     if (r == 0 && st->sh->flush_done < ticket)
         st->sh->flush_done = ticket;
-    wake_all(st);
+    flush_wake(st);
     atomio__shared_unlock(st);
     if (r < 0) {
         /* After a failed fdatasync nothing about earlier store writes can be trusted: the
@@ -999,14 +1036,14 @@ atomio__store_durable(atomio_ctx *ctx, struct atomio_dw_rec *rec)
             sh->flushing = 0;
             if (r == 0 && sh->flush_done < t)
                 sh->flush_done = t;
-            wake_all(st);
+            flush_wake(st);
             if (r < 0) {
                 atomic_store(&st->failed, true);
                 ATOMIO_COUNT(&ctx->stats, failed_syncs, 1);
                 err = r;
             }
         } else {
-            timed_wait(st);
+            flush_wait(st);
             if (sh->flushing && !proc_alive(sh, sh->flush_proc))
                 reap_dead(st);
         }

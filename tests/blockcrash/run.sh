@@ -117,12 +117,13 @@ record() {
     sed "s/^/  $name workload: /" "$d/workload.out"
     umount "$mnt" && losetup -d "$loop" || return 1
     # The loop device lets go of disk.img asynchronously after detach: wait for it.
-    local i
-    for i in $(seq 100); do
-        fusermount3 -u "$d/fuse" 2>/dev/null && break
+    # On a loaded machine that has taken over 10 s: allow a minute.
+    local i gone=""
+    for i in $(seq 600); do
+        fusermount3 -u "$d/fuse" 2>/dev/null && { gone=1; break; }
         sleep 0.1
     done
-    [ "$i" -lt 100 ] || { echo "$name: FUSE mount still busy"; return 1; }
+    [ -n "$gone" ] || { echo "$name: FUSE mount still busy after 60 s"; return 1; }
     wait "${rec_pids[-1]}" 2>/dev/null
     rm -f "$d/disk.img"
     [ -s "$d/recorder.out" ] && sed "s/^/  $name recorder: /" "$d/recorder.out"
