@@ -56,6 +56,7 @@ int			atomio_store_size_mb = 256;
  */
 static atomio_ctx *my_ctx = NULL;
 static int	my_ctx_pid = 0;
+static bool my_ctx_durable = true;
 static bool my_exit_registered = false;
 static char store_dir[MAXPGPATH];
 static char instance_name[64];
@@ -113,6 +114,7 @@ fill_ctx_opts(atomio_ctx_opts *co, uint32 flags)
 }
 
 static void close_all_segs(void);
+static int	batch_pending_count(void);
 
 static void
 atomio_pg_exit(int code, Datum arg)
@@ -173,12 +175,41 @@ get_ctx(void)
 				 errdetail("%s", atomio_last_reason())));
 	}
 	my_ctx_pid = MyProcPid;
+	my_ctx_durable = enableFsync;
 	if (!my_exit_registered)
 	{
 		on_proc_exit(atomio_pg_exit, 0);
 		my_exit_registered = true;
 	}
 	return my_ctx;
+}
+
+/*
+ * fsync can change at SIGHUP: follow it with the context's durability.  Our
+ * cached files are closed so that each reopens with a fresh torn_write_safe.
+ */
+static void
+follow_fsync(void)
+{
+	int			r;
+
+	if (my_ctx == NULL || my_ctx_pid != MyProcPid || my_ctx_durable == enableFsync)
+		return;
+	if (batch_pending_count() > 0)
+		return;
+	close_all_segs();
+	r = atomio_ctx_set_durability(my_ctx, enableFsync ? 1 : 0);
+	if (r < 0)
+	{
+		errno = errno_for(r);
+		ereport(data_sync_elevel(ERROR),
+				(errcode_for_file_access(),
+				 errmsg("atomio: could not switch durability %s: %s (%s)",
+						enableFsync ? "on" : "off", atomio_strerror(r), atomio_err_name(r))));
+	}
+	my_ctx_durable = enableFsync;
+	ereport(LOG, (errmsg("atomio: durability %s (fsync = %s)",
+						 enableFsync ? "on" : "off", enableFsync ? "on" : "off")));
 }
 
 static bool
@@ -401,6 +432,38 @@ seg_path(const RelFileNode *rnode, ForkNumber forknum, BlockNumber segno)
 	return path;
 }
 
+/*
+ * Has this process logged the file (with this safety) before?  A small open
+ * addressing set of file ids; when it fills up, logging stops.
+ */
+#define SEEN_SLOTS 8192
+static uint64 seen_ids[SEEN_SLOTS];
+static int	seen_n = 0;
+
+static bool
+first_sight(uint64 file_id, uint32 safe)
+{
+	uint64		key = (file_id << 1) | (safe ? 1 : 0);
+	uint32		h;
+
+	if (key == 0)
+		key = 2;
+	h = (uint32) ((key * UINT64CONST(0x9E3779B97F4A7C15)) >> 51);
+	for (;;)
+	{
+		if (seen_ids[h] == key)
+			return false;
+		if (seen_ids[h] == 0)
+			break;
+		h = (h + 1) % SEEN_SLOTS;
+	}
+	if (seen_n >= SEEN_SLOTS / 2)
+		return false;
+	seen_ids[h] = key;
+	seen_n++;
+	return true;
+}
+
 /* Is this fork of a non-temporary relation written through libatomio? */
 static bool
 fork_protected(const RelFileNode *rnode, ForkNumber forknum)
@@ -425,7 +488,7 @@ fork_protected(const RelFileNode *rnode, ForkNumber forknum)
 static AtomioSeg *
 seg_get(const RelFileNode *rnode, ForkNumber forknum, BlockNumber segno, bool missing_ok)
 {
-	AtomioSeg  *s = seg_lookup(rnode, forknum, segno);
+	AtomioSeg  *s;
 	atomio_file_opts fo;
 	atomio_file_info info;
 	atomio_ctx *ctx;
@@ -433,6 +496,8 @@ seg_get(const RelFileNode *rnode, ForkNumber forknum, BlockNumber segno, bool mi
 	char	   *path;
 	int			r;
 
+	follow_fsync();
+	s = seg_lookup(rnode, forknum, segno);
 	if (s != NULL)
 		return s;
 
@@ -494,9 +559,10 @@ seg_get(const RelFileNode *rnode, ForkNumber forknum, BlockNumber segno, bool mi
 	if (!s->safe)
 		unsafe_seen = true;
 
-	ereport(LOG,
-			(errmsg("atomio: file \"%s\": %s, torn_write_safe=%u (%s)",
-					path, atomio_path_name(info.path), info.torn_write_safe, info.reason)));
+	if (first_sight(fo.file_id, info.torn_write_safe))
+		ereport(LOG,
+				(errmsg("atomio: file \"%s\": %s, torn_write_safe=%u (%s)",
+						path, atomio_path_name(info.path), info.torn_write_safe, info.reason)));
 	pfree(path);
 	return s;
 }
@@ -610,7 +676,11 @@ AtomioPgDropDatabase(void)
 
 	close_all_segs();
 	r = atomio_ctx_sync(get_ctx());
-	if (r < 0)
+	if (r == -ENOENT)
+		ereport(WARNING,
+				(errmsg("atomio: a file with copies in the doublewrite store is gone: %s",
+						atomio_strerror(r))));
+	else if (r < 0)
 	{
 		errno = errno_for(r);
 		ereport(data_sync_elevel(ERROR),
@@ -717,6 +787,12 @@ AtomioPgBatchPending(void)
 	return batch_n;
 }
 
+static int
+batch_pending_count(void)
+{
+	return batch_n;
+}
+
 static void
 end_io(BufferDesc *buf, bool clear_dirty, uint32 set_flag_bits)
 {
@@ -789,6 +865,7 @@ AtomioPgBatchFlush(void)
 	int			first_err = 0;
 	int			first_err_i = -1;
 	int			i;
+	volatile int done;
 
 	if (n == 0)
 		return;
@@ -873,15 +950,16 @@ AtomioPgBatchFlush(void)
 		}
 	}
 
+	batch_n = 0;
+	done = 0;
 	PG_TRY();
 	{
-		batch_n = 0;
-		for (i = 0; i < n; i++)
+		for (; done < n; done++)
 		{
-			BatchEnt   *e = &batch[i];
+			BatchEnt   *e = &batch[done];
 			BufferTag	tag = e->buf->tag;
 
-			if (batch_w[i].result == 0)
+			if (batch_w[done].result == 0)
 				register_sync(e);
 			release_ent(e);
 			if (batch_wb != NULL)
@@ -891,8 +969,8 @@ AtomioPgBatchFlush(void)
 	PG_CATCH();
 	{
 		/* I/O is already ended for all; give back what is still held */
-		for (; i < n; i++)
-			release_ent(&batch[i]);
+		for (done++; done < n; done++)
+			release_ent(&batch[done]);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
