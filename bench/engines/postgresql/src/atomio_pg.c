@@ -582,14 +582,35 @@ report_write_error(int r, AtomioSeg *s, BlockNumber blocknum)
 					blocknum, path, atomio_strerror(r), atomio_err_name(r))));
 }
 
+/*
+ * A new page of zeros past the end of the file has no old content that could
+ * be torn into it, and every store copy of a page beyond the end of file was
+ * released when the file was truncated (AtomioPgRelease): such an extension
+ * stays a plain write, as mdzeroextend does in later releases.  Pages with
+ * contents (index builds, copies) go through the library.
+ */
+static bool
+page_is_zero(const char *buffer)
+{
+	const uint64 *p = (const uint64 *) buffer;
+	int			i;
+
+	for (i = 0; i < BLCKSZ / (int) sizeof(uint64); i++)
+		if (p[i] != 0)
+			return false;
+	return true;
+}
+
 bool
 AtomioPgWrite(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum,
-			  const char *buffer)
+			  const char *buffer, bool extend)
 {
 	AtomioSeg  *s;
 	int			r;
 
 	if (RelFileNodeBackendIsTemp(reln->smgr_rnode))
+		return false;
+	if (extend && page_is_zero(buffer))
 		return false;
 	s = seg_get(&reln->smgr_rnode.node, forknum, blocknum / ((BlockNumber) RELSEG_SIZE), false);
 	if (s == NULL || !s->protect)

@@ -27,9 +27,12 @@ extern PGDLLIMPORT int atomio_store_size_mb;
 /* postmaster: open the first context (or recover it again after a crash) */
 extern void AtomioPgPostmasterStartup(void);
 
-/* md.c: true when the block went through libatomio, false for md's plain path */
+/*
+ * md.c: true when the block went through libatomio, false for md's plain
+ * path.  extend: mdextend() (a new page of zeros stays plain).
+ */
 extern bool AtomioPgWrite(SMgrRelation reln, ForkNumber forknum,
-						  BlockNumber blocknum, const char *buffer);
+						  BlockNumber blocknum, const char *buffer, bool extend);
 /* md.c: FileSync() of a segment, through atomio_sync() for protected files */
 extern int	AtomioPgFileSync(RelFileNodeBackend rnode, ForkNumber forknum,
 							 BlockNumber segno, File file, uint32 wait_event_info);
@@ -55,8 +58,8 @@ extern void AtomioPgLogStats(void);
 /* dbcommands.c: a database directory is about to be removed */
 extern void AtomioPgDropDatabase(void);
 
-#define ATOMIO_FILEWRITE(reln, forknum, blocknum, buffer, file, pos, ev) \
-	((atomio_enabled && AtomioPgWrite(reln, forknum, blocknum, buffer)) ? \
+#define ATOMIO_FILEWRITE(reln, forknum, blocknum, buffer, file, pos, ev, extend) \
+	((atomio_enabled && AtomioPgWrite(reln, forknum, blocknum, buffer, extend)) ? \
 	 BLCKSZ : FileWrite(file, buffer, BLCKSZ, pos, ev))
 
 #define ATOMIO_FILESYNC(rnode, forknum, segno, file, ev) \
