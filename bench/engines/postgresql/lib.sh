@@ -141,11 +141,13 @@ pg_init() {
     } >>"$data/postgresql.conf"
 }
 
-# pg_start DATA [timeout]: start and wait until it accepts connections (crash recovery runs).
+# pg_start DATA [timeout [postgres options]]: start and wait until it accepts connections
+# (crash recovery runs first).
 pg_start() {
-    local data=$1 t=${2:-300}
+    local data=$1 t=${2:-300} o=${3:-}
     pg_servers+=("$data")
-    pg_as "$pg_bin/pg_ctl" start -w -t "$t" -D "$data" -l "$data/../server.log" >/dev/null 2>&1
+    pg_as "$pg_bin/pg_ctl" start -w -t "$t" -D "$data" -l "$data/../server.log" ${o:+-o "$o"} \
+        >/dev/null 2>&1
 }
 
 pg_stop() {
