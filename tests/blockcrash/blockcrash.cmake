@@ -38,3 +38,10 @@ set_tests_properties(blockcrash PROPERTIES LABELS "root;long;blockcrash" TIMEOUT
                      # in sanitizer builds: the harness's own short-lived processes are not what
                      # the leak check is for (the library's suites are)
                      ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0")
+
+# Crash states as images for an engine's own checks (bench/engines/postgresql/blockcrash.sh):
+# the checker's generator and image builder, compiled in from check.c.
+add_executable(blockcrash-state ${_bc}/state.c ${_bc}/bc_lib.c)
+target_compile_definitions(blockcrash-state PRIVATE _GNU_SOURCE)
+target_compile_options(blockcrash-state PRIVATE ${ATOMIO_WARNINGS})
+target_link_libraries(blockcrash-state PRIVATE atomio_testing)

@@ -111,6 +111,7 @@ static struct bc_file files[BC_LIB_MAX_FILES];
 static unsigned nfiles;
 static char data_root[4096]; /* "R" marker: the workload's data root, "" if none */
 static bool deferred;        /* "M deferred" marker: acknowledgements are not durable */
+static bool layout_optional; /* blockcrash-state: an engine's log has no layout markers */
 
 /* A page's durable floor rises at pos: a returned sync or a durable acknowledgement. */
 struct floor_ev {
@@ -334,7 +335,7 @@ load_log(void)
     }
     if (go_pos == SIZE_MAX)
         die("no G marker in the log: the workload never finished its setup");
-    if (!nfiles)
+    if (!nfiles && !layout_optional)
         die("no layout markers in the log");
 }
 

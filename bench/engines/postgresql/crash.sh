@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Process-kill crash test of PostgreSQL (on libatomio when the binaries have the atomio GUC).
+#
+# On a loop-mounted ext4 and/or XFS (reflink=1) image in /dev/shm: initdb -k (data checksums)
+# as the postgres user, full_page_writes=off, atomio=on; pgbench -i; then, --kills times: run
+# pgbench -c 4 -j 2 for a random 2-6 s, SIGKILL the postmaster and every child at once,
+# restart (crash recovery) and check: pg_amcheck --heapallindexed, pgbench's invariant
+# sum(abalance) = sum(bbalance) = sum(tbalance) = sum(history.delta), the tables' row counts;
+# every --checksums-every kills and at the end, a clean stop and pg_checksums --check.
+# Before that, a self-test proves that each check fails on a cluster damaged on purpose.
+#
+#   crash.sh [--bin DIR] [--atomio on|off] [--fs ext4|xfs|both] [--kills N] [--scale N]
+#            [--seed S] [--checksums-every K] [--control] [--no-selftest]
+#
+# --kills defaults to ATOMIO_PG_KILLS or 20 (CI); a long local run: --kills 200.
+# --control runs only the self-test. Exit: 0 all checks passed, 1 a check failed, 77 cannot run.
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+pg_prog=crash.sh
+pg_bin=""
+fs_list=both
+kills=${ATOMIO_PG_KILLS:-20}
+scale=2
+seed=1
+every=5
+control=0
+selftest=1
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --bin) pg_bin=$2; shift 2 ;;
+    --atomio) pg_atomio_mode=$2; shift 2 ;;
+    --fs) fs_list=$2; shift 2 ;;
+    --kills) kills=$2; shift 2 ;;
+    --scale) scale=$2; shift 2 ;;
+    --seed) seed=$2; shift 2 ;;
+    --checksums-every) every=$2; shift 2 ;;
+    --control) control=1; shift ;;
+    --no-selftest) selftest=0; shift ;;
+    *) echo "crash.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+[ -n "$pg_bin" ] || pg_bin=$(pg_default_bin)
+case "$fs_list" in both) fs_list="ext4 xfs" ;; ext4 | xfs) ;; *) echo "--fs ext4|xfs|both" >&2; exit 2 ;; esac
+case "$pg_atomio_mode" in on | off) ;; *) echo "--atomio on|off" >&2; exit 2 ;; esac
+pg_preflight mkfs.xfs mkfs.ext4
+
+work=$(mktemp -d /dev/shm/atomio-pgcrash.XXXXXX) || exit 1
+chmod 755 "$work"
+pg_tmpdirs+=("$work")
+trap pg_cleanup EXIT
+trap 'exit 130' INT TERM
+
+RANDOM=$seed
+t_start=$(pg_now)
+failures=0
+total_kills=0
+atomio_note="atomio=$pg_atomio_mode"
+[ "$pg_has_atomio" = 1 ] || atomio_note="no atomio GUC in these binaries (stock PostgreSQL)"
+echo "crash.sh: $pg_bin ($("$pg_bin/postgres" --version)), $atomio_note, full_page_writes=off," \
+    "fs: $fs_list, $kills kills each, scale $scale, seed $seed"
+
+fail() {
+    echo "  FAIL: $*"
+    failures=$((failures + 1))
+}
+
+# selftest MNT: every check must report a cluster damaged on purpose.
+#  1. the invariant: one account's balance changed without a history row;
+#  2. pg_checksums: one byte of a heap tuple's aid flipped on disk (cluster stopped);
+#  3. pg_amcheck, reading that page (its checksum fails);
+#  4. pg_amcheck with ignore_checksum_failure=on: its own heapallindexed check must find the
+#     heap tuple whose key the index does not hold;
+#  5. the kill: no process of the cluster is left (checked after every kill anyway).
+selftest() {
+    local mnt=$1 data=$1/selftest/data t0 file off before
+    t0=$(pg_now)
+    echo "== self-test: each check must catch damage made on purpose"
+    pg_init "$data" 5499 || { fail "self-test: initdb"; return; }
+    pg_start "$data" || { fail "self-test: start"; return; }
+    pg_setup_db "$data" 1 || { fail "self-test: setup"; return; }
+    pg_bench "$data" -c 2 -j 2 -T 2 >/dev/null 2>&1
+    if pg_check "$data" 1; then echo "  undamaged cluster: $pg_check_msg"; else fail "self-test: undamaged cluster failed: $pg_check_msg"; fi
+
+    pg_sql "$data" "UPDATE pgbench_accounts SET abalance = abalance + 7 WHERE aid = 1"
+    if pg_check "$data" 1; then fail "self-test: the invariant check missed a balance changed without history"
+    else echo "  invariant check caught: $pg_check_msg"; fi
+    pg_sql "$data" "UPDATE pgbench_accounts SET abalance = abalance - 7 WHERE aid = 1"
+
+    # Flip a bit of the aid of a tuple on heap block 5 (the first 4 bytes after its header).
+    pg_sql "$data" "CREATE EXTENSION pageinspect" >/dev/null
+    pg_sql "$data" "CHECKPOINT"
+    file=$data/$(pg_sql "$data" "SELECT pg_relation_filepath('pgbench_accounts')")
+    off=$(pg_sql "$data" "SELECT 5 * 8192 + lp_off + t_hoff FROM heap_page_items(get_raw_page('pgbench_accounts', 5)) WHERE lp_len > 0 AND t_xmax = 0 ORDER BY lp LIMIT 1")
+    pg_stop "$data" || { fail "self-test: stop"; return; }
+    if [ -z "$off" ] || ! [ -f "$file" ]; then fail "self-test: no tuple to damage"; return; fi
+    before=$(od -An -tx1 -j "$off" -N1 "$file" | tr -d ' ')
+    printf "\\x$(printf %02x $((0x$before ^ 0x10)))" | dd of="$file" bs=1 seek="$off" conv=notrunc status=none
+    echo "  flipped a bit of byte $off of $(basename "$file") (0x$before -> 0x$(od -An -tx1 -j "$off" -N1 "$file" | tr -d ' '))"
+    if pg_checksums_check "$data"; then fail "self-test: pg_checksums missed the flipped bit"
+    else echo "  pg_checksums caught: $pg_checksums_msg"; fi
+    pg_start "$data" || { fail "self-test: start after damage"; return; }
+    if pg_check "$data" 1; then fail "self-test: pg_amcheck missed the damaged page"
+    else echo "  pg_amcheck caught: $pg_check_msg"; fi
+    if PGOPTIONS="-c ignore_checksum_failure=on" pg_check "$data" 1; then
+        fail "self-test: pg_amcheck --heapallindexed (checksums ignored) missed a heap tuple the index lacks"
+    else echo "  pg_amcheck --heapallindexed, checksums ignored, caught: $pg_check_msg"; fi
+    pg_kill "$data" || fail "self-test: kill left processes"
+    rm -rf "$mnt/selftest"
+    echo "  self-test done in $(pg_since "$t0") s"
+}
+
+# run_fs FS: the kill loop on one filesystem.
+run_fs() {
+    local fs=$1 img=$work/$1.img mnt=$work/mnt-$1 data t0 tk k ms r bpid out
+    t0=$(pg_now)
+    echo "== $fs"
+    pg_mkfs "$fs" "$img" 2G || { fail "$fs: mkfs"; return; }
+    pg_mount "$fs" "$img" "$mnt" || { fail "$fs: mount"; return; }
+    chmod 755 "$mnt"
+    if [ "$selftest" = 1 ]; then
+        selftest "$mnt"
+        selftest=0
+        [ "$control" = 1 ] && return
+    fi
+    data=$mnt/pg/data
+    pg_init "$data" 5432 || { fail "$fs: initdb"; return; }
+    pg_start "$data" || { fail "$fs: first start"; return; }
+    if [ "$pg_has_atomio" = 1 ]; then
+        echo "  atomio: $(pg_sql "$data" "SHOW atomio" postgres)"
+    fi
+    pg_setup_db "$data" "$scale" || { fail "$fs: setup"; return; }
+    pg_check "$data" "$scale" || fail "$fs: after setup: $pg_check_msg"
+    echo "  setup (mkfs, initdb, pgbench -i -s $scale) $(pg_since "$t0") s"
+    for k in $(seq "$kills"); do
+        ms=$((2000 + RANDOM % 4001))
+        pg_bench "$data" -n -c 4 -j 2 -T 3600 >"$work/pgbench.out" 2>&1 &
+        bpid=$!
+        sleep "$((ms / 1000)).$(printf %03d $((ms % 1000)))"
+        if ! pg_kill "$data"; then
+            fail "$fs kill $k: the cluster did not die"
+            wait $bpid
+            return
+        fi
+        wait $bpid
+        total_kills=$((total_kills + 1))
+        tk=$(pg_now)
+        if ! pg_start "$data"; then
+            fail "$fs kill $k: restart (crash recovery) failed: $(grep -E 'FATAL|PANIC|ERROR' "$mnt/pg/server.log" | tail -2 | tr '\n' ' ')"
+            return
+        fi
+        r=$(pg_since "$tk")
+        out="$fs kill $k after $ms ms ($pg_killed processes): recovery+start $r s"
+        if ! pg_check "$data" "$scale"; then
+            fail "$out: $pg_check_msg"
+            continue
+        fi
+        out="$out, $pg_check_msg"
+        if [ $((k % every)) = 0 ] || [ "$k" = "$kills" ]; then
+            if ! pg_stop "$data"; then fail "$out: clean stop failed"; return; fi
+            if pg_checksums_check "$data"; then out="$out, pg_checksums ok"
+            else fail "$out: pg_checksums: $pg_checksums_msg"; fi
+            [ "$k" = "$kills" ] || pg_start "$data" || { fail "$fs: start after pg_checksums"; return; }
+        fi
+        echo "  $out"
+    done
+    [ -f "$data/postmaster.pid" ] && pg_stop "$data"
+    echo "  $fs: $(grep -c 'redo starts at' "$mnt/pg/server.log") crash recoveries with redo," \
+        "$(grep -c 'checkpoint complete' "$mnt/pg/server.log") checkpoints; $(pg_since "$t0") s"
+    pg_umount "$mnt" || fail "$fs: umount"
+    rm -f "$img"
+}
+
+for fs in $fs_list; do
+    run_fs "$fs"
+    [ "$control" = 1 ] && break
+done
+
+el=$(pg_since "$t_start")
+if [ "$control" = 1 ]; then
+    if [ "$failures" = 0 ]; then
+        echo "crash.sh --control: PASS: every check caught the damage made on purpose ($el s)"
+        exit 0
+    fi
+    echo "crash.sh --control: FAIL: $failures check(s) could not fail ($el s)"
+    exit 1
+fi
+if [ "$failures" = 0 ]; then
+    echo "crash.sh: PASS: $total_kills kills on $fs_list, every check passed ($el s)"
+    exit 0
+fi
+echo "crash.sh: FAIL: $failures failure(s), $total_kills kills on $fs_list ($el s)"
+exit 1

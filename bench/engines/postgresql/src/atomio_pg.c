@@ -1,0 +1,1092 @@
+/*-------------------------------------------------------------------------
+ *
+ * atomio_pg.c
+ *	  Untorn relation page writes through libatomio.
+ *
+ * Processes.  The postmaster opens the first libatomio context before it
+ * forks the checkpointer, the background writer and the startup process, so
+ * the doublewrite store in $PGDATA/pg_atomio is recovered before anything can
+ * read a page for redo.  After a crash of a child the postmaster recovers the
+ * store again on that same context, once every child is gone and before the
+ * next startup process is forked.  Every child opens a context of its own the
+ * first time it needs one (a context is never used across fork()); it joins
+ * the running instance and never recovers.
+ *
+ * Files.  Each segment of a permanent relation fork is opened through
+ * libatomio by path (ATOMIO_IO_BUFFERED, BLCKSZ pages) and cached per process.
+ * Temporary relations (discarded after a crash) and unlogged relations (reset
+ * from their init fork after a crash), including init forks themselves (which
+ * are WAL-logged as full images and synced at creation), stay on md.c's plain
+ * path: torn pages there are never read back.  Every write of a protected
+ * segment, including extension, goes through the library, so no store copy
+ * can be applied over a newer write that bypassed it.  Before a segment is
+ * truncated or unlinked it is synced through the library, which releases its
+ * store copies: a later file of the same name never receives them.
+ *
+ * src/backend/storage/smgr/atomio_pg.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "atomio.h"
+
+#include "access/xlog.h"
+#include "common/relpath.h"
+#include "executor/instrument.h"
+#include "miscadmin.h"
+#include "storage/atomio_pg.h"
+#include "storage/bufmgr.h"
+#include "storage/bufpage.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/sync.h"
+#include "utils/memutils.h"
+#include "utils/resowner_private.h"
+#include "utils/wait_event.h"
+
+bool		atomio_enabled = false;
+int			atomio_store_size_mb = 256;
+
+/* ---------------------------------------------------------------------------
+ * Context
+ */
+static atomio_ctx *my_ctx = NULL;
+static int	my_ctx_pid = 0;
+static bool my_ctx_durable = true;
+static bool my_exit_registered = false;
+static char store_dir[MAXPGPATH];
+static char instance_name[64];
+
+/* unapplied copies reported by the postmaster's recovery */
+typedef struct UnappliedFile
+{
+	uint64		file_id;
+	char	   *path;
+	int			err;
+	uint64		pages;
+} UnappliedFile;
+
+#define MAX_UNAPPLIED 4096
+static UnappliedFile unapplied[MAX_UNAPPLIED];
+static int	n_unapplied = 0;
+static bool unapplied_overflow = false;
+
+static void
+log_unapplied(void *arg, uint64_t file_id, const char *path, uint64_t pages, int err)
+{
+	ereport(LOG,
+			(errmsg("atomio: recovery kept %llu page copies of file id %llu (%s): %s",
+					(unsigned long long) pages, (unsigned long long) file_id,
+					path ? path : "unknown path", atomio_strerror(err))));
+	if (n_unapplied >= MAX_UNAPPLIED)
+	{
+		unapplied_overflow = true;
+		return;
+	}
+	unapplied[n_unapplied].file_id = file_id;
+	unapplied[n_unapplied].path = path ? strdup(path) : NULL;
+	unapplied[n_unapplied].err = err;
+	unapplied[n_unapplied].pages = pages;
+	n_unapplied++;
+}
+
+static void
+fill_ctx_opts(atomio_ctx_opts *co, uint32 flags)
+{
+	atomio_ctx_opts_init(co);
+	snprintf(store_dir, sizeof(store_dir), "%s/pg_atomio", DataDir);
+	snprintf(instance_name, sizeof(instance_name), "postgresql-%llu",
+			 (unsigned long long) GetSystemIdentifier());
+	co->flags = flags;
+	if (!enableFsync)
+		co->flags |= ATOMIO_CTX_NO_DURABILITY;
+	co->doublewrite_dir = store_dir;
+	co->data_root = DataDir;
+	co->instance = instance_name;
+	co->doublewrite_mode = ATOMIO_DOUBLEWRITE_DEFERRED;
+	co->doublewrite_max_page_size = BLCKSZ > 16384 ? BLCKSZ : 0;
+	co->doublewrite_store_bytes = (uint64) atomio_store_size_mb << 20;
+	co->unapplied = log_unapplied;
+}
+
+static void close_all_segs(void);
+static int	batch_pending_count(void);
+
+static void
+atomio_pg_exit(int code, Datum arg)
+{
+	if (my_ctx != NULL && my_ctx_pid == MyProcPid)
+	{
+		close_all_segs();
+		(void) atomio_ctx_close(my_ctx);
+	}
+	my_ctx = NULL;
+}
+
+static int
+elevel_for(int r)
+{
+	switch (r)
+	{
+		case ATOMIO_E_STORE_FAILED:
+		case ATOMIO_E_STORE_FULL:
+		case ATOMIO_E_SHORT_WRITE:
+		case ATOMIO_E_FAILED:
+			return PANIC;
+		default:
+			return ERROR;
+	}
+}
+
+/* errno for a libatomio result, for errcode_for_file_access() and %m */
+static int
+errno_for(int r)
+{
+	return (r < 0 && r > -4096) ? -r : EIO;
+}
+
+/* This process's context, opened on first use. */
+static atomio_ctx *
+get_ctx(void)
+{
+	atomio_ctx_opts co;
+	int			r;
+
+	if (my_ctx != NULL && my_ctx_pid == MyProcPid)
+		return my_ctx;
+
+	/*
+	 * A context inherited from the postmaster belongs to it: forget it
+	 * without touching it, and open our own.
+	 */
+	my_ctx = NULL;
+	fill_ctx_opts(&co, 0);
+	r = atomio_ctx_open(&co, &my_ctx);
+	if (r < 0)
+	{
+		my_ctx = NULL;
+		ereport(elevel_for(r) == PANIC ? PANIC : ERROR,
+				(errmsg("atomio: could not join the doublewrite store \"%s\": %s (%s)",
+						store_dir, atomio_strerror(r), atomio_err_name(r)),
+				 errdetail("%s", atomio_last_reason())));
+	}
+	my_ctx_pid = MyProcPid;
+	my_ctx_durable = enableFsync;
+	if (!my_exit_registered)
+	{
+		on_proc_exit(atomio_pg_exit, 0);
+		my_exit_registered = true;
+	}
+	return my_ctx;
+}
+
+/*
+ * fsync can change at SIGHUP: follow it with the context's durability.  Our
+ * cached files are closed so that each reopens with a fresh torn_write_safe.
+ */
+static void
+follow_fsync(void)
+{
+	int			r;
+
+	if (my_ctx == NULL || my_ctx_pid != MyProcPid || my_ctx_durable == enableFsync)
+		return;
+	if (batch_pending_count() > 0)
+		return;
+	close_all_segs();
+	r = atomio_ctx_set_durability(my_ctx, enableFsync ? 1 : 0);
+	if (r < 0)
+	{
+		errno = errno_for(r);
+		ereport(data_sync_elevel(ERROR),
+				(errcode_for_file_access(),
+				 errmsg("atomio: could not switch durability %s: %s (%s)",
+						enableFsync ? "on" : "off", atomio_strerror(r), atomio_err_name(r))));
+	}
+	my_ctx_durable = enableFsync;
+	ereport(LOG, (errmsg("atomio: durability %s (fsync = %s)",
+						 enableFsync ? "on" : "off", enableFsync ? "on" : "off")));
+}
+
+static bool
+is_relation_path(const char *path)
+{
+	size_t		n = strlen(DataDir);
+	const char *rest;
+
+	if (path[0] == '/')
+	{
+		if (strncmp(path, DataDir, n) != 0 || path[n] != '/')
+			return false;
+		rest = path + n + 1;
+	}
+	else
+		rest = path;
+	return strncmp(rest, "base/", 5) == 0 || strncmp(rest, "global/", 7) == 0 ||
+		strncmp(rest, "pg_tblspc/", 10) == 0;
+}
+
+static int
+recover_store(atomio_recovery_report *rep)
+{
+	int			r;
+
+	n_unapplied = 0;
+	unapplied_overflow = false;
+	*rep = (atomio_recovery_report) ATOMIO_RECOVERY_REPORT_INIT;
+	r = atomio_ctx_recover(my_ctx, rep);
+	if (r == ATOMIO_E_UNAPPLIED && !unapplied_overflow)
+	{
+		bool		all_dropped = n_unapplied > 0;
+		int			i;
+
+		/*
+		 * A relation file missing at crash recovery was dropped (DROP TABLE,
+		 * DROP DATABASE, an aborted CREATE): PostgreSQL's redo expects such
+		 * files to be gone, and their contents are dead.  Drop their copies.
+		 * Anything else (an unknown file id, a missing file outside the
+		 * relation directories, another error) is left to the operator.
+		 */
+		for (i = 0; i < n_unapplied; i++)
+		{
+			if (unapplied[i].path == NULL || unapplied[i].err != -ENOENT ||
+				!is_relation_path(unapplied[i].path))
+				all_dropped = false;
+		}
+		if (all_dropped)
+		{
+			for (i = 0; i < n_unapplied; i++)
+			{
+				ereport(LOG,
+						(errmsg("atomio: dropping %llu page copies of removed relation file \"%s\"",
+								(unsigned long long) unapplied[i].pages,
+								unapplied[i].path)));
+				r = atomio_ctx_discard_file(my_ctx, unapplied[i].file_id);
+				if (r < 0)
+					return r;
+			}
+			*rep = (atomio_recovery_report) ATOMIO_RECOVERY_REPORT_INIT;
+			r = atomio_ctx_recover(my_ctx, rep);
+		}
+	}
+	return r;
+}
+
+/*
+ * Postmaster, before the checkpointer, background writer and startup process
+ * are forked: open the first context of the instance and recover the store;
+ * after a crash of a child (every child gone), recover it again.
+ */
+void
+AtomioPgPostmasterStartup(void)
+{
+	atomio_recovery_report rep;
+	atomio_ctx_opts co;
+	struct stat st;
+	int			r;
+
+	if (my_ctx == NULL || my_ctx_pid != MyProcPid)
+	{
+		fill_ctx_opts(&co, ATOMIO_CTX_NO_RECOVER);
+		if (stat(store_dir, &st) != 0)
+			ereport(FATAL,
+					(errcode_for_file_access(),
+					 errmsg("atomio: doublewrite store directory \"%s\" is missing: %m",
+							store_dir),
+					 errhint("initdb creates it; for an existing cluster create it (mode 0700) while the server is stopped.")));
+		r = atomio_ctx_open(&co, &my_ctx);
+		if (r < 0)
+			ereport(FATAL,
+					(errmsg("atomio: could not open the doublewrite store \"%s\": %s (%s)",
+							store_dir, atomio_strerror(r), atomio_err_name(r)),
+					 errdetail("%s", atomio_last_reason())));
+		my_ctx_pid = MyProcPid;
+		if (!my_exit_registered)
+		{
+			on_proc_exit(atomio_pg_exit, 0);
+			my_exit_registered = true;
+		}
+	}
+
+	r = recover_store(&rep);
+	if (r < 0)
+		ereport(FATAL,
+				(errmsg("atomio: recovery of the doublewrite store \"%s\" failed: %s (%s)",
+						store_dir, atomio_strerror(r), atomio_err_name(r)),
+				 errdetail("%s", atomio_last_reason()),
+				 errhint("See \"Operations\" in libatomio's docs/integration.md before starting the server.")));
+	ereport(LOG,
+			(errmsg("atomio: doublewrite store \"%s\" recovered (instance %s, %u MB, %s): "
+					"%llu records scanned, %llu valid, %llu torn, %llu pages checked, "
+					"%llu restored, %llu discarded",
+					store_dir, instance_name, atomio_store_size_mb,
+					enableFsync ? "durable" : "fsync=off: no protection",
+					(unsigned long long) rep.batches_scanned,
+					(unsigned long long) rep.batches_valid,
+					(unsigned long long) rep.batches_torn,
+					(unsigned long long) rep.pages_checked,
+					(unsigned long long) rep.pages_restored,
+					(unsigned long long) rep.pages_discarded)));
+}
+
+/* ---------------------------------------------------------------------------
+ * Per-process segment cache
+ */
+typedef struct AtomioSeg
+{
+	bool		in_use;
+	bool		protect;		/* goes through libatomio */
+	bool		safe;			/* torn_write_safe */
+	RelFileNode rnode;
+	ForkNumber	forknum;
+	BlockNumber segno;
+	atomio_file *file;			/* NULL when !protect */
+	int			batch_refs;		/* pending batch entries using file */
+	uint64		lru;
+} AtomioSeg;
+
+#define MAX_SEGS 64
+static AtomioSeg segs[MAX_SEGS];
+static uint64 lru_clock = 0;
+static bool unsafe_seen = false;
+
+static void
+seg_close(AtomioSeg *s)
+{
+	Assert(s->batch_refs == 0);
+	if (s->file != NULL)
+	{
+		(void) atomio_file_close(s->file);
+		ReleaseExternalFD();
+	}
+	s->file = NULL;
+	s->in_use = false;
+}
+
+static void
+close_all_segs(void)
+{
+	int			i;
+
+	for (i = 0; i < MAX_SEGS; i++)
+		if (segs[i].in_use)
+		{
+			segs[i].batch_refs = 0;
+			seg_close(&segs[i]);
+		}
+}
+
+static AtomioSeg *
+seg_lookup(const RelFileNode *rnode, ForkNumber forknum, BlockNumber segno)
+{
+	int			i;
+
+	for (i = 0; i < MAX_SEGS; i++)
+	{
+		AtomioSeg  *s = &segs[i];
+
+		if (s->in_use && s->segno == segno && s->forknum == forknum &&
+			RelFileNodeEquals(s->rnode, *rnode))
+		{
+			s->lru = ++lru_clock;
+			return s;
+		}
+	}
+	return NULL;
+}
+
+static AtomioSeg *
+seg_slot(void)
+{
+	AtomioSeg  *victim = NULL;
+	int			i;
+
+	for (i = 0; i < MAX_SEGS; i++)
+	{
+		if (!segs[i].in_use)
+			return &segs[i];
+		if (segs[i].batch_refs == 0 && (victim == NULL || segs[i].lru < victim->lru))
+			victim = &segs[i];
+	}
+	Assert(victim != NULL);
+	seg_close(victim);
+	return victim;
+}
+
+static char *
+seg_path(const RelFileNode *rnode, ForkNumber forknum, BlockNumber segno)
+{
+	char	   *path = relpathperm(*rnode, forknum);
+
+	if (segno > 0)
+	{
+		char	   *p = psprintf("%s.%u", path, segno);
+
+		pfree(path);
+		path = p;
+	}
+	return path;
+}
+
+/*
+ * Has this process logged the file (with this safety) before?  A small open
+ * addressing set of file ids; when it fills up, logging stops.
+ */
+#define SEEN_SLOTS 8192
+static uint64 seen_ids[SEEN_SLOTS];
+static int	seen_n = 0;
+
+static bool
+first_sight(uint64 file_id, uint32 safe)
+{
+	uint64		key = (file_id << 1) | (safe ? 1 : 0);
+	uint32		h;
+
+	if (key == 0)
+		key = 2;
+	h = (uint32) ((key * UINT64CONST(0x9E3779B97F4A7C15)) >> 51);
+	for (;;)
+	{
+		if (seen_ids[h] == key)
+			return false;
+		if (seen_ids[h] == 0)
+			break;
+		h = (h + 1) % SEEN_SLOTS;
+	}
+	if (seen_n >= SEEN_SLOTS / 2)
+		return false;
+	seen_ids[h] = key;
+	seen_n++;
+	return true;
+}
+
+/* Is this fork of a non-temporary relation written through libatomio? */
+static bool
+fork_protected(const RelFileNode *rnode, ForkNumber forknum)
+{
+	struct stat st;
+	char	   *init;
+	bool		unlogged;
+
+	if (forknum == INIT_FORKNUM)
+		return false;
+	init = relpathperm(*rnode, INIT_FORKNUM);
+	unlogged = (stat(init, &st) == 0);
+	pfree(init);
+	return !unlogged;
+}
+
+/*
+ * The cache entry of a segment of a non-temporary relation, opening it if
+ * needed.  missing_ok: a segment file that does not exist gives NULL instead
+ * of an error.
+ */
+static AtomioSeg *
+seg_get(const RelFileNode *rnode, ForkNumber forknum, BlockNumber segno, bool missing_ok)
+{
+	AtomioSeg  *s;
+	atomio_file_opts fo;
+	atomio_file_info info;
+	atomio_ctx *ctx;
+	atomio_file *f = NULL;
+	char	   *path;
+	int			r;
+
+	follow_fsync();
+	s = seg_lookup(rnode, forknum, segno);
+	if (s != NULL)
+		return s;
+
+	if (!fork_protected(rnode, forknum))
+	{
+		s = seg_slot();
+		memset(s, 0, sizeof(*s));
+		s->in_use = true;
+		s->rnode = *rnode;
+		s->forknum = forknum;
+		s->segno = segno;
+		s->lru = ++lru_clock;
+		return s;
+	}
+
+	ctx = get_ctx();
+	path = seg_path(rnode, forknum, segno);
+
+	atomio_file_opts_init(&fo);
+	fo.page_size = BLCKSZ;
+	fo.io_style = ATOMIO_IO_BUFFERED;
+	fo.file_id = ((uint64) rnode->spcNode * UINT64CONST(0x9E3779B97F4A7C15)) ^
+		((uint64) rnode->dbNode * UINT64CONST(0xC2B2AE3D27D4EB4F)) ^
+		((uint64) rnode->relNode << 20) ^ ((uint64) forknum << 16) ^ (uint64) segno;
+	if (fo.file_id == 0)
+		fo.file_id = 1;
+
+	s = seg_slot();				/* may close an old entry: frees its fd first */
+	ReserveExternalFD();
+	r = atomio_file_open(ctx, path, &fo, &f);
+	if (r < 0)
+	{
+		ReleaseExternalFD();
+		if (r == -ENOENT && missing_ok)
+		{
+			pfree(path);
+			return NULL;
+		}
+		errno = errno_for(r);
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("atomio: could not open file \"%s\": %s (%s)",
+						path, atomio_strerror(r), atomio_err_name(r))));
+	}
+
+	info = (atomio_file_info) ATOMIO_FILE_INFO_INIT;
+	if (atomio_file_get_info(f, &info) < 0)
+		info.torn_write_safe = 0;
+
+	memset(s, 0, sizeof(*s));
+	s->in_use = true;
+	s->protect = true;
+	s->safe = info.torn_write_safe != 0;
+	s->rnode = *rnode;
+	s->forknum = forknum;
+	s->segno = segno;
+	s->file = f;
+	s->lru = ++lru_clock;
+	if (!s->safe)
+		unsafe_seen = true;
+
+	if (first_sight(fo.file_id, info.torn_write_safe))
+		ereport(LOG,
+				(errmsg("atomio: file \"%s\": %s, torn_write_safe=%u (%s)",
+						path, atomio_path_name(info.path), info.torn_write_safe, info.reason)));
+	pfree(path);
+	return s;
+}
+
+/* ---------------------------------------------------------------------------
+ * md.c hooks
+ */
+static void
+report_write_error(int r, AtomioSeg *s, BlockNumber blocknum)
+{
+	char	   *path = seg_path(&s->rnode, s->forknum, s->segno);
+
+	errno = errno_for(r);
+	ereport(elevel_for(r),
+			(errcode_for_file_access(),
+			 errmsg("could not write block %u in file \"%s\" through atomio: %s (%s)",
+					blocknum, path, atomio_strerror(r), atomio_err_name(r))));
+}
+
+/*
+ * A new page of zeros past the end of the file has no old content that could
+ * be torn into it, and every store copy of a page beyond the end of file was
+ * released when the file was truncated (AtomioPgRelease): such an extension
+ * stays a plain write, as mdzeroextend does in later releases.  Pages with
+ * contents (index builds, copies) go through the library.
+ */
+static bool
+page_is_zero(const char *buffer)
+{
+	const uint64 *p = (const uint64 *) buffer;
+	int			i;
+
+	for (i = 0; i < BLCKSZ / (int) sizeof(uint64); i++)
+		if (p[i] != 0)
+			return false;
+	return true;
+}
+
+bool
+AtomioPgWrite(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum,
+			  const char *buffer, bool extend)
+{
+	AtomioSeg  *s;
+	int			r;
+
+	if (RelFileNodeBackendIsTemp(reln->smgr_rnode))
+		return false;
+	if (extend && page_is_zero(buffer))
+		return false;
+	s = seg_get(&reln->smgr_rnode.node, forknum, blocknum / ((BlockNumber) RELSEG_SIZE), false);
+	if (s == NULL || !s->protect)
+		return false;
+
+	pgstat_report_wait_start(WAIT_EVENT_DATA_FILE_WRITE);
+	r = atomio_write(s->file, blocknum % ((BlockNumber) RELSEG_SIZE), buffer, 0);
+	pgstat_report_wait_end();
+	if (r < 0)
+		report_write_error(r, s, blocknum);
+	return true;
+}
+
+int
+AtomioPgFileSync(RelFileNodeBackend rnode, ForkNumber forknum, BlockNumber segno,
+				 File file, uint32 wait_event_info)
+{
+	AtomioSeg  *s = NULL;
+	int			r;
+
+	if (!RelFileNodeBackendIsTemp(rnode))
+		s = seg_get(&rnode.node, forknum, segno, true);
+	if (s == NULL || !s->protect)
+		return FileSync(file, wait_event_info);
+
+	pgstat_report_wait_start(wait_event_info);
+	r = atomio_sync(s->file);
+	pgstat_report_wait_end();
+	if (r < 0)
+	{
+		errno = errno_for(r);
+		return -1;
+	}
+	return 0;
+}
+
+void
+AtomioPgRelease(RelFileNodeBackend rnode, ForkNumber forknum, BlockNumber segno)
+{
+	AtomioSeg  *s;
+	int			r;
+
+	if (RelFileNodeBackendIsTemp(rnode))
+		return;
+	s = seg_get(&rnode.node, forknum, segno, true);
+	if (s == NULL)
+		return;
+	if (s->protect)
+	{
+		/* release the file's store copies before the file goes away */
+		r = atomio_sync(s->file);
+		if (r < 0)
+		{
+			char	   *path = seg_path(&s->rnode, s->forknum, s->segno);
+
+			errno = errno_for(r);
+			ereport(data_sync_elevel(ERROR),
+					(errcode_for_file_access(),
+					 errmsg("could not fsync file \"%s\" through atomio: %s (%s)",
+							path, atomio_strerror(r), atomio_err_name(r))));
+		}
+	}
+	seg_close(s);
+}
+
+void
+AtomioPgForget(RelFileNodeBackend rnode, ForkNumber forknum)
+{
+	int			i;
+
+	if (RelFileNodeBackendIsTemp(rnode))
+		return;
+	for (i = 0; i < MAX_SEGS; i++)
+		if (segs[i].in_use && segs[i].forknum == forknum &&
+			segs[i].batch_refs == 0 && RelFileNodeEquals(segs[i].rnode, rnode.node))
+			seg_close(&segs[i]);
+}
+
+/* DROP DATABASE / ALTER DATABASE SET TABLESPACE remove whole directories. */
+void
+AtomioPgDropDatabase(void)
+{
+	int			r;
+
+	close_all_segs();
+	r = atomio_ctx_sync(get_ctx());
+	if (r == -ENOENT)
+		ereport(WARNING,
+				(errmsg("atomio: a file with copies in the doublewrite store is gone: %s",
+						atomio_strerror(r))));
+	else if (r < 0)
+	{
+		errno = errno_for(r);
+		ereport(data_sync_elevel(ERROR),
+				(errcode_for_file_access(),
+				 errmsg("atomio: could not sync the files of the doublewrite store: %s (%s)",
+						atomio_strerror(r), atomio_err_name(r))));
+	}
+}
+
+/* ---------------------------------------------------------------------------
+ * xloginsert.c: full-page images with full_page_writes = off
+ */
+bool
+AtomioPgNeedsFPI(const RelFileNode *rnode, ForkNumber forknum, BlockNumber blkno)
+{
+	int			i;
+	BlockNumber segno = blkno / ((BlockNumber) RELSEG_SIZE);
+
+	/* no I/O and no allocation here: we may be in a critical section */
+	for (i = 0; i < MAX_SEGS; i++)
+	{
+		AtomioSeg  *s = &segs[i];
+
+		if (s->in_use && s->segno == segno && s->forknum == forknum &&
+			RelFileNodeEquals(s->rnode, *rnode))
+			return s->protect && !s->safe;
+	}
+
+	/*
+	 * Not opened by this process: every process opens files with the same
+	 * options, so the answer is the one our own files got.  Without
+	 * durability (fsync = off) no file is torn-write safe.
+	 */
+	if (!enableFsync || unsafe_seen)
+		return true;
+	return false;
+}
+
+/* ---------------------------------------------------------------------------
+ * Checkpointer
+ */
+void
+AtomioPgLogStats(void)
+{
+	atomio_stats st = ATOMIO_STATS_INIT;
+
+	if (atomio_ctx_get_stats(get_ctx(), &st) < 0)
+		return;
+	ereport(LOG,
+			(errmsg("atomio: checkpointer counters: pages direct_atomic=%llu buffered_atomic=%llu "
+					"doublewrite=%llu unsafe=%llu, batches=%llu, group_commits=%llu (records %llu), "
+					"syncs=%llu, forced_syncs=%llu, downgrades=%llu, bytes data=%llu doublewrite=%llu; "
+					"store used %llu of %llu bytes, %llu processes attached",
+					(unsigned long long) st.pages[ATOMIO_PATH_DIRECT_ATOMIC],
+					(unsigned long long) st.pages[ATOMIO_PATH_BUFFERED_ATOMIC],
+					(unsigned long long) st.pages[ATOMIO_PATH_DOUBLEWRITE],
+					(unsigned long long) st.pages[ATOMIO_PATH_UNSAFE],
+					(unsigned long long) st.batches,
+					(unsigned long long) st.group_commits,
+					(unsigned long long) st.group_records,
+					(unsigned long long) st.syncs,
+					(unsigned long long) st.forced_syncs,
+					(unsigned long long) st.downgrades,
+					(unsigned long long) st.bytes_data,
+					(unsigned long long) st.bytes_doublewrite,
+					(unsigned long long) st.store_bytes_used,
+					(unsigned long long) st.store_bytes,
+					(unsigned long long) st.attached)));
+}
+
+/* ---------------------------------------------------------------------------
+ * Checkpointer and background writer batches
+ *
+ * SyncOneBuffer() hands us a buffer it has pinned and share-locked.  We start
+ * its I/O ourselves (BM_IO_IN_PROGRESS, without the single InProgressBuf that
+ * FlushBuffer uses) and keep pin, content lock and I/O until the batch is
+ * written; then each buffer is marked clean only if its own write succeeded.
+ * Other processes that want the buffer wait for its I/O as for any write.  We
+ * never wait for another process's I/O while we hold a batch: a buffer whose
+ * I/O is in progress makes us write the batch first and leave that buffer to
+ * FlushBuffer.  On any error every buffer of the batch gets BM_IO_ERROR and
+ * stays dirty, exactly as AbortBufferIO() does for one.
+ */
+#define BATCH_MAX 32
+
+typedef struct BatchEnt
+{
+	BufferDesc *buf;
+	AtomioSeg  *seg;
+	XLogRecPtr	lsn;
+} BatchEnt;
+
+static BatchEnt batch[BATCH_MAX];
+static atomio_page_write batch_w[BATCH_MAX];
+static int	batch_n = 0;
+static char *batch_pages = NULL;
+static WritebackContext *batch_wb = NULL;
+
+#define ATOMIO_BUF_BLOCK(b) ((Block) (BufferBlocks + ((Size) (b)->buf_id) * BLCKSZ))
+
+int
+AtomioPgBatchPending(void)
+{
+	return batch_n;
+}
+
+static int
+batch_pending_count(void)
+{
+	return batch_n;
+}
+
+static void
+end_io(BufferDesc *buf, bool clear_dirty, uint32 set_flag_bits)
+{
+	uint32		state = LockBufHdr(buf);
+
+	Assert(state & BM_IO_IN_PROGRESS);
+	state &= ~(BM_IO_IN_PROGRESS | BM_IO_ERROR);
+	if (clear_dirty && !(state & BM_JUST_DIRTIED))
+		state &= ~(BM_DIRTY | BM_CHECKPOINT_NEEDED);
+	state |= set_flag_bits;
+	UnlockBufHdr(buf, state);
+	ConditionVariableBroadcast(BufferDescriptorGetIOCV(buf));
+}
+
+static void
+release_ent(BatchEnt *e)
+{
+	LWLock	   *lock = BufferDescriptorGetContentLock(e->buf);
+
+	if (LWLockHeldByMe(lock))
+		LWLockRelease(lock);
+	ReleaseBuffer(BufferDescriptorGetBuffer(e->buf));
+	if (e->seg->batch_refs > 0)
+		e->seg->batch_refs--;
+}
+
+/* error path: every pending buffer stays dirty, with BM_IO_ERROR */
+static void
+batch_abort(void)
+{
+	int			n = batch_n;
+	int			i;
+
+	batch_n = 0;
+	for (i = 0; i < n; i++)
+		end_io(batch[i].buf, false, BM_IO_ERROR);
+	for (i = 0; i < n; i++)
+		release_ent(&batch[i]);
+}
+
+static void
+register_sync(BatchEnt *e)
+{
+	FileTag		tag;
+	int			r;
+
+	memset(&tag, 0, sizeof(tag));
+	tag.handler = SYNC_HANDLER_MD;
+	tag.forknum = e->seg->forknum;
+	tag.rnode = e->seg->rnode;
+	tag.segno = e->seg->segno;
+	if (RegisterSyncRequest(&tag, SYNC_REQUEST, false))
+		return;
+	/* the request queue is full: sync it ourselves, as md.c does */
+	r = atomio_sync(e->seg->file);
+	if (r < 0)
+	{
+		errno = errno_for(r);
+		ereport(data_sync_elevel(ERROR),
+				(errcode_for_file_access(),
+				 errmsg("could not fsync a relation segment through atomio: %s (%s)",
+						atomio_strerror(r), atomio_err_name(r))));
+	}
+}
+
+void
+AtomioPgBatchFlush(void)
+{
+	int			n = batch_n;
+	int			first_err = 0;
+	int			first_err_i = -1;
+	int			i;
+	volatile int done;
+
+	if (n == 0)
+		return;
+
+	PG_TRY();
+	{
+		XLogRecPtr	maxlsn = InvalidXLogRecPtr;
+		bool		checksums = DataChecksumsEnabled();
+		atomio_ctx *ctx = get_ctx();
+		int			written;
+
+		for (i = 0; i < n; i++)
+			if (batch[i].lsn > maxlsn)
+				maxlsn = batch[i].lsn;
+		/* the WAL rule, once for the whole batch: every buffer is permanent */
+		XLogFlush(maxlsn);
+
+		if (checksums && batch_pages == NULL)
+		{
+			batch_pages = atomio_page_alloc(ctx, BLCKSZ, BATCH_MAX);
+			if (batch_pages == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_OUT_OF_MEMORY),
+						 errmsg("atomio: out of memory for the batch pages")));
+		}
+
+		for (i = 0; i < n; i++)
+		{
+			BufferDesc *buf = batch[i].buf;
+			char	   *page = (char *) ATOMIO_BUF_BLOCK(buf);
+
+			if (checksums)
+			{
+				/* a private copy: others may set hint bits under our share lock */
+				char	   *copy = batch_pages + (Size) i * BLCKSZ;
+
+				memcpy(copy, page, BLCKSZ);
+				PageSetChecksumInplace((Page) copy, buf->tag.blockNum);
+				page = copy;
+			}
+			batch_w[i].file = batch[i].seg->file;
+			batch_w[i].page_no = buf->tag.blockNum % ((BlockNumber) RELSEG_SIZE);
+			batch_w[i].page = page;
+			batch_w[i].result = 0;
+			batch_w[i].reserved0 = 0;
+		}
+
+		pgstat_report_wait_start(WAIT_EVENT_DATA_FILE_WRITE);
+		written = atomio_write_batch(ctx, batch_w, n,
+									 checksums ? ATOMIO_WRITE_STABLE_PAGES : 0);
+		pgstat_report_wait_end();
+		/* each entry carries its own result; a call-level error fails all */
+		if (written < 0)
+			for (i = 0; i < n; i++)
+				if (batch_w[i].result == 0)
+					batch_w[i].result = written;
+	}
+	PG_CATCH();
+	{
+		batch_abort();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	for (i = 0; i < n; i++)
+	{
+		int			r = batch_w[i].result;
+
+		if (r == 0)
+		{
+			end_io(batch[i].buf, true, 0);
+			pgBufferUsage.shared_blks_written++;
+		}
+		else
+		{
+			end_io(batch[i].buf, false, BM_IO_ERROR);
+			if (first_err_i < 0 || elevel_for(r) > elevel_for(first_err))
+			{
+				first_err = r;
+				first_err_i = i;
+			}
+		}
+	}
+
+	batch_n = 0;
+	done = 0;
+	PG_TRY();
+	{
+		for (; done < n; done++)
+		{
+			BatchEnt   *e = &batch[done];
+			BufferTag	tag = e->buf->tag;
+
+			if (batch_w[done].result == 0)
+				register_sync(e);
+			release_ent(e);
+			if (batch_wb != NULL)
+				ScheduleBufferTagForWriteback(batch_wb, &tag);
+		}
+	}
+	PG_CATCH();
+	{
+		/* I/O is already ended for all; give back what is still held */
+		for (done++; done < n; done++)
+			release_ent(&batch[done]);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	if (first_err_i >= 0)
+	{
+		/* the segment entry is still cached: nothing closes it in between */
+		BatchEnt   *e = &batch[first_err_i];
+
+		report_write_error(first_err, e->seg, e->buf->tag.blockNum);
+	}
+}
+
+/*
+ * SyncOneBuffer's share lock on the next buffer.  A backend may hold that
+ * buffer exclusively while it waits for one of ours (a btree split locks
+ * neighbours), so never block on it while we hold a batch.
+ */
+void
+AtomioPgLockContent(BufferDesc *buf)
+{
+	LWLock	   *lock = BufferDescriptorGetContentLock(buf);
+
+	if (batch_n > 0 && LWLockConditionalAcquire(lock, LW_SHARED))
+		return;
+	AtomioPgBatchFlush();
+	LWLockAcquire(lock, LW_SHARED);
+}
+
+bool
+AtomioPgBatchAdd(BufferDesc *buf, WritebackContext *wb_context)
+{
+	AtomioSeg  *s = NULL;
+	uint32		state;
+
+	if (!(pg_atomic_read_u32(&buf->state) & BM_PERMANENT))
+	{
+		AtomioPgBatchFlush();
+		return false;
+	}
+
+	PG_TRY();
+	{
+		s = seg_get(&buf->tag.rnode, buf->tag.forkNum,
+					buf->tag.blockNum / ((BlockNumber) RELSEG_SIZE), true);
+		/* room to remember the pin of the next buffer SyncOneBuffer takes */
+		ResourceOwnerEnlargeBuffers(CurrentResourceOwner);
+	}
+	PG_CATCH();
+	{
+		batch_abort();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	/*
+	 * Unlogged, or a segment that redo has yet to create: FlushBuffer's way.
+	 * It may wait for another process's I/O, so write our batch first.
+	 */
+	if (s == NULL || !s->protect)
+	{
+		AtomioPgBatchFlush();
+		return false;
+	}
+
+	if (batch_n > 0 && batch_wb != wb_context)
+		AtomioPgBatchFlush();
+	batch_wb = wb_context;
+
+	state = LockBufHdr(buf);
+	if (state & BM_IO_IN_PROGRESS)
+	{
+		/* never wait for another process while we hold I/O on a batch */
+		UnlockBufHdr(buf, state);
+		AtomioPgBatchFlush();
+		return false;
+	}
+	if (!(state & BM_VALID) || !(state & BM_DIRTY))
+	{
+		/* FlushBuffer will find nothing to do, unless someone is writing it */
+		UnlockBufHdr(buf, state);
+		AtomioPgBatchFlush();
+		return false;
+	}
+	batch[batch_n].lsn = PageGetLSN((Page) ATOMIO_BUF_BLOCK(buf));
+	state |= BM_IO_IN_PROGRESS;
+	state &= ~BM_JUST_DIRTIED;
+	UnlockBufHdr(buf, state);
+
+	batch[batch_n].buf = buf;
+	batch[batch_n].seg = s;
+	s->batch_refs++;
+	batch_n++;
+
+	if (batch_n >= BATCH_MAX)
+		AtomioPgBatchFlush();
+	return true;
+}

@@ -1,0 +1,72 @@
+/*-------------------------------------------------------------------------
+ *
+ * atomio_pg.h
+ *	  Untorn relation page writes through libatomio.
+ *
+ * Every hook the patch adds to md.c, bufmgr.c, the postmaster, the
+ * checkpointer and xloginsert.c is a call into atomio_pg.c, guarded by the
+ * atomio GUC: with atomio = off no libatomio function is ever called and the
+ * server behaves exactly as the stock one.
+ *
+ * src/include/storage/atomio_pg.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ATOMIO_PG_H
+#define ATOMIO_PG_H
+
+#include "storage/buf_internals.h"
+#include "storage/fd.h"
+#include "storage/relfilenode.h"
+#include "storage/smgr.h"
+
+/* GUCs (guc.c) */
+extern PGDLLIMPORT bool atomio_enabled;
+extern PGDLLIMPORT int atomio_store_size_mb;
+
+/* postmaster: open the first context (or recover it again after a crash) */
+extern void AtomioPgPostmasterStartup(void);
+
+/*
+ * md.c: true when the block went through libatomio, false for md's plain
+ * path.  extend: mdextend() (a new page of zeros stays plain).
+ */
+extern bool AtomioPgWrite(SMgrRelation reln, ForkNumber forknum,
+						  BlockNumber blocknum, const char *buffer, bool extend);
+/* md.c: FileSync() of a segment, through atomio_sync() for protected files */
+extern int	AtomioPgFileSync(RelFileNodeBackend rnode, ForkNumber forknum,
+							 BlockNumber segno, File file, uint32 wait_event_info);
+/* md.c: a segment is about to be truncated or unlinked */
+extern void AtomioPgRelease(RelFileNodeBackend rnode, ForkNumber forknum,
+							BlockNumber segno);
+/* md.c: md closes a fork */
+extern void AtomioPgForget(RelFileNodeBackend rnode, ForkNumber forknum);
+
+/* bufmgr.c: checkpointer / bgwriter batches */
+extern void AtomioPgLockContent(BufferDesc *buf);
+extern bool AtomioPgBatchAdd(BufferDesc *buf, WritebackContext *wb_context);
+extern void AtomioPgBatchFlush(void);
+extern int	AtomioPgBatchPending(void);
+
+/* xloginsert.c: does this block need a full-page image although fpw is off? */
+extern bool AtomioPgNeedsFPI(const RelFileNode *rnode, ForkNumber forknum,
+							 BlockNumber blkno);
+
+/* checkpointer: log the library's counters */
+extern void AtomioPgLogStats(void);
+
+/* dbcommands.c: a database directory is about to be removed */
+extern void AtomioPgDropDatabase(void);
+
+#define ATOMIO_FILEWRITE(reln, forknum, blocknum, buffer, file, pos, ev, extend) \
+	((atomio_enabled && AtomioPgWrite(reln, forknum, blocknum, buffer, extend)) ? \
+	 BLCKSZ : FileWrite(file, buffer, BLCKSZ, pos, ev))
+
+#define ATOMIO_FILESYNC(rnode, forknum, segno, file, ev) \
+	(atomio_enabled ? AtomioPgFileSync(rnode, forknum, segno, file, ev) : \
+	 FileSync(file, ev))
+
+#define ATOMIO_RELEASE(rnode, forknum, segno) \
+	do { if (atomio_enabled) AtomioPgRelease(rnode, forknum, segno); } while (0)
+
+#endif							/* ATOMIO_PG_H */
