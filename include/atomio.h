@@ -279,6 +279,8 @@ typedef struct atomio_recovery_report {
     uint64_t pages_discarded;       /* copies dropped by atomio_ctx_discard_file() or a reset */
     uint64_t batches_discarded;     /* live records dropped by atomio_store_reset() */
     uint64_t headers_repaired;      /* damaged store header copies rewritten from the good one */
+    uint64_t pages_fenced;          /* copies older than their file's fence (atomio_file_fence(),
+                                       or writes without the store): never applied */
 } atomio_recovery_report;
 
 #define ATOMIO_RECOVERY_REPORT_INIT ATOMIO_SIZE_ONLY_INIT_(atomio_recovery_report)
@@ -453,6 +455,22 @@ ATOMIO_API ATOMIO_NODISCARD int atomio_file_open(atomio_ctx *ctx, const char *pa
  * @return 0 or -errno from close(). Since 0.1.
  */
 ATOMIO_API int atomio_file_close(atomio_file *f);
+
+/**
+ * atomio_file_fence() -- the engine is about to change @f without the library: truncate it,
+ * punch a hole, write it with plain writes, or unlink it (a file later created at the same
+ * path gets the same file_id). Every copy the doublewrite store holds of the file from before
+ * the call is never applied to it again, by this process or by a later recovery (counted in
+ * atomio_recovery_report.pages_fenced), even though the store keeps the bytes until they are
+ * reused. Without the call, recovery may write such a copy back over the change, e.g. bring a
+ * truncated page back. Pages written through the library after the call are protected as
+ * usual. The fence is durable when the call returns. Writes of @f must not be in flight
+ * during the call, from any process: the engine holds the lock it truncates under.
+ * @return 0 (also when the ctx has no store: nothing to fence); ATOMIO_E_INVAL (NULL),
+ *         ATOMIO_E_CLOSED, ATOMIO_E_READ_ONLY, ATOMIO_E_STORE_FAILED, -errno from the store's
+ *         manifest write. Thread-safe. Since 0.2.
+ */
+ATOMIO_API ATOMIO_NODISCARD int atomio_file_fence(atomio_file *f);
 
 /** Per-file facts (atomio_file_get_info()): the chosen path and why, the state, the figures behind
  * the choice. */

@@ -551,6 +551,19 @@ atomio_file_close(atomio_file *f)
 }
 
 int
+atomio_file_fence(atomio_file *f)
+{
+    int r = atomio__file_check(f);
+    if (r < 0)
+        return r;
+    if (f->rdonly)
+        return ATOMIO_E_READ_ONLY;
+    /* The manifest's fence for the file moves up to the store's head: recovery skips every
+     * copy below it (store/recover.c). Appended and synced before this returns. */
+    return f->ctx->store ? atomio__store_register(f->ctx, f, true) : 0;
+}
+
+int
 atomio_file_get_info(const atomio_file *f, atomio_file_info *info)
 {
     int r = atomio__file_check(f);

@@ -142,7 +142,7 @@ ASSERT_OFF(atomio_stats, store_bytes, 432);
 ASSERT_OFF(atomio_stats, store_bytes_used, 440);
 ASSERT_OFF(atomio_stats, attached, 448);
 
-ASSERT_SIZE(atomio_recovery_report, 120);
+ASSERT_SIZE(atomio_recovery_report, 128);
 ASSERT_OFF(atomio_recovery_report, reserved0, 4);
 ASSERT_OFF(atomio_recovery_report, ring_bytes_scanned, 8);
 ASSERT_OFF(atomio_recovery_report, batches_scanned, 16);
@@ -158,6 +158,7 @@ ASSERT_OFF(atomio_recovery_report, pages_unapplied, 88);
 ASSERT_OFF(atomio_recovery_report, pages_discarded, 96);
 ASSERT_OFF(atomio_recovery_report, batches_discarded, 104);
 ASSERT_OFF(atomio_recovery_report, headers_repaired, 112);
+ASSERT_OFF(atomio_recovery_report, pages_fenced, 120);
 
 ASSERT_SIZE(atomio_page_write, 32);
 ASSERT_OFF(atomio_page_write, file, 0);

@@ -289,10 +289,19 @@ recover_file(struct recov *rc, const struct rslot *slots, size_t n)
         rc->err = rc->err ? rc->err : r;
         return;
     }
+    /* Copies all older than the file's fence: the engine said the file changed without the
+     * library since (truncated, rewritten, removed). None may be applied, file or no file. */
+    uint64_t fenced = 0;
+    for (size_t i = 0; i < n; i++)
+        if ((i == 0 || slots[i].page_no != slots[i - 1].page_no) && slots[i].lsn < from)
+            fenced++;
+    rc->rep.pages_fenced += fenced;
+    if (fenced == pages)
+        return;
     int fd = atomio__sys.open(path, O_RDWR | O_CLOEXEC, 0);
     if (fd == -ENOENT || fd == -ENOTDIR) {
         rc->rep.files_missing++;
-        unapplied(rc, id, path, pages, -ENOENT);
+        unapplied(rc, id, path, pages - fenced, -ENOENT);
         return;
     }
     if (fd < 0) {

@@ -1,0 +1,270 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_fence.c -- atomio_file_fence(): an engine that changes a file without the library
+ * (truncates it, unlinks it, writes it with plain writes) first fences it, and recovery never
+ * brings an older copy back into it. Each case leaves a live copy in the store, as a crash
+ * would before the store's tail moves past it, then changes the file behind the library's
+ * back. The controls do the same without the fence and show the damage the fence prevents:
+ * a truncated page comes back, an unlinked file's copies block startup, a plain write is
+ * rolled back.
+ */
+#include "atomio_internal.h"
+#include "helpers.h"
+#include "store/store.h"
+
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PS      4096u
+#define FILE_ID 77u
+
+static char tmp[256], dwdir[320], dpath[400];
+
+static void
+setup(void)
+{
+    t_tmpdir(tmp, sizeof(tmp));
+    snprintf(dwdir, sizeof(dwdir), "%s/dw", tmp);
+    snprintf(dpath, sizeof(dpath), "%s/t.db", tmp);
+    cr_assert_eq(mkdir(dwdir, 0700), 0);
+    atomic_store(&atomio__test_dw_keep_batches, 0);
+}
+
+static void
+teardown(void)
+{
+    atomic_store(&atomio__test_dw_keep_batches, 0);
+    t_rmtree(tmp);
+}
+
+TestSuite(fence, .init = setup, .fini = teardown);
+
+static atomio_ctx *
+open_ctx(uint32_t flags)
+{
+    atomio_ctx_opts co;
+    atomio_ctx_opts_init(&co);
+    co.flags = flags;
+    co.doublewrite_dir = dwdir;
+    co.doublewrite_store_bytes = 1u << 20;
+    co.doublewrite_max_page_size = PS;
+    co.submitter = ATOMIO_SUBMIT_SYNC;
+    atomio_ctx *ctx = NULL;
+    int r = atomio_ctx_open(&co, &ctx);
+    cr_assert_eq(r, 0, "ctx open: %s (%s)", atomio_strerror(r), atomio_last_reason());
+    return ctx;
+}
+
+static atomio_file *
+open_file(atomio_ctx *ctx, uint32_t flags)
+{
+    atomio_file_opts fo;
+    atomio_file_opts_init(&fo);
+    fo.page_size = PS;
+    fo.flags = (flags & ATOMIO_FILE_RDONLY) ? flags : ATOMIO_FILE_CREATE | flags;
+    fo.io_style = ATOMIO_IO_BUFFERED;
+    fo.path = ATOMIO_PATH_DOUBLEWRITE;
+    fo.file_id = FILE_ID;
+    atomio_file *f = NULL;
+    int r = atomio_file_open(ctx, dpath, &fo, &f);
+    cr_assert_eq(r, 0, "file open: %s", atomio_strerror(r));
+    return f;
+}
+
+static void
+page_of(uint8_t *p, uint64_t page_no, uint32_t version)
+{
+    t_fill(p, PS, page_no * 1000 + version);
+}
+
+static bool
+page_is(uint64_t page_no, uint32_t version)
+{
+    uint8_t want[PS], got[PS];
+    page_of(want, page_no, version);
+    int fd = open(dpath, O_RDONLY);
+    cr_assert_geq(fd, 0);
+    ssize_t n = pread(fd, got, PS, (off_t)(page_no * PS));
+    close(fd);
+    return n == (ssize_t)PS && memcmp(want, got, PS) == 0;
+}
+
+static off_t
+file_size(void)
+{
+    struct stat sb;
+    cr_assert_eq(stat(dpath, &sb), 0);
+    return sb.st_size;
+}
+
+/* Pages 0..3 written as version 1 through the store, their record kept live, as after a crash
+ * before the store's tail moved past it. Returns the open ctx and file. */
+static void
+write_live(atomio_ctx **ctx, atomio_file **f)
+{
+    *ctx = open_ctx(0);
+    *f = open_file(*ctx, 0);
+    uint8_t p[PS];
+    atomic_store(&atomio__test_dw_keep_batches, 1);
+    for (uint64_t i = 0; i < 4; i++) {
+        page_of(p, i, 1);
+        cr_assert_eq(atomio_write(*f, i, p, 0), 0);
+    }
+    atomic_store(&atomio__test_dw_keep_batches, 0);
+    cr_assert_eq(atomio_sync(*f), 0);
+}
+
+static void
+recover(atomio_recovery_report *rep, int want)
+{
+    atomio_ctx *ctx = open_ctx(ATOMIO_CTX_NO_RECOVER);
+    *rep = (atomio_recovery_report)ATOMIO_RECOVERY_REPORT_INIT;
+    int r = atomio_ctx_recover(ctx, rep);
+    cr_assert_eq(r, want, "recover: %s, want %s", atomio_err_name(r), atomio_err_name(want));
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+}
+
+Test(fence, a_truncated_file_gets_no_page_back)
+{
+    atomio_ctx *ctx;
+    atomio_file *f;
+    write_live(&ctx, &f);
+    cr_assert_eq(atomio_file_fence(f), 0);
+    cr_assert_eq(truncate(dpath, 0), 0);
+    atomio_file_close(f);
+    atomio_ctx_close(ctx);
+    atomio_recovery_report rep;
+    recover(&rep, 0);
+    cr_assert_eq(file_size(), 0, "recovery wrote fenced copies back");
+    cr_assert_eq(rep.pages_fenced, 4);
+    cr_assert_eq(rep.pages_restored, 0);
+    cr_assert_eq(rep.pages_unapplied, 0);
+}
+
+Test(fence, control_without_a_fence_a_truncated_page_comes_back)
+{
+    atomio_ctx *ctx;
+    atomio_file *f;
+    write_live(&ctx, &f);
+    cr_assert_eq(truncate(dpath, 0), 0);
+    atomio_file_close(f);
+    atomio_ctx_close(ctx);
+    atomio_recovery_report rep;
+    recover(&rep, 0);
+    cr_assert_eq(file_size(), 4 * PS);
+    cr_assert(page_is(3, 1), "the copy is applied over the truncation");
+    cr_assert_eq(rep.pages_fenced, 0);
+}
+
+Test(fence, an_unlinked_file_leaves_nothing_unapplied)
+{
+    atomio_ctx *ctx;
+    atomio_file *f;
+    write_live(&ctx, &f);
+    cr_assert_eq(atomio_file_fence(f), 0);
+    atomio_file_close(f);
+    cr_assert_eq(unlink(dpath), 0);
+    atomio_ctx_close(ctx);
+    atomio_recovery_report rep;
+    recover(&rep, 0);
+    cr_assert_eq(rep.pages_fenced, 4);
+    cr_assert_eq(rep.files_missing, 0);
+    cr_assert_eq(rep.pages_unapplied, 0);
+    cr_assert_eq(access(dpath, F_OK), -1, "recovery must not create the file");
+}
+
+Test(fence, control_without_a_fence_an_unlinked_files_copies_are_kept)
+{
+    atomio_ctx *ctx;
+    atomio_file *f;
+    write_live(&ctx, &f);
+    atomio_file_close(f);
+    cr_assert_eq(unlink(dpath), 0);
+    atomio_ctx_close(ctx);
+    atomio_recovery_report rep;
+    recover(&rep, ATOMIO_E_UNAPPLIED);
+    cr_assert_eq(rep.pages_unapplied, 4);
+    cr_assert_eq(rep.pages_fenced, 0);
+}
+
+Test(fence, a_plain_write_after_the_fence_is_not_rolled_back)
+{
+    atomio_ctx *ctx;
+    atomio_file *f;
+    write_live(&ctx, &f);
+    cr_assert_eq(atomio_file_fence(f), 0);
+    uint8_t p[PS];
+    page_of(p, 2, 9);
+    int fd = open(dpath, O_WRONLY);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(pwrite(fd, p, PS, 2 * PS), (ssize_t)PS);
+    cr_assert_eq(fdatasync(fd), 0);
+    close(fd);
+    atomio_file_close(f);
+    atomio_ctx_close(ctx);
+    atomio_recovery_report rep;
+    recover(&rep, 0);
+    cr_assert(page_is(2, 9), "the plain write survives recovery");
+    cr_assert_eq(rep.pages_fenced, 4);
+}
+
+Test(fence, writes_after_the_fence_are_protected_as_before)
+{
+    atomio_ctx *ctx;
+    atomio_file *f;
+    write_live(&ctx, &f);
+    cr_assert_eq(atomio_file_fence(f), 0);
+    uint8_t p[PS];
+    page_of(p, 1, 2);
+    atomic_store(&atomio__test_dw_keep_batches, 1);
+    cr_assert_eq(atomio_write(f, 1, p, 0), 0);
+    atomic_store(&atomio__test_dw_keep_batches, 0);
+    atomio_file_close(f);
+    atomio_ctx_close(ctx);
+    /* Tear page 1 in place: only its copy written after the fence can restore it. */
+    uint8_t z[PS / 2];
+    memset(z, 0, sizeof(z));
+    int fd = open(dpath, O_WRONLY);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(pwrite(fd, z, sizeof(z), PS + PS / 2), (ssize_t)sizeof(z));
+    close(fd);
+    atomio_recovery_report rep;
+    recover(&rep, 0);
+    cr_assert(page_is(1, 2), "the copy from after the fence restores the torn page");
+    cr_assert_eq(rep.pages_restored, 1);
+    cr_assert_eq(rep.pages_fenced, 3, "pages 0, 2, 3 have only fenced copies");
+}
+
+Test(fence, bad_handles_are_refused_and_a_store_less_ctx_has_nothing_to_fence)
+{
+    cr_assert_eq(atomio_file_fence(NULL), ATOMIO_E_INVAL);
+    cr_assert_str_neq(atomio_strerror(ATOMIO_E_INVAL), "unknown error");
+
+    atomio_ctx *ctx = open_ctx(0);
+    atomio_file *f = open_file(ctx, 0);
+    atomio_file *ro = open_file(ctx, ATOMIO_FILE_RDONLY);
+    cr_assert_eq(atomio_file_fence(ro), ATOMIO_E_READ_ONLY);
+    cr_assert_eq(atomio_file_close(ro), 0);
+    cr_assert_eq(atomio_file_close(f), 0);
+    cr_assert_eq(atomio_file_fence(f), ATOMIO_E_CLOSED);
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+
+    atomio_ctx_opts co;
+    atomio_ctx_opts_init(&co);
+    co.flags = ATOMIO_CTX_NO_DOUBLEWRITE;
+    cr_assert_eq(atomio_ctx_open(&co, &ctx), 0);
+    atomio_file_opts fo;
+    atomio_file_opts_init(&fo);
+    fo.page_size = PS;
+    fo.flags = ATOMIO_FILE_CREATE;
+    fo.io_style = ATOMIO_IO_BUFFERED;
+    fo.path = ATOMIO_PATH_UNSAFE;
+    cr_assert_eq(atomio_file_open(ctx, dpath, &fo, &f), 0);
+    cr_assert_eq(atomio_file_fence(f), 0);
+    cr_assert_eq(atomio_file_close(f), 0);
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+}
