@@ -135,9 +135,9 @@ struct atomio_shared {
      * (glibc's broadcast then blocks every other process). A futex word holds no waiter
      * state: a dead sleeper is simply gone. */
     _Atomic uint32_t wake_seq;
-    uint32_t waiters;               /* sleeping on wake_seq: wake_all() skips the syscall at 0 */
-    _Atomic uint32_t flush_seq;     /* the group commit's own word: bumped when one ends */
-    uint32_t flush_waiters;         /* sleeping on flush_seq */
+    uint32_t waiters;           /* sleeping on wake_seq: wake_all() skips the syscall at 0 */
+    _Atomic uint32_t flush_seq; /* the group commit's own word: bumped when one ends */
+    uint32_t flush_waiters;     /* sleeping on flush_seq */
     uint64_t ring_size;
     uint64_t head;         /* next LSN */
     uint64_t tail;         /* oldest LSN still needed */
