@@ -647,10 +647,50 @@ AtomioPgFileSync(RelFileNodeBackend rnode, ForkNumber forknum, BlockNumber segno
 	return 0;
 }
 
+static void
+sync_or_die(AtomioSeg *s, int r, const char *what)
+{
+	char	   *path;
+
+	if (r >= 0)
+		return;
+	path = seg_path(&s->rnode, s->forknum, s->segno);
+	errno = errno_for(r);
+	ereport(data_sync_elevel(ERROR),
+			(errcode_for_file_access(),
+			 errmsg("atomio: could not %s \"%s\": %s (%s)",
+					what, path, atomio_strerror(r), atomio_err_name(r))));
+}
+
+/*
+ * A segment is about to be truncated (mdtruncate, or mdunlinkfork's
+ * truncation before unlink).
+ *
+ * Syncing releases the file's copies, but recovery still applies released
+ * copies until the store's durable tail on disk has passed them, which
+ * happens about once per lap of the ring: a truncated page would come back
+ * with its old contents after a crash (rows deleted and vacuumed away would
+ * reappear).  So the file gets a fence in the store: copies older than it are
+ * never applied again.  The public API writes a fence for every open file of
+ * a context when durability is switched off; this process is single-threaded
+ * and its other files are closed first, so the fence covers this segment
+ * only.  Switching durability back on fdatasyncs it.
+ *
+ * The sync before the fence makes every in-place write already done durable,
+ * so older copies are no longer needed; the sync after it covers writes
+ * other processes finished meanwhile.  A write of this segment by another
+ * process (the checkpointer flushing a page below the truncation point)
+ * whose store copy precedes the fence and whose in-place write completes
+ * only after the second sync is left without a usable copy until the next
+ * checkpoint's sync: a narrow window, until the library has a per-file fence
+ * call.
+ */
 void
 AtomioPgRelease(RelFileNodeBackend rnode, ForkNumber forknum, BlockNumber segno)
 {
 	AtomioSeg  *s;
+	atomio_ctx *ctx;
+	int			i;
 	int			r;
 
 	if (RelFileNodeBackendIsTemp(rnode))
@@ -658,22 +698,45 @@ AtomioPgRelease(RelFileNodeBackend rnode, ForkNumber forknum, BlockNumber segno)
 	s = seg_get(&rnode.node, forknum, segno, true);
 	if (s == NULL)
 		return;
-	if (s->protect)
+	if (!s->protect)
 	{
-		/* release the file's store copies before the file goes away */
-		r = atomio_sync(s->file);
-		if (r < 0)
-		{
-			char	   *path = seg_path(&s->rnode, s->forknum, s->segno);
+		seg_close(s);
+		return;
+	}
+	ctx = get_ctx();
+	Assert(batch_n == 0);
 
-			errno = errno_for(r);
-			ereport(data_sync_elevel(ERROR),
-					(errcode_for_file_access(),
-					 errmsg("could not fsync file \"%s\" through atomio: %s (%s)",
-							path, atomio_strerror(r), atomio_err_name(r))));
-		}
+	sync_or_die(s, atomio_sync(s->file), "fsync");
+
+	for (i = 0; i < MAX_SEGS; i++)
+		if (segs[i].in_use && &segs[i] != s && segs[i].file != NULL)
+			seg_close(&segs[i]);
+
+	if (my_ctx_durable)
+	{
+		sync_or_die(s, atomio_ctx_set_durability(ctx, 0), "fence");
+		sync_or_die(s, atomio_ctx_set_durability(ctx, 1), "fsync");
+	}
+	else
+	{
+		/* without durability every open file got its fence already */
+		r = atomio_sync(s->file);
+		(void) r;
 	}
 	seg_close(s);
+}
+
+/* md.c unlinks a segment that was truncated (and fenced) earlier */
+void
+AtomioPgForgetSeg(RelFileNodeBackend rnode, ForkNumber forknum, BlockNumber segno)
+{
+	AtomioSeg  *s;
+
+	if (RelFileNodeBackendIsTemp(rnode))
+		return;
+	s = seg_lookup(&rnode.node, forknum, segno);
+	if (s != NULL && s->batch_refs == 0)
+		seg_close(s);
 }
 
 void
