@@ -78,8 +78,12 @@ if [ -z "$atomio_build" ]; then
     log "libatomio: cmake build in $atomio_build (Release, incremental)"
     if [ ! -f "$atomio_build/CMakeCache.txt" ]; then
         command -v cmake >/dev/null || die "cmake is missing: run scripts/deps.sh (or apt-get install cmake) first"
-        run cmake -S "$repo" -B "$atomio_build" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
-            -DATOMIO_BUILD_BENCH=OFF -DATOMIO_BUILD_DOCS=OFF
+        if ! cmake -S "$repo" -B "$atomio_build" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
+            -DATOMIO_BUILD_BENCH=OFF -DATOMIO_BUILD_DOCS=OFF >>"$buildlog" 2>&1; then
+            tail -n 20 "$buildlog" >&2
+            rm -rf "$atomio_build"
+            die "configuring libatomio failed: install its dependencies (sudo scripts/deps.sh) and rerun"
+        fi
     fi
     run cmake --build "$atomio_build" -j"$jobs" --target atomio
 fi
