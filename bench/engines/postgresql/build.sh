@@ -217,7 +217,8 @@ bins=(postgres initdb pg_ctl psql pgbench pg_amcheck pg_checksums pg_controldata
 uptodate=1
 [ "$stamp" = "$(cat "$prefix/.atomio-stamp" 2>/dev/null || true)" ] || uptodate=0
 for b in "${bins[@]}"; do [ -x "$prefix/bin/$b" ] || uptodate=0; done
-[ -f "$prefix/lib/amcheck.so" ] || uptodate=0
+pkglibdir=$("$prefix/bin/pg_config" --pkglibdir 2>/dev/null || true)
+[ -n "$pkglibdir" ] && [ -f "$pkglibdir/amcheck.so" ] || uptodate=0
 if [ $uptodate = 1 ]; then
     log "build: up to date ($prefix/bin)"
     exit 0
