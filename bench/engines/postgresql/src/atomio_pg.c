@@ -678,12 +678,12 @@ sync_or_die(AtomioSeg *s, int r, const char *what)
  *
  * The sync before the fence makes every in-place write already done durable,
  * so older copies are no longer needed; the sync after it covers writes
- * other processes finished meanwhile.  A write of this segment by another
- * process (the checkpointer flushing a page below the truncation point)
- * whose store copy precedes the fence and whose in-place write completes
- * only after the second sync is left without a usable copy until the next
- * checkpoint's sync: a narrow window, until the library has a per-file fence
- * call.
+ * other processes finished meanwhile.  What remains is a write of this
+ * segment by another process whose store copy precedes the fence and whose
+ * in-place write completes only after the second sync: it would be left
+ * without a usable copy until the next checkpoint.  For truncation,
+ * AtomioPgTruncate() rules that out first (below); for an unlinked file it
+ * does not matter.
  */
 void
 AtomioPgRelease(RelFileNodeBackend rnode, ForkNumber forknum, BlockNumber segno)
@@ -724,6 +724,24 @@ AtomioPgRelease(RelFileNodeBackend rnode, ForkNumber forknum, BlockNumber segno)
 		(void) r;
 	}
 	seg_close(s);
+}
+
+/*
+ * mdtruncate: the relation is locked AccessExclusive (or we are replaying
+ * WAL), so nobody dirties its pages, but the checkpointer, the bgwriter or a
+ * backend may be writing one of its dirty buffers right now.  Flushing the
+ * relation's buffers waits for every such write (StartBufferIO waits for an
+ * I/O in progress) and leaves none dirty, so no copy older than the fence can
+ * still have its in-place write ahead of it.
+ */
+void
+AtomioPgTruncate(SMgrRelation reln, ForkNumber forknum, BlockNumber segno)
+{
+	if (RelFileNodeBackendIsTemp(reln->smgr_rnode))
+		return;
+	if (fork_protected(&reln->smgr_rnode.node, forknum))
+		FlushRelationsAllBuffers(&reln, 1);
+	AtomioPgRelease(reln->smgr_rnode, forknum, segno);
 }
 
 /* md.c unlinks a segment that was truncated (and fenced) earlier */
