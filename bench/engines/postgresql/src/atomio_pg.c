@@ -35,6 +35,7 @@
 #include "atomio.h"
 
 #include "access/xlog.h"
+#include "common/hashfn.h"
 #include "common/relpath.h"
 #include "executor/instrument.h"
 #include "miscadmin.h"
@@ -481,6 +482,26 @@ fork_protected(const RelFileNode *rnode, ForkNumber forknum)
 }
 
 /*
+ * The segment's id in the store: a 64-bit hash of (tablespace, database,
+ * relfilenode, fork, segment), the same in every process and across restarts.
+ */
+static uint64
+seg_file_id(const RelFileNode *rnode, ForkNumber forknum, BlockNumber segno)
+{
+	uint32		key[5];
+	uint64		id;
+
+	key[0] = rnode->spcNode;
+	key[1] = rnode->dbNode;
+	key[2] = rnode->relNode;
+	key[3] = (uint32) forknum;
+	key[4] = segno;
+	id = hash_bytes_extended((const unsigned char *) key, sizeof(key),
+							 UINT64CONST(0x61746f6d696f7067));
+	return id != 0 ? id : 1;
+}
+
+/*
  * The cache entry of a segment of a non-temporary relation, opening it if
  * needed.  missing_ok: a segment file that does not exist gives NULL instead
  * of an error.
@@ -519,11 +540,7 @@ seg_get(const RelFileNode *rnode, ForkNumber forknum, BlockNumber segno, bool mi
 	atomio_file_opts_init(&fo);
 	fo.page_size = BLCKSZ;
 	fo.io_style = ATOMIO_IO_BUFFERED;
-	fo.file_id = ((uint64) rnode->spcNode * UINT64CONST(0x9E3779B97F4A7C15)) ^
-		((uint64) rnode->dbNode * UINT64CONST(0xC2B2AE3D27D4EB4F)) ^
-		((uint64) rnode->relNode << 20) ^ ((uint64) forknum << 16) ^ (uint64) segno;
-	if (fo.file_id == 0)
-		fo.file_id = 1;
+	fo.file_id = seg_file_id(rnode, forknum, segno);
 
 	s = seg_slot();				/* may close an old entry: frees its fd first */
 	ReserveExternalFD();
