@@ -78,8 +78,12 @@ if [ -z "$atomio_build" ]; then
     log "libatomio: cmake build in $atomio_build (Release, incremental)"
     if [ ! -f "$atomio_build/CMakeCache.txt" ]; then
         command -v cmake >/dev/null || die "cmake is missing: run scripts/deps.sh (or apt-get install cmake) first"
-        run cmake -S "$repo" -B "$atomio_build" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
-            -DATOMIO_BUILD_BENCH=OFF -DATOMIO_BUILD_DOCS=OFF
+        if ! cmake -S "$repo" -B "$atomio_build" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
+            -DATOMIO_BUILD_BENCH=OFF -DATOMIO_BUILD_DOCS=OFF >>"$buildlog" 2>&1; then
+            tail -n 20 "$buildlog" >&2
+            rm -rf "$atomio_build"
+            die "configuring libatomio failed: install its dependencies (sudo scripts/deps.sh) and rerun"
+        fi
     fi
     run cmake --build "$atomio_build" -j"$jobs" --target atomio
 fi
@@ -213,7 +217,8 @@ bins=(postgres initdb pg_ctl psql pgbench pg_amcheck pg_checksums pg_controldata
 uptodate=1
 [ "$stamp" = "$(cat "$prefix/.atomio-stamp" 2>/dev/null || true)" ] || uptodate=0
 for b in "${bins[@]}"; do [ -x "$prefix/bin/$b" ] || uptodate=0; done
-[ -f "$prefix/lib/amcheck.so" ] || uptodate=0
+pkglibdir=$("$prefix/bin/pg_config" --pkglibdir 2>/dev/null || true)
+[ -n "$pkglibdir" ] && [ -f "$pkglibdir/amcheck.so" ] || uptodate=0
 if [ $uptodate = 1 ]; then
     log "build: up to date ($prefix/bin)"
     exit 0

@@ -35,6 +35,7 @@
 #include "atomio.h"
 
 #include "access/xlog.h"
+#include "common/hashfn.h"
 #include "common/relpath.h"
 #include "executor/instrument.h"
 #include "miscadmin.h"
@@ -481,6 +482,26 @@ fork_protected(const RelFileNode *rnode, ForkNumber forknum)
 }
 
 /*
+ * The segment's id in the store: a 64-bit hash of (tablespace, database,
+ * relfilenode, fork, segment), the same in every process and across restarts.
+ */
+static uint64
+seg_file_id(const RelFileNode *rnode, ForkNumber forknum, BlockNumber segno)
+{
+	uint32		key[5];
+	uint64		id;
+
+	key[0] = rnode->spcNode;
+	key[1] = rnode->dbNode;
+	key[2] = rnode->relNode;
+	key[3] = (uint32) forknum;
+	key[4] = segno;
+	id = hash_bytes_extended((const unsigned char *) key, sizeof(key),
+							 UINT64CONST(0x61746f6d696f7067));
+	return id != 0 ? id : 1;
+}
+
+/*
  * The cache entry of a segment of a non-temporary relation, opening it if
  * needed.  missing_ok: a segment file that does not exist gives NULL instead
  * of an error.
@@ -519,11 +540,7 @@ seg_get(const RelFileNode *rnode, ForkNumber forknum, BlockNumber segno, bool mi
 	atomio_file_opts_init(&fo);
 	fo.page_size = BLCKSZ;
 	fo.io_style = ATOMIO_IO_BUFFERED;
-	fo.file_id = ((uint64) rnode->spcNode * UINT64CONST(0x9E3779B97F4A7C15)) ^
-		((uint64) rnode->dbNode * UINT64CONST(0xC2B2AE3D27D4EB4F)) ^
-		((uint64) rnode->relNode << 20) ^ ((uint64) forknum << 16) ^ (uint64) segno;
-	if (fo.file_id == 0)
-		fo.file_id = 1;
+	fo.file_id = seg_file_id(rnode, forknum, segno);
 
 	s = seg_slot();				/* may close an old entry: frees its fd first */
 	ReserveExternalFD();
@@ -647,10 +664,50 @@ AtomioPgFileSync(RelFileNodeBackend rnode, ForkNumber forknum, BlockNumber segno
 	return 0;
 }
 
+static void
+sync_or_die(AtomioSeg *s, int r, const char *what)
+{
+	char	   *path;
+
+	if (r >= 0)
+		return;
+	path = seg_path(&s->rnode, s->forknum, s->segno);
+	errno = errno_for(r);
+	ereport(data_sync_elevel(ERROR),
+			(errcode_for_file_access(),
+			 errmsg("atomio: could not %s \"%s\": %s (%s)",
+					what, path, atomio_strerror(r), atomio_err_name(r))));
+}
+
+/*
+ * A segment is about to be truncated (mdtruncate, or mdunlinkfork's
+ * truncation before unlink).
+ *
+ * Syncing releases the file's copies, but recovery still applies released
+ * copies until the store's durable tail on disk has passed them, which
+ * happens about once per lap of the ring: a truncated page would come back
+ * with its old contents after a crash (rows deleted and vacuumed away would
+ * reappear).  So the file gets a fence in the store: copies older than it are
+ * never applied again.  The public API writes a fence for every open file of
+ * a context when durability is switched off; this process is single-threaded
+ * and its other files are closed first, so the fence covers this segment
+ * only.  Switching durability back on fdatasyncs it.
+ *
+ * The sync before the fence makes every in-place write already done durable,
+ * so older copies are no longer needed; the sync after it covers writes
+ * other processes finished meanwhile.  What remains is a write of this
+ * segment by another process whose store copy precedes the fence and whose
+ * in-place write completes only after the second sync: it would be left
+ * without a usable copy until the next checkpoint.  For truncation,
+ * AtomioPgTruncate() rules that out first (below); for an unlinked file it
+ * does not matter.
+ */
 void
 AtomioPgRelease(RelFileNodeBackend rnode, ForkNumber forknum, BlockNumber segno)
 {
 	AtomioSeg  *s;
+	atomio_ctx *ctx;
+	int			i;
 	int			r;
 
 	if (RelFileNodeBackendIsTemp(rnode))
@@ -658,22 +715,63 @@ AtomioPgRelease(RelFileNodeBackend rnode, ForkNumber forknum, BlockNumber segno)
 	s = seg_get(&rnode.node, forknum, segno, true);
 	if (s == NULL)
 		return;
-	if (s->protect)
+	if (!s->protect)
 	{
-		/* release the file's store copies before the file goes away */
-		r = atomio_sync(s->file);
-		if (r < 0)
-		{
-			char	   *path = seg_path(&s->rnode, s->forknum, s->segno);
+		seg_close(s);
+		return;
+	}
+	ctx = get_ctx();
+	Assert(batch_n == 0);
 
-			errno = errno_for(r);
-			ereport(data_sync_elevel(ERROR),
-					(errcode_for_file_access(),
-					 errmsg("could not fsync file \"%s\" through atomio: %s (%s)",
-							path, atomio_strerror(r), atomio_err_name(r))));
-		}
+	sync_or_die(s, atomio_sync(s->file), "fsync");
+
+	for (i = 0; i < MAX_SEGS; i++)
+		if (segs[i].in_use && &segs[i] != s && segs[i].file != NULL)
+			seg_close(&segs[i]);
+
+	if (my_ctx_durable)
+	{
+		sync_or_die(s, atomio_ctx_set_durability(ctx, 0), "fence");
+		sync_or_die(s, atomio_ctx_set_durability(ctx, 1), "fsync");
+	}
+	else
+	{
+		/* without durability every open file got its fence already */
+		r = atomio_sync(s->file);
+		(void) r;
 	}
 	seg_close(s);
+}
+
+/*
+ * mdtruncate: the relation is locked AccessExclusive (or we are replaying
+ * WAL), so nobody dirties its pages, but the checkpointer, the bgwriter or a
+ * backend may be writing one of its dirty buffers right now.  Flushing the
+ * relation's buffers waits for every such write (StartBufferIO waits for an
+ * I/O in progress) and leaves none dirty, so no copy older than the fence can
+ * still have its in-place write ahead of it.
+ */
+void
+AtomioPgTruncate(SMgrRelation reln, ForkNumber forknum, BlockNumber segno)
+{
+	if (RelFileNodeBackendIsTemp(reln->smgr_rnode))
+		return;
+	if (fork_protected(&reln->smgr_rnode.node, forknum))
+		FlushRelationsAllBuffers(&reln, 1);
+	AtomioPgRelease(reln->smgr_rnode, forknum, segno);
+}
+
+/* md.c unlinks a segment that was truncated (and fenced) earlier */
+void
+AtomioPgForgetSeg(RelFileNodeBackend rnode, ForkNumber forknum, BlockNumber segno)
+{
+	AtomioSeg  *s;
+
+	if (RelFileNodeBackendIsTemp(rnode))
+		return;
+	s = seg_lookup(&rnode.node, forknum, segno);
+	if (s != NULL && s->batch_refs == 0)
+		seg_close(s);
 }
 
 void

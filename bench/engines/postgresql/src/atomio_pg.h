@@ -39,6 +39,12 @@ extern int	AtomioPgFileSync(RelFileNodeBackend rnode, ForkNumber forknum,
 /* md.c: a segment is about to be truncated or unlinked */
 extern void AtomioPgRelease(RelFileNodeBackend rnode, ForkNumber forknum,
 							BlockNumber segno);
+/* md.c: mdtruncate is about to shorten a segment */
+extern void AtomioPgTruncate(SMgrRelation reln, ForkNumber forknum,
+							 BlockNumber segno);
+/* md.c: a truncated segment is unlinked */
+extern void AtomioPgForgetSeg(RelFileNodeBackend rnode, ForkNumber forknum,
+							  BlockNumber segno);
 /* md.c: md closes a fork */
 extern void AtomioPgForget(RelFileNodeBackend rnode, ForkNumber forknum);
 
@@ -68,5 +74,11 @@ extern void AtomioPgDropDatabase(void);
 
 #define ATOMIO_RELEASE(rnode, forknum, segno) \
 	do { if (atomio_enabled) AtomioPgRelease(rnode, forknum, segno); } while (0)
+
+#define ATOMIO_TRUNCATE(reln, forknum, segno) \
+	do { if (atomio_enabled) AtomioPgTruncate(reln, forknum, segno); } while (0)
+
+#define ATOMIO_FORGET_SEG(rnode, forknum, segno) \
+	do { if (atomio_enabled) AtomioPgForgetSeg(rnode, forknum, segno); } while (0)
 
 #endif							/* ATOMIO_PG_H */
