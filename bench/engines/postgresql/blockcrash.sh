@@ -14,7 +14,7 @@
 #
 #   blockcrash.sh [--bin DIR] [--atomio on|off] [--control] [--states N] [--seed S]
 #                 [--fs ext4|xfs] [--scale N] [--duration S] [--workers W] [--fpw on|off]
-#                 [--tools DIR] [--keep DIR]
+#                 [--tools DIR] [--keep DIR] [--from-start]
 #
 # Default: atomio=on, full_page_writes=off; 0 damaged states or it fails. --control: the same
 # with atomio=off (or binaries without the GUC), i.e. stock PostgreSQL without torn-page
@@ -22,7 +22,8 @@
 # control fails. --fpw on (with --atomio off) is PostgreSQL's own protection, full-page images
 # in the WAL: it must pass. --tools: where blockcrash-recorder and blockcrash-state are
 # (default build/tests, ATOMIO_BLOCKCRASH_BIN). --keep DIR keeps the log, the base image and
-# the server logs of damaged states.
+# the server logs of damaged states. --from-start draws states from the server's start-up on,
+# not only from once it is up.
 # Exit: 0 passed, 1 failed, 77 cannot run here (the reason is printed).
 set -uo pipefail
 
@@ -55,6 +56,18 @@ if [ "${1:-}" = --check-state ]; then
         [ -f "$data/postmaster.pid" ] && pg_as "$pg_bin/pg_ctl" stop -m immediate -w -D "$data" >/dev/null 2>&1
         pg_umount "$mnt" || { echo "state $BC_STATE: cannot unmount $mnt" >&2; exit 2; }
     }
+    # On ext4, name the file the torn write belongs to (debugfs on the unmounted image).
+    torn_off=$(echo "$BC_STATE_DESC" | sed -n 's/.*torn=record [0-9]* (\([0-9]*\)+.*/\1/p')
+    if [ -n "$torn_off" ] && [ "$BCPG_FS" = ext4 ] && command -v debugfs >/dev/null; then
+        ino=$(debugfs -R "icheck $((torn_off / 4096))" "$BC_STATE_IMG" 2>/dev/null | awk 'NR == 2 { print $2 }')
+        case "$ino" in
+        '' | *[!0-9]*) BC_STATE_DESC="$BC_STATE_DESC [filesystem metadata]" ;;
+        *) f=$(debugfs -R "ncheck $ino" "$BC_STATE_IMG" 2>/dev/null | awk 'NR == 2 { print $2 }')
+           [ "$ino" = 8 ] && f="ext4 journal"
+           BC_STATE_DESC="$BC_STATE_DESC [${f:-inode $ino}]"
+           BC_STATE_DESC=${BC_STATE_DESC/\[\/pg\/data\//[} ;;
+        esac
+    fi
     o=()
     [ "$BCPG_FS" = xfs ] && o=(-o nouuid)
     if ! mount -t "$BCPG_FS" "${o[@]}" -o loop "$BC_STATE_IMG" "$mnt" 2>/dev/null; then
@@ -104,6 +117,7 @@ workers=2
 fpw=off
 tools=${ATOMIO_BLOCKCRASH_BIN:-$here/../../../build/tests}
 keep=""
+from_start=0
 pg_bin=""
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -119,6 +133,7 @@ while [ $# -gt 0 ]; do
     --fpw) fpw=$2; shift 2 ;;
     --tools) tools=$2; shift 2 ;;
     --keep) keep=$2; shift 2 ;;
+    --from-start) from_start=1; shift ;;
     *) echo "blockcrash.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -156,11 +171,13 @@ echo "$name: $pg_bin ($("$pg_bin/postgres" --version)), $protection, full_page_w
     "scale $scale, ${duration}s of pgbench, $states states, seed $seed, $workers workers"
 
 port=5450
-settings=("full_page_writes = $fpw" "synchronous_commit = off")
+# synchronous_commit=off and a 1 s WAL writer: a flush per commit would make almost every
+# flush interval one WAL write, and few states would fall where checkpoints write data pages.
+settings=("full_page_writes = $fpw" "synchronous_commit = off" "wal_writer_delay = 1s")
 
 # 1. The base image: a cluster with pgbench's tables, cleanly stopped.
 t0=$(pg_now)
-pg_mkfs "$fs" "$work/base.img" 768M || exit 1
+pg_mkfs "$fs" "$work/base.img" 512M || exit 1
 pg_mount "$fs" "$work/base.img" "$mnt" || exit 1
 chmod 755 "$mnt"
 mkdir -p "$mnt/pg"
@@ -186,12 +203,15 @@ for _ in $(seq 100); do [ -e "$work/fuse/disk.img" ] && break; sleep 0.05; done
 loop=$(losetup --direct-io=on -f --show "$work/fuse/disk.img") || exit 1
 pg_loops+=("$loop")
 pg_mount "$fs" "$loop" "$mnt" || exit 1
-echo G >"$work/fuse/ctl" # crash states start at the flush before this marker
 data=$mnt/pg/data
+# Crash states start at the flush before the G marker: by default once the server is up (its
+# start-up is not what this tests, and with atomio it makes a few hundred flushes of its own).
+[ "$from_start" = 1 ] && echo G >"$work/fuse/ctl"
 pg_start "$data" || { echo "start on the recorded device failed"; tail -3 "$mnt/pg/server.log"; exit 1; }
+[ "$from_start" = 1 ] || echo G >"$work/fuse/ctl"
 pg_bench "$data" -n -c 4 -j 2 -T "$duration" >"$work/pgbench.out" 2>&1 &
 bpid=$!
-every=$(( (duration + 3) / 4 ))
+every=$(( (duration + 5) / 6 ))
 ncp=0
 for ((s = every; s < duration; s += every)); do
     sleep "$every"
@@ -253,10 +273,15 @@ mountfail=$(cat "$work"/results.* | grep -c '^state *[0-9]*: mount-failure ')
 total=$(sed -n 's/^blockcrash-state: log .*; \([0-9]*\) states (\([0-9]*\) with a torn write.*/\1 \2/p' "$work/worker.0.out" | head -1)
 torn_states=${total#* }
 total=${total% *}
+# On ext4 the state lines name the file of the torn write: relation files are data pages.
+torn_rel=$(cat "$work"/results.* | grep -c ' \[\(base\|global\)/')
+torn_rel_bad=$(cat "$work"/results.* | grep ': DAMAGE ' | grep -c ' \[\(base\|global\)/')
 echo "  states: $(pg_since "$t0") s"
 
 el=$(pg_since "$t_start")
-summary="$checked states checked ($torn_states with a torn write): ok $ok, damaged $damage, mount-failure $mountfail; $el s"
+rel=""
+[ "$fs" = ext4 ] && rel=", $torn_rel of them to a relation file ($torn_rel_bad of those damaged)"
+summary="$checked states checked ($torn_states with a torn write$rel): ok $ok, damaged $damage, mount-failure $mountfail; $el s"
 if [ "$werr" != 0 ] || [ -z "$total" ] || [ "$checked" -lt "$total" ]; then
     echo "$name: FAIL: a worker failed or states were not checked: $summary"
     exit 1
