@@ -14,7 +14,7 @@
 #
 #   blockcrash.sh [--bin DIR] [--atomio on|off] [--control] [--states N] [--seed S]
 #                 [--fs ext4|xfs] [--scale N] [--duration S] [--workers W] [--fpw on|off]
-#                 [--tools DIR] [--keep DIR] [--from-start]
+#                 [--tools DIR] [--keep DIR] [--from-start] [--uniform]
 #
 # Default: atomio=on, full_page_writes=off; 0 damaged states or it fails. --control: the same
 # with atomio=off (or binaries without the GUC), i.e. stock PostgreSQL without torn-page
@@ -23,7 +23,8 @@
 # in the WAL: it must pass. --tools: where blockcrash-recorder and blockcrash-state are
 # (default build/tests, ATOMIO_BLOCKCRASH_BIN). --keep DIR keeps the log, the base image and
 # the server logs of damaged states. --from-start draws states from the server's start-up on,
-# not only from once it is up.
+# not only from once it is up. On ext4, up to half the states are picked among those that tear
+# a write to a relation file (see step 3); --uniform checks the generator's states as drawn.
 # Exit: 0 passed, 1 failed, 77 cannot run here (the reason is printed).
 set -uo pipefail
 
@@ -34,7 +35,7 @@ pg_prog=blockcrash.sh
 
 # ---- one crash state (run by blockcrash-state for each image, in the worker's namespace) ----
 if [ "${1:-}" = --check-state ]; then
-    k=$2
+    k=$BC_JOB
     pg_bin=$BCPG_BIN
     scale=$BCPG_SCALE
     mnt=$BCPG_MNT
@@ -118,6 +119,8 @@ fpw=off
 tools=${ATOMIO_BLOCKCRASH_BIN:-$here/../../../build/tests}
 keep=""
 from_start=0
+uniform=0
+pool_factor=8
 pg_bin=""
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -134,13 +137,14 @@ while [ $# -gt 0 ]; do
     --tools) tools=$2; shift 2 ;;
     --keep) keep=$2; shift 2 ;;
     --from-start) from_start=1; shift ;;
+    --uniform) uniform=1; shift ;;
     *) echo "blockcrash.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
 [ -n "$pg_bin" ] || pg_bin=$(pg_default_bin)
 [ "$control" = 1 ] && pg_atomio_mode=off
 case "$fs" in ext4 | xfs) ;; *) echo "--fs ext4|xfs" >&2; exit 2 ;; esac
-pg_preflight mkfs.xfs mkfs.ext4 fusermount3 unshare
+pg_preflight mkfs.xfs mkfs.ext4 fusermount3
 [ -c /dev/fuse ] || pg_skip "/dev/fuse is missing (no FUSE in this kernel or container)"
 for t in blockcrash-recorder blockcrash-state; do
     [ -x "$tools/$t" ] || { echo "blockcrash.sh: $tools/$t not built (cmake --build build --target $t)" >&2; exit 1; }
@@ -237,42 +241,76 @@ if [ "$i" = 300 ]; then
 fi
 wait "$rec_pid"
 [ -s "$work/recorder.out" ] && sed 's/^/  recorder: /' "$work/recorder.out"
-rm -f "$work/disk.img"
 echo "  recording: $(pg_since "$t0") s, log $(( $(stat -c %s "$work/log") >> 20 )) MiB"
 if [ -n "$keep" ]; then
     cp --sparse=always "$work/base.img" "$keep/base.img"
     cp "$work/log" "$keep/log"
 fi
 
-# 3. The crash states, in $workers parts, each in a mount namespace of its own (so all mount
-# at the recording's path) with an image, a port and a socket directory of its own.
+# 3. Which states. Drawn uniformly, most torn writes are WAL, journal or (with atomio) store
+# writes; those that tear a data page are what this test is about. On ext4 the states come
+# from a draw $pool_factor times larger: up to half of them are states whose torn write belongs
+# to a relation file (named by debugfs on the final image), the rest are spread evenly over the
+# draw. Elsewhere, or with --uniform, the draw is the states.
 t0=$(pg_now)
+draw=$states
+pick=()
+if [ "$uniform" = 0 ] && [ "$fs" = ext4 ] && command -v debugfs >/dev/null; then
+    draw=$((states * pool_factor))
+    "$tools/blockcrash-state" --base "$work/base.img" --log "$work/log" --states "$draw" \
+        --seed "$seed" --list >"$work/draw.txt" || exit 1
+    draw=$(grep -c '^state ' "$work/draw.txt")
+    # index and 4 KiB block of every torn write
+    sed -n 's/^state \([0-9]*\): .*torn=record [0-9]* (\([0-9]*\)+.*/\1 \2/p' "$work/draw.txt" |
+        awk '{ print $1, int($2 / 4096) }' >"$work/torn.txt"
+    if [ -s "$work/torn.txt" ]; then
+        debugfs -R "icheck $(cut -d' ' -f2 "$work/torn.txt" | tr '\n' ' ')" "$work/disk.img" 2>/dev/null |
+            awk 'NR > 1 && $2 ~ /^[0-9]+$/ { print $1, $2 }' >"$work/blk-ino.txt"
+        debugfs -R "ncheck $(cut -d' ' -f2 "$work/blk-ino.txt" | sort -u | tr '\n' ' ')" "$work/disk.img" 2>/dev/null |
+            awk 'NR > 1 { print $1, $2 }' >"$work/ino-path.txt"
+        # state indices whose torn write is in a relation file
+        awk 'FILENAME ~ /ino-path/ { if ($2 ~ "^/pg/data/(base|global)/") rel[$1] = 1; next }
+             FILENAME ~ /blk-ino/ { if ($2 in rel) relblk[$1] = 1; next }
+             ($2 in relblk) { print $1 }' "$work/ino-path.txt" "$work/blk-ino.txt" "$work/torn.txt" \
+            >"$work/rel.txt"
+    else
+        : >"$work/rel.txt"
+    fi
+    # evenly spaced: M of the N lines of a list
+    spread() { awk -v m="$1" '{ a[NR] = $1 } END { n = NR; if (m > n) m = n; for (k = 0; k < m; k++) print a[int(k * n / m) + 1] }'; }
+    spread $((states / 2)) <"$work/rel.txt" >"$work/pick.txt"
+    nrel=$(wc -l <"$work/pick.txt")
+    seq 0 $((draw - 1)) | grep -vxF -f "$work/pick.txt" | spread $((states - nrel)) >>"$work/pick.txt"
+    mapfile -t pick < <(sort -n "$work/pick.txt")
+    echo "  drew $draw states: $(wc -l <"$work/torn.txt") with a torn write, $(wc -l <"$work/rel.txt") of them" \
+        "to a relation file; checking $nrel of those and $(( ${#pick[@]} - nrel )) others spread over the draw"
+fi
+rm -f "$work/disk.img"
+pick_arg=()
+[ ${#pick[@]} -gt 0 ] && pick_arg=(--pick "$(IFS=,; echo "${pick[*]}")")
+
+# 4. The crash states, checked by $workers jobs of blockcrash-state, each in a mount namespace
+# of its own (so all mount at the recording's path) with an image, a port and a socket
+# directory of its own. The states are generated once.
 export BCPG_BIN=$pg_bin BCPG_SCALE=$scale BCPG_MNT=$mnt BCPG_WORK=$work BCPG_FS=$fs \
     BCPG_PORT=$port BCPG_KEEP=$keep
-pids=()
 for ((k = 0; k < workers; k++)); do
     mkdir -p "$work/sock.$k"
     chown "$pg_user" "$work/sock.$k"
     : >"$work/results.$k"
-    unshare -m --propagation private "$tools/blockcrash-state" --base "$work/base.img" \
-        --log "$work/log" --states "$states" --seed "$seed" --part "$k/$workers" \
-        --out "$work/state.$k.img" --run "bash '$here/blockcrash.sh' --check-state $k" \
-        2>&1 | tee "$work/worker.$k.out" |
-        sed -u -e '/^state /s/^/  /' -e "/^blockcrash-state/s/^/  worker $k: /" &
-    pids+=($!)
 done
-werr=0
-for ((k = 0; k < workers; k++)); do
-    wait "${pids[$k]}" || werr=1 # the pipeline's status: blockcrash-state's (pipefail)
-done
+"$tools/blockcrash-state" --base "$work/base.img" --log "$work/log" --states "$draw" \
+    --seed "$seed" "${pick_arg[@]}" --jobs "$workers" --out "$work/state.img" \
+    --run "bash '$here/blockcrash.sh' --check-state" 2>&1 | tee "$work/states.out" |
+    sed -u -e '/^state /s/^/  /' -e "/^blockcrash-state/s/^/  /"
+werr=$? # blockcrash-state's status (pipefail)
 checked=$(cat "$work"/results.* | wc -l)
 ok=$(cat "$work"/results.* | grep -c '^state *[0-9]*: ok ')
 damage=$(cat "$work"/results.* | grep -c '^state *[0-9]*: DAMAGE ')
 mountfail=$(cat "$work"/results.* | grep -c '^state *[0-9]*: mount-failure ')
-# Every part generates the same states; the first line of each says how many.
-total=$(sed -n 's/^blockcrash-state: log .*; \([0-9]*\) states (\([0-9]*\) with a torn write.*/\1 \2/p' "$work/worker.0.out" | head -1)
-torn_states=${total#* }
-total=${total% *}
+total=$(sed -n 's/^blockcrash-state: log .*; \([0-9]*\) states (\([0-9]*\) with a torn write.*/\1/p' "$work/states.out" | head -1)
+[ ${#pick[@]} -gt 0 ] && total=${#pick[@]}
+torn_states=$(cat "$work"/results.* | grep -c 'kind=torn')
 # On ext4 the state lines name the file of the torn write: relation files are data pages.
 torn_rel=$(cat "$work"/results.* | grep -c ' \[\(base\|global\)/')
 torn_rel_bad=$(cat "$work"/results.* | grep ': DAMAGE ' | grep -c ' \[\(base\|global\)/')
