@@ -253,13 +253,13 @@ fi
 # to a relation file (named by debugfs on the final image), the rest are spread evenly over the
 # draw. Elsewhere, or with --uniform, the draw is the states.
 t0=$(pg_now)
-draw=$states
+draw=$states # states asked of the generator
 pick=()
 if [ "$uniform" = 0 ] && [ "$fs" = ext4 ] && command -v debugfs >/dev/null; then
     draw=$((states * pool_factor))
     "$tools/blockcrash-state" --base "$work/base.img" --log "$work/log" --states "$draw" \
         --seed "$seed" --list >"$work/draw.txt" || exit 1
-    draw=$(grep -c '^state ' "$work/draw.txt")
+    ndraw=$(grep -c '^state ' "$work/draw.txt") # fewer when duplicates were skipped
     # index and 4 KiB block of every torn write
     sed -n 's/^state \([0-9]*\): .*torn=record [0-9]* (\([0-9]*\)+.*/\1 \2/p' "$work/draw.txt" |
         awk '{ print $1, int($2 / 4096) }' >"$work/torn.txt"
@@ -280,9 +280,9 @@ if [ "$uniform" = 0 ] && [ "$fs" = ext4 ] && command -v debugfs >/dev/null; then
     spread() { awk -v m="$1" '{ a[NR] = $1 } END { n = NR; if (m > n) m = n; for (k = 0; k < m; k++) print a[int(k * n / m) + 1] }'; }
     spread $((states / 2)) <"$work/rel.txt" >"$work/pick.txt"
     nrel=$(wc -l <"$work/pick.txt")
-    seq 0 $((draw - 1)) | grep -vxF -f "$work/pick.txt" | spread $((states - nrel)) >>"$work/pick.txt"
+    seq 0 $((ndraw - 1)) | grep -vxF -f "$work/pick.txt" | spread $((states - nrel)) >>"$work/pick.txt"
     mapfile -t pick < <(sort -n "$work/pick.txt")
-    echo "  drew $draw states: $(wc -l <"$work/torn.txt") with a torn write, $(wc -l <"$work/rel.txt") of them" \
+    echo "  drew $ndraw states: $(wc -l <"$work/torn.txt") with a torn write, $(wc -l <"$work/rel.txt") of them" \
         "to a relation file; checking $nrel of those and $(( ${#pick[@]} - nrel )) others spread over the draw"
 fi
 rm -f "$work/disk.img"
