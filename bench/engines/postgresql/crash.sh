@@ -145,10 +145,7 @@ run_fs() {
         fi
         wait $bpid
         total_kills=$((total_kills + 1))
-        # Every process of the cluster is gone (pg_kill checked): its pid file is stale, and
-        # on a busy machine its pid may already belong to another process, which would make
-        # the postmaster refuse to start. A rebooted machine has no such leftover either.
-        rm -f "$data/postmaster.pid"
+        pg_clear_locks "$data"
         tk=$(pg_now)
         if ! pg_start "$data"; then
             fail "$fs kill $k: restart (crash recovery) failed: $(grep -E 'FATAL|PANIC|ERROR' "$mnt/pg/server.log" | tail -2 | tr '\n' ' ')"

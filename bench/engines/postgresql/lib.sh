@@ -207,12 +207,27 @@ pg_kill() {
     pids=$(pg_pids "$1")
     # shellcheck disable=SC2086
     kill -KILL $pids 2>/dev/null
-    for i in $(seq 100); do
-        [ -z "$(pg_procs_in "$1")" ] && { pg_killed=$(echo $pids | wc -w); return 0; }
+    # Gone means reaped, not a zombie: a zombie's pid still answers kill(pid, 0), and the
+    # restarted postmaster takes the pid in a lock file for a live server.
+    for i in $(seq 200); do
+        local p alive=""
+        for p in $pids; do [ -d "/proc/$p" ] && alive=1 && break; done
+        if [ -z "$alive" ] && [ -z "$(pg_procs_in "$1")" ]; then
+            pg_killed=$(echo $pids | wc -w)
+            return 0
+        fi
         sleep 0.05
     done
     echo "processes still alive in $1 after SIGKILL: $(pg_procs_in "$1")"
     return 1
+}
+
+# pg_clear_locks DATA: after pg_kill, the killed server's lock files (postmaster.pid and the
+# socket's lock): every process of it is gone, and on a busy machine the pid they hold may
+# already belong to another process, which would make the postmaster refuse to start. A
+# rebooted machine has no such leftovers either.
+pg_clear_locks() {
+    (pg_env "$1" && rm -f "$1/postmaster.pid" "$PGHOST/.s.PGSQL.$PGPORT.lock")
 }
 
 # pg_check DATA: the online checks. Prints one line; returns 1 if anything is wrong.
