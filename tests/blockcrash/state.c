@@ -10,12 +10,18 @@
  * on); layout markers are not needed.
  *
  *   blockcrash-state --base IMG --log LOG --states N [--seed S] [--tear 4096|512]
- *                    [--part K/P] (--list | --out IMG --run CMD)
+ *                    [--pick I,J,..] [--part K/P] [--jobs J] (--list | --out IMG --run CMD)
  *
- * --list prints the states. --run builds each state (of part K of P: states i with i % P == K)
+ * --list prints the states. --pick keeps only the states of those indices (a caller that
+ * knows which writes matter, e.g. which file a torn write belongs to, picks its states from a
+ * larger draw). --run builds each state (of part K of P: every P-th of them from the K-th)
  * into --out, one after the other, and runs `sh -c CMD` on it with BC_STATE (index),
  * BC_STATE_IMG and BC_STATE_DESC (epoch, kind, writes, torn write) in the environment; the
  * command must be done with the image (unmounted, loop device detached) when it returns.
+ * --jobs J shares the states out among J processes, each in a mount namespace of its own (its
+ * command's mounts are its own: every job can mount at the same path), with an image of its
+ * own (IMG.0, IMG.1, ..) and BC_JOB (0..J-1) in the environment; the states are generated
+ * once, before they fork.
  * Exit 0 when every state was built and its command ran (whatever it returned), 2 on errors.
  */
 int bc_check_main(int argc, char **argv);
@@ -72,9 +78,10 @@ main(int argc, char **argv)
                                        {"states", 1, 0, 'n'}, {"seed", 1, 0, 'x'},
                                        {"tear", 1, 0, 't'},   {"part", 1, 0, 'p'},
                                        {"list", 0, 0, 'L'},   {"out", 1, 0, 'o'},
-                                       {"run", 1, 0, 'r'},    {0, 0, 0, 0}};
-    const char *out = NULL, *cmd = NULL;
-    unsigned part = 0, parts = 1;
+                                       {"run", 1, 0, 'r'},    {"pick", 1, 0, 'P'},
+                                       {"jobs", 1, 0, 'j'},   {0, 0, 0, 0}};
+    const char *out = NULL, *cmd = NULL, *pick = NULL;
+    unsigned part = 0, parts = 1, jobs = 1;
     bool list = false;
     int c;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -107,14 +114,20 @@ main(int argc, char **argv)
         case 'r':
             cmd = optarg;
             break;
+        case 'P':
+            pick = optarg;
+            break;
+        case 'j':
+            jobs = (unsigned)atoi(optarg);
+            break;
         default:
             die("bad option");
         }
     }
-    if (!opt.base || !opt.log || !opt.states || (opt.tear != 4096 && opt.tear != 512) ||
+    if (!opt.base || !opt.log || !opt.states || !jobs || (opt.tear != 4096 && opt.tear != 512) ||
         (!list && (!out || !cmd)))
         die("usage: --base IMG --log LOG --states N [--seed S] [--tear 4096|512] [--part K/P] "
-            "(--list | --out IMG --run CMD)");
+            "[--jobs J] (--list | --out IMG --run CMD)");
     setvbuf(stdout, NULL, _IOLBF, 0);
     layout_optional = true;
     load_log();
@@ -131,36 +144,84 @@ main(int argc, char **argv)
            nrecs, nflush, before_go, img_size >> 20, nstates, torn_states, dup_skipped,
            now_s() - t0);
 
-    struct worker w;
-    if (!list)
-        image_worker(&w, out);
-    else
-        w.items = xcalloc(nrecs, sizeof(*w.items));
-    size_t ran = 0;
-    for (size_t i = 0; i < nstates; i++) {
-        if (i % parts != part)
-            continue;
-        size_t n = materialize(&states[i], w.items);
-        char desc[512];
-        state_desc(i, w.items, n, desc, sizeof(desc));
-        if (list) {
-            printf("state %zu: %s\n", i, desc);
-            continue;
-        }
-        build_image(&w, states[i].epoch, w.items, n);
-        if (fsync(w.img_fd) < 0)
-            die("fsync %s: %s", out, strerror(errno));
-        char idx[32];
-        snprintf(idx, sizeof(idx), "%zu", i);
-        setenv("BC_STATE", idx, 1);
-        setenv("BC_STATE_IMG", out, 1);
-        setenv("BC_STATE_DESC", desc, 1);
-        int st = system(cmd);
-        if (st < 0)
-            die("run %s: %s", cmd, strerror(errno));
-        ran++;
+    bool *picked = xcalloc(nstates, sizeof(bool));
+    for (size_t i = 0; i < nstates; i++)
+        picked[i] = !pick;
+    for (const char *p = pick; p && *p;) {
+        char *end;
+        unsigned long i = strtoul(p, &end, 10);
+        if (end == p || i >= nstates)
+            die("--pick: bad index at '%s' (%zu states)", p, nstates);
+        picked[i] = true;
+        p = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',')
+            die("--pick: bad list at '%s'", end);
     }
-    if (!list)
-        printf("blockcrash-state: part %u/%u: %zu states built and checked\n", part, parts, ran);
-    return 0;
+
+    if (list) {
+        struct item *it = xcalloc(nrecs, sizeof(*it));
+        for (size_t i = 0, nth = 0; i < nstates; i++) {
+            if (!picked[i] || nth++ % parts != part)
+                continue;
+            char desc[512];
+            state_desc(i, it, materialize(&states[i], it), desc, sizeof(desc));
+            printf("state %zu: %s\n", i, desc);
+        }
+        return 0;
+    }
+    /* --jobs: the states are shared out among that many processes here, generated once. */
+    pid_t pids[64];
+    unsigned nj = jobs > 64 ? 64 : jobs;
+    for (unsigned j = 0; j < nj; j++) {
+        pids[j] = nj > 1 ? fork() : 0;
+        if (pids[j] < 0)
+            die("fork: %s", strerror(errno));
+        if (pids[j] > 0)
+            continue;
+        unsigned sub = part * nj + j, subs = parts * nj; /* this process's share */
+        char img[4200], idx[32];
+        if (nj > 1) {
+            own_namespace(); /* the command's mounts are this process's alone */
+            snprintf(img, sizeof(img), "%s.%u", out, j);
+        } else {
+            snprintf(img, sizeof(img), "%s", out);
+        }
+        snprintf(idx, sizeof(idx), "%u", j);
+        setenv("BC_JOB", idx, 1);
+        struct worker w;
+        image_worker(&w, img);
+        size_t ran = 0;
+        for (size_t i = 0, nth = 0; i < nstates; i++) {
+            if (!picked[i] || nth++ % subs != sub)
+                continue;
+            size_t n = materialize(&states[i], w.items);
+            char desc[512];
+            state_desc(i, w.items, n, desc, sizeof(desc));
+            build_image(&w, states[i].epoch, w.items, n);
+            if (fsync(w.img_fd) < 0)
+                die("fsync %s: %s", img, strerror(errno));
+            snprintf(idx, sizeof(idx), "%zu", i);
+            setenv("BC_STATE", idx, 1);
+            setenv("BC_STATE_IMG", img, 1);
+            setenv("BC_STATE_DESC", desc, 1);
+            if (system(cmd) < 0)
+                die("run %s: %s", cmd, strerror(errno));
+            ran++;
+        }
+        printf("blockcrash-state: part %u/%u: %zu states built and checked\n", sub, subs, ran);
+        if (nj > 1) {
+            fflush(stdout);
+            _exit(0);
+        }
+        return 0;
+    }
+    int bad = 0;
+    for (unsigned j = 0; j < nj; j++) {
+        int st;
+        if (waitpid(pids[j], &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            fprintf(stderr, "blockcrash-state: job %u failed\n", j);
+            bad = 1;
+        }
+    }
+    return bad ? 2 : 0;
 }

@@ -14,7 +14,7 @@
 #
 #   blockcrash.sh [--bin DIR] [--atomio on|off] [--control] [--states N] [--seed S]
 #                 [--fs ext4|xfs] [--scale N] [--duration S] [--workers W] [--fpw on|off]
-#                 [--tools DIR] [--keep DIR]
+#                 [--tools DIR] [--keep DIR] [--from-start] [--uniform]
 #
 # Default: atomio=on, full_page_writes=off; 0 damaged states or it fails. --control: the same
 # with atomio=off (or binaries without the GUC), i.e. stock PostgreSQL without torn-page
@@ -22,7 +22,9 @@
 # control fails. --fpw on (with --atomio off) is PostgreSQL's own protection, full-page images
 # in the WAL: it must pass. --tools: where blockcrash-recorder and blockcrash-state are
 # (default build/tests, ATOMIO_BLOCKCRASH_BIN). --keep DIR keeps the log, the base image and
-# the server logs of damaged states.
+# the server logs of damaged states. --from-start draws states from the server's start-up on,
+# not only from once it is up. On ext4, up to half the states are picked among those that tear
+# a write to a relation file (see step 3); --uniform checks the generator's states as drawn.
 # Exit: 0 passed, 1 failed, 77 cannot run here (the reason is printed).
 set -uo pipefail
 
@@ -33,7 +35,7 @@ pg_prog=blockcrash.sh
 
 # ---- one crash state (run by blockcrash-state for each image, in the worker's namespace) ----
 if [ "${1:-}" = --check-state ]; then
-    k=$2
+    k=$BC_JOB
     pg_bin=$BCPG_BIN
     scale=$BCPG_SCALE
     mnt=$BCPG_MNT
@@ -55,6 +57,18 @@ if [ "${1:-}" = --check-state ]; then
         [ -f "$data/postmaster.pid" ] && pg_as "$pg_bin/pg_ctl" stop -m immediate -w -D "$data" >/dev/null 2>&1
         pg_umount "$mnt" || { echo "state $BC_STATE: cannot unmount $mnt" >&2; exit 2; }
     }
+    # On ext4, name the file the torn write belongs to (debugfs on the unmounted image).
+    torn_off=$(echo "$BC_STATE_DESC" | sed -n 's/.*torn=record [0-9]* (\([0-9]*\)+.*/\1/p')
+    if [ -n "$torn_off" ] && [ "$BCPG_FS" = ext4 ] && command -v debugfs >/dev/null; then
+        ino=$(debugfs -R "icheck $((torn_off / 4096))" "$BC_STATE_IMG" 2>/dev/null | awk 'NR == 2 { print $2 }')
+        case "$ino" in
+        '' | *[!0-9]*) BC_STATE_DESC="$BC_STATE_DESC [filesystem metadata]" ;;
+        *) f=$(debugfs -R "ncheck $ino" "$BC_STATE_IMG" 2>/dev/null | awk 'NR == 2 { print $2 }')
+           [ "$ino" = 8 ] && f="ext4 journal"
+           BC_STATE_DESC="$BC_STATE_DESC [${f:-inode $ino}]"
+           BC_STATE_DESC=${BC_STATE_DESC/\[\/pg\/data\//[} ;;
+        esac
+    fi
     o=()
     [ "$BCPG_FS" = xfs ] && o=(-o nouuid)
     if ! mount -t "$BCPG_FS" "${o[@]}" -o loop "$BC_STATE_IMG" "$mnt" 2>/dev/null; then
@@ -104,6 +118,9 @@ workers=2
 fpw=off
 tools=${ATOMIO_BLOCKCRASH_BIN:-$here/../../../build/tests}
 keep=""
+from_start=0
+uniform=0
+pool_factor=8
 pg_bin=""
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -119,13 +136,15 @@ while [ $# -gt 0 ]; do
     --fpw) fpw=$2; shift 2 ;;
     --tools) tools=$2; shift 2 ;;
     --keep) keep=$2; shift 2 ;;
+    --from-start) from_start=1; shift ;;
+    --uniform) uniform=1; shift ;;
     *) echo "blockcrash.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
 [ -n "$pg_bin" ] || pg_bin=$(pg_default_bin)
 [ "$control" = 1 ] && pg_atomio_mode=off
 case "$fs" in ext4 | xfs) ;; *) echo "--fs ext4|xfs" >&2; exit 2 ;; esac
-pg_preflight mkfs.xfs mkfs.ext4 fusermount3 unshare
+pg_preflight mkfs.xfs mkfs.ext4 fusermount3
 [ -c /dev/fuse ] || pg_skip "/dev/fuse is missing (no FUSE in this kernel or container)"
 for t in blockcrash-recorder blockcrash-state; do
     [ -x "$tools/$t" ] || { echo "blockcrash.sh: $tools/$t not built (cmake --build build --target $t)" >&2; exit 1; }
@@ -156,11 +175,13 @@ echo "$name: $pg_bin ($("$pg_bin/postgres" --version)), $protection, full_page_w
     "scale $scale, ${duration}s of pgbench, $states states, seed $seed, $workers workers"
 
 port=5450
-settings=("full_page_writes = $fpw" "synchronous_commit = off")
+# synchronous_commit=off and a 1 s WAL writer: a flush per commit would make almost every
+# flush interval one WAL write, and few states would fall where checkpoints write data pages.
+settings=("full_page_writes = $fpw" "synchronous_commit = off" "wal_writer_delay = 1s")
 
 # 1. The base image: a cluster with pgbench's tables, cleanly stopped.
 t0=$(pg_now)
-pg_mkfs "$fs" "$work/base.img" 768M || exit 1
+pg_mkfs "$fs" "$work/base.img" 512M || exit 1
 pg_mount "$fs" "$work/base.img" "$mnt" || exit 1
 chmod 755 "$mnt"
 mkdir -p "$mnt/pg"
@@ -186,12 +207,15 @@ for _ in $(seq 100); do [ -e "$work/fuse/disk.img" ] && break; sleep 0.05; done
 loop=$(losetup --direct-io=on -f --show "$work/fuse/disk.img") || exit 1
 pg_loops+=("$loop")
 pg_mount "$fs" "$loop" "$mnt" || exit 1
-echo G >"$work/fuse/ctl" # crash states start at the flush before this marker
 data=$mnt/pg/data
+# Crash states start at the flush before the G marker: by default once the server is up (its
+# start-up is not what this tests, and with atomio it makes a few hundred flushes of its own).
+[ "$from_start" = 1 ] && echo G >"$work/fuse/ctl"
 pg_start "$data" || { echo "start on the recorded device failed"; tail -3 "$mnt/pg/server.log"; exit 1; }
+[ "$from_start" = 1 ] || echo G >"$work/fuse/ctl"
 pg_bench "$data" -n -c 4 -j 2 -T "$duration" >"$work/pgbench.out" 2>&1 &
 bpid=$!
-every=$(( (duration + 3) / 4 ))
+every=$(( (duration + 5) / 6 ))
 ncp=0
 for ((s = every; s < duration; s += every)); do
     sleep "$every"
@@ -217,46 +241,85 @@ if [ "$i" = 300 ]; then
 fi
 wait "$rec_pid"
 [ -s "$work/recorder.out" ] && sed 's/^/  recorder: /' "$work/recorder.out"
-rm -f "$work/disk.img"
 echo "  recording: $(pg_since "$t0") s, log $(( $(stat -c %s "$work/log") >> 20 )) MiB"
 if [ -n "$keep" ]; then
     cp --sparse=always "$work/base.img" "$keep/base.img"
     cp "$work/log" "$keep/log"
 fi
 
-# 3. The crash states, in $workers parts, each in a mount namespace of its own (so all mount
-# at the recording's path) with an image, a port and a socket directory of its own.
+# 3. Which states. Drawn uniformly, most torn writes are WAL, journal or (with atomio) store
+# writes; those that tear a data page are what this test is about. On ext4 the states come
+# from a draw $pool_factor times larger: up to half of them are states whose torn write belongs
+# to a relation file (named by debugfs on the final image), the rest are spread evenly over the
+# draw. Elsewhere, or with --uniform, the draw is the states.
 t0=$(pg_now)
+draw=$states # states asked of the generator
+pick=()
+if [ "$uniform" = 0 ] && [ "$fs" = ext4 ] && command -v debugfs >/dev/null; then
+    draw=$((states * pool_factor))
+    "$tools/blockcrash-state" --base "$work/base.img" --log "$work/log" --states "$draw" \
+        --seed "$seed" --list >"$work/draw.txt" || exit 1
+    ndraw=$(grep -c '^state ' "$work/draw.txt") # fewer when duplicates were skipped
+    # index and 4 KiB block of every torn write
+    sed -n 's/^state \([0-9]*\): .*torn=record [0-9]* (\([0-9]*\)+.*/\1 \2/p' "$work/draw.txt" |
+        awk '{ print $1, int($2 / 4096) }' >"$work/torn.txt"
+    if [ -s "$work/torn.txt" ]; then
+        debugfs -R "icheck $(cut -d' ' -f2 "$work/torn.txt" | tr '\n' ' ')" "$work/disk.img" 2>/dev/null |
+            awk 'NR > 1 && $2 ~ /^[0-9]+$/ { print $1, $2 }' >"$work/blk-ino.txt"
+        debugfs -R "ncheck $(cut -d' ' -f2 "$work/blk-ino.txt" | sort -u | tr '\n' ' ')" "$work/disk.img" 2>/dev/null |
+            awk 'NR > 1 { print $1, $2 }' >"$work/ino-path.txt"
+        # state indices whose torn write is in a relation file
+        awk 'FILENAME ~ /ino-path/ { if ($2 ~ "^/pg/data/(base|global)/") rel[$1] = 1; next }
+             FILENAME ~ /blk-ino/ { if ($2 in rel) relblk[$1] = 1; next }
+             ($2 in relblk) { print $1 }' "$work/ino-path.txt" "$work/blk-ino.txt" "$work/torn.txt" \
+            >"$work/rel.txt"
+    else
+        : >"$work/rel.txt"
+    fi
+    # evenly spaced: M of the N lines of a list
+    spread() { awk -v m="$1" '{ a[NR] = $1 } END { n = NR; if (m > n) m = n; for (k = 0; k < m; k++) print a[int(k * n / m) + 1] }'; }
+    spread $((states / 2)) <"$work/rel.txt" >"$work/pick.txt"
+    nrel=$(wc -l <"$work/pick.txt")
+    seq 0 $((ndraw - 1)) | grep -vxF -f "$work/pick.txt" | spread $((states - nrel)) >>"$work/pick.txt"
+    mapfile -t pick < <(sort -n "$work/pick.txt")
+    echo "  drew $ndraw states: $(wc -l <"$work/torn.txt") with a torn write, $(wc -l <"$work/rel.txt") of them" \
+        "to a relation file; checking $nrel of those and $(( ${#pick[@]} - nrel )) others spread over the draw"
+fi
+rm -f "$work/disk.img"
+pick_arg=()
+[ ${#pick[@]} -gt 0 ] && pick_arg=(--pick "$(IFS=,; echo "${pick[*]}")")
+
+# 4. The crash states, checked by $workers jobs of blockcrash-state, each in a mount namespace
+# of its own (so all mount at the recording's path) with an image, a port and a socket
+# directory of its own. The states are generated once.
 export BCPG_BIN=$pg_bin BCPG_SCALE=$scale BCPG_MNT=$mnt BCPG_WORK=$work BCPG_FS=$fs \
     BCPG_PORT=$port BCPG_KEEP=$keep
-pids=()
 for ((k = 0; k < workers; k++)); do
     mkdir -p "$work/sock.$k"
     chown "$pg_user" "$work/sock.$k"
     : >"$work/results.$k"
-    unshare -m --propagation private "$tools/blockcrash-state" --base "$work/base.img" \
-        --log "$work/log" --states "$states" --seed "$seed" --part "$k/$workers" \
-        --out "$work/state.$k.img" --run "bash '$here/blockcrash.sh' --check-state $k" \
-        2>&1 | tee "$work/worker.$k.out" |
-        sed -u -e '/^state /s/^/  /' -e "/^blockcrash-state/s/^/  worker $k: /" &
-    pids+=($!)
 done
-werr=0
-for ((k = 0; k < workers; k++)); do
-    wait "${pids[$k]}" || werr=1 # the pipeline's status: blockcrash-state's (pipefail)
-done
+"$tools/blockcrash-state" --base "$work/base.img" --log "$work/log" --states "$draw" \
+    --seed "$seed" "${pick_arg[@]}" --jobs "$workers" --out "$work/state.img" \
+    --run "bash '$here/blockcrash.sh' --check-state" 2>&1 | tee "$work/states.out" |
+    sed -u -e '/^state /s/^/  /' -e "/^blockcrash-state/s/^/  /"
+werr=$? # blockcrash-state's status (pipefail)
 checked=$(cat "$work"/results.* | wc -l)
 ok=$(cat "$work"/results.* | grep -c '^state *[0-9]*: ok ')
 damage=$(cat "$work"/results.* | grep -c '^state *[0-9]*: DAMAGE ')
 mountfail=$(cat "$work"/results.* | grep -c '^state *[0-9]*: mount-failure ')
-# Every part generates the same states; the first line of each says how many.
-total=$(sed -n 's/^blockcrash-state: log .*; \([0-9]*\) states (\([0-9]*\) with a torn write.*/\1 \2/p' "$work/worker.0.out" | head -1)
-torn_states=${total#* }
-total=${total% *}
+total=$(sed -n 's/^blockcrash-state: log .*; \([0-9]*\) states (\([0-9]*\) with a torn write.*/\1/p' "$work/states.out" | head -1)
+[ ${#pick[@]} -gt 0 ] && total=${#pick[@]}
+torn_states=$(cat "$work"/results.* | grep -c 'kind=torn')
+# On ext4 the state lines name the file of the torn write: relation files are data pages.
+torn_rel=$(cat "$work"/results.* | grep -c ' \[\(base\|global\)/')
+torn_rel_bad=$(cat "$work"/results.* | grep ': DAMAGE ' | grep -c ' \[\(base\|global\)/')
 echo "  states: $(pg_since "$t0") s"
 
 el=$(pg_since "$t_start")
-summary="$checked states checked ($torn_states with a torn write): ok $ok, damaged $damage, mount-failure $mountfail; $el s"
+rel=""
+[ "$fs" = ext4 ] && rel=", $torn_rel of them to a relation file ($torn_rel_bad of those damaged)"
+summary="$checked states checked ($torn_states with a torn write$rel): ok $ok, damaged $damage, mount-failure $mountfail; $el s"
 if [ "$werr" != 0 ] || [ -z "$total" ] || [ "$checked" -lt "$total" ]; then
     echo "$name: FAIL: a worker failed or states were not checked: $summary"
     exit 1

@@ -28,15 +28,13 @@ pg_skip() {
 pg_now() { date +%s.%N; }
 pg_since() { awk -v a="$1" -v b="$(pg_now)" 'BEGIN { printf "%.1f", b - a }'; }
 
-# pg_default_bin: the patched build if it is there, else Debian's PostgreSQL 15.
+# pg_default_bin: the patched build of build.sh if it is there (ATOMIO_PG_CACHE, default
+# build/postgresql), else Debian's PostgreSQL 15.
 pg_default_bin() {
     local here c
     here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-    for c in "${ATOMIO_PG_CACHE:-$here/../../../build/postgresql}/install/bin" \
-        /work/pgcache/install/bin /usr/lib/postgresql/15/bin; do
-        [ -x "$c/postgres" ] && { (cd "$c" && pwd); return; }
-    done
-    echo /usr/lib/postgresql/15/bin
+    c=${ATOMIO_PG_CACHE:-$here/../../../build/postgresql}/install/bin
+    if [ -x "$c/postgres" ]; then (cd "$c" && pwd); else echo /usr/lib/postgresql/15/bin; fi
 }
 
 # pg_preflight TOOLS...: root, loop devices, the PostgreSQL binaries and the given tools, or
@@ -194,11 +192,9 @@ pg_pids() {
 # pg_procs_in DATA: pids of any process whose working directory is DATA (a server's
 # processes all are), to prove a kill left nothing behind.
 pg_procs_in() {
-    local p d
+    local d
     d=$(cd "$1" && pwd -P)
-    for p in /proc/[0-9]*; do
-        [ "$(readlink "$p/cwd" 2>/dev/null)" = "$d" ] && echo "${p#/proc/}"
-    done
+    find /proc/[0-9]*/cwd -maxdepth 0 -lname "$d" 2>/dev/null | cut -d/ -f3
 }
 
 # pg_kill DATA: SIGKILL the whole cluster at once. The postmaster is stopped first so it
@@ -211,12 +207,27 @@ pg_kill() {
     pids=$(pg_pids "$1")
     # shellcheck disable=SC2086
     kill -KILL $pids 2>/dev/null
-    for i in $(seq 100); do
-        [ -z "$(pg_procs_in "$1")" ] && { pg_killed=$(echo $pids | wc -w); return 0; }
+    # Gone means reaped, not a zombie: a zombie's pid still answers kill(pid, 0), and the
+    # restarted postmaster takes the pid in a lock file for a live server.
+    for i in $(seq 200); do
+        local p alive=""
+        for p in $pids; do [ -d "/proc/$p" ] && alive=1 && break; done
+        if [ -z "$alive" ] && [ -z "$(pg_procs_in "$1")" ]; then
+            pg_killed=$(echo $pids | wc -w)
+            return 0
+        fi
         sleep 0.05
     done
     echo "processes still alive in $1 after SIGKILL: $(pg_procs_in "$1")"
     return 1
+}
+
+# pg_clear_locks DATA: after pg_kill, the killed server's lock files (postmaster.pid and the
+# socket's lock): every process of it is gone, and on a busy machine the pid they hold may
+# already belong to another process, which would make the postmaster refuse to start. A
+# rebooted machine has no such leftovers either.
+pg_clear_locks() {
+    (pg_env "$1" && rm -f "$1/postmaster.pid" "$PGHOST/.s.PGSQL.$PGPORT.lock")
 }
 
 # pg_check DATA: the online checks. Prints one line; returns 1 if anything is wrong.
