@@ -383,7 +383,9 @@ def _pages(raw) -> Dict[Union[Path, int], int]:
 @dataclass(frozen=True)
 class RecoveryReport:
     """atomio_recovery_report. batches_discarded counts the live records store_reset()
-    dropped; pages_discarded the copies dropped by Ctx.discard_file() or a reset."""
+    dropped; pages_discarded the copies dropped by Ctx.discard_file() or a reset;
+    pages_fenced the copies never applied because they are older than their file's fence
+    (File.fence(), or writes that bypassed the store)."""
     ring_bytes_scanned: int
     batches_scanned: int
     batches_valid: int
@@ -398,6 +400,7 @@ class RecoveryReport:
     pages_discarded: int
     batches_discarded: int
     headers_repaired: int
+    pages_fenced: int
 
     @classmethod
     def _from(cls, r: _lib.RecoveryReport) -> "RecoveryReport":

@@ -159,6 +159,7 @@ class RecoveryReport(Structure):
         ("pages_discarded", c_uint64),
         ("batches_discarded", c_uint64),
         ("headers_repaired", c_uint64),
+        ("pages_fenced", c_uint64),
     ]
 
 

@@ -592,7 +592,9 @@ impl Stats {
 }
 
 /// `atomio_recovery_report`. `batches_discarded` counts the live records [`store_reset`]
-/// dropped; `pages_discarded` the copies dropped by [`Ctx::discard_file`] or a reset.
+/// dropped; `pages_discarded` the copies dropped by [`Ctx::discard_file`] or a reset;
+/// `pages_fenced` the copies never applied because they are older than their file's fence
+/// ([`File::fence`], or writes that bypassed the store).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
     pub ring_bytes_scanned: u64,
@@ -609,6 +611,7 @@ pub struct RecoveryReport {
     pub pages_discarded: u64,
     pub batches_discarded: u64,
     pub headers_repaired: u64,
+    pub pages_fenced: u64,
 }
 
 impl RecoveryReport {
@@ -628,6 +631,7 @@ impl RecoveryReport {
             pages_discarded: r.pages_discarded,
             batches_discarded: r.batches_discarded,
             headers_repaired: r.headers_repaired,
+            pages_fenced: r.pages_fenced,
         }
     }
 }

@@ -177,6 +177,7 @@ pub struct atomio_recovery_report {
     pub pages_discarded: u64,
     pub batches_discarded: u64,
     pub headers_repaired: u64,
+    pub pages_fenced: u64,
 }
 
 #[repr(C)]
