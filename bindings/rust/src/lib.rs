@@ -1649,6 +1649,22 @@ impl<'c> File<'c> {
         Ok(Caps::from_raw(&c))
     }
 
+    /// `atomio_file_fence()`: call it before changing the file without the library
+    /// (truncating it, punching a hole, plain writes, unlinking it). Every copy the store
+    /// holds of the file from before the call is then never applied to it again, by this
+    /// process or a later recovery (counted in `pages_fenced`); without it, recovery may write
+    /// such a copy back over the change, e.g. bring a truncated page back. Durable when it
+    /// returns; pages written through the library afterwards are protected as usual. No write
+    /// of the file may be in flight, from any process, during the call and the change.
+    /// `Ok` also without a store (nothing to fence); `ATOMIO_E_READ_ONLY` for a read-only file.
+    pub fn fence(&self) -> Result<()> {
+        // SAFETY: live handle.
+        check(unsafe { sys::atomio_file_fence(self.raw) }, || {
+            "fence".to_string()
+        })
+        .map(|_| ())
+    }
+
     /// `atomio_file_get_stats()`.
     pub fn stats(&self) -> Result<Stats> {
         let mut s = sys::atomio_stats::new_sized();
