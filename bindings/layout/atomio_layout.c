@@ -78,6 +78,7 @@ static const struct atomio_layout_field fields[] = {
     F(atomio_recovery_report, pages_discarded),
     F(atomio_recovery_report, batches_discarded),
     F(atomio_recovery_report, headers_repaired),
+    F(atomio_recovery_report, pages_fenced),
 
     S(atomio_caps),
     F(atomio_caps, size),

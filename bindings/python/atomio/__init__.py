@@ -383,7 +383,9 @@ def _pages(raw) -> Dict[Union[Path, int], int]:
 @dataclass(frozen=True)
 class RecoveryReport:
     """atomio_recovery_report. batches_discarded counts the live records store_reset()
-    dropped; pages_discarded the copies dropped by Ctx.discard_file() or a reset."""
+    dropped; pages_discarded the copies dropped by Ctx.discard_file() or a reset;
+    pages_fenced the copies never applied because they are older than their file's fence
+    (File.fence(), or writes that bypassed the store)."""
     ring_bytes_scanned: int
     batches_scanned: int
     batches_valid: int
@@ -398,6 +400,7 @@ class RecoveryReport:
     pages_discarded: int
     batches_discarded: int
     headers_repaired: int
+    pages_fenced: int
 
     @classmethod
     def _from(cls, r: _lib.RecoveryReport) -> "RecoveryReport":
@@ -961,6 +964,18 @@ class File:
         c = _lib.sized(_lib.Caps)
         _check(_lib.lib().atomio_file_get_caps(self._handle(), ctypes.byref(c)), "file caps")
         return Caps._from(c)
+
+    def fence(self) -> None:
+        """atomio_file_fence(): call it before changing the file without the library
+        (truncating it, punching a hole, plain writes, unlinking it). Every copy the store
+        holds of the file from before the call is then never applied to it again, by this
+        process or a later recovery (counted in pages_fenced); without it, recovery may write
+        such a copy back over the change, e.g. bring a truncated page back. Durable when it
+        returns; pages written through the library afterwards are protected as usual. No
+        write of the file may be in flight, from any process, during the call and the change.
+        Returns normally without a store too (nothing to fence); a read-only file raises
+        ATOMIO_E_READ_ONLY."""
+        _check(_lib.lib().atomio_file_fence(self._handle()), f"fence {self.name!s}")
 
     def stats(self) -> Stats:
         """atomio_file_get_stats()."""

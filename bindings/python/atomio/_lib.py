@@ -159,6 +159,7 @@ class RecoveryReport(Structure):
         ("pages_discarded", c_uint64),
         ("batches_discarded", c_uint64),
         ("headers_repaired", c_uint64),
+        ("pages_fenced", c_uint64),
     ]
 
 
@@ -319,6 +320,7 @@ PROTOTYPES = [
     ("atomio_file_close", c_int, [_P]),
     ("atomio_file_get_info", c_int, [_P, POINTER(FileInfo)]),
     ("atomio_file_get_caps", c_int, [_P, POINTER(Caps)]),
+    ("atomio_file_fence", c_int, [_P]),
     ("atomio_page_alloc", c_void_p, [_P, c_uint32, c_size_t]),
     ("atomio_page_free", None, [_P, c_void_p, c_uint32, c_size_t]),
     ("atomio_write", c_int, [_P, c_uint64, c_void_p, c_uint32]),

@@ -295,6 +295,7 @@ def test_recover_with_store(scratch):
         r = ctx.recover()
         assert r.pages_unrecoverable == 0 and r.batches_torn == 0
         assert (r.pages_unapplied, r.pages_discarded, r.batches_discarded) == (0, 0, 0), r
+        assert r.pages_fenced == 0, r
         r2 = ctx.recover()  # idempotent
         assert r2.pages_restored == 0
 
@@ -689,3 +690,67 @@ def test_reason_is_not_left_over_from_an_earlier_failure(scratch):
             atomio.store_reset(scratch / "missing")
         assert ei.value.name == "ENOENT"
         assert ei.value.reason is None, "atomio_store_reset() kept an earlier failure's reason"
+
+
+def test_fence_handles(scratch):
+    """fence() returns normally on a store-backed file and on a ctx without a store (nothing
+    to fence); a read-only file is refused and a closed one raises ClosedError."""
+    store = _store(scratch)
+    data = scratch / "data"
+    with _store_ctx(store) as ctx:
+        f = ctx.open_file(data, PS, path=Path.DOUBLEWRITE, file_id=9)
+        f.write(0, _checks.page(1, PS))
+        f.sync()
+        f.fence()
+        # Pages written after the fence go through the store as usual.
+        f.write(1, _checks.page(2, PS))
+        f.sync()
+        with ctx.open_file(data, PS, read_only=True) as ro:
+            with pytest.raises(Error) as ei:
+                ro.fence()
+            assert ei.value.name == "ATOMIO_E_READ_ONLY"
+        f.close()
+        with pytest.raises(atomio.ClosedError) as ei:
+            f.fence()
+        assert ei.value.name == "ATOMIO_E_CLOSED"
+    with atomio.Ctx() as ctx, ctx.open_file(scratch / "plain", PS, path=Path.UNSAFE) as f:
+        f.fence()
+
+
+def _truncate_after_crash(scratch, fence):
+    """A crash leaves live copies of pages 0 and 1 of file id 42; the engine then truncates
+    the file (after fencing it if `fence`) and recovery runs. Returns the report and the
+    file's size afterwards."""
+    store = _store(scratch)
+    with _store_ctx(store):
+        pass
+    data = scratch / "data"
+    _crash(store, data)
+    assert os.path.getsize(data) == 2 * PS
+    with atomio.Ctx(store, recover=False) as ctx, \
+            ctx.open_file(data, PS, path=Path.DOUBLEWRITE, file_id=42, create=False) as f:
+        if fence:
+            f.fence()
+        os.truncate(data, 0)
+    with atomio.Ctx(store, recover=False) as ctx:
+        r = ctx.recover()
+    return r, os.path.getsize(data)
+
+
+def test_fenced_truncation_is_not_undone_by_recovery(scratch):
+    """The case fence() exists for: recovery skips the copies from before the fence (counted
+    in pages_fenced) and the truncated file stays empty."""
+    r, size = _truncate_after_crash(scratch, fence=True)
+    assert size == 0, f"recovery wrote fenced copies back ({size} bytes), {r}"
+    assert (r.pages_fenced, r.pages_restored, r.pages_unapplied) == (2, 0, 0), r
+
+
+def test_unfenced_truncation_is_undone_by_recovery(scratch):
+    """The control: without the fence recovery writes the old copies back over the
+    truncation, so the test above shows the fence at work."""
+    r, size = _truncate_after_crash(scratch, fence=False)
+    assert size == 2 * PS, r
+    assert r.pages_fenced == 0, r
+    with atomio.Ctx() as ctx, \
+            ctx.open_file(scratch / "data", PS, path=Path.UNSAFE, create=False) as f:
+        assert f.read(0) == b"a" * PS and f.read(1) == b"b" * PS

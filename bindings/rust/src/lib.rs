@@ -592,7 +592,9 @@ impl Stats {
 }
 
 /// `atomio_recovery_report`. `batches_discarded` counts the live records [`store_reset`]
-/// dropped; `pages_discarded` the copies dropped by [`Ctx::discard_file`] or a reset.
+/// dropped; `pages_discarded` the copies dropped by [`Ctx::discard_file`] or a reset;
+/// `pages_fenced` the copies never applied because they are older than their file's fence
+/// ([`File::fence`], or writes that bypassed the store).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
     pub ring_bytes_scanned: u64,
@@ -609,6 +611,7 @@ pub struct RecoveryReport {
     pub pages_discarded: u64,
     pub batches_discarded: u64,
     pub headers_repaired: u64,
+    pub pages_fenced: u64,
 }
 
 impl RecoveryReport {
@@ -628,6 +631,7 @@ impl RecoveryReport {
             pages_discarded: r.pages_discarded,
             batches_discarded: r.batches_discarded,
             headers_repaired: r.headers_repaired,
+            pages_fenced: r.pages_fenced,
         }
     }
 }
@@ -1643,6 +1647,22 @@ impl<'c> File<'c> {
             || "file caps".to_string(),
         )?;
         Ok(Caps::from_raw(&c))
+    }
+
+    /// `atomio_file_fence()`: call it before changing the file without the library
+    /// (truncating it, punching a hole, plain writes, unlinking it). Every copy the store
+    /// holds of the file from before the call is then never applied to it again, by this
+    /// process or a later recovery (counted in `pages_fenced`); without it, recovery may write
+    /// such a copy back over the change, e.g. bring a truncated page back. Durable when it
+    /// returns; pages written through the library afterwards are protected as usual. No write
+    /// of the file may be in flight, from any process, during the call and the change.
+    /// `Ok` also without a store (nothing to fence); `ATOMIO_E_READ_ONLY` for a read-only file.
+    pub fn fence(&self) -> Result<()> {
+        // SAFETY: live handle.
+        check(unsafe { sys::atomio_file_fence(self.raw) }, || {
+            "fence".to_string()
+        })
+        .map(|_| ())
     }
 
     /// `atomio_file_get_stats()`.

@@ -177,6 +177,7 @@ pub struct atomio_recovery_report {
     pub pages_discarded: u64,
     pub batches_discarded: u64,
     pub headers_repaired: u64,
+    pub pages_fenced: u64,
 }
 
 #[repr(C)]
@@ -345,6 +346,7 @@ extern "C" {
     pub fn atomio_file_close(f: *mut atomio_file) -> c_int;
     pub fn atomio_file_get_info(f: *const atomio_file, info: *mut atomio_file_info) -> c_int;
     pub fn atomio_file_get_caps(f: *const atomio_file, caps: *mut atomio_caps) -> c_int;
+    pub fn atomio_file_fence(f: *mut atomio_file) -> c_int;
 
     pub fn atomio_page_alloc(ctx: *mut atomio_ctx, page_size: u32, npages: usize) -> *mut c_void;
     pub fn atomio_page_free(ctx: *mut atomio_ctx, buf: *mut c_void, page_size: u32, npages: usize);

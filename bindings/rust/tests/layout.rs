@@ -88,7 +88,8 @@ fn rust_layout() -> Layout {
             pages_unapplied,
             pages_discarded,
             batches_discarded,
-            headers_repaired
+            headers_repaired,
+            pages_fenced
         }
     );
     layout!(
