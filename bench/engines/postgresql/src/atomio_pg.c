@@ -19,9 +19,10 @@
  * are WAL-logged as full images and synced at creation), stay on md.c's plain
  * path: torn pages there are never read back.  Every write of a protected
  * segment, including extension, goes through the library, so no store copy
- * can be applied over a newer write that bypassed it.  Before a segment is
- * truncated or unlinked it is synced through the library, which releases its
- * store copies: a later file of the same name never receives them.
+ * can be applied over a newer write that bypassed it.  Before md truncates or
+ * unlinks a segment, it is synced and fenced (atomio_file_fence()): none of
+ * its older copies is ever applied again, to it or to a later file of the
+ * same name.
  *
  * src/backend/storage/smgr/atomio_pg.c
  *
@@ -213,8 +214,9 @@ follow_fsync(void)
 						 enableFsync ? "on" : "off", enableFsync ? "on" : "off")));
 }
 
+/* A relation file under a database directory (base/ or a tablespace). */
 static bool
-is_relation_path(const char *path)
+is_database_path(const char *path)
 {
 	size_t		n = strlen(DataDir);
 	const char *rest;
@@ -227,8 +229,7 @@ is_relation_path(const char *path)
 	}
 	else
 		rest = path;
-	return strncmp(rest, "base/", 5) == 0 || strncmp(rest, "global/", 7) == 0 ||
-		strncmp(rest, "pg_tblspc/", 10) == 0;
+	return strncmp(rest, "base/", 5) == 0 || strncmp(rest, "pg_tblspc/", 10) == 0;
 }
 
 static int
@@ -246,16 +247,19 @@ recover_store(atomio_recovery_report *rep)
 		int			i;
 
 		/*
-		 * A relation file missing at crash recovery was dropped (DROP TABLE,
-		 * DROP DATABASE, an aborted CREATE): PostgreSQL's redo expects such
-		 * files to be gone, and their contents are dead.  Drop their copies.
-		 * Anything else (an unknown file id, a missing file outside the
-		 * relation directories, another error) is left to the operator.
+		 * md fences every segment before it truncates or unlinks it, so its
+		 * copies are never reported.  What remains are the files of a
+		 * database directory removed with rmtree (DROP DATABASE, ALTER
+		 * DATABASE SET TABLESPACE, and their redo), which gets no fence:
+		 * PostgreSQL's redo expects such files to be gone and their contents
+		 * are dead, so their copies are dropped.  Anything else (an unknown
+		 * file id, a missing file outside the database directories, another
+		 * error) is left to the operator.
 		 */
 		for (i = 0; i < n_unapplied; i++)
 		{
 			if (unapplied[i].path == NULL || unapplied[i].err != -ENOENT ||
-				!is_relation_path(unapplied[i].path))
+				!is_database_path(unapplied[i].path))
 				all_dropped = false;
 		}
 		if (all_dropped)
@@ -263,7 +267,7 @@ recover_store(atomio_recovery_report *rep)
 			for (i = 0; i < n_unapplied; i++)
 			{
 				ereport(LOG,
-						(errmsg("atomio: dropping %llu page copies of removed relation file \"%s\"",
+						(errmsg("atomio: dropping %llu page copies of relation file \"%s\" of a removed database directory",
 								(unsigned long long) unapplied[i].pages,
 								unapplied[i].path)));
 				r = atomio_ctx_discard_file(my_ctx, unapplied[i].file_id);
@@ -323,7 +327,7 @@ AtomioPgPostmasterStartup(void)
 	ereport(LOG,
 			(errmsg("atomio: doublewrite store \"%s\" recovered (instance %s, %u MB, %s): "
 					"%llu records scanned, %llu valid, %llu torn, %llu pages checked, "
-					"%llu restored, %llu discarded",
+					"%llu restored, %llu fenced, %llu discarded",
 					store_dir, instance_name, atomio_store_size_mb,
 					enableFsync ? "durable" : "fsync=off: no protection",
 					(unsigned long long) rep.batches_scanned,
@@ -331,6 +335,7 @@ AtomioPgPostmasterStartup(void)
 					(unsigned long long) rep.batches_torn,
 					(unsigned long long) rep.pages_checked,
 					(unsigned long long) rep.pages_restored,
+					(unsigned long long) rep.pages_fenced,
 					(unsigned long long) rep.pages_discarded)));
 }
 
@@ -602,7 +607,7 @@ report_write_error(int r, AtomioSeg *s, BlockNumber blocknum)
 /*
  * A new page of zeros past the end of the file has no old content that could
  * be torn into it, and every store copy of a page beyond the end of file was
- * released when the file was truncated (AtomioPgRelease): such an extension
+ * fenced when the file was truncated (AtomioPgRelease): such an extension
  * stays a plain write, as mdzeroextend does in later releases.  Pages with
  * contents (index builds, copies) go through the library.
  */
@@ -681,64 +686,40 @@ sync_or_die(AtomioSeg *s, int r, const char *what)
 
 /*
  * A segment is about to be truncated (mdtruncate, or mdunlinkfork's
- * truncation before unlink).
+ * truncation before unlink): fence it with atomio_file_fence().
  *
  * Syncing releases the file's copies, but recovery still applies released
  * copies until the store's durable tail on disk has passed them, which
- * happens about once per lap of the ring: a truncated page would come back
- * with its old contents after a crash (rows deleted and vacuumed away would
- * reappear).  So the file gets a fence in the store: copies older than it are
- * never applied again.  The public API writes a fence for every open file of
- * a context when durability is switched off; this process is single-threaded
- * and its other files are closed first, so the fence covers this segment
- * only.  Switching durability back on fdatasyncs it.
+ * happens about once per lap of the ring: without the fence a truncated page
+ * would come back with its old contents after a crash (rows deleted and
+ * vacuumed away would reappear), and copies of an unlinked file would make
+ * recovery report it missing.  Copies older than the fence are never applied
+ * again.
  *
- * The sync before the fence makes every in-place write already done durable,
- * so older copies are no longer needed; the sync after it covers writes
- * other processes finished meanwhile.  What remains is a write of this
- * segment by another process whose store copy precedes the fence and whose
- * in-place write completes only after the second sync: it would be left
- * without a usable copy until the next checkpoint.  For truncation,
- * AtomioPgTruncate() rules that out first (below); for an unlinked file it
- * does not matter.
+ * The segment is synced first.  The fence takes away the protection of every
+ * in-place write already done, so those writes must be durable before it: a
+ * crash may undo the truncation or the unlink (both are only metadata until
+ * the next checkpoint syncs them), and redo then reads the file's pages, which
+ * must not be torn.  The fence needs no write of the segment in flight, from
+ * any process: AtomioPgTruncate() waits for them first (below); an unlinked
+ * relation's buffers were dropped before md unlinks it, and dropping a buffer
+ * waits for its I/O.
  */
 void
 AtomioPgRelease(RelFileNodeBackend rnode, ForkNumber forknum, BlockNumber segno)
 {
 	AtomioSeg  *s;
-	atomio_ctx *ctx;
-	int			i;
-	int			r;
 
 	if (RelFileNodeBackendIsTemp(rnode))
 		return;
 	s = seg_get(&rnode.node, forknum, segno, true);
 	if (s == NULL)
 		return;
-	if (!s->protect)
+	if (s->protect)
 	{
-		seg_close(s);
-		return;
-	}
-	ctx = get_ctx();
-	Assert(batch_n == 0);
-
-	sync_or_die(s, atomio_sync(s->file), "fsync");
-
-	for (i = 0; i < MAX_SEGS; i++)
-		if (segs[i].in_use && &segs[i] != s && segs[i].file != NULL)
-			seg_close(&segs[i]);
-
-	if (my_ctx_durable)
-	{
-		sync_or_die(s, atomio_ctx_set_durability(ctx, 0), "fence");
-		sync_or_die(s, atomio_ctx_set_durability(ctx, 1), "fsync");
-	}
-	else
-	{
-		/* without durability every open file got its fence already */
-		r = atomio_sync(s->file);
-		(void) r;
+		Assert(s->batch_refs == 0);
+		sync_or_die(s, atomio_sync(s->file), "fsync");
+		sync_or_die(s, atomio_file_fence(s->file), "fence");
 	}
 	seg_close(s);
 }
@@ -748,8 +729,8 @@ AtomioPgRelease(RelFileNodeBackend rnode, ForkNumber forknum, BlockNumber segno)
  * WAL), so nobody dirties its pages, but the checkpointer, the bgwriter or a
  * backend may be writing one of its dirty buffers right now.  Flushing the
  * relation's buffers waits for every such write (StartBufferIO waits for an
- * I/O in progress) and leaves none dirty, so no copy older than the fence can
- * still have its in-place write ahead of it.
+ * I/O in progress) and leaves none dirty, so no write of the segment is in
+ * flight while it is fenced.
  */
 void
 AtomioPgTruncate(SMgrRelation reln, ForkNumber forknum, BlockNumber segno)
