@@ -9,8 +9,8 @@
  * rolled back.
  */
 #include "atomio_internal.h"
-#include "helpers.h"
 #include "store/store.h"
+#include "t_core.h"
 
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -46,33 +46,20 @@ TestSuite(fence, .init = setup, .fini = teardown);
 static atomio_ctx *
 open_ctx(uint32_t flags)
 {
-    atomio_ctx_opts co;
-    atomio_ctx_opts_init(&co);
+    atomio_ctx_opts co = t_ctx_opts(dwdir);
     co.flags = flags;
-    co.doublewrite_dir = dwdir;
-    co.doublewrite_store_bytes = 1u << 20;
     co.doublewrite_max_page_size = PS;
-    co.submitter = ATOMIO_SUBMIT_SYNC;
-    atomio_ctx *ctx = NULL;
-    int r = atomio_ctx_open(&co, &ctx);
-    cr_assert_eq(r, 0, "ctx open: %s (%s)", atomio_strerror(r), atomio_last_reason());
-    return ctx;
+    return t_ctx_open(&co);
 }
 
 static atomio_file *
 open_file(atomio_ctx *ctx, uint32_t flags)
 {
-    atomio_file_opts fo;
-    atomio_file_opts_init(&fo);
-    fo.page_size = PS;
-    fo.flags = (flags & ATOMIO_FILE_RDONLY) ? flags : ATOMIO_FILE_CREATE | flags;
-    fo.io_style = ATOMIO_IO_BUFFERED;
-    fo.path = ATOMIO_PATH_DOUBLEWRITE;
+    atomio_file_opts fo = t_file_opts(PS, ATOMIO_PATH_DOUBLEWRITE, ATOMIO_IO_BUFFERED,
+                                      (flags & ATOMIO_FILE_RDONLY) ? flags
+                                                                   : ATOMIO_FILE_CREATE | flags);
     fo.file_id = FILE_ID;
-    atomio_file *f = NULL;
-    int r = atomio_file_open(ctx, dpath, &fo, &f);
-    cr_assert_eq(r, 0, "file open: %s", atomio_strerror(r));
-    return f;
+    return t_file_open(ctx, dpath, &fo);
 }
 
 static void
@@ -253,17 +240,10 @@ Test(fence, bad_handles_are_refused_and_a_store_less_ctx_has_nothing_to_fence)
     cr_assert_eq(atomio_file_fence(f), ATOMIO_E_CLOSED);
     cr_assert_eq(atomio_ctx_close(ctx), 0);
 
-    atomio_ctx_opts co;
-    atomio_ctx_opts_init(&co);
-    co.flags = ATOMIO_CTX_NO_DOUBLEWRITE;
-    cr_assert_eq(atomio_ctx_open(&co, &ctx), 0);
-    atomio_file_opts fo;
-    atomio_file_opts_init(&fo);
-    fo.page_size = PS;
-    fo.flags = ATOMIO_FILE_CREATE;
-    fo.io_style = ATOMIO_IO_BUFFERED;
-    fo.path = ATOMIO_PATH_UNSAFE;
-    cr_assert_eq(atomio_file_open(ctx, dpath, &fo, &f), 0);
+    ctx = t_ctx_open(NULL); /* no store */
+    atomio_file_opts fo =
+        t_file_opts(PS, ATOMIO_PATH_UNSAFE, ATOMIO_IO_BUFFERED, ATOMIO_FILE_CREATE);
+    f = t_file_open(ctx, dpath, &fo);
     cr_assert_eq(atomio_file_fence(f), 0);
     cr_assert_eq(atomio_file_close(f), 0);
     cr_assert_eq(atomio_ctx_close(ctx), 0);
