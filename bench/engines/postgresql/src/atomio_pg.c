@@ -937,7 +937,6 @@ static void
 register_sync(BatchEnt *e)
 {
 	FileTag		tag;
-	int			r;
 
 	memset(&tag, 0, sizeof(tag));
 	tag.handler = SYNC_HANDLER_MD;
@@ -947,15 +946,7 @@ register_sync(BatchEnt *e)
 	if (RegisterSyncRequest(&tag, SYNC_REQUEST, false))
 		return;
 	/* the request queue is full: sync it ourselves, as md.c does */
-	r = atomio_sync(e->seg->file);
-	if (r < 0)
-	{
-		errno = errno_for(r);
-		ereport(data_sync_elevel(ERROR),
-				(errcode_for_file_access(),
-				 errmsg("could not fsync a relation segment through atomio: %s (%s)",
-						atomio_strerror(r), atomio_err_name(r))));
-	}
+	sync_or_die(e->seg, atomio_sync(e->seg->file), "fsync");
 }
 
 void
