@@ -21,10 +21,11 @@
 #
 #   run.sh [--bin DIR] [--fs ext4|xfs|both] [--series 30s|5min|both] [--rounds N]
 #          [--duration SEC] [--scale N] [--warmup SEC] [--out DIR] [--port N]
-#          [--extra NAME:SETTING=VALUE[,SETTING=VALUE...]]
+#          [--extra NAME:SETTING=VALUE[,SETTING=VALUE...]] [--configs NAME,NAME...]
 #
 # --extra adds a fourth, labelled configuration to every round (atomio=on,
 # full_page_writes=off plus the given settings), e.g. --extra atomio-1g:atomio_store_size=1024.
+# --configs runs only the named configurations (default: all), e.g. --configs stock-on,atomio-1g.
 # Results: DIR/raw/<run>/ (pgbench output, server log, numbers), DIR/runs.csv, DIR/runs.jsonl,
 # DIR/medians.md (summarize.py), DIR/commands.txt (every command run, in order).
 # Exit: 0 done, 1 a run failed, 77 cannot run (not root, no loop devices, no binaries).
@@ -45,6 +46,7 @@ warmup=0
 out=""
 port=54391
 extras=()
+only=""
 while [ $# -gt 0 ]; do
     case "$1" in
     --bin) pg_bin=$2; shift 2 ;;
@@ -57,6 +59,7 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift 2 ;;
     --port) port=$2; shift 2 ;;
     --extra) extras+=("$2"); shift 2 ;;
+    --configs) only=$2; shift 2 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -105,6 +108,14 @@ for e in "${extras[@]}"; do
     *) echo "--extra NAME:SETTING=VALUE[,...]" >&2; exit 2 ;;
     esac
 done
+if [ -n "$only" ]; then
+    sel=()
+    for c in "${configs[@]}"; do
+        case ",$only," in *",${c%%:*},"*) sel+=("$c") ;; esac
+    done
+    [ ${#sel[@]} -gt 0 ] || { echo "--configs $only: no such configuration" >&2; exit 2; }
+    configs=("${sel[@]}")
+fi
 
 work=$(mktemp -d /dev/shm/atomio-pgrun.XXXXXX) || exit 1
 chmod 755 "$work"
@@ -186,6 +197,8 @@ for fs in $fs_list; do
                     note pgbench -c 4 -j 2 -T "$warmup" "$pg_db" "(warm-up)"
                     pg_bench "$data" -c 4 -j 2 -T "$warmup" >"$raw/warmup.txt" 2>&1
                 fi
+                bgw="SELECT buffers_checkpoint || ' ' || buffers_clean || ' ' || buffers_backend || ' ' || buffers_backend_fsync FROM pg_stat_bgwriter"
+                bgw0=$(pg_sql "$data" "$bgw")
                 lsn0=$(pg_sql "$data" "SELECT pg_current_wal_lsn()")
                 dev0=$(devbytes "$loop")
                 log0=$(loglines "$run/server.log")
@@ -198,11 +211,13 @@ for fs in $fs_list; do
                 lsn1=$(pg_sql "$data" "SELECT pg_current_wal_lsn()")
                 wal=$(pg_sql "$data" "SELECT pg_wal_lsn_diff('$lsn1', '$lsn0')")
                 log1=$(loglines "$run/server.log")
+                bgw1=$(pg_sql "$data" "$bgw")
                 note psql -c CHECKPOINT "(after the window)"
                 pg_sql "$data" CHECKPOINT
                 say sync -f "$mnt"
                 dev2=$(devbytes "$loop")
                 log2=$(loglines "$run/server.log")
+                bgw2=$(pg_sql "$data" "$bgw")
                 note pg_ctl stop -m fast -D "$data"
                 pg_stop "$data" || echo "stop of $id failed"
                 cp "$run/server.log" "$raw/server.log"
@@ -229,6 +244,9 @@ log_line1=$log1
 log_line2=$log2
 t0=$t0
 t1=$t1
+bgwriter0="$bgw0"
+bgwriter1="$bgw1"
+bgwriter2="$bgw2"
 EOF
                 if [ "$rc" != 0 ]; then
                     echo "pgbench failed (rc=$rc):"; tail -5 "$raw/pgbench.txt"

@@ -34,7 +34,7 @@ def read_env(path):
     with open(path) as f:
         for line in f:
             k, _, v = line.rstrip("\n").partition("=")
-            env[k] = v
+            env[k] = v.strip('"')
     return env
 
 
@@ -75,12 +75,21 @@ def parse_run(raw):
                  ("dev_incl_ckpt_per_txn", r["dev_bytes_incl_ckpt"])):
         r[k] = round(v / r["txns"], 1) if v is not None and r["txns"] else None
 
+    # pg_stat_bgwriter over the window (run.sh records it since the second version):
+    # who wrote the buffers, the checkpointer, the background writer or backends (evictions).
+    # The checkpointer publishes buffers_backend (and its own counts) only now and then, so
+    # the figures "to the final checkpoint" also include what the final CHECKPOINT wrote.
+    b0, b1, b2 = (env.get(k, "").split() for k in ("bgwriter0", "bgwriter1", "bgwriter2"))
+    for i, k in enumerate(["buffers_checkpoint", "buffers_clean", "buffers_backend", "buffers_backend_fsync"]):
+        r[k] = int(b1[i]) - int(b0[i]) if len(b0) == 4 and len(b1) == 4 else None
+        r[k + "_to_final_ckpt"] = int(b2[i]) - int(b0[i]) if len(b0) == 4 and len(b2) == 4 else None
     lines = []
     logp = os.path.join(raw, "server.log")
     if os.path.exists(logp):
         lines = open(logp, errors="replace").read().splitlines()
     l0, l1, l2 = (num(env.get(k)) or 0 for k in ("log_line0", "log_line1", "log_line2"))
     window, final = lines[l0:l1], lines[l1:l2]
+    r["ckpt_starts_in_window"] = sum("checkpoint starting: time" in x for x in window)
     ck = [CKPT_RE.search(x) for x in window]
     ck = [m for m in ck if m]
     r["ckpts_in_window"] = len(ck)
