@@ -203,10 +203,12 @@ for fs in $fs_list; do
                 dev0=$(devbytes "$loop")
                 log0=$(loglines "$run/server.log")
                 t0=$(pg_now)
+                load0=$(cut -d' ' -f1-3 /proc/loadavg)
                 note pgbench -c 4 -j 2 -T "$duration" "$pg_db"
                 pg_bench "$data" -c 4 -j 2 -T "$duration" >"$raw/pgbench.txt" 2>&1
                 rc=$?
                 t1=$(pg_now)
+                load1=$(cut -d' ' -f1-3 /proc/loadavg)
                 dev1=$(devbytes "$loop")
                 lsn1=$(pg_sql "$data" "SELECT pg_current_wal_lsn()")
                 wal=$(pg_sql "$data" "SELECT pg_wal_lsn_diff('$lsn1', '$lsn0')")
@@ -247,6 +249,8 @@ t1=$t1
 bgwriter0="$bgw0"
 bgwriter1="$bgw1"
 bgwriter2="$bgw2"
+loadavg0="$load0"
+loadavg1="$load1"
 EOF
                 if [ "$rc" != 0 ]; then
                     echo "pgbench failed (rc=$rc):"; tail -5 "$raw/pgbench.txt"

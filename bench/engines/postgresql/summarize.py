@@ -83,6 +83,9 @@ def parse_run(raw):
     for i, k in enumerate(["buffers_checkpoint", "buffers_clean", "buffers_backend", "buffers_backend_fsync"]):
         r[k] = int(b1[i]) - int(b0[i]) if len(b0) == 4 and len(b1) == 4 else None
         r[k + "_to_final_ckpt"] = int(b2[i]) - int(b0[i]) if len(b0) == 4 and len(b2) == 4 else None
+    # Load average (1 min) at the end of the window: the machine is shared.
+    la = env.get("loadavg1", "").split()
+    r["loadavg1"] = float(la[0]) if la else None
     lines = []
     logp = os.path.join(raw, "server.log")
     if os.path.exists(logp):
@@ -147,10 +150,10 @@ def summarize(out):
         if r["pgbench_rc"] == 0 and r["txns"]:
             groups.setdefault((r["fs"], r["series"], r["config"]), []).append(r)
     configs = CONFIG_ORDER + sorted({k[2] for k in groups} - set(CONFIG_ORDER))
-    md = ["| fs | series | config | n | TPS | TPS ratio | WAL B/txn | WAL ratio | device B/txn | "
+    md = ["| fs | series | config | n | TPS (min-max) | TPS ratio | paired TPS ratio | WAL B/txn | WAL ratio | device B/txn | "
           "device ratio | device B/txn incl. final ckpt | ratio | ckpts in window | ckpt buffers | "
           "forced syncs | group size |",
-          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     table = []
     for fs in sorted({k[0] for k in groups}):
         for series in ["30s", "5min"]:
@@ -172,15 +175,21 @@ def summarize(out):
                        "dev_ratio": ratio(m["dev_per_txn"], b.get("dev_per_txn")),
                        "dev_incl_ratio": ratio(m["dev_incl_ckpt_per_txn"], b.get("dev_incl_ckpt_per_txn")),
                        "tps_min": min(r["tps"] for r in g), "tps_max": max(r["tps"] for r in g)}
+                # Paired: each round's run against the same round's stock-on (run minutes apart).
+                pairs = {r["round"]: r for r in (base or [])}
+                pr = [r["tps"] / pairs[r["round"]]["tps"] for r in g if r["round"] in pairs]
+                row["tps_ratio_paired"] = statistics.median(pr) if pr else None
                 table.append(row)
-                md.append(f"| {fs} | {series} | {c} | {len(g)} | {fmt(m['tps'])} | {fmt(row['tps_ratio'], 3)} | "
+                md.append(f"| {fs} | {series} | {c} | {len(g)} | {fmt(m['tps'])} ({fmt(row['tps_min'])}-{fmt(row['tps_max'])}) | {fmt(row['tps_ratio'], 3)} | "
+                          f"{fmt(row['tps_ratio_paired'], 3)} | "
                           f"{fmt(m['wal_per_txn'])} | {fmt(row['wal_ratio'], 3)} | {fmt(m['dev_per_txn'])} | "
                           f"{fmt(row['dev_ratio'], 3)} | {fmt(m['dev_incl_ckpt_per_txn'])} | "
                           f"{fmt(row['dev_incl_ratio'], 3)} | {fmt(m['ckpts_in_window'], 1)} | "
                           f"{fmt(m['ckpt_buffers'])} | {fmt(m['atomio_forced_syncs'])} | "
                           f"{fmt(ratio(gr, gc), 2) if gc else '-'} |")
     md.append("")
-    md.append("Medians over rounds; ratios are median / median of stock-on in the same fs and series. "
+    md.append("Medians over rounds; ratios are median / median of stock-on in the same fs and series; "
+              "the paired TPS ratio is the median over rounds of run / same round's stock-on. "
               "Counters (forced syncs, group size = group_records / group_commits) are the "
               "checkpointer's atomio_ctx_get_stats line after the final CHECKPOINT.")
     with open(os.path.join(out, "medians.md"), "w") as f:
