@@ -131,7 +131,7 @@ done
 {
     echo "# run.sh $(date -u +%FT%TZ) on $(uname -sr), $(nproc) CPUs"
     echo "# bin=$pg_bin fs=[$fs_list] series=[$series_list] rounds=$rounds duration=$duration scale=$scale warmup=$warmup"
-    echo "# commit $(git -C "$repo" rev-parse HEAD 2>/dev/null) $(git -C "$repo" status --porcelain 2>/dev/null | grep -q . && echo '(dirty)')"
+    echo "# commit $(git -C "$repo" rev-parse HEAD 2>/dev/null) $(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo '(dirty)')"
     "$pg_bin/postgres" --version
 } | tee -a "$cmdlog"
 
