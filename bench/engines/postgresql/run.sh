@@ -144,7 +144,7 @@ for fs in $fs_list; do
     mnt=$work/$fs
     note pg_mkfs "$fs" "$img" 4G
     pg_mkfs "$fs" "$img" 4G || { echo "mkfs $fs failed"; failures=$((failures + 1)); continue; }
-    note mount -t "$fs" -o loop$([ "$fs" = xfs ] && echo ,nouuid) "$img" "$mnt"
+    note mount -t "$fs" -o "loop$([ "$fs" = xfs ] && echo ,nouuid)" "$img" "$mnt"
     pg_mount "$fs" "$img" "$mnt" || { echo "mount $fs failed"; failures=$((failures + 1)); continue; }
     chmod 755 "$mnt"
     loopdev=$(findmnt -n -o SOURCE --target "$mnt")
