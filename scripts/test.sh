@@ -41,9 +41,9 @@ if [ "${ATOMIO_CI_POSTGRESQL:-1}" != 0 ]; then
     bash bench/engines/postgresql/build.sh --atomio-build build-ci
     pgbin=$ATOMIO_PG_CACHE/install/bin
     step "PostgreSQL: process-kill crash test (ext4 and XFS)"
-    pg_step bash bench/engines/postgresql/crash.sh --bin "$pgbin" --kills "${ATOMIO_PG_KILLS:-20}"
+    pg_step bash bench/engines/postgresql/crash.sh --bin "$pgbin" --atomio on --kills "${ATOMIO_PG_KILLS:-20}"
     step "PostgreSQL: block-level crash test, torn pages (libatomio, full_page_writes=off)"
-    pg_step bash bench/engines/postgresql/blockcrash.sh --bin "$pgbin" --tools build-ci/tests
+    pg_step bash bench/engines/postgresql/blockcrash.sh --bin "$pgbin" --atomio on --tools build-ci/tests
     step "PostgreSQL: block-level negative control (stock, full_page_writes=off, must show damage)"
     pg_step bash bench/engines/postgresql/blockcrash.sh --control --bin "$pgbin" --tools build-ci/tests
 fi

@@ -125,7 +125,7 @@ pg_bin=""
 while [ $# -gt 0 ]; do
     case "$1" in
     --bin) pg_bin=$2; shift 2 ;;
-    --atomio) pg_atomio_mode=$2; shift 2 ;;
+    --atomio) pg_atomio_mode=$2; pg_atomio_given=1; shift 2 ;;
     --control) control=1; shift ;;
     --states) states=$2; shift 2 ;;
     --seed) seed=$2; shift 2 ;;

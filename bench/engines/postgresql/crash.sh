@@ -32,7 +32,7 @@ selftest=1
 while [ $# -gt 0 ]; do
     case "$1" in
     --bin) pg_bin=$2; shift 2 ;;
-    --atomio) pg_atomio_mode=$2; shift 2 ;;
+    --atomio) pg_atomio_mode=$2; pg_atomio_given=1; shift 2 ;;
     --fs) fs_list=$2; shift 2 ;;
     --kills) kills=$2; shift 2 ;;
     --scale) scale=$2; shift 2 ;;

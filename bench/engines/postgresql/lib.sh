@@ -9,6 +9,7 @@
 pg_user=postgres
 pg_bin=""          # the PostgreSQL bin directory (--bin)
 pg_atomio_mode=on  # --atomio on|off: the GUC, when the binaries have it
+pg_atomio_given=0  # 1 when --atomio was given: then binaries without the GUC are an error
 pg_has_atomio=0    # 1 when the binaries know the atomio GUC
 pg_db=bench
 
@@ -58,8 +59,16 @@ pg_preflight() {
     if [ -n "$share" ] && [ ! -e "$share/extension/amcheck.control" ]; then
         pg_skip "the amcheck extension is not installed in $share (contrib)"
     fi
-    if pg_as "$pg_bin/postgres" --describe-config 2>/dev/null | grep -q '^atomio[[:space:]]'; then
+    # Read the whole list first: grep -q in a pipe stops reading at the first match, postgres
+    # then dies of SIGPIPE, and under pipefail the test would say "no atomio GUC" at random.
+    local gucs
+    gucs=$(pg_as "$pg_bin/postgres" --describe-config 2>/dev/null) ||
+        pg_skip "$pg_bin/postgres --describe-config failed"
+    if grep -q '^atomio[[:space:]]' <<<"$gucs"; then
         pg_has_atomio=1
+    elif [ "$pg_atomio_given" = 1 ]; then
+        echo "$pg_prog: --atomio $pg_atomio_mode, but $pg_bin/postgres has no atomio GUC" >&2
+        exit 1
     fi
 }
 

@@ -77,13 +77,6 @@ case "$fs_list" in both) fs_list="ext4 xfs" ;; ext4 | xfs) ;; *) echo "--fs ext4
 case "$series_list" in both) series_list="30s 5min" ;; 30s | 5min) ;; *) echo "--series 30s|5min|both" >&2; exit 2 ;; esac
 [ -n "$out" ] || out=$repo/docs/benchmarks/results/postgresql
 pg_preflight mkfs.xfs mkfs.ext4 findmnt python3
-# lib.sh's own probe pipes into grep -q, which under pipefail can fail with SIGPIPE when the
-# line is found early: look again without a pipe.
-if [ "$pg_has_atomio" != 1 ] && pg_as "$pg_bin/postgres" --describe-config 2>/dev/null >"/tmp/atomio-pgrun-guc.$$" &&
-    grep -q '^atomio[[:space:]]' "/tmp/atomio-pgrun-guc.$$"; then
-    pg_has_atomio=1
-fi
-rm -f "/tmp/atomio-pgrun-guc.$$"
 [ "$pg_has_atomio" = 1 ] || pg_skip "$pg_bin/postgres has no atomio GUC (not the patched build)"
 pg_atomio_mode=off # the pristine cluster is made by the stock code path
 
