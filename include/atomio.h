@@ -190,11 +190,21 @@ typedef void (*atomio_unapplied_fn)(void *arg, uint64_t file_id, const char *pat
 enum atomio_doublewrite_mode {
     ATOMIO_DOUBLEWRITE_SYNC_BATCH = 0, /* each batch fdatasyncs its data files before the call
                                           returns, then releases its copies (InnoDB-like) */
-    ATOMIO_DOUBLEWRITE_DEFERRED = 1    /* data files are synced on the engine's schedule
+    ATOMIO_DOUBLEWRITE_DEFERRED = 1,   /* data files are synced on the engine's schedule
                                           (atomio_sync() from any process); a copy is released
                                           once such a sync covers its in-place write, or when
                                           the store runs short of space and the library syncs
                                           the oldest files itself (PostgreSQL-like) */
+    ATOMIO_DOUBLEWRITE_WRITE_BEHIND = 2 /* as DEFERRED, and a doublewrite returns once its page
+                                          is staged in the instance's shared memory: a group
+                                          commit later writes staged pages of every process to
+                                          the store in one write and one fdatasync, then in
+                                          place. Until then the page is not in its file:
+                                          read it with atomio_read(), which sees staged pages,
+                                          or call atomio_ctx_flush() first. atomio_sync(),
+                                          atomio_ctx_sync() and atomio_file_fence() flush
+                                          first. Every process of the instance must use it.
+                                          Since 0.2 */
 };
 
 /** Options of atomio_ctx_open(). Set size with ATOMIO_CTX_OPTS_INIT or atomio_ctx_opts_init(). */
@@ -226,7 +236,10 @@ typedef struct atomio_ctx_opts {
                                          with the same name shares it; another name (or NULL, a
                                          private instance) is refused while it is in use */
     uint64_t doublewrite_store_bytes; /* store capacity; 0 = 128 MiB (docs/design.md: sizing) */
-    uint64_t reserved[4];             /* must be 0 */
+    uint64_t write_behind_bytes;      /* WRITE_BEHIND: shared staging for pages not yet written;
+                                         0 = store capacity / 16, within 1..16 MiB. Set by the
+                                         instance's first process; others use its size. Since 0.2 */
+    uint64_t reserved[3];             /* must be 0 */
 } atomio_ctx_opts;
 
 #define ATOMIO_CTX_OPTS_INIT                                                                       \
@@ -592,6 +605,18 @@ ATOMIO_API ATOMIO_NODISCARD int atomio_sync(atomio_file *f);
  * Since 0.1. */
 ATOMIO_API ATOMIO_NODISCARD int atomio_ctx_sync(atomio_ctx *ctx);
 
+/**
+ * atomio_ctx_flush() -- write-behind (ATOMIO_DOUBLEWRITE_WRITE_BEHIND): write every page that
+ * any process of the instance had staged when the call began to the store, durably, and then
+ * in place; return once they are in their files (in the page cache for buffered files: a sync
+ * still makes them durable). Afterwards plain reads of the files see those pages. A no-op in
+ * other modes.
+ * @return 0; ATOMIO_E_INVAL (NULL, or a ctx inherited across fork()); ATOMIO_E_STORE_FAILED
+ *         (the store failed); ATOMIO_E_FAILED (a staged page could not be written in place:
+ *         its copy is kept for recovery); -errno. Thread-safe. Since 0.2.
+ */
+ATOMIO_API ATOMIO_NODISCARD int atomio_ctx_flush(atomio_ctx *ctx);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Observability.                                                                               */
 
@@ -627,6 +652,10 @@ typedef struct atomio_stats {
     uint64_t store_bytes;      /* store capacity */
     uint64_t store_bytes_used; /* store bytes holding copies not yet released */
     uint64_t attached;         /* processes attached to the store */
+    /* Write-behind (ATOMIO_DOUBLEWRITE_WRITE_BEHIND). Since 0.2. */
+    uint64_t pages_staged;  /* doublewrites that returned once staged */
+    uint64_t staged_reads;  /* atomio_read() calls served from a staged page */
+    uint64_t staged_now;    /* ctx only: pages of the instance staged, not yet in place */
 } atomio_stats;
 
 #define ATOMIO_STATS_INIT ATOMIO_SIZE_ONLY_INIT_(atomio_stats)

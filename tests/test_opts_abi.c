@@ -52,7 +52,8 @@ ASSERT_OFF(atomio_ctx_opts, unapplied, 72);
 ASSERT_OFF(atomio_ctx_opts, unapplied_arg, 80);
 ASSERT_OFF(atomio_ctx_opts, instance, 88);
 ASSERT_OFF(atomio_ctx_opts, doublewrite_store_bytes, 96);
-ASSERT_OFF(atomio_ctx_opts, reserved, 104);
+ASSERT_OFF(atomio_ctx_opts, write_behind_bytes, 104);
+ASSERT_OFF(atomio_ctx_opts, reserved, 112);
 
 ASSERT_SIZE(atomio_file_opts, 72);
 ASSERT_OFF(atomio_file_opts, flags, 4);
@@ -121,7 +122,7 @@ ASSERT_OFF(atomio_file_info, reject_direct, 264);
 ASSERT_OFF(atomio_file_info, reject_buffered, 456);
 ASSERT_OFF(atomio_file_info, reject_doublewrite, 648);
 
-ASSERT_SIZE(atomio_stats, 456);
+ASSERT_SIZE(atomio_stats, 480);
 ASSERT_OFF(atomio_stats, reserved0, 4);
 ASSERT_OFF(atomio_stats, pages, 8);
 ASSERT_OFF(atomio_stats, bytes_data, 72);
@@ -141,6 +142,9 @@ ASSERT_OFF(atomio_stats, group_records, 424);
 ASSERT_OFF(atomio_stats, store_bytes, 432);
 ASSERT_OFF(atomio_stats, store_bytes_used, 440);
 ASSERT_OFF(atomio_stats, attached, 448);
+ASSERT_OFF(atomio_stats, pages_staged, 456);
+ASSERT_OFF(atomio_stats, staged_reads, 464);
+ASSERT_OFF(atomio_stats, staged_now, 472);
 
 ASSERT_SIZE(atomio_recovery_report, 128);
 ASSERT_OFF(atomio_recovery_report, reserved0, 4);
