@@ -357,9 +357,9 @@ Test(opts_abi, ctx_opts_nonzero_reserved_refused)
               atomio_err_name(r));
     atomio_ctx_opts_init(&o);
     o.flags = ATOMIO_CTX_NO_DOUBLEWRITE;
-    o.reserved[3] = 1;
+    o.reserved[2] = 1;
     r = atomio_ctx_open(&o, &ctx);
-    cr_assert(r == ATOMIO_E_INVAL || r == ATOMIO_E_ABI, "reserved[3] = 1: got %s",
+    cr_assert(r == ATOMIO_E_INVAL || r == ATOMIO_E_ABI, "reserved[2] = 1: got %s",
               atomio_err_name(r));
 }
 
