@@ -212,7 +212,8 @@ Test(opts_abi, ctx_opts_init_matches_macro)
     cr_assert_eq(f.unapplied_arg, m.unapplied_arg);
     cr_assert_eq(f.instance, m.instance);
     cr_assert_eq(f.doublewrite_store_bytes, m.doublewrite_store_bytes);
-    for (int i = 0; i < 4; i++)
+    cr_assert_eq(f.write_behind_bytes, m.write_behind_bytes);
+    for (size_t i = 0; i < sizeof(f.reserved) / sizeof(f.reserved[0]); i++)
         cr_assert_eq(f.reserved[i], 0);
     atomio_ctx_opts_init(NULL); /* documented no-op */
 }
