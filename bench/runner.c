@@ -228,7 +228,12 @@ open_ctx(const struct wl_config *c, const struct lib_opts *o, struct wl_result *
     co.queue_depth = c->qd;
     co.doublewrite_batch_pages = c->batch > 64 ? c->batch : 0;
     co.doublewrite_max_page_size = c->page_size > 16384 ? c->page_size : 0;
-    co.doublewrite_mode = c->deferred ? ATOMIO_DOUBLEWRITE_DEFERRED : ATOMIO_DOUBLEWRITE_SYNC_BATCH;
+    /* Every writer process derives the mode from the same knobs: the library refuses an
+     * instance whose processes disagree on write-behind. */
+    co.doublewrite_mode = c->write_behind ? ATOMIO_DOUBLEWRITE_WRITE_BEHIND
+                          : c->deferred   ? ATOMIO_DOUBLEWRITE_DEFERRED
+                                          : ATOMIO_DOUBLEWRITE_SYNC_BATCH;
+    co.write_behind_bytes = c->write_behind ? c->write_behind_bytes : 0;
     co.doublewrite_store_bytes = o->store_bytes;
     co.instance = o->instance;
     int rc = atomio_ctx_open(&co, ctx);
@@ -238,7 +243,34 @@ open_ctx(const struct wl_config *c, const struct lib_opts *o, struct wl_result *
              o->path == ATOMIO_PATH_AUTO ? ", so AUTO chose without DOUBLEWRITE" : "");
     co.flags |= ATOMIO_CTX_NO_DOUBLEWRITE;
     co.doublewrite_dir = NULL;
+    /* Without a store there is nothing to stage: deferred durability is what is left. */
+    if (c->write_behind) {
+        co.doublewrite_mode = ATOMIO_DOUBLEWRITE_DEFERRED;
+        co.write_behind_bytes = 0;
+    }
     return atomio_ctx_open(&co, ctx);
+}
+
+/*
+ * check_flushed() -- after the final ctx sync of a lone writer process nothing may be staged:
+ * the sync flushes every page staged when it began, and no thread writes any more. A page
+ * left behind would be one a plain read of the file misses, so say so as the run's error.
+ */
+static int
+check_flushed(struct lib_state *s, struct wl_result *r)
+{
+    atomio_stats st;
+    memset(&st, 0, sizeof(st));
+    st.size = sizeof(st); /* the _INIT macros trip -Wmissing-field-initializers */
+    int rc = atomio_ctx_get_stats(s->ctx, &st);
+    if (rc < 0 || st.staged_now == 0)
+        return rc;
+    r->err = ATOMIO_E_INVAL;
+    snprintf(r->errmsg, sizeof(r->errmsg),
+             "after the final atomio_ctx_sync the library still counts %llu page(s) staged "
+             "(staged_now): the sync should have flushed them",
+             (unsigned long long)st.staged_now);
+    return r->err;
 }
 
 static int
@@ -265,9 +297,11 @@ lib_run(const struct wl_config *c, const struct lib_opts *o, struct wl_result *r
     snprintf(r->name, sizeof(r->name), "%s", atomio_path_name(o->path));
     int rc = open_ctx(c, o, r, &s.ctx);
     if (rc < 0) {
+        const char *why = atomio_last_reason();
         r->err = rc;
-        snprintf(r->errmsg, sizeof(r->errmsg), "atomio_ctx_open(%s): %s (%s)", o->doublewrite_dir,
-                 atomio_err_name(rc), atomio_strerror(rc));
+        snprintf(r->errmsg, sizeof(r->errmsg), "atomio_ctx_open(%s%s): %s (%s)%s%s",
+                 o->doublewrite_dir, c->write_behind ? ", write-behind" : "", atomio_err_name(rc),
+                 atomio_strerror(rc), why && *why ? ": " : "", why ? why : "");
         return rc;
     }
     atomio_file_opts fo;
@@ -305,6 +339,7 @@ lib_run(const struct wl_config *c, const struct lib_opts *o, struct wl_result *r
         snprintf(r->submitter, sizeof(r->submitter), "%s", atomio_submitter_name(info.submitter));
         r->o_direct = (int)info.o_direct;
         r->qd_effective = info.submitter == ATOMIO_SUBMIT_SYNC ? 1 : c->qd;
+        r->write_behind = c->write_behind && info.path == ATOMIO_PATH_DOUBLEWRITE;
         size_t used = strlen(r->note);
         if (o->path == ATOMIO_PATH_AUTO || info.path != o->path || info.uring_fallback)
             snprintf(r->note + used, sizeof(r->note) - used, "%s%s%s%s", used ? "; " : "",
@@ -337,14 +372,31 @@ lib_run(const struct wl_config *c, const struct lib_opts *o, struct wl_result *r
     r->store_bytes_used = b->store_bytes_used;
     /* At the start of measurement every process is attached; at its end some may be gone. */
     r->attached = a->attached > b->attached ? a->attached : b->attached;
+    r->pages_staged = b->pages_staged - a->pages_staged;
+    r->staged_reads = b->staged_reads - a->staged_reads;
+    r->staged_now = b->staged_now; /* instance-wide, when measurement ended */
     wl_result_log2_quantiles(r);
     /* Deferred durability: a last engine sync (after measurement), as at shutdown, so the
-     * next run's ctx does not open a store full of copies to recover. */
-    int src = c->deferred && !rc ? atomio_sync(s.f) : 0;
+     * next run's ctx does not open a store full of copies to recover. Write-behind: the ctx
+     * sync, which first flushes every page staged in the instance (whichever process staged
+     * it) to the store and in place, then syncs the files and releases the copies. */
+    int src = 0;
+    const char *what = "atomio_sync";
+    if (c->write_behind && !rc) {
+        what = "atomio_ctx_sync";
+        src = atomio_ctx_sync(s.ctx);
+        if (src == 0 && c->processes <= 1)
+            src = check_flushed(&s, r);
+    } else if (c->deferred && !rc) {
+        src = atomio_sync(s.f);
+    }
     if (src < 0) {
-        rc = r->err = src;
-        snprintf(r->errmsg, sizeof(r->errmsg), "final atomio_sync: %s (%s)", atomio_err_name(src),
-                 atomio_strerror(src));
+        rc = src;
+        if (!r->err) { /* check_flushed() has said what it found */
+            r->err = src;
+            snprintf(r->errmsg, sizeof(r->errmsg), "final %s: %s (%s)", what, atomio_err_name(src),
+                     atomio_strerror(src));
+        }
     }
     int crc = atomio_file_close(s.f);
     int xrc = atomio_ctx_close(s.ctx);

@@ -26,6 +26,8 @@ enum {
     SO_CSV,
     SO_SVG,
     SO_STORE_SIZE,
+    SO_WRITE_BEHIND,
+    SO_WRITE_BEHIND_SIZE,
 };
 
 #define MAX_ROWS 12
