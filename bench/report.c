@@ -320,6 +320,16 @@ print_table(FILE *out, const struct report *rep)
                 continue;
             if (r->runs[k].note[0])
                 fprintf(out, "  %s: %s\n", name, r->runs[k].note);
+            if (rep->c->verify && !r->is_baseline) {
+                char staged[64] = "";
+                if (r->runs[k].write_behind)
+                    snprintf(staged, sizeof(staged), " (%llu served from staging)",
+                             (unsigned long long)r->runs[k].verify_staged_reads);
+                fprintf(out,
+                        "  %s: verify: the last %llu page(s) written read back as written with "
+                        "atomio_read()%s and with a plain read after the final sync\n",
+                        name, (unsigned long long)r->runs[k].verified_pages, staged);
+            }
             if (strcmp(r->runs[k].lat_page_source, "library-histogram") == 0 &&
                 hl + 64 < sizeof(hist_rows))
                 hl += (size_t)snprintf(hist_rows + hl, sizeof(hist_rows) - hl, "%s%s",
@@ -401,6 +411,7 @@ print_json(FILE *out, const struct report *rep)
     json_str(&j, "doublewrite_dir", rep->doublewrite_dir);
     json_num_or_null(&j, "store_size_bytes", (double)rep->store_bytes, rep->store_bytes != 0);
     json_bool(&j, "write_behind", rep->c->write_behind);
+    json_bool(&j, "verify", rep->c->verify);
     json_num_or_null(&j, "write_behind_bytes", (double)rep->c->write_behind_bytes,
                      rep->c->write_behind_bytes != 0);
     json_obj_close(&j);

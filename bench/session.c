@@ -45,6 +45,10 @@ static const struct opt_spec session_specs[] = {
     {"write-behind-size", 1, SO_WRITE_BEHIND_SIZE, "SIZE",
      "with --write-behind: the shared staging size (atomio_ctx_opts.write_behind_bytes; "
      "default the library's, store size / 16 within 1m..16m)"},
+    {"verify", 0, SO_VERIFY, NULL,
+     "after each library run, read back every thread's last batch: with atomio_read() before "
+     "the final sync (under --write-behind it must see staged pages), then with a plain read "
+     "after it; a difference fails the run"},
     {"json", 0, SO_JSON, NULL, "one JSON object on stdout (fields: docs/benchmarks.md)"},
     {"csv", 0, SO_CSV, NULL, "CSV on stdout: a header line, one line per path"},
     {"svg", 1, SO_SVG, "FILE", "also write a self-contained SVG chart to FILE"},
@@ -223,6 +227,9 @@ session_parse(struct session *s, int is_compare, int argc, char **argv)
             break;
         case SO_WRITE_BEHIND:
             s->c.write_behind = 1;
+            break;
+        case SO_VERIFY:
+            s->c.verify = 1;
             break;
         case SO_WRITE_BEHIND_SIZE:
             if (parse_size(it.arg, &s->c.write_behind_bytes) || s->c.write_behind_bytes == 0)

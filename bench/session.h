@@ -28,6 +28,7 @@ enum {
     SO_STORE_SIZE,
     SO_WRITE_BEHIND,
     SO_WRITE_BEHIND_SIZE,
+    SO_VERIFY,
 };
 
 #define MAX_ROWS 12

@@ -44,6 +44,8 @@ struct wl_config {
      * library's default. */
     int write_behind;
     uint64_t write_behind_bytes;
+    /* 1: --verify: after a library run, read back every thread's last batch (session.c). */
+    int verify;
 
     int io_style;        /* enum wl_io_style */
     int submitter;       /* enum wl_submitter */

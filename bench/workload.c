@@ -479,6 +479,8 @@ merge_result(struct wl_result *r, const struct wl_result *x, unsigned i)
     r->group_records += x->group_records;
     r->pages_staged += x->pages_staged;
     r->staged_reads += x->staged_reads;
+    r->verified_pages += x->verified_pages;
+    r->verify_staged_reads += x->verify_staged_reads;
 #define MAXOF(f) (r->f = x->f > r->f ? x->f : r->f)
     MAXOF(store_bytes);
     MAXOF(store_bytes_used);

@@ -65,6 +65,10 @@ struct wl_result {
      * write_behind: the run wrote through DOUBLEWRITE with write-behind. */
     uint64_t pages_staged, staged_reads, staged_now;
     int write_behind;
+    /* --verify, after measurement: pages read back and compared (each once with atomio_read()
+     * before the final sync, once with a plain pread() after it), and how many of those
+     * atomio_read() calls the library served from staging (summed over processes). */
+    uint64_t verified_pages, verify_staged_reads;
 
     uint32_t processes; /* writer processes whose results are summed here */
     char note[256];       /* AUTO's reason, fallbacks; "" if none */
