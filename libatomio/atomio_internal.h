@@ -371,6 +371,8 @@ int atomio__store_check(const atomio_ctx *ctx);
  * does not write behind); serve a read from a staged copy (1: copied into page, 0: none);
  * pages staged and not yet in place. */
 bool atomio__stage_on(const atomio_ctx *ctx);
+/* atomio_sync() once the staging is flushed: callers holding ctx->lock (a round takes it). */
+int atomio__file_sync_staged(atomio_file *f);
 int atomio__stage_flush(atomio_ctx *ctx);
 int atomio__stage_read(atomio_file *f, uint64_t page_no, void *page);
 uint64_t atomio__stage_count(atomio_ctx *ctx);

@@ -269,7 +269,7 @@ atomio_ctx_sync(atomio_ctx *ctx)
         return first;
     pthread_mutex_lock(ctx->lock);
     for (atomio_file *f = ctx->files; f; f = f->next) {
-        int r = atomio_sync(f);
+        int r = atomio__file_sync_staged(f); /* flushed above; a round needs ctx->lock */
         if (r < 0 && !first)
             first = r;
     }

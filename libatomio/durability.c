@@ -46,6 +46,11 @@ atomio_ctx_set_durability(atomio_ctx *ctx, int durable)
 {
     if (!ctx || (durable != 0 && durable != 1))
         return ATOMIO_E_INVAL;
+    /* Write-behind: staged pages go in place before plain writes may start, and before the
+     * sync below (a round takes ctx->lock, so not under it). */
+    int fr = atomio__stage_flush(ctx);
+    if (fr < 0 && fr != ATOMIO_E_INVAL)
+        return fr;
     /* ctx->lock serializes switches (and holds the file list still for the sync). Write calls
      * never take it, so waiting for them here cannot deadlock. */
     pthread_mutex_lock(ctx->lock);
@@ -73,7 +78,7 @@ atomio_ctx_set_durability(atomio_ctx *ctx, int durable)
             sched_yield();
         /* Pages written unprotected are durable before protected writes resume. */
         for (atomio_file *f = ctx->files; f; f = f->next) {
-            int r = atomio_sync(f);
+            int r = atomio__file_sync_staged(f);
             if (r < 0 && !first)
                 first = r;
         }

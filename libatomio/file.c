@@ -641,7 +641,7 @@ atomio_file_get_stats(const atomio_file *f, atomio_stats *st)
 }
 
 int
-atomio_sync(atomio_file *f)
+atomio__file_sync_staged(atomio_file *f)
 {
     int r = atomio__file_check(f);
     if (r < 0)
@@ -652,12 +652,20 @@ atomio_sync(atomio_file *f)
      * atomio_ctx_set_durability(ctx, 1), which syncs every file itself. */
     if (atomio__nodur(f->ctx))
         return 0;
-    /* Write-behind: staged pages (of any process) go in place before the sync that must
-     * cover them. */
-    r = atomio__stage_flush(f->ctx);
+    return atomio__file_datasync(f);
+}
+
+int
+atomio_sync(atomio_file *f)
+{
+    int r = atomio__file_check(f);
     if (r < 0)
         return r;
-    return atomio__file_datasync(f);
+    /* Write-behind: staged pages (of any process) go in place before the sync that must
+     * cover them. */
+    if (!atomio__nodur(f->ctx) && (r = atomio__stage_flush(f->ctx)) < 0)
+        return r;
+    return atomio__file_sync_staged(f);
 }
 
 int

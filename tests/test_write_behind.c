@@ -347,3 +347,52 @@ Test(write_behind, round_of_a_dead_leader_is_led_again)
     cr_assert_eq(atomio_sync(f), 0);
     cr_assert_eq(atomio_ctx_close(ctx), 0);
 }
+
+/* ---- syncs while another process stages ------------------------------------------------------ */
+
+Test(write_behind, ctx_sync_and_durability_switch_while_another_process_stages, .timeout = 60)
+{
+    atomio_ctx_opts co = wb_opts(64u << 10); /* small: rounds all the time */
+    atomio_ctx *ctx = t_ctx_open(&co);
+    atomio_file *f = open_file(ctx);
+    write_v(f, 0, 1, 0);
+    cr_assert_eq(atomio_ctx_sync(ctx), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        atomio_ctx *c = NULL;
+        if (atomio_ctx_open(&co, &c) < 0)
+            _exit(2);
+        atomio_file_opts fo = t_file_opts(PS, ATOMIO_PATH_DOUBLEWRITE, ATOMIO_IO_BUFFERED, 0);
+        fo.file_id = FILE_ID;
+        atomio_file *cf = NULL;
+        if (atomio_file_open(c, dpath, &fo, &cf) < 0)
+            _exit(3);
+        uint64_t until = atomio__now_ns() + 1500ull * 1000 * 1000;
+        for (uint32_t v = 2; atomio__now_ns() < until; v++) {
+            uint8_t pg[PS];
+            page_of(pg, 1 + v % 32, v);
+            if (atomio_write(cf, 1 + v % 32, pg, 0) < 0)
+                _exit(4);
+        }
+        _exit(atomio_ctx_close(c) == 0 ? 0 : 5);
+    }
+    /* The other process's pages are staged between this one's flush and its per-file syncs:
+     * those syncs, made under the ctx's file-list lock, must not lead a round (which takes
+     * that lock to find its own descriptors). */
+    uint64_t until = atomio__now_ns() + 1500ull * 1000 * 1000;
+    uint32_t n = 0;
+    while (atomio__now_ns() < until) {
+        int r = atomio_ctx_sync(ctx);
+        cr_assert_eq(r, 0, "atomio_ctx_sync: %s", atomio_err_name(r));
+        if (n++ % 8 == 0) {
+            cr_assert_eq(atomio_ctx_set_durability(ctx, 0), 0);
+            cr_assert_eq(atomio_ctx_set_durability(ctx, 1), 0);
+        }
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "writer status 0x%x", status);
+    cr_assert_gt(n, 1);
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+}
