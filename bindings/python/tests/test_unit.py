@@ -464,9 +464,9 @@ def test_store_options_reach_the_c_struct(scratch, monkeypatch):
     with atomio.Ctx():
         pass
     assert seen[0] == dict(mode=1, instance=b"eng-1", store_bytes=MIB, unapplied=True,
-                           reserved=[0] * 4)
+                           reserved=[0] * 3)
     assert seen[1] == dict(mode=0, instance=None, store_bytes=0, unapplied=False,
-                           reserved=[0] * 4)
+                           reserved=[0] * 3)
 
 
 def test_store_bytes_and_stats(scratch):

@@ -1797,7 +1797,7 @@ mod tests {
         let hook = o.unapplied.as_deref().unwrap() as *const UnappliedHook as *mut c_void;
         assert!(o.raw.unapplied.is_some());
         assert_eq!(o.raw.unapplied_arg, hook);
-        assert_eq!(o.raw.reserved, [0; 4]);
+        assert_eq!(o.raw.reserved, [0; 3]);
         let e = RawCtxOpts::new(&CtxOptions::new().instance("a\0b"))
             .err()
             .unwrap();

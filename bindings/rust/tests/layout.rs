@@ -67,6 +67,7 @@ fn rust_layout() -> Layout {
             unapplied_arg,
             instance,
             doublewrite_store_bytes,
+            write_behind_bytes,
             reserved
         }
     );
@@ -199,7 +200,10 @@ fn rust_layout() -> Layout {
             group_records,
             store_bytes,
             store_bytes_used,
-            attached
+            attached,
+            pages_staged,
+            staged_reads,
+            staged_now
         }
     );
     m
@@ -267,6 +271,7 @@ fn rust_consts() -> BTreeMap<String, i64> {
         ATOMIO_CTX_NO_DURABILITY,
         ATOMIO_DOUBLEWRITE_SYNC_BATCH,
         ATOMIO_DOUBLEWRITE_DEFERRED,
+        ATOMIO_DOUBLEWRITE_WRITE_BEHIND,
         ATOMIO_REASON_LEN,
         ATOMIO_ATOMIC_NONE,
         ATOMIO_ATOMIC_HARDWARE,
