@@ -59,6 +59,7 @@ static const struct atomio_layout_field fields[] = {
     F(atomio_ctx_opts, unapplied_arg),
     F(atomio_ctx_opts, instance),
     F(atomio_ctx_opts, doublewrite_store_bytes),
+    F(atomio_ctx_opts, write_behind_bytes),
     F(atomio_ctx_opts, reserved),
 
     S(atomio_recovery_report),
@@ -174,6 +175,9 @@ static const struct atomio_layout_field fields[] = {
     F(atomio_stats, store_bytes),
     F(atomio_stats, store_bytes_used),
     F(atomio_stats, attached),
+    F(atomio_stats, pages_staged),
+    F(atomio_stats, staged_reads),
+    F(atomio_stats, staged_now),
 };
 
 #define C(name) {#name, (int64_t)(name)}
@@ -239,6 +243,7 @@ static const struct atomio_layout_const consts[] = {
 
     C(ATOMIO_DOUBLEWRITE_SYNC_BATCH),
     C(ATOMIO_DOUBLEWRITE_DEFERRED),
+    C(ATOMIO_DOUBLEWRITE_WRITE_BEHIND),
 
     C(ATOMIO_REASON_LEN),
     C(ATOMIO_ATOMIC_NONE),

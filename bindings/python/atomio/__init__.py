@@ -94,6 +94,11 @@ class DoublewriteMode(enum.IntEnum):
     """enum atomio_doublewrite_mode: when the doublewrite store releases a page's copy."""
     SYNC_BATCH = _lib.DOUBLEWRITE_SYNC_BATCH  # each batch syncs its data files, then releases
     DEFERRED = _lib.DOUBLEWRITE_DEFERRED      # released once the engine's syncs cover it
+    # As DEFERRED, and a write returns once its page is staged in the instance's shared
+    # memory; a group commit later puts staged pages of every process in place. Until then
+    # only File.read() sees the page (or call Ctx.flush() first). Every process of the
+    # instance must use it.
+    WRITE_BEHIND = _lib.DOUBLEWRITE_WRITE_BEHIND
 
 
 def _enum(cls, value):
@@ -349,6 +354,10 @@ class Stats:
     store_bytes: int        # store capacity (ctx only; 0 for a file and without a store)
     store_bytes_used: int   # store bytes holding copies not yet released (ctx only)
     attached: int           # processes attached to the store (ctx only)
+    pages_staged: int       # write-behind: writes that returned once their page was staged
+    staged_reads: int       # write-behind: reads served from a staged page
+    staged_now: int         # write-behind: pages of the instance staged, not yet in place
+                            # (ctx only)
 
     @property
     def pages_total(self) -> int:
@@ -368,7 +377,8 @@ class Stats:
 
 # The atomio_stats fields after lat_hist, copied as they are.
 _STATS_STORE_FIELDS = ("bounce_copies", "forced_syncs", "group_commits", "group_records",
-                       "store_bytes", "store_bytes_used", "attached")
+                       "store_bytes", "store_bytes_used", "attached", "pages_staged",
+                       "staged_reads", "staged_now")
 
 
 def _pages(raw) -> Dict[Union[Path, int], int]:
@@ -582,9 +592,13 @@ class Ctx:
     instance: the engine instance's name. Every process (and every ctx) that opens the store
     with the same name shares it; None (a private instance) or another name is refused with
     ATOMIO_E_STORE_LOCKED while the store is in use.
-    doublewrite_mode: DoublewriteMode.SYNC_BATCH (each batch syncs its data files) or DEFERRED
-    (copies released once the engine's syncs cover them).
+    doublewrite_mode: DoublewriteMode.SYNC_BATCH (each batch syncs its data files), DEFERRED
+    (copies released once the engine's syncs cover them) or WRITE_BEHIND (as DEFERRED, and a
+    write returns once its page is staged in the instance's shared memory: see flush()).
     doublewrite_store_bytes: the store's capacity (0: the library's default, 128 MiB).
+    write_behind_bytes: WRITE_BEHIND's shared staging for pages not yet written (0: store
+    capacity / 16, within 1..16 MiB); a size the library refuses is ATOMIO_E_INVAL. The
+    instance's first process sets it; the others use its size.
     unapplied(file_id, path, pages, err) is told of every file whose copies recovery keeps
     because it cannot apply them: path is the recorded path resolved against the data root
     (None if the store does not know the id), err -ENOENT, ATOMIO_E_UNAPPLIED or another
@@ -599,7 +613,8 @@ class Ctx:
                  queue_depth: int = 0,
                  doublewrite_mode: DoublewriteMode = DoublewriteMode.SYNC_BATCH,
                  doublewrite_batch_pages: int = 0, doublewrite_max_page_size: int = 0,
-                 doublewrite_store_bytes: int = 0, numa_node: int = -1,
+                 doublewrite_store_bytes: int = 0, write_behind_bytes: int = 0,
+                 numa_node: int = -1,
                  verify: Optional[Callable[[int, int, bytes], bool]] = None,
                  data_root=None, instance: Optional[str] = None,
                  unapplied: Optional[Callable[[int, Optional[str], int, int], None]] = None):
@@ -629,6 +644,7 @@ class Ctx:
         o.doublewrite_batch_pages = doublewrite_batch_pages
         o.doublewrite_max_page_size = doublewrite_max_page_size
         o.doublewrite_store_bytes = doublewrite_store_bytes
+        o.write_behind_bytes = write_behind_bytes
         o.numa_node = numa_node
         if instance is not None:
             self._instance = instance.encode()  # kept alive like the store directory
@@ -745,6 +761,14 @@ class Ctx:
     def sync(self) -> None:
         """atomio_ctx_sync(): sync every open file of the ctx."""
         _check(_lib.lib().atomio_ctx_sync(self._handle()), "ctx sync")
+
+    def flush(self) -> None:
+        """atomio_ctx_flush(): in WRITE_BEHIND mode, write every page any process of the
+        instance had staged when the call began to the store, durably, and then in place;
+        returns once they are in their files (in the page cache for buffered files: a sync
+        still makes them durable), so plain reads of the files see them. A no-op in the other
+        modes and without a store. sync(), File.sync() and File.fence() flush first."""
+        _check(_lib.lib().atomio_ctx_flush(self._handle()), "ctx flush")
 
     def stats(self) -> Stats:
         """atomio_ctx_get_stats(): counters summed over the ctx's files (closed ones included)."""
@@ -927,7 +951,8 @@ class File:
                                     stable_pages=stable_pages)
 
     def read(self, page_no: int) -> bytes:
-        """atomio_read(): page page_no as bytes (zeros beyond end of file)."""
+        """atomio_read(): page page_no as bytes (zeros beyond end of file). In WRITE_BEHIND
+        mode it also sees pages still staged, not yet in the file."""
         h = self._handle()
         with self._lock:
             b = self._bounce_buf()

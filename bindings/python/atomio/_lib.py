@@ -92,6 +92,7 @@ CTX_NO_DURABILITY = 0x10
 
 DOUBLEWRITE_SYNC_BATCH = 0
 DOUBLEWRITE_DEFERRED = 1
+DOUBLEWRITE_WRITE_BEHIND = 2
 
 REASON_LEN = 192
 ATOMIC_NONE = 0
@@ -137,7 +138,8 @@ class CtxOpts(Structure):
         ("unapplied_arg", c_void_p),
         ("instance", c_char_p),
         ("doublewrite_store_bytes", c_uint64),
-        ("reserved", c_uint64 * 4),
+        ("write_behind_bytes", c_uint64),
+        ("reserved", c_uint64 * 3),
     ]
 
 
@@ -278,6 +280,9 @@ class Stats(Structure):
         ("store_bytes", c_uint64),
         ("store_bytes_used", c_uint64),
         ("attached", c_uint64),
+        ("pages_staged", c_uint64),
+        ("staged_reads", c_uint64),
+        ("staged_now", c_uint64),
     ]
 
 
@@ -328,6 +333,7 @@ PROTOTYPES = [
     ("atomio_read", c_int, [_P, c_uint64, c_void_p]),
     ("atomio_sync", c_int, [_P]),
     ("atomio_ctx_sync", c_int, [_P]),
+    ("atomio_ctx_flush", c_int, [_P]),
     ("atomio_ctx_get_stats", c_int, [_P, POINTER(Stats)]),
     ("atomio_file_get_stats", c_int, [_P, POINTER(Stats)]),
     ("atomio_path_name", c_char_p, [c_uint32]),

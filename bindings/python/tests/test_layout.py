@@ -135,3 +135,7 @@ def test_constants(layout):
         assert consts[f"ATOMIO_STATE_{e.name}"] == e.value
     for e in atomio.DirectAtomic:
         assert consts[f"ATOMIO_ATOMIC_{e.name}"] == e.value
+    for e in atomio.DoublewriteMode:
+        assert consts[f"ATOMIO_DOUBLEWRITE_{e.name}"] == e.value
+    assert {n for n in consts if n.startswith("ATOMIO_DOUBLEWRITE_")} == \
+        {f"ATOMIO_DOUBLEWRITE_{e.name}" for e in atomio.DoublewriteMode}

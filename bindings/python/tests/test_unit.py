@@ -453,7 +453,7 @@ def test_store_options_reach_the_c_struct(scratch, monkeypatch):
         o = popts._obj
         seen.append(dict(mode=o.doublewrite_mode, instance=o.instance,
                          store_bytes=o.doublewrite_store_bytes, unapplied=bool(o.unapplied),
-                         reserved=list(o.reserved)))
+                         write_behind=o.write_behind_bytes, reserved=list(o.reserved)))
         return real(popts, pout)
 
     monkeypatch.setattr(lib, "atomio_ctx_open", spy)
@@ -463,10 +463,15 @@ def test_store_options_reach_the_c_struct(scratch, monkeypatch):
         pass
     with atomio.Ctx():
         pass
+    with _store_ctx(store, doublewrite_mode=atomio.DoublewriteMode.WRITE_BEHIND,
+                    instance="eng-1", write_behind_bytes=MIB // 4):
+        pass
     assert seen[0] == dict(mode=1, instance=b"eng-1", store_bytes=MIB, unapplied=True,
-                           reserved=[0] * 4)
+                           write_behind=0, reserved=[0] * 3)
     assert seen[1] == dict(mode=0, instance=None, store_bytes=0, unapplied=False,
-                           reserved=[0] * 4)
+                           write_behind=0, reserved=[0] * 3)
+    assert seen[2] == dict(mode=2, instance=b"eng-1", store_bytes=0, unapplied=False,
+                           write_behind=MIB // 4, reserved=[0] * 3)
 
 
 def test_store_bytes_and_stats(scratch):
@@ -754,3 +759,68 @@ def test_unfenced_truncation_is_undone_by_recovery(scratch):
     with atomio.Ctx() as ctx, \
             ctx.open_file(scratch / "data", PS, path=Path.UNSAFE, create=False) as f:
         assert f.read(0) == b"a" * PS and f.read(1) == b"b" * PS
+
+
+def _write_behind_ctx(store, **kw):
+    """A WRITE_BEHIND ctx of a named instance on `store` (skipped without a store)."""
+    return _store_ctx(store, doublewrite_mode=atomio.DoublewriteMode.WRITE_BEHIND,
+                      instance="wb", **kw)
+
+
+def test_write_behind_stages_until_flush(scratch):
+    """A WRITE_BEHIND write returns with its page staged, not in the file: a plain read of the
+    file still sees the old bytes while File.read() sees the new page; Ctx.flush() puts it in
+    place. The counters say the same: one staged write, one read served from staging."""
+    store = _store(scratch)
+    data = scratch / "data"
+    old, new = _checks.page(11, PS), _checks.page(12, PS)
+    data.write_bytes(old)
+    with _write_behind_ctx(store, write_behind_bytes=MIB) as ctx, \
+            ctx.open_file(data, PS, path=Path.DOUBLEWRITE, io_style=atomio.IoStyle.BUFFERED,
+                          create=False, file_id=5) as f:
+        assert f.info().path == Path.DOUBLEWRITE
+        f.write(0, new)
+        # The control for the reads below: the page is staged, not yet written in place.
+        assert data.read_bytes() == old, "a staged page is already in the file"
+        assert ctx.stats().staged_now == 1
+        assert f.read(0) == new, "File.read() did not see the staged page"
+        ctx.flush()
+        assert data.read_bytes() == new, "the page is not in the file after flush()"
+        fst, cst = f.stats(), ctx.stats()
+        assert (fst.pages_staged, fst.staged_reads) == (1, 1), fst
+        assert (cst.pages_staged, cst.staged_reads, cst.staged_now) == (1, 1, 0), cst
+        assert fst.staged_now == 0, "staged_now is a ctx figure"
+        assert cst.group_commits >= 1, cst
+        # Read after the flush: from the file, not from staging.
+        assert f.read(0) == new
+        assert f.stats().staged_reads == 1
+    # Reopened in DEFERRED mode (no process of the instance left): the page is in the file.
+    with _store_ctx(store, doublewrite_mode=atomio.DoublewriteMode.DEFERRED) as ctx, \
+            ctx.open_file(data, PS, create=False) as f:
+        assert f.read(0) == new
+
+
+def test_write_behind_options_and_flush_elsewhere(scratch):
+    """write_behind_bytes reaches the library (a size it refuses is ATOMIO_E_INVAL); flush()
+    is a no-op in the other modes and without a store, and refused on a closed ctx; a
+    DEFERRED process cannot join a WRITE_BEHIND instance."""
+    store = _store(scratch)
+    with pytest.raises(Error) as ei:
+        _write_behind_ctx(store, write_behind_bytes=1000)
+    assert ei.value.name == "ATOMIO_E_INVAL", ei.value
+    with _write_behind_ctx(store):
+        with pytest.raises(Error) as ei:
+            atomio.Ctx(store, doublewrite_mode=atomio.DoublewriteMode.DEFERRED, instance="wb")
+        assert ei.value.name == "ATOMIO_E_STORE_LOCKED" and ei.value.reason, ei.value
+    for mode in (atomio.DoublewriteMode.SYNC_BATCH, atomio.DoublewriteMode.DEFERRED):
+        with _store_ctx(store, doublewrite_mode=mode) as ctx, \
+                ctx.open_file(scratch / "data", PS, path=Path.DOUBLEWRITE) as f:
+            f.write(0, _checks.page(3, PS))
+            ctx.flush()
+            st = ctx.stats()
+            assert (st.pages_staged, st.staged_now) == (0, 0), (mode, st)
+    ctx = atomio.Ctx()
+    ctx.flush()
+    ctx.close()
+    with pytest.raises(atomio.ClosedError):
+        ctx.flush()

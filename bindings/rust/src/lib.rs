@@ -344,6 +344,7 @@ unsafe fn doublewrite_mode_name(v: u32) -> *const c_char {
     let s: &'static [u8] = match v {
         sys::ATOMIO_DOUBLEWRITE_SYNC_BATCH => b"SYNC_BATCH\0",
         sys::ATOMIO_DOUBLEWRITE_DEFERRED => b"DEFERRED\0",
+        sys::ATOMIO_DOUBLEWRITE_WRITE_BEHIND => b"WRITE_BEHIND\0",
         _ => b"?\0",
     };
     s.as_ptr() as *const c_char
@@ -357,6 +358,11 @@ c_enum!(
     /// Copies are released once the engine's syncs (from any process) cover their in-place
     /// writes, or when the store runs short and the library syncs the oldest files itself.
     DEFERRED = sys::ATOMIO_DOUBLEWRITE_DEFERRED,
+    /// As `DEFERRED`, and a write returns once its page is staged in the instance's shared
+    /// memory; a group commit later puts staged pages of every process in place. Until then
+    /// only [`File::read`] sees the page (or call [`Ctx::flush`] first). Every process of
+    /// the instance must use it.
+    WRITE_BEHIND = sys::ATOMIO_DOUBLEWRITE_WRITE_BEHIND,
 });
 
 c_enum!(
@@ -554,6 +560,12 @@ pub struct Stats {
     pub store_bytes_used: u64,
     /// Processes attached to the store (ctx only).
     pub attached: u64,
+    /// Write-behind: writes that returned once their page was staged.
+    pub pages_staged: u64,
+    /// Write-behind: reads served from a staged page.
+    pub staged_reads: u64,
+    /// Write-behind: pages of the instance staged, not yet in place (ctx only).
+    pub staged_now: u64,
 }
 
 impl Stats {
@@ -577,6 +589,9 @@ impl Stats {
             store_bytes: s.store_bytes,
             store_bytes_used: s.store_bytes_used,
             attached: s.attached,
+            pages_staged: s.pages_staged,
+            staged_reads: s.staged_reads,
+            staged_now: s.staged_now,
         }
     }
 
@@ -714,6 +729,7 @@ pub struct CtxOptions {
     doublewrite_batch_pages: u32,
     doublewrite_max_page_size: u32,
     doublewrite_store_bytes: u64,
+    write_behind_bytes: u64,
     numa_node: Option<i32>,
     verify: Option<std::sync::Arc<VerifyFn>>,
     unapplied: Option<std::sync::Arc<UnappliedFn>>,
@@ -748,6 +764,7 @@ impl fmt::Debug for CtxOptions {
             .field("submitter", &self.submitter)
             .field("doublewrite_mode", &self.doublewrite_mode)
             .field("doublewrite_store_bytes", &self.doublewrite_store_bytes)
+            .field("write_behind_bytes", &self.write_behind_bytes)
             .field("verify", &self.verify.is_some())
             .field("unapplied", &self.unapplied.is_some())
             .field("data_root", &self.data_root)
@@ -808,6 +825,13 @@ impl CtxOptions {
     /// copies keeps its size until they are recovered.
     pub fn doublewrite_store_bytes(mut self, n: u64) -> Self {
         self.doublewrite_store_bytes = n;
+        self
+    }
+    /// [`DoublewriteMode::WRITE_BEHIND`]'s shared staging for pages not yet written, in
+    /// bytes; 0: store capacity / 16, within 1..16 MiB. A size the library refuses is
+    /// `ATOMIO_E_INVAL`. The instance's first process sets it; the others use its size.
+    pub fn write_behind_bytes(mut self, n: u64) -> Self {
+        self.write_behind_bytes = n;
         self
     }
     /// The engine instance's name: every process (and ctx) that opens the store with the
@@ -965,6 +989,7 @@ impl RawCtxOpts {
         o.doublewrite_batch_pages = opts.doublewrite_batch_pages;
         o.doublewrite_max_page_size = opts.doublewrite_max_page_size;
         o.doublewrite_store_bytes = opts.doublewrite_store_bytes;
+        o.write_behind_bytes = opts.write_behind_bytes;
         if let Some(n) = opts.numa_node {
             o.numa_node = n;
         }
@@ -1141,6 +1166,20 @@ impl Ctx {
         // SAFETY: live handle.
         check(unsafe { sys::atomio_ctx_sync(self.raw) }, || {
             "ctx sync".to_string()
+        })
+        .map(|_| ())
+    }
+
+    /// `atomio_ctx_flush()`: in [`DoublewriteMode::WRITE_BEHIND`], write every page any
+    /// process of the instance had staged when the call began to the store, durably, and then
+    /// in place; returns once they are in their files (in the page cache for buffered files: a
+    /// sync still makes them durable), so plain reads of the files see them. A no-op in the
+    /// other modes and without a store. [`sync`](Self::sync), [`File::sync`] and
+    /// [`File::fence`] flush first.
+    pub fn flush(&self) -> Result<()> {
+        // SAFETY: live handle.
+        check(unsafe { sys::atomio_ctx_flush(self.raw) }, || {
+            "ctx flush".to_string()
         })
         .map(|_| ())
     }
@@ -1593,7 +1632,8 @@ impl<'c> File<'c> {
         self.ctx.write_batch(&mut entries, flags)
     }
 
-    /// `atomio_read()` into `buf` (exactly one page). Beyond end of file reads zeros.
+    /// `atomio_read()` into `buf` (exactly one page). Beyond end of file reads zeros. In
+    /// [`DoublewriteMode::WRITE_BEHIND`] it also sees pages still staged, not yet in the file.
     pub fn read(&self, page_no: u64, buf: &mut [u8]) -> Result<()> {
         self.check_len(buf.len())?;
         let ctx = || format!("read page {}", page_no);
@@ -1794,10 +1834,24 @@ mod tests {
         assert_eq!(c_str(o.raw.instance).as_deref(), Some("eng-1"));
         assert_eq!(o.raw.doublewrite_mode, sys::ATOMIO_DOUBLEWRITE_DEFERRED);
         assert_eq!(o.raw.doublewrite_store_bytes, 1 << 20);
+        assert_eq!(o.raw.write_behind_bytes, 0);
         let hook = o.unapplied.as_deref().unwrap() as *const UnappliedHook as *mut c_void;
         assert!(o.raw.unapplied.is_some());
         assert_eq!(o.raw.unapplied_arg, hook);
-        assert_eq!(o.raw.reserved, [0; 4]);
+        assert_eq!(o.raw.reserved, [0; 3]);
+        let wb = RawCtxOpts::new(
+            &CtxOptions::new()
+                .doublewrite_dir("/db/dblwr")
+                .doublewrite_mode(DoublewriteMode::WRITE_BEHIND)
+                .write_behind_bytes(256 << 10),
+        )
+        .unwrap();
+        assert_eq!(
+            wb.raw.doublewrite_mode,
+            sys::ATOMIO_DOUBLEWRITE_WRITE_BEHIND
+        );
+        assert_eq!(wb.raw.write_behind_bytes, 256 << 10);
+        assert_eq!(wb.raw.reserved, [0; 3]);
         let e = RawCtxOpts::new(&CtxOptions::new().instance("a\0b"))
             .err()
             .unwrap();
@@ -1853,10 +1907,14 @@ mod tests {
         s.store_bytes = 1 << 20;
         s.attached = 2;
         s.group_commits = 3;
+        s.pages_staged = 4;
+        s.staged_reads = 5;
+        s.staged_now = 6;
         let st = Stats::from_raw(&s);
         assert_eq!(
             (st.store_bytes, st.attached, st.group_commits),
             (1 << 20, 2, 3)
         );
+        assert_eq!((st.pages_staged, st.staged_reads, st.staged_now), (4, 5, 6));
     }
 }

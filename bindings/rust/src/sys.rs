@@ -79,6 +79,7 @@ pub const ATOMIO_CTX_NO_DURABILITY: u32 = 0x10;
 // enum atomio_doublewrite_mode (atomio_ctx_opts.doublewrite_mode)
 pub const ATOMIO_DOUBLEWRITE_SYNC_BATCH: u32 = 0;
 pub const ATOMIO_DOUBLEWRITE_DEFERRED: u32 = 1;
+pub const ATOMIO_DOUBLEWRITE_WRITE_BEHIND: u32 = 2;
 
 pub const ATOMIO_REASON_LEN: usize = 192;
 pub const ATOMIO_ATOMIC_NONE: u32 = 0;
@@ -155,7 +156,8 @@ pub struct atomio_ctx_opts {
     pub unapplied_arg: *mut c_void,
     pub instance: *const c_char,
     pub doublewrite_store_bytes: u64,
-    pub reserved: [u64; 4],
+    pub write_behind_bytes: u64,
+    pub reserved: [u64; 3],
 }
 
 #[repr(C)]
@@ -289,6 +291,9 @@ pub struct atomio_stats {
     pub store_bytes: u64,
     pub store_bytes_used: u64,
     pub attached: u64,
+    pub pages_staged: u64,
+    pub staged_reads: u64,
+    pub staged_now: u64,
 }
 
 /// A zeroed value of a size-versioned output struct with `size` set (ATOMIO_*_INIT).
@@ -366,6 +371,7 @@ extern "C" {
     pub fn atomio_read(f: *mut atomio_file, page_no: u64, page: *mut c_void) -> c_int;
     pub fn atomio_sync(f: *mut atomio_file) -> c_int;
     pub fn atomio_ctx_sync(ctx: *mut atomio_ctx) -> c_int;
+    pub fn atomio_ctx_flush(ctx: *mut atomio_ctx) -> c_int;
 
     pub fn atomio_ctx_get_stats(ctx: *const atomio_ctx, st: *mut atomio_stats) -> c_int;
     pub fn atomio_file_get_stats(f: *const atomio_file, st: *mut atomio_stats) -> c_int;

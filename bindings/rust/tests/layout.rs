@@ -67,6 +67,7 @@ fn rust_layout() -> Layout {
             unapplied_arg,
             instance,
             doublewrite_store_bytes,
+            write_behind_bytes,
             reserved
         }
     );
@@ -199,7 +200,10 @@ fn rust_layout() -> Layout {
             group_records,
             store_bytes,
             store_bytes_used,
-            attached
+            attached,
+            pages_staged,
+            staged_reads,
+            staged_now
         }
     );
     m
@@ -267,6 +271,7 @@ fn rust_consts() -> BTreeMap<String, i64> {
         ATOMIO_CTX_NO_DURABILITY,
         ATOMIO_DOUBLEWRITE_SYNC_BATCH,
         ATOMIO_DOUBLEWRITE_DEFERRED,
+        ATOMIO_DOUBLEWRITE_WRITE_BEHIND,
         ATOMIO_REASON_LEN,
         ATOMIO_ATOMIC_NONE,
         ATOMIO_ATOMIC_HARDWARE,
@@ -414,6 +419,21 @@ fn enum_newtypes_carry_the_c_values() {
     for s in atomio::Policy::ALL {
         assert_eq!(c[&format!("ATOMIO_POLICY_{}", s.name())], s.raw() as i64);
     }
+    // The doublewrite modes are named by the crate, not the library: every one the header
+    // has, under its own name.
+    let modes: Vec<String> = atomio::DoublewriteMode::ALL
+        .iter()
+        .map(|m| {
+            let key = format!("ATOMIO_DOUBLEWRITE_{}", m.name());
+            assert_eq!(c.get(&key), Some(&(m.raw() as i64)), "{}", key);
+            key
+        })
+        .collect();
+    let header_modes: Vec<&String> = c
+        .keys()
+        .filter(|k| k.starts_with("ATOMIO_DOUBLEWRITE_"))
+        .collect();
+    assert_eq!(header_modes.len(), modes.len(), "{:?}", header_modes);
     // The known paths are the header's paths, and all fit the fixed room of atomio_stats.
     let header_paths = c.keys().filter(|k| k.starts_with("ATOMIO_PATH_")).count();
     assert_eq!(atomio::WritePath::ALL.len(), header_paths);
