@@ -5,8 +5,10 @@
  * short-lived threads come and go (rings handed back and reused) and a reader polls stats and
  * file info; then every page must read back as the last content its owner wrote. Runs on the
  * scratch directory (UNSAFE, no root needed, so the TSan job covers it everywhere) and on a
- * loop-mounted XFS with DIRECT_ATOMIC (RWF_ATOMIC through io_uring). Meant to be run under
- * TSan too (-DCMAKE_BUILD_TYPE=Tsan): a clean run has no report.
+ * loop-mounted XFS with DIRECT_ATOMIC (RWF_ATOMIC through io_uring), and on the scratch
+ * directory with DOUBLEWRITE in write-behind mode (threads staging pages, leading rounds and
+ * reading staged pages back). Meant to be run under TSan too (-DCMAKE_BUILD_TYPE=Tsan): a
+ * clean run has no report.
  */
 #include "helpers.h"
 #include "t_core.h"
@@ -22,10 +24,10 @@
 #include <string.h>
 #include <time.h>
 
-#define WORKERS 4
+#define WORKERS          4
 #define PAGES_PER_WORKER 64
-#define BATCH 8
-#define RUN_NS 2000000000ull /* a couple of seconds */
+#define BATCH            8
+#define RUN_NS           2000000000ull /* a couple of seconds */
 
 struct shared {
     atomio_ctx *ctx;
@@ -92,8 +94,8 @@ worker_main(void *arg)
             uint64_t page_no = (uint64_t)w->id * PAGES_PER_WORKER + slot;
             uint32_t v = w->version[file][slot] + 1;
             t_fill(bufs + i * ps, ps, seed_of(file, page_no, v));
-            batch[i] = (atomio_page_write){.file = sh->files[file], .page_no = page_no,
-                                           .page = bufs + i * ps};
+            batch[i] = (atomio_page_write){
+                .file = sh->files[file], .page_no = page_no, .page = bufs + i * ps};
         }
         int r;
         if (n == 1) {
@@ -159,7 +161,8 @@ reader_main(void *arg)
     while (!atomic_load_explicit(&sh->stop, memory_order_relaxed)) {
         atomio_stats st = {.size = sizeof(st)};
         atomio_file_info info = {.size = sizeof(info)};
-        if (atomio_ctx_get_stats(sh->ctx, &st) != 0 || atomio_file_get_info(sh->files[0], &info) != 0)
+        if (atomio_ctx_get_stats(sh->ctx, &st) != 0 ||
+            atomio_file_get_info(sh->files[0], &info) != 0)
             atomic_fetch_add(&sh->errors, 1);
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
@@ -173,11 +176,23 @@ run_threads(const char *dir, uint32_t ps, uint32_t path, uint32_t submitter)
     struct shared sh;
     memset(&sh, 0, sizeof(sh));
     sh.ps = ps;
-    atomio_ctx_opts o = t_ctx_opts(NULL);
+    bool dw = path == ATOMIO_PATH_DOUBLEWRITE;
+    char dwdir[PATH_MAX];
+    snprintf(dwdir, sizeof(dwdir), "%s", t_join(dir, "dw"));
+    if (dw)
+        cr_assert_eq(mkdir(dwdir, 0700), 0);
+    atomio_ctx_opts o = t_ctx_opts(dw ? dwdir : NULL);
     o.submitter = submitter;
+    if (dw) {
+        /* Write-behind with a small staging: rounds led by every thread, staged pages read. */
+        o.doublewrite_mode = ATOMIO_DOUBLEWRITE_WRITE_BEHIND;
+        o.doublewrite_max_page_size = ps;
+        o.write_behind_bytes = 64u << 10;
+    }
     sh.ctx = t_ctx_open(&o);
     for (int i = 0; i < 2; i++) {
-        atomio_file_opts fo = t_file_opts(ps, path, ATOMIO_IO_DIRECT, ATOMIO_FILE_CREATE);
+        atomio_file_opts fo =
+            t_file_opts(ps, path, dw ? ATOMIO_IO_BUFFERED : ATOMIO_IO_DIRECT, ATOMIO_FILE_CREATE);
         int r = atomio_file_open(sh.ctx, t_join(dir, i ? "f1" : "f0"), &fo, &sh.files[i]);
         if (r == ATOMIO_E_PATH_UNSUPPORTED)
             cr_skip_test("skipped: %s cannot take path %s here", dir, atomio_path_name(path));
@@ -234,9 +249,15 @@ run_threads(const char *dir, uint32_t ps, uint32_t path, uint32_t submitter)
 #ifdef HAVE_LIBURING
     struct atomio_uring_diag d;
     if (submitter == ATOMIO_SUBMIT_URING && atomio__uring_diag(sh.ctx, &d) == 0)
-        cr_assert_leq(d.rings, WORKERS + 3, "%u rings for at most %d concurrent threads",
-                      d.rings, WORKERS + 3);
+        cr_assert_leq(d.rings, WORKERS + 3, "%u rings for at most %d concurrent threads", d.rings,
+                      WORKERS + 3);
 #endif
+    if (dw) {
+        atomio_stats st = {.size = sizeof(st)};
+        cr_assert_eq(atomio_ctx_get_stats(sh.ctx, &st), 0);
+        cr_assert_geq(st.pages_staged, atomic_load(&sh.writes), "pages written were not staged");
+        cr_assert_gt(st.group_commits, 1, "no round ran while the threads wrote");
+    }
     atomio_file_info info = {.size = sizeof(info)};
     cr_assert_eq(atomio_file_get_info(sh.files[0], &info), 0);
     cr_log_info("%llu pages written by %d threads, submitter %s",
@@ -261,6 +282,14 @@ Test(threads, disjoint_pages_scratch_dir_sync)
     char dir[PATH_MAX];
     t_tmpdir(dir, sizeof(dir));
     run_threads(dir, 8192, ATOMIO_PATH_UNSAFE, ATOMIO_SUBMIT_SYNC);
+    t_rmtree(dir);
+}
+
+Test(threads, disjoint_pages_scratch_dir_write_behind)
+{
+    char dir[PATH_MAX];
+    t_tmpdir(dir, sizeof(dir));
+    run_threads(dir, 4096, ATOMIO_PATH_DOUBLEWRITE, ATOMIO_SUBMIT_URING);
     t_rmtree(dir);
 }
 
