@@ -116,7 +116,7 @@ Test(write_behind, staged_page_is_read_back_and_reaches_the_file_at_flush)
     uint8_t got[PS], want[PS];
     cr_assert_eq(atomio_read(f, 1, got), 0);
     page_of(want, 1, 1);
-    cr_assert_arr_eq(got, want, PS, "atomio_read() did not see the staged page");
+    cr_assert(memcmp(got, want, PS) == 0, "atomio_read() did not see the staged page");
     cr_assert_eq(stats(ctx).staged_reads, 1);
 
     cr_assert_eq(atomio_ctx_flush(ctx), 0);
@@ -177,7 +177,7 @@ Test(write_behind, newest_staged_copy_wins)
     cr_assert_eq(atomio_write_batch(ctx, w, 2, 0), 2);
     uint8_t got[PS];
     cr_assert_eq(atomio_read(f, 4, got), 0);
-    cr_assert_arr_eq(got, b, PS, "atomio_read() returned an older staged copy");
+    cr_assert(memcmp(got, b, PS) == 0, "atomio_read() returned an older staged copy");
     cr_assert_eq(atomio_ctx_flush(ctx), 0);
     cr_assert(in_file(4, 4), "an older staged copy went in place last");
     cr_assert_eq(atomio_ctx_close(ctx), 0);
@@ -337,7 +337,7 @@ Test(write_behind, round_of_a_dead_leader_is_led_again)
     uint8_t got[PS], want[PS];
     cr_assert_eq(atomio_read(f, 1, got), 0);
     page_of(want, 1, 2);
-    cr_assert_arr_eq(got, want, PS, "the dead leader's staged page is not readable");
+    cr_assert(memcmp(got, want, PS) == 0, "the dead leader's staged page is not readable");
     int r = atomio_ctx_flush(ctx);
     cr_assert_eq(r, 0, "flush after the leader died: %s (%s)", atomio_err_name(r),
                  atomio_last_reason());
