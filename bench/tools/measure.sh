@@ -46,9 +46,19 @@ for fs in ${FS:-xfs ext4}; do
   "$B/atomio-bench" compare "$f8" $W --page-size 8k --batch 1 --buffered --processes 4 \
       --sync every:4096 --store-size 256m --paths doublewrite,unsafe --json \
       > "$OUT/$fs-procs4-batch1.json" || echo "$fs-procs4-batch1: exit $?"
+  # 5-7. runs 2-4 in write-behind mode (pages staged in shared memory, written in rounds)
+  "$B/atomio-bench" compare "$f16" $W --page-size 16k --batch 64 --direct --sync every:4096 \
+      --write-behind --paths doublewrite,unsafe --baselines --json \
+      > "$OUT/$fs-wb-16k-direct.json" || echo "$fs-wb-16k-direct: exit $?"
+  "$B/atomio-bench" compare "$f8" $W --page-size 8k --batch 64 --buffered --sync every:4096 \
+      --write-behind --paths doublewrite,unsafe --baselines --json \
+      > "$OUT/$fs-wb-8k-buffered.json" || echo "$fs-wb-8k-buffered: exit $?"
+  "$B/atomio-bench" compare "$f8" $W --page-size 8k --batch 1 --buffered --processes 4 \
+      --sync every:4096 --store-size 256m --write-behind --paths doublewrite,unsafe --json \
+      > "$OUT/$fs-wb-procs4-batch1.json" || echo "$fs-wb-procs4-batch1: exit $?"
   "$B/atomio-bench" probe "$f16" --page-size 16k > "$OUT/$fs-probe.txt" 2>&1 || true
 done
-ls "$OUT"/*-batch.json "$OUT"/*-deferred-*.json "$OUT"/*-procs4-*.json 2>/dev/null \
+ls "$OUT"/*-batch.json "$OUT"/*-deferred-*.json "$OUT"/*-procs4-*.json "$OUT"/*-wb-*.json 2>/dev/null \
   | xargs python3 "$(dirname "$0")/json2md.py" > "$OUT/tables.md"
 # Paths in the outputs name the temp dir; keep them stable for the docs.
 sed -i "s|$T/||g" "$OUT"/*.json "$OUT"/*.svg "$OUT"/*.txt
