@@ -272,12 +272,12 @@ fd_for(atomio_ctx *ctx, struct round_fd *fds, uint32_t *nfds, uint64_t file_id)
     return e;
 }
 
-/* write_record() -- encode record rr (slots sl[]) and write it to its place in the ring. */
-static int
-write_record(atomio_ctx *ctx, struct atomio_stage *sg, const uint32_t *sl, struct round_rec *rr,
-             struct iovec *iov)
+/* encode_record() -- record rr's header and slot table, and its iovecs into iov[0..cnt]: the
+ * table, then the pages straight from their slots. */
+static void
+encode_record(const struct atomio_store *st, struct atomio_stage *sg, const uint32_t *sl,
+              const struct round_rec *rr, struct iovec *iov)
 {
-    struct atomio_store *st = ctx->store;
     struct atomio_dw_rec *rec = rr->rec;
     uint64_t tb = atomio__dw_table_bytes(rr->cnt);
     uint8_t *base = rec->buf + rec->hdr_room - tb;
@@ -301,17 +301,53 @@ write_record(atomio_ctx *ctx, struct atomio_stage *sg, const uint32_t *sl, struc
     struct atomio_dw_batch_hdr b = {
         .lsn = rec->lsn, .count = rr->cnt, .byte_len = rec->len, .ring_size = st->g.ring_size};
     atomio__dw_batch_hdr_encode(base, &b, st->g.uuid);
-    ssize_t w = atomio__sys.pwritev2(st->fd, iov, (int)rr->cnt + 1,
-                                     atomio__dw_ring_pos(&st->g, rec->lsn), 0);
-    bool ok = w >= 0 && (uint64_t)w == rec->len;
-    atomio__store_written(ctx, rec, ok);
-    rr->written = true;
-    if (!ok) {
-        atomic_store(&st->failed, true);
-        return w < 0 ? (int)w : ATOMIO_E_STORE_FAILED;
+}
+
+/* The kernel's limit on iovecs in one write (UIO_MAXIOV). */
+#define ROUND_IOV_MAX 1024u
+
+/*
+ * write_records() -- the store writes of records rr[0..nr) (reserved, encoded into iov, the
+ * record k's iovecs at iov + ivo[k]): records that follow one another in the ring go in one
+ * write, so a round is usually one store write whatever its files. Each record is marked
+ * written (ok or not); returns how many leading records were written whole, and the error.
+ */
+static uint32_t
+write_records(atomio_ctx *ctx, struct round_rec *rr, uint32_t nr, struct iovec *iov,
+              const uint32_t *ivo, int *err)
+{
+    struct atomio_store *st = ctx->store;
+    uint32_t ok = 0;
+    *err = 0;
+    for (uint32_t a = 0; a < nr;) {
+        /* [a, b): contiguous in the log and in the ring (a record never wraps) */
+        uint32_t b = a + 1;
+        uint64_t len = rr[a].rec->len;
+        while (b < nr && rr[b].rec->lsn == rr[b - 1].rec->lsn + rr[b - 1].rec->len &&
+               atomio__dw_ring_pos(&st->g, rr[b].rec->lsn) ==
+                   atomio__dw_ring_pos(&st->g, rr[a].rec->lsn) + len &&
+               ivo[b + 1] - ivo[a] <= ROUND_IOV_MAX) {
+            len += rr[b].rec->len;
+            b++;
+        }
+        ssize_t w = atomio__sys.pwritev2(st->fd, iov + ivo[a], (int)(ivo[b] - ivo[a]),
+                                         atomio__dw_ring_pos(&st->g, rr[a].rec->lsn), 0);
+        bool whole = w >= 0 && (uint64_t)w == len;
+        for (uint32_t k = a; k < b; k++) {
+            atomio__store_written(ctx, rr[k].rec, whole);
+            rr[k].written = true;
+        }
+        if (!whole) {
+            /* A store that cannot take a write is not trusted with the next one either. */
+            atomic_store(&st->failed, true);
+            *err = w < 0 ? (int)w : ATOMIO_E_STORE_FAILED;
+            return ok;
+        }
+        ATOMIO_COUNT(&ctx->stats, bytes_doublewrite, len);
+        ok = b;
+        a = b;
     }
-    ATOMIO_COUNT(&ctx->stats, bytes_doublewrite, rec->len);
-    return 0;
+    return ok;
 }
 
 /* plan_records() -- cut the round's slots into records: at most a record's slots and bytes,
@@ -425,18 +461,19 @@ run_round(atomio_ctx *ctx, struct atomio_stage *sg, const uint32_t *sl, uint32_t
     *done = 0;
     struct round_rec *rr = calloc(n, sizeof(*rr));
     struct round_fd *fds = calloc(n, sizeof(*fds));
-    struct iovec *iov = calloc((size_t)st->slots_max + 1, sizeof(*iov));
+    struct iovec *iov = calloc((size_t)n * 2 + 1, sizeof(*iov)); /* a table and a page each */
+    uint32_t *ivo = calloc((size_t)n + 1, sizeof(*ivo));
     struct atomio_io *ios = calloc(st->slots_max, sizeof(*ios));
-    if (!rr || !fds || !iov || !ios) {
-        free(rr), free(fds), free(iov), free(ios);
+    if (!rr || !fds || !iov || !ivo || !ios) {
+        free(rr), free(fds), free(iov), free(ivo), free(ios);
         return -ENOMEM;
     }
-    uint32_t nr = plan_records(st, sg, sl, n, rr), nw = 0, nfds = 0;
+    uint32_t nr = plan_records(st, sg, sl, n, rr), nres = 0, nfds = 0;
     int err = 0;
-    /* Reserve and write each record. Only the first may wait for space: later ones would
-     * wait for this round's own records. */
-    for (; nw < nr; nw++) {
-        struct round_rec *r = &rr[nw];
+    /* Reserve every record. Only the first may wait for space: later ones would wait for this
+     * round's own records, and the pages they leave out wait for the next round. */
+    for (; nres < nr; nres++) {
+        struct round_rec *r = &rr[nres];
         uint64_t bytes = 0;
         for (uint32_t k = 0; k < r->cnt; k++)
             bytes += sg->slots[sl[r->first + k]].page_size;
@@ -446,20 +483,24 @@ run_round(atomio_ctx *ctx, struct atomio_stage *sg, const uint32_t *sl, uint32_t
             break;
         }
         r->rec->len = atomio__dw_table_bytes(r->cnt) + bytes;
-        err = atomio__store_reserve_ids(ctx, r->rec, r->ids, r->nids, nw == 0);
+        err = atomio__store_reserve_ids(ctx, r->rec, r->ids, r->nids, nres == 0);
         if (err < 0) {
             atomio__store_rec_put(ctx, r->rec);
             r->rec = NULL;
             break;
         }
-        err = write_record(ctx, sg, sl, r, iov);
-        if (err < 0) {
-            give_up(ctx, r);
-            break;
-        }
+        encode_record(st, sg, sl, r, iov + ivo[nres]);
+        ivo[nres + 1] = ivo[nres] + 1 + r->cnt;
     }
-    if (err == -EAGAIN && nw > 0)
-        err = 0; /* the ring is full for now: the rest waits for the next round */
+    if (err == -EAGAIN && nres > 0)
+        err = 0;
+    int werr = 0;
+    uint32_t nw = write_records(ctx, rr, nres, iov, ivo, &werr);
+    if (werr) {
+        for (uint32_t r = nw; r < nres; r++)
+            give_up(ctx, &rr[r]); /* voided if its bytes may be in the store */
+        err = werr;
+    }
     /* One barrier: the first record's group commit covers every record written before it. */
     for (uint32_t r = 0; r < nw; r++) {
         int e = atomio__store_durable(ctx, rr[r].rec);
@@ -482,7 +523,7 @@ run_round(atomio_ctx *ctx, struct atomio_stage *sg, const uint32_t *sl, uint32_t
     for (uint32_t j = 0; j < nfds; j++)
         if (fds[j].fd >= 0)
             atomio__sys.close(fds[j].fd);
-    free(rr), free(fds), free(iov), free(ios);
+    free(rr), free(fds), free(iov), free(ivo), free(ios);
     return err;
 }
 
