@@ -1163,6 +1163,18 @@ AtomioPgBatchFlush(void)
 			for (i = 0; i < n; i++)
 				if (batch_w[i].result == 0)
 					batch_w[i].result = written;
+
+		/*
+		 * Each written segment's sync request goes out before its buffer is
+		 * marked clean, as md's own write registers it before the buffer's
+		 * I/O ends: a checkpoint that finds the buffer clean must find the
+		 * request too.  Otherwise its sync phase may miss the segment, and
+		 * with write-behind the page may still be staged when the checkpoint
+		 * completes, then lost in a crash while redo starts past its change.
+		 */
+		for (i = 0; i < n; i++)
+			if (batch_w[i].result == 0)
+				register_sync(&batch[i]);
 	}
 	PG_CATCH();
 	{
@@ -1200,8 +1212,6 @@ AtomioPgBatchFlush(void)
 			BatchEnt   *e = &batch[done];
 			BufferTag	tag = e->buf->tag;
 
-			if (batch_w[done].result == 0)
-				register_sync(e);
 			release_ent(e);
 			if (batch_wb != NULL)
 				ScheduleBufferTagForWriteback(batch_wb, &tag);
