@@ -188,13 +188,13 @@ typedef void (*atomio_unapplied_fn)(void *arg, uint64_t file_id, const char *pat
 
 /** When the doublewrite store releases a page's copy. */
 enum atomio_doublewrite_mode {
-    ATOMIO_DOUBLEWRITE_SYNC_BATCH = 0, /* each batch fdatasyncs its data files before the call
-                                          returns, then releases its copies (InnoDB-like) */
-    ATOMIO_DOUBLEWRITE_DEFERRED = 1,   /* data files are synced on the engine's schedule
-                                          (atomio_sync() from any process); a copy is released
-                                          once such a sync covers its in-place write, or when
-                                          the store runs short of space and the library syncs
-                                          the oldest files itself (PostgreSQL-like) */
+    ATOMIO_DOUBLEWRITE_SYNC_BATCH = 0,  /* each batch fdatasyncs its data files before the call
+                                           returns, then releases its copies (InnoDB-like) */
+    ATOMIO_DOUBLEWRITE_DEFERRED = 1,    /* data files are synced on the engine's schedule
+                                           (atomio_sync() from any process); a copy is released
+                                           once such a sync covers its in-place write, or when
+                                           the store runs short of space and the library syncs
+                                           the oldest files itself (PostgreSQL-like) */
     ATOMIO_DOUBLEWRITE_WRITE_BEHIND = 2 /* as DEFERRED, and a doublewrite returns once its page
                                           is staged in the instance's shared memory: a group
                                           commit later writes staged pages of every process to
@@ -653,9 +653,9 @@ typedef struct atomio_stats {
     uint64_t store_bytes_used; /* store bytes holding copies not yet released */
     uint64_t attached;         /* processes attached to the store */
     /* Write-behind (ATOMIO_DOUBLEWRITE_WRITE_BEHIND). Since 0.2. */
-    uint64_t pages_staged;  /* doublewrites that returned once staged */
-    uint64_t staged_reads;  /* atomio_read() calls served from a staged page */
-    uint64_t staged_now;    /* ctx only: pages of the instance staged, not yet in place */
+    uint64_t pages_staged; /* doublewrites that returned once staged */
+    uint64_t staged_reads; /* atomio_read() calls served from a staged page */
+    uint64_t staged_now;   /* ctx only: pages of the instance staged, not yet in place */
 } atomio_stats;
 
 #define ATOMIO_STATS_INIT ATOMIO_SIZE_ONLY_INIT_(atomio_stats)

@@ -90,6 +90,8 @@ struct atomio_counters {
     _Atomic uint64_t forced_syncs;
     _Atomic uint64_t group_commits;
     _Atomic uint64_t group_records;
+    _Atomic uint64_t pages_staged;
+    _Atomic uint64_t staged_reads;
 };
 
 #define ATOMIO_COUNT(c, field, n) atomic_fetch_add_explicit(&(c)->field, (n), memory_order_relaxed)
@@ -362,6 +364,14 @@ bool atomio__store_is_first(const atomio_ctx *ctx);
 /* 0, or why the store cannot be used: ATOMIO_E_NO_DOUBLEWRITE, ATOMIO_E_STORE_FAILED,
  * ATOMIO_E_INVAL (a ctx inherited across fork()). */
 int atomio__store_check(const atomio_ctx *ctx);
+/* Write-behind (store/stage.c). Whether the ctx writes behind; write every page the instance
+ * had staged when the call began to the store and in place (0 or the error; 0 when the ctx
+ * does not write behind); serve a read from a staged copy (1: copied into page, 0: none);
+ * pages staged and not yet in place. */
+bool atomio__stage_on(const atomio_ctx *ctx);
+int atomio__stage_flush(atomio_ctx *ctx);
+int atomio__stage_read(atomio_file *f, uint64_t page_no, void *page);
+uint64_t atomio__stage_count(atomio_ctx *ctx);
 int atomio__store_remap(atomio_ctx *ctx, uint64_t file_id, const char *path);
 int atomio__store_discard_id(struct atomio_store *st, uint64_t file_id);
 /* A data file sync, bracketed so that every process's copies it covers can be released. */

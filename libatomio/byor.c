@@ -293,6 +293,10 @@ atomio_doublewrite_stage(atomio_ctx *ctx, atomio_page_write *w, size_t n, uint32
         return ATOMIO_E_INVAL;
     if (!ctx->store)
         return ATOMIO_E_NO_DOUBLEWRITE;
+    /* Write-behind: staged pages go in place first, so none lands after these newer ones. */
+    int fr = atomio__stage_flush(ctx);
+    if (fr < 0)
+        return fr;
 
     struct atomio_staged_batch *b = calloc(1, sizeof(*b));
     if (!b)

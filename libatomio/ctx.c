@@ -39,12 +39,15 @@ check_opts(atomio_ctx_opts *o)
                                          o->doublewrite_max_page_size > ATOMIO_MAX_PAGE))
         return ATOMIO_E_PAGE_SIZE;
     if (o->queue_depth > 4096 || o->doublewrite_batch_pages > 65536 ||
-        o->doublewrite_mode > ATOMIO_DOUBLEWRITE_DEFERRED)
+        o->doublewrite_mode > ATOMIO_DOUBLEWRITE_WRITE_BEHIND)
         return ATOMIO_E_INVAL;
     if (o->instance && strlen(o->instance) > INSTANCE_MAX)
         return ATOMIO_E_INVAL;
     if (o->doublewrite_store_bytes &&
         (o->doublewrite_store_bytes < (16u << 10) || o->doublewrite_store_bytes > (1ull << 40)))
+        return ATOMIO_E_INVAL;
+    if (o->write_behind_bytes &&
+        (o->write_behind_bytes < (64u << 10) || o->write_behind_bytes > (1ull << 30)))
         return ATOMIO_E_INVAL;
     if (o->data_root && o->data_root[0] != '/')
         return ATOMIO_E_INVAL; /* a root that moves with the working directory is no root */
@@ -214,7 +217,10 @@ atomio_ctx_close(atomio_ctx *ctx)
 {
     if (!ctx)
         return 0;
-    int first = 0;
+    /* Staged pages go in place before this process leaves: it may be the instance's last. */
+    int first = atomio__stage_flush(ctx);
+    if (first == ATOMIO_E_INVAL)
+        first = 0; /* a ctx inherited across fork(): the parent still has them */
     for (;;) {
         pthread_mutex_lock(ctx->lock);
         atomio_file *f = ctx->files;
@@ -258,7 +264,9 @@ atomio_ctx_sync(atomio_ctx *ctx)
         return ATOMIO_E_INVAL;
     if (ctx->store && atomio__store_check(ctx) == ATOMIO_E_INVAL)
         return ATOMIO_E_INVAL; /* a ctx inherited across fork(): the child opens its own */
-    int first = 0;
+    int first = atomio__nodur(ctx) ? 0 : atomio__stage_flush(ctx);
+    if (first < 0)
+        return first;
     pthread_mutex_lock(ctx->lock);
     for (atomio_file *f = ctx->files; f; f = f->next) {
         int r = atomio_sync(f);
@@ -273,6 +281,16 @@ atomio_ctx_sync(atomio_ctx *ctx)
      * holds nothing but records held for recovery afterwards. */
     int r = ctx->store ? atomio__store_release_all(ctx) : 0;
     return first ? first : r;
+}
+
+int
+atomio_ctx_flush(atomio_ctx *ctx)
+{
+    if (!ctx)
+        return ATOMIO_E_INVAL;
+    if (ctx->store && atomio__store_check(ctx) == ATOMIO_E_INVAL)
+        return ATOMIO_E_INVAL; /* a ctx inherited across fork() */
+    return atomio__stage_flush(ctx);
 }
 
 int

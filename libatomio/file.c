@@ -558,6 +558,11 @@ atomio_file_fence(atomio_file *f)
         return r;
     if (f->rdonly)
         return ATOMIO_E_READ_ONLY;
+    /* Staged pages go in place first: after the fence the engine may truncate or remove the
+     * file, and a staged page written after that would bring bytes back. */
+    r = atomio__stage_flush(f->ctx);
+    if (r < 0)
+        return r;
     /* The manifest's fence for the file moves up to the store's head: recovery skips every
      * copy below it (store/recover.c). Appended and synced before this returns. */
     return f->ctx->store ? atomio__store_register(f->ctx, f, true) : 0;
@@ -647,6 +652,11 @@ atomio_sync(atomio_file *f)
      * atomio_ctx_set_durability(ctx, 1), which syncs every file itself. */
     if (atomio__nodur(f->ctx))
         return 0;
+    /* Write-behind: staged pages (of any process) go in place before the sync that must
+     * cover them. */
+    r = atomio__stage_flush(f->ctx);
+    if (r < 0)
+        return r;
     return atomio__file_datasync(f);
 }
 
@@ -660,6 +670,9 @@ atomio_read(atomio_file *f, uint64_t page_no, void *page)
         return ATOMIO_E_INVAL;
     if (page_no > ((uint64_t)INT64_MAX >> f->page_shift) - 1)
         return ATOMIO_E_RANGE;
+    /* Write-behind: a staged page is newer than the file's. */
+    if (atomio__stage_read(f, page_no, page))
+        return 0;
     /* An O_DIRECT fd reads only into aligned memory: read into an aligned copy and hand that
      * over, unless the engine never wants a copy (as for writes). */
     void *dst = page, *bounce = NULL;

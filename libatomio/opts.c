@@ -123,6 +123,8 @@ atomio__counters_read(const struct atomio_counters *c, atomio_stats *st)
     st->forced_syncs = RD(forced_syncs);
     st->group_commits = RD(group_commits);
     st->group_records = RD(group_records);
+    st->pages_staged = RD(pages_staged);
+    st->staged_reads = RD(staged_reads);
 #undef RD
 }
 

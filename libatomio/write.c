@@ -183,6 +183,8 @@ write_entries(atomio_ctx *ctx, atomio_page_write *w, size_t n, uint32_t flags)
     /* No-durability mode is decided once per call: every page of it goes in place as a plain
      * write (counted as UNSAFE), the doublewrite store included. */
     bool nodur = atomio__nodur_enter(ctx);
+    /* Plain writes must not land before older staged copies of the same pages. */
+    int staged_err = nodur ? atomio__stage_flush(ctx) : 0;
 
     for (size_t i = 0; i < n; i++) {
         int r = check_entry(ctx, &w[i]);
@@ -195,6 +197,10 @@ write_entries(atomio_ctx *ctx, atomio_page_write *w, size_t n, uint32_t flags)
         uint32_t path = atomic_load(&f->path_cur);
         const struct atomio_path_ops *ops = atomio__path_ops(path);
         if (nodur) {
+            if (staged_err < 0) {
+                w[i].result = staged_err;
+                continue;
+            }
             r = atomio__prep_plain(f, w[i].page_no, w[i].page, &ios[nio]);
             if (r < 0) {
                 w[i].result = r;

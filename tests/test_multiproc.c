@@ -10,6 +10,10 @@
  *                      survivors finish (the dead ones' store space is reclaimed), then all
  *                      are killed and recovery leaves every page wholly one version ever
  *                      written, never older than what a returned sync (or write) covered.
+ *                      The write_behind_* runs do the same with pages staged in shared memory
+ *                      (a writer may die copying a page in, or leading a round): there a page
+ *                      may be older than its last acknowledged write (the staged copy died
+ *                      with the instance), never older than what a returned sync covered.
  *   rollback_*         a page written by A then by B is B's after a crash with both records
  *                      live and the page torn in place; the same run with copies ordered per
  *                      process instead of by the shared LSN must roll back (the check works).
@@ -41,32 +45,32 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PS        8192u
-#define SECT      512u
-#define TINY      (256u << 10)   /* doublewrite_store_bytes: about 30 one-page records */
-#define NW        4              /* writer processes */
-#define NFILES    3
-#define NOWN      16             /* pages 0..15 of each file: page % NW is its only writer */
-#define NPAGES    24             /* pages 16..23: shared, written by whoever holds the token */
-#define MAXV      8192u          /* versions per page the log can name */
-#define ITERS     250            /* write calls per writer */
-#define FILE_ID0  100u
-#define CHILD_S   90             /* alarm() of every child: a hang kills it */
+#define PS       8192u
+#define SECT     512u
+#define TINY     (256u << 10) /* doublewrite_store_bytes: about 30 one-page records */
+#define NW       4            /* writer processes */
+#define NFILES   3
+#define NOWN     16    /* pages 0..15 of each file: page % NW is its only writer */
+#define NPAGES   24    /* pages 16..23: shared, written by whoever holds the token */
+#define MAXV     8192u /* versions per page the log can name */
+#define ITERS    250   /* write calls per writer */
+#define FILE_ID0 100u
+#define CHILD_S  90 /* alarm() of every child: a hang kills it */
 
 /* ---- the shared log -------------------------------------------------------------------------- */
 
 struct pstate {
-    _Atomic uint32_t attempted; /* highest version whose write began */
-    _Atomic uint32_t acked;     /* highest version whose write call returned 0 */
-    _Atomic uint32_t synced;    /* highest version an atomio_sync() that returned 0 covered */
-    _Atomic int32_t owner;      /* shared pages: the writer that may write it now (-1: none) */
+    _Atomic uint32_t attempted;      /* highest version whose write began */
+    _Atomic uint32_t acked;          /* highest version whose write call returned 0 */
+    _Atomic uint32_t synced;         /* highest version an atomio_sync() that returned 0 covered */
+    _Atomic int32_t owner;           /* shared pages: the writer that may write it now (-1: none) */
     _Atomic uint8_t writer_of[MAXV]; /* writer + 1 of each version ever attempted */
 };
 
 struct wlog {
     _Atomic uint32_t opened, progress, done, in_write, alive;
     _Atomic int32_t err, err_line;
-    _Atomic uint64_t forced_syncs, writes, syncs;
+    _Atomic uint64_t forced_syncs, writes, syncs, staged;
 };
 
 struct mplog {
@@ -81,8 +85,8 @@ struct mplog {
 static struct mplog *
 log_map(void)
 {
-    void *m = mmap(NULL, sizeof(struct mplog), PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    void *m =
+        mmap(NULL, sizeof(struct mplog), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     cr_assert(m != MAP_FAILED, "mmap log: %s", strerror(errno));
     return m;
 }
@@ -159,12 +163,12 @@ decode_page(const uint8_t *p, uint32_t file, uint32_t page, uint32_t *version, u
 /* ---- processes ------------------------------------------------------------------------------- */
 
 /* In a child: record the first failure and leave. Never returns. */
-#define CHILD_FAIL(L, wi, code)                                                                   \
-    do {                                                                                          \
-        int32_t z_ = 0;                                                                           \
+#define CHILD_FAIL(L, wi, code)                                                                    \
+    do {                                                                                           \
+        int32_t z_ = 0;                                                                            \
         atomic_compare_exchange_strong(&(L)->w[wi].err, &z_, (int32_t)(code) ? (code) : -1);       \
-        atomic_store(&(L)->w[wi].err_line, __LINE__);                                             \
-        _exit(3);                                                                                 \
+        atomic_store(&(L)->w[wi].err_line, __LINE__);                                              \
+        _exit(3);                                                                                  \
     } while (0)
 
 typedef void (*child_fn)(int idx, void *arg);
@@ -252,13 +256,18 @@ env_setup(struct env *e, const char *kind)
     }
 }
 
+/* The doublewrite mode of every process of the current test. */
+static uint32_t mp_mode = ATOMIO_DOUBLEWRITE_DEFERRED;
+
 static atomio_ctx_opts
 mp_opts(const struct env *e, const char *instance, uint64_t store_bytes)
 {
     atomio_ctx_opts co = ATOMIO_CTX_OPTS_INIT;
     co.doublewrite_dir = e->dw;
     co.instance = instance;
-    co.doublewrite_mode = ATOMIO_DOUBLEWRITE_DEFERRED;
+    co.doublewrite_mode = mp_mode;
+    if (mp_mode == ATOMIO_DOUBLEWRITE_WRITE_BEHIND)
+        co.write_behind_bytes = 16 * PS; /* fills up: writers wait for rounds */
     co.doublewrite_store_bytes = store_bytes;
     co.doublewrite_max_page_size = PS;
     co.doublewrite_batch_pages = 8;
@@ -353,8 +362,8 @@ writer_main(int w, void *arg)
             atomic_store(&ps->writer_of[v], (uint8_t)(w + 1));
             atomic_store(&ps->attempted, v);
             make_page(pages + (size_t)n * PS, f, page, v, (uint32_t)w);
-            pw[n] = (atomio_page_write){.file = files[f], .page_no = page,
-                                        .page = pages + (size_t)n * PS};
+            pw[n] = (atomio_page_write){
+                .file = files[f], .page_no = page, .page = pages + (size_t)n * PS};
             pf[n] = f;
             pp[n] = page;
             pv[n] = v;
@@ -401,8 +410,10 @@ writer_main(int w, void *arg)
         atomic_store(&L->w[w].progress, it + 1);
     }
     atomio_stats st = ATOMIO_STATS_INIT;
-    if (atomio_ctx_get_stats(ctx, &st) == 0)
+    if (atomio_ctx_get_stats(ctx, &st) == 0) {
         atomic_store(&L->w[w].forced_syncs, st.forced_syncs);
+        atomic_store(&L->w[w].staged, st.pages_staged);
+    }
     atomic_store(&L->w[w].done, 1);
     for (;;)
         pause(); /* killed with its records still live */
@@ -452,8 +463,7 @@ writers(const char *kind)
         kill_wait(pids[v]);
         dead[v] = true;
         killed_in_write += atomic_load(&L->w[v].in_write) != 0;
-        fprintf(stderr, "  killed writer %d at iteration %u%s\n", v,
-                atomic_load(&L->w[v].progress),
+        fprintf(stderr, "  killed writer %d at iteration %u%s\n", v, atomic_load(&L->w[v].progress),
                 atomic_load(&L->w[v].in_write) ? " inside a write call" : "");
         /* Its shared pages go to a survivor: the dead cannot write any more. */
         int heir;
@@ -474,9 +484,15 @@ writers(const char *kind)
             continue;
         cr_assert(wait_for(&L->w[w].done, 1, 90),
                   "survivor %d stuck at iteration %u of %u (err %s line %d)", w,
-                  atomic_load(&L->w[w].progress), ITERS,
-                  atomio_err_name(atomic_load(&L->w[w].err)), atomic_load(&L->w[w].err_line));
+                  atomic_load(&L->w[w].progress), ITERS, atomio_err_name(atomic_load(&L->w[w].err)),
+                  atomic_load(&L->w[w].err_line));
         forced += atomic_load(&L->w[w].forced_syncs);
+        /* Every page of a write-behind writer was staged; none of a deferred one. */
+        uint64_t staged = atomic_load(&L->w[w].staged);
+        if (mp_mode == ATOMIO_DOUBLEWRITE_WRITE_BEHIND)
+            cr_assert_gt(staged, 0, "writer %d staged no page", w);
+        else
+            cr_assert_eq(staged, 0, "writer %d staged %" PRIu64 " pages", w, staged);
     }
     for (int w = 0; w < NW; w++) {
         cr_assert_eq(atomic_load(&L->w[w].err), 0, "writer %d failed: %s at line %d", w,
@@ -518,22 +534,23 @@ writers(const char *kind)
                          why, seed);
             uint32_t att = atomic_load(&ps->attempted), ack = atomic_load(&ps->acked),
                      syn = atomic_load(&ps->synced);
-            cr_assert_leq(v, att, "file %d page %u: version %u never written (newest %u)", f, p,
-                          v, att);
+            cr_assert_leq(v, att, "file %d page %u: version %u never written (newest %u)", f, p, v,
+                          att);
             if (v > 0)
                 cr_assert_eq(atomic_load(&ps->writer_of[v]), wr + 1,
-                             "file %d page %u version %u: writer %u, but writer %d wrote it", f,
-                             p, v, wr, (int)atomic_load(&ps->writer_of[v]) - 1);
+                             "file %d page %u version %u: writer %u, but writer %d wrote it", f, p,
+                             v, wr, (int)atomic_load(&ps->writer_of[v]) - 1);
             cr_assert_geq(v, syn,
                           "file %d page %u rolled back to version %u below the synced %u "
                           "(seed %" PRIu64 ")",
                           f, p, v, syn, seed);
             /* No power was lost: what the kernel acknowledged stays; recovery must not
-             * write an older copy over it either. */
-            cr_assert_geq(v, ack,
-                          "file %d page %u rolled back to version %u below the acknowledged "
-                          "%u (seed %" PRIu64 ")",
-                          f, p, v, ack, seed);
+             * write an older copy over it either. A staged page dies with the instance. */
+            if (mp_mode != ATOMIO_DOUBLEWRITE_WRITE_BEHIND)
+                cr_assert_geq(v, ack,
+                              "file %d page %u rolled back to version %u below the acknowledged "
+                              "%u (seed %" PRIu64 ")",
+                              f, p, v, ack, seed);
         }
     munmap(L, sizeof(*L));
 }
@@ -545,6 +562,18 @@ Test(multiproc, writers_ext4, .timeout = 240)
 
 Test(multiproc, writers_xfs, .timeout = 240)
 {
+    writers("xfs");
+}
+
+Test(multiproc, writers_write_behind_ext4, .timeout = 240)
+{
+    mp_mode = ATOMIO_DOUBLEWRITE_WRITE_BEHIND;
+    writers("ext4");
+}
+
+Test(multiproc, writers_write_behind_xfs, .timeout = 240)
+{
+    mp_mode = ATOMIO_DOUBLEWRITE_WRITE_BEHIND;
     writers("xfs");
 }
 
@@ -602,8 +631,8 @@ rollback_run(const char *kind, int local_order)
     env_setup(&e, kind);
     struct mplog *L = log_map();
     struct rbargs a = {.e = &e, .L = L, .local_order = local_order, .fillers = 3, .version = 1};
-    struct rbargs b = {.e = &e, .L = L, .local_order = local_order, .fillers = 0, .version = 2,
-                       .sync = 1};
+    struct rbargs b = {
+        .e = &e, .L = L, .local_order = local_order, .fillers = 0, .version = 2, .sync = 1};
     pid_t pa = spawn(rb_child, 0, &a);
     cr_assert(wait_for(&L->w[0].done, 1, 30), "A: %s at line %d",
               atomio_err_name(atomic_load(&L->w[0].err)), atomic_load(&L->w[0].err_line));
@@ -658,7 +687,8 @@ Test(multiproc, rollback_detected_when_ordering_is_broken, .timeout = 120)
                  "per-process ordering must roll the page back to A's copy");
 }
 
-/* ====== 3. backpressure ========================================================================= */
+/* ====== 3. backpressure =========================================================================
+ */
 
 struct bpargs {
     const struct env *e;
@@ -705,7 +735,8 @@ backpressure(const char *kind)
     struct mplog *L = log_map();
     struct bpargs a = {.e = &e, .L = L};
     pid_t pw = spawn(bp_writer, 0, &a);
-    cr_assert(wait_for(&L->w[0].done, 1, 60), "writer: %s at line %d (a full store must not "
+    cr_assert(wait_for(&L->w[0].done, 1, 60),
+              "writer: %s at line %d (a full store must not "
               "block a writer that never syncs)",
               atomio_err_name(atomic_load(&L->w[0].err)), atomic_load(&L->w[0].err_line));
     cr_assert_eq(atomic_load(&L->val[2]), TINY);
@@ -726,8 +757,8 @@ backpressure(const char *kind)
     cr_assert_eq(atomio_sync(f), 0);
     cr_assert_eq(atomio_ctx_get_stats(ctx, &after), 0);
     fprintf(stderr,
-            "backpressure on %s: %" PRIu64 " forced syncs; store bytes used %" PRIu64
-            " -> %" PRIu64 " after another process's sync\n",
+            "backpressure on %s: %" PRIu64 " forced syncs; store bytes used %" PRIu64 " -> %" PRIu64
+            " after another process's sync\n",
             kind, (uint64_t)atomic_load(&L->val[0]), before.store_bytes_used,
             after.store_bytes_used);
     cr_assert_lt(after.store_bytes_used, before.store_bytes_used);
@@ -748,7 +779,8 @@ Test(multiproc, backpressure_xfs, .timeout = 120)
     backpressure("xfs");
 }
 
-/* ====== 4. instance rules ====================================================================== */
+/* ====== 4. instance rules ======================================================================
+ */
 
 struct irargs {
     const struct env *e;
@@ -833,7 +865,8 @@ Test(multiproc, instance_rules, .timeout = 120)
     munmap(L, sizeof(*L));
 }
 
-/* ====== 5. processes starting together ========================================================= */
+/* ====== 5. processes starting together =========================================================
+ */
 
 struct csargs {
     const struct env *e;
@@ -897,10 +930,11 @@ Test(multiproc, concurrent_start, .timeout = 120)
         for (int w = 0; w < NW; w++) {
             int32_t o = atomic_load(&L->res[w]), wr = atomic_load(&L->res[8 + w]);
             ok &= o == 0 && wr == 0;
-            at += (size_t)snprintf(sum + at, sizeof(sum) - at, " [process %d: open %s%s%s%s, "
-                                   "write %s]", w, atomio_err_name(o), L->reason[w][0] ? " (" : "",
-                                   L->reason[w], L->reason[w][0] ? ")" : "",
-                                   o == 0 ? atomio_err_name(wr) : "-");
+            at += (size_t)snprintf(sum + at, sizeof(sum) - at,
+                                   " [process %d: open %s%s%s%s, "
+                                   "write %s]",
+                                   w, atomio_err_name(o), L->reason[w][0] ? " (" : "", L->reason[w],
+                                   L->reason[w][0] ? ")" : "", o == 0 ? atomio_err_name(wr) : "-");
         }
         cr_assert(ok, "round %d, %d processes opening together:%s", round, NW, sum);
         for (int w = 0; w < NW; w++)

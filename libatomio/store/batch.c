@@ -582,6 +582,14 @@ atomio__dw_write(atomio_ctx *ctx, struct atomio_dw_item *items, size_t n, uint32
         if (items[i].result == 0)
             order[m++] = i;
     }
+    if (atomio__stage_on(ctx)) {
+        /* Write-behind: staged in call order (a later copy of a page supersedes an earlier
+         * one); a round of group commit writes them to the store and in place later. */
+        size_t staged = atomio__stage_write(ctx, items, n, wflags);
+        free(order), free(dup_of), free(idx), free(slot_off), free(ios), free(files);
+        free(src), free(iov);
+        return (int)(staged > INT32_MAX ? INT32_MAX : staged);
+    }
     m = drop_duplicates(items, order, m, dup_of);
     if (m == SIZE_MAX) {
         for (size_t i = 0; i < n; i++)

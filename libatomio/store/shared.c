@@ -40,7 +40,7 @@
 #include <unistd.h>
 
 #define SHARED_MAGIC   0x41544f4d494f5348ull /* "HSOIMOTA" */
-#define SHARED_VERSION 3u
+#define SHARED_VERSION 4u
 #define MAX_PROCS      256u
 #define MAX_FILES      4096u /* distinct data files with copies at once */
 /* Records in flight or awaiting a sync: one descriptor per 4 KiB of ring (a record is at least
@@ -153,6 +153,10 @@ struct atomio_shared {
     uint64_t desc_first, desc_next; /* descriptors in use: [first, next) */
     struct proc_ent procs[MAX_PROCS];
     struct file_ent files[MAX_FILES];
+    _Atomic uint32_t stage_seq; /* write-behind's own word: staging space or a round ended */
+    uint32_t stage_waiters;     /* sleeping on stage_seq */
+    uint64_t stage_off;         /* write-behind staging (store/stage.c) at this offset; 0: none */
+    uint64_t stage_len;
     uint32_t ndesc;      /* entries of descs[] */
     uint32_t writing;    /* records reserved whose store write has not completed */
     struct desc descs[]; /* ndesc_for(ring_size) entries */
@@ -350,12 +354,17 @@ shm_name_for(struct atomio_store *st)
 
 /* map_shared() -- map the instance's shared state: create it (first) or open it. Without
  * /dev/shm a private instance still works on anonymous shared memory. */
-static int
-map_shared(struct atomio_store *st, bool first, bool private_instance)
+static size_t
+base_len(uint64_t ring_size)
 {
-    st->sh_len =
-        (sizeof(struct atomio_shared) + ndesc_for(st->g.ring_size) * sizeof(struct desc) + 4095) &
-        ~(size_t)4095;
+    return (sizeof(struct atomio_shared) + ndesc_for(ring_size) * sizeof(struct desc) + 4095) &
+           ~(size_t)4095;
+}
+
+static int
+map_shared(struct atomio_store *st, bool first, bool private_instance, size_t stage_len)
+{
+    st->sh_len = base_len(st->g.ring_size) + stage_len;
     shm_name_for(st);
     int fd;
     if (first) {
@@ -369,6 +378,10 @@ map_shared(struct atomio_store *st, bool first, bool private_instance)
         }
     } else {
         fd = shm_open(st->shm_name, O_RDWR | O_CLOEXEC, 0);
+        struct stat sb;
+        /* The first process sized it (with or without write-behind staging). */
+        if (fd >= 0 && fstat(fd, &sb) == 0 && (size_t)sb.st_size > st->sh_len)
+            st->sh_len = (size_t)sb.st_size;
     }
     void *m;
     if (fd < 0) {
@@ -453,7 +466,7 @@ int
 atomio__shared_join(atomio_ctx *ctx, struct atomio_store *st)
 {
     const char *instance = ctx->opts.instance;
-    int r = map_shared(st, false, false);
+    int r = map_shared(st, false, false, 0);
     if (r == -ENOENT)
         return -EAGAIN; /* the first process gave up before it was ready: try again */
     if (r < 0) {
@@ -477,6 +490,16 @@ atomio__shared_join(atomio_ctx *ctx, struct atomio_store *st)
         atomio__reason_set("doublewrite store in use by instance \"%s\"", sh->instance);
         return ATOMIO_E_STORE_LOCKED;
     }
+    bool wb = ctx->opts.doublewrite_mode == ATOMIO_DOUBLEWRITE_WRITE_BEHIND;
+    if (wb != (sh->stage_off != 0) || st->sh_len < base_len(st->g.ring_size) + sh->stage_len) {
+        /* A process writing in place next to staged copies of the same pages could have its
+         * newer page overwritten by an older staged one. */
+        atomio__shared_unlock(st);
+        atomio__reason_set("instance \"%s\" %s write-behind: every process of an instance must "
+                           "use the same doublewrite mode",
+                           sh->instance, sh->stage_off ? "uses" : "does not use");
+        return ATOMIO_E_STORE_LOCKED;
+    }
     r = register_proc(st);
     st->registered = r == 0;
     atomio__shared_unlock(st);
@@ -487,10 +510,19 @@ int
 atomio__shared_create(atomio_ctx *ctx, struct atomio_store *st)
 {
     const char *instance = ctx->opts.instance;
-    int r = map_shared(st, true, !instance || !*instance);
+    size_t stage_len = 0;
+    if (ctx->opts.doublewrite_mode == ATOMIO_DOUBLEWRITE_WRITE_BEHIND)
+        stage_len =
+            atomio__stage_len(ctx->opts.write_behind_bytes, st->g.ring_size, st->g.max_page_size);
+    int r = map_shared(st, true, !instance || !*instance, stage_len);
     if (r < 0)
         return r;
     r = init_shared_mem(st->sh, st, instance);
+    if (r == 0 && stage_len) {
+        st->sh->stage_off = base_len(st->g.ring_size);
+        st->sh->stage_len = stage_len;
+        atomio__stage_init((uint8_t *)st->sh + st->sh->stage_off, stage_len, st->g.max_page_size);
+    }
     if (r == 0)
         r = register_proc(st);
     st->registered = r == 0;
@@ -755,6 +787,13 @@ reap_dead(struct atomio_store *st)
     }
     if (sh->hdr_busy && (dead[sh->hdr_proc] || !sh->procs[sh->hdr_proc].used))
         sh->hdr_busy = 0;
+    if (sh->stage_off) {
+        bool gone[MAX_PROCS];
+        for (uint32_t i = 0; i < MAX_PROCS; i++)
+            gone[i] = dead[i] || !sh->procs[i].used;
+        if (atomio__stage_reap(atomio__shared_stage(st), gone))
+            futex_wake(&sh->stage_seq, sh->stage_waiters);
+    }
     advance_tail(sh);
 }
 
@@ -838,6 +877,18 @@ int
 atomio__store_reserve(atomio_ctx *ctx, struct atomio_dw_rec *rec, atomio_file *const *files,
                       uint32_t nfiles, bool wait)
 {
+    uint64_t ids[DESC_FILES];
+    uint32_t n = nfiles < DESC_FILES ? nfiles : DESC_FILES;
+    for (uint32_t j = 0; j < n; j++)
+        ids[j] = files[j]->file_id;
+    /* More files than a descriptor tracks: only the count matters (its writer releases it). */
+    return atomio__store_reserve_ids(ctx, rec, ids, nfiles, wait);
+}
+
+int
+atomio__store_reserve_ids(atomio_ctx *ctx, struct atomio_dw_rec *rec, const uint64_t *ids,
+                          uint32_t nfiles, bool wait)
+{
     struct atomio_store *st = ctx->store;
     struct atomio_shared *sh = st->sh;
     uint64_t R = st->g.ring_size;
@@ -866,7 +917,7 @@ atomio__store_reserve(atomio_ctx *ctx, struct atomio_dw_rec *rec, atomio_file *c
                                .nfiles = nfiles,
                                .proc = proc_self(st)};
             for (uint32_t j = 0; j < nfiles && j < DESC_FILES; j++) {
-                uint32_t fi = file_slot(sh, files[j]->file_id);
+                uint32_t fi = file_slot(sh, ids[j]);
                 if (fi == UINT32_MAX)
                     d->nfiles = DESC_FILES + 1; /* untracked: its writer releases it */
                 else
@@ -1117,4 +1168,39 @@ atomio__store_release_all(atomio_ctx *ctx)
     advance_tail(sh);
     atomio__shared_unlock(st);
     return err;
+}
+
+/* ---- for write-behind (store/stage.c) ------------------------------------------------------ */
+
+struct atomio_stage *
+atomio__shared_stage(struct atomio_store *st)
+{
+    return st->sh && st->sh->stage_off
+               ? (struct atomio_stage *)((uint8_t *)st->sh + st->sh->stage_off)
+               : NULL;
+}
+
+uint32_t
+atomio__shared_proc_self(struct atomio_store *st)
+{
+    return proc_self(st);
+}
+
+void
+atomio__shared_stage_wait(struct atomio_store *st)
+{
+    futex_sleep(st, &st->sh->stage_seq, &st->sh->stage_waiters);
+    reap_dead(st);
+}
+
+void
+atomio__shared_stage_wake(struct atomio_store *st)
+{
+    futex_wake(&st->sh->stage_seq, st->sh->stage_waiters);
+}
+
+void
+atomio__shared_reap(struct atomio_store *st)
+{
+    reap_dead(st);
 }

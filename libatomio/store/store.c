@@ -903,6 +903,7 @@ atomio__store_stats(const atomio_ctx *ctx, atomio_stats *s)
     if (st->pid != getpid() || !st->sh)
         return;
     atomio__shared_counts(st, &s->store_bytes, &s->store_bytes_used, &s->attached);
+    s->staged_now = atomio__stage_count((atomio_ctx *)(uintptr_t)ctx);
 }
 
 int

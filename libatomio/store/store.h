@@ -132,6 +132,9 @@ void atomio__shared_counts(struct atomio_store *st, uint64_t *bytes, uint64_t *u
  */
 int atomio__store_reserve(atomio_ctx *ctx, struct atomio_dw_rec *rec, atomio_file *const *files,
                           uint32_t nfiles, bool wait);
+/* The same for a record of the files with these ids (write-behind's leader has no handles). */
+int atomio__store_reserve_ids(atomio_ctx *ctx, struct atomio_dw_rec *rec, const uint64_t *ids,
+                              uint32_t nfiles, bool wait);
 /* The record's write completed (ok) or failed (then the caller abandons the run). */
 void atomio__store_written(atomio_ctx *ctx, struct atomio_dw_rec *rec, bool ok);
 /* Group commit: return once a store fdatasync begun after the record's write has completed.
@@ -149,6 +152,30 @@ void atomio__store_rec_end(atomio_ctx *ctx, struct atomio_dw_rec *rec, enum atom
 bool atomio__store_rec_tracked(atomio_ctx *ctx, const struct atomio_dw_rec *rec);
 /* Sync every file with copies waiting for a sync and release what that covers (ctx sync). */
 int atomio__store_release_all(atomio_ctx *ctx);
+
+/* For write-behind (store/stage.c): the staging in the shared mapping (NULL when the instance
+ * does not write behind), this process's index in the table of processes, a wait channel of
+ * its own (sleep with the lock held, then reap the dead; wake under the lock), and reaping. */
+struct atomio_stage;
+struct atomio_stage *atomio__shared_stage(struct atomio_store *st);
+uint32_t atomio__shared_proc_self(struct atomio_store *st);
+void atomio__shared_stage_wait(struct atomio_store *st);
+void atomio__shared_stage_wake(struct atomio_store *st);
+void atomio__shared_reap(struct atomio_store *st);
+
+/* ---- write-behind (store/stage.c) --------------------------------------------------------- */
+
+/* Bytes of shared memory the staging takes for these options (the instance's first process
+ * sizes it), and their set-up in a zeroed region of that size. */
+size_t atomio__stage_len(uint64_t write_behind_bytes, uint64_t ring_size, uint32_t max_page_size);
+void atomio__stage_init(void *region, size_t len, uint32_t max_page_size);
+/* Processes gone (gone[i] for table entry i): a page one was copying in is dropped (its write
+ * never returned), a round one led is given back to be led again. Caller holds the shared
+ * lock. Returns whether anything changed (then wake the staging waiters). */
+bool atomio__stage_reap(struct atomio_stage *sg, const bool *gone);
+/* Stage items[0..n) (prechecked: result 0), setting each result; returns how many staged. */
+size_t atomio__stage_write(atomio_ctx *ctx, struct atomio_dw_item *items, size_t n,
+                           uint32_t wflags);
 
 /* ---- records (store/batch.c) -------------------------------------------------------------- */
 
