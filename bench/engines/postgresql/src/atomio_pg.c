@@ -32,7 +32,7 @@
  * go through atomio_read(), which sees staged pages; a page written by
  * extension is first extended with zeros in the file, so that md's file
  * sizes stay right; and code that reads or removes relation files without
- * md (copydir, rmtree in the redo of database records) flushes the staging
+ * md (copydir, the rmtree of database directories) flushes the staging
  * first.  atomio_sync(), atomio_ctx_sync() and atomio_file_fence() flush it
  * themselves, so the checkpoint's syncs, truncation and unlink need nothing
  * more.
@@ -765,8 +765,11 @@ AtomioPgRead(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum,
 
 /*
  * Relation files are about to be read or removed without md (copydir, the
- * redo of CREATE/DROP DATABASE): write every staged page of the instance in
- * place first.  A no-op without write-behind.
+ * rmtree of the redo of CREATE/DROP DATABASE and of a failed CREATE
+ * DATABASE): write every staged page of the instance in place first.  A
+ * staged page must never be written by path after its file is gone: the
+ * library then fails write-behind for the whole instance, and a new file of
+ * the same name would get the old page.  A no-op without write-behind.
  */
 void
 AtomioPgFlush(void)
