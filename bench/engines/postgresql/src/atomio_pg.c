@@ -31,9 +31,8 @@
  * Until then a page is not in its file, so md's reads of protected segments
  * go through atomio_read(), which sees staged pages; a page written by
  * extension is first extended with zeros in the file, so that md's file
- * sizes stay right; and code that reads or removes relation files without
- * md (copydir, the rmtree of database directories) flushes the staging
- * first.  atomio_sync(), atomio_ctx_sync() and atomio_file_fence() flush it
+ * sizes stay right; copydir flushes the staging before it reads, and the
+ * rmtree of database directories syncs (which flushes) before it removes.  atomio_sync(), atomio_ctx_sync() and atomio_file_fence() flush it
  * themselves, so the checkpoint's syncs, truncation and unlink need nothing
  * more.
  *
@@ -764,12 +763,8 @@ AtomioPgRead(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum,
 }
 
 /*
- * Relation files are about to be read or removed without md (copydir, the
- * rmtree of the redo of CREATE/DROP DATABASE and of a failed CREATE
- * DATABASE): write every staged page of the instance in place first.  A
- * staged page must never be written by path after its file is gone: the
- * library then fails write-behind for the whole instance, and a new file of
- * the same name would get the old page.  A no-op without write-behind.
+ * Relation files are about to be read without md (copydir): write every
+ * staged page of the instance in place first.  A no-op without write-behind.
  */
 void
 AtomioPgFlush(void)
@@ -914,9 +909,16 @@ AtomioPgForget(RelFileNodeBackend rnode, ForkNumber forknum)
 }
 
 /*
- * DROP DATABASE / ALTER DATABASE SET TABLESPACE remove whole directories.
- * atomio_ctx_sync() writes the staged pages of every process in place first
- * (write-behind), so none is written into a removed file later.
+ * A database directory is about to be removed with rmtree, not md: DROP
+ * DATABASE, ALTER DATABASE SET TABLESPACE, a failed CREATE DATABASE, and the
+ * redo of CREATE DATABASE (the target first) and DROP DATABASE.
+ * atomio_ctx_sync() first writes the staged pages of every process in place
+ * (write-behind), then syncs every file with copies waiting for a sync.  Both
+ * matter for files about to vanish: a staged page written by path after its
+ * file is gone fails write-behind for the whole instance, or lands in a new
+ * file of the same name; and a copy still waiting for the sync of a removed
+ * file blocks the store for good once the ring comes round to it (the library
+ * cannot open the file to sync it, and every write then fails).
  */
 void
 AtomioPgDropDatabase(void)

@@ -45,7 +45,7 @@ extern bool AtomioPgWrite(SMgrRelation reln, ForkNumber forknum,
 extern int	AtomioPgRead(SMgrRelation reln, ForkNumber forknum,
 						 BlockNumber blocknum, char *buffer, File file,
 						 off_t seekpos, uint32 wait_event_info);
-/* before relation files are read or removed without md: write staged pages */
+/* copydir.c: relation files are about to be read without md: write staged pages */
 extern void AtomioPgFlush(void);
 /* md.c: FileSync() of a segment, through atomio_sync() for protected files */
 extern int	AtomioPgFileSync(RelFileNodeBackend rnode, ForkNumber forknum,
@@ -75,7 +75,7 @@ extern bool AtomioPgNeedsFPI(const RelFileNode *rnode, ForkNumber forknum,
 /* checkpointer: log the library's counters */
 extern void AtomioPgLogStats(void);
 
-/* dbcommands.c: a database directory is about to be removed */
+/* dbcommands.c: a database directory is about to be removed (also in redo) */
 extern void AtomioPgDropDatabase(void);
 
 #define ATOMIO_FILEWRITE(reln, forknum, blocknum, buffer, file, pos, ev, extend) \
