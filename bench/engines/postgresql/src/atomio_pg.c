@@ -73,7 +73,11 @@ int			atomio_write_behind_size_mb = 0;
 static atomio_ctx *my_ctx = NULL;
 static int	my_ctx_pid = 0;
 static bool my_ctx_durable = true;
-static bool my_exit_registered = false;
+/*
+ * The process that registered atomio_pg_exit: a child inherits this variable
+ * from the postmaster but not the registration (on_exit_reset() clears it).
+ */
+static int	my_exit_registered_pid = 0;
 static char store_dir[MAXPGPATH];
 static char instance_name[64];
 
@@ -141,6 +145,13 @@ atomio_pg_exit(int code, Datum arg)
 {
 	if (my_ctx != NULL && my_ctx_pid == MyProcPid)
 	{
+		atomio_stats st = ATOMIO_STATS_INIT;
+
+		/* a backend's own share of write-behind, for tests (log_min_messages) */
+		if (atomio_write_behind && atomio_ctx_get_stats(my_ctx, &st) == 0)
+			elog(DEBUG1, "atomio: process exit: pages_staged=%llu staged_reads=%llu",
+				 (unsigned long long) st.pages_staged,
+				 (unsigned long long) st.staged_reads);
 		close_all_segs();
 		(void) atomio_ctx_close(my_ctx);
 	}
@@ -196,10 +207,10 @@ get_ctx(void)
 	}
 	my_ctx_pid = MyProcPid;
 	my_ctx_durable = enableFsync;
-	if (!my_exit_registered)
+	if (my_exit_registered_pid != MyProcPid)
 	{
 		on_proc_exit(atomio_pg_exit, 0);
-		my_exit_registered = true;
+		my_exit_registered_pid = MyProcPid;
 	}
 	return my_ctx;
 }
@@ -329,10 +340,10 @@ AtomioPgPostmasterStartup(void)
 							store_dir, atomio_strerror(r), atomio_err_name(r)),
 					 errdetail("%s", atomio_last_reason())));
 		my_ctx_pid = MyProcPid;
-		if (!my_exit_registered)
+		if (my_exit_registered_pid != MyProcPid)
 		{
 			on_proc_exit(atomio_pg_exit, 0);
-			my_exit_registered = true;
+			my_exit_registered_pid = MyProcPid;
 		}
 	}
 
