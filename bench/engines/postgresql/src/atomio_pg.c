@@ -32,7 +32,8 @@
  * go through atomio_read(), which sees staged pages; a page written by
  * extension is first extended with zeros in the file, so that md's file
  * sizes stay right; copydir flushes the staging before it reads, and the
- * rmtree of database directories syncs (which flushes) before it removes.  atomio_sync(), atomio_ctx_sync() and atomio_file_fence() flush it
+ * rmtree of database directories syncs (which flushes) before it removes.
+ * atomio_sync(), atomio_ctx_sync() and atomio_file_fence() flush it
  * themselves, so the checkpoint's syncs, truncation and unlink need nothing
  * more.
  *
