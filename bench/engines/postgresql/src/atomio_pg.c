@@ -547,10 +547,13 @@ seg_file_id(const RelFileNode *rnode, ForkNumber forknum, BlockNumber segno)
 /*
  * The cache entry of a segment of a non-temporary relation, opening it if
  * needed.  missing_ok: a segment file that does not exist gives NULL instead
- * of an error.
+ * of an error.  reading: opened by a read (write-behind), which every backend
+ * does for every relation it touches: a torn-write-safe file is then logged
+ * at DEBUG1 only, and still at LOG when a write opens it.
  */
 static AtomioSeg *
-seg_get(const RelFileNode *rnode, ForkNumber forknum, BlockNumber segno, bool missing_ok)
+seg_get(const RelFileNode *rnode, ForkNumber forknum, BlockNumber segno, bool missing_ok,
+		bool reading)
 {
 	AtomioSeg  *s;
 	atomio_file_opts fo;
@@ -619,7 +622,11 @@ seg_get(const RelFileNode *rnode, ForkNumber forknum, BlockNumber segno, bool mi
 	if (!s->safe)
 		unsafe_seen = true;
 
-	if (first_sight(fo.file_id, info.torn_write_safe))
+	if (reading && info.torn_write_safe)
+		ereport(DEBUG1,
+				(errmsg("atomio: file \"%s\": %s, torn_write_safe=%u (%s)",
+						path, atomio_path_name(info.path), info.torn_write_safe, info.reason)));
+	else if (first_sight(fo.file_id, info.torn_write_safe))
 		ereport(LOG,
 				(errmsg("atomio: file \"%s\": %s, torn_write_safe=%u (%s)",
 						path, atomio_path_name(info.path), info.torn_write_safe, info.reason)));
@@ -718,7 +725,8 @@ AtomioPgWrite(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum,
 		return false;
 	if (extend && page_is_zero(buffer))
 		return false;
-	s = seg_get(&reln->smgr_rnode.node, forknum, blocknum / ((BlockNumber) RELSEG_SIZE), false);
+	s = seg_get(&reln->smgr_rnode.node, forknum, blocknum / ((BlockNumber) RELSEG_SIZE), false,
+				false);
 	if (s == NULL || !s->protect)
 		return false;
 	if (extend && atomio_write_behind)
@@ -752,7 +760,7 @@ AtomioPgRead(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum,
 
 	if (!RelFileNodeBackendIsTemp(reln->smgr_rnode))
 		s = seg_get(&reln->smgr_rnode.node, forknum,
-					blocknum / ((BlockNumber) RELSEG_SIZE), true);
+					blocknum / ((BlockNumber) RELSEG_SIZE), true, true);
 	if (s == NULL || !s->protect)
 		return FileRead(file, buffer, BLCKSZ, seekpos, wait_event_info);
 
@@ -806,7 +814,7 @@ AtomioPgFileSync(RelFileNodeBackend rnode, ForkNumber forknum, BlockNumber segno
 	int			r;
 
 	if (!RelFileNodeBackendIsTemp(rnode))
-		s = seg_get(&rnode.node, forknum, segno, true);
+		s = seg_get(&rnode.node, forknum, segno, true, false);
 	if (s == NULL || !s->protect)
 		return FileSync(file, wait_event_info);
 
@@ -864,7 +872,7 @@ AtomioPgRelease(RelFileNodeBackend rnode, ForkNumber forknum, BlockNumber segno)
 
 	if (RelFileNodeBackendIsTemp(rnode))
 		return;
-	s = seg_get(&rnode.node, forknum, segno, true);
+	s = seg_get(&rnode.node, forknum, segno, true, false);
 	if (s == NULL)
 		return;
 	if (s->protect)
@@ -1283,7 +1291,7 @@ AtomioPgBatchAdd(BufferDesc *buf, WritebackContext *wb_context)
 	PG_TRY();
 	{
 		s = seg_get(&buf->tag.rnode, buf->tag.forkNum,
-					buf->tag.blockNum / ((BlockNumber) RELSEG_SIZE), true);
+					buf->tag.blockNum / ((BlockNumber) RELSEG_SIZE), true, false);
 		/* room to remember the pin of the next buffer SyncOneBuffer takes */
 		ResourceOwnerEnlargeBuffers(CurrentResourceOwner);
 	}
