@@ -240,7 +240,7 @@ json_flat_parse(const char *text, struct json_flat *o)
     if (*p == '}')
         return 0;
     for (;;) {
-        if (o->n >= 64)
+        if (o->n >= JSON_FLAT_MAX)
             return -1;
         unsigned i = o->n;
         p = read_string(skip_ws(p), o->key[i], sizeof(o->key[i]));

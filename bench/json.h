@@ -29,15 +29,17 @@ void json_bool(struct json *j, const char *key, int v);
 void json_end(struct json *j);
 
 /*
- * A flat JSON object read back (baseline output): up to 64 members, string or number values.
- * Returns 0, or -1 when the text is not a flat object.
+ * A flat JSON object read back (baseline output): up to JSON_FLAT_MAX members, string or number
+ * values. Returns 0, or -1 when the text is not a flat object or has more members. A baseline's
+ * record holds every run key (record.c) and every config key: keep room for those to grow.
  */
+#define JSON_FLAT_MAX 128
 struct json_flat {
     unsigned n;
-    char key[64][48];
-    char str[64][256];
-    double num[64];
-    int is_num[64];
+    char key[JSON_FLAT_MAX][48];
+    char str[JSON_FLAT_MAX][256];
+    double num[JSON_FLAT_MAX];
+    int is_num[JSON_FLAT_MAX];
 };
 int json_flat_parse(const char *text, struct json_flat *out);
 /* Number of member key (NAN when absent or not a number); string (NULL when absent). */

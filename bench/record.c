@@ -143,6 +143,11 @@ json_run_fields(struct json *j, const struct wl_result *r, const struct wl_confi
     json_u64(j, "store_bytes", r->store_bytes);
     json_u64(j, "store_bytes_used", r->store_bytes_used);
     json_u64(j, "attached", r->attached);
+    json_u64(j, "pages_staged", r->pages_staged);
+    json_u64(j, "staged_reads", r->staged_reads);
+    json_u64(j, "staged_now", r->staged_now);
+    json_u64(j, "verified_pages", r->verified_pages);
+    json_u64(j, "verify_staged_reads", r->verify_staged_reads);
     if (r->err) {
         json_i64(j, "error_code", r->err);
         json_str(j, "error", r->errmsg);

@@ -39,6 +39,9 @@ static const struct {
     {"group_commit_records", FIG(group_commit_records)},
     {"forced_syncs", FIG(forced_syncs)},
     {"attached", FIG(attached)},
+    {"pages_staged", FIG(pages_staged)},
+    {"staged_reads", FIG(staged_reads)},
+    {"staged_now", FIG(staged_now)},
 };
 #define NFIGS (sizeof(figs) / sizeof(figs[0]))
 
@@ -223,10 +226,18 @@ print_header(FILE *out, const struct report *rep)
                 rep->caps.buffered_atomic ? "yes" : "no", atomio_path_name(rep->caps.auto_path));
     fprintf(out, "  workload: %s\n", desc);
     fprintf(out, "  doublewrite: %s (%s), store %s%s\n", wl_doublewrite_mode_name(c),
-            c->deferred ? "copies released by the engine's syncs or the library's forced syncs"
-                        : "every batch syncs its data files, then releases its copies",
+            c->write_behind ? "a write returns once its pages are staged in shared memory; group "
+                              "commits write them to the store, then in place; copies released "
+                              "by the engine's syncs or the library's forced syncs"
+            : c->deferred   ? "copies released by the engine's syncs or the library's forced syncs"
+                            : "every batch syncs its data files, then releases its copies",
             rep->store_bytes ? fmt_bytes(rep->store_bytes) : "default size",
             c->processes > 1 ? ", shared by every writer process (one engine instance)" : "");
+    if (c->write_behind)
+        fprintf(out,
+                "  write-behind: staging %s; only DOUBLEWRITE (and AUTO when it picks it) "
+                "stages, other paths write as deferred\n",
+                c->write_behind_bytes ? fmt_bytes(c->write_behind_bytes) : "default size");
     if (rep->repeat > 1)
         fprintf(out, "  %u runs per row, interleaved; medians, pages/s with [min-max]\n",
                 rep->repeat);
@@ -241,13 +252,19 @@ print_table(FILE *out, const struct report *rep)
     int any_bare = 0;
     for (unsigned i = 0; i < rep->nrows; i++)
         any_bare |= rep->rows[i].is_baseline;
-    fprintf(out, "%-24s %9s %-17s %7s %8s %8s %8s %9s %9s %9s %9s %8s %8s %6s %6s %5s %9s%s\n",
-            "path", "pages/s", rep->repeat > 1 ? " [min-max]" : "", "MB/s", "p50 us", "p99 us",
-            "p99.9 us", "batch p50", "batch p99", "dev B/pg", "store B/pg", "syncs/pg", "CPU us",
-            "group", "forced", "procs", "vs UNSAFE", any_bare ? "  vs bare" : "");
+    /* The write-behind columns only when the ctx was opened in that mode: other tables keep
+     * their width. */
+    int wb = rep->c->write_behind;
+    fprintf(out, "%-24s %9s %-17s %7s %8s %8s %8s %9s %9s %9s %9s %8s %8s %6s %6s", "path",
+            "pages/s", rep->repeat > 1 ? " [min-max]" : "", "MB/s", "p50 us", "p99 us", "p99.9 us",
+            "batch p50", "batch p99", "dev B/pg", "store B/pg", "syncs/pg", "CPU us", "group",
+            "forced");
+    if (wb)
+        fprintf(out, " %8s %7s %7s", "staged", "st.read", "st.now");
+    fprintf(out, " %5s %9s%s\n", "procs", "vs UNSAFE", any_bare ? "  vs bare" : "");
     for (unsigned i = 0; i < rep->nrows; i++) {
         const struct report_row *r = &rep->rows[i];
-        char name[64], b[14][32], range[48] = "", procs[16];
+        char name[64], b[16][32], range[48] = "", procs[16];
         display_name(r, name, sizeof(name));
         struct agg pps = row_agg(r, FIG(pages_per_s));
         if (!pps.valid) {
@@ -270,9 +287,8 @@ print_table(FILE *out, const struct report *rep)
         struct agg att = row_agg(r, FIG(attached));
         snprintf(procs, sizeof(procs), "%u",
                  att.valid ? (unsigned)att.median : (unsigned)rep->c->processes);
-        fprintf(out,
-                "%-24s %9.0f %-17s %7s %8s %8s %8s %9s %9s %9s %9s %8s %8s %6s %6s %5s %9s%s\n",
-                name, pps.median, range, agg_median(r, FIG(mb_per_s), b[0], 32),
+        fprintf(out, "%-24s %9.0f %-17s %7s %8s %8s %8s %9s %9s %9s %9s %8s %8s %6s %6s", name,
+                pps.median, range, agg_median(r, FIG(mb_per_s), b[0], 32),
                 agg_median(r, FIG(lat_page_p50_us), b[1], 32),
                 agg_median(r, FIG(lat_page_p99_us), b[2], 32),
                 agg_median(r, FIG(lat_page_p999_us), b[3], 32),
@@ -283,7 +299,12 @@ print_table(FILE *out, const struct report *rep)
                 agg_median(r, FIG(syncs_per_page), b[7], 32),
                 agg_median(r, FIG(cpu_us_per_page), b[8], 32),
                 agg_median(r, FIG(group_commit_records), b[10], 32),
-                agg_median(r, FIG(forced_syncs), b[11], 32), procs, rub, rbb);
+                agg_median(r, FIG(forced_syncs), b[11], 32));
+        if (wb)
+            fprintf(out, " %8s %7s %7s", agg_median(r, FIG(pages_staged), b[12], 32),
+                    agg_median(r, FIG(staged_reads), b[13], 32),
+                    agg_median(r, FIG(staged_now), b[14], 32));
+        fprintf(out, " %5s %9s%s\n", procs, rub, rbb);
     }
     /* Notes: AUTO's reason and fallbacks per row; then one line each for the rows whose
      * per-page latency is the library's coarse histogram, and for noisy rows. */
@@ -299,6 +320,16 @@ print_table(FILE *out, const struct report *rep)
                 continue;
             if (r->runs[k].note[0])
                 fprintf(out, "  %s: %s\n", name, r->runs[k].note);
+            if (rep->c->verify && !r->is_baseline) {
+                char staged[64] = "";
+                if (r->runs[k].write_behind)
+                    snprintf(staged, sizeof(staged), " (%llu served from staging)",
+                             (unsigned long long)r->runs[k].verify_staged_reads);
+                fprintf(out,
+                        "  %s: verify: the last %llu page(s) written read back as written with "
+                        "atomio_read()%s and with a plain read after the final sync\n",
+                        name, (unsigned long long)r->runs[k].verified_pages, staged);
+            }
             if (strcmp(r->runs[k].lat_page_source, "library-histogram") == 0 &&
                 hl + 64 < sizeof(hist_rows))
                 hl += (size_t)snprintf(hist_rows + hl, sizeof(hist_rows) - hl, "%s%s",
@@ -342,6 +373,12 @@ print_table(FILE *out, const struct report *rep)
                  "(group commit); forced = data-file syncs the library made itself because the "
                  "store ran full (per run); procs = writer processes (library rows: attached "
                  "to the store)\n");
+    if (wb)
+        fprintf(out, "  staged = writes that returned once their page was staged in shared "
+                     "memory (write-behind, per run); st.read = atomio_read() calls served from "
+                     "staging (the workload does not read); st.now = pages of the instance "
+                     "staged, not yet in place, when measurement ended (the final sync writes "
+                     "them, outside the figures)\n");
 }
 
 /* ---- JSON -------------------------------------------------------------------------------- */
@@ -373,6 +410,10 @@ print_json(FILE *out, const struct report *rep)
     json_str(&j, "policy", atomio_policy_name(rep->policy));
     json_str(&j, "doublewrite_dir", rep->doublewrite_dir);
     json_num_or_null(&j, "store_size_bytes", (double)rep->store_bytes, rep->store_bytes != 0);
+    json_bool(&j, "write_behind", rep->c->write_behind);
+    json_bool(&j, "verify", rep->c->verify);
+    json_num_or_null(&j, "write_behind_bytes", (double)rep->c->write_behind_bytes,
+                     rep->c->write_behind_bytes != 0);
     json_obj_close(&j);
     json_obj_open(&j, "file");
     json_bool(&j, "filled_by_tool", rep->filled);

@@ -10,6 +10,7 @@
 #include "hist.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,12 +18,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* --verify: a thread's last batch, kept when the thread ends: its page numbers and, in its
+ * buffers, the content the last successful call wrote (the bench never touches a buffer
+ * between the call's return and the next stamp). */
+struct lib_kept {
+    void *bufs;
+    uint64_t *pages;
+    uint32_t n;
+};
+
 struct lib_state {
     const struct wl_config *c;
     atomio_ctx *ctx;
     atomio_file *f;
     atomio_stats st[2];
-    uint32_t wflags; /* ATOMIO_WRITE_STABLE_PAGES unless --copy-pages */
+    uint32_t wflags;       /* ATOMIO_WRITE_STABLE_PAGES unless --copy-pages */
+    struct lib_kept *kept; /* --verify: one per thread, else NULL */
 };
 
 struct lib_thread {
@@ -31,6 +42,8 @@ struct lib_thread {
     uint64_t stamp;
     void *bufs;
     atomio_page_write *w;
+    uint64_t *last; /* --verify: page numbers of the last successful call, else NULL */
+    uint32_t nlast;
 };
 
 static void *
@@ -44,10 +57,13 @@ lt_init(void *arg, unsigned tid)
     t->tid = tid;
     t->bufs = atomio_page_alloc(s->ctx, s->c->page_size, s->c->batch);
     t->w = calloc(s->c->batch, sizeof(*t->w));
-    if (!t->bufs || !t->w) {
+    if (s->kept)
+        t->last = calloc(s->c->batch, sizeof(*t->last));
+    if (!t->bufs || !t->w || (s->kept && !t->last)) {
         if (t->bufs)
             atomio_page_free(s->ctx, t->bufs, s->c->page_size, s->c->batch);
         free(t->w);
+        free(t->last);
         free(t);
         return NULL;
     }
@@ -66,13 +82,27 @@ stamp(struct lib_thread *t, uint32_t i, uint64_t page_no)
     return p;
 }
 
+/* remember() -- --verify: the call of n pages succeeded; they are now the thread's last. */
+static int
+remember(struct lib_thread *t, const uint64_t *pages, uint32_t n, int rc)
+{
+    if (t->last && rc == 0) {
+        memcpy(t->last, pages, n * sizeof(*pages));
+        t->nlast = n;
+    } else if (t->last) {
+        t->nlast = 0; /* a failed call may have changed some pages: nothing to compare */
+    }
+    return rc;
+}
+
 static int
 lt_write(void *ts, const uint64_t *pages, uint32_t n, uint64_t *lat)
 {
     (void)lat;
     struct lib_thread *t = ts;
     if (n == 1)
-        return atomio_write(t->s->f, pages[0], stamp(t, 0, pages[0]), t->s->wflags);
+        return remember(t, pages, 1,
+                        atomio_write(t->s->f, pages[0], stamp(t, 0, pages[0]), t->s->wflags));
     for (uint32_t i = 0; i < n; i++) {
         t->w[i].file = t->s->f;
         t->w[i].page_no = pages[i];
@@ -81,14 +111,15 @@ lt_write(void *ts, const uint64_t *pages, uint32_t n, uint64_t *lat)
     }
     int rc = atomio_write_batch(t->s->ctx, t->w, n, t->s->wflags);
     if (rc < 0)
-        return rc;
+        return remember(t, pages, n, rc);
     if ((uint32_t)rc != n) {
         for (uint32_t i = 0; i < n; i++)
             if (t->w[i].result < 0)
-                return t->w[i].result;
-        return ATOMIO_E_INVAL; /* count short but no entry failed: a library bug, say so */
+                return remember(t, pages, n, t->w[i].result);
+        /* count short but no entry failed: a library bug, say so */
+        return remember(t, pages, n, ATOMIO_E_INVAL);
     }
-    return 0;
+    return remember(t, pages, n, 0);
 }
 
 static int
@@ -102,9 +133,92 @@ static void
 lt_fini(void *ts)
 {
     struct lib_thread *t = ts;
-    atomio_page_free(t->s->ctx, t->bufs, t->s->c->page_size, t->s->c->batch);
+    if (t->s->kept) { /* --verify: lib_run() compares and frees them after the run */
+        struct lib_kept *k = &t->s->kept[t->tid];
+        k->bufs = t->bufs;
+        k->pages = t->last;
+        k->n = t->nlast;
+    } else {
+        atomio_page_free(t->s->ctx, t->bufs, t->s->c->page_size, t->s->c->batch);
+    }
     free(t->w);
     free(t);
+}
+
+/*
+ * verify_kept() -- --verify: compare every kept page with what the file holds, read with
+ * atomio_read() (through_library: before the final sync, so under write-behind a page still
+ * staged must come from the staging) or with a plain pread() of the file (after the final
+ * sync, which must have flushed the staging and written every page in place). The first
+ * difference is the run's error.
+ */
+static int
+verify_kept(struct lib_state *s, struct wl_result *r, int through_library)
+{
+    const struct wl_config *c = s->c;
+    const char *how = through_library ? "atomio_read()" : "pread() after the final sync";
+    void *got = atomio_page_alloc(s->ctx, c->page_size, 1);
+    int fd = through_library ? -1 : open(c->file, O_RDONLY | O_CLOEXEC);
+    int rc = 0;
+    if (!got || (!through_library && fd < 0)) {
+        rc = got ? -errno : -ENOMEM;
+        snprintf(r->errmsg, sizeof(r->errmsg), "verify: %s", strerror(-rc));
+    }
+    for (unsigned tid = 0; tid < c->threads && !rc; tid++) {
+        const struct lib_kept *k = &s->kept[tid];
+        for (uint32_t i = 0; i < k->n && !rc; i++) {
+            const unsigned char *want = (const unsigned char *)k->bufs + (size_t)i * c->page_size;
+            if (through_library) {
+                rc = atomio_read(s->f, k->pages[i], got);
+                if (rc < 0)
+                    snprintf(
+                        r->errmsg, sizeof(r->errmsg), "verify: atomio_read(page %llu): %s (%s)",
+                        (unsigned long long)k->pages[i], atomio_err_name(rc), atomio_strerror(rc));
+            } else {
+                ssize_t n =
+                    pread(fd, got, c->page_size, (off_t)(k->pages[i] * (uint64_t)c->page_size));
+                if (n != (ssize_t)c->page_size) {
+                    rc = n < 0 ? -errno : -EIO;
+                    snprintf(r->errmsg, sizeof(r->errmsg), "verify: pread(page %llu): %s",
+                             (unsigned long long)k->pages[i], n < 0 ? strerror(errno) : "short");
+                }
+            }
+            if (rc == 0 && memcmp(got, want, c->page_size) != 0) {
+                uint64_t g[2], w[2];
+                memcpy(g, got, sizeof(g));
+                memcpy(w, want, sizeof(w));
+                rc = ATOMIO_E_INVAL;
+                snprintf(r->errmsg, sizeof(r->errmsg),
+                         "verify: page %llu read with %s is not the last write of thread %u "
+                         "(it holds page %llu stamp %llu, the write had stamp %llu)",
+                         (unsigned long long)k->pages[i], how, tid, (unsigned long long)g[0],
+                         (unsigned long long)g[1], (unsigned long long)w[1]);
+            }
+            if (rc == 0 && through_library)
+                r->verified_pages++;
+        }
+    }
+    if (fd >= 0)
+        close(fd);
+    if (got)
+        atomio_page_free(s->ctx, got, c->page_size, 1);
+    if (rc)
+        r->err = rc;
+    return rc;
+}
+
+static void
+free_kept(struct lib_state *s)
+{
+    if (!s->kept)
+        return;
+    for (unsigned tid = 0; tid < s->c->threads; tid++) {
+        if (s->kept[tid].bufs)
+            atomio_page_free(s->ctx, s->kept[tid].bufs, s->c->page_size, s->c->batch);
+        free(s->kept[tid].pages);
+    }
+    free(s->kept);
+    s->kept = NULL;
 }
 
 static void
@@ -228,7 +342,12 @@ open_ctx(const struct wl_config *c, const struct lib_opts *o, struct wl_result *
     co.queue_depth = c->qd;
     co.doublewrite_batch_pages = c->batch > 64 ? c->batch : 0;
     co.doublewrite_max_page_size = c->page_size > 16384 ? c->page_size : 0;
-    co.doublewrite_mode = c->deferred ? ATOMIO_DOUBLEWRITE_DEFERRED : ATOMIO_DOUBLEWRITE_SYNC_BATCH;
+    /* Every writer process derives the mode from the same knobs: the library refuses an
+     * instance whose processes disagree on write-behind. */
+    co.doublewrite_mode = c->write_behind ? ATOMIO_DOUBLEWRITE_WRITE_BEHIND
+                          : c->deferred   ? ATOMIO_DOUBLEWRITE_DEFERRED
+                                          : ATOMIO_DOUBLEWRITE_SYNC_BATCH;
+    co.write_behind_bytes = c->write_behind ? c->write_behind_bytes : 0;
     co.doublewrite_store_bytes = o->store_bytes;
     co.instance = o->instance;
     int rc = atomio_ctx_open(&co, ctx);
@@ -238,7 +357,34 @@ open_ctx(const struct wl_config *c, const struct lib_opts *o, struct wl_result *
              o->path == ATOMIO_PATH_AUTO ? ", so AUTO chose without DOUBLEWRITE" : "");
     co.flags |= ATOMIO_CTX_NO_DOUBLEWRITE;
     co.doublewrite_dir = NULL;
+    /* Without a store there is nothing to stage: deferred durability is what is left. */
+    if (c->write_behind) {
+        co.doublewrite_mode = ATOMIO_DOUBLEWRITE_DEFERRED;
+        co.write_behind_bytes = 0;
+    }
     return atomio_ctx_open(&co, ctx);
+}
+
+/*
+ * check_flushed() -- after the final ctx sync of a lone writer process nothing may be staged:
+ * the sync flushes every page staged when it began, and no thread writes any more. A page
+ * left behind would be one a plain read of the file misses, so say so as the run's error.
+ */
+static int
+check_flushed(struct lib_state *s, struct wl_result *r)
+{
+    atomio_stats st;
+    memset(&st, 0, sizeof(st));
+    st.size = sizeof(st); /* the _INIT macros trip -Wmissing-field-initializers */
+    int rc = atomio_ctx_get_stats(s->ctx, &st);
+    if (rc < 0 || st.staged_now == 0)
+        return rc;
+    r->err = ATOMIO_E_INVAL;
+    snprintf(r->errmsg, sizeof(r->errmsg),
+             "after the final atomio_ctx_sync the library still counts %llu page(s) staged "
+             "(staged_now): the sync should have flushed them",
+             (unsigned long long)st.staged_now);
+    return r->err;
 }
 
 static int
@@ -265,9 +411,11 @@ lib_run(const struct wl_config *c, const struct lib_opts *o, struct wl_result *r
     snprintf(r->name, sizeof(r->name), "%s", atomio_path_name(o->path));
     int rc = open_ctx(c, o, r, &s.ctx);
     if (rc < 0) {
+        const char *why = atomio_last_reason();
         r->err = rc;
-        snprintf(r->errmsg, sizeof(r->errmsg), "atomio_ctx_open(%s): %s (%s)", o->doublewrite_dir,
-                 atomio_err_name(rc), atomio_strerror(rc));
+        snprintf(r->errmsg, sizeof(r->errmsg), "atomio_ctx_open(%s%s): %s (%s)%s%s",
+                 o->doublewrite_dir, c->write_behind ? ", write-behind" : "", atomio_err_name(rc),
+                 atomio_strerror(rc), why && *why ? ": " : "", why ? why : "");
         return rc;
     }
     atomio_file_opts fo;
@@ -305,6 +453,7 @@ lib_run(const struct wl_config *c, const struct lib_opts *o, struct wl_result *r
         snprintf(r->submitter, sizeof(r->submitter), "%s", atomio_submitter_name(info.submitter));
         r->o_direct = (int)info.o_direct;
         r->qd_effective = info.submitter == ATOMIO_SUBMIT_SYNC ? 1 : c->qd;
+        r->write_behind = c->write_behind && info.path == ATOMIO_PATH_DOUBLEWRITE;
         size_t used = strlen(r->note);
         if (o->path == ATOMIO_PATH_AUTO || info.path != o->path || info.uring_fallback)
             snprintf(r->note + used, sizeof(r->note) - used, "%s%s%s%s", used ? "; " : "",
@@ -312,6 +461,16 @@ lib_run(const struct wl_config *c, const struct lib_opts *o, struct wl_result *r
                      "");
     }
 
+    if (c->verify) {
+        s.kept = calloc(c->threads, sizeof(*s.kept));
+        if (!s.kept) {
+            r->err = rc = -ENOMEM;
+            snprintf(r->errmsg, sizeof(r->errmsg), "verify: out of memory");
+            (void)atomio_file_close(s.f);
+            (void)atomio_ctx_close(s.ctx);
+            return rc;
+        }
+    }
     struct wl_ops ops = {
         .arg = &s,
         .thread_init = lt_init,
@@ -337,15 +496,48 @@ lib_run(const struct wl_config *c, const struct lib_opts *o, struct wl_result *r
     r->store_bytes_used = b->store_bytes_used;
     /* At the start of measurement every process is attached; at its end some may be gone. */
     r->attached = a->attached > b->attached ? a->attached : b->attached;
+    r->pages_staged = b->pages_staged - a->pages_staged;
+    r->staged_reads = b->staged_reads - a->staged_reads;
+    r->staged_now = b->staged_now; /* instance-wide, when measurement ended */
     wl_result_log2_quantiles(r);
-    /* Deferred durability: a last engine sync (after measurement), as at shutdown, so the
-     * next run's ctx does not open a store full of copies to recover. */
-    int src = c->deferred && !rc ? atomio_sync(s.f) : 0;
-    if (src < 0) {
-        rc = r->err = src;
-        snprintf(r->errmsg, sizeof(r->errmsg), "final atomio_sync: %s (%s)", atomio_err_name(src),
-                 atomio_strerror(src));
+    /* --verify, part 1: every thread's last pages through the library, before anything
+     * flushes them (atomio_read() must see pages that are still staged). */
+    if (s.kept && !rc) {
+        atomio_stats v[2];
+        memset(v, 0, sizeof(v));
+        v[0].size = v[1].size = sizeof(v[0]);
+        int g0 = atomio_ctx_get_stats(s.ctx, &v[0]);
+        rc = verify_kept(&s, r, 1);
+        if (g0 == 0 && atomio_ctx_get_stats(s.ctx, &v[1]) == 0)
+            r->verify_staged_reads = v[1].staged_reads - v[0].staged_reads;
     }
+    /* Deferred durability: a last engine sync (after measurement), as at shutdown, so the
+     * next run's ctx does not open a store full of copies to recover. Write-behind: the ctx
+     * sync, which first flushes every page staged in the instance (whichever process staged
+     * it) to the store and in place, then syncs the files and releases the copies. */
+    int src = 0;
+    const char *what = "atomio_sync";
+    if (c->write_behind && !rc) {
+        what = "atomio_ctx_sync";
+        src = atomio_ctx_sync(s.ctx);
+        if (src == 0 && c->processes <= 1)
+            src = check_flushed(&s, r);
+    } else if (c->deferred && !rc) {
+        src = atomio_sync(s.f);
+    }
+    if (src < 0) {
+        rc = src;
+        if (!r->err) { /* check_flushed() has said what it found */
+            r->err = src;
+            snprintf(r->errmsg, sizeof(r->errmsg), "final %s: %s (%s)", what, atomio_err_name(src),
+                     atomio_strerror(src));
+        }
+    }
+    /* --verify, part 2: after the final sync (if any) every page is in its file, so a plain
+     * read, which knows nothing of the staging, must see it too. */
+    if (s.kept && !rc)
+        rc = verify_kept(&s, r, 0);
+    free_kept(&s);
     int crc = atomio_file_close(s.f);
     int xrc = atomio_ctx_close(s.ctx);
     if (!rc && (crc || xrc)) {

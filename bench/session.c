@@ -37,6 +37,18 @@ static const struct opt_spec session_specs[] = {
     {"store-size", 1, SO_STORE_SIZE, "SIZE",
      "doublewrite store capacity (atomio_ctx_opts.doublewrite_store_bytes; default the "
      "library's, 128m)"},
+    {"write-behind", 0, SO_WRITE_BEHIND, NULL,
+     "ctx in ATOMIO_DOUBLEWRITE_WRITE_BEHIND mode: a doublewrite returns once its page is "
+     "staged in the instance's shared memory, group commits write it later. Needs a deferred "
+     "--sync (every:N, deferred or never). Affects only the DOUBLEWRITE path (and AUTO when "
+     "it picks it); the other paths and the bare loops run as without it"},
+    {"write-behind-size", 1, SO_WRITE_BEHIND_SIZE, "SIZE",
+     "with --write-behind: the shared staging size (atomio_ctx_opts.write_behind_bytes; "
+     "default the library's, store size / 16 within 1m..16m)"},
+    {"verify", 0, SO_VERIFY, NULL,
+     "after each library run, read back every thread's last batch: with atomio_read() before "
+     "the final sync (under --write-behind it must see staged pages), then with a plain read "
+     "after it; a difference fails the run"},
     {"json", 0, SO_JSON, NULL, "one JSON object on stdout (fields: docs/benchmarks.md)"},
     {"csv", 0, SO_CSV, NULL, "CSV on stdout: a header line, one line per path"},
     {"svg", 1, SO_SVG, "FILE", "also write a self-contained SVG chart to FILE"},
@@ -114,6 +126,37 @@ parse_paths(struct session *s, const char *cmd, const char *arg)
     s->paths_given = 1;
 }
 
+/*
+ * check_write_behind() -- --write-behind is deferred durability: a page returns once staged and
+ * reaches its file at a later group commit, so a sync after every batch (--sync batch, the
+ * default, or --sync N) would flush the staging on every call and measure nothing the mode
+ * does. It needs a deferred --sync; --write-behind-size means nothing without it.
+ */
+static void
+check_write_behind(struct wl_config *c, const char *cmd)
+{
+    if (!c->write_behind) {
+        if (c->write_behind_bytes)
+            usage_error(cmd, "--write-behind-size needs --write-behind");
+        return;
+    }
+    if (c->sync_every == WL_SYNC_BATCH)
+        usage_error(cmd,
+                    "--write-behind defers durability, but --sync batch%s makes every batch "
+                    "durable: use --sync every:N, --sync deferred or --sync never",
+                    c->sync_given ? "" : " (the default)");
+    if (!c->deferred && c->sync_every != WL_SYNC_NEVER)
+        usage_error(cmd,
+                    "--write-behind defers durability, but --sync %llu makes every batch durable "
+                    "(and syncs every %llu pages): use --sync every:%llu for deferred syncs",
+                    (unsigned long long)c->sync_every, (unsigned long long)c->sync_every,
+                    (unsigned long long)c->sync_every);
+    if (c->write_behind_bytes && c->write_behind_bytes < c->page_size)
+        usage_error(cmd, "--write-behind-size %s is smaller than one page (%s)",
+                    fmt_bytes(c->write_behind_bytes), fmt_bytes(c->page_size));
+    c->deferred = 1; /* --sync never: as deferred; the final sync flushes the staging */
+}
+
 void
 session_parse(struct session *s, int is_compare, int argc, char **argv)
 {
@@ -182,11 +225,23 @@ session_parse(struct session *s, int is_compare, int argc, char **argv)
             if (parse_size(it.arg, &s->store_bytes) || s->store_bytes == 0)
                 usage_error(cmd, "--store-size '%s': want a size such as 128m or 1g", it.arg);
             break;
+        case SO_WRITE_BEHIND:
+            s->c.write_behind = 1;
+            break;
+        case SO_VERIFY:
+            s->c.verify = 1;
+            break;
+        case SO_WRITE_BEHIND_SIZE:
+            if (parse_size(it.arg, &s->c.write_behind_bytes) || s->c.write_behind_bytes == 0)
+                usage_error(cmd, "--write-behind-size '%s': want a size such as 4m or 512k",
+                            it.arg);
+            break;
         }
     }
     if (!s->c.file)
         usage_error(cmd, "missing FILE (created and filled if it does not exist)");
     wl_check(&s->c, cmd);
+    check_write_behind(&s->c, cmd);
 }
 
 /* ---- rows -------------------------------------------------------------------------------- */

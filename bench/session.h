@@ -26,6 +26,9 @@ enum {
     SO_CSV,
     SO_SVG,
     SO_STORE_SIZE,
+    SO_WRITE_BEHIND,
+    SO_WRITE_BEHIND_SIZE,
+    SO_VERIFY,
 };
 
 #define MAX_ROWS 12

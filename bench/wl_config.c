@@ -272,7 +272,9 @@ wl_submitter_name(int s)
 const char *
 wl_sync_name(const struct wl_config *c, char *buf, size_t len)
 {
-    const char *d = c->deferred ? " (deferred durability)" : "";
+    const char *d = c->write_behind ? " (deferred durability, write-behind)"
+                    : c->deferred   ? " (deferred durability)"
+                                    : "";
     if (c->sync_every == WL_SYNC_BATCH)
         snprintf(buf, len, "every batch%s", d);
     else if (c->sync_every == WL_SYNC_NEVER)
@@ -285,6 +287,8 @@ wl_sync_name(const struct wl_config *c, char *buf, size_t len)
 const char *
 wl_doublewrite_mode_name(const struct wl_config *c)
 {
+    if (c->write_behind)
+        return "write_behind";
     return c->deferred ? "deferred" : "sync_batch";
 }
 

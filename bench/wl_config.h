@@ -37,6 +37,16 @@ struct wl_config {
     /* 1: --sync every:K / deferred: library runs open the ctx with ATOMIO_DOUBLEWRITE_DEFERRED,
      * so a copy is released by the engine's sync (every K pages per thread), not per batch. */
     int deferred;
+    /* 1: --write-behind: library runs open the ctx with ATOMIO_DOUBLEWRITE_WRITE_BEHIND (deferred
+     * durability, and a doublewrite returns once its page is staged in shared memory). Only
+     * `run` and `compare` set it, and only with a deferred --sync (session.c checks it).
+     * write_behind_bytes: --write-behind-size, atomio_ctx_opts.write_behind_bytes, 0 = the
+     * library's default. */
+    int write_behind;
+    uint64_t write_behind_bytes;
+    /* 1: --verify: after a library run, read back every thread's last batch (session.c). */
+    int verify;
+
     int io_style;        /* enum wl_io_style */
     int submitter;       /* enum wl_submitter */
     int copy_pages;      /* 1: no ATOMIO_WRITE_STABLE_PAGES, so DOUBLEWRITE copies each page */
@@ -90,7 +100,7 @@ const char *wl_io_style_name(int s);
 const char *wl_submitter_name(int s);
 /* "every batch", "never", "every 4096 pages", with ", deferred" when c->deferred. */
 const char *wl_sync_name(const struct wl_config *c, char *buf, size_t len);
-/* The library's doublewrite release mode the knobs ask for: "sync_batch" or "deferred". */
+/* The library's doublewrite mode the knobs ask for: "sync_batch", "deferred" or "write_behind". */
 const char *wl_doublewrite_mode_name(const struct wl_config *c);
 
 #endif

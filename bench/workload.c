@@ -458,6 +458,7 @@ merge_result(struct wl_result *r, const struct wl_result *x, unsigned i)
         memcpy(r->note, x->note, sizeof(r->note));
         r->o_direct = x->o_direct;
         r->qd_effective = x->qd_effective;
+        r->write_behind = x->write_behind;
         r->lat_page_source = "none";
     }
     r->pages += x->pages;
@@ -476,10 +477,15 @@ merge_result(struct wl_result *r, const struct wl_result *x, unsigned i)
     r->forced_syncs += x->forced_syncs;
     r->group_commits += x->group_commits;
     r->group_records += x->group_records;
+    r->pages_staged += x->pages_staged;
+    r->staged_reads += x->staged_reads;
+    r->verified_pages += x->verified_pages;
+    r->verify_staged_reads += x->verify_staged_reads;
 #define MAXOF(f) (r->f = x->f > r->f ? x->f : r->f)
     MAXOF(store_bytes);
     MAXOF(store_bytes_used);
     MAXOF(attached);
+    MAXOF(staged_now);
 #undef MAXOF
     if (x->err && !r->err) {
         r->err = x->err;
@@ -775,4 +781,7 @@ wl_figures_of(const struct wl_result *r, uint32_t page_size, struct wl_figures *
         r->group_commits ? (double)r->group_records / (double)r->group_commits : NAN;
     f->forced_syncs = r->path_actual[0] && r->bytes_doublewrite ? (double)r->forced_syncs : NAN;
     f->attached = r->attached ? (double)r->attached : NAN;
+    f->pages_staged = r->write_behind ? (double)r->pages_staged : NAN;
+    f->staged_reads = r->write_behind ? (double)r->staged_reads : NAN;
+    f->staged_now = r->write_behind ? (double)r->staged_now : NAN;
 }

@@ -59,6 +59,17 @@ struct wl_result {
      * except the store-wide ones (store_bytes, store_bytes_used, attached: the largest seen). */
     uint64_t bounce_copies, forced_syncs, group_commits, group_records;
     uint64_t store_bytes, store_bytes_used, attached;
+    /* Write-behind counters: doublewrites that returned once staged, atomio_read() calls
+     * served from staging (summed); pages of the instance staged and not yet in place when
+     * measurement ended (the largest seen: the final sync writes them, outside the figures).
+     * write_behind: the run wrote through DOUBLEWRITE with write-behind. */
+    uint64_t pages_staged, staged_reads, staged_now;
+    int write_behind;
+    /* --verify, after measurement: pages read back and compared (each once with atomio_read()
+     * before the final sync, once with a plain pread() after it), and how many of those
+     * atomio_read() calls the library served from staging (summed over processes). */
+    uint64_t verified_pages, verify_staged_reads;
+
     uint32_t processes; /* writer processes whose results are summed here */
     char note[256];       /* AUTO's reason, fallbacks; "" if none */
     int err;              /* 0, or the failing result */
@@ -79,6 +90,9 @@ struct wl_figures {
     /* store records per store fdatasync (group_records / group_commits), forced syncs per run,
      * processes attached to the store: NAN / unknown when the run had no doublewrite store */
     double group_commit_records, forced_syncs, attached;
+    /* write-behind counters per run (pages_staged, staged_reads, staged_now at the end of
+     * measurement): NAN unless the run wrote through DOUBLEWRITE with write-behind */
+    double pages_staged, staged_reads, staged_now;
 };
 void wl_figures_of(const struct wl_result *r, uint32_t page_size, struct wl_figures *f);
 

@@ -64,6 +64,8 @@ struct atomio_sys {
     /* getrlimit(2): the RLIMIT_FSIZE check before every RWF_ATOMIC write reads it here, so
      * tests can fake a limit without lowering the process's own */
     int (*getrlimit)(int resource, struct rlimit *rl);
+    /* another descriptor of the same open file (close-on-exec); -errno */
+    int (*dup)(int fd);
 };
 
 /* The live table. Test builds (ATOMIO_TESTING) replace entries; production never does. */

@@ -134,6 +134,14 @@ sys_getrlimit(int resource, struct rlimit *rl)
     KEEP_ERRNO_RET(r < 0 ? -errno : 0);
 }
 
+static int
+sys_dup(int fd)
+{
+    KEEP_ERRNO_BEGIN;
+    int r = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    KEEP_ERRNO_RET(r < 0 ? -errno : r);
+}
+
 const struct atomio_sys atomio__sys_real = {
     .open = sys_open,
     .close = sys_close,
@@ -146,6 +154,7 @@ const struct atomio_sys atomio__sys_real = {
     .ftruncate = sys_ftruncate,
     .read_text = sys_read_text,
     .getrlimit = sys_getrlimit,
+    .dup = sys_dup,
 };
 
 struct atomio_sys atomio__sys = {
@@ -160,4 +169,5 @@ struct atomio_sys atomio__sys = {
     .ftruncate = sys_ftruncate,
     .read_text = sys_read_text,
     .getrlimit = sys_getrlimit,
+    .dup = sys_dup,
 };

@@ -243,6 +243,26 @@ s_close(int fd)
     return 0;
 }
 
+static int
+s_dup(int fd)
+{
+    pthread_mutex_lock(&S.lock);
+    int r = -EBADF;
+    if (fd >= 0 && fd < MAX_FD && S.fdmap[fd]) {
+        r = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (r < 0)
+            r = -errno;
+        else if (r >= MAX_FD) {
+            close(r);
+            r = -EMFILE;
+        } else {
+            S.fdmap[r] = S.fdmap[fd];
+        }
+    }
+    pthread_mutex_unlock(&S.lock);
+    return r;
+}
+
 static ssize_t
 s_pwritev2(int fd, const struct iovec *iov, int cnt, uint64_t off, int flags)
 {
@@ -444,6 +464,7 @@ sim_init(const char *root)
     pthread_mutex_unlock(&S.lock);
     atomio__sys.open = s_open;
     atomio__sys.close = s_close;
+    atomio__sys.dup = s_dup;
     atomio__sys.pwritev2 = s_pwritev2;
     atomio__sys.pread = s_pread;
     atomio__sys.fdatasync = s_fdatasync;

@@ -22,6 +22,8 @@
  * (atomio_doublewrite_stage() ...; atomio_uring.h): every SQE the library prepares is executed
  * through the seam by t_engine's interpreter, so the simulator sees the engine's writes exactly
  * as it sees the library's own. crash_explorer.c enumerates the crash points and tear patterns.
+ * The write-behind scenarios stage pages in shared memory; their pages are promised once a
+ * sync returns, and a sabotaged write-behind round must be caught as well.
  */
 #include "atomio_internal.h"
 #include "atomio_uring.h"
@@ -54,9 +56,9 @@ struct wl_write {
 struct wl_step {
     int n;
     struct wl_write w[MAXW];
-    bool sync;   /* atomio_sync() on the step's files afterwards */
-    bool single; /* issue as atomio_write() calls (n must be 1) */
-    int ctx;     /* which writer issues it (0 or 1: two processes of one instance) */
+    bool sync;          /* atomio_sync() on the step's files afterwards */
+    bool single;        /* issue as atomio_write() calls (n must be 1) */
+    int ctx;            /* which writer issues it (0 or 1: two processes of one instance) */
     bool sync_by_other; /* the sync is made by the other writer (deferred release) */
 };
 
@@ -68,6 +70,7 @@ struct wl {
     uint32_t ring_kib, batch_pages, max_ps; /* store ring size, record limits */
     int nctx;            /* writers: separate ctxs of one instance on one store (1 or 2) */
     bool deferred;       /* ATOMIO_DOUBLEWRITE_DEFERRED: pages durable once synced */
+    bool write_behind;   /* ATOMIO_DOUBLEWRITE_WRITE_BEHIND (staged; durable once synced) */
     bool local_order;    /* sabotage: copies ordered per writer (atomio__test_dw_local_order) */
     bool light;          /* long workload: fewer tear patterns per crash point */
     uint32_t path[MAXF]; /* forced path per file; 0 = DOUBLEWRITE */
@@ -75,9 +78,9 @@ struct wl {
      * short_keep bytes (short_keep 0: none). The file fails; later writes to it are refused. */
     int short_step, short_file;
     uint64_t short_page, short_keep;
-    long short_op; /* its device op, found by a first run */
-    int atomic_ok; /* atomic writes the device takes before failing with ENOSPC */
-    bool staged;   /* the engine drives the staged doublewrite instead of atomio_write*() */
+    long short_op;   /* its device op, found by a first run */
+    int atomic_ok;   /* atomic writes the device takes before failing with ENOSPC */
+    bool staged;     /* the engine drives the staged doublewrite instead of atomio_write*() */
     uint32_t wflags; /* flags of atomio_write*(): ATOMIO_WRITE_STABLE_PAGES writes aligned
                       * pages from the caller's memory (vectored store write) */
     bool split;      /* every batch as two store writes, pages then header (the io_uring
@@ -194,8 +197,12 @@ ctx_open_on_sim(const struct wl *wl, uint32_t flags, int *err)
 {
     atomio_ctx_opts o = t_ctx_opts(dwdir); /* the sync submitter: io_uring bypasses the seam */
     o.doublewrite_store_bytes = (uint64_t)(wl->ring_kib ? wl->ring_kib : 64) << 10;
-    o.doublewrite_mode = wl->deferred ? ATOMIO_DOUBLEWRITE_DEFERRED : ATOMIO_DOUBLEWRITE_SYNC_BATCH;
-    o.instance = "crash"; /* a second writer joins the first */
+    o.doublewrite_mode = wl->write_behind ? ATOMIO_DOUBLEWRITE_WRITE_BEHIND
+                         : wl->deferred   ? ATOMIO_DOUBLEWRITE_DEFERRED
+                                          : ATOMIO_DOUBLEWRITE_SYNC_BATCH;
+    if (wl->write_behind)
+        o.write_behind_bytes = 64u << 10; /* 16 slots: a round every 4 staged pages */
+    o.instance = "crash";                 /* a second writer joins the first */
     o.doublewrite_batch_pages = wl->batch_pages;
     o.doublewrite_max_page_size = wl->max_ps;
     o.flags = flags;
@@ -360,7 +367,7 @@ run_workload(const struct wl *wl, struct call *calls)
         calls[s].op_end = sim_ops();
         /* Doublewrite pages are durable when the call returns (each batch syncs its files);
          * atomic ones, and all of them in deferred mode, once a sync of their file returns. */
-        bool atomic = wl->deferred, synced = true;
+        bool atomic = wl->deferred || wl->write_behind, synced = true;
         for (int i = 0; i < st->n; i++)
             atomic |= wl->path[st->w[i].file] == ATOMIO_PATH_DIRECT_ATOMIC;
         int sc = st->sync_by_other ? (c + 1) % nctx : c;
@@ -1010,12 +1017,55 @@ build_deferred_backpressure(struct wl *wl, enum driver d)
     wl->steps[11].sync = true;
 }
 
+/* Write-behind: the deferred two-writer run with pages staged in shared memory; one writer's
+ * sync puts the other's staged pages in place (a round) before it syncs the file. */
+static void
+build_wb_sync_by_other(struct wl *wl, enum driver d)
+{
+    build_deferred_sync_by_other(wl, d);
+    wl->write_behind = true;
+}
+
+/* Write-behind in a ring too small for the workload: rounds led by writers as the staging
+ * fills (every 4 pages), backpressure syncs, the ring wrapping over released records. */
+static void
+build_wb_rounds(struct wl *wl, enum driver d)
+{
+    build_deferred_backpressure(wl, d);
+    wl->write_behind = true;
+}
+
+/* The sabotage in write-behind: a round's in-place writes start without its records made
+ * durable; the syncs promise pages the store cannot restore. */
+static void
+build_wb_sabotaged(struct wl *wl, enum driver d)
+{
+    (void)d;
+    wl->write_behind = true;
+    add(wl, 0, 0, 0, 1);
+    add(wl, 0, 0, 2, 1);
+    wl->steps[0].sync = true;
+    add(wl, 1, 0, 2, 2);
+    add(wl, 1, 0, 3, 1);
+    wl->steps[1].sync = true;
+}
+
+static void
+check_all_written(const struct call *calls, enum driver d)
+{
+    (void)d;
+    for (int s = 0; s < 12; s++)
+        cr_assert_eq(calls[s].results[0], 0, "step %d: %s", s,
+                     atomio_err_name(calls[s].results[0]));
+}
+
 static void
 check_backpressure(const struct call *calls, enum driver d)
 {
     (void)d;
     for (int s = 0; s < 12; s++)
-        cr_assert_eq(calls[s].results[0], 0, "step %d: %s", s, atomio_err_name(calls[s].results[0]));
+        cr_assert_eq(calls[s].results[0], 0, "step %d: %s", s,
+                     atomio_err_name(calls[s].results[0]));
     cr_assert_gt(last_forced_syncs, 0, "the full ring never made the library sync a file");
 }
 
@@ -1139,23 +1189,33 @@ enum {
     SC_RUNTIME_DOWNGRADE,
     SC_SHORT_WRITE_RESCUE,
     SC_SABOTAGED,
+    SC_WB_SYNC_BY_OTHER,
+    SC_WB_ROUNDS,
+    SC_WB_SABOTAGED,
 };
 
 static const struct scenario scenarios[] = {
-    [SC_TWO_PAGES] = {.name = "2 pages, 1 batch", .build = build_two_pages, .restores = true,
+    [SC_TWO_PAGES] = {.name = "2 pages, 1 batch",
+                      .build = build_two_pages,
+                      .restores = true,
                       .every_pattern = true},
     [SC_SPLIT_STORE_WRITE] = {.name = "split store write (pages, then header)",
-                              .build = build_split_store_write, .restores = true,
+                              .build = build_split_store_write,
+                              .restores = true,
                               .tears_batch = true},
-    [SC_THREE_PAGES] = {.name = "3 pages, 1 batch", .build = build_three_pages,
+    [SC_THREE_PAGES] = {.name = "3 pages, 1 batch",
+                        .build = build_three_pages,
                         .every_pattern = true},
-    [SC_PAGE_REWRITTEN] = {.name = "2 batches, page rewritten", .build = build_page_rewritten,
+    [SC_PAGE_REWRITTEN] = {.name = "2 batches, page rewritten",
+                           .build = build_page_rewritten,
                            .every_pattern = true},
     [SC_TWO_WRITERS] = {.name = "2 writers pass pages", .build = build_two_writers},
     [SC_LOCAL_ORDER] = {.name = "sabotaged: copies ordered per writer",
-                        .build = build_local_order, .sabotage = true},
+                        .build = build_local_order,
+                        .sabotage = true},
     [SC_DEFERRED_SYNC_BY_OTHER] = {.name = "deferred, synced by the other writer",
-                                   .build = build_deferred_sync_by_other, .restores = true},
+                                   .build = build_deferred_sync_by_other,
+                                   .restores = true},
     [SC_DEFERRED_BACKPRESSURE] = {.name = "deferred, ring full: backpressure",
                                   .build = build_deferred_backpressure,
                                   .check_clean_run = check_backpressure},
@@ -1168,8 +1228,18 @@ static const struct scenario scenarios[] = {
     [SC_SHORT_WRITE_RESCUE] = {.name = "short in-place write, record held",
                                .build = build_short_write_rescue,
                                .check_clean_run = check_short_write_rescue},
-    [SC_SABOTAGED] = {.name = "sabotaged: no store fdatasync", .build = build_sabotaged,
+    [SC_SABOTAGED] = {.name = "sabotaged: no store fdatasync",
+                      .build = build_sabotaged,
                       .sabotage = true},
+    [SC_WB_SYNC_BY_OTHER] = {.name = "write-behind, synced by the other writer",
+                             .build = build_wb_sync_by_other,
+                             .restores = true},
+    [SC_WB_ROUNDS] = {.name = "write-behind, rounds as staging fills, ring full",
+                      .build = build_wb_rounds,
+                      .check_clean_run = check_all_written},
+    [SC_WB_SABOTAGED] = {.name = "sabotaged write-behind: no store fdatasync",
+                         .build = build_wb_sabotaged,
+                         .sabotage = true},
 };
 
 static void
@@ -1233,6 +1303,9 @@ Test(crash, staged_exhaustive_runtime_downgrade)     { run_scenario(SC_RUNTIME_D
 Test(crash, exhaustive_short_write_rescue)           { run_scenario(SC_SHORT_WRITE_RESCUE, LIBRARY); }
 Test(crash, staged_exhaustive_short_write_rescue)    { run_scenario(SC_SHORT_WRITE_RESCUE, STAGED); }
 Test(crash, sabotage_without_store_durability_is_caught)        { run_scenario(SC_SABOTAGED, LIBRARY); }
+Test(crash, exhaustive_write_behind_synced_by_other_writer)     { run_scenario(SC_WB_SYNC_BY_OTHER, LIBRARY); }
+Test(crash, exhaustive_write_behind_rounds)                     { run_scenario(SC_WB_ROUNDS, LIBRARY); }
+Test(crash, sabotage_write_behind_is_caught)                    { run_scenario(SC_WB_SABOTAGED, LIBRARY); }
 Test(crash, staged_sabotage_without_store_durability_is_caught) { run_scenario(SC_SABOTAGED, STAGED); }
 /* clang-format on */
 
@@ -1266,8 +1339,8 @@ Test(crash, exhaustive_zero_copy_store_write)
             const struct sim_op *op = sim_log_op(log, i);
             /* batch writes only: the store header and zero fill at creation are vectored too */
             vectored += op->kind == SIM_WRITE && op->file == si &&
-                        op->off >= ATOMIO_DW_RING_OFFSET && op->iovcnt > 1 &&
-                        op->len >= 64 && !zero(op->data, 64);
+                        op->off >= ATOMIO_DW_RING_OFFSET && op->iovcnt > 1 && op->len >= 64 &&
+                        !zero(op->data, 64);
         }
         sim_log_free(log);
         /* Whole: both batch writes (header + pages). Split: the two-page batch's pages write
@@ -1294,7 +1367,7 @@ random_wl(uint64_t seed)
     wl.npages[0] = 12;
     wl.npages[1] = 8;
     wl.npages[2] = 6;
-    wl.ring_kib = 128; /* the workload wraps the ring */
+    wl.ring_kib = 128;  /* the workload wraps the ring */
     wl.batch_pages = 3; /* 48 KiB of pages per record: big batches split */
     wl.max_ps = 16384;
     uint64_t x = seed | 1;

@@ -6,6 +6,8 @@ values accepted, bad ones exit 2 with exactly one line on stderr), --help/--vers
 shape of run/probe/baselines, CSV columns, and the SVG parsed by an XML parser. No root: the
 short runs use a scratch file under $TMPDIR with the UNSAFE path (no doublewrite store needed).
 
+The --write-behind runs need the library's ATOMIO_DOUBLEWRITE_WRITE_BEHIND.
+
 usage: test_cli.py BENCH_DIR   (the build directory holding atomio-bench and atomio-baseline-*)
 """
 import csv
@@ -62,6 +64,14 @@ def usage_error(args, prog=BENCH):
     check(out == "", f"{args}: usage error printed on stdout: {out!r}")
 
 
+def usage_error_says(args, *words, prog=BENCH):
+    """A usage error whose one line names every word (the options at fault, the way out)."""
+    usage_error(args, prog)
+    _, _, err = run(args, prog)
+    for w in words:
+        check(w in err, f"{args}: error does not mention {w!r}: {err.strip()!r}")
+
+
 def accepted(args):
     """Options parse: with --help last, parsing runs through them and then prints help."""
     rc, out, err = run(args + ["--help"])
@@ -97,10 +107,17 @@ def test_parsing():
             ["--policy", "calibrate"], ["--json"], ["--csv"], ["--svg", "/tmp/x.svg"],
             ["--dblwr-dir", "/tmp/d"], ["--no-progress"], ["--processes", "4"],
             ["--sync", "every:4096"], ["--sync", "every:4k"], ["--sync", "deferred"],
-            ["--store-size", "256m"]]
+            ["--store-size", "256m"], ["--verify"],
+            ["--write-behind", "--sync", "every:4096"], ["--write-behind", "--sync", "never"],
+            ["--write-behind", "--sync", "deferred"],
+            ["--write-behind", "--sync", "every:64", "--write-behind-size", "4m"],
+            ["--write-behind", "--sync", "every:64", "--write-behind-size=512k"],
+            ["--write-behind", "--sync", "every:64", "--write-behind-size", "16KiB"]]
     for g in good:
         accepted(["run", f] + g)
-    for g in [["--paths", "auto,doublewrite,unsafe"], ["--repeat", "5"], ["--baselines"]]:
+    for g in [["--paths", "auto,doublewrite,unsafe"], ["--repeat", "5"], ["--baselines"],
+              ["--write-behind", "--sync", "every:4096", "--write-behind-size", "8m"],
+              ["--verify"]]:
         accepted(["compare", f] + g)
     bad = [["--page-size", "12k"], ["--page-size", "256"], ["--page-size", "2m"],
            ["--page-size", "abc"], ["--page-size", "-4k"], ["--page-size"],
@@ -124,6 +141,31 @@ def test_parsing():
     usage_error(["compare", f, "--repeat", "1000"])
     usage_error(["compare", f, "--paths", "auto,auto"])
     usage_error(["compare", f, "--paths", "auto,nope"])
+    # --write-behind defers durability: refused where every batch is made durable (the
+    # default --sync batch, --sync N, the checkpoint workload's per-batch default), with a
+    # message naming the option and the --sync values that work; its size needs it.
+    for cmd in ["run", "compare"]:
+        usage_error_says([cmd, f, "--write-behind"], "--write-behind", "--sync every:N",
+                         "(the default)")
+        usage_error_says([cmd, f, "--write-behind", "--sync", "batch"], "--write-behind",
+                         "--sync batch", "every:N")
+        usage_error_says([cmd, f, "--sync", "128", "--write-behind"], "--write-behind",
+                         "--sync 128", "every:128")
+        usage_error_says([cmd, f, "--write-behind", "--workload", "checkpoint"],
+                         "--write-behind", "--sync batch")
+        usage_error_says([cmd, f, "--write-behind", "--sync", "every:64", "--sync", "batch"],
+                         "--write-behind")  # the last --sync wins
+        usage_error_says([cmd, f, "--write-behind-size", "4m", "--sync", "every:64"],
+                         "--write-behind-size needs --write-behind")
+        for v in ["0", "x", "-1m", "1.5k", ""]:
+            usage_error_says([cmd, f, "--write-behind", "--sync", "every:64",
+                              "--write-behind-size", v], "--write-behind-size")
+        usage_error_says([cmd, f, "--write-behind", "--sync", "never", "--page-size", "16k",
+                          "--write-behind-size", "8k"], "--write-behind-size", "one page")
+        usage_error_says([cmd, f, "--write-behind=yes", "--sync", "never"], "--write-behind")
+        usage_error_says([cmd, f, "--write-behind", "--sync", "never", "--write-behind-size"],
+                         "--write-behind-size")
+        usage_error_says([cmd, f, "--verify=1"], "--verify")
     usage_error(["probe"])
     usage_error(["probe", "a", "b"])
     usage_error(["probe", "/tmp", "--page-size", "3k"])
@@ -135,6 +177,7 @@ def test_parsing():
         if not os.path.exists(prog):
             continue
         usage_error(["--batch", "0", "f"], prog)
+        usage_error(["f", "--write-behind", "--sync", "every:64"], prog)  # the library's mode
         usage_error([], prog)
         rc, out, _ = run(["--help"], prog)
         check(rc == 0 and out.startswith("usage: " + b), f"{b} --help")
@@ -252,8 +295,18 @@ def test_run_outputs(tmp):
         check(rec["pages"] == 256, f"--processes 2 measured {rec['pages']} pages, want 256")
         check(rec["processes"] == 2, f"run record processes {rec.get('processes')}")
         for k in ["bounce_copies", "forced_syncs", "group_commits", "group_records",
-                  "group_commit_records", "store_bytes", "store_bytes_used", "attached"]:
+                  "group_commit_records", "store_bytes", "store_bytes_used", "attached",
+                  "pages_staged", "staged_reads", "staged_now", "verified_pages",
+                  "verify_staged_reads"]:
             check(k in rec, f"run record has {k}")
+        check(rec["pages_staged"] == 0 and rec["staged_now"] == 0,
+              f"deferred without write-behind stages nothing: {rec['pages_staged']}")
+        res = doc["results"][0]
+        for k in ["pages_staged", "staged_reads", "staged_now"]:
+            check(res.get(k) == {"median": None, "min": None, "max": None},
+                  f"{k} is null without write-behind: {res.get(k)}")
+        check(doc["config"].get("write_behind") is False, "config write_behind false")
+        check("write_behind_bytes" in doc["config"], "config has write_behind_bytes")
         check(rec["group_commits"] > 0 and rec["store_bytes"] > 0,
               f"store counters {rec['group_commits']} {rec['store_bytes']}")
     except (ValueError, KeyError, IndexError) as e:
@@ -277,6 +330,26 @@ def test_run_outputs(tmp):
         check(rec["bytes_doublewrite"] == 256 * 16384, f"bare-dblwr store bytes {rec}")
     except (ValueError, KeyError) as e:
         check(False, f"bare-dblwr --processes 2 --json: {e} {err.strip()}")
+
+    # --verify: the last pages of every thread read back, on every path and sync mode.
+    for extra in [["--path", "unsafe"], ["--path", "doublewrite"],
+                  ["--path", "doublewrite", "--sync", "every:32", "--threads", "2"],
+                  ["--path", "doublewrite", "--processes", "2", "--batch", "1",
+                   "--sync", "every:64", "--direct"]]:
+        rc, out, err = run(["run"] + common + extra + ["--verify", "--json"])
+        check(rc == 0, f"run --verify {extra}: exit {rc}: {err.strip()}")
+        try:
+            doc = json.loads(out)
+            rec = doc["results"][0]["runs"][0]
+            check(doc["config"].get("verify") is True, "config verify true")
+            check(rec["verified_pages"] > 0, f"--verify {extra}: {rec['verified_pages']} pages")
+        except (ValueError, KeyError, IndexError) as e:
+            check(False, f"run --verify {extra} --json: {e}")
+    rc, out, err = run(["run"] + common + ["--verify"])
+    check(rc == 0 and "verify: the last 8 page(s) written read back as written" in out,
+          f"--verify table line: {out[-400:]!r} {err.strip()}")
+
+    test_write_behind(common, f)
 
     # A path the file cannot do is a runtime error (1) with one line naming the reason.
     rc, out, err = run(["run"] + common + ["--path", "buffered"])
@@ -323,6 +396,77 @@ def test_run_outputs(tmp):
                   f"baseline {b}: {rec.get('device_bytes_per_page')} device bytes/page, want {want}")
         except ValueError as e:
             check(False, f"baseline {b} output not JSON: {e}: {out[:200]!r}")
+
+
+def test_write_behind(common, f):
+    """--write-behind end to end. Needs a library with ATOMIO_DOUBLEWRITE_WRITE_BEHIND: before
+    it, the ctx open is refused and these checks fail."""
+    # Several writer processes on one instance, page-at-a-time, deferred syncs: every process
+    # opens its ctx in the one mode; the pages are read back through the staging and after
+    # the final sync (which must flush it).
+    for extra in [["--processes", "2", "--batch", "1", "--sync", "every:64"],
+                  ["--processes", "2", "--batch", "1", "--sync", "every:64", "--buffered",
+                   "--page-size", "8k", "--write-behind-size", "1m"],
+                  ["--batch", "8", "--threads", "2", "--sync", "never"],
+                  ["--batch", "4", "--sync", "deferred", "--direct"]]:
+        args = ["run"] + common + ["--path", "doublewrite", "--write-behind", "--verify",
+                                   "--json"] + extra
+        rc, out, err = run(args)
+        check(rc == 0, f"run --write-behind {extra}: exit {rc}: {err.strip()}")
+        if rc != 0:
+            continue  # one line per failed run, not every figure it lacks
+        try:
+            doc = json.loads(out)
+            c = doc["config"]
+            check(c["doublewrite_mode"] == "write_behind", f"doublewrite_mode {c}")
+            check(c["write_behind"] is True, "config write_behind true")
+            want_size = 1 << 20 if "--write-behind-size" in extra else None
+            check(c["write_behind_bytes"] == want_size,
+                  f"config write_behind_bytes {c['write_behind_bytes']}, want {want_size}")
+            res = doc["results"][0]
+            rec = res["runs"][0]
+            check(rec["error"] is None and rec["path_actual"] == "DOUBLEWRITE",
+                  f"--write-behind {extra}: {rec.get('error')} {rec.get('path_actual')}")
+            check(rec["pages"] == 256, f"--write-behind {extra}: {rec['pages']} pages")
+            check(0 < rec["pages_staged"] <= rec["pages"],
+                  f"--write-behind {extra}: pages_staged {rec['pages_staged']} of "
+                  f"{rec['pages']}")
+            check(rec["staged_reads"] == 0, f"the workload does not read: {rec['staged_reads']}")
+            check(rec["verified_pages"] > 0, f"--write-behind {extra}: nothing verified")
+            check(rec["verify_staged_reads"] <= rec["verified_pages"],
+                  f"staged reads {rec['verify_staged_reads']} of {rec['verified_pages']}")
+            procs = 2 if "--processes" in extra else 1
+            check(rec["processes"] == procs and rec["attached"] == procs,
+                  f"--write-behind {extra}: processes {rec['processes']} attached "
+                  f"{rec['attached']}")
+            for k in ["pages_staged", "staged_reads", "staged_now"]:
+                check(isinstance(res[k]["median"], (int, float)),
+                      f"--write-behind: figure {k} {res[k]}")
+        except (ValueError, KeyError, IndexError, TypeError) as e:
+            check(False, f"run --write-behind {extra} --json: {e}: {err.strip()}")
+        check(not os.path.exists(f + ".atomio-dblwr"), "doublewrite dir removed after")
+    # Table: the mode in the header, the staging columns and their legend.
+    rc, out, err = run(["run"] + common + ["--path", "doublewrite", "--write-behind", "--sync",
+                                           "every:64", "--write-behind-size", "2m"])
+    check(rc == 0, f"run --write-behind table: exit {rc}: {err.strip()}")
+    for w in ["doublewrite: write_behind", "staging 2 MiB", "staged", "st.read", "st.now",
+              "write-behind"]:
+        check(w in out, f"--write-behind table lacks {w!r}")
+    # compare: every row opens its ctx in the mode; only DOUBLEWRITE stages, so UNSAFE has no
+    # staging figures; the bare loops run as without it.
+    rc, out, err = run(["compare"] + common[:1] + common[3:] +
+                       ["--paths", "doublewrite,unsafe", "--repeat", "1", "--write-behind",
+                        "--sync", "every:64", "--baselines", "--json"])
+    check(rc == 0, f"compare --write-behind: exit {rc}: {err.strip()}")
+    try:
+        rows = {r["name"]: r for r in json.loads(out)["results"]}
+        check(rows["DOUBLEWRITE"]["pages_staged"]["median"] > 0,
+              f"compare --write-behind: DOUBLEWRITE staged {rows['DOUBLEWRITE']['pages_staged']}")
+        check(rows["UNSAFE"]["pages_staged"]["median"] is None,
+              f"compare --write-behind: UNSAFE staging figure {rows['UNSAFE']['pages_staged']}")
+        check(rows["bare-dblwr"]["runs_ok"] == 1, "compare --write-behind: bare-dblwr ran")
+    except (ValueError, KeyError, IndexError, TypeError) as e:
+        check(False, f"compare --write-behind --json: {e}: {err.strip()}")
 
 
 def main():

@@ -5,7 +5,8 @@ test_fs.py -- atomio-bench on real loop-mounted filesystems: `probe` on XFS refl
 pages reports direct atomic writes through the software (copy-on-write) path with no hardware
 support, on ext4 none, each with a reason; a short `compare --baselines --json --svg` on each
 runs every path the file can do plus UNSAFE and the bare loops, and its output has the
-documented shape. Needs root (exit 77 = skipped, with the reason printed). Runs in a private
+documented shape; then short --write-behind --verify runs on each (they need the library's
+write-behind mode). Needs root (exit 77 = skipped, with the reason printed). Runs in a private
 mount namespace (unshare -m), so the mounts and their autoclear loop devices go away with the
 process even if it is killed; a finally block unmounts on ordinary failures too.
 
@@ -143,6 +144,36 @@ def test_compare(mnt, kind, tmp):
     check(not os.path.exists(f + ".bare-dblwr"), f"{kind}: bare doublewrite file removed after")
 
 
+def test_write_behind(mnt, kind):
+    """Write-behind on a real filesystem: four page-at-a-time buffered writer processes on one
+    instance (the PostgreSQL-like case the mode is for) and one O_DIRECT writer with batches,
+    each page read back through the staging and after the final sync (--verify)."""
+    f = os.path.join(mnt, "wb.dat")
+    for extra in [["--page-size", "8k", "--batch", "1", "--buffered", "--processes", "4",
+                   "--sync", "every:4096"],
+                  ["--page-size", "16k", "--batch", "16", "--direct", "--sync", "every:1024",
+                   "--write-behind-size", "2m"]]:
+        rc, out, err = bench(["run", f, "--file-size", "32m", "--path", "doublewrite",
+                              "--duration", "500ms", "--warmup", "100ms", "--write-behind",
+                              "--verify", "--no-progress", "--json"] + extra)
+        check(rc == 0, f"{kind}: run --write-behind {extra}: exit {rc}: {err.strip()}")
+        if rc != 0:
+            continue
+        try:
+            doc = json.loads(out)
+            rec = doc["results"][0]["runs"][0]
+        except (ValueError, KeyError, IndexError) as e:
+            check(False, f"{kind}: run --write-behind --json: {e}: {err.strip()}")
+            continue
+        check(doc["config"]["doublewrite_mode"] == "write_behind", f"{kind}: mode")
+        check(rec["path_actual"] == "DOUBLEWRITE", f"{kind}: path {rec['path_actual']}")
+        check(rec["pages"] > 0 and 0 < rec["pages_staged"] <= rec["pages"],
+              f"{kind}: {extra}: pages {rec['pages']}, staged {rec['pages_staged']}")
+        check(rec["verified_pages"] > 0, f"{kind}: {extra}: nothing verified")
+        check(rec["group_commits"] > 0, f"{kind}: {extra}: no group commit")
+        check(not os.path.exists(f + ".atomio-dblwr"), f"{kind}: doublewrite dir removed")
+
+
 def main():
     if os.geteuid() != 0:
         skip(f"needs root to make loop-mounted filesystems (uid {os.geteuid()})")
@@ -164,6 +195,7 @@ def main():
             mounts.append(mnt)
             test_probe(mnt, kind)
             test_compare(mnt, kind, tmp)
+            test_write_behind(mnt, kind)
     finally:
         for m in reversed(mounts):
             subprocess.run(["umount", m], stderr=subprocess.DEVNULL)

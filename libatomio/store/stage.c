@@ -229,24 +229,47 @@ struct round_rec {
     bool written, failed;
 };
 
-/* The fds a round writes through, opened by the paths the manifest records. */
+/* The fds a round writes through: a copy of this process's own descriptor of the file when
+ * it has the file open (so an O_DIRECT file is written O_DIRECT, through the ctx's
+ * submitter), else one opened by the path the manifest records (any process's pages). */
 struct round_fd {
     uint64_t file_id;
     int fd; /* or -errno */
+    bool direct;
 };
 
 static int
+own_fd(atomio_ctx *ctx, uint64_t file_id, bool *direct)
+{
+    int fd = -ENOENT;
+    pthread_mutex_lock(ctx->lock); /* the file cannot be closed under us meanwhile */
+    for (atomio_file *f = ctx->files; f; f = f->next)
+        if (f->file_id == file_id && !f->rdonly && atomic_load(&f->state) != ATOMIO_STATE_CLOSED) {
+            fd = atomio__sys.dup(f->fd);
+            *direct = f->o_direct;
+            break;
+        }
+    pthread_mutex_unlock(ctx->lock);
+    return fd;
+}
+
+static struct round_fd *
 fd_for(atomio_ctx *ctx, struct round_fd *fds, uint32_t *nfds, uint64_t file_id)
 {
     for (uint32_t j = 0; j < *nfds; j++)
         if (fds[j].file_id == file_id)
-            return fds[j].fd;
-    char path[4096];
-    int fd = atomio__store_resolve(ctx, file_id, path, sizeof(path), NULL);
-    if (fd == 0)
-        fd = atomio__sys.open(path, O_WRONLY | O_CLOEXEC, 0);
-    fds[(*nfds)++] = (struct round_fd){.file_id = file_id, .fd = fd};
-    return fd;
+            return &fds[j];
+    struct round_fd *e = &fds[(*nfds)++];
+    *e = (struct round_fd){.file_id = file_id};
+    e->fd = own_fd(ctx, file_id, &e->direct);
+    if (e->fd < 0) {
+        char path[4096];
+        e->direct = false;
+        e->fd = atomio__store_resolve(ctx, file_id, path, sizeof(path), NULL);
+        if (e->fd == 0)
+            e->fd = atomio__sys.open(path, O_WRONLY | O_CLOEXEC, 0);
+    }
+    return e;
 }
 
 /* write_record() -- encode record rr (slots sl[]) and write it to its place in the ring. */
@@ -320,37 +343,48 @@ plan_records(const struct atomio_store *st, struct atomio_stage *sg, const uint3
     return nr;
 }
 
-/* write_page() -- one page in place, whole or not at all (a short write is an error). */
-static int
-write_page(int fd, const uint8_t *data, uint32_t len, uint64_t off)
-{
-    struct iovec v = {.iov_base = (void *)(uintptr_t)data, .iov_len = len};
-    ssize_t w = atomio__sys.pwritev2(fd, &v, 1, off, 0);
-    return w < 0 ? (int)w : (uint64_t)w == len ? 0 : -EIO;
-}
-
 /* end_record() -- the in-place writes of record r, then its end: awaiting the engine's syncs
  * of its files, or, if the shared table could not track a file, synced and released here. A
  * record with a failed write is held for recovery. 0 or ATOMIO_E_FAILED. */
 static int
 end_record(atomio_ctx *ctx, struct atomio_stage *sg, const uint32_t *sl, struct round_rec *r,
-           struct round_fd *fds, uint32_t *nfds)
+           struct round_fd *fds, uint32_t *nfds, struct atomio_io *ios)
 {
     struct atomio_store *st = ctx->store;
     int err = 0;
+    bool direct = false;
+    uint32_t n = 0;
     for (uint32_t k = 0; k < r->cnt && !err; k++) {
         uint32_t i = sl[r->first + k];
         const struct stage_slot *s = &sg->slots[i];
-        int fd = fd_for(ctx, fds, nfds, s->file_id);
-        err =
-            fd < 0 ? fd : write_page(fd, slot_data(sg, i), s->page_size, s->page_no * s->page_size);
-        if (err == 0)
-            ATOMIO_COUNT(&ctx->stats, bytes_data, s->page_size);
+        const struct round_fd *e = fd_for(ctx, fds, nfds, s->file_id);
+        if (e->fd < 0) {
+            err = e->fd;
+            break;
+        }
+        direct |= e->direct;
+        /* file NULL: the submitter sends these through its ring (O_DIRECT writes in flight
+         * together); writes to the page cache alone are made here, one after the other. */
+        ios[n++] = (struct atomio_io){.fd = e->fd,
+                                      .buf = slot_data(sg, i),
+                                      .len = s->page_size,
+                                      .off = s->page_no * s->page_size};
     }
+    if (!err && direct) {
+        err = ctx->submit->submit(ctx, ios, n);
+    } else if (!err) {
+        for (uint32_t k = 0; k < n; k++) {
+            struct iovec v = {.iov_base = (void *)(uintptr_t)ios[k].buf, .iov_len = ios[k].len};
+            ios[k].res = atomio__sys.pwritev2(ios[k].fd, &v, 1, ios[k].off, 0);
+        }
+    }
+    for (uint32_t k = 0; k < n && !err; k++)
+        if (ios[k].res != (ssize_t)ios[k].len)
+            err = ios[k].res < 0 ? (int)ios[k].res : -EIO; /* short: maybe torn, a failure */
     enum atomio_rec_end how = ATOMIO_REC_AWAIT_SYNC;
     if (err == 0 && !atomio__store_rec_tracked(ctx, r->rec)) {
         for (uint32_t j = 0; j < r->nids && !err; j++) {
-            err = atomio__sys.fdatasync(fd_for(ctx, fds, nfds, r->ids[j]));
+            err = atomio__sys.fdatasync(fd_for(ctx, fds, nfds, r->ids[j])->fd);
             ATOMIO_COUNT(&ctx->stats, syncs, 1);
         }
         how = ATOMIO_REC_RELEASE;
@@ -392,8 +426,9 @@ run_round(atomio_ctx *ctx, struct atomio_stage *sg, const uint32_t *sl, uint32_t
     struct round_rec *rr = calloc(n, sizeof(*rr));
     struct round_fd *fds = calloc(n, sizeof(*fds));
     struct iovec *iov = calloc((size_t)st->slots_max + 1, sizeof(*iov));
-    if (!rr || !fds || !iov) {
-        free(rr), free(fds), free(iov);
+    struct atomio_io *ios = calloc(st->slots_max, sizeof(*ios));
+    if (!rr || !fds || !iov || !ios) {
+        free(rr), free(fds), free(iov), free(ios);
         return -ENOMEM;
     }
     uint32_t nr = plan_records(st, sg, sl, n, rr), nw = 0, nfds = 0;
@@ -439,7 +474,7 @@ run_round(atomio_ctx *ctx, struct atomio_stage *sg, const uint32_t *sl, uint32_t
     }
     /* In place, in staging order. */
     for (uint32_t r = 0; r < nw; r++) {
-        int e = end_record(ctx, sg, sl, &rr[r], fds, &nfds);
+        int e = end_record(ctx, sg, sl, &rr[r], fds, &nfds, ios);
         if (e < 0 && !err)
             err = e;
         *done = rr[r].first + rr[r].cnt;
@@ -447,7 +482,7 @@ run_round(atomio_ctx *ctx, struct atomio_stage *sg, const uint32_t *sl, uint32_t
     for (uint32_t j = 0; j < nfds; j++)
         if (fds[j].fd >= 0)
             atomio__sys.close(fds[j].fd);
-    free(rr), free(fds), free(iov);
+    free(rr), free(fds), free(iov), free(ios);
     return err;
 }
 
