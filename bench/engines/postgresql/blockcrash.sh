@@ -12,11 +12,12 @@
 # checked: PostgreSQL starts (crash recovery), pg_amcheck --heapallindexed, pgbench's invariant
 # and row counts, a clean stop, pg_checksums --check.
 #
-#   blockcrash.sh [--bin DIR] [--atomio on|off] [--control] [--states N] [--seed S]
+#   blockcrash.sh [--bin DIR] [--atomio on|off] [--write-behind on|off] [--control] [--states N] [--seed S]
 #                 [--fs ext4|xfs] [--scale N] [--duration S] [--workers W] [--fpw on|off]
 #                 [--tools DIR] [--keep DIR] [--from-start] [--uniform]
 #
-# Default: atomio=on, full_page_writes=off; 0 damaged states or it fails. --control: the same
+# Default: atomio=on (write-behind; --write-behind off: deferred), full_page_writes=off; 0
+# damaged states or it fails. --control: the same
 # with atomio=off (or binaries without the GUC), i.e. stock PostgreSQL without torn-page
 # protection; it must show damage in at least one state, or the harness cannot fail and the
 # control fails. --fpw on (with --atomio off) is PostgreSQL's own protection, full-page images
@@ -126,6 +127,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
     --bin) pg_bin=$2; shift 2 ;;
     --atomio) pg_atomio_mode=$2; pg_atomio_given=1; shift 2 ;;
+    --write-behind) pg_write_behind=$2; pg_write_behind_given=1; shift 2 ;;
     --control) control=1; shift ;;
     --states) states=$2; shift 2 ;;
     --seed) seed=$2; shift 2 ;;
@@ -144,6 +146,7 @@ done
 [ -n "$pg_bin" ] || pg_bin=$(pg_default_bin)
 [ "$control" = 1 ] && pg_atomio_mode=off
 case "$fs" in ext4 | xfs) ;; *) echo "--fs ext4|xfs" >&2; exit 2 ;; esac
+case "$pg_write_behind" in on | off) ;; *) echo "--write-behind on|off" >&2; exit 2 ;; esac
 pg_preflight mkfs.xfs mkfs.ext4 fusermount3
 [ -c /dev/fuse ] || pg_skip "/dev/fuse is missing (no FUSE in this kernel or container)"
 for t in blockcrash-recorder blockcrash-state; do
@@ -161,7 +164,7 @@ trap 'exit 130' INT TERM
 [ -n "$keep" ] && mkdir -p "$keep" && keep=$(cd "$keep" && pwd)
 
 if [ "$pg_has_atomio" = 1 ]; then
-    protection="atomio=$pg_atomio_mode"
+    protection=$(pg_mode_note)
 else
     protection="stock PostgreSQL (no atomio GUC)"
     [ "$control" = 1 ] || [ "$fpw" = on ] ||
@@ -187,7 +190,8 @@ chmod 755 "$mnt"
 mkdir -p "$mnt/pg"
 pg_init "$mnt/pg/data" $port "${settings[@]}" || exit 1
 pg_start "$mnt/pg/data" || { echo "first start failed"; exit 1; }
-[ "$pg_has_atomio" = 1 ] && echo "  atomio: $(pg_sql "$mnt/pg/data" "SHOW atomio" postgres)"
+[ "$pg_has_atomio" = 1 ] && echo "  atomio: $(pg_sql "$mnt/pg/data" "SHOW atomio" postgres)$([ "$pg_has_write_behind" = 1 ] &&
+    echo ", atomio_write_behind: $(pg_sql "$mnt/pg/data" "SHOW atomio_write_behind" postgres)")"
 pg_setup_db "$mnt/pg/data" "$scale" || exit 1
 pg_check "$mnt/pg/data" "$scale" || { echo "the base cluster fails its checks: $pg_check_msg"; exit 1; }
 pg_stop "$mnt/pg/data" || exit 1

@@ -3,15 +3,16 @@
 # Process-kill crash test of PostgreSQL (on libatomio when the binaries have the atomio GUC).
 #
 # On a loop-mounted ext4 and/or XFS (reflink=1) image in /dev/shm: initdb -k (data checksums)
-# as the postgres user, full_page_writes=off, atomio=on; pgbench -i; then, --kills times: run
+# as the postgres user, full_page_writes=off, atomio=on (write-behind, unless --write-behind
+# off: then deferred, every write in place before it returns); pgbench -i; then, --kills times: run
 # pgbench -c 4 -j 2 for a random 2-6 s, SIGKILL the postmaster and every child at once,
 # restart (crash recovery) and check: pg_amcheck --heapallindexed, pgbench's invariant
 # sum(abalance) = sum(bbalance) = sum(tbalance) = sum(history.delta), the tables' row counts;
 # every --checksums-every kills and at the end, a clean stop and pg_checksums --check.
 # Before that, a self-test proves that each check fails on a cluster damaged on purpose.
 #
-#   crash.sh [--bin DIR] [--atomio on|off] [--fs ext4|xfs|both] [--kills N] [--scale N]
-#            [--seed S] [--checksums-every K] [--control] [--no-selftest]
+#   crash.sh [--bin DIR] [--atomio on|off] [--write-behind on|off] [--fs ext4|xfs|both]
+#            [--kills N] [--scale N] [--seed S] [--checksums-every K] [--control] [--no-selftest]
 #
 # --kills defaults to ATOMIO_PG_KILLS or 20 (CI); a long local run: --kills 200.
 # --control runs only the self-test. Exit: 0 all checks passed, 1 a check failed, 77 cannot run.
@@ -33,6 +34,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
     --bin) pg_bin=$2; shift 2 ;;
     --atomio) pg_atomio_mode=$2; pg_atomio_given=1; shift 2 ;;
+    --write-behind) pg_write_behind=$2; pg_write_behind_given=1; shift 2 ;;
     --fs) fs_list=$2; shift 2 ;;
     --kills) kills=$2; shift 2 ;;
     --scale) scale=$2; shift 2 ;;
@@ -46,6 +48,7 @@ done
 [ -n "$pg_bin" ] || pg_bin=$(pg_default_bin)
 case "$fs_list" in both) fs_list="ext4 xfs" ;; ext4 | xfs) ;; *) echo "--fs ext4|xfs|both" >&2; exit 2 ;; esac
 case "$pg_atomio_mode" in on | off) ;; *) echo "--atomio on|off" >&2; exit 2 ;; esac
+case "$pg_write_behind" in on | off) ;; *) echo "--write-behind on|off" >&2; exit 2 ;; esac
 pg_preflight mkfs.xfs mkfs.ext4
 
 work=$(mktemp -d /dev/shm/atomio-pgcrash.XXXXXX) || exit 1
@@ -58,9 +61,7 @@ RANDOM=$seed
 t_start=$(pg_now)
 failures=0
 total_kills=0
-atomio_note="atomio=$pg_atomio_mode"
-[ "$pg_has_atomio" = 1 ] || atomio_note="no atomio GUC in these binaries (stock PostgreSQL)"
-echo "crash.sh: $pg_bin ($("$pg_bin/postgres" --version)), $atomio_note, full_page_writes=off," \
+echo "crash.sh: $pg_bin ($("$pg_bin/postgres" --version)), $(pg_mode_note), full_page_writes=off," \
     "fs: $fs_list, $kills kills each, scale $scale, seed $seed"
 
 fail() {
@@ -128,7 +129,8 @@ run_fs() {
     pg_init "$data" "$port" || { fail "$fs: initdb"; return; }
     pg_start "$data" || { fail "$fs: first start"; return; }
     if [ "$pg_has_atomio" = 1 ]; then
-        echo "  $fs: atomio: $(pg_sql "$data" "SHOW atomio" postgres)"
+        echo "  $fs: atomio: $(pg_sql "$data" "SHOW atomio" postgres)$([ "$pg_has_write_behind" = 1 ] &&
+            echo ", atomio_write_behind: $(pg_sql "$data" "SHOW atomio_write_behind" postgres)")"
     fi
     pg_setup_db "$data" "$scale" || { fail "$fs: setup"; return; }
     pg_check "$data" "$scale" || fail "$fs: after setup: $pg_check_msg"

@@ -11,6 +11,9 @@ pg_bin=""          # the PostgreSQL bin directory (--bin)
 pg_atomio_mode=on  # --atomio on|off: the GUC, when the binaries have it
 pg_atomio_given=0  # 1 when --atomio was given: then binaries without the GUC are an error
 pg_has_atomio=0    # 1 when the binaries know the atomio GUC
+pg_write_behind=on # --write-behind on|off: atomio_write_behind, when the binaries have it
+pg_write_behind_given=0 # 1 when --write-behind was given: binaries without the GUC are an error
+pg_has_write_behind=0   # 1 when the binaries know the atomio_write_behind GUC
 pg_db=bench
 
 # Everything made here, undone by pg_cleanup (run from the caller's EXIT trap).
@@ -69,6 +72,23 @@ pg_preflight() {
     elif [ "$pg_atomio_given" = 1 ]; then
         echo "$pg_prog: --atomio $pg_atomio_mode, but $pg_bin/postgres has no atomio GUC" >&2
         exit 1
+    fi
+    if grep -q '^atomio_write_behind[[:space:]]' <<<"$gucs"; then
+        pg_has_write_behind=1
+    elif [ "$pg_write_behind_given" = 1 ]; then
+        echo "$pg_prog: --write-behind $pg_write_behind, but $pg_bin/postgres has no atomio_write_behind GUC" >&2
+        exit 1
+    fi
+}
+
+# pg_mode_note: how pages are protected, for the scripts' first line.
+pg_mode_note() {
+    if [ "$pg_has_atomio" != 1 ]; then
+        echo "no atomio GUC in these binaries (stock PostgreSQL)"
+    elif [ "$pg_atomio_mode" = on ] && [ "$pg_has_write_behind" = 1 ]; then
+        echo "atomio=on, atomio_write_behind=$pg_write_behind"
+    else
+        echo "atomio=$pg_atomio_mode"
     fi
 }
 
@@ -143,6 +163,7 @@ pg_init() {
         echo "log_checkpoints = on"
         echo "log_line_prefix = '%m [%p] '"
         if [ "$pg_has_atomio" = 1 ]; then echo "atomio = $pg_atomio_mode"; fi
+        if [ "$pg_has_write_behind" = 1 ]; then echo "atomio_write_behind = $pg_write_behind"; fi
         local s
         for s in "$@"; do echo "$s"; done
     } >>"$data/postgresql.conf"

@@ -9,7 +9,8 @@
 #
 #   stock-on   atomio=off, full_page_writes=on    (the stock baseline)
 #   stock-off  atomio=off, full_page_writes=off   (unsafe: the ceiling)
-#   atomio     atomio=on,  full_page_writes=off
+#   atomio     atomio=on,  full_page_writes=off   (write-behind: atomio_write_behind=on, the
+#                                                  default, written into postgresql.conf)
 #
 # and two series, checkpoint_timeout=30s and 5min (max_wal_size=4GB so checkpoints are timed,
 # shared_buffers=128MB, synchronous_commit=on). Each run: cp -a of the pristine cluster,
@@ -23,9 +24,11 @@
 #          [--duration SEC] [--scale N] [--warmup SEC] [--out DIR] [--port N]
 #          [--extra NAME:SETTING=VALUE[,SETTING=VALUE...]] [--configs NAME,NAME...]
 #
-# --extra adds a fourth, labelled configuration to every round (atomio=on,
-# full_page_writes=off plus the given settings), e.g. --extra atomio-1g:atomio_store_size=1024.
-# --configs runs only the named configurations (default: all), e.g. --configs stock-on,atomio-1g.
+# --extra adds a labelled configuration to every round (atomio=on, full_page_writes=off plus the
+# given settings; repeat it for more), e.g. --extra atomio-1g:atomio_store_size=1024, or
+# --extra atomio-deferred:atomio_write_behind=off for libatomio's deferred mode (every write in
+# place before it returns) next to write-behind.
+# --configs runs only the named configurations (default: all), e.g. --configs stock-on,atomio,atomio-deferred.
 # Results: DIR/raw/<run>/ (pgbench output, server log, numbers), DIR/runs.csv, DIR/runs.jsonl,
 # DIR/medians.md (summarize.py), DIR/commands.txt (every command run, in order).
 # Exit: 0 done, 1 a run failed, 77 cannot run (not root, no loop devices, no binaries).

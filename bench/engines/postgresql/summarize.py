@@ -24,6 +24,9 @@ COUNTER_RE = re.compile(
 COUNTER_KEYS = ["direct_atomic", "buffered_atomic", "doublewrite", "unsafe", "batches",
                 "group_commits", "group_records", "syncs", "forced_syncs", "downgrades",
                 "bytes_data", "bytes_doublewrite", "store_used", "store_bytes", "attached"]
+# Added with write-behind; older logs lack it.
+STAGE_RE = re.compile(r"write-behind pages_staged=(\d+) staged_reads=(\d+) staged_now=(\d+)")
+STAGE_KEYS = ["pages_staged", "staged_reads", "staged_now"]
 CKPT_RE = re.compile(
     r"checkpoint complete: wrote (\d+) buffers .*?write=([\d.]+) s, sync=([\d.]+) s, "
     r"total=([\d.]+) s")
@@ -108,6 +111,9 @@ def parse_run(raw):
     cm = [m for m in (COUNTER_RE.search(x) for x in lines[:l2]) if m]
     for i, k in enumerate(COUNTER_KEYS):
         r["atomio_" + k] = int(cm[-1].group(i + 1)) if cm else None
+    sm = [m for m in (STAGE_RE.search(x) for x in lines[:l2]) if m]
+    for i, k in enumerate(STAGE_KEYS):
+        r["atomio_" + k] = int(sm[-1].group(i + 1)) if sm else None
     return r
 
 

@@ -24,6 +24,19 @@
  * its older copies is ever applied again, to it or to a later file of the
  * same name.
  *
+ * Write-behind.  With atomio_write_behind (the default) every context opens
+ * in ATOMIO_DOUBLEWRITE_WRITE_BEHIND mode: a doublewrite returns once the
+ * page is copied into the instance's shared staging, and group commits later
+ * write the staged pages of all processes to the store and then in place.
+ * Until then a page is not in its file, so md's reads of protected segments
+ * go through atomio_read(), which sees staged pages; a page written by
+ * extension is first extended with zeros in the file, so that md's file
+ * sizes stay right; copydir flushes the staging before it reads, and the
+ * rmtree of database directories syncs (which flushes) before it removes.
+ * atomio_sync(), atomio_ctx_sync() and atomio_file_fence() flush it
+ * themselves, so the checkpoint's syncs, truncation and unlink need nothing
+ * more.
+ *
  * src/backend/storage/smgr/atomio_pg.c
  *
  *-------------------------------------------------------------------------
@@ -52,6 +65,8 @@
 
 bool		atomio_enabled = false;
 int			atomio_store_size_mb = 256;
+bool		atomio_write_behind = true;
+int			atomio_write_behind_size_mb = 0;
 
 /* ---------------------------------------------------------------------------
  * Context
@@ -59,7 +74,11 @@ int			atomio_store_size_mb = 256;
 static atomio_ctx *my_ctx = NULL;
 static int	my_ctx_pid = 0;
 static bool my_ctx_durable = true;
-static bool my_exit_registered = false;
+/*
+ * The process that registered atomio_pg_exit: a child inherits this variable
+ * from the postmaster but not the registration (on_exit_reset() clears it).
+ */
+static int	my_exit_registered_pid = 0;
 static char store_dir[MAXPGPATH];
 static char instance_name[64];
 
@@ -109,7 +128,11 @@ fill_ctx_opts(atomio_ctx_opts *co, uint32 flags)
 	co->doublewrite_dir = store_dir;
 	co->data_root = DataDir;
 	co->instance = instance_name;
-	co->doublewrite_mode = ATOMIO_DOUBLEWRITE_DEFERRED;
+	/* every process of the instance opens with the same mode (PGC_POSTMASTER) */
+	co->doublewrite_mode = atomio_write_behind ?
+		ATOMIO_DOUBLEWRITE_WRITE_BEHIND : ATOMIO_DOUBLEWRITE_DEFERRED;
+	co->write_behind_bytes = atomio_write_behind ?
+		(uint64) atomio_write_behind_size_mb << 20 : 0;
 	co->doublewrite_max_page_size = BLCKSZ > 16384 ? BLCKSZ : 0;
 	co->doublewrite_store_bytes = (uint64) atomio_store_size_mb << 20;
 	co->unapplied = log_unapplied;
@@ -123,6 +146,13 @@ atomio_pg_exit(int code, Datum arg)
 {
 	if (my_ctx != NULL && my_ctx_pid == MyProcPid)
 	{
+		atomio_stats st = ATOMIO_STATS_INIT;
+
+		/* a backend's own share of write-behind, for tests (log_min_messages) */
+		if (atomio_write_behind && atomio_ctx_get_stats(my_ctx, &st) == 0)
+			elog(DEBUG1, "atomio: process exit: pages_staged=%llu staged_reads=%llu",
+				 (unsigned long long) st.pages_staged,
+				 (unsigned long long) st.staged_reads);
 		close_all_segs();
 		(void) atomio_ctx_close(my_ctx);
 	}
@@ -178,10 +208,10 @@ get_ctx(void)
 	}
 	my_ctx_pid = MyProcPid;
 	my_ctx_durable = enableFsync;
-	if (!my_exit_registered)
+	if (my_exit_registered_pid != MyProcPid)
 	{
 		on_proc_exit(atomio_pg_exit, 0);
-		my_exit_registered = true;
+		my_exit_registered_pid = MyProcPid;
 	}
 	return my_ctx;
 }
@@ -292,6 +322,7 @@ AtomioPgPostmasterStartup(void)
 	atomio_recovery_report rep;
 	atomio_ctx_opts co;
 	struct stat st;
+	char		mode[64];
 	int			r;
 
 	if (my_ctx == NULL || my_ctx_pid != MyProcPid)
@@ -310,10 +341,10 @@ AtomioPgPostmasterStartup(void)
 							store_dir, atomio_strerror(r), atomio_err_name(r)),
 					 errdetail("%s", atomio_last_reason())));
 		my_ctx_pid = MyProcPid;
-		if (!my_exit_registered)
+		if (my_exit_registered_pid != MyProcPid)
 		{
 			on_proc_exit(atomio_pg_exit, 0);
-			my_exit_registered = true;
+			my_exit_registered_pid = MyProcPid;
 		}
 	}
 
@@ -324,11 +355,18 @@ AtomioPgPostmasterStartup(void)
 						store_dir, atomio_strerror(r), atomio_err_name(r)),
 				 errdetail("%s", atomio_last_reason()),
 				 errhint("See \"Operations\" in libatomio's docs/integration.md before starting the server.")));
+	if (!atomio_write_behind)
+		snprintf(mode, sizeof(mode), "deferred");
+	else if (atomio_write_behind_size_mb > 0)
+		snprintf(mode, sizeof(mode), "write-behind, %d MB staging",
+				 atomio_write_behind_size_mb);
+	else
+		snprintf(mode, sizeof(mode), "write-behind, default staging");
 	ereport(LOG,
-			(errmsg("atomio: doublewrite store \"%s\" recovered (instance %s, %u MB, %s): "
+			(errmsg("atomio: doublewrite store \"%s\" recovered (instance %s, %u MB, %s, %s): "
 					"%llu records scanned, %llu valid, %llu torn, %llu pages checked, "
 					"%llu restored, %llu fenced, %llu discarded",
-					store_dir, instance_name, atomio_store_size_mb,
+					store_dir, instance_name, atomio_store_size_mb, mode,
 					enableFsync ? "durable" : "fsync=off: no protection",
 					(unsigned long long) rep.batches_scanned,
 					(unsigned long long) rep.batches_valid,
@@ -509,10 +547,13 @@ seg_file_id(const RelFileNode *rnode, ForkNumber forknum, BlockNumber segno)
 /*
  * The cache entry of a segment of a non-temporary relation, opening it if
  * needed.  missing_ok: a segment file that does not exist gives NULL instead
- * of an error.
+ * of an error.  reading: opened by a read (write-behind), which every backend
+ * does for every relation it touches: a torn-write-safe file is then logged
+ * at DEBUG1 only, and still at LOG when a write opens it.
  */
 static AtomioSeg *
-seg_get(const RelFileNode *rnode, ForkNumber forknum, BlockNumber segno, bool missing_ok)
+seg_get(const RelFileNode *rnode, ForkNumber forknum, BlockNumber segno, bool missing_ok,
+		bool reading)
 {
 	AtomioSeg  *s;
 	atomio_file_opts fo;
@@ -581,7 +622,11 @@ seg_get(const RelFileNode *rnode, ForkNumber forknum, BlockNumber segno, bool mi
 	if (!s->safe)
 		unsafe_seen = true;
 
-	if (first_sight(fo.file_id, info.torn_write_safe))
+	if (reading && info.torn_write_safe)
+		ereport(DEBUG1,
+				(errmsg("atomio: file \"%s\": %s, torn_write_safe=%u (%s)",
+						path, atomio_path_name(info.path), info.torn_write_safe, info.reason)));
+	else if (first_sight(fo.file_id, info.torn_write_safe))
 		ereport(LOG,
 				(errmsg("atomio: file \"%s\": %s, torn_write_safe=%u (%s)",
 						path, atomio_path_name(info.path), info.torn_write_safe, info.reason)));
@@ -623,9 +668,55 @@ page_is_zero(const char *buffer)
 	return true;
 }
 
+/*
+ * Write-behind: a page written by extension is staged, not written, so the
+ * file would not grow, and md takes a relation's size from its files
+ * (mdnblocks, and the size of the previous segment when it opens the next):
+ * the next extension would reuse the block, and a new segment would be
+ * padded over it.  So the block is first extended with zeros in the file, as
+ * a new page of zeros is, and the staged page then goes in place over it.
+ * No store copy of a block past the end of file can be applied (see
+ * page_is_zero) and no staged page of it exists (truncation fences the file,
+ * which flushes the staging first), so the plain write replaces nothing;
+ * reads of the block see the staged page.  Only extension needs this: every
+ * other page PostgreSQL writes lies within its file, because each buffer past
+ * the end of file is made by extension first (P_NEW, or smgrextend() of the
+ * last block before RBM_ZERO_AND_LOCK reads of the blocks below it).
+ */
+static void
+extend_first(File file, BlockNumber blocknum)
+{
+	static PGAlignedBlock zero_block;
+	off_t		end = (off_t) BLCKSZ * (blocknum % ((BlockNumber) RELSEG_SIZE) + 1);
+	off_t		size;
+	int			nbytes;
+
+	size = FileSize(file);
+	if (size < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not seek to end of file \"%s\": %m", FilePathName(file))));
+	if (size >= end)
+		return;
+	nbytes = FileWrite(file, zero_block.data, BLCKSZ, end - BLCKSZ, WAIT_EVENT_DATA_FILE_EXTEND);
+	if (nbytes != BLCKSZ)
+	{
+		if (nbytes < 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not extend file \"%s\": %m", FilePathName(file)),
+					 errhint("Check free disk space.")));
+		ereport(ERROR,
+				(errcode(ERRCODE_DISK_FULL),
+				 errmsg("could not extend file \"%s\": wrote only %d of %d bytes at block %u",
+						FilePathName(file), nbytes, BLCKSZ, blocknum),
+				 errhint("Check free disk space.")));
+	}
+}
+
 bool
 AtomioPgWrite(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum,
-			  const char *buffer, bool extend)
+			  const char *buffer, File file, bool extend)
 {
 	AtomioSeg  *s;
 	int			r;
@@ -634,9 +725,12 @@ AtomioPgWrite(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum,
 		return false;
 	if (extend && page_is_zero(buffer))
 		return false;
-	s = seg_get(&reln->smgr_rnode.node, forknum, blocknum / ((BlockNumber) RELSEG_SIZE), false);
+	s = seg_get(&reln->smgr_rnode.node, forknum, blocknum / ((BlockNumber) RELSEG_SIZE), false,
+				false);
 	if (s == NULL || !s->protect)
 		return false;
+	if (extend && atomio_write_behind)
+		extend_first(file, blocknum);
 
 	pgstat_report_wait_start(WAIT_EVENT_DATA_FILE_WRITE);
 	r = atomio_write(s->file, blocknum % ((BlockNumber) RELSEG_SIZE), buffer, 0);
@@ -644,6 +738,72 @@ AtomioPgWrite(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum,
 	if (r < 0)
 		report_write_error(r, s, blocknum);
 	return true;
+}
+
+/*
+ * mdread with write-behind: a protected segment is read with atomio_read(),
+ * which serves a page still staged (written by any process, not yet in its
+ * file) from the staging and reads the file otherwise.  Other segments are
+ * read as md reads them.  atomio_read() gives zeros past the end of file
+ * where FileRead() gives a short read, which md reports (or zeroes the page
+ * in recovery): a page of zeros is checked against the file size, so md
+ * sees the same short read.  Staged pages always lie within their file
+ * (extend_first).
+ */
+int
+AtomioPgRead(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum,
+			 char *buffer, File file, off_t seekpos, uint32 wait_event_info)
+{
+	AtomioSeg  *s = NULL;
+	off_t		size;
+	int			r;
+
+	if (!RelFileNodeBackendIsTemp(reln->smgr_rnode))
+		s = seg_get(&reln->smgr_rnode.node, forknum,
+					blocknum / ((BlockNumber) RELSEG_SIZE), true, true);
+	if (s == NULL || !s->protect)
+		return FileRead(file, buffer, BLCKSZ, seekpos, wait_event_info);
+
+	pgstat_report_wait_start(wait_event_info);
+	r = atomio_read(s->file, blocknum % ((BlockNumber) RELSEG_SIZE), buffer);
+	pgstat_report_wait_end();
+	if (r < 0)
+	{
+		errno = errno_for(r);
+		return -1;
+	}
+	if (!page_is_zero(buffer))
+		return BLCKSZ;
+	size = FileSize(file);
+	if (size < 0)
+		return -1;
+	if (size >= seekpos + BLCKSZ)
+		return BLCKSZ;
+	return size > seekpos ? (int) (size - seekpos) : 0;
+}
+
+/*
+ * Relation files are about to be read without md (copydir): write every
+ * staged page of the instance in place first.  A no-op without write-behind.
+ */
+void
+AtomioPgFlush(void)
+{
+	int			r;
+
+	if (!atomio_write_behind)
+		return;
+	pgstat_report_wait_start(WAIT_EVENT_DATA_FILE_WRITE);
+	r = atomio_ctx_flush(get_ctx());
+	pgstat_report_wait_end();
+	if (r < 0)
+	{
+		errno = errno_for(r);
+		ereport(elevel_for(r),
+				(errcode_for_file_access(),
+				 errmsg("atomio: could not write the staged pages in place: %s (%s)",
+						atomio_strerror(r), atomio_err_name(r))));
+	}
 }
 
 int
@@ -654,7 +814,7 @@ AtomioPgFileSync(RelFileNodeBackend rnode, ForkNumber forknum, BlockNumber segno
 	int			r;
 
 	if (!RelFileNodeBackendIsTemp(rnode))
-		s = seg_get(&rnode.node, forknum, segno, true);
+		s = seg_get(&rnode.node, forknum, segno, true, false);
 	if (s == NULL || !s->protect)
 		return FileSync(file, wait_event_info);
 
@@ -712,7 +872,7 @@ AtomioPgRelease(RelFileNodeBackend rnode, ForkNumber forknum, BlockNumber segno)
 
 	if (RelFileNodeBackendIsTemp(rnode))
 		return;
-	s = seg_get(&rnode.node, forknum, segno, true);
+	s = seg_get(&rnode.node, forknum, segno, true, false);
 	if (s == NULL)
 		return;
 	if (s->protect)
@@ -768,7 +928,18 @@ AtomioPgForget(RelFileNodeBackend rnode, ForkNumber forknum)
 			seg_close(&segs[i]);
 }
 
-/* DROP DATABASE / ALTER DATABASE SET TABLESPACE remove whole directories. */
+/*
+ * A database directory is about to be removed with rmtree, not md: DROP
+ * DATABASE, ALTER DATABASE SET TABLESPACE, a failed CREATE DATABASE, and the
+ * redo of CREATE DATABASE (the target first) and DROP DATABASE.
+ * atomio_ctx_sync() first writes the staged pages of every process in place
+ * (write-behind), then syncs every file with copies waiting for a sync.  Both
+ * matter for files about to vanish: a staged page written by path after its
+ * file is gone fails write-behind for the whole instance, or lands in a new
+ * file of the same name; and a copy still waiting for the sync of a removed
+ * file blocks the store for good once the ring comes round to it (the library
+ * cannot open the file to sync it, and every write then fails).
+ */
 void
 AtomioPgDropDatabase(void)
 {
@@ -833,7 +1004,8 @@ AtomioPgLogStats(void)
 			(errmsg("atomio: checkpointer counters: pages direct_atomic=%llu buffered_atomic=%llu "
 					"doublewrite=%llu unsafe=%llu, batches=%llu, group_commits=%llu (records %llu), "
 					"syncs=%llu, forced_syncs=%llu, downgrades=%llu, bytes data=%llu doublewrite=%llu; "
-					"store used %llu of %llu bytes, %llu processes attached",
+					"store used %llu of %llu bytes, %llu processes attached; "
+					"write-behind pages_staged=%llu staged_reads=%llu staged_now=%llu",
 					(unsigned long long) st.pages[ATOMIO_PATH_DIRECT_ATOMIC],
 					(unsigned long long) st.pages[ATOMIO_PATH_BUFFERED_ATOMIC],
 					(unsigned long long) st.pages[ATOMIO_PATH_DOUBLEWRITE],
@@ -848,7 +1020,10 @@ AtomioPgLogStats(void)
 					(unsigned long long) st.bytes_doublewrite,
 					(unsigned long long) st.store_bytes_used,
 					(unsigned long long) st.store_bytes,
-					(unsigned long long) st.attached)));
+					(unsigned long long) st.attached,
+					(unsigned long long) st.pages_staged,
+					(unsigned long long) st.staged_reads,
+					(unsigned long long) st.staged_now)));
 }
 
 /* ---------------------------------------------------------------------------
@@ -1013,6 +1188,18 @@ AtomioPgBatchFlush(void)
 			for (i = 0; i < n; i++)
 				if (batch_w[i].result == 0)
 					batch_w[i].result = written;
+
+		/*
+		 * Each written segment's sync request goes out before its buffer is
+		 * marked clean, as md's own write registers it before the buffer's
+		 * I/O ends: a checkpoint that finds the buffer clean must find the
+		 * request too.  Otherwise its sync phase may miss the segment, and
+		 * with write-behind the page may still be staged when the checkpoint
+		 * completes, then lost in a crash while redo starts past its change.
+		 */
+		for (i = 0; i < n; i++)
+			if (batch_w[i].result == 0)
+				register_sync(&batch[i]);
 	}
 	PG_CATCH();
 	{
@@ -1050,8 +1237,6 @@ AtomioPgBatchFlush(void)
 			BatchEnt   *e = &batch[done];
 			BufferTag	tag = e->buf->tag;
 
-			if (batch_w[done].result == 0)
-				register_sync(e);
 			release_ent(e);
 			if (batch_wb != NULL)
 				ScheduleBufferTagForWriteback(batch_wb, &tag);
@@ -1106,7 +1291,7 @@ AtomioPgBatchAdd(BufferDesc *buf, WritebackContext *wb_context)
 	PG_TRY();
 	{
 		s = seg_get(&buf->tag.rnode, buf->tag.forkNum,
-					buf->tag.blockNum / ((BlockNumber) RELSEG_SIZE), true);
+					buf->tag.blockNum / ((BlockNumber) RELSEG_SIZE), true, false);
 		/* room to remember the pin of the next buffer SyncOneBuffer takes */
 		ResourceOwnerEnlargeBuffers(CurrentResourceOwner);
 	}

@@ -23,16 +23,30 @@
 /* GUCs (guc.c) */
 extern PGDLLIMPORT bool atomio_enabled;
 extern PGDLLIMPORT int atomio_store_size_mb;
+extern PGDLLIMPORT bool atomio_write_behind;
+extern PGDLLIMPORT int atomio_write_behind_size_mb;
 
 /* postmaster: open the first context (or recover it again after a crash) */
 extern void AtomioPgPostmasterStartup(void);
 
 /*
  * md.c: true when the block went through libatomio, false for md's plain
- * path.  extend: mdextend() (a new page of zeros stays plain).
+ * path.  file: md's descriptor of the segment.  extend: mdextend() (a new
+ * page of zeros stays plain).
  */
 extern bool AtomioPgWrite(SMgrRelation reln, ForkNumber forknum,
-						  BlockNumber blocknum, const char *buffer, bool extend);
+						  BlockNumber blocknum, const char *buffer, File file,
+						  bool extend);
+/*
+ * md.c, write-behind only: read a block as FileRead() does (bytes read, or -1
+ * with errno), through atomio_read() for protected segments, which sees pages
+ * staged but not yet written to their file.
+ */
+extern int	AtomioPgRead(SMgrRelation reln, ForkNumber forknum,
+						 BlockNumber blocknum, char *buffer, File file,
+						 off_t seekpos, uint32 wait_event_info);
+/* copydir.c: relation files are about to be read without md: write staged pages */
+extern void AtomioPgFlush(void);
 /* md.c: FileSync() of a segment, through atomio_sync() for protected files */
 extern int	AtomioPgFileSync(RelFileNodeBackend rnode, ForkNumber forknum,
 							 BlockNumber segno, File file, uint32 wait_event_info);
@@ -61,12 +75,17 @@ extern bool AtomioPgNeedsFPI(const RelFileNode *rnode, ForkNumber forknum,
 /* checkpointer: log the library's counters */
 extern void AtomioPgLogStats(void);
 
-/* dbcommands.c: a database directory is about to be removed */
+/* dbcommands.c: a database directory is about to be removed (also in redo) */
 extern void AtomioPgDropDatabase(void);
 
 #define ATOMIO_FILEWRITE(reln, forknum, blocknum, buffer, file, pos, ev, extend) \
-	((atomio_enabled && AtomioPgWrite(reln, forknum, blocknum, buffer, extend)) ? \
+	((atomio_enabled && AtomioPgWrite(reln, forknum, blocknum, buffer, file, extend)) ? \
 	 BLCKSZ : FileWrite(file, buffer, BLCKSZ, pos, ev))
+
+#define ATOMIO_FILEREAD(reln, forknum, blocknum, buffer, file, pos, ev) \
+	((atomio_enabled && atomio_write_behind) ? \
+	 AtomioPgRead(reln, forknum, blocknum, buffer, file, pos, ev) : \
+	 FileRead(file, buffer, BLCKSZ, pos, ev))
 
 #define ATOMIO_FILESYNC(rnode, forknum, segno, file, ev) \
 	(atomio_enabled ? AtomioPgFileSync(rnode, forknum, segno, file, ev) : \
