@@ -111,6 +111,7 @@ Test(write_behind, staged_page_is_read_back_and_reaches_the_file_at_flush)
     atomio_stats st = stats(ctx);
     cr_assert_eq(st.pages_staged, 3);
     cr_assert_eq(st.staged_now, 3);
+    cr_assert_eq(st.batches, 3, "one batch per write call");
     /* Staged, not written: the file does not have it yet (the control for the reads below). */
     cr_assert(!in_file(1, 1), "a staged page is already in the file");
     uint8_t got[PS], want[PS];

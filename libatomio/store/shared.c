@@ -824,6 +824,7 @@ sync_for(atomio_ctx *ctx, uint64_t seq)
             continue;
         uint64_t ticket = ++sh->files[fi].begun;
         char path[4096];
+        path[0] = '\0';
         int r = atomio__store_man_refresh(st);
         if (r == 0)
             r = atomio__store_resolve(ctx, ids[j], path, sizeof(path), NULL);
@@ -839,6 +840,11 @@ sync_for(atomio_ctx *ctx, uint64_t seq)
         }
         ATOMIO_COUNT(&ctx->stats, forced_syncs, 1);
         ATOMIO_COUNT(&ctx->stats, syncs, 1);
+        if (r < 0)
+            atomio__reason_set("the store is full and the oldest copies wait for a sync of file id "
+                               "%llu (%s), which failed (%s): a file removed or renamed without "
+                               "atomio_file_fence() or a sync first? Its copies are kept",
+                               (unsigned long long)ids[j], path, strerror(-r));
         atomio__shared_lock(st);
         if (r == 0 && sh->files[fi].done < ticket)
             sh->files[fi].done = ticket;

@@ -682,6 +682,16 @@ atomio__stage_write(atomio_ctx *ctx, struct atomio_dw_item *items, size_t n, uin
         ATOMIO_COUNT(&ctx->stats, pages_staged, 1);
         atomio__count_pages(f, ATOMIO_PATH_DOUBLEWRITE, atomio__now_ns() - t0, 1);
     }
+    if (ok) {
+        ATOMIO_COUNT(&ctx->stats, batches, 1); /* one per call, as the other modes count */
+        for (size_t k = 0; k < n; k++) {
+            bool first = items[k].result == 0;
+            for (size_t j = 0; j < k && first; j++)
+                first = !(items[j].file == items[k].file && items[j].result == 0);
+            if (first)
+                ATOMIO_COUNT(&items[k].file->stats, batches, 1);
+        }
+    }
     if (!sync || ok == 0)
         return ok;
     /* Durable before returning: in place first, then each file synced once. */

@@ -133,7 +133,8 @@ fill_ctx_opts(atomio_ctx_opts *co, uint32 flags)
 		ATOMIO_DOUBLEWRITE_WRITE_BEHIND : ATOMIO_DOUBLEWRITE_DEFERRED;
 	co->write_behind_bytes = atomio_write_behind ?
 		(uint64) atomio_write_behind_size_mb << 20 : 0;
-	co->doublewrite_max_page_size = BLCKSZ > 16384 ? BLCKSZ : 0;
+	/* every relation page is BLCKSZ: staging slots and records sized for it */
+	co->doublewrite_max_page_size = BLCKSZ;
 	co->doublewrite_store_bytes = (uint64) atomio_store_size_mb << 20;
 	co->unapplied = log_unapplied;
 }
