@@ -46,7 +46,9 @@ bc_lib_open(bc_lib **out, const struct bc_lib_conf *conf)
     atomio_ctx_opts o;
     ctx_opts(&o, conf->store_dir, conf->data_root);
     o.instance = conf->instance;
-    o.doublewrite_mode = conf->deferred ? ATOMIO_DOUBLEWRITE_DEFERRED : ATOMIO_DOUBLEWRITE_SYNC_BATCH;
+    o.doublewrite_mode = conf->write_behind ? ATOMIO_DOUBLEWRITE_WRITE_BEHIND
+                         : conf->deferred   ? ATOMIO_DOUBLEWRITE_DEFERRED
+                                            : ATOMIO_DOUBLEWRITE_SYNC_BATCH;
     int r = atomio_ctx_open(&o, &l->ctx);
     if (r < 0) {
         free(l);

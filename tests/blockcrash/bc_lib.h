@@ -20,6 +20,7 @@ struct bc_lib_conf {
     const char *data_root; /* data files under it are recorded relative to it; NULL: absolute */
     const char *instance;  /* engine instance name shared by all processes; NULL: private */
     int deferred;          /* ATOMIO_DOUBLEWRITE_DEFERRED instead of SYNC_BATCH */
+    int write_behind;      /* ATOMIO_DOUBLEWRITE_WRITE_BEHIND (deferred, pages staged) */
     int sabotage;          /* the test build skips the store's durability step (a control) */
 };
 

@@ -172,6 +172,7 @@ scenarios=(
     "xfs-deferred xfs 3 ok --path doublewrite --dw-mode deferred --page-sizes 16384,8192 --threads 2 --sync-every 24 --rounds 10"
     "ext4-multiproc ext4 4 ok --path doublewrite --dw-mode deferred --page-sizes 4096,8192,16384 --procs 3"
     "xfs-multiproc xfs 2 ok --path doublewrite --dw-mode deferred --page-sizes 16384,8192 --procs 2 --sync-every 24 --rounds 10"
+    "ext4-write-behind ext4 3 ok --path doublewrite --dw-mode write-behind --page-sizes 8192,16384 --procs 3"
     "control-unsafe xfs 2 violation --path unsafe --page-sizes 8192,16384 --threads 2"
     "control-sabotage ext4 2 violation --path doublewrite --page-sizes 16384,8192 --threads 2 --sabotage"
     "control-fake-sync ext4 1 violation --path unsafe --page-sizes 4096 --threads 2 --fake-sync"

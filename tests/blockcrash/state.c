@@ -44,9 +44,9 @@ state_desc(size_t i, const struct item *it, size_t n, char *buf, size_t len)
         if (it[k].torn)
             torn_rec = it[k].rec;
     }
-    int m = snprintf(buf, len,
-                     "epoch=%u flush-record=%zu kind=%s writes=%zu/%zu bytes=%" PRIu64, s->epoch,
-                     flush_pos[s->epoch], kind_name[s->kind], n, epoch_writes(s->epoch), bytes);
+    int m = snprintf(buf, len, "epoch=%u flush-record=%zu kind=%s writes=%zu/%zu bytes=%" PRIu64,
+                     s->epoch, flush_pos[s->epoch], kind_name[s->kind], n, epoch_writes(s->epoch),
+                     bytes);
     if (torn_rec != SIZE_MAX && m > 0 && (size_t)m < len)
         snprintf(buf + m, len - (size_t)m, " torn=record %zu (%" PRIu64 "+%" PRIu64 ")", torn_rec,
                  recs[torn_rec].off, recs[torn_rec].len);
@@ -74,12 +74,10 @@ image_worker(struct worker *w, const char *out)
 int
 main(int argc, char **argv)
 {
-    static const struct option lo[] = {{"base", 1, 0, 'b'},  {"log", 1, 0, 'l'},
-                                       {"states", 1, 0, 'n'}, {"seed", 1, 0, 'x'},
-                                       {"tear", 1, 0, 't'},   {"part", 1, 0, 'p'},
-                                       {"list", 0, 0, 'L'},   {"out", 1, 0, 'o'},
-                                       {"run", 1, 0, 'r'},    {"pick", 1, 0, 'P'},
-                                       {"jobs", 1, 0, 'j'},   {0, 0, 0, 0}};
+    static const struct option lo[] = {
+        {"base", 1, 0, 'b'}, {"log", 1, 0, 'l'},  {"states", 1, 0, 'n'}, {"seed", 1, 0, 'x'},
+        {"tear", 1, 0, 't'}, {"part", 1, 0, 'p'}, {"list", 0, 0, 'L'},   {"out", 1, 0, 'o'},
+        {"run", 1, 0, 'r'},  {"pick", 1, 0, 'P'}, {"jobs", 1, 0, 'j'},   {0, 0, 0, 0}};
     const char *out = NULL, *cmd = NULL, *pick = NULL;
     unsigned part = 0, parts = 1, jobs = 1;
     bool list = false;

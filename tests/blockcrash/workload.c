@@ -10,7 +10,7 @@
  *
  * Markers (one write() each, text):
  *   R dir                          data files are recorded in the store relative to dir
- *   M deferred                     the store is in ATOMIO_DOUBLEWRITE_DEFERRED mode: an
+ *   M deferred                     the store is in ATOMIO_DOUBLEWRITE_DEFERRED (or WRITE_BEHIND) mode: an
  *                                  acknowledgement is not durable, only a returned sync is
  *   L file page_size npages path   layout              I file text   what the library chose
  *   G                              setup durable: crash states start here
@@ -55,9 +55,9 @@ static struct {
     unsigned npages;
     unsigned rounds;
     unsigned threads;
-    unsigned procs; /* > 0: that many processes, one writer each, instead of threads */
+    unsigned procs;      /* > 0: that many processes, one writer each, instead of threads */
     unsigned sync_every; /* a sync after one write call in this many, on average */
-    bool reopen, sabotage, fill, recover_mode, fake_sync, deferred;
+    bool reopen, sabotage, fill, recover_mode, fake_sync, deferred, write_behind;
     uint64_t seed;
 } opt = {.npages = 24, .rounds = 6, .threads = 2, .seed = 1, .sync_every = 3};
 
@@ -155,6 +155,7 @@ open_lib(const char *what)
                             .data_root = opt.data_root,
                             .instance = INSTANCE,
                             .deferred = opt.deferred,
+                            .write_behind = opt.write_behind,
                             .sabotage = opt.sabotage};
     int r = bc_lib_open(&lib, &c);
     if (r < 0)
@@ -250,7 +251,8 @@ thread_main(void *argp)
     }
     if (opt.procs)
         printf("writer process %u: %u page writes (%u of pages another process wrote a round "
-               "before), %u syncs\n", a->t, writes, taken, syncs);
+               "before), %u syncs\n",
+               a->t, writes, taken, syncs);
     free(mine);
     return NULL;
 }
@@ -284,8 +286,8 @@ run_threads(void)
 static void
 run_procs(void)
 {
-    barrier = mmap(NULL, sizeof(*barrier), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                   -1, 0);
+    barrier =
+        mmap(NULL, sizeof(*barrier), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (barrier == MAP_FAILED)
         die("mmap: %s", strerror(errno));
     pthread_barrierattr_t ba;
@@ -410,14 +412,25 @@ parse_path(const char *s)
 int
 main(int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"ctl", 1, 0, 'c'},      {"data", 1, 0, 'd'},       {"store", 1, 0, 's'},
-        {"path", 1, 0, 'p'},     {"page-sizes", 1, 0, 'z'}, {"pages", 1, 0, 'n'},
-        {"rounds", 1, 0, 'r'},   {"threads", 1, 0, 't'},    {"reopen", 0, 0, 'o'},
-        {"sabotage", 0, 0, 'S'}, {"fill", 0, 0, 'F'},       {"mode", 1, 0, 'm'},
-        {"seed", 1, 0, 'x'},     {"fake-sync", 0, 0, 'Y'},  {"data-root", 1, 0, 'D'},
-        {"dw-mode", 1, 0, 'M'},  {"procs", 1, 0, 'P'},      {"sync-every", 1, 0, 'E'},
-        {0, 0, 0, 0}};
+    static const struct option lo[] = {{"ctl", 1, 0, 'c'},
+                                       {"data", 1, 0, 'd'},
+                                       {"store", 1, 0, 's'},
+                                       {"path", 1, 0, 'p'},
+                                       {"page-sizes", 1, 0, 'z'},
+                                       {"pages", 1, 0, 'n'},
+                                       {"rounds", 1, 0, 'r'},
+                                       {"threads", 1, 0, 't'},
+                                       {"reopen", 0, 0, 'o'},
+                                       {"sabotage", 0, 0, 'S'},
+                                       {"fill", 0, 0, 'F'},
+                                       {"mode", 1, 0, 'm'},
+                                       {"seed", 1, 0, 'x'},
+                                       {"fake-sync", 0, 0, 'Y'},
+                                       {"data-root", 1, 0, 'D'},
+                                       {"dw-mode", 1, 0, 'M'},
+                                       {"procs", 1, 0, 'P'},
+                                       {"sync-every", 1, 0, 'E'},
+                                       {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (c) {
@@ -471,9 +484,12 @@ main(int argc, char **argv)
             opt.data_root = strcmp(optarg, "none") ? optarg : NULL;
             break;
         case 'M':
-            if (strcmp(optarg, "deferred") && strcmp(optarg, "sync-batch"))
-                die("--dw-mode deferred|sync-batch");
-            opt.deferred = !strcmp(optarg, "deferred");
+            if (strcmp(optarg, "deferred") && strcmp(optarg, "sync-batch") &&
+                strcmp(optarg, "write-behind"))
+                die("--dw-mode deferred|sync-batch|write-behind");
+            /* write-behind is deferred durability with pages staged: the same marker */
+            opt.write_behind = !strcmp(optarg, "write-behind");
+            opt.deferred = opt.write_behind || !strcmp(optarg, "deferred");
             break;
         case 'P':
             opt.procs = (unsigned)atoi(optarg);
@@ -489,7 +505,7 @@ main(int argc, char **argv)
         die("usage: --ctl F --data DIR --store DIR --page-sizes A,B,.. [--path P] [--pages N] "
             "[--rounds R] [--threads T | --procs P] [--reopen] [--sabotage] [--fill] "
             "[--mode recover] [--fake-sync] [--data-root DIR|none] "
-            "[--dw-mode sync-batch|deferred] [--sync-every N]");
+            "[--dw-mode sync-batch|deferred|write-behind] [--sync-every N]");
     if (opt.procs > 16 || (opt.procs && opt.reopen))
         die("--procs: at most 16, and not with --reopen");
     ctl_fd = open(opt.ctl, O_WRONLY);
