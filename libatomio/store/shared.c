@@ -1195,8 +1195,12 @@ atomio__shared_proc_self(struct atomio_store *st)
 void
 atomio__shared_stage_wait(struct atomio_store *st)
 {
+    uint32_t seq = atomic_load(&st->sh->stage_seq);
     futex_sleep(st, &st->sh->stage_seq, &st->sh->stage_waiters);
-    reap_dead(st);
+    /* Nothing moved for WAIT_NS: is the process we wait for still alive? (Reaping reads
+     * /proc for every attached process: not after every wake-up.) */
+    if (atomic_load(&st->sh->stage_seq) == seq)
+        reap_dead(st);
 }
 
 void
