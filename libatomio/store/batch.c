@@ -558,6 +558,15 @@ atomio__dw_write(atomio_ctx *ctx, struct atomio_dw_item *items, size_t n, uint32
         return 0;
     }
 
+    if (atomio__stage_on(ctx)) {
+        /* Write-behind: staged in call order (a later copy of a page supersedes an earlier
+         * one); a round of group commit writes them to the store and in place later. */
+        for (size_t i = 0; i < n; i++)
+            items[i].result = atomio__dw_precheck(ctx, &items[i]);
+        size_t staged = atomio__stage_write(ctx, items, n, wflags);
+        return (int)(staged > INT32_MAX ? INT32_MAX : staged);
+    }
+
     size_t *order = malloc(n * sizeof(*order));
     size_t *dup_of = malloc(n * sizeof(*dup_of));
     size_t cap = st->slots_max < n ? st->slots_max : n;
@@ -581,14 +590,6 @@ atomio__dw_write(atomio_ctx *ctx, struct atomio_dw_item *items, size_t n, uint32
         items[i].result = atomio__dw_precheck(ctx, &items[i]);
         if (items[i].result == 0)
             order[m++] = i;
-    }
-    if (atomio__stage_on(ctx)) {
-        /* Write-behind: staged in call order (a later copy of a page supersedes an earlier
-         * one); a round of group commit writes them to the store and in place later. */
-        size_t staged = atomio__stage_write(ctx, items, n, wflags);
-        free(order), free(dup_of), free(idx), free(slot_off), free(ios), free(files);
-        free(src), free(iov);
-        return (int)(staged > INT32_MAX ? INT32_MAX : staged);
     }
     m = drop_duplicates(items, order, m, dup_of);
     if (m == SIZE_MAX) {
