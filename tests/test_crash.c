@@ -431,17 +431,20 @@ struct expect {
 };
 
 /*
- * batch_bytes() -- the bytes batch write op i (at the segment's offset) put there: the op
+ * batch_bytes() -- the bytes batch write op i put at the record's offset (within bytes into
+ * the op: a write-behind round writes records that follow one another in one write): the op
  * itself, or, for a split store write (header and slot table only, shorter than the batch),
  * the op followed by the latest earlier write just behind it, its pages. NULL if none.
  */
 static const uint8_t *
-batch_bytes(const struct sim_log *log, size_t i, uint64_t blen, uint8_t **owned)
+batch_bytes(const struct sim_log *log, size_t i, uint64_t within, uint64_t blen, uint8_t **owned)
 {
     const struct sim_op *op = sim_log_op(log, i);
     *owned = NULL;
-    if (blen <= op->len)
-        return op->data;
+    if (within + blen <= op->len)
+        return op->data + within;
+    if (within)
+        return NULL;
     for (size_t j = i; j-- > 0;) {
         const struct sim_op *pg = sim_log_op(log, j);
         if (pg->kind != SIM_WRITE || pg->file != op->file || pg->off != op->off + op->len)
@@ -478,15 +481,20 @@ store_tail(const uint8_t *st, size_t slen, struct atomio_dw_geom *g)
  * library wrote there during the log (ops [0, k]); its op index in *which. */
 static bool
 logged_header(const struct sim_log *log, size_t k, int si, uint64_t off, const uint8_t *at,
-              size_t *which)
+              size_t *which, uint64_t *within)
 {
     for (size_t i = (k < sim_log_len(log) ? k + 1 : k); i-- > 0;) {
         const struct sim_op *op = sim_log_op(log, i);
-        /* a record's first write starts with its header ("ATRC"), not with page bytes */
-        if (op->kind != SIM_WRITE || op->file != si || op->off != off || op->len < 64 ||
-            le32(op->data) != 0x43525441u || memcmp(op->data, at, 64) != 0)
+        /* a record's first write starts with its header ("ATRC"), not with page bytes; a
+         * write-behind round's write holds several records, one after another */
+        if (op->kind != SIM_WRITE || op->file != si || off < op->off ||
+            off + 64 > op->off + op->len)
+            continue;
+        const uint8_t *h = op->data + (off - op->off);
+        if (le32(h) != 0x43525441u || memcmp(h, at, 64) != 0)
             continue;
         *which = i;
+        *within = off - op->off;
         return true;
     }
     return false;
@@ -519,14 +527,15 @@ expect_store(const struct sim_log *log, size_t k, const struct sim_image *img, s
     for (uint64_t pos = 0; pos + 64 <= g.ring_size;) {
         uint64_t off = g.ring_offset + pos;
         size_t i;
-        if (off + 64 > slen || !logged_header(log, k, si, off, st + off, &i)) {
+        uint64_t within = 0;
+        if (off + 64 > slen || !logged_header(log, k, si, off, st + off, &i, &within)) {
             pos += 512;
             continue;
         }
-        const struct sim_op *op = sim_log_op(log, i);
-        uint64_t lsn = le64(op->data + 8), blen = le64(op->data + 24);
+        const uint8_t *hd = sim_log_op(log, i)->data + within; /* the record's header */
+        uint64_t lsn = le64(hd + 8), blen = le64(hd + 24);
         uint8_t *owned = NULL;
-        const uint8_t *want = off + blen <= slen ? batch_bytes(log, i, blen, &owned) : NULL;
+        const uint8_t *want = off + blen <= slen ? batch_bytes(log, i, within, blen, &owned) : NULL;
         bool same = want && memcmp(st + off, want, blen) == 0;
         free(owned);
         if (lsn >= g.tail)
@@ -537,9 +546,9 @@ expect_store(const struct sim_log *log, size_t k, const struct sim_image *img, s
         }
         if (lsn >= g.tail) {
             e->valid++;
-            uint32_t count = le32(op->data + 16);
+            uint32_t count = le32(hd + 16);
             for (uint32_t j = 0; j < count; j++) {
-                const uint8_t *sl = op->data + 64 + (size_t)j * 32;
+                const uint8_t *sl = hd + 64 + (size_t)j * 32;
                 uint64_t fid = le64(sl), pno = le64(sl + 8);
                 bool dup = false;
                 for (size_t q = 0; q < nkeys && !dup; q++)
