@@ -173,6 +173,20 @@ t_ctx_open(const atomio_ctx_opts *o)
     return ctx;
 }
 
+/* t_file_holds() -- whether page page_no of the file at path, read past the library, is
+ * exactly want (ps bytes). */
+static inline bool
+t_file_holds(const char *path, const void *want, uint32_t ps, uint64_t page_no)
+{
+    uint8_t got[65536];
+    cr_assert_leq(ps, sizeof(got));
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
+    ssize_t n = pread(fd, got, ps, (off_t)(page_no * ps));
+    close(fd);
+    return n == (ssize_t)ps && memcmp(want, got, ps) == 0;
+}
+
 /* t_file_opts() -- file options with the fields every suite sets. */
 static inline atomio_file_opts
 t_file_opts(uint32_t page_size, uint32_t path, uint32_t io_style, uint32_t flags)

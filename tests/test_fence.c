@@ -55,9 +55,9 @@ open_ctx(uint32_t flags)
 static atomio_file *
 open_file(atomio_ctx *ctx, uint32_t flags)
 {
-    atomio_file_opts fo = t_file_opts(PS, ATOMIO_PATH_DOUBLEWRITE, ATOMIO_IO_BUFFERED,
-                                      (flags & ATOMIO_FILE_RDONLY) ? flags
-                                                                   : ATOMIO_FILE_CREATE | flags);
+    atomio_file_opts fo =
+        t_file_opts(PS, ATOMIO_PATH_DOUBLEWRITE, ATOMIO_IO_BUFFERED,
+                    (flags & ATOMIO_FILE_RDONLY) ? flags : ATOMIO_FILE_CREATE | flags);
     fo.file_id = FILE_ID;
     return t_file_open(ctx, dpath, &fo);
 }
@@ -71,13 +71,9 @@ page_of(uint8_t *p, uint64_t page_no, uint32_t version)
 static bool
 page_is(uint64_t page_no, uint32_t version)
 {
-    uint8_t want[PS], got[PS];
+    uint8_t want[PS];
     page_of(want, page_no, version);
-    int fd = open(dpath, O_RDONLY);
-    cr_assert_geq(fd, 0);
-    ssize_t n = pread(fd, got, PS, (off_t)(page_no * PS));
-    close(fd);
-    return n == (ssize_t)PS && memcmp(want, got, PS) == 0;
+    return t_file_holds(dpath, want, PS, page_no);
 }
 
 static off_t

@@ -74,13 +74,9 @@ page_of(uint8_t *p, uint64_t page_no, uint32_t version)
 static bool
 in_file(uint64_t page_no, uint32_t version)
 {
-    uint8_t want[PS], got[PS];
+    uint8_t want[PS];
     page_of(want, page_no, version);
-    int fd = open(dpath, O_RDONLY);
-    cr_assert_geq(fd, 0);
-    ssize_t n = pread(fd, got, PS, (off_t)(page_no * PS));
-    close(fd);
-    return n == (ssize_t)PS && memcmp(want, got, PS) == 0;
+    return t_file_holds(dpath, want, PS, page_no);
 }
 
 static void
@@ -229,21 +225,43 @@ Test(write_behind, modes_cannot_mix_in_one_instance_and_sizes_are_checked)
     cr_assert_eq(atomio_ctx_flush(NULL), ATOMIO_E_INVAL);
 }
 
+/* child_open() -- in a forked child (no Criterion there): another process of the instance
+ * with its own ctx and the data file; exits 2 or 3 if it cannot open them. */
+static atomio_file *
+child_open(const atomio_ctx_opts *co, atomio_ctx **c)
+{
+    if (atomio_ctx_open(co, c) < 0)
+        _exit(2);
+    atomio_file_opts fo = t_file_opts(PS, ATOMIO_PATH_DOUBLEWRITE, ATOMIO_IO_BUFFERED, 0);
+    fo.file_id = FILE_ID;
+    atomio_file *cf = NULL;
+    if (atomio_file_open(*c, dpath, &fo, &cf) < 0)
+        _exit(3);
+    return cf;
+}
+
 /* ---- a page that cannot go in place ---------------------------------------------------------- */
 
 static int data_fd_fail = 0; /* in-place writes to the data file fail with EIO */
 
-static ssize_t
-failing_pwritev2(int fd, const struct iovec *iov, int iovcnt, uint64_t off, int flags)
+/* is_data_fd() -- whether fd is open on the test's data file (not the store). */
+static bool
+is_data_fd(int fd)
 {
     char link[64], target[512];
     snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
     ssize_t n = readlink(link, target, sizeof(target) - 1);
-    if (data_fd_fail && n > 0) {
-        target[n] = '\0';
-        if (strcmp(target, dpath) == 0)
-            return -EIO;
-    }
+    if (n <= 0)
+        return false;
+    target[n] = '\0';
+    return strcmp(target, dpath) == 0;
+}
+
+static ssize_t
+failing_pwritev2(int fd, const struct iovec *iov, int iovcnt, uint64_t off, int flags)
+{
+    if (data_fd_fail && is_data_fd(fd))
+        return -EIO;
     return atomio__sys_real.pwritev2(fd, iov, iovcnt, off, flags);
 }
 
@@ -288,14 +306,8 @@ static int die_in_place = 0;
 static ssize_t
 dying_pwritev2(int fd, const struct iovec *iov, int iovcnt, uint64_t off, int flags)
 {
-    char link[64], target[512];
-    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-    ssize_t n = readlink(link, target, sizeof(target) - 1);
-    if (die_in_place && n > 0) {
-        target[n] = '\0';
-        if (strcmp(target, dpath) == 0)
-            raise(SIGKILL); /* after its records were written and made durable */
-    }
+    if (die_in_place && is_data_fd(fd))
+        raise(SIGKILL); /* after its records were written and made durable */
     return atomio__sys_real.pwritev2(fd, iov, iovcnt, off, flags);
 }
 
@@ -310,13 +322,7 @@ Test(write_behind, round_of_a_dead_leader_is_led_again)
     cr_assert_geq(pid, 0);
     if (pid == 0) {
         atomio_ctx *c = NULL;
-        if (atomio_ctx_open(&co, &c) < 0)
-            _exit(2);
-        atomio_file_opts fo = t_file_opts(PS, ATOMIO_PATH_DOUBLEWRITE, ATOMIO_IO_BUFFERED, 0);
-        fo.file_id = FILE_ID;
-        atomio_file *cf = NULL;
-        if (atomio_file_open(c, dpath, &fo, &cf) < 0)
-            _exit(3);
+        atomio_file *cf = child_open(&co, &c);
         for (uint64_t p = 0; p < 8; p++) {
             uint8_t pg[PS];
             page_of(pg, p, 2);
@@ -362,13 +368,7 @@ Test(write_behind, ctx_sync_and_durability_switch_while_another_process_stages, 
     cr_assert_geq(pid, 0);
     if (pid == 0) {
         atomio_ctx *c = NULL;
-        if (atomio_ctx_open(&co, &c) < 0)
-            _exit(2);
-        atomio_file_opts fo = t_file_opts(PS, ATOMIO_PATH_DOUBLEWRITE, ATOMIO_IO_BUFFERED, 0);
-        fo.file_id = FILE_ID;
-        atomio_file *cf = NULL;
-        if (atomio_file_open(c, dpath, &fo, &cf) < 0)
-            _exit(3);
+        atomio_file *cf = child_open(&co, &c);
         uint64_t until = atomio__now_ns() + 1500ull * 1000 * 1000;
         for (uint32_t v = 2; atomio__now_ns() < until; v++) {
             uint8_t pg[PS];
