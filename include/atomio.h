@@ -203,8 +203,9 @@ enum atomio_doublewrite_mode {
                                           read it with atomio_read(), which sees staged pages,
                                           or call atomio_ctx_flush() first. atomio_sync(),
                                           atomio_ctx_sync() and atomio_file_fence() flush
-                                          first. Every process of the instance must use it.
-                                          Since 0.2 */
+                                          first, and so does the close of the instance's last
+                                          context. Every process of the instance must use
+                                          it. Since 0.2 */
 };
 
 /** Options of atomio_ctx_open(). Set size with ATOMIO_CTX_OPTS_INIT or atomio_ctx_opts_init(). */

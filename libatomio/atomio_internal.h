@@ -374,6 +374,8 @@ bool atomio__stage_on(const atomio_ctx *ctx);
 /* atomio_sync() once the staging is flushed: callers holding ctx->lock (a round takes it). */
 int atomio__file_sync_staged(atomio_file *f);
 int atomio__stage_flush(atomio_ctx *ctx);
+/* At ctx close: flush when this is the instance's last context, else leave it to the others. */
+int atomio__stage_close(atomio_ctx *ctx);
 int atomio__stage_read(atomio_file *f, uint64_t page_no, void *page);
 uint64_t atomio__stage_count(atomio_ctx *ctx);
 int atomio__store_remap(atomio_ctx *ctx, uint64_t file_id, const char *path);

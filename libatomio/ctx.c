@@ -217,10 +217,9 @@ atomio_ctx_close(atomio_ctx *ctx)
 {
     if (!ctx)
         return 0;
-    /* Staged pages go in place before this process leaves: it may be the instance's last. */
-    int first = atomio__stage_flush(ctx);
-    if (first == ATOMIO_E_INVAL)
-        first = 0; /* a ctx inherited across fork(): the parent still has them */
+    /* Staged pages go in place before the instance's last context leaves; an earlier one
+     * leaves them to the others (a backend exiting does not wait for a round). */
+    int first = atomio__stage_close(ctx);
     for (;;) {
         pthread_mutex_lock(ctx->lock);
         atomio_file *f = ctx->files;

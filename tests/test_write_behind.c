@@ -397,3 +397,37 @@ Test(write_behind, ctx_sync_and_durability_switch_while_another_process_stages, 
     cr_assert_gt(n, 1);
     cr_assert_eq(atomio_ctx_close(ctx), 0);
 }
+
+/* ---- closing -------------------------------------------------------------------------------- */
+
+Test(write_behind, only_the_last_context_to_close_flushes)
+{
+    atomio_ctx_opts co = wb_opts(0);
+    atomio_ctx *ctx = t_ctx_open(&co);
+    atomio_file *f = open_file(ctx);
+    write_v(f, 0, 1, 0);
+    cr_assert_eq(atomio_sync(f), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        atomio_ctx *c = NULL;
+        atomio_file *cf = child_open(&co, &c);
+        for (uint64_t p = 0; p < 4; p++) {
+            uint8_t pg[PS];
+            page_of(pg, p, 2);
+            if (atomio_write(cf, p, pg, 0) < 0)
+                _exit(4);
+        }
+        _exit(atomio_ctx_close(c) == 0 ? 0 : 5); /* not the last: leaves them staged */
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status 0x%x", status);
+    cr_assert_eq(stats(ctx).staged_now, 4, "the child's close flushed (or lost) its pages");
+    cr_assert(!in_file(1, 2));
+    /* The last context's close puts them in place. */
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+    for (uint64_t p = 0; p < 4; p++)
+        cr_assert(in_file(p, 2), "page %llu lost when the last context closed",
+                  (unsigned long long)p);
+}

@@ -1214,3 +1214,25 @@ atomio__shared_reap(struct atomio_store *st)
 {
     reap_dead(st);
 }
+
+bool
+atomio__shared_leave_unless_last(struct atomio_store *st)
+{
+    if (!st->sh || !st->registered)
+        return true;
+    atomio__shared_lock(st);
+    reap_dead(st); /* a killed process will not flush anything */
+    pid_t me = getpid();
+    uint64_t others = 0;
+    for (uint32_t i = 0; i < MAX_PROCS; i++)
+        if (st->sh->procs[i].used)
+            others += st->sh->procs[i].pid == me ? st->sh->procs[i].used - 1 : 1;
+    if (others) {
+        /* Under the same lock as the count: of two contexts closing at once, the second sees
+         * itself last and flushes. */
+        st->sh->procs[st->proc_index].used--;
+        st->registered = false;
+    }
+    atomio__shared_unlock(st);
+    return others == 0;
+}

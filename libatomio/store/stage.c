@@ -773,6 +773,16 @@ atomio__stage_read(atomio_file *f, uint64_t page_no, void *page)
     return hit;
 }
 
+int
+atomio__stage_close(atomio_ctx *ctx)
+{
+    if (!atomio__stage_on(ctx) || atomio__store_check(ctx) == ATOMIO_E_INVAL)
+        return 0; /* a ctx inherited across fork(): the parent still has them */
+    if (!atomio__shared_leave_unless_last(ctx->store))
+        return 0; /* another context of the instance puts them in place later */
+    return atomio__stage_flush(ctx);
+}
+
 uint64_t
 atomio__stage_count(atomio_ctx *ctx)
 {

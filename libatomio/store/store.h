@@ -162,6 +162,9 @@ uint32_t atomio__shared_proc_self(struct atomio_store *st);
 void atomio__shared_stage_wait(struct atomio_store *st);
 void atomio__shared_stage_wake(struct atomio_store *st);
 void atomio__shared_reap(struct atomio_store *st);
+/* A context about to close: if another context of the instance stays attached, leave now
+ * (it will flush the staging) and return false; the last one returns true and must flush. */
+bool atomio__shared_leave_unless_last(struct atomio_store *st);
 
 /* ---- write-behind (store/stage.c) --------------------------------------------------------- */
 
