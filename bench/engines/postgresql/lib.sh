@@ -23,6 +23,8 @@ pg_loops=()
 pg_fuses=()
 pg_daemons=()  # pids of background daemons (the recorder)
 pg_tmpdirs=()
+pg_granted=()  # directories given search permission for the postgres user ...
+pg_granted_by=""  # ... by this process (subshells running a filesystem each leave them)
 
 pg_skip() {
     echo "$pg_prog skipped: $*"
@@ -57,6 +59,13 @@ pg_preflight() {
         useradd --system --home-dir /nonexistent --shell /usr/sbin/nologin "$pg_user" ||
             pg_skip "cannot create the $pg_user user"
     fi
+    # The server runs as the postgres user: it must reach the binaries and the libatomio they
+    # load, wherever they were built (a checkout under /root or a mktemp -d directory is
+    # closed to other users).
+    local lib
+    pg_reach "$pg_bin"
+    lib=$(ldd "$pg_bin/postgres" 2>/dev/null | awk '$1 ~ /^libatomio/ && $3 ~ /^\// { print $3 }')
+    [ -z "$lib" ] || pg_reach "$(dirname "$lib")"
     local share
     share=$("$pg_bin/pg_config" --sharedir 2>/dev/null || true)
     if [ -n "$share" ] && [ ! -e "$share/extension/amcheck.control" ]; then
@@ -79,6 +88,19 @@ pg_preflight() {
         echo "$pg_prog: --write-behind $pg_write_behind, but $pg_bin/postgres has no atomio_write_behind GUC" >&2
         exit 1
     fi
+}
+
+# pg_reach DIR: give others search permission (x, never read) on DIR and each ancestor the
+# postgres user cannot pass through; pg_cleanup takes it back.
+pg_reach() {
+    local d
+    d=$(cd "$1" 2>/dev/null && pwd) || return 0
+    while [ "$d" != / ]; do
+        if ! runuser -u "$pg_user" -- test -x "$d" 2>/dev/null; then
+            chmod o+x "$d" && pg_granted+=("$d") && pg_granted_by=$BASHPID
+        fi
+        d=$(dirname "$d")
+    done
 }
 
 # pg_mode_note: how pages are protected, for the scripts' first line.
@@ -330,4 +352,7 @@ pg_cleanup() {
     for f in "${pg_fuses[@]}"; do mountpoint -q "$f" && fusermount3 -u -z "$f"; done
     for p in "${pg_daemons[@]}"; do kill "$p" 2>/dev/null; done
     for d in "${pg_tmpdirs[@]}"; do rm -rf "$d"; done
+    if [ "$pg_granted_by" = "$BASHPID" ]; then
+        for d in "${pg_granted[@]}"; do chmod o-x "$d" 2>/dev/null; done
+    fi
 }
