@@ -240,6 +240,22 @@ child_open(const atomio_ctx_opts *co, atomio_ctx **c)
     return cf;
 }
 
+/* child_stage() -- in a forked child: child_open(), then pages 0..n-1 written at version 2
+ * (staged); exits 4 if a write fails. */
+static atomio_ctx *
+child_stage(const atomio_ctx_opts *co, uint64_t n)
+{
+    atomio_ctx *c = NULL;
+    atomio_file *cf = child_open(co, &c);
+    for (uint64_t p = 0; p < n; p++) {
+        uint8_t pg[PS];
+        page_of(pg, p, 2);
+        if (atomio_write(cf, p, pg, 0) < 0)
+            _exit(4);
+    }
+    return c;
+}
+
 /* ---- a page that cannot go in place ---------------------------------------------------------- */
 
 static int data_fd_fail = 0; /* in-place writes to the data file fail with EIO */
@@ -321,14 +337,7 @@ Test(write_behind, round_of_a_dead_leader_is_led_again)
     pid_t pid = fork();
     cr_assert_geq(pid, 0);
     if (pid == 0) {
-        atomio_ctx *c = NULL;
-        atomio_file *cf = child_open(&co, &c);
-        for (uint64_t p = 0; p < 8; p++) {
-            uint8_t pg[PS];
-            page_of(pg, p, 2);
-            if (atomio_write(cf, p, pg, 0) < 0)
-                _exit(4);
-        }
+        atomio_ctx *c = child_stage(&co, 8);
         atomio__sys.pwritev2 = dying_pwritev2;
         die_in_place = 1;
         if (atomio_ctx_flush(c) < 0) /* dies leading the round */
@@ -410,14 +419,7 @@ Test(write_behind, only_the_last_context_to_close_flushes)
     pid_t pid = fork();
     cr_assert_geq(pid, 0);
     if (pid == 0) {
-        atomio_ctx *c = NULL;
-        atomio_file *cf = child_open(&co, &c);
-        for (uint64_t p = 0; p < 4; p++) {
-            uint8_t pg[PS];
-            page_of(pg, p, 2);
-            if (atomio_write(cf, p, pg, 0) < 0)
-                _exit(4);
-        }
+        atomio_ctx *c = child_stage(&co, 4);
         _exit(atomio_ctx_close(c) == 0 ? 0 : 5); /* not the last: leaves them staged */
     }
     int status = 0;
