@@ -352,8 +352,7 @@ shm_name_for(struct atomio_store *st)
     atomio__shm_name(st->shm_name, st->g.uuid, st->fd);
 }
 
-/* map_shared() -- map the instance's shared state: create it (first) or open it. Without
- * /dev/shm a private instance still works on anonymous shared memory. */
+/* base_len() -- bytes of the shared state before the write-behind staging (page-aligned). */
 static size_t
 base_len(uint64_t ring_size)
 {
@@ -361,6 +360,8 @@ base_len(uint64_t ring_size)
            ~(size_t)4095;
 }
 
+/* map_shared() -- map the instance's shared state: create it (first) or open it. Without
+ * /dev/shm a private instance still works on anonymous shared memory. */
 static int
 map_shared(struct atomio_store *st, bool first, bool private_instance, size_t stage_len)
 {
@@ -550,6 +551,19 @@ atomio__shared_open_doors(struct atomio_store *st)
     return ofd_lock(st->lockfd, F_RDLCK, false);
 }
 
+/* other_ctxs() -- contexts attached besides the caller's one: every other process's, and
+ * this process's others. Caller holds the lock. */
+static uint64_t
+other_ctxs(const struct atomio_shared *sh)
+{
+    pid_t me = getpid();
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < MAX_PROCS; i++)
+        if (sh->procs[i].used)
+            n += sh->procs[i].pid == me ? sh->procs[i].used - 1 : 1;
+    return n;
+}
+
 void
 atomio__shared_detach(struct atomio_store *st, bool forked)
 {
@@ -558,11 +572,7 @@ atomio__shared_detach(struct atomio_store *st, bool forked)
         pid_t me = getpid();
         /* The last ctx of the instance leaves the store clean: the durable tail at the tail, so
          * the next open has nothing to re-check but what still waits for a sync. */
-        uint64_t others = 0;
-        for (uint32_t i = 0; i < MAX_PROCS; i++)
-            if (st->sh->procs[i].used)
-                others += st->sh->procs[i].pid == me ? st->sh->procs[i].used - 1 : 1;
-        if (others == 0 && !atomic_load(&st->failed) && !st->sh->hdr_busy &&
+        if (other_ctxs(st->sh) == 0 && !atomic_load(&st->failed) && !st->sh->hdr_busy &&
             !st->sh->needs_recovery && st->sh->tail > st->sh->durable_tail)
             (void)update_durable_tail(st);
         for (uint32_t i = 0; i < MAX_PROCS; i++)
@@ -788,9 +798,9 @@ reap_dead(struct atomio_store *st)
     if (sh->hdr_busy && (dead[sh->hdr_proc] || !sh->procs[sh->hdr_proc].used))
         sh->hdr_busy = 0;
     if (sh->stage_off) {
-        bool gone[MAX_PROCS];
+        bool gone[MAX_PROCS]; /* the dead are no longer used (above) */
         for (uint32_t i = 0; i < MAX_PROCS; i++)
-            gone[i] = dead[i] || !sh->procs[i].used;
+            gone[i] = !sh->procs[i].used;
         if (atomio__stage_reap(atomio__shared_stage(st), gone))
             futex_wake(&sh->stage_seq, sh->stage_waiters);
     }
@@ -1222,11 +1232,7 @@ atomio__shared_leave_unless_last(struct atomio_store *st)
         return true;
     atomio__shared_lock(st);
     reap_dead(st); /* a killed process will not flush anything */
-    pid_t me = getpid();
-    uint64_t others = 0;
-    for (uint32_t i = 0; i < MAX_PROCS; i++)
-        if (st->sh->procs[i].used)
-            others += st->sh->procs[i].pid == me ? st->sh->procs[i].used - 1 : 1;
+    uint64_t others = other_ctxs(st->sh);
     if (others) {
         /* Under the same lock as the count: of two contexts closing at once, the second sees
          * itself last and flushes. */

@@ -219,14 +219,16 @@ newest(struct atomio_stage *sg, uint64_t file_id, uint64_t page_no, uint32_t ski
 
 /* ---- a round ------------------------------------------------------------------------------ */
 
-/* One record of a round: slots idx[first, first + cnt) of the round, at most DESC_FILES
- * files (a descriptor tracks that many, so a sync of each releases it). */
+/* Files one record of a round may touch: as many as a store descriptor tracks (DESC_FILES in
+ * store/shared.c), so syncs of its files release it. */
+#define REC_FILES 8u
+
+/* One record of a round: slots sl[first, first + cnt) of the round. */
 struct round_rec {
     struct atomio_dw_rec *rec;
     uint32_t first, cnt;
-    uint64_t ids[8];
+    uint64_t ids[REC_FILES];
     uint32_t nids;
-    bool written, failed;
 };
 
 /* The fds a round writes through: a copy of this process's own descriptor of the file when
@@ -309,8 +311,8 @@ encode_record(const struct atomio_store *st, struct atomio_stage *sg, const uint
 /*
  * write_records() -- the store writes of records rr[0..nr) (reserved, encoded into iov, the
  * record k's iovecs at iov + ivo[k]): records that follow one another in the ring go in one
- * write, so a round is usually one store write whatever its files. Each record is marked
- * written (ok or not); returns how many leading records were written whole, and the error.
+ * write, so a round is usually one store write whatever its files. Each record's write is
+ * reported (ok or not); returns how many leading records were written whole, and the error.
  */
 static uint32_t
 write_records(atomio_ctx *ctx, struct round_rec *rr, uint32_t nr, struct iovec *iov,
@@ -333,10 +335,8 @@ write_records(atomio_ctx *ctx, struct round_rec *rr, uint32_t nr, struct iovec *
         ssize_t w = atomio__sys.pwritev2(st->fd, iov + ivo[a], (int)(ivo[b] - ivo[a]),
                                          atomio__dw_ring_pos(&st->g, rr[a].rec->lsn), 0);
         bool whole = w >= 0 && (uint64_t)w == len;
-        for (uint32_t k = a; k < b; k++) {
+        for (uint32_t k = a; k < b; k++)
             atomio__store_written(ctx, rr[k].rec, whole);
-            rr[k].written = true;
-        }
         if (!whole) {
             /* A store that cannot take a write is not trusted with the next one either. */
             atomic_store(&st->failed, true);
@@ -351,7 +351,7 @@ write_records(atomio_ctx *ctx, struct round_rec *rr, uint32_t nr, struct iovec *
 }
 
 /* plan_records() -- cut the round's slots into records: at most a record's slots and bytes,
- * at most 8 distinct files each. Returns the number of records. */
+ * at most REC_FILES distinct files each. Returns the number of records. */
 static uint32_t
 plan_records(const struct atomio_store *st, struct atomio_stage *sg, const uint32_t *sl, uint32_t n,
              struct round_rec *rr)
@@ -365,7 +365,7 @@ plan_records(const struct atomio_store *st, struct atomio_stage *sg, const uint3
         for (uint32_t j = 0; cur && j < cur->nids && !known; j++)
             known = cur->ids[j] == s->file_id;
         if (!cur || cur->cnt == st->slots_max || bytes + s->page_size > st->rec_bytes_max ||
-            (!known && cur->nids == 8)) {
+            (!known && cur->nids == REC_FILES)) {
             cur = &rr[nr++];
             *cur = (struct round_rec){.first = k};
             bytes = 0;
@@ -660,6 +660,18 @@ stage_one(atomio_ctx *ctx, struct atomio_stage *sg, const struct atomio_dw_item 
     return 0;
 }
 
+/* first_of_file() -- whether items[k] is the first staged item of its file in the call. */
+static bool
+first_of_file(const struct atomio_dw_item *items, size_t k)
+{
+    if (items[k].result)
+        return false;
+    for (size_t j = 0; j < k; j++)
+        if (items[j].file == items[k].file && items[j].result == 0)
+            return false;
+    return true;
+}
+
 size_t
 atomio__stage_write(atomio_ctx *ctx, struct atomio_dw_item *items, size_t n, uint32_t wflags)
 {
@@ -684,26 +696,19 @@ atomio__stage_write(atomio_ctx *ctx, struct atomio_dw_item *items, size_t n, uin
     }
     if (ok) {
         ATOMIO_COUNT(&ctx->stats, batches, 1); /* one per call, as the other modes count */
-        for (size_t k = 0; k < n; k++) {
-            bool first = items[k].result == 0;
-            for (size_t j = 0; j < k && first; j++)
-                first = !(items[j].file == items[k].file && items[j].result == 0);
-            if (first)
+        for (size_t k = 0; k < n; k++)
+            if (first_of_file(items, k))
                 ATOMIO_COUNT(&items[k].file->stats, batches, 1);
-        }
     }
     if (!sync || ok == 0)
         return ok;
     /* Durable before returning: in place first, then each file synced once. */
     int err = atomio__stage_flush(ctx);
     for (size_t k = 0; k < n; k++) {
-        atomio_file *f = items[k].file;
-        if (items[k].result)
+        if (!first_of_file(items, k))
             continue;
-        bool seen = false;
-        for (size_t j = 0; j < k && !seen; j++)
-            seen = items[j].file == f && items[j].result == 0;
-        int r = err ? err : seen ? 0 : atomio__file_datasync(f);
+        atomio_file *f = items[k].file;
+        int r = err ? err : atomio__file_datasync(f);
         for (size_t j = k; j < n && r; j++)
             if (items[j].file == f && items[j].result == 0) {
                 items[j].result = r;
