@@ -457,8 +457,19 @@ writers(const char *kind)
         cr_assert(wait_for(&L->w[v].progress, at, 60), "writer %d stalled at %u (err %s line %d)",
                   v, atomic_load(&L->w[v].progress), atomio_err_name(atomic_load(&L->w[v].err)),
                   atomic_load(&L->w[v].err_line));
-        for (long spin = 0; !atomic_load(&L->w[v].in_write) && spin < 100000000L; spin++)
-            ;
+        /* Catch it inside a write call: stop it, and let it run on until a stop finds it in
+         * one (a write-behind call lasts a microsecond or two, less than a kill takes). */
+        for (int tries = 0; tries < 10000; tries++) {
+            for (long spin = 0; !atomic_load(&L->w[v].in_write) && spin < 100000000L; spin++)
+                ;
+            kill(pids[v], SIGSTOP);
+            int wst;
+            while (waitpid(pids[v], &wst, WUNTRACED) < 0 && errno == EINTR)
+                ;
+            if (atomic_load(&L->w[v].in_write) || atomic_load(&L->w[v].done))
+                break;
+            kill(pids[v], SIGCONT);
+        }
         atomic_store(&L->w[v].alive, 0);
         kill_wait(pids[v]);
         dead[v] = true;
