@@ -58,8 +58,9 @@ for fs in ${FS:-xfs ext4}; do
       > "$OUT/$fs-wb-procs4-batch1.json" || echo "$fs-wb-procs4-batch1: exit $?"
   "$B/atomio-bench" probe "$f16" --page-size 16k > "$OUT/$fs-probe.txt" 2>&1 || true
 done
+# Each run once, in the order the doc shows them (the -wb-procs4 runs match two patterns).
 ls "$OUT"/*-batch.json "$OUT"/*-deferred-*.json "$OUT"/*-procs4-*.json "$OUT"/*-wb-*.json 2>/dev/null \
-  | xargs python3 "$(dirname "$0")/json2md.py" > "$OUT/tables.md"
+  | awk '!seen[$0]++' | xargs python3 "$(dirname "$0")/json2md.py" > "$OUT/tables.md"
 # Paths in the outputs name the temp dir; keep them stable for the docs.
 sed -i "s|$T/||g" "$OUT"/*.json "$OUT"/*.svg "$OUT"/*.txt
 echo "results in $OUT"
