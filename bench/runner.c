@@ -8,6 +8,7 @@
 #include "runner.h"
 
 #include "hist.h"
+#include "runner_ring.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -338,7 +339,8 @@ open_ctx(const struct wl_config *c, const struct lib_opts *o, struct wl_result *
     atomio_ctx_opts_init(&co);
     co.doublewrite_dir = o->doublewrite_dir;
     co.policy = o->policy;
-    co.submitter = (uint32_t)c->submitter;
+    /* --submitter engine: the bench's ring writes; the library's own is left to choose. */
+    co.submitter = c->submitter == WL_SUBMIT_ENGINE ? ATOMIO_SUBMIT_AUTO : (uint32_t)c->submitter;
     co.queue_depth = c->qd;
     co.doublewrite_batch_pages = c->batch > 64 ? c->batch : 0;
     co.doublewrite_max_page_size = c->page_size > 16384 ? c->page_size : 0;
@@ -481,7 +483,20 @@ lib_run(const struct wl_config *c, const struct lib_opts *o, struct wl_result *r
         .strerr = lt_strerr,
         .page_lat = 0,
     };
+    struct ring_env ring = {.c = c, .ctx = s.ctx, .f = s.f, .mark = lt_mark, .mark_arg = &s};
+    if (c->submitter == WL_SUBMIT_ENGINE) {
+        ring.doublewrite = info.path == ATOMIO_PATH_DOUBLEWRITE;
+        ring_ops(&ring, &ops);
+        snprintf(r->submitter, sizeof(r->submitter), "engine");
+        r->qd_effective = c->qd;
+    }
     rc = wl_run(c, &ops, r, on_pages, on_pages_arg);
+    int ring_err = atomic_load(&ring.err);
+    if (ring_err && !rc) {
+        rc = r->err = ring_err;
+        snprintf(r->errmsg, sizeof(r->errmsg), "engine ring, finishing the last batches: %s (%s)",
+                 atomio_err_name(ring_err), atomio_strerror(ring_err));
+    }
     const atomio_stats *a = &s.st[0], *b = &s.st[1];
     r->bytes_data = b->bytes_data - a->bytes_data;
     r->bytes_doublewrite = b->bytes_doublewrite - a->bytes_doublewrite;

@@ -10,6 +10,7 @@
 #include "args.h"
 #include "progress.h"
 #include "record.h"
+#include "runner_ring.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -124,6 +125,27 @@ parse_paths(struct session *s, const char *cmd, const char *arg)
     if (!s->npaths)
         usage_error(cmd, "--paths: empty list");
     s->paths_given = 1;
+}
+
+/*
+ * check_engine() -- --submitter engine drives the library through the bench's own ring: it
+ * needs liburing, and neither stages pages in the library (--write-behind) nor keeps its last
+ * pages for --verify.
+ */
+static void
+check_engine(const struct wl_config *c, const char *cmd)
+{
+    if (c->submitter != WL_SUBMIT_ENGINE)
+        return;
+    if (!ring_supported())
+        usage_error(cmd, "--submitter engine: this atomio-bench was built without liburing "
+                         "(apt-get install liburing-dev, then rebuild)");
+    if (c->write_behind)
+        usage_error(cmd, "--submitter engine writes every batch through the engine's ring; "
+                         "--write-behind stages pages inside the library: pick one");
+    if (c->verify)
+        usage_error(cmd, "--verify reads back the pages the library runner keeps; the engine "
+                         "ring's pages are copied and freed as its batches finish");
 }
 
 /*
@@ -242,6 +264,7 @@ session_parse(struct session *s, int is_compare, int argc, char **argv)
         usage_error(cmd, "missing FILE (created and filled if it does not exist)");
     wl_check(&s->c, cmd);
     check_write_behind(&s->c, cmd);
+    check_engine(&s->c, cmd);
 }
 
 /* ---- rows -------------------------------------------------------------------------------- */

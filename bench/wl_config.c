@@ -35,7 +35,9 @@ const struct opt_spec wl_opt_specs[] = {
     {"direct", 0, WO_DIRECT, NULL, "io style DIRECT (O_DIRECT, InnoDB-like)"},
     {"buffered", 0, WO_BUFFERED, NULL, "io style BUFFERED (page cache, PostgreSQL-like)"},
     {"io-style", 1, WO_IO_STYLE, "STYLE", "any (default) | buffered | direct"},
-    {"submitter", 1, WO_SUBMITTER, "KIND", "auto (default) | uring | sync"},
+    {"submitter", 1, WO_SUBMITTER, "KIND",
+     "auto (default) | uring | sync: the library's; engine: the bench's own io_uring drives "
+     "the library (atomio_uring.h), up to 2 batches in flight"},
     {"zipf", 1, WO_ZIPF, "THETA", "skew of --workload checkpoint, 0..<1 (default 0.99)"},
     {"seed", 1, WO_SEED, "N", "random seed (default 1)"},
     {"no-progress", 0, WO_NO_PROGRESS, NULL, "no progress bar even on a terminal"},
@@ -181,8 +183,10 @@ wl_handle_opt(struct wl_config *c, const char *cmd, int id, const char *arg)
             c->submitter = WL_SUBMIT_URING;
         else if (strcmp(arg, "sync") == 0)
             c->submitter = WL_SUBMIT_SYNC;
+        else if (strcmp(arg, "engine") == 0)
+            c->submitter = WL_SUBMIT_ENGINE;
         else
-            usage_error(cmd, "--submitter '%s': want auto, uring or sync", arg);
+            usage_error(cmd, "--submitter '%s': want auto, uring, sync or engine", arg);
         return 1;
     case WO_ZIPF: {
         char *end;
@@ -265,6 +269,8 @@ wl_submitter_name(int s)
         return "uring";
     case WL_SUBMIT_SYNC:
         return "sync";
+    case WL_SUBMIT_ENGINE:
+        return "engine";
     }
     return "?";
 }

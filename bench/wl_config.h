@@ -12,9 +12,11 @@
 #include <stdint.h>
 
 enum wl_pattern { WL_RANDOM = 0, WL_SEQUENTIAL = 1, WL_CHECKPOINT = 2 };
-/* Same numbering as enum atomio_io_style and enum atomio_submitter, on purpose. */
+/* Same numbering as enum atomio_io_style and enum atomio_submitter, on purpose. ENGINE has no
+ * library counterpart: the bench's own ring drives the library (runner_ring.c); the baselines
+ * take it as uring. */
 enum wl_io_style { WL_IO_ANY = 0, WL_IO_BUFFERED = 1, WL_IO_DIRECT = 2 };
-enum wl_submitter { WL_SUBMIT_AUTO = 0, WL_SUBMIT_URING = 1, WL_SUBMIT_SYNC = 2 };
+enum wl_submitter { WL_SUBMIT_AUTO = 0, WL_SUBMIT_URING = 1, WL_SUBMIT_SYNC = 2, WL_SUBMIT_ENGINE = 3 };
 
 #define WL_SYNC_NEVER 0
 #define WL_SYNC_BATCH UINT64_MAX

@@ -341,8 +341,16 @@ writer(void *arg)
     uint64_t since_sync = 0;
     while (!atomic_load_explicit(&sh->stop, memory_order_relaxed)) {
         if (!atomic_load_explicit(&sh->measuring, memory_order_acquire) &&
-            atomic_load_explicit(&sh->flip_requested, memory_order_acquire))
+            atomic_load_explicit(&sh->flip_requested, memory_order_acquire)) {
+            if (ops->quiesce) {
+                int qrc = ops->quiesce(ts);
+                if (qrc < 0) {
+                    set_error(sh, qrc, "write");
+                    break;
+                }
+            }
             arrive(sh);
+        }
         int m = atomic_load_explicit(&sh->measuring, memory_order_acquire);
         uint32_t n = c->batch;
         if (m && c->pages) {

@@ -113,6 +113,10 @@ struct wl_ops {
     void (*strerr)(void *arg, int err, char *buf, size_t len);
     /* 1 if write_batch fills page_lat_ns. */
     int page_lat;
+    /* NULL, or: finish the writes still in flight when write_batch returned, so the counters
+     * snapshot when measurement starts hold exactly the pages written before it. Called by
+     * each thread before it waits for the switch from warm-up to measuring. */
+    int (*quiesce)(void *ts);
 };
 
 /* Told how many pages a measured batch wrote, from the writer threads (a progress bar). */

@@ -101,7 +101,7 @@ def test_parsing():
             ["--batch", "1"], ["--batch", "64"], ["--qd", "32"], ["--threads", "4"],
             ["--sync", "batch"], ["--sync", "never"], ["--sync", "128"], ["--direct"],
             ["--buffered"], ["--io-style", "any"], ["--submitter", "uring"],
-            ["--submitter", "sync"], ["--workload", "checkpoint"], ["--workload", "sequential"],
+            ["--submitter", "sync"], ["--submitter", "engine"], ["--workload", "checkpoint"], ["--workload", "sequential"],
             ["--random"], ["--sequential"], ["--zipf", "0.8"], ["--seed", "42"],
             ["--path", "doublewrite"], ["--path", "DIRECT_ATOMIC"], ["--path", "unsafe"],
             ["--policy", "calibrate"], ["--json"], ["--csv"], ["--svg", "/tmp/x.svg"],
@@ -141,6 +141,12 @@ def test_parsing():
     usage_error(["compare", f, "--repeat", "1000"])
     usage_error(["compare", f, "--paths", "auto,auto"])
     usage_error(["compare", f, "--paths", "auto,nope"])
+    # --submitter engine: the bench's ring drives the library's staged protocol; the library
+    # neither stages pages for it (--write-behind) nor keeps its pages (--verify).
+    for cmd in ["run", "compare"]:
+        usage_error_says([cmd, f, "--submitter", "engine", "--write-behind", "--sync",
+                          "every:64"], "--submitter engine", "--write-behind")
+        usage_error_says([cmd, f, "--submitter", "engine", "--verify"], "--verify")
     # --write-behind defers durability: refused where every batch is made durable (the
     # default --sync batch, --sync N, the checkpoint workload's per-batch default), with a
     # message naming the option and the --sync values that work; its size needs it.
