@@ -40,7 +40,7 @@
 #include <unistd.h>
 
 #define SHARED_MAGIC   0x41544f4d494f5348ull /* "HSOIMOTA" */
-#define SHARED_VERSION 4u
+#define SHARED_VERSION 5u
 #define MAX_PROCS      256u
 #define MAX_FILES      4096u /* distinct data files with copies at once */
 /* Records in flight or awaiting a sync: one descriptor per 4 KiB of ring (a record is at least
@@ -68,18 +68,27 @@ struct proc_ent {
     uint64_t start; /* /proc/<pid>/stat start time: a reused pid is another process */
 };
 
+/*
+ * A data file's sync tickets, while any descriptor names it or a sync of it is under way. An
+ * entry nothing needs any more is freed (recycled: an instance that lives long meets far
+ * more files than the table holds at once, as an engine creates and drops relations).
+ */
 struct file_ent {
-    uint64_t file_id; /* 0: free */
+    uint64_t file_id; /* 0: unused (ends a probe) or freed (see freed) */
     uint64_t begun;   /* syncs begun */
     uint64_t done;    /* highest ticket of a sync that completed */
+    uint32_t refs;    /* descriptors whose fidx[] holds this entry */
+    uint32_t syncing; /* syncs begun and not ended: their tickets belong to this entry */
+    uint32_t freed;   /* was in use: probes go on past it, and it may be taken again */
+    uint32_t pad;
 };
 
 struct desc {
     uint64_t lsn, end;
     uint32_t state;
-    uint32_t nfiles; /* > DESC_FILES: too many to track; released only by its writer */
-    uint32_t proc;   /* index in procs */
-    uint32_t pad;
+    uint32_t nfiles;           /* > DESC_FILES: too many to track; released only by its writer */
+    uint32_t proc;             /* index in procs */
+    uint32_t nrefs;            /* fidx[0 .. nrefs) hold a reference on their file entries */
     uint32_t fidx[DESC_FILES]; /* file table entries */
     uint64_t need[DESC_FILES]; /* released once file_ent.done > need */
 };
@@ -153,6 +162,7 @@ struct atomio_shared {
     uint64_t desc_first, desc_next; /* descriptors in use: [first, next) */
     struct proc_ent procs[MAX_PROCS];
     struct file_ent files[MAX_FILES];
+    uint32_t nfiles_max;        /* entries of files[] in use: MAX_FILES (tests may ask for fewer) */
     _Atomic uint32_t stage_seq; /* write-behind's own word: staging space or a round ended */
     uint32_t stage_waiters;     /* sleeping on stage_seq */
     uint64_t stage_off;         /* write-behind staging (store/stage.c) at this offset; 0: none */
@@ -323,6 +333,12 @@ init_shared_mem(struct atomio_shared *sh, const struct atomio_store *st, const c
         snprintf(sh->instance, sizeof(sh->instance), "%s", instance);
     sh->ring_size = st->g.ring_size;
     sh->ndesc = ndesc_for(st->g.ring_size);
+    sh->nfiles_max = MAX_FILES;
+#ifdef ATOMIO_TESTING
+    uint32_t cap = (uint32_t)atomic_load(&atomio__test_file_slots);
+    if (cap > 0 && cap < MAX_FILES)
+        sh->nfiles_max = cap;
+#endif
     return 0;
 }
 
@@ -538,6 +554,8 @@ atomio__shared_init_ring(struct atomio_store *st, uint64_t head, uint64_t durabl
     for (uint64_t q = sh->desc_first; q < sh->desc_next; q++)
         sh->descs[q % sh->ndesc].state = D_FREE;
     sh->desc_first = sh->desc_next;
+    for (uint32_t i = 0; i < MAX_FILES; i++)
+        sh->files[i].refs = 0;
     sh->head = head;
     sh->tail = head;
     sh->durable_tail = durable_tail;
@@ -683,22 +701,59 @@ atomio__shared_counts(struct atomio_store *st, uint64_t *bytes, uint64_t *used, 
 
 /* ---- file syncs ---------------------------------------------------------------------------- */
 
-/* file_slot() -- the table entry of file_id, made if absent; UINT32_MAX when the table is
- * full. Caller holds the lock. */
+/* file_find() -- the table entry of file_id (open addressing, linear probing; freed entries
+ * do not end a probe), made if absent and make is set, in the first freed or unused entry of
+ * its probe; UINT32_MAX when absent (or the table is full). Caller holds the lock. */
+static uint32_t
+file_find(struct atomio_shared *sh, uint64_t file_id, bool make)
+{
+    uint32_t cap = sh->nfiles_max;
+    uint64_t h = file_id * 0x9E3779B97F4A7C15ull;
+    uint32_t i = (uint32_t)(h >> 40) % cap, spare = UINT32_MAX;
+    for (uint32_t n = 0; n < cap; n++, i = (i + 1) % cap) {
+        const struct file_ent *e = &sh->files[i];
+        if (e->file_id == file_id)
+            return i;
+        if (e->file_id == 0 && spare == UINT32_MAX)
+            spare = i;
+        if (e->file_id == 0 && !e->freed)
+            break; /* never used: file_id is not further along */
+    }
+    if (!make || spare == UINT32_MAX)
+        return UINT32_MAX;
+    sh->files[spare] = (struct file_ent){.file_id = file_id};
+    return spare;
+}
+
 static uint32_t
 file_slot(struct atomio_shared *sh, uint64_t file_id)
 {
-    uint64_t h = file_id * 0x9E3779B97F4A7C15ull;
-    uint32_t i = (uint32_t)(h >> 40) % MAX_FILES;
-    for (uint32_t n = 0; n < MAX_FILES; n++, i = (i + 1) % MAX_FILES) {
-        if (sh->files[i].file_id == file_id)
-            return i;
-        if (sh->files[i].file_id == 0) {
-            sh->files[i] = (struct file_ent){.file_id = file_id};
-            return i;
-        }
+    return file_find(sh, file_id, true);
+}
+
+/* file_put() -- free entry i once no descriptor names it and no sync of it is under way: its
+ * tickets then mean nothing to anyone, and a later entry for the file starts from zero (a
+ * record takes need = begun from its entry, so only a sync begun after it can release it). */
+static void
+file_put(struct atomio_shared *sh, uint32_t i)
+{
+    struct file_ent *e = &sh->files[i];
+    if (e->file_id != 0 && e->refs == 0 && e->syncing == 0)
+        *e = (struct file_ent){.freed = 1};
+}
+
+/* file_unref() -- descriptor d is freed: it no longer holds its file entries. */
+static void
+file_unref(struct atomio_shared *sh, struct desc *d)
+{
+    for (uint32_t j = 0; j < d->nrefs; j++) {
+        struct file_ent *e = &sh->files[d->fidx[j]];
+        ATOMIO_ASSERT(e->refs > 0);
+        if (e->refs)
+            e->refs--;
+        file_put(sh, d->fidx[j]);
     }
-    return UINT32_MAX;
+    d->nrefs = 0;
 }
 
 /* advance_tail() -- release what syncs now cover and move the tail over released records.
@@ -719,6 +774,7 @@ advance_tail(struct atomio_shared *sh)
         if (d->state != D_RELEASED)
             break;
         desc_move(d, D_FREE);
+        file_unref(sh, d);
         sh->desc_first++;
         moved++;
     }
@@ -735,7 +791,11 @@ atomio__store_file_sync_begin(atomio_ctx *ctx, uint64_t file_id)
     struct atomio_store *st = ctx->store;
     atomio__shared_lock(st);
     uint32_t i = file_slot(st->sh, file_id);
-    uint64_t t = i == UINT32_MAX ? 0 : ++st->sh->files[i].begun;
+    uint64_t t = 0;
+    if (i != UINT32_MAX) {
+        t = ++st->sh->files[i].begun;
+        st->sh->files[i].syncing++; /* the entry stays this file's until the sync ends */
+    }
     atomio__shared_unlock(st);
     return t;
 }
@@ -744,13 +804,21 @@ void
 atomio__store_file_sync_end(atomio_ctx *ctx, uint64_t file_id, uint64_t ticket, bool ok)
 {
     struct atomio_store *st = ctx->store;
-    if (!ok || ticket == 0)
-        return;
+    if (ticket == 0)
+        return; /* no entry was taken (the table was full) */
     atomio__shared_lock(st);
-    uint32_t i = file_slot(st->sh, file_id);
-    if (i != UINT32_MAX && st->sh->files[i].done < ticket)
-        st->sh->files[i].done = ticket;
+    uint32_t i = file_find(st->sh, file_id, false);
+    ATOMIO_ASSERT(i != UINT32_MAX); /* held by its syncing count */
+    if (i != UINT32_MAX) {
+        struct file_ent *e = &st->sh->files[i];
+        if (ok && e->done < ticket)
+            e->done = ticket;
+        if (e->syncing)
+            e->syncing--;
+    }
     advance_tail(st->sh);
+    if (i != UINT32_MAX)
+        file_put(st->sh, i);
     wake_all(st);
     atomio__shared_unlock(st);
 }
@@ -833,6 +901,7 @@ sync_for(atomio_ctx *ctx, uint64_t seq)
         if (fi == UINT32_MAX || sh->files[fi].done > need[j])
             continue;
         uint64_t ticket = ++sh->files[fi].begun;
+        sh->files[fi].syncing++;
         char path[4096];
         path[0] = '\0';
         int r = atomio__store_man_refresh(st);
@@ -858,6 +927,9 @@ sync_for(atomio_ctx *ctx, uint64_t seq)
         atomio__shared_lock(st);
         if (r == 0 && sh->files[fi].done < ticket)
             sh->files[fi].done = ticket;
+        if (sh->files[fi].syncing)
+            sh->files[fi].syncing--;
+        file_put(sh, fi);
         if (r < 0 && !err)
             err = r;
     }
@@ -932,12 +1004,17 @@ atomio__store_reserve_ids(atomio_ctx *ctx, struct atomio_dw_rec *rec, const uint
                                .state = D_RESERVED,
                                .nfiles = nfiles,
                                .proc = proc_self(st)};
-            for (uint32_t j = 0; j < nfiles && j < DESC_FILES; j++) {
+            /* Each file's entry, held (refs) until the descriptor is freed. */
+            for (uint32_t j = 0; j < nfiles && nfiles <= DESC_FILES; j++) {
                 uint32_t fi = file_slot(sh, ids[j]);
-                if (fi == UINT32_MAX)
+                if (fi == UINT32_MAX) {
                     d->nfiles = DESC_FILES + 1; /* untracked: its writer releases it */
-                else
-                    d->fidx[j] = fi;
+                    file_unref(sh, d);
+                    break;
+                }
+                d->fidx[j] = fi;
+                sh->files[fi].refs++;
+                d->nrefs = j + 1;
             }
             rec->desc = sh->desc_next++;
             rec->lsn = lsn;

@@ -22,6 +22,7 @@ _Atomic int atomio__test_skip_dw_durability;
 _Atomic int atomio__test_dw_local_order;
 _Atomic int atomio__test_dw_split;
 _Atomic int atomio__test_dw_keep_batches;
+_Atomic int atomio__test_file_slots;
 #endif
 
 /* One zero block, aligned for O_DIRECT: retire writes and zero fills point iovecs at it. */

@@ -286,6 +286,9 @@ extern _Atomic int atomio__test_dw_split;
 /* Non-zero: records are never released, as if every call crashed just before its release, so
  * a test can look at what a real store write left on disk (through recovery). */
 extern _Atomic int atomio__test_dw_keep_batches;
+/* Non-zero: instances created from now on track this many data files at once instead of
+ * 4096, so a test can fill the file table and watch its entries recycled. */
+extern _Atomic int atomio__test_file_slots;
 #endif
 
 #endif /* ATOMIO_STORE_H */
