@@ -41,7 +41,7 @@
 
 #define SHARED_MAGIC   0x41544f4d494f5348ull /* "HSOIMOTA" */
 #define SHARED_VERSION 5u
-#define MAX_PROCS      256u
+#define MAX_PROCS      1024u /* processes attached at once (PostgreSQL: backends and more) */
 #define MAX_FILES      4096u /* distinct data files with copies at once */
 /* Records in flight or awaiting a sync: one descriptor per 4 KiB of ring (a record is at least
  * 1 KiB, a lone 4 KiB page 4.5 KiB), so the ring, not the table, is what fills up. */
@@ -163,6 +163,7 @@ struct atomio_shared {
     struct proc_ent procs[MAX_PROCS];
     struct file_ent files[MAX_FILES];
     uint32_t nfiles_max;        /* entries of files[] in use: MAX_FILES (tests may ask for fewer) */
+    uint32_t nprocs_max;        /* entries of procs[] in use: MAX_PROCS (likewise) */
     _Atomic uint32_t stage_seq; /* write-behind's own word: staging space or a round ended */
     uint32_t stage_waiters;     /* sleeping on stage_seq */
     uint64_t stage_off;         /* write-behind staging (store/stage.c) at this offset; 0: none */
@@ -207,6 +208,22 @@ proc_start_time(pid_t pid)
     return p ? strtoull(p, NULL, 10) : 0;
 }
 
+/* self_start() -- this process's start time, read once per process (a fork has its own). */
+static uint64_t
+self_start(void)
+{
+    static _Thread_local pid_t pid;
+    static _Thread_local uint64_t start;
+    pid_t me = getpid();
+    if (pid != me) {
+        start = proc_start_time(me);
+        pid = me;
+    }
+    return start;
+}
+
+/* proc_alive() -- whether entry i is a live process: its pid, started when the entry says (a
+ * pid the kernel gave to another process since, this one included, is a dead entry). */
 static bool
 proc_alive(const struct atomio_shared *sh, uint32_t i)
 {
@@ -214,7 +231,7 @@ proc_alive(const struct atomio_shared *sh, uint32_t i)
     if (!pe->used)
         return false;
     if (pe->pid == getpid())
-        return true;
+        return pe->start == self_start();
     return proc_start_time(pe->pid) == pe->start;
 }
 
@@ -334,10 +351,14 @@ init_shared_mem(struct atomio_shared *sh, const struct atomio_store *st, const c
     sh->ring_size = st->g.ring_size;
     sh->ndesc = ndesc_for(st->g.ring_size);
     sh->nfiles_max = MAX_FILES;
+    sh->nprocs_max = MAX_PROCS;
 #ifdef ATOMIO_TESTING
     uint32_t cap = (uint32_t)atomic_load(&atomio__test_file_slots);
     if (cap > 0 && cap < MAX_FILES)
         sh->nfiles_max = cap;
+    cap = (uint32_t)atomic_load(&atomio__test_procs);
+    if (cap > 0 && cap < MAX_PROCS)
+        sh->nprocs_max = cap;
 #endif
     return 0;
 }
@@ -417,29 +438,42 @@ map_shared(struct atomio_store *st, bool first, bool private_instance, size_t st
     return 0;
 }
 
+/*
+ * register_proc() -- this process's entry: the one it has (another ctx of it), else a free
+ * one. Entries of dead processes are reaped before one is taken, so that their records are
+ * dealt with before the entry names someone else. Caller holds the lock (or is setting the
+ * instance up alone).
+ */
 static int
 register_proc(struct atomio_store *st)
 {
     struct atomio_shared *sh = st->sh;
     pid_t me = getpid();
-    uint64_t start = proc_start_time(me);
+    uint64_t start = self_start();
+    uint32_t cap = sh->nprocs_max;
+    for (uint32_t i = 0; i < cap; i++) {
+        struct proc_ent *pe = &sh->procs[i];
+        if (pe->used && pe->pid == me && pe->start == start) {
+            pe->used++; /* another ctx of this process */
+            st->proc_index = i;
+            return 0;
+        }
+    }
     for (uint32_t pass = 0; pass < 2; pass++) {
-        for (uint32_t i = 0; i < MAX_PROCS; i++) {
+        for (uint32_t i = 0; i < cap; i++) {
             struct proc_ent *pe = &sh->procs[i];
-            if (pe->used && pe->pid == me) {
-                pe->used++; /* another ctx of this process */
-                st->proc_index = i;
-                return 0;
-            }
-            if (!pe->used || (pass == 1 && !proc_alive(sh, i))) {
-                if (pass == 0 && pe->used)
-                    continue;
+            if (!pe->used) {
                 *pe = (struct proc_ent){.pid = me, .used = 1, .start = start};
                 st->proc_index = i;
                 return 0;
             }
         }
+        if (pass == 0)
+            reap_dead(st);
     }
+    atomio__reason_set("%u processes are attached to this doublewrite store's instance already, "
+                       "the most one instance takes",
+                       cap);
     return ATOMIO_E_BUSY;
 }
 

@@ -289,6 +289,8 @@ extern _Atomic int atomio__test_dw_keep_batches;
 /* Non-zero: instances created from now on track this many data files at once instead of
  * 4096, so a test can fill the file table and watch its entries recycled. */
 extern _Atomic int atomio__test_file_slots;
+/* Non-zero: instances created from now on take this many processes at once instead of 1024. */
+extern _Atomic int atomio__test_procs;
 #endif
 
 #endif /* ATOMIO_STORE_H */
