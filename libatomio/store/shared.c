@@ -40,7 +40,7 @@
 #include <unistd.h>
 
 #define SHARED_MAGIC   0x41544f4d494f5348ull /* "HSOIMOTA" */
-#define SHARED_VERSION 5u
+#define SHARED_VERSION 6u
 #define MAX_PROCS      1024u /* processes attached at once (PostgreSQL: backends and more) */
 #define MAX_FILES      4096u /* distinct data files with copies at once */
 /* Records in flight or awaiting a sync: one descriptor per 4 KiB of ring (a record is at least
