@@ -433,3 +433,39 @@ Test(write_behind, only_the_last_context_to_close_flushes)
         cr_assert(in_file(p, 2), "page %llu lost when the last context closed",
                   (unsigned long long)p);
 }
+
+Test(write_behind, the_last_living_context_flushes_when_another_was_killed)
+{
+    atomio_ctx_opts co = wb_opts(0);
+    atomio_ctx *ctx = t_ctx_open(&co);
+    atomio_file *f = open_file(ctx);
+    write_v(f, 0, 1, 0);
+    cr_assert_eq(atomio_sync(f), 0);
+    int ready[2];
+    cr_assert_eq(pipe(ready), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        close(ready[0]);
+        (void)child_stage(&co, 4);
+        if (write(ready[1], "s", 1) != 1)
+            _exit(6);
+        pause(); /* killed with its context open */
+        _exit(7);
+    }
+    close(ready[1]);
+    char c;
+    cr_assert_eq(read(ready[0], &c, 1), 1, "the child staged its pages");
+    close(ready[0]);
+    cr_assert_eq(stats(ctx).staged_now, 4);
+    kill(pid, SIGKILL);
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFSIGNALED(status), "child status 0x%x", status);
+    /* The dead child's entry is still in the table (nothing reaped it since: reading the stats
+     * would): the parent's close must not count it. */
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+    for (uint64_t p = 0; p < 4; p++)
+        cr_assert(in_file(p, 2), "page %llu still staged after the last living context closed",
+                  (unsigned long long)p);
+}

@@ -616,6 +616,20 @@ other_ctxs(const struct atomio_shared *sh)
     return n;
 }
 
+/* other_alive() -- whether a context besides the caller's is attached to a living process:
+ * another of this process's, or any of a process that is alive. Caller holds the lock. */
+static bool
+other_alive(const struct atomio_store *st)
+{
+    const struct atomio_shared *sh = st->sh;
+    if (sh->procs[st->proc_index].used > 1)
+        return true;
+    for (uint32_t i = 0; i < MAX_PROCS; i++)
+        if (i != st->proc_index && sh->procs[i].used && proc_alive(sh, i))
+            return true;
+    return false;
+}
+
 void
 atomio__shared_detach(struct atomio_store *st, bool forked)
 {
@@ -1342,14 +1356,18 @@ atomio__shared_leave_unless_last(struct atomio_store *st)
     if (!st->sh || !st->registered)
         return true;
     atomio__shared_lock(st);
-    reap_dead(st); /* a killed process will not flush anything */
-    uint64_t others = other_ctxs(st->sh);
-    if (others) {
+    /* A killed process will not flush anything, so only living contexts count. Every close
+     * comes here (an engine's backends come and go): one living other is enough to know, and
+     * /proc is read for the whole table (reap_dead) only when none is found. */
+    bool others = other_alive(st);
+    if (!others)
+        reap_dead(st);
+    else {
         /* Under the same lock as the count: of two contexts closing at once, the second sees
          * itself last and flushes. */
         st->sh->procs[st->proc_index].used--;
         st->registered = false;
     }
     atomio__shared_unlock(st);
-    return others == 0;
+    return !others;
 }
