@@ -38,6 +38,13 @@ t_tmpdir(char *out, size_t len)
     cr_assert(mkdtemp(out) != NULL, "mkdtemp(%s): %s", out, strerror(errno));
 }
 
+void
+t_subdir(char *out, size_t len, const char *parent, const char *name)
+{
+    snprintf(out, len, "%s/%s", parent, name);
+    cr_assert_eq(mkdir(out, 0700), 0, "mkdir(%s): %s", out, strerror(errno));
+}
+
 static int
 rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
 {

@@ -32,6 +32,8 @@ void t_fs_umount(struct t_fs *fs);
 const char *t_join(const char *dir, const char *name);
 /* A fresh private temp dir (mkdtemp under $TMPDIR or /tmp); removed by t_rmtree(). */
 void t_tmpdir(char *out, size_t len);
+/* t_subdir() -- make the directory parent/name (0700) and put its path in out. */
+void t_subdir(char *out, size_t len, const char *parent, const char *name);
 void t_rmtree(const char *path);
 /* Fill len bytes with a pattern derived from seed (same seed, same bytes). */
 void t_fill(void *buf, size_t len, uint64_t seed);

@@ -31,8 +31,7 @@ setup(void)
 {
     nheld = 0;
     t_tmpdir(tmp, sizeof(tmp));
-    snprintf(dwdir, sizeof(dwdir), "%s/dw", tmp);
-    cr_assert_eq(mkdir(dwdir, 0700), 0);
+    t_subdir(dwdir, sizeof(dwdir), tmp, "dw");
 }
 
 static void

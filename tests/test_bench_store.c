@@ -30,11 +30,9 @@ static void
 setup(void)
 {
     t_tmpdir(tmp, sizeof(tmp));
-    snprintf(dwdir, sizeof(dwdir), "%s/dw", tmp);
-    snprintf(droot, sizeof(droot), "%s/data", tmp);
+    t_subdir(dwdir, sizeof(dwdir), tmp, "dw");
+    t_subdir(droot, sizeof(droot), tmp, "data");
     snprintf(dpath, sizeof(dpath), "%s/data.db", droot);
-    cr_assert_eq(mkdir(dwdir, 0700), 0);
-    cr_assert_eq(mkdir(droot, 0700), 0);
 }
 
 static void

@@ -28,9 +28,8 @@ static void
 setup(void)
 {
     t_tmpdir(tmp, sizeof(tmp));
-    snprintf(dwdir, sizeof(dwdir), "%s/dw", tmp);
+    t_subdir(dwdir, sizeof(dwdir), tmp, "dw");
     snprintf(dpath, sizeof(dpath), "%s/t.db", tmp);
-    cr_assert_eq(mkdir(dwdir, 0700), 0);
     atomic_store(&atomio__test_dw_keep_batches, 0);
 }
 

@@ -30,8 +30,7 @@ static void
 setup(void)
 {
     t_tmpdir(tmp, sizeof(tmp));
-    snprintf(dwdir, sizeof(dwdir), "%s/dw", tmp);
-    cr_assert_eq(mkdir(dwdir, 0700), 0);
+    t_subdir(dwdir, sizeof(dwdir), tmp, "dw");
 }
 
 static void

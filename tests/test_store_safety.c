@@ -33,11 +33,9 @@ static void
 setup(void)
 {
     t_tmpdir(tmp, sizeof(tmp));
-    snprintf(dwdir, sizeof(dwdir), "%s/dw", tmp);
-    snprintf(root, sizeof(root), "%s/data", tmp);
+    t_subdir(dwdir, sizeof(dwdir), tmp, "dw");
+    t_subdir(root, sizeof(root), tmp, "data");
     snprintf(dpath, sizeof(dpath), "%s/t.db", root);
-    cr_assert_eq(mkdir(dwdir, 0700), 0);
-    cr_assert_eq(mkdir(root, 0700), 0);
     atomic_store(&atomio__test_dw_keep_batches, 0);
 }
 
