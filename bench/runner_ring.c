@@ -17,6 +17,8 @@
  */
 #include "runner_ring.h"
 
+#include "clock.h"
+
 #ifdef HAVE_LIBURING
 
 #define ATOMIO_EXPERIMENTAL 1
@@ -26,7 +28,6 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* SQE kinds, in user_data: slot << 32 | kind << 24 | page index. */
 enum { K_STORE = 1, K_FSYNC = 2, K_PAGE = 3 };
@@ -58,14 +59,6 @@ int
 ring_supported(void)
 {
     return 1;
-}
-
-static uint64_t
-mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 static void
@@ -267,8 +260,8 @@ stage(struct ring_thread *t, uint32_t s)
         }
         /* The store has room once batches in flight finish: ours, or another process's. */
         if (!t0)
-            t0 = mono_ns();
-        if (mono_ns() - t0 > STAGE_RETRY_NS) {
+            t0 = now_ns();
+        if (now_ns() - t0 > STAGE_RETRY_NS) {
             fail(t, r);
             sl->busy = 0;
             return;
