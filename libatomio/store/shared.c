@@ -603,16 +603,17 @@ atomio__shared_open_doors(struct atomio_store *st)
     return ofd_lock(st->lockfd, F_RDLCK, false);
 }
 
-/* other_ctxs() -- contexts attached besides the caller's one: every other process's, and
- * this process's others. Caller holds the lock. */
+/* other_ctxs() -- contexts attached besides the caller's one: this process's others (its
+ * entry is the one it registered), and one for every other entry in use. Caller holds the
+ * lock. */
 static uint64_t
-other_ctxs(const struct atomio_shared *sh)
+other_ctxs(const struct atomio_store *st)
 {
-    pid_t me = getpid();
-    uint64_t n = 0;
+    const struct atomio_shared *sh = st->sh;
+    uint64_t n = sh->procs[st->proc_index].used - 1;
     for (uint32_t i = 0; i < MAX_PROCS; i++)
-        if (sh->procs[i].used)
-            n += sh->procs[i].pid == me ? sh->procs[i].used - 1 : 1;
+        if (i != st->proc_index && sh->procs[i].used)
+            n++;
     return n;
 }
 
@@ -635,15 +636,13 @@ atomio__shared_detach(struct atomio_store *st, bool forked)
 {
     if (st->sh && !forked && st->registered) {
         atomio__shared_lock(st);
-        pid_t me = getpid();
         /* The last ctx of the instance leaves the store clean: the durable tail at the tail, so
          * the next open has nothing to re-check but what still waits for a sync. */
-        if (other_ctxs(st->sh) == 0 && !atomic_load(&st->failed) && !st->sh->hdr_busy &&
+        if (other_ctxs(st) == 0 && !atomic_load(&st->failed) && !st->sh->hdr_busy &&
             !st->sh->needs_recovery && st->sh->tail > st->sh->durable_tail)
             (void)update_durable_tail(st);
-        for (uint32_t i = 0; i < MAX_PROCS; i++)
-            if (st->sh->procs[i].used && st->sh->procs[i].pid == me)
-                st->sh->procs[i].used--;
+        if (st->sh->procs[st->proc_index].used)
+            st->sh->procs[st->proc_index].used--;
         atomio__shared_unlock(st);
     }
     /* Drop this ctx's lock (its description may be shared with children forked since: they
