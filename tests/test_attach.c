@@ -74,12 +74,15 @@ report(int fd, int rc)
 }
 
 static void
-hold(int fd, bool on)
+hold(int fd)
 {
-    if (on) {
-        held[nheld++] = fd;
-        return;
-    }
+    held[nheld++] = fd;
+}
+
+/* release() -- close a held descriptor and forget it. */
+static void
+release(int fd)
+{
     for (int i = 0; i < nheld; i++)
         if (held[i] == fd) {
             held[i] = held[--nheld];
@@ -115,8 +118,8 @@ kid_start(struct kid *k)
     }
     close(res[1]);
     close(gate[0]);
-    hold(res[0], true);
-    hold(gate[1], true);
+    hold(res[0]);
+    hold(gate[1]);
     *k = (struct kid){.pid = pid, .res = res[0], .gate = gate[1]};
 }
 
@@ -140,12 +143,12 @@ kid_end(struct kid *k, bool kill_it)
 {
     if (kill_it)
         kill(k->pid, SIGKILL);
-    hold(k->gate, false);
+    release(k->gate);
     int st;
     cr_assert_eq(waitpid(k->pid, &st, 0), k->pid);
     if (!kill_it)
         cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child %d exit", k->pid);
-    hold(k->res, false);
+    release(k->res);
 }
 
 static uint64_t
