@@ -6,8 +6,9 @@
  * ATOMIO_E_UNAPPLIED, then an operator's remap or discard), a data directory moved elsewhere
  * (recovered through the data root), a version 1 store with live batches (refused with what to
  * do). Also the store lock: a second instance or private open is refused, a crashed holder's
- * lock dies with it, processes of one named instance share the store; a ctx inherited across
- * fork() refuses to work in the child; atomio_store_reset() says what it discards.
+ * lock dies with it, a child forked while the store closes keeps no lock, processes of one
+ * named instance share the store; a ctx inherited across fork() refuses to work in the child;
+ * atomio_store_reset() says what it discards.
  */
 #include "atomio_internal.h"
 #include "helpers.h"
@@ -392,6 +393,77 @@ Test(store_safety, a_crashed_holders_lock_dies_with_it)
     int r = open_ctx(NULL, &ctx);
     cr_assert_eq(r, 0, "after the holder died: %s (%s)", atomio_err_name(r), atomio_last_reason());
     atomio_ctx_close(ctx);
+}
+
+/* A thread of the engine that forks (system(), posix_spawn()) while the library closes a
+ * descriptor of the lock file gives its child a copy of it. forking_close() plays that thread:
+ * on each such close it forks a child that holds every inherited descriptor until the gate
+ * closes. */
+static int (*real_close)(int);
+static int gate[2] = {-1, -1};
+static pid_t holders[16];
+static int nholders;
+
+static int
+forking_close(int fd)
+{
+    char link[64], target[512];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, target, sizeof(target) - 1);
+    const char *name = "/" ATOMIO_DW_LOCK_FILE;
+    size_t len = strlen(name);
+    if (n > (ssize_t)len && nholders < 16 && strncmp(target + n - len, name, len) == 0) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            char c;
+            close(gate[1]);
+            while (read(gate[0], &c, 1) > 0)
+                ;
+            _exit(0);
+        }
+        if (pid > 0)
+            holders[nholders++] = pid;
+    }
+    return real_close(fd);
+}
+
+static void
+release_holders(void)
+{
+    if (real_close)
+        atomio__sys.close = real_close;
+    real_close = NULL;
+    if (gate[1] >= 0)
+        close(gate[1]);
+    if (gate[0] >= 0)
+        close(gate[0]);
+    gate[0] = gate[1] = -1;
+    while (nholders > 0)
+        waitpid(holders[--nholders], NULL, 0);
+}
+
+Test(store_safety, a_child_forked_while_the_store_closes_keeps_no_lock,
+     .fini = release_holders)
+{
+    cr_assert_eq(pipe(gate), 0);
+    real_close = atomio__sys.close;
+    atomio__sys.close = forking_close;
+    atomio_ctx *ctx;
+    cr_assert_eq(open_ctx(NULL, &ctx), 0);
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+    cr_assert_gt(nholders, 0, "a child was forked while a lock descriptor closed");
+    int r = open_ctx(NULL, &ctx);
+    cr_assert_eq(r, 0, "reopened after a close: %s (%s)", atomio_err_name(r),
+                 atomio_last_reason());
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+
+    int before = nholders;
+    cr_assert_eq(atomio_store_reset(dwdir, NULL), 0);
+    cr_assert_gt(nholders, before, "a child was forked while the reset's lock closed");
+    r = open_ctx(NULL, &ctx);
+    cr_assert_eq(r, 0, "reopened after a reset: %s (%s)", atomio_err_name(r),
+                 atomio_last_reason());
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
 }
 
 Test(store_safety, an_inherited_ctx_refuses_work_in_the_child)

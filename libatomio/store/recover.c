@@ -637,7 +637,7 @@ atomio_store_reset(const char *doublewrite_dir, atomio_recovery_report *report)
             r = atomio__sys.fdatasync(f);
         atomio__sys.close(f);
     }
-    close(lfd);
+    atomio__lock_close(lfd);
     if (report) {
         rc.rep.size = sizeof(rc.rep);
         int cr = atomio__copy_out(report, &rc.rep, sizeof(rc.rep));

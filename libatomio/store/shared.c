@@ -507,10 +507,12 @@ atomio__shared_attach(atomio_ctx *ctx, struct atomio_store *st, bool *first)
     }
 }
 
+/* The unlock acts on the open file description, so on every copy of the descriptor. */
 void
-atomio__shared_unlock_file(struct atomio_store *st)
+atomio__lock_close(int fd)
 {
-    (void)ofd_lock(st->lockfd, F_UNLCK, false);
+    (void)ofd_lock(fd, F_UNLCK, false);
+    atomio__sys.close(fd);
 }
 
 int
@@ -662,14 +664,14 @@ atomio__shared_detach(struct atomio_store *st, bool forked)
                 st->sh->ready = 0; /* a joiner that maps it now starts over as first */
             if (last && st->shm_name[0])
                 shm_unlink(st->shm_name);
-            close(fd);
+            atomio__lock_close(fd);
         }
     }
     if (st->sh)
         munmap(st->sh, st->sh_len);
     st->sh = NULL;
     if (st->lockfd >= 0)
-        close(st->lockfd);
+        atomio__sys.close(st->lockfd);
     st->lockfd = -1;
 }
 

@@ -850,8 +850,7 @@ atomio__store_open(atomio_ctx *ctx)
         r = first ? open_first(ctx, st) : open_joined(ctx, st);
         if (r != -EAGAIN || tries == 100)
             break;
-        atomio__shared_unlock_file(st); /* the first process left unready: start over */
-        close(st->lockfd);
+        atomio__lock_close(st->lockfd); /* the first process left unready: start over */
         st->lockfd = -1;
     }
     if (r < 0)

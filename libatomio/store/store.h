@@ -102,7 +102,10 @@ int atomio__shared_create(atomio_ctx *ctx, struct atomio_store *st);
 void atomio__shm_name(char out[96], const uint8_t uuid[16], int fd);
 /* -EAGAIN: the first process went away before it was ready; drop the lock and attach again. */
 int atomio__shared_join(atomio_ctx *ctx, struct atomio_store *st);
-void atomio__shared_unlock_file(struct atomio_store *st);
+/* atomio__lock_close() -- drop the lock of a lock-file descriptor, then close it: close()
+ * alone leaves the lock to every copy of the descriptor, such as the one a child gets when
+ * another thread forks (system(), posix_spawn()) at that instant, until that child execs. */
+void atomio__lock_close(int fd);
 /* First process only, after recovery: the ring starts empty at head (tail = head). */
 void atomio__shared_init_ring(struct atomio_store *st, uint64_t head, uint64_t durable_tail);
 /* Let other processes attach (the first process, once the store is ready). */
