@@ -507,12 +507,22 @@ atomio__shared_attach(atomio_ctx *ctx, struct atomio_store *st, bool *first)
     }
 }
 
-/* The unlock acts on the open file description, so on every copy of the descriptor. */
+#ifdef ATOMIO_TESTING
+void (*atomio__test_lock_closing)(void);
+#endif
+
+/* The unlock acts on the open file description, so on every copy of the descriptor. Lock
+ * descriptors stay outside atomio__sys: they carry no data, and the crash simulator's devices
+ * know nothing of them. */
 void
 atomio__lock_close(int fd)
 {
     (void)ofd_lock(fd, F_UNLCK, false);
-    atomio__sys.close(fd);
+#ifdef ATOMIO_TESTING
+    if (atomio__test_lock_closing)
+        atomio__test_lock_closing();
+#endif
+    close(fd);
 }
 
 int
@@ -671,7 +681,7 @@ atomio__shared_detach(struct atomio_store *st, bool forked)
         munmap(st->sh, st->sh_len);
     st->sh = NULL;
     if (st->lockfd >= 0)
-        atomio__sys.close(st->lockfd);
+        close(st->lockfd);
     st->lockfd = -1;
 }
 
