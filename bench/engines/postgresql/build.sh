@@ -115,7 +115,7 @@ EOF
 need_pkgs() {
     local missing=() p
     for p in "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep 'install ok installed' >/dev/null || missing+=("$p")
     done
     if [ ${#missing[@]} -gt 0 ]; then
         [ "$(id -u)" = 0 ] || die "missing packages ${missing[*]}: run this script as root once, or install them"
@@ -233,7 +233,7 @@ log "make install -> $prefix"
 (cd "$srcdir" && run make -s -C contrib/amcheck install)
 (cd "$srcdir" && run make -s -C contrib/pageinspect install)
 for b in "${bins[@]}"; do [ -x "$prefix/bin/$b" ] || die "$prefix/bin/$b missing after install"; done
-ldd "$prefix/bin/postgres" | grep -q "$atomio_libdir/libatomio" ||
+ldd "$prefix/bin/postgres" | grep "$atomio_libdir/libatomio" >/dev/null ||
     die "postgres does not link $atomio_libdir/libatomio.so"
 echo "$stamp" >"$prefix/.atomio-stamp"
 log "done: $prefix/bin (postgres linked against $atomio_libdir/libatomio.so)"

@@ -120,14 +120,14 @@ trap pg_cleanup EXIT
 trap 'exit 130' INT TERM
 
 # Every mounted image goes; a port someone else listens on would make pg_start fail.
-while [ -e "/tmp/.s.PGSQL.$port" ] || ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; do
+while [ -e "/tmp/.s.PGSQL.$port" ] || ss -Hltn "sport = :$port" 2>/dev/null | grep . >/dev/null; do
     port=$((port + 1))
 done
 
 {
     echo "# run.sh $(date -u +%FT%TZ) on $(uname -sr), $(nproc) CPUs"
     echo "# bin=$pg_bin fs=[$fs_list] series=[$series_list] rounds=$rounds duration=$duration scale=$scale warmup=$warmup"
-    echo "# commit $(git -C "$repo" rev-parse HEAD 2>/dev/null) $(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo '(dirty)')"
+    echo "# commit $(git -C "$repo" rev-parse HEAD 2>/dev/null) $(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null | grep . >/dev/null && echo '(dirty)')"
     "$pg_bin/postgres" --version
 } | tee -a "$cmdlog"
 
