@@ -10,9 +10,13 @@
 # sum(abalance) = sum(bbalance) = sum(tbalance) = sum(history.delta), the tables' row counts;
 # every --checksums-every kills and at the end, a clean stop and pg_checksums --check.
 # Before that, a self-test proves that each check fails on a cluster damaged on purpose.
+# After the kills, --backups times (default 1): pg_basebackup -X stream while pgbench runs,
+# then the backup started as a cluster of its own (its recovery replays the WAL streamed with
+# it) and the same checks; its pg_atomio must have come without contents.
 #
 #   crash.sh [--bin DIR] [--atomio on|off] [--write-behind on|off] [--fs ext4|xfs|both]
-#            [--kills N] [--scale N] [--seed S] [--checksums-every K] [--control] [--no-selftest]
+#            [--kills N] [--backups N] [--scale N] [--seed S] [--checksums-every K]
+#            [--control] [--no-selftest]
 #
 # --kills defaults to ATOMIO_PG_KILLS or 20 (CI); a long local run: --kills 200.
 # --control runs only the self-test. Exit: 0 all checks passed, 1 a check failed, 77 cannot run.
@@ -25,6 +29,7 @@ pg_prog=crash.sh
 pg_bin=""
 fs_list=both
 kills=${ATOMIO_PG_KILLS:-20}
+backups=1
 scale=2
 seed=1
 every=5
@@ -37,6 +42,7 @@ while [ $# -gt 0 ]; do
     --write-behind) pg_write_behind=$2; pg_write_behind_given=1; shift 2 ;;
     --fs) fs_list=$2; shift 2 ;;
     --kills) kills=$2; shift 2 ;;
+    --backups) backups=$2; shift 2 ;;
     --scale) scale=$2; shift 2 ;;
     --seed) seed=$2; shift 2 ;;
     --checksums-every) every=$2; shift 2 ;;
@@ -62,7 +68,7 @@ t_start=$(pg_now)
 failures=0
 total_kills=0
 echo "crash.sh: $pg_bin ($("$pg_bin/postgres" --version)), $(pg_mode_note), full_page_writes=off," \
-    "fs: $fs_list, $kills kills each, scale $scale, seed $seed"
+    "fs: $fs_list, $kills kills and $backups base backups each, scale $scale, seed $seed"
 
 fail() {
     echo "  FAIL: $*"
@@ -118,6 +124,59 @@ selftest() {
     echo "  self-test done in $(pg_since "$t0") s"
 }
 
+# backup_check FS PORT DATA MNT N: base backup N of the running cluster at DATA, taken while
+# pgbench writes, started on PORT+100 and checked like a cluster after a kill.
+backup_check() {
+    local fs=$1 port=$2 data=$3 mnt=$4 n=$5 bdir bdata bpid t0 out sock
+    bdir=$mnt/backup-$n
+    bdata=$bdir/data
+    t0=$(pg_now)
+    mkdir -p "$bdir"
+    chown "$pg_user" "$bdir"
+    sock=$(pg_env "$data" && echo "$PGHOST")
+    printf 'PGPORT=%s\nPGHOST=%s\nexport PGPORT PGHOST\n' $((port + 100)) "$sock" >"$bdir/pgtest.env"
+    out="$fs backup $n"
+    pg_bench "$data" -n -c 4 -j 2 -T 3600 >"$bdir/pgbench.out" 2>&1 &
+    bpid=$!
+    sleep 1
+    if ! (pg_env "$data" && pg_as env PGPORT="$PGPORT" PGHOST="$PGHOST" \
+        "$pg_bin/pg_basebackup" -D "$bdata" -X stream -c fast) >"$bdir/basebackup.log" 2>&1; then
+        kill "$bpid" 2>/dev/null
+        wait "$bpid"
+        fail "$out: pg_basebackup: $(tail -2 "$bdir/basebackup.log" | tr '\n' ' ')"
+        return
+    fi
+    sleep 1
+    kill "$bpid" 2>/dev/null
+    wait "$bpid"
+    if [ -d "$data/pg_atomio" ] && [ -n "$(ls -A "$data/pg_atomio")" ]; then
+        if [ ! -d "$bdata/pg_atomio" ]; then
+            fail "$out: the backup has no pg_atomio directory"
+            return
+        fi
+        if [ -n "$(ls -A "$bdata/pg_atomio")" ]; then
+            fail "$out: the backup carries the store's contents: $(ls "$bdata/pg_atomio" | tr '\n' ' ')"
+            return
+        fi
+        out="$out (pg_atomio empty)"
+    fi
+    if ! pg_start "$bdata" 300 "-p $((port + 100))"; then
+        fail "$out: the backup did not start: $(grep -E 'FATAL|PANIC' "$bdir/server.log" | tail -2 | tr '\n' ' ')"
+        return
+    fi
+    if ! pg_check "$bdata" "$scale"; then
+        fail "$out: $pg_check_msg"
+    elif ! pg_stop "$bdata"; then
+        fail "$out: clean stop failed"
+    elif ! pg_checksums_check "$bdata"; then
+        fail "$out: pg_checksums: $pg_checksums_msg"
+    else
+        echo "  $out: started, $pg_check_msg, pg_checksums ok; $(pg_since "$t0") s"
+    fi
+    [ -f "$bdata/postmaster.pid" ] && pg_stop "$bdata"
+    rm -rf "$bdir"
+}
+
 # run_fs FS PORT: the kill loop on one filesystem. Writes "KILLS FAILURES" to $work/result.FS.
 run_fs() {
     local fs=$1 port=$2 img=$work/$1.img mnt=$work/mnt-$1 data t0 tk tc k ms r bpid out
@@ -169,6 +228,10 @@ run_fs() {
         fi
         echo "  $out; checks $(pg_since "$tc") s"
     done
+    if [ "$backups" -gt 0 ]; then
+        [ -f "$data/postmaster.pid" ] || pg_start "$data" || { fail "$fs: start for the backups"; return; }
+        for k in $(seq "$backups"); do backup_check "$fs" "$port" "$data" "$mnt" "$k"; done
+    fi
     [ -f "$data/postmaster.pid" ] && pg_stop "$data"
     echo "  $fs: $(grep -c 'redo starts at' "$mnt/pg/server.log") crash recoveries with redo," \
         "$(grep -c 'checkpoint complete' "$mnt/pg/server.log") checkpoints; $(pg_since "$t0") s"
@@ -234,7 +297,7 @@ if [ "$control" = 1 ]; then
     exit 1
 fi
 if [ "$failures" = 0 ]; then
-    echo "crash.sh: PASS: $total_kills kills on $fs_list, every check passed ($el s)"
+    echo "crash.sh: PASS: $total_kills kills and $backups base backup(s) each on $fs_list, every check passed ($el s)"
     exit 0
 fi
 echo "crash.sh: FAIL: $failures failure(s), $total_kills kills on $fs_list ($el s)"
