@@ -155,7 +155,7 @@ backup_check() {
             return
         fi
         if [ -n "$(ls -A "$bdata/pg_atomio")" ]; then
-            fail "$out: the backup carries the store's contents: $(ls "$bdata/pg_atomio" | tr '\n' ' ')"
+            fail "$out: the backup carries the store's contents: $(cd "$bdata/pg_atomio" && echo *)"
             return
         fi
         out="$out (pg_atomio empty)"
