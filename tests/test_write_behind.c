@@ -439,15 +439,18 @@ last_close(bool killed)
     if (killed) {
         char c;
         cr_assert_eq(read(ready[0], &c, 1), 1, "the child staged its pages");
+        cr_assert_eq(stats(ctx).staged_now, 4); /* read while the child lives: nothing to reap */
         kill(pid, SIGKILL);
     }
     close(ready[0]);
     int status = 0;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
-    if (killed)
+    if (killed) {
         cr_assert(WIFSIGNALED(status), "child status 0x%x", status);
-    else
+    } else {
         cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status 0x%x", status);
+        cr_assert_eq(stats(ctx).staged_now, 4, "the child's close flushed (or lost) its pages");
+    }
     cr_assert(!in_file(1, 2), "the child's close put its pages in place");
     /* The killed child's entry is still in the table (nothing has reaped it: reading the stats
      * would), and the parent's close must not count it. */
