@@ -21,7 +21,8 @@
  *                      another process's atomio_sync() releases its copies.
  *   instance_rules     another instance is refused with a reason, recovery is refused while
  *                      others are attached, stats.attached counts processes.
- *   concurrent_start   processes of one instance starting at the same instant all open.
+ *   concurrent_start   processes of one instance starting at the same instant all open; the
+ *                      shared memory the killed instance left goes at the next one's last close.
  *
  * Reproduce a writers run with ATOMIO_TEST_SEED=<seed printed on stderr>.
  */
@@ -913,10 +914,41 @@ cs_child(int idx, void *arg)
         pause();
 }
 
+static int
+uuid_cb(void *arg, const atomio_inspect_record *r)
+{
+    if (r->kind != ATOMIO_INSPECT_STORE)
+        return 0;
+    memcpy(arg, r->uuid, 16);
+    return 1;
+}
+
+/* Whether the instance's shared-memory object exists, under the name the library gives it. */
+static bool
+shm_exists(const struct env *e)
+{
+    uint8_t uuid[16];
+    cr_assert_eq(atomio_store_inspect(e->dw, uuid_cb, uuid), 0);
+    char path[PATH_MAX + 32], name[96];
+    snprintf(path, sizeof(path), "%s/%s", e->dw, ATOMIO_DW_STORE_FILE);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    cr_assert_geq(fd, 0);
+    atomio__shm_name(name, uuid, fd);
+    close(fd);
+    int sfd = shm_open(name, O_RDONLY, 0);
+    if (sfd >= 0)
+        close(sfd);
+    else
+        cr_assert_eq(errno, ENOENT, "shm_open %s: %s", name, strerror(errno));
+    return sfd >= 0;
+}
+
 /*
  * An engine's processes may start together (a supervisor launching them): each opens the
  * instance, one of them first. None may fail because another attached while the first was
- * still setting up, and all must be able to write afterwards.
+ * still setting up, and all must be able to write afterwards. Killed all together at the end,
+ * they leave their shared memory behind until the store is opened again; the last close of
+ * the next instance removes it.
  */
 Test(multiproc, concurrent_start, .timeout = 120)
 {
@@ -952,4 +984,15 @@ Test(multiproc, concurrent_start, .timeout = 120)
             kill_wait(pids[w]);
         munmap(L, sizeof(*L));
     }
+    cr_assert(shm_exists(&e), "the killed instance's shared memory stays until the next open");
+    atomio_ctx_opts co = mp_opts(&e, "start", TINY);
+    atomio_ctx *ctx = NULL;
+    int r = atomio_ctx_open(&co, &ctx);
+    cr_assert_eq(r, 0, "after the instance was killed: %s (%s)", atomio_err_name(r),
+                 atomio_last_reason());
+    atomio_stats st = ATOMIO_STATS_INIT;
+    cr_assert_eq(atomio_ctx_get_stats(ctx, &st), 0);
+    cr_assert_eq(st.attached, 1, "the killed processes are not counted: %" PRIu64, st.attached);
+    atomio_ctx_close(ctx);
+    cr_assert(!shm_exists(&e), "the last close removes the instance's shared memory");
 }
