@@ -13,6 +13,7 @@
 #include "t_core.h"
 
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -312,6 +313,63 @@ Test(write_behind, failed_in_place_write_keeps_the_copy_for_recovery)
     cr_assert(in_file(5, 2), "recovery did not apply the kept copy (restored %llu)",
               (unsigned long long)rep.pages_restored);
     cr_assert_eq(atomio_ctx_close(ctx), 0);
+}
+
+/* ---- a store that cannot take a round ----------------------------------------------------- */
+
+static int store_fd_fail = 0; /* store writes fail with ENOSPC */
+
+static ssize_t
+full_store_pwritev2(int fd, const struct iovec *iov, int iovcnt, uint64_t off, int flags)
+{
+    char link[64], target[512];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, target, sizeof(target) - 1);
+    target[n > 0 ? n : 0] = '\0';
+    const char *base = strrchr(target, '/');
+    if (store_fd_fail && base && strcmp(base + 1, ATOMIO_DW_STORE_FILE) == 0)
+        return -ENOSPC;
+    return atomio__sys_real.pwritev2(fd, iov, iovcnt, off, flags);
+}
+
+/*
+ * A round whose store write fails with an errno other than EIO fails the leader's store; the
+ * instance's write-behind ends with it, so another context of the instance does not go on
+ * writing rounds through a store the leader no longer trusts.
+ */
+Test(write_behind, failed_store_write_ends_write_behind_for_every_context)
+{
+    atomio_ctx_opts co = wb_opts(0);
+    atomio_ctx *a = t_ctx_open(&co);
+    atomio_ctx *b = t_ctx_open(&co);
+    atomio_file *fa = open_file(a);
+    atomio_file *fb = open_file(b);
+    write_v(fa, 1, 1, 0);
+    write_v(fb, 2, 1, 0);
+    atomio__sys.pwritev2 = full_store_pwritev2;
+    store_fd_fail = 1;
+    int r = atomio_ctx_flush(a);
+    cr_assert_lt(r, 0, "flush with the store write failing: %s", atomio_err_name(r));
+    store_fd_fail = 0;
+    /* The store takes writes again, but the run is over for the other context too. */
+    r = atomio_ctx_flush(b);
+    cr_assert_eq(r, ATOMIO_E_STORE_FAILED, "the other context's flush: %s",
+                 atomio_err_name(r));
+    cr_assert_eq(atomio_sync(fb), ATOMIO_E_STORE_FAILED);
+    uint8_t p[PS];
+    page_of(p, 3, 1);
+    cr_assert_eq(atomio_write(fb, 3, p, 0), ATOMIO_E_STORE_FAILED);
+    cr_assert(!in_file(1, 1) && !in_file(2, 1), "a page went in place without its copy");
+    atomio__sys = atomio__sys_real;
+    (void)atomio_ctx_close(b);
+    (void)atomio_ctx_close(a);
+    /* A new run of the instance starts clean. */
+    atomio_ctx *c = t_ctx_open(&co);
+    atomio_file *fc = open_file(c);
+    write_v(fc, 1, 2, 0);
+    cr_assert_eq(atomio_sync(fc), 0);
+    cr_assert(in_file(1, 2));
+    cr_assert_eq(atomio_ctx_close(c), 0);
 }
 
 /* ---- a leader that dies mid-round ------------------------------------------------------------ */

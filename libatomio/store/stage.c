@@ -529,7 +529,9 @@ run_round(atomio_ctx *ctx, struct atomio_stage *sg, const uint32_t *sl, uint32_t
 
 /* Errors that end write-behind for the instance's run: the store failed, or a page could not
  * go in place. Every later flush and write returns it, so the engine learns of it at its next
- * sync, as it would of a failed fdatasync. */
+ * sync, as it would of a failed fdatasync. A store write or sync that failed with any other
+ * errno fails the leader's store (it takes no more records), so it ends the run as well: the
+ * other processes must not carry on with a store one of them no longer trusts. */
 static bool
 sticky(int err)
 {
@@ -586,6 +588,8 @@ lead(atomio_ctx *ctx, struct atomio_stage *sg)
     }
     if (sticky(err) && !sg->error)
         sg->error = err;
+    else if (atomic_load(&st->failed) && !sg->error)
+        sg->error = ATOMIO_E_STORE_FAILED; /* whatever the errno: see sticky() */
     sg->leading = 0;
     advance(sg);
     atomio__shared_stage_wake(st);
