@@ -606,8 +606,7 @@ atomio_store_reset(const char *doublewrite_dir, atomio_recovery_report *report)
     int lfd = open(lpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (lfd < 0)
         return -errno;
-    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
-    if (fcntl(lfd, F_OFD_SETLK, &fl) < 0) {
+    if (atomio__ofd_lock(lfd, F_WRLCK, false) < 0) {
         close(lfd);
         atomio__reason_set("the store is in use: stop the engine before resetting it");
         return ATOMIO_E_STORE_LOCKED;

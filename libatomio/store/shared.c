@@ -317,8 +317,8 @@ flush_wake(struct atomio_store *st)
 
 /* ---- attach and detach --------------------------------------------------------------------- */
 
-static int
-ofd_lock(int fd, short type, bool wait)
+int
+atomio__ofd_lock(int fd, short type, bool wait)
 {
     struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
     for (;;) {
@@ -489,7 +489,7 @@ atomio__shared_attach(atomio_ctx *ctx, struct atomio_store *st, bool *first)
         return -errno;
     st->pid = getpid();
     for (;;) {
-        if (ofd_lock(st->lockfd, F_WRLCK, false) == 0) {
+        if (atomio__ofd_lock(st->lockfd, F_WRLCK, false) == 0) {
             *first = true;
             return 0; /* the caller sets up, recovers, then atomio__shared_open_doors() */
         }
@@ -499,7 +499,7 @@ atomio__shared_attach(atomio_ctx *ctx, struct atomio_store *st, bool *first)
             return ATOMIO_E_STORE_LOCKED;
         }
         /* Wait while the first process sets up; then check what it set up. */
-        int r = ofd_lock(st->lockfd, F_RDLCK, true);
+        int r = atomio__ofd_lock(st->lockfd, F_RDLCK, true);
         if (r < 0)
             return r;
         *first = false;
@@ -517,7 +517,7 @@ void (*atomio__test_lock_closing)(void);
 void
 atomio__lock_close(int fd)
 {
-    (void)ofd_lock(fd, F_UNLCK, false);
+    (void)atomio__ofd_lock(fd, F_UNLCK, false);
 #ifdef ATOMIO_TESTING
     if (atomio__test_lock_closing)
         atomio__test_lock_closing();
@@ -612,7 +612,7 @@ atomio__shared_open_doors(struct atomio_store *st)
 {
     st->sh->ready = 1;
     /* Atomic for fcntl locks: no other process can slip in as "first" in between. */
-    return ofd_lock(st->lockfd, F_RDLCK, false);
+    return atomio__ofd_lock(st->lockfd, F_RDLCK, false);
 }
 
 /* other_ctxs() -- contexts attached besides the caller's one: this process's others (its
@@ -662,14 +662,14 @@ atomio__shared_detach(struct atomio_store *st, bool forked)
      * our own whether anyone is still attached. */
     bool last = false;
     if (st->lockfd >= 0 && !forked) {
-        (void)ofd_lock(st->lockfd, F_UNLCK, false);
+        (void)atomio__ofd_lock(st->lockfd, F_UNLCK, false);
         char lpath[4096];
         int fd = snprintf(lpath, sizeof(lpath), "%s/%s", st->dir, ATOMIO_DW_LOCK_FILE) <
                          (int)sizeof(lpath)
                      ? open(lpath, O_RDWR | O_CLOEXEC)
                      : -1;
         if (fd >= 0) {
-            last = ofd_lock(fd, F_WRLCK, false) == 0;
+            last = atomio__ofd_lock(fd, F_WRLCK, false) == 0;
             if (last && st->sh)
                 st->sh->ready = 0; /* a joiner that maps it now starts over as first */
             if (last && st->shm_name[0])

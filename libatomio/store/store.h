@@ -102,6 +102,10 @@ int atomio__shared_create(atomio_ctx *ctx, struct atomio_store *st);
 void atomio__shm_name(char out[96], const uint8_t uuid[16], int fd);
 /* -EAGAIN: the first process went away before it was ready; drop the lock and attach again. */
 int atomio__shared_join(atomio_ctx *ctx, struct atomio_store *st);
+/* atomio__ofd_lock() -- take (F_RDLCK, F_WRLCK) or drop (F_UNLCK) the open-file-description
+ * lock on the first byte of a lock file; @wait blocks until it is granted. 0 or -errno. */
+int atomio__ofd_lock(int fd, short type, bool wait);
+
 /* atomio__lock_close() -- drop the lock of a lock-file descriptor, then close it: close()
  * alone leaves the lock to every copy of the descriptor, such as the one a child gets when
  * another thread forks (system(), posix_spawn()) at that instant, until that child execs. */
