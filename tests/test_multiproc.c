@@ -22,7 +22,9 @@
  *   instance_rules     another instance is refused with a reason, recovery is refused while
  *                      others are attached, stats.attached counts processes.
  *   concurrent_start   processes of one instance starting at the same instant all open; the
- *                      shared memory the killed instance left goes at the next one's last close.
+ *                      shared memory the killed instance left goes at the next one's last close;
+ *                      with the object removed under a running instance, the next attach is
+ *                      refused with a reason.
  *
  * Reproduce a writers run with ATOMIO_TEST_SEED=<seed printed on stderr>.
  */
@@ -923,18 +925,26 @@ uuid_cb(void *arg, const atomio_inspect_record *r)
     return 1;
 }
 
-/* Whether the instance's shared-memory object exists, under the name the library gives it. */
-static bool
-shm_exists(const struct env *e)
+/* The name the library gives the instance's shared-memory object. */
+static void
+shm_name_of(const struct env *e, char name[96])
 {
     uint8_t uuid[16];
     cr_assert_eq(atomio_store_inspect(e->dw, uuid_cb, uuid), 0);
-    char path[PATH_MAX + 32], name[96];
+    char path[PATH_MAX + 32];
     snprintf(path, sizeof(path), "%s/%s", e->dw, ATOMIO_DW_STORE_FILE);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     cr_assert_geq(fd, 0);
     atomio__shm_name(name, uuid, fd);
     close(fd);
+}
+
+/* Whether the instance's shared-memory object exists. */
+static bool
+shm_exists(const struct env *e)
+{
+    char name[96];
+    shm_name_of(e, name);
     int sfd = shm_open(name, O_RDONLY, 0);
     if (sfd >= 0)
         close(sfd);
@@ -995,4 +1005,40 @@ Test(multiproc, concurrent_start, .timeout = 120)
     cr_assert_eq(st.attached, 1, "the killed processes are not counted: %" PRIu64, st.attached);
     atomio_ctx_close(ctx);
     cr_assert(!shm_exists(&e), "the last close removes the instance's shared memory");
+}
+
+/*
+ * An operator who removes a running instance's shared-memory object does not disturb the
+ * processes attached, but a process that attaches next is refused with a reason, not left
+ * spinning or handed a bare EAGAIN.
+ */
+Test(multiproc, removed_shared_memory_refuses_the_next_attach, .timeout = 120)
+{
+    struct env e;
+    env_setup(&e, "ext4");
+    atomio_ctx_opts co = mp_opts(&e, "gone", TINY);
+    atomio_ctx *a = NULL, *b = NULL;
+    int r = atomio_ctx_open(&co, &a);
+    cr_assert_eq(r, 0, "%s (%s)", atomio_err_name(r), atomio_last_reason());
+    char name[96];
+    shm_name_of(&e, name);
+    cr_assert_eq(shm_unlink(name), 0, "shm_unlink %s: %s", name, strerror(errno));
+    r = atomio_ctx_open(&co, &b);
+    cr_assert_eq(r, ATOMIO_E_STORE_LOCKED, "attach without the shared memory: %s",
+                 atomio_err_name(r));
+    cr_assert(strstr(atomio_last_reason(), "restart the instance"), "reason: %s",
+              atomio_last_reason());
+    /* The attached context goes on. */
+    atomio_file *f;
+    cr_assert_eq(mp_file(a, &e, 0, &f), 0);
+    static uint8_t page[PS] __attribute__((aligned(4096)));
+    make_page(page, 0, 1, 1, 1);
+    cr_assert_eq(atomio_write(f, 1, page, 0), 0);
+    cr_assert_eq(atomio_sync(f), 0);
+    cr_assert_eq(atomio_ctx_close(a), 0);
+    /* Once it is gone, the instance starts over. */
+    r = atomio_ctx_open(&co, &b);
+    cr_assert_eq(r, 0, "after the instance ended: %s (%s)", atomio_err_name(r),
+                 atomio_last_reason());
+    atomio_ctx_close(b);
 }

@@ -853,6 +853,15 @@ atomio__store_open(atomio_ctx *ctx)
         atomio__lock_close(st->lockfd); /* the first process left unready: start over */
         st->lockfd = -1;
     }
+    if (r == -EAGAIN) {
+        /* The instance holds the store, but its shared state cannot be joined: someone
+         * removed its /dev/shm object, or its first process keeps failing to set it up. */
+        atomio__reason_set("cannot join the instance that has the doublewrite store open: its "
+                           "shared memory object /dev/shm%s is missing or not set up; "
+                           "restart the instance",
+                           st->shm_name);
+        r = ATOMIO_E_STORE_LOCKED;
+    }
     if (r < 0)
         goto fail;
     record_limits(ctx, st);
