@@ -22,9 +22,10 @@
  *   instance_rules     another instance is refused with a reason, recovery is refused while
  *                      others are attached, stats.attached counts processes.
  *   concurrent_start   processes of one instance starting at the same instant all open; the
- *                      shared memory the killed instance left goes at the next one's last close;
+ *                      shared memory the killed instance left goes at the next one's last close.
+ *   removed_shared_memory_refuses_the_next_attach
  *                      with the object removed under a running instance, the next attach is
- *                      refused with a reason.
+ *                      refused with a reason, and the attached process carries on.
  *
  * Reproduce a writers run with ATOMIO_TEST_SEED=<seed printed on stderr>.
  */

@@ -260,9 +260,9 @@ child_stage(const atomio_ctx_opts *co, uint64_t n)
 
 static int data_fd_fail = 0; /* in-place writes to the data file fail with EIO */
 
-/* is_data_fd() -- whether fd is open on the test's data file (not the store). */
+/* fd_is() -- whether fd is open on the file at path. */
 static bool
-is_data_fd(int fd)
+fd_is(int fd, const char *path)
 {
     char link[64], target[512];
     snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
@@ -270,7 +270,14 @@ is_data_fd(int fd)
     if (n <= 0)
         return false;
     target[n] = '\0';
-    return strcmp(target, dpath) == 0;
+    return strcmp(target, path) == 0;
+}
+
+/* is_data_fd() -- whether fd is open on the test's data file (not the store). */
+static bool
+is_data_fd(int fd)
+{
+    return fd_is(fd, dpath);
 }
 
 static ssize_t
@@ -322,12 +329,9 @@ static int store_fd_fail = 0; /* store writes fail with ENOSPC */
 static ssize_t
 full_store_pwritev2(int fd, const struct iovec *iov, int iovcnt, uint64_t off, int flags)
 {
-    char link[64], target[512];
-    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-    ssize_t n = readlink(link, target, sizeof(target) - 1);
-    target[n > 0 ? n : 0] = '\0';
-    const char *base = strrchr(target, '/');
-    if (store_fd_fail && base && strcmp(base + 1, ATOMIO_DW_STORE_FILE) == 0)
+    char spath[sizeof(dwdir) + 32];
+    snprintf(spath, sizeof(spath), "%s/%s", dwdir, ATOMIO_DW_STORE_FILE);
+    if (store_fd_fail && fd_is(fd, spath))
         return -ENOSPC;
     return atomio__sys_real.pwritev2(fd, iov, iovcnt, off, flags);
 }
