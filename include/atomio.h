@@ -486,6 +486,22 @@ ATOMIO_API int atomio_file_close(atomio_file *f);
  */
 ATOMIO_API ATOMIO_NODISCARD int atomio_file_fence(atomio_file *f);
 
+/**
+ * atomio_ctx_fence_dir() -- atomio_file_fence() for every file the doublewrite store has ever
+ * recorded under directory @dir, whether or not any process has it open: the engine is about
+ * to remove or replace the whole directory without the library (DROP DATABASE's rmtree, a
+ * directory copied back over). @dir must still exist: it is resolved with realpath(), as the
+ * files' paths were when they were opened, so any spelling of it (relative, absolute, through
+ * a symlink) names the same files. One durable manifest append for all of them. Call
+ * atomio_ctx_sync() first (a copy still waiting for the sync of a file that is gone holds its
+ * store space for good), and keep writes of those files out of flight, from any process.
+ * @return the number of files under @dir (0 also when the ctx has no store); ATOMIO_E_INVAL
+ *         (NULL or empty @dir, a ctx inherited across fork()), ATOMIO_E_STORE_FAILED, -errno
+ *         from realpath() (-ENOENT: no such directory) or from the manifest write.
+ *         Thread-safe. Since 0.2.
+ */
+ATOMIO_API ATOMIO_NODISCARD int atomio_ctx_fence_dir(atomio_ctx *ctx, const char *dir);
+
 /** Per-file facts (atomio_file_get_info()): the chosen path and why, the state, the figures behind
  * the choice. */
 typedef struct atomio_file_info {

@@ -379,6 +379,8 @@ int atomio__stage_close(atomio_ctx *ctx);
 int atomio__stage_read(atomio_file *f, uint64_t page_no, void *page);
 uint64_t atomio__stage_count(atomio_ctx *ctx);
 int atomio__store_remap(atomio_ctx *ctx, uint64_t file_id, const char *path);
+/* Fence every file the manifest records under dir (one durable append); the number of them. */
+int atomio__store_fence_dir(atomio_ctx *ctx, const char *dir);
 int atomio__store_discard_id(struct atomio_store *st, uint64_t file_id);
 /* A data file sync, bracketed so that every process's copies it covers can be released. */
 uint64_t atomio__store_file_sync_begin(atomio_ctx *ctx, uint64_t file_id);

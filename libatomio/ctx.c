@@ -316,6 +316,17 @@ atomio_ctx_remap_file(atomio_ctx *ctx, uint64_t file_id, const char *path)
 }
 
 int
+atomio_ctx_fence_dir(atomio_ctx *ctx, const char *dir)
+{
+    if (!ctx || !dir || !*dir)
+        return ATOMIO_E_INVAL;
+    if (!ctx->store)
+        return 0; /* nothing to fence */
+    int r = atomio__store_check(ctx);
+    return r < 0 ? r : atomio__store_fence_dir(ctx, dir);
+}
+
+int
 atomio_ctx_discard_file(atomio_ctx *ctx, uint64_t file_id)
 {
     if (!ctx || file_id == 0)

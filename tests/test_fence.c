@@ -6,15 +6,19 @@
  * would before the store's tail moves past it, then changes the file behind the library's
  * back. The controls do the same without the fence and show the damage the fence prevents:
  * a truncated page comes back, an unlinked file's copies block startup, a plain write is
- * rolled back.
+ * rolled back. atomio_ctx_fence_dir() does the same for a whole directory (a dropped or moved
+ * database), and its control shows a directory copied back over being rolled back.
  */
 #include "atomio_internal.h"
+#include "store/format.h"
 #include "store/store.h"
 #include "t_core.h"
 
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -241,5 +245,192 @@ Test(fence, bad_handles_are_refused_and_a_store_less_ctx_has_nothing_to_fence)
     f = t_file_open(ctx, dpath, &fo);
     cr_assert_eq(atomio_file_fence(f), 0);
     cr_assert_eq(atomio_file_close(f), 0);
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+}
+
+/* ---- atomio_ctx_fence_dir() ---------------------------------------------------------------- */
+
+/* The layout of a database directory and a neighbour whose name it prefixes:
+ * tmp/db/a, tmp/db/sub/b and tmp/dbx/c, each with pages 0..1 as version 1, their copies live. */
+static char dbdir[320], apath[400], bpath[400], cpath[400];
+
+static void
+write_file_live(atomio_ctx *ctx, const char *path)
+{
+    atomio_file_opts fo = t_file_opts(PS, ATOMIO_PATH_DOUBLEWRITE, ATOMIO_IO_BUFFERED,
+                                      ATOMIO_FILE_CREATE);
+    atomio_file *f = t_file_open(ctx, path, &fo); /* file_id derived from the path */
+    uint8_t p[PS];
+    atomic_store(&atomio__test_dw_keep_batches, 1);
+    for (uint64_t i = 0; i < 2; i++) {
+        page_of(p, i, 1);
+        cr_assert_eq(atomio_write(f, i, p, 0), 0);
+    }
+    atomic_store(&atomio__test_dw_keep_batches, 0);
+    cr_assert_eq(atomio_sync(f), 0);
+    cr_assert_eq(atomio_file_close(f), 0);
+}
+
+static atomio_ctx *
+write_database_live(void)
+{
+    char sub[360], other[320];
+    t_subdir(dbdir, sizeof(dbdir), tmp, "db");
+    t_subdir(sub, sizeof(sub), dbdir, "sub");
+    t_subdir(other, sizeof(other), tmp, "dbx");
+    snprintf(apath, sizeof(apath), "%s/a", dbdir);
+    snprintf(bpath, sizeof(bpath), "%s/b", sub);
+    snprintf(cpath, sizeof(cpath), "%s/c", other);
+    atomio_ctx *ctx = open_ctx(0);
+    write_file_live(ctx, apath);
+    write_file_live(ctx, bpath);
+    write_file_live(ctx, cpath);
+    return ctx;
+}
+
+/* What a move away and back (or a drop and a new database at the same path) leaves: the
+ * directory removed, then a at the same path written with plain writes as version 9. */
+static void
+replace_database(void)
+{
+    t_rmtree(dbdir);
+    cr_assert_eq(mkdir(dbdir, 0700), 0);
+    uint8_t p[PS * 2];
+    page_of(p, 0, 9);
+    page_of(p + PS, 1, 9);
+    int fd = open(apath, O_WRONLY | O_CREAT, 0600);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(pwrite(fd, p, sizeof(p), 0), (ssize_t)sizeof(p));
+    cr_assert_eq(fdatasync(fd), 0);
+    close(fd);
+}
+
+/* Tear page 1 of c in place: its (unfenced) copy must restore it. */
+static void
+tear_c(void)
+{
+    uint8_t z[PS / 2];
+    memset(z, 0, sizeof(z));
+    int fd = open(cpath, O_WRONLY);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(pwrite(fd, z, sizeof(z), PS + PS / 2), (ssize_t)sizeof(z));
+    close(fd);
+}
+
+static bool
+holds(const char *path, uint64_t page_no, uint32_t version)
+{
+    uint8_t want[PS];
+    page_of(want, page_no, version);
+    return t_file_holds(path, want, PS, page_no);
+}
+
+static off_t
+manifest_size(void)
+{
+    char m[400];
+    snprintf(m, sizeof(m), "%s/%s", dwdir, ATOMIO_DW_MANIFEST_FILE);
+    struct stat sb;
+    cr_assert_eq(stat(m, &sb), 0);
+    return sb.st_size;
+}
+
+Test(fence, a_directory_fence_covers_every_file_under_it_and_nothing_else)
+{
+    atomio_ctx *ctx = write_database_live();
+    /* Every file is closed: the fence goes by the store's manifest, not by open handles. */
+    cr_assert_eq(atomio_ctx_sync(ctx), 0);
+    cr_assert_eq(atomio_ctx_fence_dir(ctx, dbdir), 2, "a and sub/b, not the neighbour dbx/c");
+    replace_database();
+    atomio_ctx_close(ctx);
+    tear_c();
+    atomio_recovery_report rep;
+    recover(&rep, 0);
+    cr_assert(holds(apath, 0, 9) && holds(apath, 1, 9), "the copied-back file is rolled back");
+    cr_assert_eq(access(bpath, F_OK), -1, "recovery must not bring the removed file back");
+    cr_assert(holds(cpath, 1, 1), "the neighbour's torn page is restored from its copy");
+    cr_assert_eq(rep.pages_fenced, 4);
+    cr_assert_eq(rep.pages_restored, 1);
+    cr_assert_eq(rep.files_missing, 0);
+    cr_assert_eq(rep.pages_unapplied, 0);
+}
+
+Test(fence, control_without_a_directory_fence_a_copied_back_file_is_rolled_back)
+{
+    atomio_ctx *ctx = write_database_live();
+    cr_assert_eq(atomio_ctx_sync(ctx), 0);
+    replace_database();
+    atomio_ctx_close(ctx);
+    atomio_recovery_report rep;
+    recover(&rep, ATOMIO_E_UNAPPLIED);
+    cr_assert(holds(apath, 0, 1), "the old copies are written over the copied-back file");
+    cr_assert_eq(rep.pages_unapplied, 2, "the removed file's copies are kept");
+    cr_assert_eq(rep.pages_fenced, 0);
+}
+
+Test(fence, any_spelling_of_the_directory_names_the_same_files)
+{
+    /* Relative paths, as an engine that runs in its data directory opens them. */
+    cr_assert_eq(chdir(tmp), 0);
+    char sub[64], prefix[64], absdir[400], link[400];
+    t_subdir(dbdir, sizeof(dbdir), ".", "rel");
+    t_subdir(sub, sizeof(sub), "rel", "sub");
+    t_subdir(prefix, sizeof(prefix), ".", "re");
+    snprintf(absdir, sizeof(absdir), "%s/rel", tmp);
+    snprintf(link, sizeof(link), "%s/link", tmp);
+    cr_assert_eq(symlink("rel", link), 0);
+    atomio_ctx *ctx = open_ctx(0);
+    write_file_live(ctx, "rel/a");
+    write_file_live(ctx, "rel/sub/b");
+    cr_assert_eq(atomio_ctx_sync(ctx), 0);
+    off_t before = manifest_size();
+    cr_assert_eq(atomio_ctx_fence_dir(ctx, "re"), 0, "a name prefix is not a directory");
+    cr_assert_eq(atomio_ctx_fence_dir(ctx, "rel/sub/b"), 0, "a file has nothing under it");
+    cr_assert_eq(manifest_size(), before, "nothing matched, nothing appended");
+    cr_assert_eq(atomio_ctx_fence_dir(ctx, "rel///"), 2, "relative, trailing slashes");
+    off_t after = manifest_size();
+    cr_assert_gt(after, before);
+    cr_assert_eq(atomio_ctx_fence_dir(ctx, absdir), 2, "absolute");
+    cr_assert_eq(atomio_ctx_fence_dir(ctx, link), 2, "through a symlink");
+    cr_assert_eq(atomio_ctx_fence_dir(ctx, "rel/sub"), 1, "a subdirectory");
+    cr_assert_eq(manifest_size(), after, "already fenced at the head: no second append");
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+    atomio_recovery_report rep;
+    recover(&rep, 0);
+    cr_assert_eq(rep.pages_fenced, 4);
+}
+
+Test(fence, files_recorded_under_the_data_root_are_matched_by_their_full_path)
+{
+    atomio_ctx_opts co = t_ctx_opts(dwdir);
+    co.doublewrite_max_page_size = PS;
+    co.data_root = tmp;
+    atomio_ctx *ctx = t_ctx_open(&co);
+    char db[320], f1[400];
+    t_subdir(db, sizeof(db), tmp, "base");
+    snprintf(f1, sizeof(f1), "%s/1", db);
+    write_file_live(ctx, f1);
+    cr_assert_eq(atomio_ctx_sync(ctx), 0);
+    cr_assert_eq(atomio_ctx_fence_dir(ctx, db), 1);
+    cr_assert_eq(atomio_ctx_fence_dir(ctx, tmp), 1, "the data root itself");
+    cr_assert_eq(atomio_ctx_fence_dir(ctx, "/"), 1, "the root directory");
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+}
+
+Test(fence, bad_directory_fences_are_refused_and_write_nothing)
+{
+    cr_assert_eq(atomio_ctx_fence_dir(NULL, "x"), ATOMIO_E_INVAL);
+    atomio_ctx *ctx = write_database_live();
+    off_t before = manifest_size();
+    cr_assert_eq(atomio_ctx_fence_dir(ctx, NULL), ATOMIO_E_INVAL);
+    cr_assert_eq(atomio_ctx_fence_dir(ctx, ""), ATOMIO_E_INVAL);
+    char missing[400];
+    snprintf(missing, sizeof(missing), "%s/gone", tmp);
+    cr_assert_eq(atomio_ctx_fence_dir(ctx, missing), -ENOENT, "a directory that is gone");
+    cr_assert_eq(manifest_size(), before);
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+
+    ctx = t_ctx_open(NULL); /* no store: nothing to fence */
+    cr_assert_eq(atomio_ctx_fence_dir(ctx, dbdir), 0);
     cr_assert_eq(atomio_ctx_close(ctx), 0);
 }

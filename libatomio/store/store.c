@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -479,31 +480,40 @@ atomio__store_man_refresh(struct atomio_store *st)
     return r;
 }
 
-/* man_append() -- append one record durably at the manifest's shared end. Caller holds the
- * shared lock. */
+/* man_append() -- append n records durably at the manifest's shared end, with one write and
+ * one fdatasync. Caller holds the shared lock. */
 static int
-man_append(struct atomio_store *st, const struct atomio_dw_man_rec *m)
+man_append(struct atomio_store *st, const struct atomio_dw_man_rec *m, size_t n)
 {
-    size_t plen = strlen(m->path);
-    if (plen == 0 || plen > ATOMIO_DW_PATH_MAX)
-        return -ENAMETOOLONG;
-    size_t n = atomio__dw_manifest_rec_len(plen);
-    uint8_t *rec = malloc(n);
-    if (!rec)
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t plen = strlen(m[i].path);
+        if (plen == 0 || plen > ATOMIO_DW_PATH_MAX)
+            return -ENAMETOOLONG;
+        total += atomio__dw_manifest_rec_len(plen);
+    }
+    uint8_t *buf = malloc(total ? total : 1);
+    if (!buf)
         return -ENOMEM;
-    atomio__dw_manifest_encode(rec, m, plen);
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t plen = strlen(m[i].path);
+        atomio__dw_manifest_encode(buf + off, &m[i], plen);
+        off += atomio__dw_manifest_rec_len(plen);
+    }
     uint64_t at = atomio__shared_man_len(st);
-    int r = write_full(st->mfd, rec, n, at);
+    int r = write_full(st->mfd, buf, total, at);
     if (r == 0)
         r = atomio__sys.fdatasync(st->mfd);
-    free(rec);
+    free(buf);
     if (r < 0)
         return r; /* a half record is skipped by readers; the next append overwrites it */
-    atomio__shared_set_man_len(st, at + n);
+    atomio__shared_set_man_len(st, at + total);
     pthread_mutex_lock(&st->mlock);
     if (st->man_read == at)
-        st->man_read = at + n;
-    r = man_set(st, m);
+        st->man_read = at + total;
+    for (size_t i = 0; i < n && r == 0; i++)
+        r = man_set(st, &m[i]);
     pthread_mutex_unlock(&st->mlock);
     return r;
 }
@@ -600,7 +610,7 @@ atomio__store_register(atomio_ctx *ctx, atomio_file *f, bool fence)
         if (!same) {
             struct atomio_dw_man_rec m = {
                 .file_id = f->file_id, .from_lsn = from, .flags = flags, .path = rec_path};
-            r = man_append(st, &m);
+            r = man_append(st, &m, 1);
         }
     }
     atomio__shared_unlock(st);
@@ -622,10 +632,105 @@ atomio__store_remap(atomio_ctx *ctx, uint64_t file_id, const char *path)
         pthread_mutex_unlock(&st->mlock);
         struct atomio_dw_man_rec m = {
             .file_id = file_id, .from_lsn = from, .flags = flags, .path = rec_path};
-        r = man_append(st, &m);
+        r = man_append(st, &m, 1);
     }
     atomio__shared_unlock(st);
     return r;
+}
+
+/* under() -- whether path names something inside directory dir (dlen bytes; a trailing '/'
+ * only when dir is the root). */
+static bool
+under(const char *path, const char *dir, size_t dlen)
+{
+    if (strncmp(path, dir, dlen) != 0)
+        return false;
+    const char *rest = path + dlen;
+    if (dir[dlen - 1] != '/' && *rest++ != '/')
+        return false;
+    return *rest != '\0';
+}
+
+int
+atomio__store_fence_dir(atomio_ctx *ctx, const char *dir)
+{
+    struct atomio_store *st = ctx->store;
+    /* Resolved as atomio_file_open() resolved the files' paths, so any spelling of the
+     * directory (relative, absolute, through a symlink) names the same files. */
+    char *real = realpath(dir, NULL);
+    if (!real)
+        return -errno;
+    size_t dlen = strlen(real);
+    /* Staged pages go in place first, as for atomio_file_fence(): one written after the
+     * directory is gone would fail write-behind or land in a new file of the same name. */
+    int r = atomio__stage_flush(ctx);
+    if (r < 0) {
+        free(real);
+        return r;
+    }
+
+    struct atomio_dw_man_rec *recs = NULL;
+    char **paths = NULL; /* recs[i].path, owned */
+    size_t nrec = 0, matched = 0;
+    atomio__shared_lock(st);
+    r = atomio__store_man_refresh(st);
+    if (r == 0) {
+        uint64_t head = st->sh ? atomio__shared_head_locked(st) : 0;
+        pthread_mutex_lock(&st->mlock);
+        size_t cap = st->nman ? st->nman : 1;
+        recs = calloc(cap, sizeof(*recs));
+        paths = calloc(cap, sizeof(*paths));
+        if (!recs || !paths)
+            r = -ENOMEM;
+        const char *root = ctx->opts.data_root;
+        size_t rlen = root ? strlen(root) : 0;
+        while (rlen > 1 && root[rlen - 1] == '/')
+            rlen--;
+        for (size_t i = 0; r == 0 && i < st->nman; i++) {
+            const struct atomio_dw_manifest_ent *e = &st->man[i];
+            /* The entry's absolute path: a relative one sits under the data root. */
+            const char *path = e->path;
+            char *joined = NULL;
+            if (e->flags & ATOMIO_DW_MAN_RELATIVE) {
+                if (!rlen)
+                    continue; /* no data root to place it: not under any directory we know */
+                joined = malloc(rlen + 1 + strlen(e->path) + 1);
+                if (!joined) {
+                    r = -ENOMEM;
+                    break;
+                }
+                sprintf(joined, "%.*s/%s", (int)rlen, root, e->path);
+                path = joined;
+            }
+            bool in = under(path, real, dlen);
+            free(joined);
+            if (!in)
+                continue;
+            matched++;
+            if (e->from_lsn == head)
+                continue; /* already fenced at the head: no copy of it since */
+            char *copy = strdup(e->path);
+            if (!copy) {
+                r = -ENOMEM;
+                break;
+            }
+            paths[nrec] = copy;
+            recs[nrec++] = (struct atomio_dw_man_rec){
+                .file_id = e->file_id, .from_lsn = head, .flags = e->flags, .path = copy};
+        }
+        pthread_mutex_unlock(&st->mlock);
+        if (r == 0 && nrec)
+            r = man_append(st, recs, nrec);
+    }
+    atomio__shared_unlock(st);
+    for (size_t i = 0; i < nrec; i++)
+        free(paths[i]);
+    free(paths);
+    free(recs);
+    free(real);
+    if (r < 0)
+        return r;
+    return matched > INT_MAX ? INT_MAX : (int)matched;
 }
 
 /* load_manifest() -- the first process reads the whole manifest; when the store holds no live
