@@ -12,7 +12,8 @@
 # Before that, a self-test proves that each check fails on a cluster damaged on purpose.
 # After the kills, --backups times (default 1): pg_basebackup -X stream while pgbench runs,
 # then the backup started as a cluster of its own (its recovery replays the WAL streamed with
-# it) and the same checks; its pg_atomio must have come without contents.
+# it) and the same checks; its pg_atomio must have come without contents. On libatomio, last,
+# a database moved to a tablespace and back before a kill (dbmove_check).
 #
 #   crash.sh [--bin DIR] [--atomio on|off] [--write-behind on|off] [--fs ext4|xfs|both]
 #            [--kills N] [--backups N] [--scale N] [--seed S] [--checksums-every K]
@@ -81,7 +82,8 @@ fail() {
 #  3. pg_amcheck, reading that page (its checksum fails);
 #  4. pg_amcheck with ignore_checksum_failure=on: its own heapallindexed check must find the
 #     heap tuple whose key the index does not hold;
-#  5. the kill: no process of the cluster is left (checked after every kill anyway).
+#  5. the kill: no process of the cluster is left (checked after every kill anyway);
+#  6. on libatomio, the database-move check with the directory fences skipped (dbmove_check).
 selftest() {
     local mnt=$1 data=$1/selftest/data t0 file off before mode=$pg_atomio_mode
     t0=$(pg_now)
@@ -120,8 +122,80 @@ selftest() {
         fail "self-test: pg_amcheck --heapallindexed (checksums ignored) missed a heap tuple the index lacks"
     else echo "  pg_amcheck --heapallindexed, checksums ignored, caught: $pg_check_msg"; fi
     pg_kill "$data" || fail "self-test: kill left processes"
+    if [ "$pg_has_atomio" = 1 ] && [ "$pg_atomio_mode" = on ]; then
+        dbmove_check "$mnt" 5498 1 "database move, fences skipped,"
+    fi
     rm -rf "$mnt/selftest"
     echo "  self-test done in $(pg_since "$t0") s"
+}
+
+# dbmove_check MNT PORT CONTROL LABEL: a database moved to a tablespace, changed there and moved
+# back (each move copies the files with plain writes and removes the old directory with rmtree),
+# another database made in the tablespace, written and dropped, then the cluster killed before
+# the store's ring has come round: the store still holds copies of the files of all three
+# removed directories. Their fences (atomio_ctx_fence_dir() before each
+# rmtree) keep recovery from applying any of them: the restart must succeed with every row
+# holding its new value, amcheck and pg_checksums clean. The control (CONTROL=1) runs the same
+# with the fences skipped, and must not come out clean.
+dbmove_check() {
+    local mnt=$1 port=$2 control=$3 label=$4 dir=$1/dbmove data ts sum bad="" why rc
+    data=$dir/data
+    ts=$dir/ts
+    pg_init "$data" "$port" || { fail "$label: initdb"; return; }
+    mkdir -p "$ts"
+    chown "$pg_user" "$ts"
+    if [ "$control" = 1 ]; then
+        ATOMIO_PG_TEST_SKIP_DIR_FENCE=1 pg_start "$data" || { fail "$label: start"; return; }
+    else
+        pg_start "$data" || { fail "$label: start"; return; }
+    fi
+    if ! { pg_sql "$data" "CREATE TABLESPACE mv_ts LOCATION '$ts'" postgres &&
+        pg_sql "$data" "CREATE DATABASE mv" postgres &&
+        pg_sql "$data" "CREATE EXTENSION amcheck" mv &&
+        pg_sql "$data" "CREATE TABLE t (id int PRIMARY KEY, v int)" mv &&
+        pg_sql "$data" "INSERT INTO t SELECT g, 1 FROM generate_series(1, 20000) g" mv &&
+        pg_sql "$data" "CHECKPOINT" mv &&
+        pg_sql "$data" "ALTER DATABASE mv SET TABLESPACE mv_ts" postgres &&
+        pg_sql "$data" "UPDATE t SET v = 2" mv &&
+        pg_sql "$data" "CHECKPOINT" mv &&
+        pg_sql "$data" "ALTER DATABASE mv SET TABLESPACE pg_default" postgres &&
+        pg_sql "$data" "CREATE DATABASE gone TABLESPACE mv_ts" postgres &&
+        pg_sql "$data" "CREATE TABLE g AS SELECT generate_series(1, 20000) AS x" gone &&
+        pg_sql "$data" "CHECKPOINT" gone &&
+        pg_sql "$data" "DROP DATABASE gone" postgres; } >"$dir/setup.log" 2>&1; then
+        fail "$label: setup: $(tail -2 "$dir/setup.log" | tr '\n' ' ')"
+        pg_kill "$data" >/dev/null
+        return
+    fi
+    pg_kill "$data" || { fail "$label: the cluster did not die"; return; }
+    pg_clear_locks "$data"
+    if ! pg_start "$data"; then
+        why=$(grep -E 'FATAL|recovery kept' "$dir/server.log" | head -2 | sed 's/^.*\] //' | tr '\n' ' ')
+        if [ "$control" = 1 ]; then echo "  $label caught: the restart is refused: $why"
+        else fail "$label: restart after the kill failed: $why"; fi
+        return
+    fi
+    sum=$(pg_sql "$data" "SELECT count(*) || ' ' || sum(v) FROM t" mv 2>&1)
+    [ "$sum" = "20000 40000" ] || bad="rows and sum(v) are $sum, want 20000 40000"
+    why=$( (pg_env "$data" && pg_as env PGPORT="$PGPORT" PGHOST="$PGHOST" \
+        "$pg_bin/pg_amcheck" --heapallindexed -d mv) 2>&1)
+    rc=$?
+    [ $rc = 0 ] || bad="$bad${bad:+; }amcheck(rc=$rc): $(echo "$why" | grep -v '^$' | head -2 | tr '\n' ' ')"
+    if pg_stop "$data"; then
+        pg_checksums_check "$data" || bad="$bad${bad:+; }pg_checksums: $pg_checksums_msg"
+    else
+        bad="$bad${bad:+; }clean stop failed"
+    fi
+    if [ "$control" = 1 ]; then
+        if [ -n "$bad" ]; then echo "  $label caught: $bad"
+        else fail "$label: without the fences the moved database still came out clean"; fi
+    elif [ -n "$bad" ]; then
+        fail "$label: $bad"
+    else
+        echo "  $label: moved to a tablespace and back, another dropped, killed: restart ok, rows and sum(v) $sum, amcheck ok, pg_checksums ok; $(grep -o '[0-9]* fenced' "$dir/server.log" | tail -1)"
+    fi
+    [ -f "$data/postmaster.pid" ] && pg_stop "$data"
+    rm -rf "$dir"
 }
 
 # backup_check FS PORT DATA MNT N: base backup N of the running cluster at DATA, taken while
@@ -231,6 +305,9 @@ run_fs() {
     if [ "$backups" -gt 0 ]; then
         [ -f "$data/postmaster.pid" ] || pg_start "$data" || { fail "$fs: start for the backups"; return; }
         for k in $(seq "$backups"); do backup_check "$fs" "$port" "$data" "$mnt" "$k"; done
+    fi
+    if [ "$pg_has_atomio" = 1 ] && [ "$pg_atomio_mode" = on ]; then
+        dbmove_check "$mnt" $((port + 200)) 0 "$fs database move"
     fi
     [ -f "$data/postmaster.pid" ] && pg_stop "$data"
     echo "  $fs: $(grep -c 'redo starts at' "$mnt/pg/server.log") crash recoveries with redo," \

@@ -32,7 +32,8 @@
  * go through atomio_read(), which sees staged pages; a page written by
  * extension is first extended with zeros in the file, so that md's file
  * sizes stay right; copydir flushes the staging before it reads, and the
- * rmtree of database directories syncs (which flushes) before it removes.
+ * rmtree of database directories syncs (which flushes) and fences the
+ * directory before it removes.
  * atomio_sync(), atomio_ctx_sync() and atomio_file_fence() flush it
  * themselves, so the checkpoint's syncs, truncation and unlink need nothing
  * more.
@@ -49,6 +50,7 @@
 #include "atomio.h"
 
 #include "access/xlog.h"
+#include "catalog/pg_tablespace_d.h"
 #include "common/hashfn.h"
 #include "common/relpath.h"
 #include "executor/instrument.h"
@@ -56,6 +58,7 @@
 #include "storage/atomio_pg.h"
 #include "storage/bufmgr.h"
 #include "storage/bufpage.h"
+#include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/sync.h"
@@ -82,20 +85,12 @@ static int	my_exit_registered_pid = 0;
 static char store_dir[MAXPGPATH];
 static char instance_name[64];
 
-/* unapplied copies reported by the postmaster's recovery */
-typedef struct UnappliedFile
-{
-	uint64		file_id;
-	char	   *path;
-	int			err;
-	uint64		pages;
-} UnappliedFile;
-
-#define MAX_UNAPPLIED 4096
-static UnappliedFile unapplied[MAX_UNAPPLIED];
-static int	n_unapplied = 0;
-static bool unapplied_overflow = false;
-
+/*
+ * Copies recovery cannot apply (a file missing, an unknown id) are kept and
+ * named here; recovery then fails, and the postmaster refuses to start.  md
+ * and the rmtree of database directories fence files before they go, so
+ * their copies never get here.
+ */
 static void
 log_unapplied(void *arg, uint64_t file_id, const char *path, uint64_t pages, int err)
 {
@@ -103,16 +98,6 @@ log_unapplied(void *arg, uint64_t file_id, const char *path, uint64_t pages, int
 			(errmsg("atomio: recovery kept %llu page copies of file id %llu (%s): %s",
 					(unsigned long long) pages, (unsigned long long) file_id,
 					path ? path : "unknown path", atomio_strerror(err))));
-	if (n_unapplied >= MAX_UNAPPLIED)
-	{
-		unapplied_overflow = true;
-		return;
-	}
-	unapplied[n_unapplied].file_id = file_id;
-	unapplied[n_unapplied].path = path ? strdup(path) : NULL;
-	unapplied[n_unapplied].err = err;
-	unapplied[n_unapplied].pages = pages;
-	n_unapplied++;
 }
 
 static void
@@ -245,73 +230,6 @@ follow_fsync(void)
 						 enableFsync ? "on" : "off", enableFsync ? "on" : "off")));
 }
 
-/* A relation file under a database directory (base/ or a tablespace). */
-static bool
-is_database_path(const char *path)
-{
-	size_t		n = strlen(DataDir);
-	const char *rest;
-
-	if (path[0] == '/')
-	{
-		if (strncmp(path, DataDir, n) != 0 || path[n] != '/')
-			return false;
-		rest = path + n + 1;
-	}
-	else
-		rest = path;
-	return strncmp(rest, "base/", 5) == 0 || strncmp(rest, "pg_tblspc/", 10) == 0;
-}
-
-static int
-recover_store(atomio_recovery_report *rep)
-{
-	int			r;
-
-	n_unapplied = 0;
-	unapplied_overflow = false;
-	*rep = (atomio_recovery_report) ATOMIO_RECOVERY_REPORT_INIT;
-	r = atomio_ctx_recover(my_ctx, rep);
-	if (r == ATOMIO_E_UNAPPLIED && !unapplied_overflow)
-	{
-		bool		all_dropped = n_unapplied > 0;
-		int			i;
-
-		/*
-		 * md fences every segment before it truncates or unlinks it, so its
-		 * copies are never reported.  What remains are the files of a
-		 * database directory removed with rmtree (DROP DATABASE, ALTER
-		 * DATABASE SET TABLESPACE, and their redo), which gets no fence:
-		 * PostgreSQL's redo expects such files to be gone and their contents
-		 * are dead, so their copies are dropped.  Anything else (an unknown
-		 * file id, a missing file outside the database directories, another
-		 * error) is left to the operator.
-		 */
-		for (i = 0; i < n_unapplied; i++)
-		{
-			if (unapplied[i].path == NULL || unapplied[i].err != -ENOENT ||
-				!is_database_path(unapplied[i].path))
-				all_dropped = false;
-		}
-		if (all_dropped)
-		{
-			for (i = 0; i < n_unapplied; i++)
-			{
-				ereport(LOG,
-						(errmsg("atomio: dropping %llu page copies of relation file \"%s\" of a removed database directory",
-								(unsigned long long) unapplied[i].pages,
-								unapplied[i].path)));
-				r = atomio_ctx_discard_file(my_ctx, unapplied[i].file_id);
-				if (r < 0)
-					return r;
-			}
-			*rep = (atomio_recovery_report) ATOMIO_RECOVERY_REPORT_INIT;
-			r = atomio_ctx_recover(my_ctx, rep);
-		}
-	}
-	return r;
-}
-
 /*
  * Postmaster, before the checkpointer, background writer and startup process
  * are forked: open the first context of the instance and recover the store;
@@ -349,7 +267,8 @@ AtomioPgPostmasterStartup(void)
 		}
 	}
 
-	r = recover_store(&rep);
+	rep = (atomio_recovery_report) ATOMIO_RECOVERY_REPORT_INIT;
+	r = atomio_ctx_recover(my_ctx, &rep);
 	if (r < 0)
 		ereport(FATAL,
 				(errmsg("atomio: recovery of the doublewrite store \"%s\" failed: %s (%s)",
@@ -932,7 +851,10 @@ AtomioPgForget(RelFileNodeBackend rnode, ForkNumber forknum)
 /*
  * A database directory is about to be removed with rmtree, not md: DROP
  * DATABASE, ALTER DATABASE SET TABLESPACE, a failed CREATE DATABASE, and the
- * redo of CREATE DATABASE (the target first) and DROP DATABASE.
+ * redo of CREATE DATABASE (the target first) and DROP DATABASE.  md never
+ * sees these files go, so they get their fences here, in one go per
+ * directory.
+ *
  * atomio_ctx_sync() first writes the staged pages of every process in place
  * (write-behind), then syncs every file with copies waiting for a sync.  Both
  * matter for files about to vanish: a staged page written by path after its
@@ -940,9 +862,16 @@ AtomioPgForget(RelFileNodeBackend rnode, ForkNumber forknum)
  * file of the same name; and a copy still waiting for the sync of a removed
  * file blocks the store for good once the ring comes round to it (the library
  * cannot open the file to sync it, and every write then fails).
+ *
+ * atomio_ctx_fence_dir() then fences every file the store has recorded under
+ * the directory, whichever process wrote it: without it, a crash before the
+ * store's ring has come round would write the old copies into whatever
+ * later holds those paths (a database moved away and back, its files
+ * rewritten with plain copies in between), or leave them waiting for files
+ * that are gone.
  */
-void
-AtomioPgDropDatabase(void)
+static void
+sync_before_rmtree(void)
 {
 	int			r;
 
@@ -960,6 +889,68 @@ AtomioPgDropDatabase(void)
 				 errmsg("atomio: could not sync the files of the doublewrite store: %s (%s)",
 						atomio_strerror(r), atomio_err_name(r))));
 	}
+}
+
+static void
+fence_dir(const char *dir)
+{
+	int			r;
+
+	/* crash.sh's negative control: show what the fence prevents */
+	if (getenv("ATOMIO_PG_TEST_SKIP_DIR_FENCE") != NULL)
+	{
+		ereport(WARNING,
+				(errmsg("atomio: \"%s\" is removed without a fence (ATOMIO_PG_TEST_SKIP_DIR_FENCE is set: a negative control, never for real use)",
+						dir)));
+		return;
+	}
+	r = atomio_ctx_fence_dir(get_ctx(), dir);
+	if (r == -ENOENT)
+		return;					/* not there: nothing of it to fence */
+	if (r < 0)
+	{
+		errno = errno_for(r);
+		ereport(data_sync_elevel(ERROR),
+				(errcode_for_file_access(),
+				 errmsg("atomio: could not fence the files under \"%s\" in the doublewrite store: %s (%s)",
+						dir, atomio_strerror(r), atomio_err_name(r))));
+	}
+	else
+		elog(DEBUG1, "atomio: fenced %d files under \"%s\"", r, dir);
+}
+
+/* The directory dir (movedb's source, the target of a CREATE DATABASE redo). */
+void
+AtomioPgRemoveDir(const char *dir)
+{
+	sync_before_rmtree();
+	fence_dir(dir);
+}
+
+/* Every tablespace's directory of database db_id. */
+void
+AtomioPgDropDatabase(Oid db_id)
+{
+	DIR		   *dirdesc;
+	struct dirent *de;
+	char	   *path;
+
+	sync_before_rmtree();
+	path = GetDatabasePath(db_id, DEFAULTTABLESPACE_OID);
+	fence_dir(path);
+	pfree(path);
+	dirdesc = AllocateDir("pg_tblspc");
+	while ((de = ReadDir(dirdesc, "pg_tblspc")) != NULL)
+	{
+		Oid			spc = atooid(de->d_name);
+
+		if (strspn(de->d_name, "0123456789") != strlen(de->d_name) || spc == InvalidOid)
+			continue;
+		path = GetDatabasePath(db_id, spc);
+		fence_dir(path);
+		pfree(path);
+	}
+	FreeDir(dirdesc);
 }
 
 /* ---------------------------------------------------------------------------

@@ -75,8 +75,10 @@ extern bool AtomioPgNeedsFPI(const RelFileNode *rnode, ForkNumber forknum,
 /* checkpointer: log the library's counters */
 extern void AtomioPgLogStats(void);
 
-/* dbcommands.c: a database directory is about to be removed (also in redo) */
-extern void AtomioPgDropDatabase(void);
+/* dbcommands.c: database directories are about to be removed (also in redo):
+ * every tablespace's directory of a database, or one directory */
+extern void AtomioPgDropDatabase(Oid db_id);
+extern void AtomioPgRemoveDir(const char *dir);
 
 #define ATOMIO_FILEWRITE(reln, forknum, blocknum, buffer, file, pos, ev, extend) \
 	((atomio_enabled && AtomioPgWrite(reln, forknum, blocknum, buffer, file, extend)) ? \
