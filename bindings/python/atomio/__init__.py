@@ -806,6 +806,14 @@ class Ctx:
         _check(_lib.lib().atomio_ctx_discard_file(self._handle(), file_id),
                f"discard file id {file_id}")
 
+    def fence_dir(self, path) -> int:
+        """atomio_ctx_fence_dir(): File.fence() for every file the store has recorded under the
+        directory path (it must exist; any spelling of it names the same files), whichever
+        process wrote them, in one durable manifest append. Call sync() first, then remove or
+        replace the directory. Returns the number of files under it (0 without a store)."""
+        return _check(_lib.lib().atomio_ctx_fence_dir(self._handle(), _path_arg(path)),
+                      f"fence directory {path!s}")
+
     def close(self) -> None:
         """Close the ctx's File objects, free its PageBuffers, then atomio_ctx_close()."""
         if self._h is None:

@@ -317,6 +317,7 @@ PROTOTYPES = [
     ("atomio_ctx_recover", c_int, [_P, POINTER(RecoveryReport)]),
     ("atomio_ctx_remap_file", c_int, [_P, c_uint64, c_char_p]),
     ("atomio_ctx_discard_file", c_int, [_P, c_uint64]),
+    ("atomio_ctx_fence_dir", c_int, [_P, c_char_p]),
     ("atomio_store_reset", c_int, [c_char_p, POINTER(RecoveryReport)]),
     ("atomio_last_reason", c_char_p, []),
     ("atomio_probe", c_int, [c_char_p, c_uint32, POINTER(Caps)]),

@@ -722,6 +722,28 @@ def test_fence_handles(scratch):
         f.fence()
 
 
+def test_fence_dir_counts_the_files_under_a_directory(scratch):
+    """fence_dir() fences every file recorded under a directory (not its neighbour whose
+    name it prefixes) and returns how many; a missing directory raises ENOENT; a ctx without
+    a store has nothing to fence."""
+    store = _store(scratch)
+    db = scratch / "db"
+    (db / "sub").mkdir(parents=True)
+    (scratch / "dbx").mkdir()
+    with _store_ctx(store) as ctx:
+        for i, p in enumerate((db / "a", db / "sub" / "b", scratch / "dbx" / "c")):
+            with ctx.open_file(p, PS, path=Path.DOUBLEWRITE) as f:
+                f.write(0, _checks.page(i, PS))
+        ctx.sync()
+        assert ctx.fence_dir(db) == 2
+        assert ctx.fence_dir(str(db) + "/") == 2
+        with pytest.raises(Error) as ei:
+            ctx.fence_dir(scratch / "gone")
+        assert ei.value.name == "ENOENT"
+    with atomio.Ctx() as ctx:
+        assert ctx.fence_dir(db) == 0
+
+
 def _truncate_after_crash(scratch, fence):
     """A crash leaves live copies of pages 0 and 1 of file id 42; the engine then truncates
     the file (after fencing it if `fence`) and recovery runs. Returns the report and the

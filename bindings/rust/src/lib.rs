@@ -1243,6 +1243,19 @@ impl Ctx {
         check(rc, || format!("discard file id {}", file_id)).map(|_| ())
     }
 
+    /// `atomio_ctx_fence_dir()`: [`File::fence`] for every file the store has recorded under
+    /// the directory `dir` (it must exist; any spelling of it names the same files), whichever
+    /// process wrote them, in one durable manifest append. Call [`sync`](Self::sync) first,
+    /// then remove or replace the directory. Returns the number of files under it (0 without
+    /// a store).
+    pub fn fence_dir<P: AsRef<std::path::Path>>(&self, dir: P) -> Result<u32> {
+        let dir = dir.as_ref();
+        let c = cpath(dir)?;
+        // SAFETY: live handle, C string.
+        let rc = unsafe { sys::atomio_ctx_fence_dir(self.raw, c.as_ptr()) };
+        check(rc, || format!("fence directory {}", dir.display())).map(|n| n as u32)
+    }
+
     /// `atomio_ctx_close()` with its result (drop closes too, ignoring it).
     pub fn close(mut self) -> Result<()> {
         let raw = std::mem::replace(&mut self.raw, ptr::null_mut());

@@ -333,6 +333,7 @@ extern "C" {
     pub fn atomio_ctx_recover(ctx: *mut atomio_ctx, report: *mut atomio_recovery_report) -> c_int;
     pub fn atomio_ctx_remap_file(ctx: *mut atomio_ctx, file_id: u64, path: *const c_char) -> c_int;
     pub fn atomio_ctx_discard_file(ctx: *mut atomio_ctx, file_id: u64) -> c_int;
+    pub fn atomio_ctx_fence_dir(ctx: *mut atomio_ctx, dir: *const c_char) -> c_int;
     pub fn atomio_store_reset(
         doublewrite_dir: *const c_char,
         report: *mut atomio_recovery_report,

@@ -948,6 +948,35 @@ fn fence_handles() {
     f.fence().unwrap();
 }
 
+#[test]
+fn fence_dir_counts_the_files_under_a_directory() {
+    // fence_dir() fences every file recorded under a directory (not its neighbour whose name
+    // it prefixes) and returns how many; a missing directory is ENOENT; a ctx without a store
+    // has nothing to fence.
+    setup();
+    let (d, store) = new_store("fence_dir");
+    let db = d.path().join("db");
+    std::fs::create_dir_all(db.join("sub")).unwrap();
+    std::fs::create_dir_all(d.path().join("dbx")).unwrap();
+    let ctx = match store_ctx(&CtxOptions::new().doublewrite_dir(&store)) {
+        Some(c) => c,
+        None => return,
+    };
+    for (i, p) in [db.join("a"), db.join("sub/b"), d.path().join("dbx/c")].iter().enumerate() {
+        let f = ctx
+            .open_file(p, &FileOptions::new(PS).path(WritePath::DOUBLEWRITE))
+            .unwrap();
+        f.write(0, &common::pattern(i as u64, PS as usize)).unwrap();
+    }
+    ctx.sync().unwrap();
+    assert_eq!(ctx.fence_dir(&db).unwrap(), 2);
+    let e = expect_code(ctx.fence_dir(d.path().join("gone")), -2);
+    assert_eq!(e.name(), "ENOENT");
+    ctx.close().unwrap();
+    let ctx = Ctx::open(&CtxOptions::new()).unwrap();
+    assert_eq!(ctx.fence_dir(&db).unwrap(), 0);
+}
+
 /// A crash leaves live copies of pages 0 and 1 of file id 42; the engine then truncates the
 /// file (after fencing it if `fence`) and recovery runs. The report and the file's size
 /// afterwards, or None when this build has no store.
