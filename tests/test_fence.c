@@ -72,11 +72,29 @@ page_of(uint8_t *p, uint64_t page_no, uint32_t version)
 }
 
 static bool
-page_is(uint64_t page_no, uint32_t version)
+holds(const char *path, uint64_t page_no, uint32_t version)
 {
     uint8_t want[PS];
     page_of(want, page_no, version);
-    return t_file_holds(dpath, want, PS, page_no);
+    return t_file_holds(path, want, PS, page_no);
+}
+
+static bool
+page_is(uint64_t page_no, uint32_t version)
+{
+    return holds(dpath, page_no, version);
+}
+
+/* Tear page 1 of the file at path in place, as a crash in the middle of its write would. */
+static void
+tear_page_1(const char *path)
+{
+    uint8_t z[PS / 2];
+    memset(z, 0, sizeof(z));
+    int fd = open(path, O_WRONLY);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(pwrite(fd, z, sizeof(z), PS + PS / 2), (ssize_t)sizeof(z));
+    close(fd);
 }
 
 static off_t
@@ -211,13 +229,7 @@ Test(fence, writes_after_the_fence_are_protected_as_before)
     atomic_store(&atomio__test_dw_keep_batches, 0);
     atomio_file_close(f);
     atomio_ctx_close(ctx);
-    /* Tear page 1 in place: only its copy written after the fence can restore it. */
-    uint8_t z[PS / 2];
-    memset(z, 0, sizeof(z));
-    int fd = open(dpath, O_WRONLY);
-    cr_assert_geq(fd, 0);
-    cr_assert_eq(pwrite(fd, z, sizeof(z), PS + PS / 2), (ssize_t)sizeof(z));
-    close(fd);
+    tear_page_1(dpath); /* only its copy written after the fence can restore it */
     atomio_recovery_report rep;
     recover(&rep, 0);
     cr_assert(page_is(1, 2), "the copy from after the fence restores the torn page");
@@ -305,26 +317,6 @@ replace_database(void)
     close(fd);
 }
 
-/* Tear page 1 of c in place: its (unfenced) copy must restore it. */
-static void
-tear_c(void)
-{
-    uint8_t z[PS / 2];
-    memset(z, 0, sizeof(z));
-    int fd = open(cpath, O_WRONLY);
-    cr_assert_geq(fd, 0);
-    cr_assert_eq(pwrite(fd, z, sizeof(z), PS + PS / 2), (ssize_t)sizeof(z));
-    close(fd);
-}
-
-static bool
-holds(const char *path, uint64_t page_no, uint32_t version)
-{
-    uint8_t want[PS];
-    page_of(want, page_no, version);
-    return t_file_holds(path, want, PS, page_no);
-}
-
 static off_t
 manifest_size(void)
 {
@@ -343,7 +335,7 @@ Test(fence, a_directory_fence_covers_every_file_under_it_and_nothing_else)
     cr_assert_eq(atomio_ctx_fence_dir(ctx, dbdir), 2, "a and sub/b, not the neighbour dbx/c");
     replace_database();
     atomio_ctx_close(ctx);
-    tear_c();
+    tear_page_1(cpath); /* the neighbour's copy is not fenced: it must restore the page */
     atomio_recovery_report rep;
     recover(&rep, 0);
     cr_assert(holds(apath, 0, 9) && holds(apath, 1, 9), "the copied-back file is rolled back");
