@@ -478,8 +478,10 @@ ATOMIO_API int atomio_file_close(atomio_file *f);
  * atomio_recovery_report.pages_fenced), even though the store keeps the bytes until they are
  * reused. Without the call, recovery may write such a copy back over the change, e.g. bring a
  * truncated page back. Pages written through the library after the call are protected as
- * usual. The fence is durable when the call returns. Writes of @f must not be in flight
- * during the call, from any process: the engine holds the lock it truncates under.
+ * usual. The fence is durable when the call returns, and copies of @f still waiting for a
+ * sync of it no longer wait (they can never be applied): a file removed without a sync does
+ * not hold store space. Writes of @f must not be in flight during the call, from any process:
+ * the engine holds the lock it truncates under.
  * @return 0 (also when the ctx has no store: nothing to fence); ATOMIO_E_INVAL (NULL),
  *         ATOMIO_E_CLOSED, ATOMIO_E_READ_ONLY, ATOMIO_E_STORE_FAILED, -errno from the store's
  *         manifest write. Thread-safe. Since 0.2.
@@ -492,9 +494,9 @@ ATOMIO_API ATOMIO_NODISCARD int atomio_file_fence(atomio_file *f);
  * to remove or replace the whole directory without the library (DROP DATABASE's rmtree, a
  * directory copied back over). @dir must still exist: it is resolved with realpath(), as the
  * files' paths were when they were opened, so any spelling of it (relative, absolute, through
- * a symlink) names the same files. One durable manifest append for all of them. Call
- * atomio_ctx_sync() first (a copy still waiting for the sync of a file that is gone holds its
- * store space for good), and keep writes of those files out of flight, from any process.
+ * a symlink) names the same files. One durable manifest append for all of them; their copies
+ * waiting for a sync no longer wait. Keep writes of those files out of flight, from any
+ * process, and sync first whatever must survive a crash that undoes the removal.
  * @return the number of files under @dir (0 also when the ctx has no store); ATOMIO_E_INVAL
  *         (NULL or empty @dir, a ctx inherited across fork()), ATOMIO_E_STORE_FAILED, -errno
  *         from realpath() (-ENOENT: no such directory) or from the manifest write.

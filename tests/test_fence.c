@@ -260,6 +260,69 @@ Test(fence, bad_handles_are_refused_and_a_store_less_ctx_has_nothing_to_fence)
     cr_assert_eq(atomio_ctx_close(ctx), 0);
 }
 
+/* ---- a fence releases what waits for a sync of the file ------------------------------------- */
+
+/* File x written in deferred mode (its copies wait for a sync of it), then removed without a
+ * sync, after a fence if fence is set; then file y written until a 256 KiB ring has gone
+ * round several times, the library syncing y itself to make room. Returns the first error. */
+static int
+remove_unsynced_then_fill(bool fence)
+{
+    atomio_ctx_opts co = t_ctx_opts(dwdir);
+    co.doublewrite_max_page_size = PS;
+    co.doublewrite_store_bytes = 256u << 10;
+    co.doublewrite_mode = ATOMIO_DOUBLEWRITE_DEFERRED;
+    atomio_ctx *ctx = t_ctx_open(&co);
+    char xpath[400], ypath[400];
+    snprintf(xpath, sizeof(xpath), "%s/x", tmp);
+    snprintf(ypath, sizeof(ypath), "%s/y", tmp);
+    atomio_file_opts fo = t_file_opts(PS, ATOMIO_PATH_DOUBLEWRITE, ATOMIO_IO_BUFFERED,
+                                      ATOMIO_FILE_CREATE);
+    /* Ids of their own: y may well get x's inode, and with it x's derived id. */
+    fo.file_id = 101;
+    atomio_file *x = t_file_open(ctx, xpath, &fo);
+    uint8_t p[PS];
+    for (uint64_t i = 0; i < 4; i++) {
+        page_of(p, i, 1);
+        cr_assert_eq(atomio_write(x, i, p, 0), 0);
+    }
+    if (fence)
+        cr_assert_eq(atomio_file_fence(x), 0);
+    cr_assert_eq(atomio_file_close(x), 0);
+    cr_assert_eq(unlink(xpath), 0);
+    fo.file_id = 102;
+    atomio_file *y = t_file_open(ctx, ypath, &fo);
+    int r = 0;
+    for (uint64_t n = 0; n < 400 && r == 0; n++) {
+        page_of(p, n % 16, (uint32_t)n);
+        r = atomio_write(y, n % 16, p, 0);
+    }
+    if (r == 0)
+        r = atomio_sync(y);
+    atomio_stats st = {.size = sizeof(st)};
+    cr_assert_eq(atomio_ctx_get_stats(ctx, &st), 0);
+    cr_assert(r != 0 || st.forced_syncs > 0, "the ring never filled: nothing was tested");
+    atomio_file_close(y);
+    atomio_ctx_close(ctx);
+    return r;
+}
+
+Test(fence, a_fenced_files_unsynced_copies_no_longer_hold_the_store)
+{
+    int r = remove_unsynced_then_fill(true);
+    cr_assert_eq(r, 0, "%s: %s", atomio_err_name(r), atomio_last_reason());
+    atomio_recovery_report rep;
+    recover(&rep, 0);
+    cr_assert_eq(rep.pages_unapplied, 0);
+}
+
+Test(fence, control_without_a_fence_a_removed_files_unsynced_copies_block_the_store)
+{
+    int r = remove_unsynced_then_fill(false);
+    cr_assert_neq(r, 0, "the ring came round to copies waiting for a file that is gone");
+    cr_log_info("without the fence: %s (%s)", atomio_err_name(r), atomio_last_reason());
+}
+
 /* ---- atomio_ctx_fence_dir() ---------------------------------------------------------------- */
 
 /* The layout of a database directory and a neighbour whose name it prefixes:

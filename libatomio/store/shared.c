@@ -882,6 +882,33 @@ atomio__store_file_sync_end(atomio_ctx *ctx, uint64_t file_id, uint64_t ticket, 
     atomio__shared_unlock(st);
 }
 
+/*
+ * atomio__shared_fenced() -- files ids[0 .. n) were just fenced, durably: none of their copies
+ * written so far will ever be applied, so no record waits for a sync of them any more. Each
+ * counts as synced now, as a sync begun and ended at this instant would: the records already
+ * waiting for it are covered, records of later writes are not (their need is taken from
+ * begun after this). A real sync still under way ends with an older ticket and changes
+ * nothing. Caller holds the lock.
+ */
+void
+atomio__shared_fenced(struct atomio_store *st, const uint64_t *ids, size_t n)
+{
+    struct atomio_shared *sh = st->sh;
+    if (!sh)
+        return;
+    for (size_t k = 0; k < n; k++) {
+        uint32_t i = file_find(sh, ids[k], false);
+        if (i == UINT32_MAX)
+            continue; /* no record names it */
+        struct file_ent *e = &sh->files[i];
+        uint64_t t = ++e->begun;
+        if (e->done < t)
+            e->done = t;
+    }
+    advance_tail(sh);
+    wake_all(st);
+}
+
 /* ---- dead processes ------------------------------------------------------------------------ */
 
 /*

@@ -612,6 +612,9 @@ atomio__store_register(atomio_ctx *ctx, atomio_file *f, bool fence)
                 .file_id = f->file_id, .from_lsn = from, .flags = flags, .path = rec_path};
             r = man_append(st, &m, 1);
         }
+        /* Its copies so far are dead: none of them waits for a sync of the file any more. */
+        if (r == 0 && fence)
+            atomio__shared_fenced(st, &f->file_id, 1);
     }
     atomio__shared_unlock(st);
     return r;
@@ -670,7 +673,8 @@ atomio__store_fence_dir(atomio_ctx *ctx, const char *dir)
     }
 
     struct atomio_dw_man_rec *recs = NULL;
-    char **paths = NULL; /* recs[i].path, owned */
+    char **paths = NULL;  /* recs[i].path, owned */
+    uint64_t *ids = NULL; /* every matched file, fenced now or already */
     size_t nrec = 0, matched = 0;
     atomio__shared_lock(st);
     r = atomio__store_man_refresh(st);
@@ -680,7 +684,8 @@ atomio__store_fence_dir(atomio_ctx *ctx, const char *dir)
         size_t cap = st->nman ? st->nman : 1;
         recs = calloc(cap, sizeof(*recs));
         paths = calloc(cap, sizeof(*paths));
-        if (!recs || !paths)
+        ids = calloc(cap, sizeof(*ids));
+        if (!recs || !paths || !ids)
             r = -ENOMEM;
         const char *root = ctx->opts.data_root;
         size_t rlen = root ? strlen(root) : 0;
@@ -706,7 +711,7 @@ atomio__store_fence_dir(atomio_ctx *ctx, const char *dir)
             free(joined);
             if (!in)
                 continue;
-            matched++;
+            ids[matched++] = e->file_id;
             if (e->from_lsn == head)
                 continue; /* already fenced at the head: no copy of it since */
             char *copy = strdup(e->path);
@@ -721,12 +726,15 @@ atomio__store_fence_dir(atomio_ctx *ctx, const char *dir)
         pthread_mutex_unlock(&st->mlock);
         if (r == 0 && nrec)
             r = man_append(st, recs, nrec);
+        if (r == 0)
+            atomio__shared_fenced(st, ids, matched);
     }
     atomio__shared_unlock(st);
     for (size_t i = 0; i < nrec; i++)
         free(paths[i]);
     free(paths);
     free(recs);
+    free(ids);
     free(real);
     if (r < 0)
         return r;

@@ -120,6 +120,9 @@ void atomio__shared_lock(struct atomio_store *st);
 void atomio__shared_unlock(struct atomio_store *st);
 uint64_t atomio__shared_head(struct atomio_store *st);
 uint64_t atomio__shared_head_locked(struct atomio_store *st);
+/* Files just fenced (durably): records waiting only for their syncs are released. Caller
+ * holds the lock. */
+void atomio__shared_fenced(struct atomio_store *st, const uint64_t *ids, size_t n);
 /* Live copies from before a crash: set at open by the first process, cleared by recovery. */
 void atomio__shared_set_needs_recovery(struct atomio_store *st, bool v);
 bool atomio__shared_needs_recovery(struct atomio_store *st);
