@@ -250,7 +250,10 @@ pg_procs_in() {
 }
 
 # pg_kill DATA: SIGKILL the whole cluster at once. The postmaster is stopped first so it
-# forks nothing between the listing and the kill; then one kill(1) takes every process.
+# forks nothing between the listing and the kill; then one kill(1) takes every process, the
+# postmaster last: a child that saw the postmaster die before its own SIGKILL came would exit
+# by itself, running its exit callbacks (libatomio's last-context cleanup among them), which
+# is a clean exit, not the crash this simulates.
 pg_kill() {
     local pids pm i
     pm=$(head -1 "$1/postmaster.pid" 2>/dev/null)
@@ -258,7 +261,7 @@ pg_kill() {
     kill -STOP "$pm" 2>/dev/null
     pids=$(pg_pids "$1")
     # shellcheck disable=SC2086
-    kill -KILL $pids 2>/dev/null
+    kill -KILL $(echo $pids | tr ' ' '\n' | tac) 2>/dev/null
     # Gone means reaped, not a zombie: a zombie's pid still answers kill(pid, 0), and the
     # restarted postmaster takes the pid in a lock file for a live server.
     for i in $(seq 200); do

@@ -32,8 +32,8 @@
  * go through atomio_read(), which sees staged pages; a page written by
  * extension is first extended with zeros in the file, so that md's file
  * sizes stay right; copydir flushes the staging before it reads, and the
- * rmtree of database directories syncs (which flushes) and fences the
- * directory before it removes.
+ * rmtree of database directories fences the directory (which flushes)
+ * before it removes.
  * atomio_sync(), atomio_ctx_sync() and atomio_file_fence() flush it
  * themselves, so the checkpoint's syncs, truncation and unlink need nothing
  * more.
@@ -852,45 +852,21 @@ AtomioPgForget(RelFileNodeBackend rnode, ForkNumber forknum)
  * A database directory is about to be removed with rmtree, not md: DROP
  * DATABASE, ALTER DATABASE SET TABLESPACE, a failed CREATE DATABASE, and the
  * redo of CREATE DATABASE (the target first) and DROP DATABASE.  md never
- * sees these files go, so they get their fences here, in one go per
- * directory.
+ * sees these files go, so they get their fences here, one manifest append
+ * per directory.
  *
- * atomio_ctx_sync() first writes the staged pages of every process in place
- * (write-behind), then syncs every file with copies waiting for a sync.  Both
- * matter for files about to vanish: a staged page written by path after its
- * file is gone fails write-behind for the whole instance, or lands in a new
- * file of the same name; and a copy still waiting for the sync of a removed
- * file blocks the store for good once the ring comes round to it (the library
- * cannot open the file to sync it, and every write then fails).
- *
- * atomio_ctx_fence_dir() then fences every file the store has recorded under
- * the directory, whichever process wrote it: without it, a crash before the
- * store's ring has come round would write the old copies into whatever
- * later holds those paths (a database moved away and back, its files
- * rewritten with plain copies in between), or leave them waiting for files
- * that are gone.
+ * atomio_ctx_fence_dir() fences every file the store has recorded under the
+ * directory, whichever process wrote it.  It first writes the staged pages of
+ * every process in place (write-behind): a staged page written by path after
+ * its file is gone would fail write-behind for the whole instance, or land in
+ * a new file of the same name.  The fenced files' copies that wait for a sync
+ * stop waiting, since those files could never be synced again.  Without the
+ * fence, a crash before the store's ring has come round would write the old
+ * copies into whatever later holds those paths (a database moved away and
+ * back, its files rewritten with plain copies in between), or leave recovery
+ * waiting for files that are gone.  Nothing needs syncing first: after a
+ * crash, redo removes the directory again.
  */
-static void
-sync_before_rmtree(void)
-{
-	int			r;
-
-	close_all_segs();
-	r = atomio_ctx_sync(get_ctx());
-	if (r == -ENOENT)
-		ereport(WARNING,
-				(errmsg("atomio: a file with copies in the doublewrite store is gone: %s",
-						atomio_strerror(r))));
-	else if (r < 0)
-	{
-		errno = errno_for(r);
-		ereport(data_sync_elevel(ERROR),
-				(errcode_for_file_access(),
-				 errmsg("atomio: could not sync the files of the doublewrite store: %s (%s)",
-						atomio_strerror(r), atomio_err_name(r))));
-	}
-}
-
 static void
 fence_dir(const char *dir)
 {
@@ -902,6 +878,7 @@ fence_dir(const char *dir)
 		ereport(WARNING,
 				(errmsg("atomio: \"%s\" is removed without a fence (ATOMIO_PG_TEST_SKIP_DIR_FENCE is set: a negative control, never for real use)",
 						dir)));
+		AtomioPgFlush();		/* what the fence does first */
 		return;
 	}
 	r = atomio_ctx_fence_dir(get_ctx(), dir);
@@ -923,7 +900,7 @@ fence_dir(const char *dir)
 void
 AtomioPgRemoveDir(const char *dir)
 {
-	sync_before_rmtree();
+	close_all_segs();
 	fence_dir(dir);
 }
 
@@ -935,7 +912,7 @@ AtomioPgDropDatabase(Oid db_id)
 	struct dirent *de;
 	char	   *path;
 
-	sync_before_rmtree();
+	close_all_segs();
 	path = GetDatabasePath(db_id, DEFAULTTABLESPACE_OID);
 	fence_dir(path);
 	pfree(path);
