@@ -18,7 +18,8 @@
  *                      live and the page torn in place; the same run with copies ordered per
  *                      process instead of by the shared LSN must roll back (the check works).
  *   backpressure_*     a writer that never syncs keeps going on a tiny store (forced syncs);
- *                      another process's atomio_sync() releases its copies.
+ *                      another process's atomio_sync() releases its copies, and so does
+ *                      another process's atomio_file_fence(), with no sync at all.
  *   instance_rules     another instance is refused with a reason, recovery is refused while
  *                      others are attached, stats.attached counts processes.
  *   concurrent_start   processes of one instance starting at the same instant all open; the
@@ -742,8 +743,10 @@ bp_writer(int idx, void *arg)
         pause();
 }
 
+/* backpressure() -- then another process releases the writer's copies: by syncing the file,
+ * or (by_fence) by fencing it, which makes them dead and so needs no sync. */
 static void
-backpressure(const char *kind)
+backpressure(const char *kind, bool by_fence)
 {
     struct env e;
     env_setup(&e, kind);
@@ -758,7 +761,7 @@ backpressure(const char *kind)
     cr_assert_gt(atomic_load(&L->val[0]), 0, "forced_syncs");
     cr_assert_gt(atomic_load(&L->val[1]), 0, "the last copies still wait for a sync");
 
-    /* Another process syncs the file: the writer's copies are released. */
+    /* Another process syncs (or fences) the file: the writer's copies are released. */
     atomio_ctx_opts co = mp_opts(&e, "bp", TINY);
     atomio_ctx *ctx = NULL;
     int r = atomio_ctx_open(&co, &ctx);
@@ -769,16 +772,17 @@ backpressure(const char *kind)
     cr_assert_eq(atomio_ctx_get_stats(ctx, &before), 0);
     cr_assert_eq(before.attached, 2);
     cr_assert_gt(before.store_bytes_used, 0);
-    cr_assert_eq(atomio_sync(f), 0);
+    cr_assert_eq(by_fence ? atomio_file_fence(f) : atomio_sync(f), 0);
     cr_assert_eq(atomio_ctx_get_stats(ctx, &after), 0);
     fprintf(stderr,
             "backpressure on %s: %" PRIu64 " forced syncs; store bytes used %" PRIu64 " -> %" PRIu64
-            " after another process's sync\n",
+            " after another process's %s\n",
             kind, (uint64_t)atomic_load(&L->val[0]), before.store_bytes_used,
-            after.store_bytes_used);
+            after.store_bytes_used, by_fence ? "fence" : "sync");
     cr_assert_lt(after.store_bytes_used, before.store_bytes_used);
     cr_assert_eq(after.store_bytes_used, 0, "every copy was of that file");
-    cr_assert_eq(after.forced_syncs, 0, "that sync was the engine's own");
+    cr_assert_eq(after.forced_syncs, 0, "no sync by the library");
+    cr_assert_eq(after.syncs, by_fence ? 0 : 1, "the fence syncs no data file");
     kill_wait(pw);
     atomio_ctx_close(ctx);
     munmap(L, sizeof(*L));
@@ -786,12 +790,17 @@ backpressure(const char *kind)
 
 Test(multiproc, backpressure_ext4, .timeout = 120)
 {
-    backpressure("ext4");
+    backpressure("ext4", false);
 }
 
 Test(multiproc, backpressure_xfs, .timeout = 120)
 {
-    backpressure("xfs");
+    backpressure("xfs", false);
+}
+
+Test(multiproc, backpressure_another_process_fence_releases_the_copies, .timeout = 120)
+{
+    backpressure("ext4", true);
 }
 
 /* ====== 4. instance rules ======================================================================
