@@ -6,8 +6,10 @@
  * would before the store's tail moves past it, then changes the file behind the library's
  * back. The controls do the same without the fence and show the damage the fence prevents:
  * a truncated page comes back, an unlinked file's copies block startup, a plain write is
- * rolled back. atomio_ctx_fence_dir() does the same for a whole directory (a dropped or moved
- * database), and its control shows a directory copied back over being rolled back.
+ * rolled back. A fence also frees the copies that wait for a sync of the file: a file fenced
+ * and removed unsynced holds no store space (control: the ring blocks on it with ENOENT).
+ * atomio_ctx_fence_dir() does the same for a whole directory (a dropped or moved database),
+ * and its control shows a directory copied back over being rolled back.
  */
 #include "atomio_internal.h"
 #include "store/format.h"
@@ -334,7 +336,7 @@ write_file_live(atomio_ctx *ctx, const char *path)
 {
     atomio_file_opts fo = t_file_opts(PS, ATOMIO_PATH_DOUBLEWRITE, ATOMIO_IO_BUFFERED,
                                       ATOMIO_FILE_CREATE);
-    atomio_file *f = t_file_open(ctx, path, &fo); /* file_id derived from the path */
+    atomio_file *f = t_file_open(ctx, path, &fo); /* file_id derived from device and inode */
     uint8_t p[PS];
     atomic_store(&atomio__test_dw_keep_batches, 1);
     for (uint64_t i = 0; i < 2; i++) {

@@ -782,7 +782,7 @@ backpressure(const char *kind, bool by_fence)
     cr_assert_lt(after.store_bytes_used, before.store_bytes_used);
     cr_assert_eq(after.store_bytes_used, 0, "every copy was of that file");
     cr_assert_eq(after.forced_syncs, 0, "no sync by the library");
-    cr_assert_eq(after.syncs, by_fence ? 0 : 1, "the fence syncs no data file");
+    cr_assert_eq(after.syncs, by_fence ? 0 : 1, "data-file syncs: one, or none for a fence");
     kill_wait(pw);
     atomio_ctx_close(ctx);
     munmap(L, sizeof(*L));

@@ -809,8 +809,9 @@ class Ctx:
     def fence_dir(self, path) -> int:
         """atomio_ctx_fence_dir(): File.fence() for every file the store has recorded under the
         directory path (it must exist; any spelling of it names the same files), whichever
-        process wrote them, in one durable manifest append. Call sync() first, then remove or
-        replace the directory. Returns the number of files under it (0 without a store)."""
+        process wrote them, in one durable manifest append; their copies waiting for a sync stop
+        waiting. Sync first only what must survive a crash that undoes the removal. Returns the
+        number of files under it (0 without a store)."""
         return _check(_lib.lib().atomio_ctx_fence_dir(self._handle(), _path_arg(path)),
                       f"fence directory {path!s}")
 

@@ -1245,9 +1245,9 @@ impl Ctx {
 
     /// `atomio_ctx_fence_dir()`: [`File::fence`] for every file the store has recorded under
     /// the directory `dir` (it must exist; any spelling of it names the same files), whichever
-    /// process wrote them, in one durable manifest append. Call [`sync`](Self::sync) first,
-    /// then remove or replace the directory. Returns the number of files under it (0 without
-    /// a store).
+    /// process wrote them, in one durable manifest append; their copies waiting for a sync
+    /// stop waiting. [`sync`](Self::sync) first only what must survive a crash that undoes the
+    /// removal. Returns the number of files under it (0 without a store).
     pub fn fence_dir<P: AsRef<std::path::Path>>(&self, dir: P) -> Result<u32> {
         let dir = dir.as_ref();
         let c = cpath(dir)?;
