@@ -171,7 +171,13 @@ atomio_ctx_open(const atomio_ctx_opts *opts, atomio_ctx **out)
         }
     }
     ctx->opts.doublewrite_dir = ctx->doublewrite_dir; /* never keep the caller's pointers */
-    if ((ctx->opts.data_root && !(ctx->data_root = strdup(ctx->opts.data_root))) ||
+    /* The data root is resolved as file paths are at open, so that a root reached through a
+     * symlink or spelled with "." or "//" still prefixes them; one that does not exist (yet)
+     * is kept as given. */
+    if (ctx->opts.data_root && !(ctx->data_root = realpath(ctx->opts.data_root, NULL)) &&
+        errno != ENOMEM)
+        ctx->data_root = strdup(ctx->opts.data_root);
+    if ((ctx->opts.data_root && !ctx->data_root) ||
         (ctx->opts.instance && !(ctx->instance = strdup(ctx->opts.instance)))) {
         ctx_free(ctx);
         return -ENOMEM;

@@ -4,8 +4,8 @@
  * whose only good copy is in the store, then damages what recovery depends on: a header copy
  * (survived), both header copies (refused, nothing touched), the manifest (copies kept,
  * ATOMIO_E_UNAPPLIED, then an operator's remap or discard), a data directory moved elsewhere
- * (recovered through the data root), a version 1 store with live batches (refused with what to
- * do). Also the store lock: a second instance or private open is refused, a crashed holder's
+ * (recovered through the data root, also one named through a symlink), a version 1 store with
+ * live batches (refused with what to do). Also the store lock: a second instance or private open is refused, a crashed holder's
  * lock dies with it, a child forked while the store closes keeps no lock, processes of one
  * named instance share the store; a ctx inherited across fork() refuses to work in the child;
  * atomio_store_reset() says what it discards.
@@ -339,6 +339,27 @@ Test(store_safety, moved_data_directory_recovers_through_the_data_root)
     /* The engine names where its data is now: recovered untouched. */
     r = open_ctx(&(struct opener){.data_root = moved}, &ctx);
     cr_assert_eq(r, 0, "open: %s (%s)", atomio_strerror(r), atomio_last_reason());
+    cr_assert(page_is(mpath, 3, 2));
+    atomio_ctx_close(ctx);
+}
+
+/* A data root reached through a symlink (or spelled with "." and "//") is resolved as the files'
+ * paths are, so the files are still recorded relative to it and move with the directory. */
+Test(store_safety, data_root_through_a_symlink_still_records_files_relative_to_it)
+{
+    char link[400], spelled[480], moved[400], mpath[480];
+    snprintf(link, sizeof(link), "%s/current", tmp);
+    cr_assert_eq(symlink(root, link), 0);
+    snprintf(spelled, sizeof(spelled), "%s/.//", link);
+    leave_torn_page(&(struct opener){.data_root = spelled}, dpath);
+    snprintf(moved, sizeof(moved), "%s/restored", tmp);
+    snprintf(mpath, sizeof(mpath), "%s/t.db", moved);
+    cr_assert_eq(rename(root, moved), 0);
+
+    atomio_ctx *ctx;
+    int r = open_ctx(&(struct opener){.data_root = moved}, &ctx);
+    cr_assert_eq(r, 0, "recorded by its absolute path? %s (%s)", atomio_strerror(r),
+                 atomio_last_reason());
     cr_assert(page_is(mpath, 3, 2));
     atomio_ctx_close(ctx);
 }

@@ -675,7 +675,8 @@ atomio__store_fence_dir(atomio_ctx *ctx, const char *dir)
     struct atomio_dw_man_rec *recs = NULL;
     char **paths = NULL;  /* recs[i].path, owned */
     uint64_t *ids = NULL; /* every matched file, fenced now or already */
-    size_t nrec = 0, matched = 0;
+    char *joined = NULL;  /* a relative entry placed under the data root */
+    size_t nrec = 0, matched = 0, jcap = 0;
     atomio__shared_lock(st);
     r = atomio__store_man_refresh(st);
     if (r == 0) {
@@ -695,21 +696,23 @@ atomio__store_fence_dir(atomio_ctx *ctx, const char *dir)
             const struct atomio_dw_manifest_ent *e = &st->man[i];
             /* The entry's absolute path: a relative one sits under the data root. */
             const char *path = e->path;
-            char *joined = NULL;
             if (e->flags & ATOMIO_DW_MAN_RELATIVE) {
                 if (!rlen)
                     continue; /* no data root to place it: not under any directory we know */
-                joined = malloc(rlen + 1 + strlen(e->path) + 1);
-                if (!joined) {
-                    r = -ENOMEM;
-                    break;
+                size_t need = rlen + 1 + strlen(e->path) + 1;
+                if (need > jcap) {
+                    char *grown = realloc(joined, need);
+                    if (!grown) {
+                        r = -ENOMEM;
+                        break;
+                    }
+                    joined = grown;
+                    jcap = need;
                 }
-                sprintf(joined, "%.*s/%s", (int)rlen, root, e->path);
+                snprintf(joined, jcap, "%.*s/%s", (int)rlen, root, e->path);
                 path = joined;
             }
-            bool in = under(path, real, dlen);
-            free(joined);
-            if (!in)
+            if (!under(path, real, dlen))
                 continue;
             ids[matched++] = e->file_id;
             if (e->from_lsn == head)
@@ -735,6 +738,7 @@ atomio__store_fence_dir(atomio_ctx *ctx, const char *dir)
     free(paths);
     free(recs);
     free(ids);
+    free(joined);
     free(real);
     if (r < 0)
         return r;
