@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * runner.c (TSan stand-in for Criterion's runner, see criterion/criterion.h) -- runs every
- * registered test in a forked child: suite or test .init, the body, .fini. A failed assertion
- * runs .fini and exits 1, a skip exits 77 after printing its reason. Options (Criterion's
+ * registered test in a forked child: the suite's .init then the test's, the body, the test's
+ * .fini then the suite's (Criterion's order: a test's own .fini adds to the suite's, it does not
+ * replace it). A failed assertion runs the .fini functions and exits 1; a skip runs them and
+ * exits 77 after printing its reason. Options (Criterion's
  * --jobs=2 and the like) are ignored; a plain argument runs only tests whose name contains it.
  */
 #include "criterion/criterion.h"
@@ -17,7 +19,18 @@
 
 static struct t_shim_test *tests;
 static struct t_shim_suite *suites;
-static void (*current_fini)(void);
+/* The running test's teardown, in order (test, then suite); NULL once it has run. */
+static void (*current_fini[2])(void);
+
+static void
+run_fini(void)
+{
+    void (*fini[2])(void) = {current_fini[0], current_fini[1]};
+    current_fini[0] = current_fini[1] = NULL; /* an assertion inside fini must not loop */
+    for (int i = 0; i < 2; i++)
+        if (fini[i])
+            fini[i]();
+}
 
 void
 t_shim_register(struct t_shim_test *t)
@@ -42,10 +55,7 @@ t_shim_fail(const char *file, int line, const char *expr, const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
-    void (*fini)(void) = current_fini;
-    current_fini = NULL; /* an assertion inside fini must not loop */
-    if (fini)
-        fini();
+    run_fini();
     exit(1);
 }
 
@@ -58,6 +68,7 @@ t_shim_skip(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
+    run_fini();
     exit(SKIP_CODE);
 }
 
@@ -75,16 +86,11 @@ t_shim_log(const char *fmt, ...)
 static int
 run_one(const struct t_shim_test *t)
 {
-    void (*init)(void) = t->init;
-    void (*fini)(void) = t->fini;
-    for (const struct t_shim_suite *s = suites; s; s = s->next) {
-        if (!strcmp(s->name, t->suite)) {
-            if (!init)
-                init = s->init;
-            if (!fini)
-                fini = s->fini;
-        }
-    }
+    const struct t_shim_suite *suite = NULL;
+    for (const struct t_shim_suite *s = suites; s; s = s->next)
+        if (!strcmp(s->name, t->suite))
+            suite = s;
+    void (*init[2])(void) = {suite ? suite->init : NULL, t->init};
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) {
@@ -92,15 +98,15 @@ run_one(const struct t_shim_test *t)
         return 1;
     }
     if (pid == 0) {
-        current_fini = fini;
+        current_fini[0] = t->fini;
+        current_fini[1] = suite ? suite->fini : NULL;
         if (t->timeout > 0)
             alarm((unsigned)t->timeout + 1); /* as Criterion's .timeout: the test dies */
-        if (init)
-            init();
+        for (int i = 0; i < 2; i++)
+            if (init[i])
+                init[i]();
         t->fn();
-        current_fini = NULL;
-        if (fini)
-            fini();
+        run_fini();
         exit(0);
     }
     int st = 0;
