@@ -5,10 +5,11 @@
  * (survived), both header copies (refused, nothing touched), the manifest (copies kept,
  * ATOMIO_E_UNAPPLIED, then an operator's remap or discard), a data directory moved elsewhere
  * (recovered through the data root, also one named through a symlink), a version 1 store with
- * live batches (refused with what to do). Also the store lock: a second instance or private open is refused, a crashed holder's
- * lock dies with it, a child forked while the store closes keeps no lock, processes of one
- * named instance share the store; a ctx inherited across fork() refuses to work in the child;
- * atomio_store_reset() says what it discards.
+ * live batches (refused with what to do). Also the store lock: a second instance or private
+ * open is refused; a crashed holder's lock dies with it, even when a child it forked lives on;
+ * a child forked while the store closes keeps no lock; processes of one named instance share
+ * the store; a ctx inherited across fork() refuses to work in the child; atomio_store_reset()
+ * says what it discards.
  */
 #include "atomio_internal.h"
 #include "helpers.h"
@@ -413,6 +414,45 @@ Test(store_safety, a_crashed_holders_lock_dies_with_it)
     waitpid(pid, NULL, 0);
     int r = open_ctx(NULL, &ctx);
     cr_assert_eq(r, 0, "after the holder died: %s (%s)", atomio_err_name(r), atomio_last_reason());
+    atomio_ctx_close(ctx);
+}
+
+/* An engine process with a ctx open forks a helper that does not exec, then crashes. The
+ * helper lives on, but the store is not held by it: the restart opens it. */
+Test(store_safety, a_crashed_processs_forked_child_does_not_hold_the_store)
+{
+    int pipefd[2];
+    cr_assert_eq(pipe(pipefd), 0);
+    pid_t engine = fork();
+    cr_assert_geq(engine, 0);
+    if (engine == 0) {
+        atomio_ctx *ctx;
+        if (open_ctx(NULL, &ctx) != 0)
+            _exit(2);
+        if (fork() == 0) {
+            /* Past fork() in the child, so its fork handlers have run: say so, then outlive
+             * the engine. */
+            pid_t me = getpid();
+            if (write(pipefd[1], &me, sizeof(me)) != (ssize_t)sizeof(me))
+                _exit(2);
+            pause();
+            _exit(0);
+        }
+        pause(); /* killed while holding the store */
+        _exit(0);
+    }
+    pid_t helper = -1;
+    cr_assert_eq(read(pipefd[0], &helper, sizeof(helper)), (ssize_t)sizeof(helper));
+    cr_assert_gt(helper, 0);
+    atomio_ctx *ctx;
+    cr_assert_eq(open_ctx(NULL, &ctx), ATOMIO_E_STORE_LOCKED, "held by the live engine");
+    kill(engine, SIGKILL);
+    waitpid(engine, NULL, 0);
+    cr_assert_eq(kill(helper, 0), 0, "the helper is still alive");
+    int r = open_ctx(NULL, &ctx);
+    kill(helper, SIGKILL); /* it is the engine's child: init reaps it */
+    cr_assert_eq(r, 0, "after the engine died, with its helper alive: %s (%s)",
+                 atomio_err_name(r), atomio_last_reason());
     atomio_ctx_close(ctx);
 }
 

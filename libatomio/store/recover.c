@@ -603,11 +603,11 @@ atomio_store_reset(const char *doublewrite_dir, atomio_recovery_report *report)
         snprintf(spath, sizeof(spath), "%s/%s", doublewrite_dir, ATOMIO_DW_STORE_FILE) >= 4096 ||
         snprintf(mpath, sizeof(mpath), "%s/%s", doublewrite_dir, ATOMIO_DW_MANIFEST_FILE) >= 4096)
         return -ENAMETOOLONG;
-    int lfd = open(lpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int lfd = atomio__lock_open(lpath);
     if (lfd < 0)
-        return -errno;
+        return lfd;
     if (atomio__ofd_lock(lfd, F_WRLCK, false) < 0) {
-        close(lfd);
+        atomio__lock_close(lfd);
         atomio__reason_set("the store is in use: stop the engine before resetting it");
         return ATOMIO_E_STORE_LOCKED;
     }

@@ -484,9 +484,12 @@ atomio__shared_attach(atomio_ctx *ctx, struct atomio_store *st, bool *first)
     char lpath[4096];
     if (snprintf(lpath, sizeof(lpath), "%s/%s", st->dir, ATOMIO_DW_LOCK_FILE) >= (int)sizeof(lpath))
         return -ENAMETOOLONG;
-    st->lockfd = open(lpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (st->lockfd < 0)
-        return -errno;
+    st->lockfd = atomio__lock_open(lpath);
+    if (st->lockfd < 0) {
+        int r = st->lockfd;
+        st->lockfd = -1;
+        return r;
+    }
     st->pid = getpid();
     for (;;) {
         if (atomio__ofd_lock(st->lockfd, F_WRLCK, false) == 0) {
@@ -511,9 +514,73 @@ atomio__shared_attach(atomio_ctx *ctx, struct atomio_store *st, bool *first)
 void (*atomio__test_lock_closing)(void);
 #endif
 
-/* The unlock acts on the open file description, so on every copy of the descriptor. Lock
- * descriptors stay outside atomio__sys: they carry no data, and the crash simulator's devices
- * know nothing of them. */
+/* ---- lock descriptors across fork() ---------------------------------------------------------
+ * An OFD lock belongs to the open file description, so a child that fork() makes without an
+ * exec would hold the store locked through its copy of the descriptor as long as it lives, even
+ * after its parent crashed. Every lock descriptor this process has open is listed here, and the
+ * child closes its copies at once (pthread_atfork). Closing a copy leaves the parent's lock as
+ * it was. Lock descriptors stay outside atomio__sys: they carry no data, and the crash
+ * simulator's devices know nothing of them. */
+static pthread_mutex_t locks_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t locks_once = PTHREAD_ONCE_INIT;
+static int *lock_fds;
+static size_t nlock_fds, cap_lock_fds;
+
+static void
+locks_prepare(void)
+{
+    pthread_mutex_lock(&locks_mu);
+}
+
+static void
+locks_parent(void)
+{
+    pthread_mutex_unlock(&locks_mu);
+}
+
+static void
+locks_child(void)
+{
+    for (size_t i = 0; i < nlock_fds; i++)
+        close(lock_fds[i]);
+    nlock_fds = 0;
+    pthread_mutex_unlock(&locks_mu);
+}
+
+static void
+watch_lock_forks(void)
+{
+    (void)pthread_atfork(locks_prepare, locks_parent, locks_child);
+}
+
+int
+atomio__lock_open(const char *path)
+{
+    pthread_once(&locks_once, watch_lock_forks);
+    pthread_mutex_lock(&locks_mu);
+    int fd = -ENOMEM;
+    if (nlock_fds == cap_lock_fds) {
+        size_t cap = cap_lock_fds ? 2 * cap_lock_fds : 16;
+        int *grown = realloc(lock_fds, cap * sizeof(*lock_fds));
+        if (grown) {
+            lock_fds = grown;
+            cap_lock_fds = cap;
+        }
+    }
+    if (nlock_fds < cap_lock_fds) {
+        /* Opened under the list's mutex, so no fork() copies it before it is listed. */
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0)
+            fd = -errno;
+        else
+            lock_fds[nlock_fds++] = fd;
+    }
+    pthread_mutex_unlock(&locks_mu);
+    return fd;
+}
+
+/* The unlock acts on the open file description, so on every copy of the descriptor: a child
+ * forked before it holds nothing, one forked after it closes its copy at once. */
 void
 atomio__lock_close(int fd)
 {
@@ -522,7 +589,15 @@ atomio__lock_close(int fd)
     if (atomio__test_lock_closing)
         atomio__test_lock_closing();
 #endif
+    pthread_mutex_lock(&locks_mu);
+    for (size_t i = 0; i < nlock_fds; i++) {
+        if (lock_fds[i] == fd) {
+            lock_fds[i] = lock_fds[--nlock_fds];
+            break;
+        }
+    }
     close(fd);
+    pthread_mutex_unlock(&locks_mu);
 }
 
 int
@@ -666,7 +741,7 @@ atomio__shared_detach(struct atomio_store *st, bool forked)
         char lpath[4096];
         int fd = snprintf(lpath, sizeof(lpath), "%s/%s", st->dir, ATOMIO_DW_LOCK_FILE) <
                          (int)sizeof(lpath)
-                     ? open(lpath, O_RDWR | O_CLOEXEC)
+                     ? atomio__lock_open(lpath)
                      : -1;
         if (fd >= 0) {
             last = atomio__ofd_lock(fd, F_WRLCK, false) == 0;
@@ -680,8 +755,10 @@ atomio__shared_detach(struct atomio_store *st, bool forked)
     if (st->sh)
         munmap(st->sh, st->sh_len);
     st->sh = NULL;
-    if (st->lockfd >= 0)
-        close(st->lockfd);
+    /* In a forked child the descriptor was closed at the fork (its number may be another
+     * file's by now). */
+    if (st->lockfd >= 0 && !forked)
+        atomio__lock_close(st->lockfd);
     st->lockfd = -1;
 }
 

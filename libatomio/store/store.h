@@ -106,9 +106,12 @@ int atomio__shared_join(atomio_ctx *ctx, struct atomio_store *st);
  * lock on the first byte of a lock file; @wait blocks until it is granted. 0 or -errno. */
 int atomio__ofd_lock(int fd, short type, bool wait);
 
-/* atomio__lock_close() -- drop the lock of a lock-file descriptor, then close it: close()
- * alone leaves the lock to every copy of the descriptor, such as the one a child gets when
- * another thread forks (system(), posix_spawn()) at that instant, until that child execs. */
+/* atomio__lock_open() -- open (creating) a lock file; the descriptor is listed so that a child
+ * fork() makes closes its copy at once and never holds the store. fd or -errno. */
+int atomio__lock_open(const char *path);
+/* atomio__lock_close() -- drop the lock of a descriptor from atomio__lock_open(), unlist it,
+ * close it. The unlock comes first, so a child forked by another thread meanwhile holds an
+ * unlocked copy. */
 void atomio__lock_close(int fd);
 /* First process only, after recovery: the ring starts empty at head (tail = head). */
 void atomio__shared_init_ring(struct atomio_store *st, uint64_t head, uint64_t durable_tail);
