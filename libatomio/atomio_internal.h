@@ -66,6 +66,8 @@ struct atomio_sys {
     int (*getrlimit)(int resource, struct rlimit *rl);
     /* another descriptor of the same open file (close-on-exec); -errno */
     int (*dup)(int fd);
+    /* advice only: start reading [off, off + len) into the page cache (POSIX_FADV_WILLNEED) */
+    int (*prefetch)(int fd, uint64_t off, uint64_t len);
 };
 
 /* The live table. Test builds (ATOMIO_TESTING) replace entries; production never does. */

@@ -101,6 +101,12 @@ sys_fallocate(int fd, int mode, uint64_t off, uint64_t len)
 }
 
 static int
+sys_prefetch(int fd, uint64_t off, uint64_t len)
+{
+    return -posix_fadvise(fd, (off_t)off, (off_t)len, POSIX_FADV_WILLNEED); /* errno untouched */
+}
+
+static int
 sys_ftruncate(int fd, uint64_t len)
 {
     KEEP_ERRNO_BEGIN;
@@ -155,6 +161,7 @@ const struct atomio_sys atomio__sys_real = {
     .read_text = sys_read_text,
     .getrlimit = sys_getrlimit,
     .dup = sys_dup,
+    .prefetch = sys_prefetch,
 };
 
 struct atomio_sys atomio__sys = {
@@ -170,4 +177,5 @@ struct atomio_sys atomio__sys = {
     .read_text = sys_read_text,
     .getrlimit = sys_getrlimit,
     .dup = sys_dup,
+    .prefetch = sys_prefetch,
 };

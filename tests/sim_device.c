@@ -437,6 +437,15 @@ s_fstatfs(int fd, struct statfs *st)
     return S.dead ? -EIO : 0;
 }
 
+static int
+s_prefetch(int fd, uint64_t off, uint64_t len)
+{
+    (void)fd;
+    (void)off;
+    (void)len;
+    return 0; /* a simulated device has no page cache to warm */
+}
+
 static ssize_t
 s_read_text(const char *path, char *buf, size_t len)
 {
@@ -473,6 +482,7 @@ sim_init(const char *root)
     atomio__sys.fallocate = s_fallocate;
     atomio__sys.ftruncate = s_ftruncate;
     atomio__sys.read_text = s_read_text;
+    atomio__sys.prefetch = s_prefetch;
 }
 
 void

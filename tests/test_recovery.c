@@ -3,7 +3,8 @@
  * test_recovery.c -- recovery from the doublewrite store on real files: hand-made torn pages
  * restored (by atomio_ctx_recover and by ctx open), torn batches ignored, the newest copy
  * winning, the engine's verify() callback (intact, restorable, unrecoverable), missing files
- * and unknown ids reported but not fatal, idempotence (also after recovery itself fails).
+ * and unknown ids reported but not fatal, idempotence (also after recovery itself fails), data
+ * pages prefetched a bounded window ahead of the checks.
  */
 #include "atomio_internal.h"
 #include "helpers.h"
@@ -450,6 +451,75 @@ Test(recovery, failed_recovery_keeps_the_store_and_can_be_rerun)
     cr_assert_eq(rep.pages_checked, 1);
     expect_page(2, 2);
     cr_assert_eq(store_batches(), 0);
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+}
+
+/* ---- prefetch ------------------------------------------------------------------------------ */
+
+#define PF_PAGES 480u /* more than the prefetch window (256 pages); 60 records fit the ring */
+
+static struct {
+    int fd; /* the data file: the only one recovery prefetches */
+    uint8_t asked[PF_PAGES];
+    unsigned prefetched, checked, not_asked_first, asked_twice, most_ahead;
+} pf = {.fd = -1};
+
+static int
+rec_prefetch(int fd, uint64_t off, uint64_t len)
+{
+    cr_assert_eq(len, PS);
+    cr_assert_lt(off / PS, PF_PAGES);
+    pf.fd = fd;
+    pf.asked_twice += pf.asked[off / PS];
+    pf.asked[off / PS] = 1;
+    pf.prefetched++;
+    if (pf.prefetched - pf.checked > pf.most_ahead)
+        pf.most_ahead = pf.prefetched - pf.checked;
+    return atomio__sys_real.prefetch(fd, off, len);
+}
+
+static ssize_t
+rec_pread(int fd, void *buf, size_t len, uint64_t off)
+{
+    if (fd == pf.fd) {
+        pf.not_asked_first += !pf.asked[off / PS];
+        pf.checked++;
+    }
+    return atomio__sys_real.pread(fd, buf, len, off);
+}
+
+/* Recovery asks the kernel for the data pages it is about to check, a bounded window ahead,
+ * so a cold data file is read with many reads in flight; every page is asked for once, before
+ * it is read, and the copies are applied as without the advice. */
+Test(recovery, data_pages_are_prefetched_a_window_ahead_of_the_checks)
+{
+    populate();
+    int fd = open(dpath, O_WRONLY);
+    cr_assert_eq(ftruncate(fd, (off_t)PF_PAGES * PS), 0);
+    close(fd);
+    uint8_t v[8][PS];
+    for (uint32_t at = 0; at < PF_PAGES; at += 8) {
+        struct plant pl[8];
+        for (uint32_t k = 0; k < 8; k++) {
+            version(v[k], at + k, 2);
+            pl[k] = (struct plant){5, at + k, v[k]};
+        }
+        plant(1, 1 + at / 8, pl, 8);
+    }
+    atomio_ctx *ctx = ctx_ok(ATOMIO_CTX_NO_RECOVER, NULL, NULL);
+    atomio__sys.prefetch = rec_prefetch;
+    atomio__sys.pread = rec_pread;
+    atomio_recovery_report rep = recover(ctx, 0);
+    atomio__sys = atomio__sys_real;
+    cr_assert_eq(rep.pages_checked, PF_PAGES);
+    cr_assert_eq(rep.pages_restored, PF_PAGES);
+    cr_assert_eq(pf.prefetched, PF_PAGES, "every page asked for");
+    cr_assert_eq(pf.checked, PF_PAGES, "every page read once, on the prefetched descriptor");
+    cr_assert_eq(pf.asked_twice, 0);
+    cr_assert_eq(pf.not_asked_first, 0, "no page read before it was asked for");
+    cr_assert_eq(pf.most_ahead, 256, "a full window ahead, and no more");
+    for (uint64_t i = 0; i < PF_PAGES; i += 37)
+        expect_page(i, 2);
     cr_assert_eq(atomio_ctx_close(ctx), 0);
 }
 

@@ -23,6 +23,8 @@
 /* ---- the scan ------------------------------------------------------------------------------ */
 
 #define SCAN_CHUNK (4u << 20)
+/* Data pages recovery asks the kernel to read ahead of the one it checks. */
+#define RECOVER_PREFETCH 256u
 
 /* Called for every record whose header checks out (state VALID or TORN), in ring order. rec
  * holds byte_len bytes when the state is VALID. Non-zero stops the scan. */
@@ -309,11 +311,23 @@ recover_file(struct recov *rc, const struct rslot *slots, size_t n)
         return;
     }
     bool dirty = false;
+    size_t ahead = 0; /* the next slot to prefetch */
+    uint64_t asked = 0, done = 0;
     for (size_t i = 0; i < n; i++) {
         if (i > 0 && slots[i].page_no == slots[i - 1].page_no)
             continue; /* an older copy of the same page */
         if (slots[i].lsn < from)
             continue; /* older than the file's last write without the store */
+        /* Keep a window of pages asked for ahead: on a cold page cache the checks then wait
+         * for reads that are already in flight together, not for one read after another. */
+        for (; ahead < n && asked < done + RECOVER_PREFETCH; ahead++) {
+            const struct rslot *a = &slots[ahead];
+            if ((ahead > 0 && a->page_no == slots[ahead - 1].page_no) || a->lsn < from)
+                continue;
+            (void)atomio__sys.prefetch(fd, a->page_no * a->page_size, a->page_size);
+            asked++;
+        }
+        done++;
         bool restored;
         r = decide_and_restore(rc, fd, &slots[i], &restored);
         if (r < 0) {
