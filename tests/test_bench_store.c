@@ -201,6 +201,9 @@ Test(bench_store, inspect_then_recover_then_inspect)
     cr_assert_eq(run(cmd_recover, out, sizeof(out), 4, ar), 0);
     cr_assert(strstr(out, "pages restored     1"), "%s", out);
     cr_assert(strstr(out, " torn (ignored"), "%s", out);
+    const char *took = strstr(out, "  took               ");
+    cr_assert(took && strstr(took, " s\n"), "how long recovery took:\n%s", out);
+    cr_assert_geq(strtod(took + strlen("  took               "), NULL), 0.0);
     page1_is_restored(1);
 
     cr_assert_eq(run(cmd_inspect, out, sizeof(out), 2, av), 0);
@@ -210,6 +213,7 @@ Test(bench_store, inspect_then_recover_then_inspect)
     char *arj[] = {"recover", dwdir, "--json", NULL};
     cr_assert_eq(run(cmd_recover, out, sizeof(out), 3, arj), 0);
     cr_assert(strstr(out, "\"result\":\"OK\"") && strstr(out, "\"pages_restored\":0"), "%s", out);
+    cr_assert(strstr(out, ",\"seconds\":"), "%s", out);
 }
 
 Test(bench_store, store_reset_says_what_it_discarded)
