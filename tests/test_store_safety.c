@@ -419,7 +419,7 @@ Test(store_safety, a_crashed_holders_lock_dies_with_it)
 
 /* An engine process with a ctx open forks a helper that does not exec, then crashes. The
  * helper lives on, but the store is not held by it: the restart opens it. */
-Test(store_safety, a_crashed_processs_forked_child_does_not_hold_the_store)
+Test(store_safety, a_crashed_engines_forked_helper_does_not_hold_the_store)
 {
     int pipefd[2];
     cr_assert_eq(pipe(pipefd), 0);
