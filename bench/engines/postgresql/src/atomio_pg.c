@@ -242,6 +242,8 @@ AtomioPgPostmasterStartup(void)
 	atomio_ctx_opts co;
 	struct stat st;
 	char		mode[64];
+	instr_time	start,
+				took;
 	int			r;
 
 	if (my_ctx == NULL || my_ctx_pid != MyProcPid)
@@ -268,7 +270,10 @@ AtomioPgPostmasterStartup(void)
 	}
 
 	rep = (atomio_recovery_report) ATOMIO_RECOVERY_REPORT_INIT;
+	INSTR_TIME_SET_CURRENT(start);
 	r = atomio_ctx_recover(my_ctx, &rep);
+	INSTR_TIME_SET_CURRENT(took);
+	INSTR_TIME_SUBTRACT(took, start);
 	if (r < 0)
 		ereport(FATAL,
 				(errmsg("atomio: recovery of the doublewrite store \"%s\" failed: %s (%s)",
@@ -285,7 +290,7 @@ AtomioPgPostmasterStartup(void)
 	ereport(LOG,
 			(errmsg("atomio: doublewrite store \"%s\" recovered (instance %s, %u MB, %s, %s): "
 					"%llu records scanned, %llu valid, %llu torn, %llu pages checked, "
-					"%llu restored, %llu fenced, %llu discarded",
+					"%llu restored, %llu fenced, %llu discarded in %.3f s",
 					store_dir, instance_name, atomio_store_size_mb, mode,
 					enableFsync ? "durable" : "fsync=off: no protection",
 					(unsigned long long) rep.batches_scanned,
@@ -294,7 +299,8 @@ AtomioPgPostmasterStartup(void)
 					(unsigned long long) rep.pages_checked,
 					(unsigned long long) rep.pages_restored,
 					(unsigned long long) rep.pages_fenced,
-					(unsigned long long) rep.pages_discarded)));
+					(unsigned long long) rep.pages_discarded,
+					INSTR_TIME_GET_DOUBLE(took))));
 }
 
 /* ---------------------------------------------------------------------------
