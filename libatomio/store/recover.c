@@ -262,6 +262,14 @@ unapplied(struct recov *rc, uint64_t id, const char *path, uint64_t pages, int w
         o->unapplied(o->unapplied_arg, id, path, pages, why);
 }
 
+/* newest() -- slots[i] is the newest copy of its page (slots sorted, newest first per page);
+ * the others are older copies of the same page. */
+static bool
+newest(const struct rslot *slots, size_t i)
+{
+    return i == 0 || slots[i].page_no != slots[i - 1].page_no;
+}
+
 /* recover_file() -- every page of one file id (slots[0..n), sorted, newest first per page). */
 static void
 recover_file(struct recov *rc, const struct rslot *slots, size_t n)
@@ -269,7 +277,7 @@ recover_file(struct recov *rc, const struct rslot *slots, size_t n)
     uint64_t id = slots[0].file_id;
     uint64_t pages = 0;
     for (size_t i = 0; i < n; i++)
-        pages += i == 0 || slots[i].page_no != slots[i - 1].page_no;
+        pages += newest(slots, i);
     if (atomio__store_id_discarded(rc->st, id)) {
         rc->rep.pages_discarded += pages;
         return;
@@ -295,8 +303,7 @@ recover_file(struct recov *rc, const struct rslot *slots, size_t n)
      * library since (truncated, rewritten, removed). None may be applied, file or no file. */
     uint64_t fenced = 0;
     for (size_t i = 0; i < n; i++)
-        if ((i == 0 || slots[i].page_no != slots[i - 1].page_no) && slots[i].lsn < from)
-            fenced++;
+        fenced += newest(slots, i) && slots[i].lsn < from;
     rc->rep.pages_fenced += fenced;
     if (fenced == pages)
         return;
@@ -314,15 +321,15 @@ recover_file(struct recov *rc, const struct rslot *slots, size_t n)
     size_t ahead = 0; /* the next slot to prefetch */
     uint64_t asked = 0, done = 0;
     for (size_t i = 0; i < n; i++) {
-        if (i > 0 && slots[i].page_no == slots[i - 1].page_no)
-            continue; /* an older copy of the same page */
-        if (slots[i].lsn < from)
-            continue; /* older than the file's last write without the store */
+        /* Only the newest copy of a page, and only if it is newer than the file's last write
+         * without the store. */
+        if (!newest(slots, i) || slots[i].lsn < from)
+            continue;
         /* Keep a window of pages asked for ahead: on a cold page cache the checks then wait
          * for reads that are already in flight together, not for one read after another. */
         for (; ahead < n && asked < done + RECOVER_PREFETCH; ahead++) {
             const struct rslot *a = &slots[ahead];
-            if ((ahead > 0 && a->page_no == slots[ahead - 1].page_no) || a->lsn < from)
+            if (!newest(slots, ahead) || a->lsn < from)
                 continue;
             (void)atomio__sys.prefetch(fd, a->page_no * a->page_size, a->page_size);
             asked++;

@@ -484,12 +484,10 @@ atomio__shared_attach(atomio_ctx *ctx, struct atomio_store *st, bool *first)
     char lpath[4096];
     if (snprintf(lpath, sizeof(lpath), "%s/%s", st->dir, ATOMIO_DW_LOCK_FILE) >= (int)sizeof(lpath))
         return -ENAMETOOLONG;
-    st->lockfd = atomio__lock_open(lpath);
-    if (st->lockfd < 0) {
-        int r = st->lockfd;
-        st->lockfd = -1;
-        return r;
-    }
+    int fd = atomio__lock_open(lpath);
+    if (fd < 0)
+        return fd;
+    st->lockfd = fd;
     st->pid = getpid();
     for (;;) {
         if (atomio__ofd_lock(st->lockfd, F_WRLCK, false) == 0) {

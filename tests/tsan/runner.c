@@ -4,8 +4,8 @@
  * registered test in a forked child: the suite's .init then the test's, the body, the test's
  * .fini then the suite's (Criterion's order: a test's own .fini adds to the suite's, it does not
  * replace it). A failed assertion runs the .fini functions and exits 1; a skip runs them and
- * exits 77 after printing its reason. Options (Criterion's
- * --jobs=2 and the like) are ignored; a plain argument runs only tests whose name contains it.
+ * exits 77 after printing its reason. Options (Criterion's --jobs=2 and the like) are ignored;
+ * a plain argument runs only tests whose name contains it.
  */
 #include "criterion/criterion.h"
 
