@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_attach.c -- the processes of one instance in its shared table: how many attach at once,
- * what one more gets, and that each process has one entry whatever its number of contexts.
+ * what one more gets, that each process has one entry whatever its number of contexts, and
+ * how often writers waiting on a full store look through the table for dead processes.
  * Every process is a fork()ed child that opens its own ctx with the instance's name and then
  * waits for a byte on its gate pipe: '2' opens a second ctx, end of file closes everything.
  */
@@ -10,11 +11,14 @@
 #include "t_core.h"
 
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static char tmp[256], dwdir[320];
@@ -38,6 +42,7 @@ static void
 teardown(void)
 {
     atomic_store(&atomio__test_procs, 0);
+    atomio__sys = atomio__sys_real;
     t_rmtree(tmp);
 }
 
@@ -223,5 +228,150 @@ Test(attach, a_second_ctx_of_a_process_shares_its_entry, .timeout = 60)
     cr_assert_eq(attached(ctx), 2, "the parent and B, each once");
     kid_end(&b, false);
     cr_assert_eq(attached(ctx), 1);
+    cr_assert_eq(atomio_ctx_close(ctx), 0);
+}
+
+/* ---- waiting on a full store ----------------------------------------------------------------
+ * Writers' in-place writes are stopped at a gate, so their copies can be neither released nor
+ * synced: the first batches fill a small store and the rest wait for space, each waking at
+ * least once per period (20 ms). Each look for dead processes reads /proc once per attached
+ * process, under the instance's lock: with hundreds of waiters each looking at each wake-up,
+ * the lock would be held most of the time. One look per period for the whole instance is the
+ * bound. */
+
+#define WAIT_PERIOD_NS (20ull * 1000 * 1000) /* the store's timed waits */
+#define GATE_PS        4096u
+#define GATE_PAGES     8u  /* one record: at most a quarter of the ring is one record */
+#define GATE_WRITERS   16u /* about twice what a 256 KiB store holds */
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool closed;
+    unsigned stopped; /* in-place writes waiting at the gate */
+    ino_t data_ino;
+} gate = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static ssize_t
+gated_pwritev2(int fd, const struct iovec *iov, int iovcnt, uint64_t off, int flags)
+{
+    struct stat sb;
+    if (fstat(fd, &sb) == 0 && sb.st_ino == gate.data_ino) {
+        pthread_mutex_lock(&gate.mu);
+        gate.stopped++;
+        while (gate.closed)
+            pthread_cond_wait(&gate.cv, &gate.mu);
+        pthread_mutex_unlock(&gate.mu);
+    }
+    return atomio__sys_real.pwritev2(fd, iov, iovcnt, off, flags);
+}
+
+static unsigned
+gate_stopped(void)
+{
+    pthread_mutex_lock(&gate.mu);
+    unsigned n = gate.stopped;
+    pthread_mutex_unlock(&gate.mu);
+    return n;
+}
+
+struct gated_writer {
+    pthread_t th;
+    atomio_ctx *ctx;
+    atomio_file *f;
+    uint64_t first;
+    uint8_t *pages;
+    int rc;
+};
+
+static void *
+gated_write(void *arg)
+{
+    struct gated_writer *w = arg;
+    atomio_page_write pw[GATE_PAGES];
+    for (uint32_t i = 0; i < GATE_PAGES; i++)
+        pw[i] = (atomio_page_write){
+            .file = w->f, .page_no = w->first + i, .page = w->pages + (size_t)i * GATE_PS};
+    w->rc = atomio_write_batch(w->ctx, pw, GATE_PAGES, 0);
+    return NULL;
+}
+
+static uint64_t
+mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+Test(attach, writers_waiting_on_a_full_store_look_for_the_dead_once_per_period, .timeout = 60)
+{
+    atomio_ctx_opts co = opts();
+    co.doublewrite_store_bytes = 256u << 10;
+    atomio_ctx *ctx = t_ctx_open(&co);
+    char data[400];
+    snprintf(data, sizeof(data), "%s/data", tmp);
+    t_make_file(data, (size_t)GATE_WRITERS * GATE_PAGES * GATE_PS, 1);
+    atomio_file_opts fo = t_file_opts(GATE_PS, ATOMIO_PATH_DOUBLEWRITE, ATOMIO_IO_BUFFERED, 0);
+    atomio_file *f = t_file_open(ctx, data, &fo);
+    struct stat sb;
+    cr_assert_eq(stat(data, &sb), 0);
+    gate.data_ino = sb.st_ino;
+    gate.closed = true;
+    gate.stopped = 0;
+    atomio__sys.pwritev2 = gated_pwritev2;
+
+    static struct gated_writer w[GATE_WRITERS];
+    for (uint32_t i = 0; i < GATE_WRITERS; i++) {
+        w[i] = (struct gated_writer){.ctx = ctx, .f = f, .first = (uint64_t)i * GATE_PAGES};
+        w[i].pages = atomio_page_alloc(ctx, GATE_PS, GATE_PAGES);
+        cr_assert_not_null(w[i].pages);
+        for (uint32_t p = 0; p < GATE_PAGES; p++)
+            memset(w[i].pages + (size_t)p * GATE_PS, (int)(w[i].first + p + 1), GATE_PS);
+        cr_assert_eq(pthread_create(&w[i].th, NULL, gated_write, &w[i]), 0);
+    }
+    /* The store fills: the stopped count settles, the others wait for space. */
+    unsigned stopped = 0;
+    for (int settled = 0; settled < 10; settled++) {
+        usleep(20 * 1000);
+        unsigned n = gate_stopped();
+        if (n != stopped)
+            settled = 0;
+        stopped = n;
+    }
+
+    atomic_store(&atomio__test_reap_scans, 0);
+    uint64_t t0 = mono_ns();
+    usleep(500 * 1000);
+    unsigned scans = atomic_load(&atomio__test_reap_scans);
+    uint64_t periods = (mono_ns() - t0) / WAIT_PERIOD_NS;
+    pthread_mutex_lock(&gate.mu);
+    cr_assert_eq(gate.stopped, stopped, "nobody got space while the store was full");
+    gate.closed = false;
+    pthread_cond_broadcast(&gate.cv);
+    pthread_mutex_unlock(&gate.mu);
+    unsigned waiting = GATE_WRITERS - stopped;
+    fprintf(stderr, "%u writers waited %" PRIu64 " periods: %u looks for dead processes\n",
+            waiting, periods, scans);
+    cr_assert_geq(waiting, 4, "the store held %u of %u batches: too few wait", stopped,
+                  GATE_WRITERS);
+    cr_assert_gt(scans, 0, "waiters still look for dead processes");
+    cr_assert_leq(scans, periods + 2, "%u looks in %" PRIu64 " periods: one per period is enough",
+                  scans, periods);
+
+    /* Let go, every batch completes and every page is in place. */
+    for (uint32_t i = 0; i < GATE_WRITERS; i++) {
+        cr_assert_eq(pthread_join(w[i].th, NULL), 0);
+        cr_assert_eq(w[i].rc, (int)GATE_PAGES, "writer %u: %s", i, atomio_err_name(w[i].rc));
+    }
+    atomio__sys = atomio__sys_real;
+    cr_assert_eq(atomio_file_close(f), 0);
+    for (uint32_t i = 0; i < GATE_WRITERS; i++) {
+        for (uint32_t p = 0; p < GATE_PAGES; p++)
+            cr_assert(t_file_holds(data, w[i].pages + (size_t)p * GATE_PS, GATE_PS,
+                                   w[i].first + p),
+                      "page %" PRIu64, w[i].first + p);
+        atomio_page_free(ctx, w[i].pages, GATE_PS, GATE_PAGES);
+    }
     cr_assert_eq(atomio_ctx_close(ctx), 0);
 }

@@ -40,7 +40,7 @@
 #include <unistd.h>
 
 #define SHARED_MAGIC   0x41544f4d494f5348ull /* "HSOIMOTA" */
-#define SHARED_VERSION 6u
+#define SHARED_VERSION 7u
 #define MAX_PROCS      1024u /* processes attached at once (PostgreSQL: backends and more) */
 #define MAX_FILES      4096u /* distinct data files with copies at once */
 /* Records in flight or awaiting a sync: one descriptor per 4 KiB of ring (a record is at least
@@ -168,6 +168,7 @@ struct atomio_shared {
     uint32_t stage_waiters;     /* sleeping on stage_seq */
     uint64_t stage_off;         /* write-behind staging (store/stage.c) at this offset; 0: none */
     uint64_t stage_len;
+    uint64_t reap_next;  /* CLOCK_MONOTONIC ns: the waits' next look for dead processes */
     uint32_t ndesc;      /* entries of descs[] */
     uint32_t writing;    /* records reserved whose store write has not completed */
     struct desc descs[]; /* ndesc_for(ring_size) entries */
@@ -997,6 +998,9 @@ reap_dead(struct atomio_store *st)
 {
     struct atomio_shared *sh = st->sh;
     bool dead[MAX_PROCS] = {false};
+#ifdef ATOMIO_TESTING
+    atomic_fetch_add(&atomio__test_reap_scans, 1);
+#endif
     for (uint32_t i = 0; i < MAX_PROCS; i++)
         if (sh->procs[i].used && !proc_alive(sh, i)) {
             dead[i] = true;
@@ -1034,6 +1038,26 @@ reap_dead(struct atomio_store *st)
             futex_wake(&sh->stage_seq, sh->stage_waiters);
     }
     advance_tail(sh);
+}
+
+/*
+ * reap_due() -- reap_dead() for the waits, at most once per WAIT_NS for the whole instance.
+ * A reap reads /proc once for every attached process, under the lock. Every waiter wakes at
+ * least once per WAIT_NS, and at every release; with hundreds of processes waiting on a full
+ * store, each reaping at each wake-up would hold the lock for most of the time, and slow the
+ * very syncs that free the space. One look per period is enough: whoever wakes after it is
+ * due takes it, so a death is still noticed within about two periods. Caller holds the lock.
+ */
+static void
+reap_due(struct atomio_store *st)
+{
+    struct atomio_shared *sh = st->sh;
+    uint64_t now = atomio__now_ns();
+    /* (A deadline more than a period ahead is from another boot's clock: due now.) */
+    if (now < sh->reap_next && sh->reap_next - now <= WAIT_NS)
+        return;
+    sh->reap_next = now + WAIT_NS;
+    reap_dead(st);
 }
 
 /* ---- backpressure -------------------------------------------------------------------------- */
@@ -1212,7 +1236,7 @@ atomio__store_reserve_ids(atomio_ctx *ctx, struct atomio_dw_rec *rec, const uint
                 break;
             } else {
                 timed_wait(st);
-                reap_dead(st);
+                reap_due(st);
             }
             continue;
         }
@@ -1230,12 +1254,12 @@ atomio__store_reserve_ids(atomio_ctx *ctx, struct atomio_dw_rec *rec, const uint
         }
         if (!wait) {
             /* The caller may hold the very records it would wait for (a staged batch). */
-            reap_dead(st);
+            reap_due(st);
             err = -EAGAIN;
             break;
         }
         timed_wait(st);
-        reap_dead(st);
+        reap_due(st);
     }
     atomio__shared_unlock(st);
     return err;
@@ -1448,7 +1472,7 @@ atomio__shared_stage_wait(struct atomio_store *st)
     /* Nothing moved for WAIT_NS: is the process we wait for still alive? (Reaping reads
      * /proc for every attached process: not after every wake-up.) */
     if (atomic_load(&st->sh->stage_seq) == seq)
-        reap_dead(st);
+        reap_due(st);
 }
 
 void

@@ -25,6 +25,7 @@ _Atomic int atomio__test_dw_split;
 _Atomic int atomio__test_dw_keep_batches;
 _Atomic int atomio__test_file_slots;
 _Atomic int atomio__test_procs;
+_Atomic unsigned atomio__test_reap_scans;
 #endif
 
 /* One zero block, aligned for O_DIRECT: retire writes and zero fills point iovecs at it. */

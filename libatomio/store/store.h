@@ -304,6 +304,9 @@ extern _Atomic int atomio__test_dw_keep_batches;
 extern _Atomic int atomio__test_file_slots;
 /* Non-zero: instances created from now on take this many processes at once instead of 1024. */
 extern _Atomic int atomio__test_procs;
+/* Counted up by every look for dead processes (a read of /proc per attached process), so a
+ * test can see how often waiting processes look. */
+extern _Atomic unsigned atomio__test_reap_scans;
 /* Called by atomio__lock_close() just before the close, where a fork() by another thread of
  * the engine would copy the descriptor: a test forks there. */
 extern void (*atomio__test_lock_closing)(void);
