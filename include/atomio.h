@@ -165,7 +165,9 @@ enum atomio_file_state {
 /**
  * Engine callback for recovery: is this page (as read from the data file) intact?
  * @return 1 intact (leave it), 0 damaged (restore it if a copy exists), < 0 error (treated as 0).
- * Called from the thread running recovery.
+ * Called from the thread running recovery. An intact page may be older than its copy (its
+ * in-place write never reached the disk) and is left so: pass a verify callback only if the
+ * engine's redo brings such a page forward. Without one, the newest copy always wins.
  */
 typedef int (*atomio_verify_fn)(void *arg, uint64_t file_id, uint64_t page_no, const void *page,
                                 uint32_t page_size);

@@ -321,7 +321,8 @@ Test(recovery, verify_intact_page_left_alone)
     uint8_t v2[PS];
     version(v2, 2, 2);
     plant(1, 50, &(struct plant){5, 2, v2}, 1);
-    /* The copy differs but the engine says the page on disk is fine (e.g. it is newer). */
+    /* The copy is newer, but the engine calls the older page on disk intact: it stays, and the
+     * engine's redo is what brings it forward. */
     struct vstate vs = {0, 1};
     atomio_ctx *ctx = ctx_ok(ATOMIO_CTX_NO_RECOVER, verify, &vs);
     atomio_recovery_report rep = recover(ctx, 0);

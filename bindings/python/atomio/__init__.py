@@ -586,6 +586,8 @@ class Ctx:
     doublewrite_dir: the doublewrite store directory; None opens a ctx without one
     (ATOMIO_CTX_NO_DOUBLEWRITE). recover=False skips recovery at open (call recover()).
     verify(file_id, page_no, page: bytes) -> bool is recovery's optional intact-page check.
+    A page it calls intact stays even when older than its copy: pass it only if the engine's
+    redo brings such a page forward.
     data_root: data files under this directory are recorded in the store relative to it, so
     the directory can move (a restore, a container) and recovery still finds them; None
     records absolute paths. It must be an absolute path.
