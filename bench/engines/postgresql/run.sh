@@ -14,14 +14,14 @@
 #
 # and two series, checkpoint_timeout=30s and 5min (max_wal_size=4GB so checkpoints are timed,
 # shared_buffers=128MB, synchronous_commit=on). Each run: cp -a of the pristine cluster,
-# sync, start, [--warmup SEC of pgbench], then pgbench -c 4 -j 2 -T DURATION is the measured
-# window: WAL bytes (pg_wal_lsn_diff of pg_current_wal_lsn), device bytes (sectors written,
-# field 7 of /sys/block/loopN/stat, x 512), transactions and TPS from pgbench. After the
-# window: CHECKPOINT (so the checkpointer logs libatomio's counters; outside the window),
-# sync, device bytes again, clean stop.
+# sync, start, [--warmup SEC of pgbench], then pgbench -c CLIENTS -j 2 -T DURATION (4 clients
+# unless --clients) is the measured window: WAL bytes (pg_wal_lsn_diff of
+# pg_current_wal_lsn), device bytes (sectors written, field 7 of /sys/block/loopN/stat, x 512),
+# transactions and TPS from pgbench. After the window: CHECKPOINT (so the checkpointer logs
+# libatomio's counters; outside the window), sync, device bytes again, clean stop.
 #
 #   run.sh [--bin DIR] [--fs ext4|xfs|both] [--series 30s|5min|both] [--rounds N]
-#          [--duration SEC] [--scale N] [--warmup SEC] [--out DIR] [--port N]
+#          [--duration SEC] [--scale N] [--warmup SEC] [--clients N] [--out DIR] [--port N]
 #          [--extra NAME:SETTING=VALUE[,SETTING=VALUE...]] [--configs NAME,NAME...]
 #
 # --extra adds a labelled configuration to every round (atomio=on, full_page_writes=off plus the
@@ -46,6 +46,7 @@ rounds=3
 duration=60
 scale=20
 warmup=0
+clients=4
 out=""
 port=54391
 extras=()
@@ -59,6 +60,7 @@ while [ $# -gt 0 ]; do
     --duration) duration=$2; shift 2 ;;
     --scale) scale=$2; shift 2 ;;
     --warmup) warmup=$2; shift 2 ;;
+    --clients) clients=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --port) port=$2; shift 2 ;;
     --extra) extras+=("$2"); shift 2 ;;
@@ -190,8 +192,8 @@ for fs in $fs_list; do
                     failures=$((failures + 1)); continue
                 fi
                 if [ "$warmup" -gt 0 ]; then
-                    note pgbench -c 4 -j 2 -T "$warmup" "$pg_db" "(warm-up)"
-                    pg_bench "$data" -c 4 -j 2 -T "$warmup" >"$raw/warmup.txt" 2>&1
+                    note pgbench -c "$clients" -j 2 -T "$warmup" "$pg_db" "(warm-up)"
+                    pg_bench "$data" -c "$clients" -j 2 -T "$warmup" >"$raw/warmup.txt" 2>&1
                 fi
                 bgw="SELECT buffers_checkpoint || ' ' || buffers_clean || ' ' || buffers_backend || ' ' || buffers_backend_fsync FROM pg_stat_bgwriter"
                 bgw0=$(pg_sql "$data" "$bgw")
@@ -200,8 +202,8 @@ for fs in $fs_list; do
                 log0=$(loglines "$run/server.log")
                 t0=$(pg_now)
                 load0=$(cut -d' ' -f1-3 /proc/loadavg)
-                note pgbench -c 4 -j 2 -T "$duration" "$pg_db"
-                pg_bench "$data" -c 4 -j 2 -T "$duration" >"$raw/pgbench.txt" 2>&1
+                note pgbench -c "$clients" -j 2 -T "$duration" "$pg_db"
+                pg_bench "$data" -c "$clients" -j 2 -T "$duration" >"$raw/pgbench.txt" 2>&1
                 rc=$?
                 t1=$(pg_now)
                 load1=$(cut -d' ' -f1-3 /proc/loadavg)
