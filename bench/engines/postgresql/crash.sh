@@ -12,14 +12,19 @@
 # Before that, a self-test proves that each check fails on a cluster damaged on purpose.
 # After the kills, --backups times (default 1): pg_basebackup -X stream while pgbench runs,
 # then the backup started as a cluster of its own (its recovery replays the WAL streamed with
-# it) and the same checks; its pg_atomio must have come without contents. On libatomio, last,
-# a database moved to a tablespace and back before a kill (dbmove_check).
+# it) and the same checks; its pg_atomio must have come without contents. Then --backend-kills
+# times (default 3): one client backend SIGKILLed under pgbench, as an out-of-memory kill
+# would; the postmaster ends the other processes and starts them again itself (PostgreSQL's
+# crash restart, recovering the store again on libatomio); the same checks once it takes
+# connections. On libatomio, last, a database moved to a tablespace and back before a kill
+# (dbmove_check).
 #
 #   crash.sh [--bin DIR] [--atomio on|off] [--write-behind on|off] [--fs ext4|xfs|both]
-#            [--kills N] [--backups N] [--scale N] [--seed S] [--checksums-every K]
-#            [--control] [--no-selftest]
+#            [--kills N] [--backend-kills N] [--clients N] [--backups N] [--scale N] [--seed S]
+#            [--checksums-every K] [--control] [--no-selftest]
 #
 # --kills defaults to ATOMIO_PG_KILLS or 20 (CI); a long local run: --kills 200.
+# --clients: pgbench's clients during the kills (default 4).
 # --control runs only the self-test. Exit: 0 all checks passed, 1 a check failed, 77 cannot run.
 set -uo pipefail
 
@@ -30,6 +35,8 @@ pg_prog=crash.sh
 pg_bin=""
 fs_list=both
 kills=${ATOMIO_PG_KILLS:-20}
+backend_kills=3
+clients=4
 backups=1
 scale=2
 seed=1
@@ -43,6 +50,8 @@ while [ $# -gt 0 ]; do
     --write-behind) pg_write_behind=$2; pg_write_behind_given=1; shift 2 ;;
     --fs) fs_list=$2; shift 2 ;;
     --kills) kills=$2; shift 2 ;;
+    --backend-kills) backend_kills=$2; shift 2 ;;
+    --clients) clients=$2; shift 2 ;;
     --backups) backups=$2; shift 2 ;;
     --scale) scale=$2; shift 2 ;;
     --seed) seed=$2; shift 2 ;;
@@ -69,7 +78,8 @@ t_start=$(pg_now)
 failures=0
 total_kills=0
 echo "crash.sh: $pg_bin ($("$pg_bin/postgres" --version)), $(pg_mode_note), full_page_writes=off," \
-    "fs: $fs_list, $kills kills and $backups base backups each, scale $scale, seed $seed"
+    "fs: $fs_list, $kills kills, $backend_kills backend kills and $backups base backups each," \
+    "$clients clients, scale $scale, seed $seed"
 
 fail() {
     echo "  FAIL: $*"
@@ -270,6 +280,73 @@ backup_check() {
     rm -rf "$bdir"
 }
 
+# backend_kills FS DATA MNT: --backend-kills times, one client backend SIGKILLed while pgbench
+# runs. The postmaster ends every other process and starts them again by itself (its crash
+# restart: on libatomio it recovers the store again first); the script only waits until the
+# server takes connections, then checks. A clean stop and pg_checksums after the last.
+# Returns 1 when the cluster is left unusable.
+backend_kills() {
+    local fs=$1 data=$2 mnt=$3 log=$3/pg/server.log k ms bpid pm pm_after victims victim lines i
+    local t0 r out new restart
+    for k in $(seq "$backend_kills"); do
+        ms=$((2000 + RANDOM % 4001))
+        lines=$(wc -l <"$log")
+        pm=$(head -1 "$data/postmaster.pid")
+        pg_bench "$data" -n -c "$clients" -j 2 -T 3600 >"$mnt/pg/pgbench.out" 2>&1 &
+        bpid=$!
+        sleep "$((ms / 1000)).$(printf %03d $((ms % 1000)))"
+        # A client backend's title: "postgres: USER DB [local] STATE".
+        mapfile -t victims < <(pgrep -P "$pm" -f " $pg_db \\[local\\]")
+        if [ ${#victims[@]} = 0 ]; then
+            fail "$fs backend kill $k: no client backend of pgbench found"
+            pkill -P "$pm" -f " $pg_db \\[local\\]"; wait $bpid
+            return 1
+        fi
+        victim=${victims[RANDOM % ${#victims[@]}]}
+        kill -KILL "$victim"
+        t0=$(pg_now)
+        # The restart ends pgbench's connections, and pgbench with them.
+        for i in $(seq 600); do kill -0 "$bpid" 2>/dev/null || break; sleep 0.1; done
+        kill "$bpid" 2>/dev/null
+        wait "$bpid"
+        for i in $(seq 1200); do pg_sql "$data" "SELECT 1" >/dev/null 2>&1 && break; sleep 0.1; done
+        r=$(pg_since "$t0")
+        out="$fs backend kill $k after $ms ms (1 of ${#victims[@]} client backends)"
+        if ! pg_sql "$data" "SELECT 1" >/dev/null 2>&1; then
+            fail "$out: no connection 120 s later: $(tail -n +$((lines + 1)) "$log" | grep -E 'FATAL|PANIC' | tail -2 | tr '\n' ' ')"
+            return 1
+        fi
+        pm_after=$(head -1 "$data/postmaster.pid")
+        new=$(tail -n +$((lines + 1)) "$log")
+        if [ "$pm_after" != "$pm" ]; then
+            fail "$out: the postmaster changed ($pm -> $pm_after): not a crash restart"
+            continue
+        fi
+        if ! grep -q 'all server processes terminated; reinitializing' <<<"$new"; then
+            fail "$out: no crash restart in the server log"
+            continue
+        fi
+        # (Not grep -q at the end of a pipe: under pipefail its early exit fails the pipe.)
+        restart=$(sed -n '/all server processes terminated; reinitializing/,$p' <<<"$new")
+        if [ "$pg_has_atomio" = 1 ] && [ "$pg_atomio_mode" = on ] &&
+            ! grep -q 'atomio: doublewrite store .* recovered' <<<"$restart"; then
+            fail "$out: the crash restart did not recover the store:" \
+                "$(grep -E 'reinitializing|atomio|FATAL|PANIC' <<<"$new" | tail -4 | tr '\n' ' ')"
+            continue
+        fi
+        out="$out: crash restart, recovery+start $r s"
+        if ! pg_check "$data" "$scale"; then
+            fail "$out: $pg_check_msg"
+            continue
+        fi
+        echo "  $out, $pg_check_msg"
+    done
+    if ! pg_stop "$data"; then fail "$fs backend kills: clean stop failed"; return 1; fi
+    if pg_checksums_check "$data"; then echo "  $fs backend kills: pg_checksums ok"
+    else fail "$fs backend kills: pg_checksums: $pg_checksums_msg"; fi
+    pg_start "$data" || { fail "$fs: start after the backend kills"; return 1; }
+}
+
 # run_fs FS PORT: the kill loop on one filesystem. Writes "KILLS FAILURES" to $work/result.FS.
 run_fs() {
     local fs=$1 port=$2 img=$work/$1.img mnt=$work/mnt-$1 data t0 tk tc k ms r bpid out
@@ -289,7 +366,7 @@ run_fs() {
     echo "  $fs: setup (mkfs, initdb -k, pgbench -i -s $scale) $(pg_since "$t0") s"
     for k in $(seq "$kills"); do
         ms=$((2000 + RANDOM % 4001))
-        pg_bench "$data" -n -c 4 -j 2 -T 3600 >"$mnt/pg/pgbench.out" 2>&1 &
+        pg_bench "$data" -n -c "$clients" -j 2 -T 3600 >"$mnt/pg/pgbench.out" 2>&1 &
         bpid=$!
         sleep "$((ms / 1000)).$(printf %03d $((ms % 1000)))"
         if ! pg_kill "$data"; then
@@ -324,6 +401,10 @@ run_fs() {
     if [ "$backups" -gt 0 ]; then
         [ -f "$data/postmaster.pid" ] || pg_start "$data" || { fail "$fs: start for the backups"; return; }
         for k in $(seq "$backups"); do backup_check "$fs" "$port" "$data" "$mnt" "$k"; done
+    fi
+    if [ "$backend_kills" -gt 0 ]; then
+        [ -f "$data/postmaster.pid" ] || pg_start "$data" || { fail "$fs: start for the backend kills"; return; }
+        backend_kills "$fs" "$data" "$mnt" || return
     fi
     if [ "$pg_has_atomio" = 1 ] && [ "$pg_atomio_mode" = on ]; then
         dbmove_check "$mnt" $((port + 200)) 0 "$fs database move"
@@ -393,7 +474,7 @@ if [ "$control" = 1 ]; then
     exit 1
 fi
 if [ "$failures" = 0 ]; then
-    echo "crash.sh: PASS: $total_kills kills and $backups base backup(s) each on $fs_list, every check passed ($el s)"
+    echo "crash.sh: PASS: $total_kills kills, $backend_kills backend kill(s) and $backups base backup(s) each on $fs_list, every check passed ($el s)"
     exit 0
 fi
 echo "crash.sh: FAIL: $failures failure(s), $total_kills kills on $fs_list ($el s)"
