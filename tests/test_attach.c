@@ -304,7 +304,10 @@ mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-Test(attach, writers_waiting_on_a_full_store_look_for_the_dead_once_per_period, .timeout = 60)
+/* Named to sort before three_hundred_processes_share_one_instance: when a test ran after that
+ * one here, LeakSanitizer reported 48 bytes leaked by Criterion 2.4.1's runner (in the runner
+ * process, allocated inside libcriterion), whatever the later test's body did. */
+Test(attach, full_store_waiters_look_for_the_dead_once_per_period, .timeout = 60)
 {
     atomio_ctx_opts co = opts();
     co.doublewrite_store_bytes = 256u << 10;
@@ -366,12 +369,14 @@ Test(attach, writers_waiting_on_a_full_store_look_for_the_dead_once_per_period, 
     }
     atomio__sys = atomio__sys_real;
     cr_assert_eq(atomio_file_close(f), 0);
+    int wrong = -1;
     for (uint32_t i = 0; i < GATE_WRITERS; i++) {
         for (uint32_t p = 0; p < GATE_PAGES; p++)
-            cr_assert(t_file_holds(data, w[i].pages + (size_t)p * GATE_PS, GATE_PS,
-                                   w[i].first + p),
-                      "page %" PRIu64, w[i].first + p);
+            if (wrong < 0 &&
+                !t_file_holds(data, w[i].pages + (size_t)p * GATE_PS, GATE_PS, w[i].first + p))
+                wrong = (int)(w[i].first + p);
         atomio_page_free(ctx, w[i].pages, GATE_PS, GATE_PAGES);
     }
+    cr_assert_eq(wrong, -1, "page %d is not in place", wrong);
     cr_assert_eq(atomio_ctx_close(ctx), 0);
 }
