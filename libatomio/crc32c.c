@@ -127,13 +127,20 @@ x_pow_bytes(uint32_t nbytes)
     return r;
 }
 
+/* build_shift() -- the product is linear in b as well, so each entry is the XOR of the entries
+ * of its bits: 32 products per table, not 1024 (every process that checksums a page builds
+ * the tables once, and short-lived ones, as an engine's connections, would pay for it each). */
 static void
 build_shift(uint32_t tab[4][256], uint32_t nbytes)
 {
     uint32_t m = x_pow_bytes(nbytes);
-    for (uint32_t j = 0; j < 4; j++)
-        for (uint32_t b = 0; b < 256; b++)
-            tab[j][b] = gf_mulmod(b << (8 * j), m);
+    for (uint32_t j = 0; j < 4; j++) {
+        tab[j][0] = 0;
+        for (uint32_t b = 1; b < 256; b++) {
+            uint32_t low = b & (0u - b); /* its lowest set bit */
+            tab[j][b] = b == low ? gf_mulmod(b << (8 * j), m) : tab[j][low] ^ tab[j][b ^ low];
+        }
+    }
 }
 
 static void
