@@ -413,6 +413,10 @@ size_t atomio__sys_page_size(void);
 void atomio__alloc_fini(atomio_ctx *ctx);
 /* Aligned, pre-faulted memory; ctx may be NULL (libc, no NUMA). */
 void *atomio__buf_alloc(atomio_ctx *ctx, size_t size, size_t align);
+/* The same, not pre-faulted: for buffers the library fills itself before any write from them
+ * (their pages fault in as they are filled), so that a large buffer of which a short record
+ * uses a page or two costs those pages only. */
+void *atomio__buf_alloc_lazy(atomio_ctx *ctx, size_t size, size_t align);
 void atomio__buf_free(atomio_ctx *ctx, void *p, size_t size);
 /* true if [p, p + len) lies inside one live atomio_page_alloc() buffer of this ctx: memory
  * the library pre-faulted (and mlocked with ATOMIO_CTX_LOCK_PAGES), so the kernel's copy out

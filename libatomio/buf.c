@@ -132,8 +132,8 @@ atomio__alloc_fini(atomio_ctx *ctx)
     ctx->alloc = NULL;
 }
 
-void *
-atomio__buf_alloc(atomio_ctx *ctx, size_t size, size_t align)
+static void *
+buf_alloc(atomio_ctx *ctx, size_t size, size_t align, bool populate)
 {
     size_t sys_page = atomio__sys_page_size();
     if (size == 0 || !atomio__is_pow2(align ? align : 1) || size > SIZE_MAX - sys_page)
@@ -152,7 +152,8 @@ atomio__buf_alloc(atomio_ctx *ctx, size_t size, size_t align)
     }
     if (!p)
         return NULL;
-    prefault(p, size, sys_page);
+    if (populate)
+        prefault(p, size, sys_page);
     if (a && a->lock_pages) {
         int saved = errno;
         /* The raw call: sanitizer runtimes turn mlock() into a no-op. */
@@ -164,6 +165,18 @@ atomio__buf_alloc(atomio_ctx *ctx, size_t size, size_t align)
         }
     }
     return p;
+}
+
+void *
+atomio__buf_alloc(atomio_ctx *ctx, size_t size, size_t align)
+{
+    return buf_alloc(ctx, size, align, true);
+}
+
+void *
+atomio__buf_alloc_lazy(atomio_ctx *ctx, size_t size, size_t align)
+{
+    return buf_alloc(ctx, size, align, false);
 }
 
 void

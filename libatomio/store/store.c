@@ -792,7 +792,7 @@ atomio__store_rec_get(atomio_ctx *ctx, uint32_t count, uint64_t page_bytes)
         size_t cap = need > dflt ? need : dflt;
         rec = calloc(1, sizeof(*rec));
         if (rec)
-            rec->buf = atomio__buf_alloc(ctx, cap, ATOMIO_DW_ALIGN);
+            rec->buf = atomio__buf_alloc_lazy(ctx, cap, ATOMIO_DW_ALIGN);
         if (!rec || !rec->buf) {
             free(rec);
             return NULL;
