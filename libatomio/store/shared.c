@@ -156,7 +156,7 @@ struct atomio_shared {
     uint64_t flush_begun, flush_done;
     uint32_t flushing, flush_proc;
     uint64_t unflushed;             /* records written since the last group commit began */
-    uint64_t man_len;               /* valid bytes of the manifest */
+    _Atomic uint64_t man_len;       /* valid bytes of the manifest (read without the lock) */
     uint32_t needs_recovery;        /* live copies from before a crash: no new records until then */
     uint32_t test_lanes;            /* tests: ctxs that took a lane of the per-writer sabotage */
     uint64_t desc_first, desc_next; /* descriptors in use: [first, next) */
@@ -811,13 +811,13 @@ atomio__dw_needs_recovery(atomio_ctx *ctx)
 uint64_t
 atomio__shared_man_len(struct atomio_store *st)
 {
-    return st->sh->man_len;
+    return atomic_load(&st->sh->man_len);
 }
 
 void
 atomio__shared_set_man_len(struct atomio_store *st, uint64_t len)
 {
-    st->sh->man_len = len;
+    atomic_store(&st->sh->man_len, len);
 }
 
 void

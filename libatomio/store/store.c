@@ -393,58 +393,10 @@ read_headers(struct atomio_store *st, bool *repair)
 
 /* ---- manifest ------------------------------------------------------------------------------ */
 
-static const struct atomio_dw_manifest_ent *
-man_find(const struct atomio_store *st, uint64_t file_id)
-{
-    for (size_t i = 0; i < st->nman; i++)
-        if (st->man[i].file_id == file_id)
-            return &st->man[i];
-    return NULL;
-}
-
-/* man_set() -- record a manifest entry in memory (last record wins). Caller holds mlock. */
-static int
-man_set(struct atomio_store *st, const struct atomio_dw_man_rec *m)
-{
-    char *copy = strdup(m->path);
-    if (!copy)
-        return -ENOMEM;
-    struct atomio_dw_manifest_ent *e = NULL;
-    for (size_t i = 0; i < st->nman && !e; i++)
-        if (st->man[i].file_id == m->file_id)
-            e = &st->man[i];
-    if (!e) {
-        if (st->nman == st->cap_man) {
-            size_t cap = st->cap_man ? st->cap_man * 2 : 16;
-            void *p = realloc(st->man, cap * sizeof(*st->man));
-            if (!p) {
-                free(copy);
-                return -ENOMEM;
-            }
-            st->man = p;
-            st->cap_man = cap;
-        }
-        e = &st->man[st->nman++];
-        e->path = NULL;
-    }
-    free(e->path);
-    *e = (struct atomio_dw_manifest_ent){
-        .file_id = m->file_id, .from_lsn = m->from_lsn, .flags = m->flags, .path = copy};
-    return 0;
-}
-
-static void
-man_clear(struct atomio_store *st)
-{
-    for (size_t i = 0; i < st->nman; i++)
-        free(st->man[i].path);
-    st->nman = 0;
-}
-
 static int
 man_load_cb(void *arg, const struct atomio_dw_man_rec *m)
 {
-    return man_set(arg, m) < 0 ? 1 : 0;
+    return atomio__man_set(arg, m) < 0 ? 1 : 0;
 }
 
 /* man_read() -- read manifest bytes [from, to) into the map. Records never straddle a damaged
@@ -514,7 +466,7 @@ man_append(struct atomio_store *st, const struct atomio_dw_man_rec *m, size_t n)
     if (st->man_read == at)
         st->man_read = at + total;
     for (size_t i = 0; i < n && r == 0; i++)
-        r = man_set(st, &m[i]);
+        r = atomio__man_set(st, &m[i]);
     pthread_mutex_unlock(&st->mlock);
     return r;
 }
@@ -542,7 +494,7 @@ atomio__store_resolve(atomio_ctx *ctx, uint64_t file_id, char *out, size_t len, 
 {
     struct atomio_store *st = ctx->store;
     pthread_mutex_lock(&st->mlock);
-    const struct atomio_dw_manifest_ent *e = man_find(st, file_id);
+    const struct atomio_dw_manifest_ent *e = atomio__man_find(st, file_id);
     int r = 0;
     if (!e) {
         r = -ENOENT;
@@ -597,12 +549,17 @@ atomio__store_register(atomio_ctx *ctx, atomio_file *f, bool fence)
     if (f->file_id == 0)
         f->file_id = derive_id(rec_path);
 
+    /* A process that joined late reads the manifest records appended since before it takes
+     * the instance's lock (they never change once their length is published), so that under
+     * the lock it reads only what came after. */
+    if ((r = atomio__store_man_refresh(st)) < 0)
+        return r;
     atomio__shared_lock(st);
     r = atomio__store_man_refresh(st);
     if (r == 0) {
         uint64_t head = st->sh ? atomio__shared_head_locked(st) : 0;
         pthread_mutex_lock(&st->mlock);
-        const struct atomio_dw_manifest_ent *e = man_find(st, f->file_id);
+        const struct atomio_dw_manifest_ent *e = atomio__man_find(st, f->file_id);
         /* A file written by a path that bypasses the store gets a fence: its copies already in
          * the store are older than anything it writes from now on. */
         uint64_t from = fence ? head : (e ? e->from_lsn : 0);
@@ -631,7 +588,7 @@ atomio__store_remap(atomio_ctx *ctx, uint64_t file_id, const char *path)
     int r = atomio__store_man_refresh(st);
     if (r == 0) {
         pthread_mutex_lock(&st->mlock);
-        const struct atomio_dw_manifest_ent *e = man_find(st, file_id);
+        const struct atomio_dw_manifest_ent *e = atomio__man_find(st, file_id);
         uint64_t from = e ? e->from_lsn : 0;
         pthread_mutex_unlock(&st->mlock);
         struct atomio_dw_man_rec m = {
@@ -832,8 +789,7 @@ store_free(atomio_ctx *ctx, struct atomio_store *st, bool forked)
         atomio__sys.close(st->fd);
     if (st->mfd >= 0)
         atomio__sys.close(st->mfd);
-    man_clear(st);
-    free(st->man);
+    atomio__man_free(st);
     free(st->path);
     free(st->dir);
     free(st->held_ids);

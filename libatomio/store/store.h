@@ -85,8 +85,21 @@ struct atomio_store {
     pthread_mutex_t mlock;
     struct atomio_dw_manifest_ent *man;
     size_t nman, cap_man;
+    uint32_t *man_index; /* file id -> entry + 1, open addressing (store/manifest_map.c) */
+    size_t man_index_cap;
     uint64_t man_read; /* bytes of the manifest read into man */
 };
+
+/* ---- the manifest as this process read it (store/manifest_map.c); callers hold mlock ---- */
+
+/* The entry of file_id, or NULL. */
+const struct atomio_dw_manifest_ent *atomio__man_find(const struct atomio_store *st,
+                                                      uint64_t file_id);
+/* Record m (the last record of an id wins). 0 or -ENOMEM. */
+int atomio__man_set(struct atomio_store *st, const struct atomio_dw_man_rec *m);
+/* Forget every entry; atomio__man_free() also releases the memory. */
+void atomio__man_clear(struct atomio_store *st);
+void atomio__man_free(struct atomio_store *st);
 
 /* ---- the shared state (store/shared.c) ---------------------------------------------------- */
 
