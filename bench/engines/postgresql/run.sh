@@ -15,14 +15,15 @@
 # and two series, checkpoint_timeout=30s and 5min (max_wal_size=4GB so checkpoints are timed,
 # shared_buffers=128MB, synchronous_commit=on). Each run: cp -a of the pristine cluster,
 # sync, start, [--warmup SEC of pgbench], then pgbench -c CLIENTS -j 2 -T DURATION (4 clients
-# unless --clients) is the measured window: WAL bytes (pg_wal_lsn_diff of
-# pg_current_wal_lsn), device bytes (sectors written, field 7 of /sys/block/loopN/stat, x 512),
-# transactions and TPS from pgbench. After the window: CHECKPOINT (so the checkpointer logs
+# unless --clients; with --connect pgbench -C, a new connection per transaction, as an
+# application without a connection pool makes) is the measured window: WAL bytes
+# (pg_wal_lsn_diff of pg_current_wal_lsn), device bytes (sectors written, field 7 of
+# /sys/block/loopN/stat, x 512), transactions and TPS from pgbench. After the window: CHECKPOINT (so the checkpointer logs
 # libatomio's counters; outside the window), sync, device bytes again, clean stop.
 #
 #   run.sh [--bin DIR] [--fs ext4|xfs|both] [--series 30s|5min|both] [--rounds N]
-#          [--duration SEC] [--scale N] [--warmup SEC] [--clients N] [--out DIR] [--port N]
-#          [--extra NAME:SETTING=VALUE[,SETTING=VALUE...]] [--configs NAME,NAME...]
+#          [--duration SEC] [--scale N] [--warmup SEC] [--clients N] [--connect] [--out DIR]
+#          [--port N] [--extra NAME:SETTING=VALUE[,SETTING=VALUE...]] [--configs NAME,NAME...]
 #
 # --extra adds a labelled configuration to every round (atomio=on, full_page_writes=off plus the
 # given settings; repeat it for more), e.g. --extra atomio-1g:atomio_store_size=1024, or
@@ -47,6 +48,7 @@ duration=60
 scale=20
 warmup=0
 clients=4
+connect=()
 out=""
 port=54391
 extras=()
@@ -61,6 +63,7 @@ while [ $# -gt 0 ]; do
     --scale) scale=$2; shift 2 ;;
     --warmup) warmup=$2; shift 2 ;;
     --clients) clients=$2; shift 2 ;;
+    --connect) connect=(-C); shift ;;
     --out) out=$2; shift 2 ;;
     --port) port=$2; shift 2 ;;
     --extra) extras+=("$2"); shift 2 ;;
@@ -128,7 +131,7 @@ done
 
 {
     echo "# run.sh $(date -u +%FT%TZ) on $(uname -sr), $(nproc) CPUs"
-    echo "# bin=$pg_bin fs=[$fs_list] series=[$series_list] rounds=$rounds duration=$duration scale=$scale warmup=$warmup"
+    echo "# bin=$pg_bin fs=[$fs_list] series=[$series_list] rounds=$rounds duration=$duration scale=$scale warmup=$warmup clients=$clients${connect:+ connect (-C)}"
     echo "# commit $(git -C "$repo" rev-parse HEAD 2>/dev/null) $(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null | grep . >/dev/null && echo '(dirty)')"
     "$pg_bin/postgres" --version
 } | tee -a "$cmdlog"
@@ -192,8 +195,8 @@ for fs in $fs_list; do
                     failures=$((failures + 1)); continue
                 fi
                 if [ "$warmup" -gt 0 ]; then
-                    note pgbench -c "$clients" -j 2 -T "$warmup" "$pg_db" "(warm-up)"
-                    pg_bench "$data" -c "$clients" -j 2 -T "$warmup" >"$raw/warmup.txt" 2>&1
+                    note pgbench "${connect[@]}" -c "$clients" -j 2 -T "$warmup" "$pg_db" "(warm-up)"
+                    pg_bench "$data" "${connect[@]}" -c "$clients" -j 2 -T "$warmup" >"$raw/warmup.txt" 2>&1
                 fi
                 bgw="SELECT buffers_checkpoint || ' ' || buffers_clean || ' ' || buffers_backend || ' ' || buffers_backend_fsync FROM pg_stat_bgwriter"
                 bgw0=$(pg_sql "$data" "$bgw")
@@ -202,8 +205,8 @@ for fs in $fs_list; do
                 log0=$(loglines "$run/server.log")
                 t0=$(pg_now)
                 load0=$(cut -d' ' -f1-3 /proc/loadavg)
-                note pgbench -c "$clients" -j 2 -T "$duration" "$pg_db"
-                pg_bench "$data" -c "$clients" -j 2 -T "$duration" >"$raw/pgbench.txt" 2>&1
+                note pgbench "${connect[@]}" -c "$clients" -j 2 -T "$duration" "$pg_db"
+                pg_bench "$data" "${connect[@]}" -c "$clients" -j 2 -T "$duration" >"$raw/pgbench.txt" 2>&1
                 rc=$?
                 t1=$(pg_now)
                 load1=$(cut -d' ' -f1-3 /proc/loadavg)

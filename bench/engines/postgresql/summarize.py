@@ -67,7 +67,8 @@ def parse_run(raw):
     txt = open(os.path.join(raw, "pgbench.txt"), errors="replace").read()
     m = re.search(r"number of transactions actually processed: (\d+)", txt)
     r["txns"] = int(m.group(1)) if m else None
-    m = re.search(r"tps = ([\d.]+) \(without initial connection time\)", txt)
+    # without -C: "(without initial connection time)"; with -C: "(including reconnection times)"
+    m = re.search(r"tps = ([\d.]+) \((?:without initial connection time|including reconnection times)\)", txt)
     r["tps"] = float(m.group(1)) if m else None
     m = re.search(r"latency average = ([\d.]+) ms", txt)
     r["lat_ms"] = float(m.group(1)) if m else None

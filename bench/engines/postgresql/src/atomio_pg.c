@@ -111,6 +111,12 @@ fill_ctx_opts(atomio_ctx_opts *co, uint32 flags)
 	if (!enableFsync)
 		co->flags |= ATOMIO_CTX_NO_DURABILITY;
 	co->doublewrite_dir = store_dir;
+	/*
+	 * Every relation file is written through the page cache, which the library
+	 * does with pwritev2 whatever the submitter: an io_uring ring would only
+	 * cost each new connection its setup.
+	 */
+	co->submitter = ATOMIO_SUBMIT_SYNC;
 	co->data_root = DataDir;
 	co->instance = instance_name;
 	/* every process of the instance opens with the same mode (PGC_POSTMASTER) */
