@@ -2,9 +2,9 @@
 /*
  * store/manifest_map.c -- the manifest as this process has read it: one entry per file id (the
  * last record of an id wins), and an index from file id to entry. Every process that joins an
- * instance reads the whole manifest once, under the instance's lock, and every file it opens
- * looks its id up: with an engine's thousands of relation files both must cost O(1) per
- * record, not a scan of the entries. Callers hold the store's mlock.
+ * instance reads the whole manifest when it first opens a file, and every file it opens looks
+ * its id up: with an engine's thousands of relation files both must cost O(1) per record, not
+ * a scan of the entries. Callers hold the store's mlock.
  */
 #include "store/store.h"
 
