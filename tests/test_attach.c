@@ -18,7 +18,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 static char tmp[256], dwdir[320];
@@ -296,14 +295,6 @@ gated_write(void *arg)
     return NULL;
 }
 
-static uint64_t
-mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* Named to sort before three_hundred_processes_share_one_instance: when a test ran after that
  * one here, LeakSanitizer reported 48 bytes leaked by Criterion 2.4.1's runner (in the runner
  * process, allocated inside libcriterion), whatever the later test's body did. */
@@ -344,10 +335,10 @@ Test(attach, full_store_waiters_look_for_the_dead_once_per_period, .timeout = 60
     }
 
     atomic_store(&atomio__test_reap_scans, 0);
-    uint64_t t0 = mono_ns();
+    uint64_t t0 = atomio__now_ns();
     usleep(500 * 1000);
     unsigned scans = atomic_load(&atomio__test_reap_scans);
-    uint64_t periods = (mono_ns() - t0) / WAIT_PERIOD_NS;
+    uint64_t periods = (atomio__now_ns() - t0) / WAIT_PERIOD_NS;
     pthread_mutex_lock(&gate.mu);
     cr_assert_eq(gate.stopped, stopped, "nobody got space while the store was full");
     gate.closed = false;
