@@ -273,6 +273,21 @@ AtomioPgPostmasterStartup(void)
 			on_proc_exit(atomio_pg_exit, 0);
 			my_exit_registered_pid = MyProcPid;
 		}
+
+		/*
+		 * Probe the data directory's filesystem once, here: the library keeps
+		 * its verdict per process, and every child forked from now on
+		 * inherits it instead of making a scratch file of its own at its
+		 * first write.  A failed probe only means each child probes.
+		 */
+		{
+			atomio_caps caps = ATOMIO_CAPS_INIT;
+			int			pr = atomio_probe(DataDir, BLCKSZ, &caps);
+
+			if (pr < 0)
+				elog(DEBUG1, "atomio: could not probe \"%s\": %s; each process will",
+					 DataDir, atomio_strerror(pr));
+		}
 	}
 
 	rep = (atomio_recovery_report) ATOMIO_RECOVERY_REPORT_INIT;
