@@ -244,13 +244,13 @@ backup_check() {
     sleep 1
     if ! (pg_env "$data" && pg_as env PGPORT="$PGPORT" PGHOST="$PGHOST" \
         "$pg_bin/pg_basebackup" -D "$bdata" -X stream -c fast) >"$bdir/basebackup.log" 2>&1; then
-        kill "$bpid" 2>/dev/null
+        pg_stop_tree "$bpid"
         wait "$bpid"
         fail "$out: pg_basebackup: $(tail -2 "$bdir/basebackup.log" | tr '\n' ' ')"
         return
     fi
     sleep 1
-    kill "$bpid" 2>/dev/null
+    pg_stop_tree "$bpid"
     wait "$bpid"
     if [ -d "$data/pg_atomio" ] && [ -n "$(ls -A "$data/pg_atomio")" ]; then
         if [ ! -d "$bdata/pg_atomio" ]; then
@@ -299,7 +299,7 @@ backend_kills() {
         mapfile -t victims < <(pgrep -P "$pm" -f " $pg_db \\[local\\]")
         if [ ${#victims[@]} = 0 ]; then
             fail "$fs backend kill $k: no client backend of pgbench found"
-            pkill -P "$pm" -f " $pg_db \\[local\\]"; wait $bpid
+            pg_stop_tree "$bpid"; wait "$bpid"
             return 1
         fi
         victim=${victims[RANDOM % ${#victims[@]}]}
@@ -307,7 +307,7 @@ backend_kills() {
         t0=$(pg_now)
         # The restart ends pgbench's connections, and pgbench with them.
         for i in $(seq 600); do kill -0 "$bpid" 2>/dev/null || break; sleep 0.1; done
-        kill "$bpid" 2>/dev/null
+        pg_stop_tree "$bpid"
         wait "$bpid"
         for i in $(seq 1200); do pg_sql "$data" "SELECT 1" >/dev/null 2>&1 && break; sleep 0.1; done
         r=$(pg_since "$t0")

@@ -241,6 +241,19 @@ pg_pids() {
     echo "${out[@]}"
 }
 
+# pg_stop_tree PID: SIGTERM a background job and everything under it. pg_bench runs pgbench
+# through a subshell and runuser: killing the job's pid alone leaves pgbench running.
+pg_stop_tree() {
+    local todo=("$1") out=() p c
+    while [ ${#todo[@]} -gt 0 ]; do
+        p=${todo[0]}
+        todo=("${todo[@]:1}")
+        out+=("$p")
+        for c in $(pgrep -P "$p"); do todo+=("$c"); done
+    done
+    kill -TERM "${out[@]}" 2>/dev/null
+}
+
 # pg_procs_in DATA: pids of any process whose working directory is DATA (a server's
 # processes all are), to prove a kill left nothing behind.
 pg_procs_in() {
