@@ -225,13 +225,9 @@ pg_setup_db() {
         { echo "setup failed:"; tail -5 "$1/../pgbench-init.log"; return 1; }
 }
 
-# pg_pids DATA: the postmaster (from postmaster.pid) and all its descendants.
-pg_pids() {
-    local pm todo p c out=()
-    [ -f "$1/postmaster.pid" ] || return 0
-    pm=$(head -1 "$1/postmaster.pid")
-    [ -n "$pm" ] && [ -d "/proc/$pm" ] || return 0
-    todo=("$pm")
+# pg_tree PID: PID and all its descendants, parents first.
+pg_tree() {
+    local todo=("$1") out=() p c
     while [ ${#todo[@]} -gt 0 ]; do
         p=${todo[0]}
         todo=("${todo[@]:1}")
@@ -241,17 +237,20 @@ pg_pids() {
     echo "${out[@]}"
 }
 
+# pg_pids DATA: the postmaster (from postmaster.pid) and all its descendants.
+pg_pids() {
+    local pm
+    [ -f "$1/postmaster.pid" ] || return 0
+    pm=$(head -1 "$1/postmaster.pid")
+    [ -n "$pm" ] && [ -d "/proc/$pm" ] || return 0
+    pg_tree "$pm"
+}
+
 # pg_stop_tree PID: SIGTERM a background job and everything under it. pg_bench runs pgbench
 # through a subshell and runuser: killing the job's pid alone leaves pgbench running.
 pg_stop_tree() {
-    local todo=("$1") out=() p c
-    while [ ${#todo[@]} -gt 0 ]; do
-        p=${todo[0]}
-        todo=("${todo[@]:1}")
-        out+=("$p")
-        for c in $(pgrep -P "$p"); do todo+=("$c"); done
-    done
-    kill -TERM "${out[@]}" 2>/dev/null
+    # shellcheck disable=SC2046
+    kill -TERM $(pg_tree "$1") 2>/dev/null
 }
 
 # pg_procs_in DATA: pids of any process whose working directory is DATA (a server's
