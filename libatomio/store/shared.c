@@ -1087,12 +1087,14 @@ sync_for(atomio_ctx *ctx, uint64_t seq)
             continue;
         uint64_t ticket = ++sh->files[fi].begun;
         sh->files[fi].syncing++;
+        atomio__shared_unlock(st);
+        /* The file's manifest record was published before its copy was written, and never
+         * changes: read without the lock. */
         char path[4096];
         path[0] = '\0';
         int r = atomio__store_man_refresh(st);
         if (r == 0)
             r = atomio__store_resolve(ctx, ids[j], path, sizeof(path), NULL);
-        atomio__shared_unlock(st);
         if (r == 0) {
             int fd = atomio__sys.open(path, O_RDONLY | O_CLOEXEC, 0);
             if (fd < 0) {

@@ -575,8 +575,10 @@ lead(atomio_ctx *ctx, struct atomio_stage *sg)
     int err = 0;
     uint32_t done = 0;
     if (n) {
-        err = atomio__store_man_refresh(st); /* files other processes registered */
         atomio__shared_unlock(st);
+        /* Files other processes registered: their records were published before their pages
+         * were staged, and never change, so they are read without the lock. */
+        err = atomio__store_man_refresh(st);
         if (err == 0)
             err = run_round(ctx, sg, sl, n, &done);
         atomio__shared_lock(st);
